@@ -1,0 +1,223 @@
+/*
+** errors.c — lasync's error classes (CancelledError, TimeoutError, ...).
+** An error is a table {message=, traceback=, ...} whose metatable is its
+** class; classes inherit through `parent`. Classes are created here and by
+** lasync.error_class; C refers to the built-in ones by LX_ERR_* number.
+*/
+#include <stdarg.h>
+#include <string.h>
+
+#include "internal.h"
+
+static const char classes_key = 'c'; /* registry: array of built-in classes */
+
+static const char *const builtin_names[LX_ERR_COUNT] = {
+  NULL, "Error", "CancelledError", "TimeoutError", "InvalidStateError"
+};
+
+/* [-0, +1] push built-in class `cls` */
+static void push_class(lua_State *L, int cls) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &classes_key);
+  lua_rawgeti(L, -1, cls);
+  lua_remove(L, -2);
+}
+
+/*
+** [-1, +1] turn the table on top into an instance of the class at `clsidx`,
+** with `message` from `msgidx` (0: none) and the traceback of thread L.
+*/
+static void make_instance(lua_State *L, int clsidx, int msgidx) {
+  if (msgidx != 0) {
+    lua_pushvalue(L, msgidx);
+    lua_setfield(L, -2, "message");
+  }
+  if (lua_getfield(L, -1, "traceback") == LUA_TNIL) {
+    lua_pop(L, 1);
+    luaL_traceback(L, L, NULL, 1);
+    lua_setfield(L, -2, "traceback");
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, clsidx);
+  lua_setmetatable(L, -2);
+}
+
+/* [-0, +1] push a new error of built-in class `cls` with message `msg` */
+void lx_error_new(lua_State *L, int cls, const char *msg) {
+  if (msg)
+    lua_pushstring(L, msg);
+  else
+    lua_pushnil(L);
+  lx_error_newv(L, cls, lua_gettop(L));
+  lua_remove(L, -2); /* remove message */
+}
+
+/* [-0, +1] push a new error of built-in class `cls`, message at msgidx */
+void lx_error_newv(lua_State *L, int cls, int msgidx) {
+  msgidx = lua_absindex(L, msgidx);
+  push_class(L, cls);
+  lua_createtable(L, 0, 3);
+  make_instance(L, lua_gettop(L) - 1, lua_isnil(L, msgidx) ? 0 : msgidx);
+  lua_remove(L, -2); /* remove class */
+}
+
+int lx_error_raise(lua_State *L, int cls, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lx_error_newv(L, cls, -1);
+  return lua_error(L);
+}
+
+/* Is the value at idx an instance of class `clsidx` (or a subclass)? */
+static int is_instance(lua_State *L, int idx, int clsidx) {
+  int found = 0;
+  clsidx = lua_absindex(L, clsidx);
+  if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
+  while (!found && lua_istable(L, -1)) {
+    found = lua_rawequal(L, -1, clsidx);
+    lua_getfield(L, -1, "parent");
+    lua_remove(L, -2);
+  }
+  lua_pop(L, 1);
+  return found;
+}
+
+int lx_error_is(lua_State *L, int idx, int cls) {
+  int r;
+  idx = lua_absindex(L, idx);
+  push_class(L, cls);
+  r = is_instance(L, idx, -1);
+  lua_pop(L, 1);
+  return r;
+}
+
+/* Class(message [, fields]) */
+static int error_construct(lua_State *L) {
+  if (lua_isnoneornil(L, 3))
+    lua_createtable(L, 0, 3);
+  else {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_pushvalue(L, 3);
+  }
+  make_instance(L, 1, lua_isnoneornil(L, 2) ? 0 : 2);
+  return 1;
+}
+
+/* __tostring of instances: "Name: message" */
+static int error__tostring(lua_State *L) {
+  luaL_Buffer b;
+  lua_getfield(L, 1, "name");
+  lua_getfield(L, 1, "message");
+  luaL_buffinit(L, &b);
+  lua_pushvalue(L, -3);
+  luaL_addvalue(&b);
+  if (!lua_isnil(L, -2)) {
+    luaL_tolstring(L, -2, NULL);
+    if (lua_rawlen(L, -1) > 0) {
+      luaL_addstring(&b, ": ");
+      luaL_addvalue(&b);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int class__tostring(lua_State *L) {
+  lua_getfield(L, 1, "name");
+  lua_pushfstring(L, "lasync.%s", lua_tostring(L, -1));
+  return 1;
+}
+
+/* [-0, +1] create a class named `name`; parent at parentidx (0: none) */
+static void new_class(lua_State *L, const char *name, int parentidx) {
+  if (parentidx) parentidx = lua_absindex(L, parentidx);
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "name");
+  lua_pushfstring(L, "lasync.%s", name);
+  lua_setfield(L, -2, "__name");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, error__tostring);
+  lua_setfield(L, -2, "__tostring");
+  if (parentidx) {
+    lua_pushvalue(L, parentidx);
+    lua_setfield(L, -2, "parent");
+  }
+  lua_createtable(L, 0, 3); /* the class's own metatable */
+  lua_pushcfunction(L, error_construct);
+  lua_setfield(L, -2, "__call");
+  lua_pushcfunction(L, class__tostring);
+  lua_setfield(L, -2, "__tostring");
+  if (parentidx) { /* inherit methods and fields */
+    lua_pushvalue(L, parentidx);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_setmetatable(L, -2);
+}
+
+/* lasync.error_class(name [, parent]) -> class */
+static int core_error_class(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  int parent = 2;
+  if (lua_isnoneornil(L, 2)) {
+    push_class(L, LX_ERR_BASE);
+    parent = lua_gettop(L);
+  } else {
+    luaL_checktype(L, 2, LUA_TTABLE);
+  }
+  new_class(L, name, parent);
+  return 1;
+}
+
+/* lasync.is_error(e [, class]) */
+static int core_is_error(lua_State *L) {
+  if (lua_isnoneornil(L, 2))
+    lua_pushboolean(L, lx_error_is(L, 1, LX_ERR_BASE));
+  else {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_pushboolean(L, is_instance(L, 1, 2));
+  }
+  return 1;
+}
+
+static int core_is_cancelled(lua_State *L) {
+  lua_pushboolean(L, lx_error_is(L, 1, LX_ERR_CANCELLED));
+  return 1;
+}
+
+static int core_is_timeout(lua_State *L) {
+  lua_pushboolean(L, lx_error_is(L, 1, LX_ERR_TIMEOUT));
+  return 1;
+}
+
+/* [-0, +0] with the module table on top: create the built-in classes */
+void lx_open_errors(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    {"error_class", core_error_class},
+    {"is_error", core_is_error},
+    {"is_cancelled", core_is_cancelled},
+    {"is_timeout", core_is_timeout},
+    {NULL, NULL}
+  };
+  int cls;
+  luaL_setfuncs(L, funcs, 0);
+  lua_createtable(L, LX_ERR_COUNT, 0);
+  for (cls = LX_ERR_BASE; cls < LX_ERR_COUNT; cls++) {
+    if (cls == LX_ERR_BASE)
+      new_class(L, builtin_names[cls], 0);
+    else {
+      lua_rawgeti(L, -1, LX_ERR_BASE);
+      new_class(L, builtin_names[cls], -1);
+      lua_remove(L, -2);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -4, builtin_names[cls]);
+    lua_rawseti(L, -2, cls);
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &classes_key);
+}

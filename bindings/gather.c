@@ -1,0 +1,265 @@
+/*
+** gather.c — lasync.gather: await many awaitables, results in argument
+** order. The gather is a future with one waiter node per child, all in one
+** allocation; a child's completion only counts down, and the results are
+** collected once, when the last child is done (or the first one fails).
+*/
+#include "internal.h"
+
+enum { UV_CHILDREN = LX_FUTURE_NUV + 1, GATHER_NUV = UV_CHILDREN };
+
+typedef struct lx_gather lx_gather;
+
+typedef struct gather_slot {
+  lx_waiter w;  /* linked into the child's waiter list while it runs */
+  lx_gather *g;
+} gather_slot;
+
+struct lx_gather {
+  lx_future fut;         /* must be first: a gather is a future */
+  lx_task *owner;        /* the task awaiting the gather */
+  int owner_idx;         /* where the gather is on the owner's stack */
+  int n, pending;
+  unsigned char return_exceptions, list_form;
+  gather_slot slots[1];  /* n of them */
+};
+
+/* [-0, +1] push the gather of a slot from its owner's (suspended) stack */
+static void push_gather(lua_State *L, lx_gather *g) {
+  lua_pushvalue(g->owner->co, g->owner_idx);
+  lua_xmove(g->owner->co, L, 1);
+}
+
+/*
+** [-0, +1] push the results table: each child's first result, or with
+** return_exceptions its error (a CancelledError for a cancelled child).
+*/
+static void collect(lua_State *L, int gidx) {
+  lx_gather *g = lua_touserdata(L, gidx);
+  int i;
+  lua_getiuservalue(L, gidx, UV_CHILDREN);
+  lua_createtable(L, g->n, g->list_form);
+  for (i = 1; i <= g->n; i++) {
+    lx_future *child;
+    lua_rawgeti(L, -2, i);
+    child = lua_touserdata(L, -1);
+    switch (child->state) {
+    case LX_FINISHED:
+      lx_future_push_first(L, -1);
+      break;
+    case LX_FAILED:
+      child->retrieved = 1;
+      lua_getiuservalue(L, -1, LX_UV_RESULT);
+      break;
+    default:
+      lx_future_push_cancelled_error(L, -1);
+    }
+    lua_rawseti(L, -3, i);
+    lua_pop(L, 1);
+  }
+  if (g->list_form) {
+    lua_pushinteger(L, g->n);
+    lua_setfield(L, -2, "n");
+  }
+  lua_remove(L, -2); /* children */
+}
+
+/* [-0, +0] settle the gather at gidx with its collected results */
+static void settle_results(lua_State *L, int gidx) {
+  lx_gather *g = lua_touserdata(L, gidx);
+  collect(L, gidx);
+  if (g->list_form) {
+    lx_future_settle(L, gidx, LX_FINISHED, 1);
+  } else if (g->n == 1) {
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+    lx_future_settle(L, gidx, LX_FINISHED, 1);
+  } else {
+    lx_future_settle(L, gidx, LX_FINISHED, -g->n); /* packed table */
+  }
+}
+
+/* A child is done (at fidx): count it; settle the gather when it can. */
+static void gather_wake(lua_State *L, lx_waiter *w, int fidx) {
+  lx_gather *g = lx_container_of(w, gather_slot, w)->g;
+  lx_future *child = lua_touserdata(L, fidx);
+  int gidx;
+  g->pending--;
+  if (g->fut.state != LX_PENDING) { /* already failed: nobody will look */
+    child->retrieved = 1;
+    return;
+  }
+  if (!g->return_exceptions && child->state != LX_FINISHED) {
+    push_gather(L, g);
+    gidx = lua_gettop(L);
+    if (child->state == LX_FAILED) {
+      child->retrieved = 1;
+      lua_getiuservalue(L, fidx, LX_UV_RESULT);
+      lx_future_settle(L, gidx, LX_FAILED, 1);
+    } else {
+      lua_getiuservalue(L, fidx, LX_UV_RESULT);
+      lx_future_settle(L, gidx, LX_CANCELLED, 1);
+    }
+    lua_pop(L, 1);
+  } else if (g->pending == 0) {
+    push_gather(L, g);
+    gidx = lua_gettop(L);
+    if (g->fut.cancel_requested) {
+      lua_pushnil(L);
+      lx_future_settle(L, gidx, LX_CANCELLED, 1);
+    } else {
+      settle_results(L, gidx);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* Cancelling a gather cancels every child that is not done. */
+int lx_gather_cancel(lua_State *L, int gidx, int msgidx) {
+  lx_gather *g = lua_touserdata(L, gidx);
+  int i, any = 0;
+  if (g->fut.state != LX_PENDING) return 0;
+  lua_getiuservalue(L, gidx, UV_CHILDREN);
+  for (i = 1; i <= g->n; i++) {
+    lua_rawgeti(L, -1, i);
+    if (lx_future_cancel(L, lua_gettop(L), msgidx)) any = 1;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (any) g->fut.cancel_requested = 1;
+  return any;
+}
+
+static int gather__gc(lua_State *L) {
+  lx_gather *g = lua_touserdata(L, 1);
+  int i;
+  for (i = 0; i < g->n; i++) lx_waiter_unlink(&g->slots[i].w);
+  return 0;
+}
+
+/*
+** [-0, +1] push the table of children: the awaitables from `first` to
+** `last` (or the items of the list at `first` when `list`), functions
+** started as tasks.
+*/
+static int push_children(lua_State *L, lx_runtime *rt, int first, int last,
+                         int list) {
+  int i, n = list ? (int)luaL_len(L, first) : last - first + 1;
+  lua_createtable(L, n, 0);
+  for (i = 1; i <= n; i++) {
+    if (list)
+      lua_rawgeti(L, first, i);
+    else
+      lua_pushvalue(L, first + i - 1);
+    if (!lx_future_test(L, -1)) {
+      if (!lua_isfunction(L, -1))
+        luaL_error(L, "lasync.gather: %s #%d is not awaitable (expected a "
+                      "task, future or function, got %s)",
+                   list ? "item" : "argument", i, luaL_typename(L, -1));
+      lx_task_new(L, lx_running_loop(L, rt, "gather"), 0, -1, 0);
+      lua_remove(L, -2);
+    }
+    lua_rawseti(L, -2, i);
+  }
+  return n;
+}
+
+/*
+** lasync.gather(aw1, aw2, ... [, opts]) -> r1, r2, ...
+** lasync.gather(list [, opts]) -> {r1, r2, ..., n = #list}
+** opts: {return_exceptions = true}
+*/
+static int core_gather(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_task *t = lx_current_task(L, rt, "gather");
+  int top = lua_gettop(L), list = 0, opts = 0, n, i, gidx, pending = 0;
+  int ended = 0; /* a child already failed (without return_exceptions) */
+  lx_gather *g;
+  if (top >= 1 && lua_type(L, 1) == LUA_TTABLE) {
+    list = 1;
+    if (top >= 2) opts = 2;
+    if (top > 2) luaL_error(L, "lasync.gather: too many arguments after the "
+                               "list");
+  } else if (top >= 1 && lua_type(L, top) == LUA_TTABLE) {
+    opts = top--;
+  }
+  if (opts) luaL_checktype(L, opts, LUA_TTABLE);
+  n = push_children(L, rt, 1, top, list);
+  if (n == 0) {
+    if (!list) return 0;
+    lua_createtable(L, 0, 1);
+    lua_pushinteger(L, 0);
+    lua_setfield(L, -2, "n");
+    return 1;
+  }
+  g = lua_newuserdatauv(L, sizeof *g + (n - 1) * sizeof(gather_slot),
+                        GATHER_NUV);
+  gidx = lua_gettop(L);
+  lx_future_init(&g->fut, NULL, LX_KIND_GATHER);
+  g->n = n;
+  g->list_form = (unsigned char)list;
+  g->return_exceptions = 0;
+  if (opts) {
+    lua_getfield(L, opts, "return_exceptions");
+    g->return_exceptions = (unsigned char)lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  luaL_setmetatable(L, LX_GATHER);
+  lx_future_bind(L, gidx, t->fut.loop, 0);
+  lua_pushvalue(L, gidx - 1);
+  lua_setiuservalue(L, gidx, UV_CHILDREN);
+  for (i = 1; i <= n; i++) {
+    lx_future *child;
+    gather_slot *s = &g->slots[i - 1];
+    s->g = g;
+    s->w.prev = s->w.next = NULL;
+    lua_rawgeti(L, gidx - 1, i);
+    child = lua_touserdata(L, -1);
+    if (child->loop != t->fut.loop) {
+      if (child->loop)
+        luaL_error(L, "lasync.gather: item #%d belongs to another event "
+                      "loop", i);
+      lx_future_bind(L, -1, t->fut.loop, 0);
+    }
+    if (child->state == LX_PENDING) {
+      lx_waiter_link(child, &s->w, gather_wake);
+      pending++;
+    } else if (child->state != LX_FINISHED && !g->return_exceptions) {
+      ended = 1;
+    }
+    lua_pop(L, 1);
+  }
+  g->pending = pending;
+  g->owner = t;
+  g->owner_idx = gidx;
+  if (ended || pending == 0) { /* nothing to wait for */
+    for (i = 0; i < n; i++) lx_waiter_unlink(&g->slots[i].w);
+    for (i = 1; i <= n && ended; i++) {
+      lx_future *child;
+      lua_rawgeti(L, gidx - 1, i);
+      child = lua_touserdata(L, -1);
+      if (child->state != LX_PENDING && child->state != LX_FINISHED)
+        return lx_future_unwrap(L, -1);
+      lua_pop(L, 1);
+    }
+    settle_results(L, gidx);
+    return lx_future_unwrap(L, gidx);
+  }
+  return lx_await(L, t, gidx);
+}
+
+void lx_open_gather(lua_State *L) {
+  static const luaL_Reg meta[] = {
+    {"__gc", gather__gc},
+    {NULL, NULL}
+  };
+  static const luaL_Reg funcs[] = {
+    {"gather", core_gather},
+    {NULL, NULL}
+  };
+  lx_newclass(L, LX_GATHER, NULL, meta);
+  luaL_getmetatable(L, LX_GATHER);
+  lx_future_mark(L);
+  lua_pop(L, 1);
+  lx_setfuncs(L, funcs);
+}

@@ -1,0 +1,270 @@
+/*
+** internal.h — declarations shared by the files of the lasync core.
+** Owns the core data structures: the runtime (one per lua_State), the loop
+** (ready queue, timer heap, libuv handles), futures, tasks and waiters.
+*/
+#ifndef LASYNC_INTERNAL_H
+#define LASYNC_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "lua.h"
+#include "lauxlib.h"
+
+#if defined(__GNUC__)
+#define LX_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define LX_HIDDEN
+#endif
+
+#define lx_container_of(p, type, field) \
+  ((type *)((char *)(p) - offsetof(type, field)))
+
+typedef struct lx_runtime lx_runtime;
+typedef struct lx_loop lx_loop;
+typedef struct lx_future lx_future;
+typedef struct lx_task lx_task;
+
+/* Metatable names (also what Lua's own error messages print). */
+#define LX_TASK "lasync.Task"
+#define LX_FUTURE "lasync.Future"
+#define LX_LOOP "lasync.Loop"
+#define LX_HANDLE "lasync.Handle"
+#define LX_GATHER "lasync.Gather"
+
+/* {======================================================================
+** Ready queue, waiters and timers: intrusive nodes, no allocation
+** ======================================================================= */
+
+/* A node in a loop's FIFO ready queue. */
+typedef struct lx_ready lx_ready;
+typedef void (*lx_ready_fn)(lua_State *L, lx_loop *loop, lx_ready *node);
+struct lx_ready {
+  lx_ready *next;
+  lx_ready_fn run;
+  int queued; /* 1 while linked in the queue */
+};
+
+/*
+** A node in a future's list of waiters. `wake` runs synchronously when the
+** future settles, with the settled future at stack index `fidx` of L; it
+** must not run Lua code (it may push to the ready queue or settle other
+** futures).
+*/
+typedef struct lx_waiter lx_waiter;
+typedef void (*lx_wake_fn)(lua_State *L, lx_waiter *w, int fidx);
+struct lx_waiter {
+  lx_waiter *prev, *next; /* NULL when not linked */
+  lx_wake_fn wake;
+};
+
+/* An entry in a loop's deadline heap. */
+typedef struct lx_timer lx_timer;
+typedef void (*lx_timer_fn)(lx_loop *loop, lx_timer *t);
+struct lx_timer {
+  uint64_t when; /* deadline, uv_hrtime() nanoseconds */
+  uint64_t seq;  /* arming order: equal deadlines fire first-armed first */
+  lx_timer_fn fire;
+  unsigned idx;  /* position in the heap + 1; 0 when not armed */
+};
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Futures and tasks
+** ======================================================================= */
+
+enum { LX_PENDING, LX_FINISHED, LX_FAILED, LX_CANCELLED };
+
+/* User values of a future's userdata (a task has LX_TASK_NUV of them). */
+enum {
+  LX_UV_RESULT = 1, /* results (one value, or a table when nresults > 1),
+                       the error, or the cancel message */
+  LX_UV_CALLBACKS,  /* done callbacks: nil, a function or an array */
+  LX_UV_LOOP,       /* the loop object it is bound to (keeps it alive) */
+  LX_FUTURE_NUV = LX_UV_LOOP,
+  LX_UV_CORO,  /* task: its coroutine, cleared when the task is done */
+  LX_UV_EXTRA, /* task: nil or a table {name, created, traceback, cause} */
+  LX_TASK_NUV = LX_UV_EXTRA
+};
+
+struct lx_future {
+  lx_loop *loop;     /* bound on first use; NULL before */
+  lx_waiter waiters; /* sentinel of the circular list of C waiters */
+  int nresults;      /* number of values in LX_UV_RESULT when finished */
+  unsigned char state;
+  unsigned char kind;      /* LX_KIND_* */
+  unsigned char retrieved; /* the error was looked at (no report) */
+  unsigned char cancel_requested; /* gathers: cancelled, finishing */
+};
+
+enum { LX_KIND_FUTURE, LX_KIND_TASK, LX_KIND_GATHER };
+
+/*
+** The pending operation of a suspended task knows how to cancel itself:
+** return 1 if it took care of delivering the cancellation (the awaited
+** future was cancelled), 0 if the task must get CancelledError when it is
+** next stepped.
+*/
+typedef int (*lx_cancel_fn)(lua_State *L, lx_task *t, int msgidx);
+
+struct lx_task {
+  lx_future fut;        /* must be first: a task is a future */
+  lua_State *co;        /* coroutine, owned by user value LX_UV_CORO */
+  lx_ready ready;       /* node in the loop's ready queue */
+  lx_waiter wait;       /* node in the awaited future's waiter list */
+  lx_timer timer;       /* deadline of the current sleep */
+  lx_cancel_fn on_cancel; /* hook of the pending operation, or NULL */
+  lx_task *prev, *next; /* the loop's list of pending tasks */
+  int ref;              /* anchor in the runtime's anchor table while
+                           pending; released in task_finish/loop close */
+  int await_idx;        /* stack index (in the suspended C frame) of the
+                           awaited object */
+  unsigned id;          /* for the default name "Task-<id>" */
+  int num_cancels;      /* cancel() requests not uncancel()ed */
+  unsigned char must_cancel; /* throw CancelledError at the next step */
+  unsigned char started;
+  unsigned char in_await;  /* suspended by the core, not by a bare yield */
+};
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Loop and runtime
+** ======================================================================= */
+
+struct lx_loop {
+  uv_loop_t *uv;      /* owned when own_uv, else borrowed */
+  uv_timer_t timer;   /* armed at the heap's earliest deadline */
+  uv_check_t check;   /* runs the ready queue after each poll */
+  uv_idle_t idle;     /* active while work is ready: non-blocking poll */
+  lx_runtime *rt;
+  lua_State *L;       /* thread that runs the loop, while running */
+  lx_ready *ready_head, *ready_tail;
+  lx_timer **heap;    /* binary min-heap of armed timers */
+  unsigned heap_len, heap_cap;
+  uint64_t timer_seq;
+  lx_task *current;   /* the task being stepped, or NULL */
+  lx_task tasks;      /* sentinel of the list of pending tasks */
+  lx_waiter until;    /* linked to run_until_complete's target */
+  uint64_t step_start; /* debug: when the current task step began */
+  unsigned ntasks;    /* pending tasks */
+  unsigned next_task_id;
+  int handler_ref;    /* exception handler, registry ref or LUA_NOREF;
+                         released in lx_loop_close */
+  int self_ref;       /* the loop object, anchored while running */
+  int open_handles;   /* libuv handles not yet closed */
+  unsigned char own_uv, running, stopping, closing, closed, debug;
+  unsigned char drain;  /* run until no task is pending */
+  unsigned char orphan; /* its Loop object is gone: free when closed */
+};
+
+struct lx_runtime {
+  lx_loop *loop;  /* the running loop of this lua_State, or NULL */
+  int anchors;    /* registry ref of the anchor table */
+  int debug;      /* LASYNC_DEBUG or --debug: new loops start in debug */
+};
+
+/* runtime.c */
+LX_HIDDEN lx_runtime *lx_runtime_get(lua_State *L);
+LX_HIDDEN int lx_anchor(lua_State *L, lx_runtime *rt, int idx);
+LX_HIDDEN void lx_unanchor(lua_State *L, lx_runtime *rt, int *ref);
+LX_HIDDEN void lx_push_anchored(lua_State *L, lx_runtime *rt, int ref);
+LX_HIDDEN lx_loop *lx_running_loop(lua_State *L, lx_runtime *rt,
+                                   const char *fname);
+LX_HIDDEN lx_task *lx_current_task(lua_State *L, lx_runtime *rt,
+                                   const char *fname);
+LX_HIDDEN void lx_report(lua_State *L, const char *what, int erridx,
+                         const char *traceback);
+LX_HIDDEN void lx_setfuncs(lua_State *L, const luaL_Reg *l);
+LX_HIDDEN void lx_newclass(lua_State *L, const char *name,
+                           const luaL_Reg *methods, const luaL_Reg *meta);
+LX_HIDDEN int lx_is_callable(lua_State *L, int idx);
+
+/* loop.c */
+LX_HIDDEN lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv);
+LX_HIDDEN lx_loop *lx_loop_check(lua_State *L, int idx);
+LX_HIDDEN void lx_ready_push(lx_loop *loop, lx_ready *node);
+LX_HIDDEN uint64_t lx_now(void);
+enum { LX_RUN_UNTIL, LX_RUN_FOREVER, LX_RUN_DRAIN };
+enum { LX_RUN_DONE, LX_RUN_STOPPED, LX_RUN_IDLE };
+LX_HIDDEN int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode);
+LX_HIDDEN void lx_loop_close(lua_State *L, lx_loop *loop);
+LX_HIDDEN void lx_loop_report(lua_State *L, lx_loop *loop, const char *what,
+                              int erridx, const char *traceback);
+LX_HIDDEN void lx_open_loop(lua_State *L);
+
+/* timer.c */
+LX_HIDDEN void lx_timer_arm(lx_loop *loop, lx_timer *t, uint64_t when);
+LX_HIDDEN void lx_timer_disarm(lx_loop *loop, lx_timer *t);
+LX_HIDDEN void lx_timers_run_due(lx_loop *loop, uint64_t now);
+LX_HIDDEN void lx_timers_rearm(lx_loop *loop);
+LX_HIDDEN uint64_t lx_delay_to_ns(lua_State *L, int idx, const char *fname);
+LX_HIDDEN void lx_call_soon(lua_State *L, lx_loop *loop, int nargs);
+LX_HIDDEN void lx_open_timer(lua_State *L);
+
+/* future.c */
+LX_HIDDEN lx_future *lx_future_new(lua_State *L, lx_loop *loop, int loopidx);
+LX_HIDDEN void lx_future_bind(lua_State *L, int fidx, lx_loop *loop,
+                              int loopidx);
+LX_HIDDEN lx_future *lx_future_test(lua_State *L, int idx);
+LX_HIDDEN lx_future *lx_future_check(lua_State *L, int idx,
+                                     const char *fname);
+LX_HIDDEN void lx_future_init(lx_future *f, lx_loop *loop, int kind);
+LX_HIDDEN void lx_future_settle(lua_State *L, int fidx, int state, int n);
+LX_HIDDEN int lx_future_cancel(lua_State *L, int fidx, int msgidx);
+LX_HIDDEN int lx_future_push_results(lua_State *L, int fidx);
+LX_HIDDEN void lx_future_push_first(lua_State *L, int fidx);
+LX_HIDDEN int lx_future_unwrap(lua_State *L, int fidx);
+LX_HIDDEN void lx_future_push_cancelled_error(lua_State *L, int fidx);
+LX_HIDDEN void lx_waiter_link(lx_future *f, lx_waiter *w, lx_wake_fn wake);
+LX_HIDDEN void lx_waiter_unlink(lx_waiter *w);
+LX_HIDDEN int lx_await(lua_State *L, lx_task *t, int idx);
+LX_HIDDEN int lx_ensure_future(lua_State *L, int idx, lx_runtime *rt,
+                               const char *fname);
+LX_HIDDEN void lx_future_mark(lua_State *L);
+LX_HIDDEN void lx_open_future(lua_State *L);
+
+/* task.c */
+LX_HIDDEN lx_task *lx_task_new(lua_State *L, lx_loop *loop, int loopidx,
+                               int fnidx, int nargs);
+LX_HIDDEN void lx_task_apply_options(lua_State *L, int tidx, int optidx);
+LX_HIDDEN void lx_task_detach(lua_State *L, lx_task *t);
+LX_HIDDEN lx_task *lx_task_test(lua_State *L, int idx);
+LX_HIDDEN int lx_task_cancel(lua_State *L, int tidx, int msgidx);
+LX_HIDDEN int lx_task_raise_cancelled(lua_State *L, lx_task *t);
+LX_HIDDEN void lx_task_push_name(lua_State *L, int tidx);
+LX_HIDDEN void lx_task_where(lua_State *L, lx_task *t);
+LX_HIDDEN int lx_suspend(lua_State *L, lx_task *t, lx_cancel_fn on_cancel,
+                         lua_KFunction k);
+LX_HIDDEN void lx_task_note_cause(lua_State *L, lx_task *t, int causeidx);
+LX_HIDDEN void lx_open_task(lua_State *L);
+
+/* gather.c */
+LX_HIDDEN int lx_gather_cancel(lua_State *L, int gidx, int msgidx);
+LX_HIDDEN void lx_open_gather(lua_State *L);
+
+/* run.c */
+LX_HIDDEN int lx_run_main(lua_State *L, int nargs);
+LX_HIDDEN void lx_open_run(lua_State *L);
+
+/* errors.c */
+enum {
+  LX_ERR_BASE = 1,
+  LX_ERR_CANCELLED,
+  LX_ERR_TIMEOUT,
+  LX_ERR_INVALID_STATE,
+  LX_ERR_COUNT
+};
+LX_HIDDEN void lx_error_new(lua_State *L, int cls, const char *msg);
+LX_HIDDEN void lx_error_newv(lua_State *L, int cls, int msgidx);
+LX_HIDDEN int lx_error_raise(lua_State *L, int cls, const char *fmt, ...);
+LX_HIDDEN int lx_error_is(lua_State *L, int idx, int cls);
+LX_HIDDEN void lx_open_errors(lua_State *L);
+
+/* }====================================================================== */
+
+#endif

@@ -1,0 +1,492 @@
+/*
+** loop.c — the event loop: a FIFO ready queue run in asyncio's batch order
+** on top of libuv, running, stopping and closing, the exception handler,
+** and the Loop object's Lua methods. Timer methods are in timer.c.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/*
+** Scheduling policy. Work made ready while a batch runs goes to the next
+** batch (asyncio's order). After a batch the next one starts at once,
+** without a libuv iteration in between, until the queue is empty or 1 ms
+** has passed since this run started; then libuv polls I/O (without
+** blocking, since work is still ready) and the timers run before the next
+** batches. The clock is read every LX_BATCHES_PER_CLOCK batches, and due
+** timers are moved to the ready queue at that point too.
+*/
+#define LX_POLL_INTERVAL_NS 1000000u
+#define LX_BATCHES_PER_CLOCK 16u
+#define LX_SLOW_STEP_NS 100000000u /* debug: warn at 100 ms */
+
+typedef struct lx_loop_box {
+  lx_loop *loop; /* C-owned: freed by loop_free once closed and unused */
+} lx_loop_box;
+
+uint64_t lx_now(void) {
+  return uv_hrtime();
+}
+
+/* {======================================================================
+** Ready queue
+** ======================================================================= */
+
+/* An active idle handle makes libuv poll without blocking: nothing to do */
+static void idle_cb(uv_idle_t *handle) {
+  (void)handle;
+}
+
+static void sync_idle(lx_loop *loop) {
+  if (loop->ready_head && loop->running)
+    uv_idle_start(&loop->idle, idle_cb);
+  else
+    uv_idle_stop(&loop->idle);
+}
+
+void lx_ready_push(lx_loop *loop, lx_ready *node) {
+  if (node->queued) return;
+  node->queued = 1;
+  node->next = NULL;
+  if (loop->ready_tail) {
+    loop->ready_tail->next = node;
+    loop->ready_tail = node;
+  } else {
+    loop->ready_head = loop->ready_tail = node;
+    if (loop->running) uv_idle_start(&loop->idle, idle_cb);
+  }
+}
+
+/* Run one batch: what was ready when it started, in FIFO order. */
+static void run_batch(lx_loop *loop) {
+  lx_ready *node = loop->ready_head;
+  loop->ready_head = loop->ready_tail = NULL;
+  while (node) {
+    lx_ready *next = node->next;
+    node->queued = 0;
+    node->run(loop->L, loop, node);
+    node = next;
+  }
+}
+
+static void run_ready(lx_loop *loop) {
+  uint64_t start = lx_now();
+  unsigned batches = 0;
+  do {
+    run_batch(loop);
+    if (++batches % LX_BATCHES_PER_CLOCK == 0) {
+      uint64_t now = lx_now();
+      if (now - start >= LX_POLL_INTERVAL_NS) break;
+      lx_timers_run_due(loop, now);
+    }
+  } while (loop->ready_head && !loop->stopping);
+  if (!loop->ready_head) uv_idle_stop(&loop->idle);
+}
+
+static void check_cb(uv_check_t *handle) {
+  lx_loop *loop = lx_container_of(handle, lx_loop, check);
+  if (loop->ready_head) run_ready(loop);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Creating, running and closing
+** ======================================================================= */
+
+static void loop_free(lx_loop *loop) {
+  if (loop->own_uv) free(loop->uv);
+  free(loop->heap);
+  free(loop);
+}
+
+static void handle_closed_cb(uv_handle_t *handle) {
+  lx_loop *loop = handle->data;
+  if (--loop->open_handles == 0 && loop->orphan) loop_free(loop);
+}
+
+/* [-0, +1] push a new Loop object on `uv` (NULL: a loop of its own) */
+lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv) {
+  lx_loop_box *box = lua_newuserdatauv(L, sizeof *box, 0);
+  lx_loop *loop = calloc(1, sizeof *loop);
+  box->loop = NULL;
+  luaL_setmetatable(L, LX_LOOP);
+  if (loop == NULL) luaL_error(L, "lasync: out of memory");
+  if (uv == NULL) {
+    int err;
+    uv = malloc(sizeof *uv);
+    if (uv == NULL || (err = uv_loop_init(uv)) != 0) {
+      free(uv);
+      free(loop);
+      luaL_error(L, "lasync: cannot create an event loop: %s",
+                 uv ? uv_strerror(err) : "out of memory");
+    }
+    loop->own_uv = 1;
+  }
+  loop->uv = uv;
+  loop->rt = rt;
+  loop->tasks.prev = loop->tasks.next = &loop->tasks;
+  loop->handler_ref = loop->self_ref = LUA_NOREF;
+  loop->debug = (unsigned char)rt->debug;
+  uv_timer_init(uv, &loop->timer);
+  uv_check_init(uv, &loop->check);
+  uv_idle_init(uv, &loop->idle);
+  loop->timer.data = loop->check.data = loop->idle.data = loop;
+  loop->open_handles = 3;
+  uv_check_start(&loop->check, check_cb);
+  uv_unref((uv_handle_t *)&loop->check);
+  box->loop = loop;
+  return loop;
+}
+
+lx_loop *lx_loop_check(lua_State *L, int idx) {
+  lx_loop_box *box = luaL_checkudata(L, idx, LX_LOOP);
+  return box->loop;
+}
+
+static void until_wake(lua_State *L, lx_waiter *w, int fidx) {
+  lx_loop *loop = lx_container_of(w, lx_loop, until);
+  (void)L;
+  (void)fidx;
+  loop->stopping = 1;
+  uv_stop(loop->uv);
+}
+
+/*
+** Run the loop of the Loop object at loopidx in the calling thread.
+** mode LX_RUN_UNTIL: until the future at fidx is done; LX_RUN_FOREVER:
+** until stop(); LX_RUN_DRAIN: until no task is pending. Returns how it
+** ended. A loop with nothing left to run or wait for also ends the run.
+*/
+int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode) {
+  lx_loop *loop = lx_loop_check(L, loopidx);
+  lx_runtime *rt = loop->rt;
+  int result = LX_RUN_IDLE, stopped_before = loop->stopping;
+  lx_future *target = fidx ? lua_touserdata(L, fidx) : NULL;
+  if (loop->closed) luaL_error(L, "lasync: the event loop is closed");
+  if (loop->running) luaL_error(L, "lasync: the event loop is already running");
+  if (rt->loop)
+    luaL_error(L, "lasync: cannot run an event loop while another loop is "
+                  "running in this Lua state");
+  if (mode == LX_RUN_UNTIL && target->state != LX_PENDING) return LX_RUN_DONE;
+  if (mode == LX_RUN_DRAIN && loop->ntasks == 0) return LX_RUN_DONE;
+  lua_pushvalue(L, loopidx);
+  loop->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  rt->loop = loop;
+  loop->L = L;
+  loop->running = 1;
+  loop->stopping = 0;
+  loop->drain = mode == LX_RUN_DRAIN;
+  if (target) lx_waiter_link(target, &loop->until, until_wake);
+  sync_idle(loop);
+  if (stopped_before) { /* stop() before run: one iteration, as asyncio */
+    loop->stopping = 1;
+    uv_run(loop->uv, UV_RUN_NOWAIT);
+    result = LX_RUN_STOPPED;
+  } else {
+    for (;;) {
+      int alive = uv_run(loop->uv, UV_RUN_DEFAULT);
+      if (target ? target->state != LX_PENDING
+                 : (mode == LX_RUN_DRAIN && loop->ntasks == 0)) {
+        result = LX_RUN_DONE;
+        break;
+      }
+      if (loop->stopping) {
+        result = LX_RUN_STOPPED;
+        break;
+      }
+      if (!alive) break; /* LX_RUN_IDLE */
+    }
+  }
+  lx_waiter_unlink(&loop->until);
+  loop->running = loop->stopping = loop->drain = 0;
+  uv_idle_stop(&loop->idle);
+  rt->loop = NULL;
+  loop->L = NULL;
+  luaL_unref(L, LUA_REGISTRYINDEX, loop->self_ref);
+  loop->self_ref = LUA_NOREF;
+  return result;
+}
+
+/*
+** Close a loop that is not running: pending tasks are detached (they can
+** never run again and are no longer anchored), scheduled callbacks are
+** dropped, libuv handles are closed.
+*/
+void lx_loop_close(lua_State *L, lx_loop *loop) {
+  if (loop->closed || loop->closing) return;
+  loop->closing = 1;
+  while (loop->ready_head) run_batch(loop); /* runs nothing: closing */
+  while (loop->tasks.next != &loop->tasks) lx_task_detach(L, loop->tasks.next);
+  lx_timers_run_due(loop, UINT64_MAX); /* handles left: release them */
+  while (loop->ready_head) run_batch(loop);
+  luaL_unref(L, LUA_REGISTRYINDEX, loop->handler_ref);
+  loop->handler_ref = LUA_NOREF;
+  uv_close((uv_handle_t *)&loop->timer, handle_closed_cb);
+  uv_close((uv_handle_t *)&loop->check, handle_closed_cb);
+  uv_close((uv_handle_t *)&loop->idle, handle_closed_cb);
+  if (loop->own_uv) {
+    while (loop->open_handles > 0) uv_run(loop->uv, UV_RUN_NOWAIT);
+    uv_loop_close(loop->uv);
+  }
+  loop->closed = 1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Exception handler
+** ======================================================================= */
+
+/*
+** Report an error that has nobody to raise to (a callback failed): through
+** the loop's exception handler if set, else on stderr. The error is at
+** erridx; `traceback` may be NULL.
+*/
+void lx_loop_report(lua_State *L, lx_loop *loop, const char *what,
+                    int erridx, const char *traceback) {
+  erridx = lua_absindex(L, erridx);
+  if (loop->handler_ref != LUA_NOREF && loop->self_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->handler_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->self_ref);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, what);
+    lua_setfield(L, -2, "message");
+    lua_pushvalue(L, erridx);
+    lua_setfield(L, -2, "exception");
+    if (traceback) {
+      lua_pushstring(L, traceback);
+      lua_setfield(L, -2, "traceback");
+    }
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+      lx_report(L, "exception in the exception handler", -1, NULL);
+      lua_pop(L, 1);
+    } else {
+      return;
+    }
+  }
+  lx_report(L, what, erridx, traceback);
+}
+
+/* loop:set_exception_handler(fn | nil) */
+static int loop_set_exception_handler(lua_State *L) {
+  lx_loop *loop = lx_loop_check(L, 1);
+  if (!lua_isnoneornil(L, 2) && !lx_is_callable(L, 2))
+    luaL_error(L, "lasync.Loop:set_exception_handler: handler must be a "
+                  "function or nil (got %s)", luaL_typename(L, 2));
+  luaL_unref(L, LUA_REGISTRYINDEX, loop->handler_ref);
+  lua_settop(L, 2);
+  loop->handler_ref = lua_isnil(L, 2) ? LUA_NOREF
+                                      : luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+static int loop_get_exception_handler(lua_State *L) {
+  lx_loop *loop = lx_loop_check(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->handler_ref);
+  return 1;
+}
+
+/* loop:default_exception_handler(context): print to stderr */
+static int loop_default_exception_handler(lua_State *L) {
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 2, "message");
+  lua_getfield(L, 2, "exception");
+  lua_getfield(L, 2, "traceback");
+  lx_report(L, luaL_optstring(L, 3, "unhandled error"), 4,
+            lua_tostring(L, 5));
+  return 0;
+}
+
+/* loop:call_exception_handler(context) */
+static int loop_call_exception_handler(lua_State *L) {
+  lx_loop *loop = lx_loop_check(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (loop->handler_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->handler_ref);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_call(L, 2, 0);
+    return 0;
+  }
+  return loop_default_exception_handler(L);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Loop methods
+** ======================================================================= */
+
+static lx_loop *check_open(lua_State *L, const char *fname) {
+  lx_loop *loop = lx_loop_check(L, 1);
+  if (loop->closed)
+    luaL_error(L, "lasync.Loop:%s: the event loop is closed", fname);
+  return loop;
+}
+
+/* loop:run_until_complete(awaitable) -> results */
+static int loop_run_until_complete(lua_State *L) {
+  lx_loop *loop = check_open(L, "run_until_complete");
+  int r;
+  lua_settop(L, 2);
+  if (lua_isfunction(L, 2)) {
+    lx_task_new(L, loop, 1, 2, 0);
+    lua_replace(L, 2);
+  } else {
+    lx_future *f = lx_future_check(L, 2, "Loop:run_until_complete");
+    if (f->loop == NULL) lx_future_bind(L, 2, loop, 1);
+    if (f->loop != loop)
+      luaL_error(L, "lasync.Loop:run_until_complete: the future belongs to "
+                    "another event loop");
+  }
+  r = lx_loop_run(L, 1, 2, LX_RUN_UNTIL);
+  if (r == LX_RUN_STOPPED)
+    luaL_error(L, "lasync.Loop:run_until_complete: the event loop stopped "
+                  "before the future completed");
+  if (r == LX_RUN_IDLE)
+    luaL_error(L, "lasync.Loop:run_until_complete: deadlock: the future can "
+                  "never complete (no tasks, timers or I/O left to run)");
+  return lx_future_unwrap(L, 2);
+}
+
+/* loop:run_forever(): until stop(), or until nothing is left to do */
+static int loop_run_forever(lua_State *L) {
+  check_open(L, "run_forever");
+  lx_loop_run(L, 1, 0, LX_RUN_FOREVER);
+  return 0;
+}
+
+/* loop:stop(): the running batch finishes, then run_* returns */
+static int loop_stop(lua_State *L) {
+  lx_loop *loop = lx_loop_check(L, 1);
+  loop->stopping = 1;
+  if (loop->running) uv_stop(loop->uv);
+  return 0;
+}
+
+static int loop_close(lua_State *L) {
+  lx_loop *loop = lx_loop_check(L, 1);
+  if (loop->running)
+    luaL_error(L, "lasync.Loop:close: cannot close a running event loop");
+  lx_loop_close(L, loop);
+  return 0;
+}
+
+static int loop__gc(lua_State *L) {
+  lx_loop_box *box = lua_touserdata(L, 1);
+  if (box->loop) {
+    lx_loop_close(L, box->loop);
+    if (box->loop->open_handles == 0)
+      loop_free(box->loop);
+    else /* a borrowed uv loop will call back later */
+      box->loop->orphan = 1;
+    box->loop = NULL;
+  }
+  return 0;
+}
+
+static int loop_is_running(lua_State *L) {
+  lua_pushboolean(L, lx_loop_check(L, 1)->running);
+  return 1;
+}
+
+static int loop_is_closed(lua_State *L) {
+  lua_pushboolean(L, lx_loop_check(L, 1)->closed);
+  return 1;
+}
+
+/* loop:time() -> monotonic seconds */
+static int loop_time(lua_State *L) {
+  lx_loop_check(L, 1);
+  lua_pushnumber(L, lx_now() / 1e9);
+  return 1;
+}
+
+static int loop_create_future(lua_State *L) {
+  lx_loop *loop = check_open(L, "create_future");
+  lx_future_new(L, loop, 1);
+  return 1;
+}
+
+/* loop:create_task([opts,] fn, ...) -> Task */
+static int loop_create_task(lua_State *L) {
+  lx_loop *loop = check_open(L, "create_task");
+  int fnidx = lua_istable(L, 2) && !lx_is_callable(L, 2) ? 3 : 2;
+  if (!lx_is_callable(L, fnidx))
+    luaL_error(L, "lasync.Loop:create_task: expected a function (got %s)",
+               luaL_typename(L, fnidx));
+  lx_task_new(L, loop, 1, fnidx, lua_gettop(L) - fnidx);
+  if (fnidx == 3) lx_task_apply_options(L, -1, 2);
+  return 1;
+}
+
+static int loop_set_debug(lua_State *L) {
+  lx_loop_check(L, 1)->debug = (unsigned char)lua_toboolean(L, 2);
+  return 0;
+}
+
+static int loop_get_debug(lua_State *L) {
+  lua_pushboolean(L, lx_loop_check(L, 1)->debug);
+  return 1;
+}
+
+static int loop__tostring(lua_State *L) {
+  lx_loop *loop = lx_loop_check(L, 1);
+  lua_pushfstring(L, "lasync.Loop: %p (%s)", (void *)loop,
+                  loop->closed ? "closed"
+                               : loop->running ? "running" : "idle");
+  return 1;
+}
+
+/* lasync.new_event_loop() -> Loop */
+static int core_new_event_loop(lua_State *L) {
+  lx_loop_new(L, lua_touserdata(L, lua_upvalueindex(1)), NULL);
+  return 1;
+}
+
+/* lasync.get_running_loop() -> Loop */
+static int core_get_running_loop(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_running_loop(L, rt, "get_running_loop");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->loop->self_ref);
+  return 1;
+}
+
+/* }====================================================================== */
+
+void lx_open_loop(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"run_until_complete", loop_run_until_complete},
+    {"run_forever", loop_run_forever},
+    {"stop", loop_stop},
+    {"close", loop_close},
+    {"is_running", loop_is_running},
+    {"is_closed", loop_is_closed},
+    {"time", loop_time},
+    {"create_future", loop_create_future},
+    {"create_task", loop_create_task},
+    {"set_exception_handler", loop_set_exception_handler},
+    {"get_exception_handler", loop_get_exception_handler},
+    {"default_exception_handler", loop_default_exception_handler},
+    {"call_exception_handler", loop_call_exception_handler},
+    {"set_debug", loop_set_debug},
+    {"get_debug", loop_get_debug},
+    {NULL, NULL}
+  };
+  static const luaL_Reg meta[] = {
+    {"__gc", loop__gc},
+    {"__close", loop_close},
+    {"__tostring", loop__tostring},
+    {NULL, NULL}
+  };
+  static const luaL_Reg funcs[] = {
+    {"new_event_loop", core_new_event_loop},
+    {"get_running_loop", core_get_running_loop},
+    {NULL, NULL}
+  };
+  lx_newclass(L, LX_LOOP, methods, meta);
+  lx_setfuncs(L, funcs);
+}

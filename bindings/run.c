@@ -1,0 +1,151 @@
+/*
+** run.c — lasync.run: run a function as the main task on a fresh loop,
+** then cancel (and name) the tasks it left behind and close the loop.
+** The lasync command runs scripts through lx_run_main too.
+*/
+#include <stdio.h>
+
+#include "internal.h"
+
+/* pcall'd: run the loop at 1 until the main task at 2 is done */
+static int run_until_main_done(lua_State *L) {
+  int r = lx_loop_run(L, 1, 2, LX_RUN_UNTIL);
+  if (r == LX_RUN_STOPPED)
+    luaL_error(L, "lasync.run: the event loop was stopped before the main "
+                  "task finished");
+  if (r == LX_RUN_IDLE)
+    luaL_error(L, "lasync.run: deadlock: the main task is waiting for "
+                  "something that nothing left can complete (no tasks, "
+                  "timers or I/O remain)");
+  return 0;
+}
+
+/* [-0, +1] push "Task-2 (x.lua:4), worker (x.lua:9)" for pending tasks */
+static void push_pending_names(lua_State *L, lx_loop *loop) {
+  luaL_Buffer b;
+  lx_task *t;
+  luaL_buffinit(L, &b);
+  for (t = loop->tasks.next; t != &loop->tasks; t = t->next) {
+    if (t != loop->tasks.next) luaL_addstring(&b, ", ");
+    lx_push_anchored(L, loop->rt, t->ref);
+    lx_task_push_name(L, -1);
+    lua_remove(L, -2);
+    luaL_addvalue(&b);
+    luaL_addstring(&b, " (");
+    lx_task_where(L, t);
+    luaL_addvalue(&b);
+    luaL_addstring(&b, ")");
+  }
+  luaL_pushresult(&b);
+}
+
+/* pcall'd: cancel the tasks still pending on the loop at 1, and wait */
+static int cancel_leftovers(lua_State *L) {
+  lx_loop *loop = lx_loop_check(L, 1);
+  lx_task *t;
+  unsigned listed = loop->ntasks;
+  for (t = loop->tasks.next; t != &loop->tasks; t = t->next)
+    if (t->must_cancel || t->num_cancels) listed--; /* main, failed run */
+  if (loop->ntasks == 0) return 0;
+  if (listed > 0) {
+    push_pending_names(L, loop);
+    fprintf(stderr, "lasync: cancelling %u pending task%s at exit: %s\n",
+            loop->ntasks, loop->ntasks == 1 ? "" : "s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  for (t = loop->tasks.next; t != &loop->tasks; t = t->next) {
+    lx_push_anchored(L, loop->rt, t->ref);
+    lx_task_cancel(L, -1, 0);
+    lua_pop(L, 1);
+  }
+  if (lx_loop_run(L, 1, 0, LX_RUN_DRAIN) != LX_RUN_DONE) {
+    push_pending_names(L, loop);
+    fprintf(stderr, "lasync: %u task%s did not finish after being "
+                    "cancelled: %s\n", loop->ntasks,
+            loop->ntasks == 1 ? "" : "s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/*
+** [-(nargs+1), +n] run the function below the nargs values on top as the
+** main task of a new loop. On success, return LUA_OK with the task's
+** results in place of the function and arguments (their number is the
+** stack growth + nargs + 1). On failure, return the error status with the
+** error and its traceback (a string, or nil) in their place.
+*/
+int lx_run_main(lua_State *L, int nargs) {
+  lx_runtime *rt = lx_runtime_get(L);
+  int base = lua_gettop(L) - nargs, loopidx, tidx, status;
+  lx_loop *loop;
+  if (rt->loop)
+    luaL_error(L, "lasync.run: cannot be called while an event loop is "
+                  "running (from a task, await the function instead)");
+  loop = lx_loop_new(L, rt, NULL);
+  loopidx = lua_gettop(L);
+  lx_task_new(L, loop, loopidx, base, nargs);
+  tidx = lua_gettop(L);
+  lua_newtable(L);
+  lua_pushliteral(L, "main");
+  lua_setfield(L, -2, "name");
+  lua_setiuservalue(L, tidx, LX_UV_EXTRA);
+  lua_pushcfunction(L, run_until_main_done);
+  lua_pushvalue(L, loopidx);
+  lua_pushvalue(L, tidx);
+  status = lua_pcall(L, 2, 0, 0); /* error: at tidx + 1 */
+  lx_task_cancel(L, tidx, 0); /* the loop failed: main is not a leftover */
+  lua_pushcfunction(L, cancel_leftovers);
+  lua_pushvalue(L, loopidx);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    lx_report(L, "error while cancelling tasks at exit", -1, NULL);
+    lua_pop(L, 1);
+  }
+  lx_loop_close(L, loop);
+  lua_gc(L, LUA_GCCOLLECT); /* report failed tasks nobody awaited */
+  if (status != LUA_OK) {
+    lua_pushnil(L); /* no task traceback: the loop itself failed */
+  } else {
+    lx_future *main = lua_touserdata(L, tidx);
+    if (main->state == LX_FINISHED) {
+      int n = lx_future_push_results(L, tidx);
+      lua_rotate(L, base, n);
+      lua_settop(L, base + n - 1);
+      return LUA_OK;
+    }
+    main->retrieved = 1;
+    if (main->state == LX_FAILED)
+      lua_getiuservalue(L, tidx, LX_UV_RESULT);
+    else
+      lx_future_push_cancelled_error(L, tidx);
+    lua_getiuservalue(L, tidx, LX_UV_EXTRA);
+    lua_getfield(L, -1, "traceback");
+    lua_remove(L, -2);
+    status = LUA_ERRRUN;
+  }
+  lua_rotate(L, base, 2);
+  lua_settop(L, base + 1);
+  return status;
+}
+
+/* lasync.run(main, ...) -> main's results; raises main's error */
+static int core_run(lua_State *L) {
+  int top;
+  if (!lx_is_callable(L, 1))
+    luaL_error(L, "lasync.run: expected a function (got %s)",
+               luaL_typename(L, 1));
+  top = lua_gettop(L);
+  if (lx_run_main(L, top - 1) != LUA_OK) {
+    lua_pop(L, 1); /* traceback: kept by the task, the error is unchanged */
+    return lua_error(L);
+  }
+  return lua_gettop(L);
+}
+
+void lx_open_run(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    {"run", core_run},
+    {NULL, NULL}
+  };
+  lx_setfuncs(L, funcs);
+}

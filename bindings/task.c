@@ -1,0 +1,508 @@
+/*
+** task.c — tasks: a future plus a coroutine, stepped by the loop's ready
+** queue. Owns creating, stepping and finishing tasks, cancellation and
+** suspension (lx_suspend), tracebacks across awaits, and the Task methods.
+*/
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define LX_SLOW_STEP_NS 100000000u /* debug: warn when a step takes 100 ms */
+
+static void task_step(lua_State *L, lx_loop *loop, lx_ready *node);
+
+/* {======================================================================
+** Names, extras and tracebacks
+** ======================================================================= */
+
+/* [-0, +1] push the task's extra table; create it if `create` (else nil) */
+static int push_extra(lua_State *L, int tidx, int create) {
+  if (lua_getiuservalue(L, tidx, LX_UV_EXTRA) == LUA_TTABLE || !create)
+    return lua_istable(L, -1);
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 4);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, tidx, LX_UV_EXTRA);
+  return 1;
+}
+
+/* [-0, +1] push the extra field `k`, or nil */
+static int get_extra(lua_State *L, int tidx, const char *k) {
+  if (!push_extra(L, tidx, 0)) return LUA_TNIL; /* leaves nil */
+  lua_getfield(L, -1, k);
+  lua_remove(L, -2);
+  return lua_type(L, -1);
+}
+
+/* [-1, +0] set the extra field `k` to the value on top */
+static void set_extra(lua_State *L, int tidx, const char *k) {
+  tidx = lua_absindex(L, tidx);
+  push_extra(L, tidx, 1);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, k);
+  lua_pop(L, 1);
+}
+
+void lx_task_push_name(lua_State *L, int tidx) {
+  lx_task *t = lua_touserdata(L, tidx);
+  if (get_extra(L, lua_absindex(L, tidx), "name") == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "Task-%d", (int)t->id);
+  }
+}
+
+/* [-0, +1] push "source:line" of where the task is (or "?") */
+void lx_task_where(lua_State *L, lx_task *t) {
+  lua_Debug ar;
+  int level;
+  if (t->co)
+    for (level = 0; lua_getstack(t->co, level, &ar); level++) {
+      lua_getinfo(t->co, "Sl", &ar);
+      if (ar.currentline > 0) {
+        lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+        return;
+      }
+    }
+  lua_pushliteral(L, "?");
+}
+
+/* The running task t re-raises the error of the failed task at fidx. */
+void lx_task_note_cause(lua_State *L, lx_task *t, int fidx) {
+  fidx = lua_absindex(L, fidx);
+  lx_push_anchored(L, t->fut.loop->rt, t->ref);
+  lua_pushvalue(L, fidx);
+  set_extra(L, -2, "cause");
+  lua_pop(L, 1);
+}
+
+/*
+** [-0, +1] push the traceback of failed task t (error at erridx, its
+** userdata at tidx): its own frames, and, when it failed by re-raising the
+** error of a task it awaited, that task's traceback first.
+*/
+static void failure_traceback(lua_State *L, lx_task *t, int tidx,
+                              int erridx) {
+  luaL_Buffer b;
+  const char *own;
+  luaL_traceback(L, t->co, NULL, 0);
+  own = lua_tostring(L, -1);
+  if (strncmp(own, "stack traceback:", 16) == 0) own += 16;
+  luaL_buffinit(L, &b);
+  if (get_extra(L, tidx, "cause") == LUA_TUSERDATA) {
+    lua_getiuservalue(L, -1, LX_UV_RESULT);
+    if (lua_rawequal(L, -1, erridx) &&
+        get_extra(L, lua_absindex(L, -2), "traceback") == LUA_TSTRING) {
+      luaL_addvalue(&b);
+      luaL_addstring(&b, "\nawaited by task '");
+    } else {
+      lua_pop(L, 1);
+      luaL_addstring(&b, "stack traceback of task '");
+    }
+    lua_pop(L, 2);
+  } else {
+    lua_pop(L, 1);
+    luaL_addstring(&b, "stack traceback of task '");
+  }
+  lx_task_push_name(L, tidx);
+  luaL_addvalue(&b);
+  luaL_addstring(&b, "':");
+  luaL_addstring(&b, own);
+  luaL_pushresult(&b);
+  lua_remove(L, -2); /* own traceback */
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Creating, stepping and finishing
+** ======================================================================= */
+
+/*
+** [-0, +1] push a new task running the function at fnidx with the nargs
+** values after it, on `loop` (Loop object at loopidx; 0: the running
+** loop). It is anchored, and starts on the loop's next batch.
+*/
+lx_task *lx_task_new(lua_State *L, lx_loop *loop, int loopidx, int fnidx,
+                     int nargs) {
+  lx_task *t;
+  lua_State *co;
+  int i;
+  if (loop->closed || loop->closing)
+    luaL_error(L, "lasync.create_task: the event loop is closed");
+  fnidx = lua_absindex(L, fnidx);
+  if (loopidx) loopidx = lua_absindex(L, loopidx);
+  t = lua_newuserdatauv(L, sizeof *t, LX_TASK_NUV);
+  memset(t, 0, sizeof *t);
+  lx_future_init(&t->fut, NULL, LX_KIND_TASK);
+  luaL_setmetatable(L, LX_TASK);
+  lx_future_bind(L, -1, loop, loopidx);
+  t->co = co = lua_newthread(L);
+  lua_setiuservalue(L, -2, LX_UV_CORO);
+  luaL_checkstack(L, nargs + 1, "too many arguments");
+  if (!lua_checkstack(co, nargs + 1)) luaL_error(L, "too many arguments");
+  for (i = 0; i <= nargs; i++) lua_pushvalue(L, fnidx + i);
+  lua_xmove(L, co, nargs + 1);
+  t->ready.run = task_step;
+  t->ref = lx_anchor(L, loop->rt, -1);
+  t->id = ++loop->next_task_id;
+  t->prev = loop->tasks.prev;
+  t->next = &loop->tasks;
+  loop->tasks.prev->next = t;
+  loop->tasks.prev = t;
+  loop->ntasks++;
+  if (loop->debug) {
+    luaL_traceback(L, L, NULL, 1);
+    set_extra(L, -2, "created");
+  }
+  lx_ready_push(loop, &t->ready);
+  return t;
+}
+
+/* Apply create_task's options table at optidx to the task at tidx. */
+void lx_task_apply_options(lua_State *L, int tidx, int optidx) {
+  tidx = lua_absindex(L, tidx);
+  if (lua_getfield(L, optidx, "name") != LUA_TNIL) {
+    if (!lua_isstring(L, -1))
+      luaL_error(L, "lasync.create_task: option 'name' must be a string");
+    set_extra(L, tidx, "name");
+  } else {
+    lua_pop(L, 1);
+  }
+}
+
+/* Unlink t from everything of its loop: it is done, or the loop closes. */
+static void task_release(lua_State *L, lx_task *t) {
+  lx_loop *loop = t->fut.loop;
+  lx_waiter_unlink(&t->wait);
+  lx_timer_disarm(loop, &t->timer);
+  t->on_cancel = NULL;
+  t->prev->next = t->next;
+  t->next->prev = t->prev;
+  t->prev = t->next = NULL;
+  lx_unanchor(L, loop->rt, &t->ref);
+  if (--loop->ntasks == 0 && loop->drain) { /* lx_loop_run's LX_RUN_DRAIN */
+    loop->stopping = 1;
+    uv_stop(loop->uv);
+  }
+}
+
+void lx_task_detach(lua_State *L, lx_task *t) {
+  task_release(L, t);
+}
+
+static void clear_coroutine(lua_State *L, lx_task *t, int tidx) {
+  lua_pushnil(L);
+  lua_setiuservalue(L, tidx, LX_UV_CORO);
+  t->co = NULL;
+}
+
+/* [-0, +1] push the error of a coroutine that yielded outside an await */
+static void bare_yield_error(lua_State *L) {
+  lua_pushliteral(L, "coroutine.yield called in a task: use lasync.sleep(0) "
+                     "to yield to the event loop");
+}
+
+/*
+** The coroutine of t returned (LUA_OK), raised an error, or yielded
+** outside an await: settle the task. The task object is pushed from its
+** anchor, which is then released.
+*/
+static void task_finish(lua_State *L, lx_loop *loop, lx_task *t, int status,
+                        int nres) {
+  lua_State *co = t->co;
+  int tidx;
+  lx_push_anchored(L, loop->rt, t->ref);
+  tidx = lua_gettop(L);
+  task_release(L, t);
+  if (status == LUA_OK && !t->must_cancel) {
+    lua_xmove(co, L, nres);
+    clear_coroutine(L, t, tidx);
+    lx_future_settle(L, tidx, LX_FINISHED, nres);
+  } else if (status == LUA_OK) { /* cancelled after its last await */
+    lua_getiuservalue(L, tidx, LX_UV_RESULT);
+    clear_coroutine(L, t, tidx);
+    lx_future_settle(L, tidx, LX_CANCELLED, 1);
+  } else {
+    int erridx = tidx + 1;
+    if (status == LUA_YIELD) {
+      bare_yield_error(L);
+    } else {
+      lua_xmove(co, L, 1);
+      if (lx_error_is(L, erridx, LX_ERR_CANCELLED)) {
+        lua_getfield(L, erridx, "message");
+        clear_coroutine(L, t, tidx);
+        lx_future_settle(L, tidx, LX_CANCELLED, 1);
+        lua_settop(L, tidx - 1);
+        return;
+      }
+    }
+    failure_traceback(L, t, tidx, erridx);
+    set_extra(L, tidx, "traceback");
+    if (status == LUA_YIELD) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+      lua_closethread(co, L);
+#else
+      lua_resetthread(co); /* run its pending __close handlers */
+#endif
+    }
+    clear_coroutine(L, t, tidx);
+    lx_future_settle(L, tidx, LX_FAILED, 1);
+  }
+  lua_settop(L, tidx - 1);
+}
+
+static void warn_slow_step(lua_State *L, lx_loop *loop, lx_task *t,
+                           uint64_t ns) {
+  int top = lua_gettop(L);
+  if (t->ref != LUA_NOREF) {
+    lx_push_anchored(L, loop->rt, t->ref);
+    lx_task_push_name(L, -1);
+  } else {
+    lua_pushfstring(L, "Task-%d", (int)t->id);
+  }
+  lx_task_where(L, t);
+  fprintf(stderr, "lasync: task '%s' (%s) blocked the event loop for "
+                  "%.3f s\n", lua_tostring(L, -2), lua_tostring(L, -1),
+          ns / 1e9);
+  lua_settop(L, top);
+}
+
+/* Run the task until its next await (a ready-queue callback). */
+static void task_step(lua_State *L, lx_loop *loop, lx_ready *node) {
+  lx_task *t = lx_container_of(node, lx_task, ready);
+  int status, nres, nargs = 0;
+  if (loop->closing || t->fut.state != LX_PENDING) return;
+  if (!t->started) {
+    t->started = 1;
+    if (t->must_cancel) { /* cancelled before it ran: the body never runs */
+      task_finish(L, loop, t, LUA_OK, 0);
+      return;
+    }
+    nargs = lua_gettop(t->co) - 1;
+  }
+  loop->current = t;
+  if (loop->debug) loop->step_start = lx_now();
+  status = lua_resume(t->co, L, nargs, &nres);
+  loop->current = NULL;
+  if (loop->debug && lx_now() - loop->step_start >= LX_SLOW_STEP_NS)
+    warn_slow_step(L, loop, t, lx_now() - loop->step_start);
+  if (status == LUA_YIELD && t->in_await) return;
+  task_finish(L, loop, t, status, nres);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Suspending and cancelling
+** ======================================================================= */
+
+/*
+** Suspend the running task t until its pending operation wakes it; `k`
+** continues the awaiting C function. A cancel requested while t was
+** running is passed to the operation now, as asyncio's Task.__step does.
+*/
+int lx_suspend(lua_State *L, lx_task *t, lx_cancel_fn on_cancel,
+               lua_KFunction k) {
+  t->on_cancel = on_cancel;
+  t->in_await = 1;
+  if (t->must_cancel) {
+    int msgidx;
+    lx_push_anchored(L, t->fut.loop->rt, t->ref);
+    lua_getiuservalue(L, -1, LX_UV_RESULT);
+    msgidx = lua_gettop(L);
+    if (on_cancel(L, t, msgidx)) t->must_cancel = 0;
+    lua_pop(L, 2);
+  }
+  return lua_yieldk(L, 0, (lua_KContext)t, k);
+}
+
+/* In the task's coroutine: raise CancelledError with its cancel message. */
+int lx_task_raise_cancelled(lua_State *L, lx_task *t) {
+  t->must_cancel = 0;
+  lx_push_anchored(L, t->fut.loop->rt, t->ref);
+  lua_getiuservalue(L, -1, LX_UV_RESULT);
+  lx_error_newv(L, LX_ERR_CANCELLED, -1);
+  return lua_error(L);
+}
+
+/* Request cancellation of the task at tidx (message at msgidx, or 0). */
+int lx_task_cancel(lua_State *L, int tidx, int msgidx) {
+  lx_task *t = lua_touserdata(L, tidx);
+  if (t->fut.state != LX_PENDING) return 0;
+  tidx = lua_absindex(L, tidx);
+  t->num_cancels++;
+  if (msgidx)
+    lua_pushvalue(L, msgidx);
+  else
+    lua_pushnil(L);
+  lua_setiuservalue(L, tidx, LX_UV_RESULT);
+  if (t->on_cancel && t->fut.loop->current != t &&
+      t->on_cancel(L, t, msgidx))
+    return 1;
+  t->must_cancel = 1;
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Task methods and module functions
+** ======================================================================= */
+
+static lx_task *check_task(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, LX_TASK);
+}
+
+lx_task *lx_task_test(lua_State *L, int idx) {
+  return luaL_testudata(L, idx, LX_TASK);
+}
+
+/* t:cancel([msg]) -> boolean */
+static int task_cancel(lua_State *L) {
+  check_task(L, 1);
+  lua_settop(L, 2);
+  lua_pushboolean(L, lx_task_cancel(L, 1, 2));
+  return 1;
+}
+
+static int task_cancelling(lua_State *L) {
+  lua_pushinteger(L, check_task(L, 1)->num_cancels);
+  return 1;
+}
+
+static int task_uncancel(lua_State *L) {
+  lx_task *t = check_task(L, 1);
+  if (t->num_cancels > 0 && --t->num_cancels == 0) t->must_cancel = 0;
+  lua_pushinteger(L, t->num_cancels);
+  return 1;
+}
+
+static int task_get_name(lua_State *L) {
+  check_task(L, 1);
+  lx_task_push_name(L, 1);
+  return 1;
+}
+
+/* t:set_name(name) -> t */
+static int task_set_name(lua_State *L) {
+  check_task(L, 1);
+  luaL_checkstring(L, 2);
+  lua_settop(L, 2);
+  set_extra(L, 1, "name");
+  return 1;
+}
+
+/* t:get_coro() -> the task's coroutine, or nil once it is done */
+static int task_get_coro(lua_State *L) {
+  check_task(L, 1);
+  lua_getiuservalue(L, 1, LX_UV_CORO);
+  return 1;
+}
+
+/* t:traceback() -> where a failed task raised its error, or nil */
+static int task_traceback(lua_State *L) {
+  check_task(L, 1);
+  get_extra(L, 1, "traceback");
+  return 1;
+}
+
+/* t:where() -> "source:line" the task is suspended at, or nil */
+static int task_where(lua_State *L) {
+  lx_task *t = check_task(L, 1);
+  if (t->fut.state != LX_PENDING) return 0;
+  lx_task_where(L, t);
+  return 1;
+}
+
+static const char *const task_states[] = {"pending", "finished", "failed",
+                                          "cancelled"};
+
+static int task__tostring(lua_State *L) {
+  lx_task *t = check_task(L, 1);
+  lx_task_push_name(L, 1);
+  lua_pushfstring(L, "lasync.Task: %s (%s)", lua_tostring(L, -1),
+                  task_states[t->fut.state]);
+  return 1;
+}
+
+/* A failed task whose error nobody looked at is reported when collected. */
+static int task__gc(lua_State *L) {
+  lx_task *t = lua_touserdata(L, 1);
+  lx_waiter_unlink(&t->wait);
+  if (t->fut.state == LX_FAILED && !t->fut.retrieved) {
+    lx_task_push_name(L, 1);
+    lua_pushfstring(L, "Task exception was never retrieved (task '%s')",
+                    lua_tostring(L, -1));
+    lua_getiuservalue(L, 1, LX_UV_RESULT);
+    get_extra(L, 1, "traceback");
+    lx_report(L, lua_tostring(L, -3), -2, lua_tostring(L, -1));
+  }
+  return 0;
+}
+
+/* lasync.create_task([opts,] fn, ...) -> Task, on the running loop */
+static int core_create_task(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_loop *loop = lx_running_loop(L, rt, "create_task");
+  int fnidx = lua_istable(L, 1) && !lx_is_callable(L, 1) ? 2 : 1;
+  if (!lx_is_callable(L, fnidx))
+    luaL_error(L, "lasync.create_task: expected a function (got %s)",
+               luaL_typename(L, fnidx));
+  lx_task_new(L, loop, 0, fnidx, lua_gettop(L) - fnidx);
+  if (fnidx == 2) lx_task_apply_options(L, -1, 1);
+  return 1;
+}
+
+/* lasync.current_task() -> the running task, or nil */
+static int core_current_task(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  if (rt->loop == NULL || rt->loop->current == NULL) return 0;
+  lx_push_anchored(L, rt, rt->loop->current->ref);
+  return 1;
+}
+
+/* lasync.all_tasks() -> array of the running loop's pending tasks */
+static int core_all_tasks(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_loop *loop = lx_running_loop(L, rt, "all_tasks");
+  lx_task *t;
+  int i = 0;
+  lua_createtable(L, (int)loop->ntasks, 0);
+  for (t = loop->tasks.next; t != &loop->tasks; t = t->next) {
+    lx_push_anchored(L, rt, t->ref);
+    lua_rawseti(L, -2, ++i);
+  }
+  return 1;
+}
+
+void lx_open_task(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"cancel", task_cancel},
+    {"cancelling", task_cancelling},
+    {"uncancel", task_uncancel},
+    {"get_name", task_get_name},
+    {"set_name", task_set_name},
+    {"get_coro", task_get_coro},
+    {"traceback", task_traceback},
+    {"where", task_where},
+    {NULL, NULL}
+  };
+  static const luaL_Reg meta[] = {
+    {"__tostring", task__tostring},
+    {"__gc", task__gc},
+    {NULL, NULL}
+  };
+  static const luaL_Reg funcs[] = {
+    {"create_task", core_create_task},
+    {"spawn", core_create_task},
+    {"current_task", core_current_task},
+    {"all_tasks", core_all_tasks},
+    {NULL, NULL}
+  };
+  lx_newclass(L, LX_TASK, methods, meta);
+  luaL_getmetatable(L, LX_TASK);
+  lx_future_mark(L);
+  lua_pop(L, 1);
+  lx_setfuncs(L, funcs);
+}

@@ -1,0 +1,36 @@
+/*
+** lasync.h — the public C API of lasync: asyncio-style tasks for Lua 5.4 on
+** libuv. Link liblasync; see docs/embedding.md.
+*/
+#ifndef LASYNC_H
+#define LASYNC_H
+
+#include "lua.h"
+
+#if defined(__GNUC__)
+#define LASYNC_API __attribute__((visibility("default")))
+#else
+#define LASYNC_API
+#endif
+
+#define LASYNC_VERSION "0.1.0"
+
+/* Open the C core; what require "lasync.core" calls. */
+LASYNC_API int luaopen_lasync_core(lua_State *L);
+
+/*
+** Make require "lasync" (and "lasync.core") work in L without any
+** LUA_PATH: the Lua side of the library is compiled into liblasync.
+*/
+LASYNC_API void lasync_openlibs(lua_State *L);
+
+/*
+** Run the function below the nargs values on top of L's stack as the main
+** task of a new event loop, as lasync.run does. On success return LUA_OK
+** with the function's results in place of the function and its
+** arguments; on failure return an error status with the error value and
+** its traceback (a string, or nil) in their place.
+*/
+LASYNC_API int lasync_run(lua_State *L, int nargs);
+
+#endif

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Install whatever is missing of lasync's build and test dependencies.
+# Only Debian packages; runs as root on a fresh Debian 12 (uses sudo otherwise).
+set -e
+PKGS="lua5.4 liblua5.4-dev libuv1-dev lua-busted cmake gcc make pkg-config"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+    missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps.sh: installing$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends $missing
