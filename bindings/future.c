@@ -472,6 +472,20 @@ static int future__tostring(lua_State *L) {
   return 1;
 }
 
+/* lasync.isfuture(x) -> whether x is a task or future */
+static int core_isfuture(lua_State *L) {
+  lua_pushboolean(L, lx_future_test(L, 1) != NULL);
+  return 1;
+}
+
+/* lasync.ensure_future(x) -> x, or a task running the function x */
+static int core_ensure_future(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lua_settop(L, 1);
+  lx_ensure_future(L, 1, rt, "ensure_future");
+  return 1;
+}
+
 /* lasync.Future() -> a future bound to the running loop, if any */
 static int core_future(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
@@ -517,6 +531,8 @@ void lx_open_future(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"Future", core_future},
     {"await", future_await},
+    {"isfuture", core_isfuture},
+    {"ensure_future", core_ensure_future},
     {NULL, NULL}
   };
   lx_newclass(L, LX_FUTURE, methods, meta);

@@ -85,7 +85,14 @@ static void failure_traceback(lua_State *L, lx_task *t, int tidx,
                               int erridx) {
   luaL_Buffer b;
   const char *own;
-  luaL_traceback(L, t->co, NULL, 0);
+  get_extra(L, tidx, "noted_error");
+  if (lua_rawequal(L, -1, erridx) &&
+      get_extra(L, tidx, "noted_traceback") == LUA_TSTRING) {
+    lua_remove(L, -2); /* re-raised by lasync's Lua side: where it began */
+  } else {
+    lua_pop(L, 1);
+    luaL_traceback(L, t->co, NULL, 0);
+  }
   own = lua_tostring(L, -1);
   if (strncmp(own, "stack traceback:", 16) == 0) own += 16;
   luaL_buffinit(L, &b);
@@ -454,6 +461,26 @@ static int core_create_task(lua_State *L) {
   return 1;
 }
 
+/*
+** lasync._note_traceback(err) -> err: the message handler lasync's Lua side
+** gives xpcall before it re-raises an error, so that the task's traceback
+** shows where the error began rather than where it was re-raised.
+*/
+static int core_note_traceback(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_task *t = rt->loop ? rt->loop->current : NULL;
+  lua_settop(L, 1);
+  if (t && t->co == L) {
+    lx_push_anchored(L, rt, t->ref);
+    luaL_traceback(L, L, NULL, 1);
+    set_extra(L, 2, "noted_traceback");
+    lua_pushvalue(L, 1);
+    set_extra(L, 2, "noted_error");
+    lua_settop(L, 1);
+  }
+  return 1;
+}
+
 /* lasync.current_task() -> the running task, or nil */
 static int core_current_task(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
@@ -498,6 +525,7 @@ void lx_open_task(lua_State *L) {
     {"spawn", core_create_task},
     {"current_task", core_current_task},
     {"all_tasks", core_all_tasks},
+    {"_note_traceback", core_note_traceback},
     {NULL, NULL}
   };
   lx_newclass(L, LX_TASK, methods, meta);

@@ -1,8 +1,392 @@
 -- lasync: asyncio-style tasks for Lua 5.4.
--- Re-exports the C core (lasync.core) and adds what reads better in Lua.
+-- Re-exports the C core (lasync.core: loop, tasks, futures, sleep, gather)
+-- and adds, in Lua, what reads better here: timeouts, wait_for, wait,
+-- shield, as_completed and task groups, following CPython's asyncio.
 local core = require "lasync.core"
 
 local M = {}
 for k, v in pairs(core) do M[k] = v end
+
+local Future, current_task = core.Future, core.current_task
+local get_running_loop, ensure_future = core.get_running_loop, core.ensure_future
+local is_cancelled, note_traceback = core.is_cancelled, core._note_traceback
+local pack, unpack = table.pack, table.unpack
+local type, error, xpcall, pcall = type, error, xpcall, pcall
+
+M.ExceptionGroup = core.error_class("ExceptionGroup")
+M.ExceptionGroup.__tostring = function(e)
+  local lines = { "ExceptionGroup: " .. tostring(e.message) }
+  for i, sub in ipairs(e.errors or {}) do
+    lines[#lines + 1] = string.format("  [%d] %s", i, tostring(sub))
+  end
+  return table.concat(lines, "\n")
+end
+
+local function task_or_error(fname)
+  return current_task() or error(("lasync.%s: not inside a task: run this " ..
+    "code with lasync.run or the lasync command"):format(fname), 3)
+end
+
+local function check_delay(delay, fname)
+  if delay ~= nil and type(delay) ~= "number" then
+    error(("lasync.%s: delay must be a number or nil (got %s)")
+      :format(fname, type(delay)), 3)
+  end
+  if delay ~= delay then error(("lasync.%s: delay is NaN"):format(fname), 3) end
+end
+
+-- Results of xpcall(fn, ...) as returned by fn, or its error re-raised.
+local function unwrap(res)
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, res.n)
+end
+
+--{======================================================================
+-- Timeouts
+--=======================================================================
+
+-- Run fn(...) in the calling task; cancel it when the deadline (loop time,
+-- or nil for none) passes and turn that cancellation into TimeoutError.
+local function run_with_deadline(fname, when, fn, ...)
+  local task = task_or_error(fname)
+  local loop = get_running_loop()
+  local cancelling = task:cancelling()
+  local expiring = false
+  local handle
+  if when then
+    handle = loop:call_at(when, function()
+      expiring = true
+      task:cancel()
+    end)
+  end
+  local res = pack(xpcall(fn, note_traceback, ...))
+  if handle then handle:cancel() end
+  if expiring and task:uncancel() <= cancelling and not res[1] and
+      is_cancelled(res[2]) then
+    error(M.TimeoutError(nil, { cause = res[2] }), 0)
+  end
+  return unwrap(res)
+end
+
+--- lasync.timeout(delay, fn, ...) -> fn's results, or TimeoutError
+function M.timeout(delay, fn, ...)
+  check_delay(delay, "timeout")
+  local when = delay and get_running_loop():time() + delay
+  return run_with_deadline("timeout", when, fn, ...)
+end
+
+--- lasync.timeout_at(when, fn, ...): the deadline in loop:time() seconds
+function M.timeout_at(when, fn, ...)
+  check_delay(when, "timeout_at")
+  return run_with_deadline("timeout_at", when, fn, ...)
+end
+
+local function await_one(aw)
+  if type(aw) == "function" then return aw() end
+  return aw:await()
+end
+
+--- lasync.wait_for(aw, timeout) -> aw's results; on timeout cancels aw,
+-- waits for it to finish and raises TimeoutError. A function runs in the
+-- calling task, as a coroutine does in asyncio 3.12.
+function M.wait_for(aw, timeout)
+  task_or_error("wait_for")
+  check_delay(timeout, "wait_for")
+  if type(aw) ~= "function" and not core.isfuture(aw) then
+    error(("lasync.wait_for: %s is not awaitable (expected a task, future " ..
+      "or function)"):format(type(aw)), 2)
+  end
+  if timeout == nil then return await_one(aw) end
+  if timeout <= 0 then
+    aw = ensure_future(aw)
+    if aw:done() then return aw:result() end
+    aw:cancel()
+    pcall(aw.await, aw) -- wait until it has finished cancelling
+    error(M.TimeoutError(), 2)
+  end
+  if type(aw) == "function" then return M.timeout(timeout, aw) end
+  return M.timeout(timeout, aw.await, aw)
+end
+
+--}======================================================================
+
+--{======================================================================
+-- wait, shield, as_completed
+--=======================================================================
+
+local RETURN_WHEN = {
+  FIRST_COMPLETED = true, FIRST_EXCEPTION = true, ALL_COMPLETED = true
+}
+M.FIRST_COMPLETED = "FIRST_COMPLETED"
+M.FIRST_EXCEPTION = "FIRST_EXCEPTION"
+M.ALL_COMPLETED = "ALL_COMPLETED"
+
+-- A list of futures from a list of awaitables (functions become tasks).
+local function futures_of(aws, fname)
+  if type(aws) ~= "table" or core.isfuture(aws) then
+    error(("lasync.%s: expected a list of awaitables (got %s)")
+      :format(fname, type(aws)), 3)
+  end
+  if #aws == 0 then
+    error(("lasync.%s: the list of awaitables is empty"):format(fname), 3)
+  end
+  local futs = {}
+  for i = 1, #aws do
+    local aw = aws[i]
+    if type(aw) ~= "function" and not core.isfuture(aw) then
+      error(("lasync.%s: item #%d is not awaitable (expected a task, " ..
+        "future or function, got %s)"):format(fname, i, type(aw)), 3)
+    end
+    futs[i] = ensure_future(aw)
+  end
+  return futs
+end
+
+--- lasync.wait(aws, {timeout=, return_when=}) -> done, pending
+-- Never cancels anything; on timeout returns what is done so far.
+function M.wait(aws, opts)
+  task_or_error("wait")
+  local futs = futures_of(aws, "wait")
+  opts = opts or {}
+  local timeout, return_when = opts.timeout, opts.return_when or
+      "ALL_COMPLETED"
+  check_delay(timeout, "wait")
+  if not RETURN_WHEN[return_when] then
+    error("lasync.wait: invalid return_when value: " .. tostring(return_when),
+      2)
+  end
+  local waiter = Future()
+  local counter = #futs
+  local timeout_handle
+  if timeout then
+    timeout_handle = get_running_loop():call_later(timeout, function()
+      if not waiter:done() then waiter:set_result() end
+    end)
+  end
+  local function on_completion(f)
+    counter = counter - 1
+    if counter <= 0 or return_when == "FIRST_COMPLETED" or
+        (return_when == "FIRST_EXCEPTION" and not f:cancelled() and
+          f:exception() ~= nil) then
+      if timeout_handle then timeout_handle:cancel() end
+      if not waiter:done() then waiter:set_result() end
+    end
+  end
+  for i = 1, #futs do futs[i]:add_done_callback(on_completion) end
+  local ok, err = pcall(waiter.await, waiter)
+  if timeout_handle then timeout_handle:cancel() end
+  for i = 1, #futs do futs[i]:remove_done_callback(on_completion) end
+  if not ok then error(err, 0) end
+  local done, pending = {}, {}
+  for i = 1, #futs do
+    local list = futs[i]:done() and done or pending
+    list[#list + 1] = futs[i]
+  end
+  return done, pending
+end
+
+--- lasync.shield(aw) -> aw's results; cancelling the caller does not
+-- cancel aw (a function is started as a task)
+function M.shield(aw)
+  task_or_error("shield")
+  local inner = ensure_future(aw)
+  if inner:done() then return inner:result() end
+  local outer = Future()
+  inner:add_done_callback(function()
+    if outer:cancelled() then
+      if not inner:cancelled() then inner:exception() end -- retrieved
+    elseif inner:cancelled() then
+      outer:cancel()
+    else
+      local res = pack(pcall(inner.result, inner))
+      if res[1] then
+        outer:set_result(unpack(res, 2, res.n))
+      else
+        outer:set_exception(res[2])
+      end
+    end
+  end)
+  return outer:await()
+end
+
+--- for f in lasync.as_completed(aws, {timeout=}) do ... end
+-- yields the futures (functions become tasks) as they complete; past the
+-- timeout the iterator raises TimeoutError (nothing is cancelled).
+function M.as_completed(aws, opts)
+  task_or_error("as_completed")
+  local futs = futures_of(aws, "as_completed")
+  local timeout = opts and opts.timeout
+  check_delay(timeout, "as_completed")
+  local todo, remaining = {}, #futs
+  local finished, head, tail = {}, 1, 0
+  local waiter, timed_out, timeout_handle
+  local function on_completion(f)
+    if not todo[f] then return end
+    todo[f] = nil
+    tail = tail + 1
+    finished[tail] = f
+    if waiter and not waiter:done() then waiter:set_result() end
+  end
+  for i = 1, #futs do
+    if not todo[futs[i]] then
+      todo[futs[i]] = true
+      futs[i]:add_done_callback(on_completion)
+    else
+      remaining = remaining - 1 -- the same future twice: yield it once
+    end
+  end
+  if timeout then
+    timeout_handle = get_running_loop():call_later(timeout, function()
+      timed_out = true
+      if waiter and not waiter:done() then waiter:set_result() end
+    end)
+  end
+  return function()
+    if remaining == 0 then return nil end
+    if head > tail then
+      if not timed_out then
+        waiter = Future()
+        waiter:await()
+        waiter = nil
+      end
+      if head > tail then error(M.TimeoutError(), 2) end
+    end
+    local f = finished[head]
+    finished[head], head, remaining = nil, head + 1, remaining - 1
+    if remaining == 0 and timeout_handle then timeout_handle:cancel() end
+    return f
+  end
+end
+
+--}======================================================================
+
+--{======================================================================
+-- Task groups (asyncio.TaskGroup)
+--=======================================================================
+
+local TaskGroup = {}
+TaskGroup.__index = TaskGroup
+TaskGroup.__name = "lasync.TaskGroup"
+
+--- lasync.TaskGroup() -> a task group; run its body with tg:run(fn, ...)
+function M.TaskGroup()
+  return setmetatable({
+    _tasks = {}, _ntasks = 0, _errors = {},
+    _entered = false, _exiting = false, _aborting = false,
+    _parent_task = nil, _parent_cancel_requested = false,
+    _on_completed = nil,
+  }, TaskGroup)
+end
+
+function TaskGroup:__tostring()
+  return ("lasync.TaskGroup: %d task%s%s"):format(self._ntasks,
+    self._ntasks == 1 and "" or "s", self._aborting and " (aborting)" or "")
+end
+
+function TaskGroup:_abort()
+  self._aborting = true
+  for t in pairs(self._tasks) do
+    if not t:done() then t:cancel() end
+  end
+end
+
+function TaskGroup:_on_task_done(task)
+  if self._tasks[task] then
+    self._tasks[task] = nil
+    self._ntasks = self._ntasks - 1
+  end
+  if self._on_completed and self._ntasks == 0 and
+      not self._on_completed:done() then
+    self._on_completed:set_result(true)
+  end
+  if task:cancelled() then return end
+  local err = task:exception()
+  if err == nil then return end
+  self._errors[#self._errors + 1] = err
+  if self._parent_task:done() then return end
+  if not self._aborting and not self._parent_cancel_requested then
+    -- cancel the body's current await; __exit turns it back
+    self:_abort()
+    self._parent_cancel_requested = true
+    self._parent_task:cancel()
+  end
+end
+
+--- tg:create_task([opts,] fn, ...) -> Task, a child of the group
+function TaskGroup:create_task(...)
+  if not self._entered then
+    error("lasync.TaskGroup:create_task: the task group has not been " ..
+      "entered (use tg:run or lasync.task_group)", 2)
+  end
+  if self._exiting and self._ntasks == 0 then
+    error("lasync.TaskGroup:create_task: the task group is finished", 2)
+  end
+  if self._aborting then
+    error("lasync.TaskGroup:create_task: the task group is shutting down", 2)
+  end
+  local task = core.create_task(...)
+  self._tasks[task] = true
+  self._ntasks = self._ntasks + 1
+  task:add_done_callback(function(t) self:_on_task_done(t) end)
+  return task
+end
+TaskGroup.spawn = TaskGroup.create_task
+
+-- Wait for the children once the body ended (res: its xpcall results).
+function TaskGroup:_exit(res)
+  self._exiting = true
+  local err = not res[1] and res[2] or nil
+  local propagate_cancel = err ~= nil and is_cancelled(err) and err or nil
+  if err ~= nil and not self._aborting then self:_abort() end
+  while self._ntasks > 0 do
+    self._on_completed = self._on_completed or Future()
+    local ok, e = pcall(self._on_completed.await, self._on_completed)
+    if not ok and not self._aborting then
+      propagate_cancel = e -- the parent is cancelled from outside
+      self:_abort()
+    end
+    self._on_completed = nil
+  end
+  if self._parent_cancel_requested and self._parent_task:uncancel() == 0 then
+    propagate_cancel = nil
+  end
+  if propagate_cancel ~= nil and #self._errors == 0 then
+    error(propagate_cancel, 0)
+  end
+  if err ~= nil and not is_cancelled(err) then
+    self._errors[#self._errors + 1] = err
+  end
+  if #self._errors > 0 then
+    if self._parent_task:cancelling() > 0 then
+      -- keep an outer cancel request pending, as asyncio does
+      self._parent_task:uncancel()
+      self._parent_task:cancel()
+    end
+    local n = #self._errors
+    error(M.ExceptionGroup(("unhandled errors in a TaskGroup (%d " ..
+      "sub-exception%s)"):format(n, n == 1 and "" or "s"),
+      { errors = self._errors }), 0)
+  end
+  return unwrap(res)
+end
+
+--- tg:run(body, ...) -> body's results: runs body(tg, ...) in the calling
+-- task, then waits for every child; the first child error cancels the
+-- others and the body, and the group raises an ExceptionGroup of them all.
+function TaskGroup:run(body, ...)
+  if self._entered then
+    error("lasync.TaskGroup:run: the task group has already been entered", 2)
+  end
+  self._parent_task = task_or_error("TaskGroup:run")
+  self._entered = true
+  return self:_exit(pack(xpcall(body, note_traceback, self, ...)))
+end
+
+--- lasync.task_group(body, ...) -> body's results (see TaskGroup:run)
+function M.task_group(body, ...)
+  return M.TaskGroup():run(body, ...)
+end
+
+--}======================================================================
 
 return M
