@@ -6,8 +6,6 @@
 */
 #include "internal.h"
 
-static const char future_key = 'f'; /* metatable field marking futures */
-
 /* {======================================================================
 ** Waiters
 ** ======================================================================= */
@@ -59,28 +57,33 @@ void lx_future_bind(lua_State *L, int fidx, lx_loop *loop, int loopidx) {
 }
 
 /* [-0, +1] push a new future bound to `loop` (NULL: unbound) */
-lx_future *lx_future_new(lua_State *L, lx_loop *loop, int loopidx) {
+lx_future *lx_future_new(lua_State *L, lx_runtime *rt, lx_loop *loop,
+                         int loopidx) {
   lx_future *f;
   if (loopidx) loopidx = lua_absindex(L, loopidx);
   f = lua_newuserdatauv(L, sizeof *f, LX_FUTURE_NUV);
   lx_future_init(f, NULL, LX_KIND_FUTURE);
-  luaL_setmetatable(L, LX_FUTURE);
+  lx_setclass(L, rt, LX_MT_FUTURE);
   if (loop) lx_future_bind(L, -1, loop, loopidx);
   return f;
 }
 
 /* The future (or task, or gather) at idx, or NULL. */
-lx_future *lx_future_test(lua_State *L, int idx) {
+lx_future *lx_future_test(lua_State *L, lx_runtime *rt, int idx) {
   void *p = lua_touserdata(L, idx);
-  int is_future;
+  const void *mtp;
   if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
-  is_future = lua_rawgetp(L, -1, &future_key) != LUA_TNIL;
-  lua_pop(L, 2);
-  return is_future ? p : NULL;
+  mtp = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  return mtp == rt->mtp[LX_MT_TASK] || mtp == rt->mtp[LX_MT_FUTURE] ||
+                 mtp == rt->mtp[LX_MT_GATHER]
+             ? p
+             : NULL;
 }
 
-lx_future *lx_future_check(lua_State *L, int idx, const char *fname) {
-  lx_future *f = lx_future_test(L, idx);
+lx_future *lx_future_check(lua_State *L, lx_runtime *rt, int idx,
+                           const char *fname) {
+  lx_future *f = lx_future_test(L, rt, idx);
   if (f == NULL)
     luaL_error(L, "lasync.%s: expected a task or future (got %s)", fname,
                luaL_typename(L, idx));
@@ -198,6 +201,13 @@ void lx_future_push_first(lua_State *L, int fidx) {
   }
 }
 
+/* Someone looked at the error of f: no "never retrieved" report for it. */
+void lx_future_retrieved(lx_future *f) {
+  if (!f->retrieved && f->state == LX_FAILED && f->kind == LX_KIND_TASK)
+    f->loop->rt->unretrieved--;
+  f->retrieved = 1;
+}
+
 /* [-0, +1] push a new CancelledError with the cancelled future's message */
 void lx_future_push_cancelled_error(lua_State *L, int fidx) {
   lua_getiuservalue(L, fidx, LX_UV_RESULT);
@@ -215,7 +225,7 @@ int lx_future_unwrap(lua_State *L, int fidx) {
   case LX_FINISHED:
     return lx_future_push_results(L, fidx);
   case LX_FAILED:
-    f->retrieved = 1;
+    lx_future_retrieved(f);
     if (f->kind == LX_KIND_TASK && f->loop && f->loop->current &&
         f->loop->current->co == L)
       lx_task_note_cause(L, f->loop->current, fidx);
@@ -286,7 +296,7 @@ int lx_await(lua_State *L, lx_task *t, int idx) {
 int lx_ensure_future(lua_State *L, int idx, lx_runtime *rt,
                      const char *fname) {
   idx = lua_absindex(L, idx);
-  if (lx_future_test(L, idx)) return 0;
+  if (lx_future_test(L, rt, idx)) return 0;
   if (lua_isfunction(L, idx)) {
     lx_loop *loop = lx_running_loop(L, rt, fname);
     lx_task_new(L, loop, 0, idx, 0);
@@ -313,7 +323,7 @@ static int future_await(lua_State *L) {
 ** ======================================================================= */
 
 static lx_future *check_self(lua_State *L, const char *fname) {
-  return lx_future_check(L, 1, fname);
+  return lx_future_check(L, lua_touserdata(L, lua_upvalueindex(1)), 1, fname);
 }
 
 static int future_done(lua_State *L) {
@@ -343,7 +353,7 @@ static int future_exception(lua_State *L) {
     lx_future_push_cancelled_error(L, 1);
     return lua_error(L);
   case LX_FAILED:
-    f->retrieved = 1;
+    lx_future_retrieved(f);
     lua_getiuservalue(L, 1, LX_UV_RESULT);
     return 1;
   default:
@@ -430,25 +440,25 @@ static int future_get_loop(lua_State *L) {
 }
 
 static lx_future *check_plain(lua_State *L, const char *fname) {
-  lx_future *f = luaL_checkudata(L, 1, LX_FUTURE);
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_future *f = lx_checkclass(L, rt, 1, LX_MT_FUTURE, fname);
   if (f->state != LX_PENDING)
-    lx_error_raise(L, LX_ERR_INVALID_STATE, "lasync.Future:%s: the future "
-                                             "is already done", fname);
+    lx_error_raise(L, LX_ERR_INVALID_STATE, "lasync.%s: the future is "
+                                             "already done", fname);
   if (f->loop == NULL && rt->loop) lx_future_bind(L, 1, rt->loop, 0);
   return f;
 }
 
 /* f:set_result(...) */
 static int future_set_result(lua_State *L) {
-  check_plain(L, "set_result");
+  check_plain(L, "Future:set_result");
   lx_future_settle(L, 1, LX_FINISHED, lua_gettop(L) - 1);
   return 0;
 }
 
 /* f:set_exception(err) */
 static int future_set_exception(lua_State *L) {
-  check_plain(L, "set_exception");
+  check_plain(L, "Future:set_exception");
   lua_settop(L, 2);
   lx_future_settle(L, 1, LX_FAILED, 1);
   return 0;
@@ -456,7 +466,8 @@ static int future_set_exception(lua_State *L) {
 
 /* f:cancel([msg]) -> boolean */
 static int future_cancel(lua_State *L) {
-  luaL_checkudata(L, 1, LX_FUTURE);
+  lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1, LX_MT_FUTURE,
+                "Future:cancel");
   lua_settop(L, 2);
   lua_pushboolean(L, lx_future_cancel(L, 1, 2));
   return 1;
@@ -466,7 +477,8 @@ static const char *const state_names[] = {"pending", "finished", "failed",
                                           "cancelled"};
 
 static int future__tostring(lua_State *L) {
-  lx_future *f = luaL_checkudata(L, 1, LX_FUTURE);
+  lx_future *f = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                               LX_MT_FUTURE, "Future:__tostring");
   lua_pushfstring(L, "lasync.Future: %p (%s)", (void *)f,
                   state_names[f->state]);
   return 1;
@@ -474,7 +486,8 @@ static int future__tostring(lua_State *L) {
 
 /* lasync.isfuture(x) -> whether x is a task or future */
 static int core_isfuture(lua_State *L) {
-  lua_pushboolean(L, lx_future_test(L, 1) != NULL);
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lua_pushboolean(L, lx_future_test(L, rt, 1) != NULL);
   return 1;
 }
 
@@ -489,7 +502,7 @@ static int core_ensure_future(lua_State *L) {
 /* lasync.Future() -> a future bound to the running loop, if any */
 static int core_future(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  lx_future_new(L, rt->loop, 0);
+  lx_future_new(L, rt, rt->loop, 0);
   return 1;
 }
 
@@ -508,10 +521,8 @@ static const luaL_Reg shared_methods[] = {
   {NULL, NULL}
 };
 
-/* [-0, +0] mark the metatable on top as a future's; add shared methods */
+/* [-0, +0] add the shared methods to the metatable on top */
 void lx_future_mark(lua_State *L) {
-  lua_pushboolean(L, 1);
-  lua_rawsetp(L, -2, &future_key);
   lua_getfield(L, -1, "__index");
   lx_setfuncs(L, shared_methods);
   lua_pop(L, 1);
@@ -535,7 +546,7 @@ void lx_open_future(lua_State *L) {
     {"ensure_future", core_ensure_future},
     {NULL, NULL}
   };
-  lx_newclass(L, LX_FUTURE, methods, meta);
+  lx_newclass(L, LX_MT_FUTURE, LX_FUTURE, methods, meta);
   luaL_getmetatable(L, LX_FUTURE);
   lx_future_mark(L);
   lua_pop(L, 1);

@@ -48,7 +48,7 @@ static void collect(lua_State *L, int gidx) {
       lx_future_push_first(L, -1);
       break;
     case LX_FAILED:
-      child->retrieved = 1;
+      lx_future_retrieved(child);
       lua_getiuservalue(L, -1, LX_UV_RESULT);
       break;
     default:
@@ -86,14 +86,14 @@ static void gather_wake(lua_State *L, lx_waiter *w, int fidx) {
   int gidx;
   g->pending--;
   if (g->fut.state != LX_PENDING) { /* already failed: nobody will look */
-    child->retrieved = 1;
+    lx_future_retrieved(child);
     return;
   }
   if (!g->return_exceptions && child->state != LX_FINISHED) {
     push_gather(L, g);
     gidx = lua_gettop(L);
     if (child->state == LX_FAILED) {
-      child->retrieved = 1;
+      lx_future_retrieved(child);
       lua_getiuservalue(L, fidx, LX_UV_RESULT);
       lx_future_settle(L, gidx, LX_FAILED, 1);
     } else {
@@ -151,7 +151,7 @@ static int push_children(lua_State *L, lx_runtime *rt, int first, int last,
       lua_rawgeti(L, first, i);
     else
       lua_pushvalue(L, first + i - 1);
-    if (!lx_future_test(L, -1)) {
+    if (!lx_future_test(L, rt, -1)) {
       if (!lua_isfunction(L, -1))
         luaL_error(L, "lasync.gather: %s #%d is not awaitable (expected a "
                       "task, future or function, got %s)",
@@ -204,7 +204,7 @@ static int core_gather(lua_State *L) {
     g->return_exceptions = (unsigned char)lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
-  luaL_setmetatable(L, LX_GATHER);
+  lx_setclass(L, rt, LX_MT_GATHER);
   lx_future_bind(L, gidx, t->fut.loop, 0);
   lua_pushvalue(L, gidx - 1);
   lua_setiuservalue(L, gidx, UV_CHILDREN);
@@ -257,7 +257,7 @@ void lx_open_gather(lua_State *L) {
     {"gather", core_gather},
     {NULL, NULL}
   };
-  lx_newclass(L, LX_GATHER, NULL, meta);
+  lx_newclass(L, LX_MT_GATHER, LX_GATHER, NULL, meta);
   luaL_getmetatable(L, LX_GATHER);
   lx_future_mark(L);
   lua_pop(L, 1);

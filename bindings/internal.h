@@ -162,9 +162,19 @@ struct lx_loop {
   unsigned char orphan; /* its Loop object is gone: free when closed */
 };
 
+/* Classes whose metatables the runtime keeps at hand (LX_TASK, ...). */
+enum { LX_MT_TASK, LX_MT_FUTURE, LX_MT_GATHER, LX_MT_HANDLE, LX_MT_LOOP,
+       LX_MT_COUNT };
+
 struct lx_runtime {
   lx_loop *loop;  /* the running loop of this lua_State, or NULL */
   int anchors;    /* registry ref of the anchor table */
+  int *free_slots; /* free indices of the anchor table (C-owned; freed in
+                      runtime__gc); room for every slot ever used */
+  int nfree, slots, cap;
+  int mt[LX_MT_COUNT]; /* registry refs of the class metatables */
+  const void *mtp[LX_MT_COUNT]; /* the same, as pointers: type checks */
+  int unretrieved; /* failed tasks whose error nobody has looked at yet */
   int debug;      /* LASYNC_DEBUG or --debug: new loops start in debug */
 };
 
@@ -180,8 +190,12 @@ LX_HIDDEN lx_task *lx_current_task(lua_State *L, lx_runtime *rt,
 LX_HIDDEN void lx_report(lua_State *L, const char *what, int erridx,
                          const char *traceback);
 LX_HIDDEN void lx_setfuncs(lua_State *L, const luaL_Reg *l);
-LX_HIDDEN void lx_newclass(lua_State *L, const char *name,
+LX_HIDDEN void lx_newclass(lua_State *L, int mt, const char *name,
                            const luaL_Reg *methods, const luaL_Reg *meta);
+LX_HIDDEN void lx_setclass(lua_State *L, lx_runtime *rt, int mt);
+LX_HIDDEN void *lx_testclass(lua_State *L, lx_runtime *rt, int idx, int mt);
+LX_HIDDEN void *lx_checkclass(lua_State *L, lx_runtime *rt, int idx, int mt,
+                              const char *fname);
 LX_HIDDEN int lx_is_callable(lua_State *L, int idx);
 
 /* loop.c */
@@ -189,6 +203,7 @@ LX_HIDDEN lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv);
 LX_HIDDEN lx_loop *lx_loop_check(lua_State *L, int idx);
 LX_HIDDEN void lx_ready_push(lx_loop *loop, lx_ready *node);
 LX_HIDDEN uint64_t lx_now(void);
+LX_HIDDEN int lx_live_loops(void);
 enum { LX_RUN_UNTIL, LX_RUN_FOREVER, LX_RUN_DRAIN };
 enum { LX_RUN_DONE, LX_RUN_STOPPED, LX_RUN_IDLE };
 LX_HIDDEN int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode);
@@ -207,11 +222,12 @@ LX_HIDDEN void lx_call_soon(lua_State *L, lx_loop *loop, int nargs);
 LX_HIDDEN void lx_open_timer(lua_State *L);
 
 /* future.c */
-LX_HIDDEN lx_future *lx_future_new(lua_State *L, lx_loop *loop, int loopidx);
+LX_HIDDEN lx_future *lx_future_new(lua_State *L, lx_runtime *rt, lx_loop *loop,
+                                   int loopidx);
 LX_HIDDEN void lx_future_bind(lua_State *L, int fidx, lx_loop *loop,
                               int loopidx);
-LX_HIDDEN lx_future *lx_future_test(lua_State *L, int idx);
-LX_HIDDEN lx_future *lx_future_check(lua_State *L, int idx,
+LX_HIDDEN lx_future *lx_future_test(lua_State *L, lx_runtime *rt, int idx);
+LX_HIDDEN lx_future *lx_future_check(lua_State *L, lx_runtime *rt, int idx,
                                      const char *fname);
 LX_HIDDEN void lx_future_init(lx_future *f, lx_loop *loop, int kind);
 LX_HIDDEN void lx_future_settle(lua_State *L, int fidx, int state, int n);
@@ -220,6 +236,7 @@ LX_HIDDEN int lx_future_push_results(lua_State *L, int fidx);
 LX_HIDDEN void lx_future_push_first(lua_State *L, int fidx);
 LX_HIDDEN int lx_future_unwrap(lua_State *L, int fidx);
 LX_HIDDEN void lx_future_push_cancelled_error(lua_State *L, int fidx);
+LX_HIDDEN void lx_future_retrieved(lx_future *f);
 LX_HIDDEN void lx_waiter_link(lx_future *f, lx_waiter *w, lx_wake_fn wake);
 LX_HIDDEN void lx_waiter_unlink(lx_waiter *w);
 LX_HIDDEN int lx_await(lua_State *L, lx_task *t, int idx);
@@ -233,7 +250,6 @@ LX_HIDDEN lx_task *lx_task_new(lua_State *L, lx_loop *loop, int loopidx,
                                int fnidx, int nargs);
 LX_HIDDEN void lx_task_apply_options(lua_State *L, int tidx, int optidx);
 LX_HIDDEN void lx_task_detach(lua_State *L, lx_task *t);
-LX_HIDDEN lx_task *lx_task_test(lua_State *L, int idx);
 LX_HIDDEN int lx_task_cancel(lua_State *L, int tidx, int msgidx);
 LX_HIDDEN int lx_task_raise_cancelled(lua_State *L, lx_task *t);
 LX_HIDDEN void lx_task_push_name(lua_State *L, int tidx);

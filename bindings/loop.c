@@ -26,6 +26,12 @@ typedef struct lx_loop_box {
   lx_loop *loop; /* C-owned: freed by loop_free once closed and unused */
 } lx_loop_box;
 
+static int live_loops; /* allocated and not yet freed, for lasync._stats */
+
+int lx_live_loops(void) {
+  return live_loops;
+}
+
 uint64_t lx_now(void) {
   return uv_hrtime();
 }
@@ -97,6 +103,7 @@ static void check_cb(uv_check_t *handle) {
 ** ======================================================================= */
 
 static void loop_free(lx_loop *loop) {
+  live_loops--;
   if (loop->own_uv) free(loop->uv);
   free(loop->heap);
   free(loop);
@@ -112,7 +119,7 @@ lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv) {
   lx_loop_box *box = lua_newuserdatauv(L, sizeof *box, 0);
   lx_loop *loop = calloc(1, sizeof *loop);
   box->loop = NULL;
-  luaL_setmetatable(L, LX_LOOP);
+  lx_setclass(L, rt, LX_MT_LOOP);
   if (loop == NULL) luaL_error(L, "lasync: out of memory");
   if (uv == NULL) {
     int err;
@@ -138,6 +145,7 @@ lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv) {
   uv_check_start(&loop->check, check_cb);
   uv_unref((uv_handle_t *)&loop->check);
   box->loop = loop;
+  live_loops++;
   return loop;
 }
 
@@ -218,6 +226,7 @@ int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode) {
 void lx_loop_close(lua_State *L, lx_loop *loop) {
   if (loop->closed || loop->closing) return;
   loop->closing = 1;
+  loop->L = L; /* the drained callbacks release their anchors in L */
   while (loop->ready_head) run_batch(loop); /* runs nothing: closing */
   while (loop->tasks.next != &loop->tasks) lx_task_detach(L, loop->tasks.next);
   lx_timers_run_due(loop, UINT64_MAX); /* handles left: release them */
@@ -231,6 +240,7 @@ void lx_loop_close(lua_State *L, lx_loop *loop) {
     while (loop->open_handles > 0) uv_run(loop->uv, UV_RUN_NOWAIT);
     uv_loop_close(loop->uv);
   }
+  loop->L = NULL;
   loop->closed = 1;
 }
 
@@ -336,7 +346,7 @@ static int loop_run_until_complete(lua_State *L) {
     lx_task_new(L, loop, 1, 2, 0);
     lua_replace(L, 2);
   } else {
-    lx_future *f = lx_future_check(L, 2, "Loop:run_until_complete");
+    lx_future *f = lx_future_check(L, loop->rt, 2, "Loop:run_until_complete");
     if (f->loop == NULL) lx_future_bind(L, 2, loop, 1);
     if (f->loop != loop)
       luaL_error(L, "lasync.Loop:run_until_complete: the future belongs to "
@@ -407,7 +417,7 @@ static int loop_time(lua_State *L) {
 
 static int loop_create_future(lua_State *L) {
   lx_loop *loop = check_open(L, "create_future");
-  lx_future_new(L, loop, 1);
+  lx_future_new(L, loop->rt, loop, 1);
   return 1;
 }
 
@@ -487,6 +497,6 @@ void lx_open_loop(lua_State *L) {
     {"get_running_loop", core_get_running_loop},
     {NULL, NULL}
   };
-  lx_newclass(L, LX_LOOP, methods, meta);
+  lx_newclass(L, LX_MT_LOOP, LX_LOOP, methods, meta);
   lx_setfuncs(L, funcs);
 }

@@ -102,7 +102,8 @@ int lx_run_main(lua_State *L, int nargs) {
     lua_pop(L, 1);
   }
   lx_loop_close(L, loop);
-  lua_gc(L, LUA_GCCOLLECT); /* report failed tasks nobody awaited */
+  if (rt->unretrieved > 0)
+    lua_gc(L, LUA_GCCOLLECT); /* report failed tasks nobody awaited now */
   if (status != LUA_OK) {
     lua_pushnil(L); /* no task traceback: the loop itself failed */
   } else {
@@ -113,7 +114,7 @@ int lx_run_main(lua_State *L, int nargs) {
       lua_settop(L, base + n - 1);
       return LUA_OK;
     }
-    main->retrieved = 1;
+    lx_future_retrieved(main);
     if (main->state == LX_FAILED)
       lua_getiuservalue(L, tidx, LX_UV_RESULT);
     else

@@ -6,6 +6,7 @@
 */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 #include "lasync.h"
@@ -15,6 +16,10 @@
 #endif
 
 static const char runtime_key = 'r'; /* registry: the runtime userdata */
+
+static const char *const lx_class_names[LX_MT_COUNT] = {
+  "task", "future", "gather", "handle", "loop"
+};
 
 /* The runtime of L; luaopen_lasync_core must have run. */
 lx_runtime *lx_runtime_get(lua_State *L) {
@@ -29,22 +34,41 @@ lx_runtime *lx_runtime_get(lua_State *L) {
 ** Anchors: one table holds every pending task and scheduled callback
 ** ======================================================================= */
 
+/*
+** The anchor table is an array; its free slots are kept on a C stack, which
+** is cheaper than luaL_ref's free list inside the table (this runs twice per
+** task). The stack has room for every slot, so releasing never allocates.
+*/
 int lx_anchor(lua_State *L, lx_runtime *rt, int idx) {
-  int ref;
+  int slot;
   idx = lua_absindex(L, idx);
+  if (rt->nfree > 0) {
+    slot = rt->free_slots[--rt->nfree];
+  } else {
+    if (rt->slots == rt->cap) {
+      int cap = rt->cap ? rt->cap * 2 : 1024;
+      int *slots = realloc(rt->free_slots, cap * sizeof *slots);
+      if (slots == NULL) luaL_error(L, "lasync: out of memory");
+      rt->free_slots = slots;
+      rt->cap = cap;
+    }
+    slot = ++rt->slots;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
   lua_pushvalue(L, idx);
-  ref = luaL_ref(L, -2);
+  lua_rawseti(L, -2, slot);
   lua_pop(L, 1);
-  return ref;
+  return slot;
 }
 
 /* Release an anchor; idempotent (OpenResty's ngx_http_lua_del_thread). */
 void lx_unanchor(lua_State *L, lx_runtime *rt, int *ref) {
   if (*ref == LUA_NOREF) return;
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
-  luaL_unref(L, -1, *ref);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, *ref);
   lua_pop(L, 1);
+  rt->free_slots[rt->nfree++] = *ref;
   *ref = LUA_NOREF;
 }
 
@@ -125,21 +149,68 @@ void lx_setfuncs(lua_State *L, const luaL_Reg *l) {
   luaL_setfuncs(L, l, 1);
 }
 
-/* [-0, +0] create the metatable `name` with `meta` and methods `methods` */
-void lx_newclass(lua_State *L, const char *name, const luaL_Reg *methods,
-                 const luaL_Reg *meta) {
+/*
+** [-0, +0] create the metatable `name` with `meta` and methods `methods`;
+** the runtime keeps it as class `mt` for lx_setclass.
+*/
+void lx_newclass(lua_State *L, int mt, const char *name,
+                 const luaL_Reg *methods, const luaL_Reg *meta) {
+  lx_runtime *rt = lx_runtime_get(L);
   luaL_newmetatable(L, name);
   lx_setfuncs(L, meta);
   lua_newtable(L);
   if (methods) lx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
+  luaL_unref(L, LUA_REGISTRYINDEX, rt->mt[mt]);
+  rt->mtp[mt] = lua_topointer(L, -1);
+  rt->mt[mt] = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/*
+** The userdata at idx if its metatable is class mt's, else NULL: a pointer
+** comparison instead of luaL_testudata's registry lookup by name.
+*/
+void *lx_testclass(lua_State *L, lx_runtime *rt, int idx, int mt) {
+  void *p = lua_touserdata(L, idx);
+  const void *mtp;
+  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
+  mtp = lua_topointer(L, -1);
   lua_pop(L, 1);
+  return mtp == rt->mtp[mt] ? p : NULL;
+}
+
+void *lx_checkclass(lua_State *L, lx_runtime *rt, int idx, int mt,
+                    const char *fname) {
+  void *p = lx_testclass(L, rt, idx, mt);
+  if (p == NULL)
+    luaL_error(L, "lasync.%s: expected a %s (got %s)", fname,
+               lx_class_names[mt], luaL_typename(L, idx));
+  return p;
+}
+
+/* [-0, +0] set class `mt`'s metatable on the value on top */
+void lx_setclass(lua_State *L, lx_runtime *rt, int mt) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->mt[mt]);
+  lua_setmetatable(L, -2);
+}
+
+static int runtime__gc(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, 1);
+  free(rt->free_slots);
+  rt->free_slots = NULL;
+  return 0;
 }
 
 static int runtime_new(lua_State *L) {
   lx_runtime *rt = lua_newuserdatauv(L, sizeof *rt, 0);
   const char *debug = getenv("LASYNC_DEBUG");
-  rt->loop = NULL;
+  int i;
+  memset(rt, 0, sizeof *rt);
+  for (i = 0; i < LX_MT_COUNT; i++) rt->mt[i] = LUA_NOREF;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, runtime__gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
   rt->debug = debug != NULL && *debug != '\0' && *debug != '0';
   lua_newtable(L);
   rt->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -155,9 +226,33 @@ static int core_set_debug(lua_State *L) {
   return 0;
 }
 
+/*
+** lasync._stats() -> {anchors = n, loops = n}: live anchors (pending tasks
+** and scheduled callbacks) and loops not yet freed; the specs check that
+** they return to their baseline after every test.
+*/
+static int core_stats(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lua_Integer anchors = 0;
+  lua_createtable(L, 0, 2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    anchors++;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_pushinteger(L, anchors);
+  lua_setfield(L, -2, "anchors");
+  lua_pushinteger(L, lx_live_loops());
+  lua_setfield(L, -2, "loops");
+  return 1;
+}
+
 LASYNC_API int luaopen_lasync_core(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"set_debug", core_set_debug},
+    {"_stats", core_stats},
     {NULL, NULL}
   };
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_key) == LUA_TNIL)

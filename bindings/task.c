@@ -142,7 +142,7 @@ lx_task *lx_task_new(lua_State *L, lx_loop *loop, int loopidx, int fnidx,
   t = lua_newuserdatauv(L, sizeof *t, LX_TASK_NUV);
   memset(t, 0, sizeof *t);
   lx_future_init(&t->fut, NULL, LX_KIND_TASK);
-  luaL_setmetatable(L, LX_TASK);
+  lx_setclass(L, loop->rt, LX_MT_TASK);
   lx_future_bind(L, -1, loop, loopidx);
   t->co = co = lua_newthread(L);
   lua_setiuservalue(L, -2, LX_UV_CORO);
@@ -254,6 +254,7 @@ static void task_finish(lua_State *L, lx_loop *loop, lx_task *t, int status,
 #endif
     }
     clear_coroutine(L, t, tidx);
+    loop->rt->unretrieved++;
     lx_future_settle(L, tidx, LX_FAILED, 1);
   }
   lua_settop(L, tidx - 1);
@@ -358,11 +359,8 @@ int lx_task_cancel(lua_State *L, int tidx, int msgidx) {
 ** ======================================================================= */
 
 static lx_task *check_task(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, LX_TASK);
-}
-
-lx_task *lx_task_test(lua_State *L, int idx) {
-  return luaL_testudata(L, idx, LX_TASK);
+  return lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), idx,
+                       LX_MT_TASK, "Task method");
 }
 
 /* t:cancel([msg]) -> boolean */
@@ -435,9 +433,12 @@ static int task__tostring(lua_State *L) {
 
 /* A failed task whose error nobody looked at is reported when collected. */
 static int task__gc(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_task *t = lua_touserdata(L, 1);
   lx_waiter_unlink(&t->wait);
   if (t->fut.state == LX_FAILED && !t->fut.retrieved) {
+    t->fut.retrieved = 1; /* not lx_future_retrieved: its loop may be gone */
+    rt->unretrieved--;
     lx_task_push_name(L, 1);
     lua_pushfstring(L, "Task exception was never retrieved (task '%s')",
                     lua_tostring(L, -1));
@@ -528,7 +529,7 @@ void lx_open_task(lua_State *L) {
     {"_note_traceback", core_note_traceback},
     {NULL, NULL}
   };
-  lx_newclass(L, LX_TASK, methods, meta);
+  lx_newclass(L, LX_MT_TASK, LX_TASK, methods, meta);
   luaL_getmetatable(L, LX_TASK);
   lx_future_mark(L);
   lua_pop(L, 1);

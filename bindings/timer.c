@@ -141,7 +141,8 @@ typedef struct lx_handle {
 } lx_handle;
 
 static lx_handle *handle_check(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, LX_HANDLE);
+  return lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), idx,
+                       LX_MT_HANDLE, "Handle method");
 }
 
 /* msgh for callbacks: keep the error value and the traceback of where */
@@ -197,7 +198,7 @@ static lx_handle *handle_new(lua_State *L, lx_loop *loop, int nargs) {
   h->loop = loop;
   h->nargs = nargs;
   h->cancelled = h->is_timer = 0;
-  luaL_setmetatable(L, LX_HANDLE);
+  lx_setclass(L, loop->rt, LX_MT_HANDLE);
   for (i = nargs + 1; i >= 1; i--) {
     lua_pushvalue(L, first + i - 1);
     lua_setiuservalue(L, -2, i);
@@ -353,12 +354,11 @@ void lx_open_timer(lua_State *L) {
     {"sleep", core_sleep},
     {NULL, NULL}
   };
-  luaL_newmetatable(L, LX_HANDLE);
-  lua_pushcfunction(L, handle__tostring);
-  lua_setfield(L, -2, "__tostring");
-  luaL_newlib(L, handle_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  static const luaL_Reg handle_meta[] = {
+    {"__tostring", handle__tostring},
+    {NULL, NULL}
+  };
+  lx_newclass(L, LX_MT_HANDLE, LX_HANDLE, handle_methods, handle_meta);
   /* loop methods: added to the Loop metatable's method table */
   luaL_getmetatable(L, LX_LOOP);
   lua_getfield(L, -1, "__index");
