@@ -1,0 +1,148 @@
+-- Minimal coroutine-task layer over luv (Lua 5.4 + lua-luv), written the way a
+-- Lua user would: tasks are coroutines; a FIFO ready queue is drained from a uv
+-- idle handle (one batch per loop iteration, like asyncio's call_soon queue);
+-- sleep(ms > 0) uses one uv timer per sleep; Queue hands items to waiting
+-- getters through the ready queue. Only what bench/ needs.
+local uv = require "luv"
+local co_create, co_resume, co_yield, co_running, co_status =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
+local unpack = table.unpack
+
+local M = { uv = uv, peer = "luv" }
+
+local tasks_by_co = setmetatable({}, { __mode = "k" })
+local ready, readyv, nready = {}, {}, 0
+local spare, sparev = {}, {}
+local idle = uv.new_idle()
+local idle_on = false
+
+local function step(task, v)
+  local ok, res = co_resume(task.co, v)
+  if not ok then
+    io.stderr:write(debug.traceback(task.co, tostring(res)), "\n")
+    os.exit(2)
+  end
+  if co_status(task.co) == "dead" then
+    task.done, task.result = true, res
+    tasks_by_co[task.co] = nil
+    local w = task.waiter
+    if w then task.waiter = nil; M.wake(w, res) end
+  end
+end
+
+local function run_ready()
+  -- swap the lists so that tasks woken during this pass run on the next tick
+  local list, vals, n = ready, readyv, nready
+  ready, readyv, nready = spare, sparev, 0
+  spare, sparev = list, vals
+  for i = 1, n do
+    local t, v = list[i], vals[i]
+    list[i], vals[i] = nil, nil
+    step(t, v)
+  end
+  if nready == 0 and idle_on then idle:stop(); idle_on = false end
+end
+
+function M.wake(task, v)
+  nready = nready + 1
+  ready[nready], readyv[nready] = task, v
+  if not idle_on then idle:start(run_ready); idle_on = true end
+end
+
+-- create_task: the coroutine starts on the next loop tick
+function M.spawn(fn, ...)
+  local nargs = select("#", ...)
+  local co
+  if nargs == 0 then
+    co = co_create(fn)
+  elseif nargs == 1 then
+    local a = ...
+    co = co_create(function() return fn(a) end)
+  else
+    local args = { ... }
+    co = co_create(function() return fn(unpack(args, 1, nargs)) end)
+  end
+  local task = { co = co, done = false }
+  tasks_by_co[co] = task
+  M.wake(task)
+  return task
+end
+
+function M.sleep(ms)
+  local me = tasks_by_co[co_running()]
+  if not ms or ms <= 0 then
+    M.wake(me)
+    return co_yield()
+  end
+  local t = uv.new_timer()
+  t:start(ms, 0, function()
+    t:close()
+    step(me)
+  end)
+  return co_yield()
+end
+
+function M.await(task)
+  if task.done then return task.result end
+  task.waiter = tasks_by_co[co_running()]
+  return co_yield()
+end
+
+function M.gather(list)
+  local out = {}
+  for i = 1, #list do out[i] = M.await(list[i]) end
+  return out
+end
+
+-- unbounded FIFO queue with waiting getters (asyncio.Queue-like)
+local Queue = {}
+Queue.__index = Queue
+function M.Queue()
+  return setmetatable({ items = {}, h = 1, t = 0, getters = {}, gh = 1, gt = 0 }, Queue)
+end
+function Queue:put(v)
+  if self.gh <= self.gt then
+    local g = self.getters[self.gh]
+    self.getters[self.gh] = nil
+    self.gh = self.gh + 1
+    M.wake(g, v) -- hand the item to the oldest waiting getter
+  else
+    self.t = self.t + 1
+    self.items[self.t] = v
+  end
+end
+function Queue:get()
+  if self.h <= self.t then
+    local v = self.items[self.h]
+    self.items[self.h] = nil
+    self.h = self.h + 1
+    return v
+  end
+  self.gt = self.gt + 1
+  self.getters[self.gt] = tasks_by_co[co_running()]
+  return co_yield()
+end
+
+-- run(main): spawn main as a task and run the loop until everything is done
+function M.run(fn, ...)
+  local t = M.spawn(fn, ...)
+  uv.run("default")
+  return t.result
+end
+
+local function status_kb(key)
+  for line in io.lines("/proc/self/status") do
+    local v = line:match("^" .. key .. ":%s+(%d+)")
+    if v then return tonumber(v) end
+  end
+  return -1
+end
+function M.peak_rss_kb() return status_kb("VmHWM") end
+function M.rss_kb() return status_kb("VmRSS") end
+function M.now() return uv.hrtime() / 1e9 end
+function M.result(fmt, ...)
+  io.write(string.format(fmt, ...), "\n")
+  io.stdout:flush()
+end
+
+return M
