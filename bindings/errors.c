@@ -95,13 +95,14 @@ int lx_error_is(lua_State *L, int idx, int cls) {
 
 /* Class(message [, fields]) */
 static int error_construct(lua_State *L) {
-  if (lua_isnoneornil(L, 3))
+  lua_settop(L, 3);
+  if (lua_isnil(L, 3))
     lua_createtable(L, 0, 3);
   else {
     luaL_checktype(L, 3, LUA_TTABLE);
     lua_pushvalue(L, 3);
   }
-  make_instance(L, 1, lua_isnoneornil(L, 2) ? 0 : 2);
+  make_instance(L, 1, lua_isnil(L, 2) ? 0 : 2);
   return 1;
 }
 

@@ -379,8 +379,16 @@ static int future_add_done_callback(lua_State *L) {
     return 0;
   }
   switch (lua_getiuservalue(L, 1, LX_UV_CALLBACKS)) {
-  case LUA_TNIL:
-    lua_pushvalue(L, 2);
+  case LUA_TNIL: /* a function alone is kept as is; callable objects in an
+                    array, since a table in the slot means an array */
+    if (lua_isfunction(L, 2)) {
+      lua_pushvalue(L, 2);
+    } else {
+      lua_createtable(L, 1, 0);
+      lua_pushvalue(L, 2);
+      lua_rawseti(L, -2, 1);
+    }
+    lua_replace(L, -2);
     break;
   case LUA_TTABLE:
     lua_pushvalue(L, 2);

@@ -70,6 +70,7 @@ end
 
 --- lasync.timeout(delay, fn, ...) -> fn's results, or TimeoutError
 function M.timeout(delay, fn, ...)
+  task_or_error("timeout")
   check_delay(delay, "timeout")
   local when = delay and get_running_loop():time() + delay
   return run_with_deadline("timeout", when, fn, ...)
