@@ -444,6 +444,12 @@ static int task__gc(lua_State *L) {
                     lua_tostring(L, -1));
     lua_getiuservalue(L, 1, LX_UV_RESULT);
     get_extra(L, 1, "traceback");
+    if (get_extra(L, 1, "created") == LUA_TSTRING) { /* debug mode */
+      lua_pushfstring(L, "%s\ntask created at:\n%s", lua_tostring(L, -2),
+                      lua_tostring(L, -1) + 17 /* "stack traceback:\n" */);
+      lua_replace(L, -3);
+    }
+    lua_pop(L, 1);
     lx_report(L, lua_tostring(L, -3), -2, lua_tostring(L, -1));
   }
   return 0;

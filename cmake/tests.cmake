@@ -11,3 +11,16 @@ foreach(spec ${SPEC_FILES})
                    ${spec})
   set_tests_properties(spec.${name} PROPERTIES TIMEOUT 300)
 endforeach()
+include(${CMAKE_CURRENT_LIST_DIR}/examples.cmake)
+
+# cmake --install into a staging prefix, then require "lasync" from the
+# stock lua5.4 with only that prefix's standard Lua directories on the path.
+add_test(NAME install.require
+         COMMAND ${CMAKE_SOURCE_DIR}/scripts/test-install.sh
+                 ${CMAKE_BINARY_DIR} ${CMAKE_BINARY_DIR}/stage)
+set_tests_properties(install.require PROPERTIES TIMEOUT 120
+                     PASS_REGULAR_EXPRESSION "installed lasync: 42")
+
+add_test(NAME embed.minimal COMMAND embed_minimal)
+set_tests_properties(embed.minimal PROPERTIES TIMEOUT 30
+                     PASS_REGULAR_EXPRESSION "hello embedder, slept")

@@ -32,5 +32,7 @@ void lasync_openlibs(lua_State *L) {
 }
 
 int lasync_run(lua_State *L, int nargs) {
+  luaL_requiref(L, "lasync.core", luaopen_lasync_core, 0);
+  lua_pop(L, 1);
   return lx_run_main(L, nargs);
 }

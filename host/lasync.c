@@ -182,11 +182,15 @@ static int run_args(lua_State *L, char **argv, int argc, int script,
   } else {
     lua_pushnil(L);
   }
-  if (luaL_loadbuffer(L, main_chunk, sizeof main_chunk - 1, "=lasync") !=
-      LUA_OK)
-    return lua_error(L);
-  lua_insert(L, -3);
-  lua_call(L, 2, 1); /* -> the main function */
+  if (lua_rawlen(L, -2) == 0 && !lua_isnil(L, -1)) {
+    lua_remove(L, -2); /* no -e/-l: the script itself is the main task */
+  } else {
+    if (luaL_loadbuffer(L, main_chunk, sizeof main_chunk - 1, "=lasync") !=
+        LUA_OK)
+      return lua_error(L);
+    lua_insert(L, -3);
+    lua_call(L, 2, 1); /* -> the main function */
+  }
   luaL_checkstack(L, nargs, "too many arguments to script");
   for (i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
   status = lasync_run(L, nargs);
