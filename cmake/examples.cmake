@@ -1,0 +1,54 @@
+# Smoke tests for examples/*.lua: one ctest test per example, example.<name>.
+# Each must exit 0, print its characteristic output (PASS regex) and write
+# nothing starting with "lasync: " (leftover tasks, unretrieved errors, an
+# uncaught error). cmake/run-example.sh reports a non-zero exit in the
+# output, because a PASS_REGULAR_EXPRESSION makes ctest ignore exit codes.
+
+# lasync_example(<name> <runner> <pass regex>): runner is "lasync" (the
+# lasync command) or "lua" (stock lua5.4, for examples that drive a loop).
+function(lasync_example name runner regex)
+  if(runner STREQUAL "lua")
+    set(runner ${LUA_EXE})
+  endif()
+  add_test(NAME example.${name}
+           COMMAND ${CMAKE_SOURCE_DIR}/cmake/run-example.sh
+                   ${CMAKE_BINARY_DIR} ${runner} examples/${name}.lua)
+  set_tests_properties(example.${name} PROPERTIES
+    TIMEOUT 30
+    LABELS example
+    PASS_REGULAR_EXPRESSION "${regex}"
+    FAIL_REGULAR_EXPRESSION "run-example: FAILED;^lasync: ;\nlasync: ")
+  set_property(GLOBAL APPEND PROPERTY LASYNC_EXAMPLES ${name})
+endfunction()
+
+lasync_example(hello lasync "squares: 1 4 9 \\(at 0\\.[0-9] s\\)")
+# sequential is 0.6 s: leave room for a loaded machine, not for that
+lasync_example(sequential_vs_concurrent lasync
+  "concurrent took 0\\.[345] s \\(the longest delay\\)")
+lasync_example(create_task_order lasync
+  "A: step 1\nB: step 1\nmain: back after one loop iteration\nA: step 2")
+lasync_example(gather lasync
+  "\\[2\\] ValueError: no such user\n  \\[3\\] CancelledError: not needed")
+lasync_example(wait_as_completed lasync
+  "as_completed timeout: got fetch-0\\.1, then TimeoutError")
+lasync_example(wait_for lasync
+  "slow: cleanup done at [^\n]*\nwait_for: TimeoutError at")
+lasync_example(futures lasync "got: 200 OK text/plain")
+lasync_example(loop_callbacks lua
+  "call_soon #3\n[^\n]*call_soon #4: .*closed: [^\n]*the event loop is closed")
+lasync_example(task_group lasync
+  "cancelled at [^\n]*\nExceptionGroup: [^\n]*\n  \\[1\\] ValueError: a is")
+lasync_example(timeouts lasync
+  "inner saw: CancelledError [^\n]*\nouter raised: TimeoutError")
+
+# An example added without a test above is worth a warning.
+file(GLOB example_files ${CMAKE_SOURCE_DIR}/examples/*.lua)
+get_property(tested GLOBAL PROPERTY LASYNC_EXAMPLES)
+foreach(file ${example_files})
+  get_filename_component(name ${file} NAME_WE)
+  if(NOT name IN_LIST tested)
+    message(WARNING "examples/${name}.lua has no smoke test in "
+                    "cmake/examples.cmake")
+  endif()
+endforeach()
+lasync_example(readme lasync "false\ttrue\ndone in 0\\.[0-9] s")
