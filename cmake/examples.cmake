@@ -40,6 +40,7 @@ lasync_example(task_group lasync
   "cancelled at [^\n]*\nExceptionGroup: [^\n]*\n  \\[1\\] ValueError: a is")
 lasync_example(timeouts lasync
   "inner saw: CancelledError [^\n]*\nouter raised: TimeoutError")
+lasync_example(readme lasync "false\ttrue\ndone in 0\\.[0-9] s")
 
 # An example added without a test above is worth a warning.
 file(GLOB example_files ${CMAKE_SOURCE_DIR}/examples/*.lua)
@@ -51,4 +52,3 @@ foreach(file ${example_files})
                     "cmake/examples.cmake")
   endif()
 endforeach()
-lasync_example(readme lasync "false\ttrue\ndone in 0\\.[0-9] s")
