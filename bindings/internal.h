@@ -118,7 +118,6 @@ struct lx_task {
   lx_waiter wait;       /* node in the awaited future's waiter list */
   lx_timer timer;       /* deadline of the current sleep */
   lx_cancel_fn on_cancel; /* hook of the pending operation, or NULL */
-  lx_task *prev, *next; /* the loop's list of pending tasks */
   int ref;              /* anchor in the runtime's anchor table while
                            pending; released in task_finish/loop close */
   int await_idx;        /* stack index (in the suspended C frame) of the
@@ -148,7 +147,6 @@ struct lx_loop {
   unsigned heap_len, heap_cap;
   uint64_t timer_seq;
   lx_task *current;   /* the task being stepped, or NULL */
-  lx_task tasks;      /* sentinel of the list of pending tasks */
   lx_waiter until;    /* linked to run_until_complete's target */
   uint64_t step_start; /* debug: when the current task step began */
   unsigned ntasks;    /* pending tasks */
@@ -250,6 +248,7 @@ LX_HIDDEN lx_task *lx_task_new(lua_State *L, lx_loop *loop, int loopidx,
                                int fnidx, int nargs);
 LX_HIDDEN void lx_task_apply_options(lua_State *L, int tidx, int optidx);
 LX_HIDDEN void lx_task_detach(lua_State *L, lx_task *t);
+LX_HIDDEN int lx_push_pending_tasks(lua_State *L, lx_loop *loop);
 LX_HIDDEN int lx_task_cancel(lua_State *L, int tidx, int msgidx);
 LX_HIDDEN int lx_task_raise_cancelled(lua_State *L, lx_task *t);
 LX_HIDDEN void lx_task_push_name(lua_State *L, int tidx);

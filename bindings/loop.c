@@ -134,7 +134,6 @@ lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv) {
   }
   loop->uv = uv;
   loop->rt = rt;
-  loop->tasks.prev = loop->tasks.next = &loop->tasks;
   loop->handler_ref = loop->self_ref = LUA_NOREF;
   loop->debug = (unsigned char)rt->debug;
   uv_timer_init(uv, &loop->timer);
@@ -228,7 +227,15 @@ void lx_loop_close(lua_State *L, lx_loop *loop) {
   loop->closing = 1;
   loop->L = L; /* the drained callbacks release their anchors in L */
   while (loop->ready_head) run_batch(loop); /* runs nothing: closing */
-  while (loop->tasks.next != &loop->tasks) lx_task_detach(L, loop->tasks.next);
+  if (loop->ntasks > 0) {
+    int i, n = lx_push_pending_tasks(L, loop);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      lx_task_detach(L, lua_touserdata(L, -1));
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
   lx_timers_run_due(loop, UINT64_MAX); /* handles left: release them */
   while (loop->ready_head) run_batch(loop);
   luaL_unref(L, LUA_REGISTRYINDEX, loop->handler_ref);

@@ -20,14 +20,26 @@ static int run_until_main_done(lua_State *L) {
   return 0;
 }
 
-/* [-0, +1] push "Task-2 (x.lua:4), worker (x.lua:9)" for pending tasks */
-static void push_pending_names(lua_State *L, lx_loop *loop) {
+/*
+** [-0, +1] push "Task-2 (x.lua:4), worker (x.lua:9)": the tasks in the
+** array at idx; with `fresh`, only those not cancelled yet (that leaves out
+** main after a failed run)
+*/
+static void push_names(lua_State *L, int idx, int fresh) {
   luaL_Buffer b;
-  lx_task *t;
+  int i, n = (int)lua_rawlen(L, idx), first = 1;
+  idx = lua_absindex(L, idx);
   luaL_buffinit(L, &b);
-  for (t = loop->tasks.next; t != &loop->tasks; t = t->next) {
-    if (t != loop->tasks.next) luaL_addstring(&b, ", ");
-    lx_push_anchored(L, loop->rt, t->ref);
+  for (i = 1; i <= n; i++) {
+    lx_task *t;
+    lua_rawgeti(L, idx, i);
+    t = lua_touserdata(L, -1);
+    if (fresh && t->num_cancels) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (!first) luaL_addstring(&b, ", ");
+    first = 0;
     lx_task_push_name(L, -1);
     lua_remove(L, -2);
     luaL_addvalue(&b);
@@ -42,28 +54,31 @@ static void push_pending_names(lua_State *L, lx_loop *loop) {
 /* pcall'd: cancel the tasks still pending on the loop at 1, and wait */
 static int cancel_leftovers(lua_State *L) {
   lx_loop *loop = lx_loop_check(L, 1);
-  lx_task *t;
-  unsigned listed = loop->ntasks;
-  for (t = loop->tasks.next; t != &loop->tasks; t = t->next)
-    if (t->must_cancel || t->num_cancels) listed--; /* main, failed run */
+  int i, n, listed = 0;
   if (loop->ntasks == 0) return 0;
-  if (listed > 0) {
-    push_pending_names(L, loop);
-    fprintf(stderr, "lasync: cancelling %u pending task%s at exit: %s\n",
-            loop->ntasks, loop->ntasks == 1 ? "" : "s", lua_tostring(L, -1));
+  n = lx_push_pending_tasks(L, loop); /* at 2 */
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    if (((lx_task *)lua_touserdata(L, -1))->num_cancels == 0) listed++;
     lua_pop(L, 1);
   }
-  for (t = loop->tasks.next; t != &loop->tasks; t = t->next) {
-    lx_push_anchored(L, loop->rt, t->ref);
+  if (listed > 0) {
+    push_names(L, 2, 1);
+    fprintf(stderr, "lasync: cancelling %d pending task%s at exit: %s\n",
+            listed, listed == 1 ? "" : "s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
     lx_task_cancel(L, -1, 0);
     lua_pop(L, 1);
   }
   if (lx_loop_run(L, 1, 0, LX_RUN_DRAIN) != LX_RUN_DONE) {
-    push_pending_names(L, loop);
+    lx_push_pending_tasks(L, loop);
+    push_names(L, -1, 0);
     fprintf(stderr, "lasync: %u task%s did not finish after being "
                     "cancelled: %s\n", loop->ntasks,
             loop->ntasks == 1 ? "" : "s", lua_tostring(L, -1));
-    lua_pop(L, 1);
   }
   return 0;
 }

@@ -4,6 +4,7 @@
 ** suspension (lx_suspend), tracebacks across awaits, and the Task methods.
 */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -56,6 +57,10 @@ void lx_task_push_name(lua_State *L, int tidx) {
 void lx_task_where(lua_State *L, lx_task *t) {
   lua_Debug ar;
   int level;
+  if (!t->started && t->fut.state == LX_PENDING) {
+    lua_pushliteral(L, "not started");
+    return;
+  }
   if (t->co)
     for (level = 0; lua_getstack(t->co, level, &ar); level++) {
       lua_getinfo(t->co, "Sl", &ar);
@@ -153,10 +158,6 @@ lx_task *lx_task_new(lua_State *L, lx_loop *loop, int loopidx, int fnidx,
   t->ready.run = task_step;
   t->ref = lx_anchor(L, loop->rt, -1);
   t->id = ++loop->next_task_id;
-  t->prev = loop->tasks.prev;
-  t->next = &loop->tasks;
-  loop->tasks.prev->next = t;
-  loop->tasks.prev = t;
   loop->ntasks++;
   if (loop->debug) {
     luaL_traceback(L, L, NULL, 1);
@@ -184,9 +185,6 @@ static void task_release(lua_State *L, lx_task *t) {
   lx_waiter_unlink(&t->wait);
   lx_timer_disarm(loop, &t->timer);
   t->on_cancel = NULL;
-  t->prev->next = t->next;
-  t->next->prev = t->prev;
-  t->prev = t->next = NULL;
   lx_unanchor(L, loop->rt, &t->ref);
   if (--loop->ntasks == 0 && loop->drain) { /* lx_loop_run's LX_RUN_DRAIN */
     loop->stopping = 1;
@@ -496,17 +494,43 @@ static int core_current_task(lua_State *L) {
   return 1;
 }
 
+static int by_id(const void *a, const void *b) {
+  unsigned x = (*(lx_task *const *)a)->id, y = (*(lx_task *const *)b)->id;
+  return x < y ? -1 : x > y;
+}
+
+/*
+** [-0, +1] push an array of the loop's pending tasks in creation order;
+** return their number. They are found among the anchors, so a task costs
+** no list links of its own.
+*/
+int lx_push_pending_tasks(lua_State *L, lx_loop *loop) {
+  lx_runtime *rt = loop->rt;
+  lx_task **found;
+  int n = 0, i;
+  found = lua_newuserdatauv(L, (loop->ntasks + 1) * sizeof *found, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lx_task *t = lx_testclass(L, rt, -1, LX_MT_TASK);
+    if (t && t->fut.loop == loop && n < (int)loop->ntasks) found[n++] = t;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  qsort(found, n, sizeof *found, by_id);
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    lx_push_anchored(L, rt, found[i]->ref);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_remove(L, -2); /* found */
+  return n;
+}
+
 /* lasync.all_tasks() -> array of the running loop's pending tasks */
 static int core_all_tasks(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  lx_loop *loop = lx_running_loop(L, rt, "all_tasks");
-  lx_task *t;
-  int i = 0;
-  lua_createtable(L, (int)loop->ntasks, 0);
-  for (t = loop->tasks.next; t != &loop->tasks; t = t->next) {
-    lx_push_anchored(L, rt, t->ref);
-    lua_rawseti(L, -2, ++i);
-  }
+  lx_push_pending_tasks(L, lx_running_loop(L, rt, "all_tasks"));
   return 1;
 }
 
