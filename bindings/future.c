@@ -12,6 +12,7 @@
 
 void lx_waiter_link(lx_future *f, lx_waiter *w, lx_wake_fn wake) {
   w->wake = wake;
+  w->order = f->norder++;
   w->next = &f->waiters;
   w->prev = f->waiters.prev;
   f->waiters.prev->next = w;
@@ -35,6 +36,7 @@ void lx_future_init(lx_future *f, lx_loop *loop, int kind) {
   f->loop = loop;
   f->waiters.prev = f->waiters.next = &f->waiters;
   f->nresults = 0;
+  f->norder = 0;
   f->state = LX_PENDING;
   f->kind = (unsigned char)kind;
   f->retrieved = 0;
@@ -90,33 +92,52 @@ lx_future *lx_future_check(lua_State *L, lx_runtime *rt, int idx,
   return f;
 }
 
-/* Schedule each done callback of the future at fidx with the future. */
-static void schedule_callbacks(lua_State *L, int fidx) {
+/* Schedule the done callback at index i of the array at cbs. */
+static void schedule_callback(lua_State *L, int fidx, int cbs,
+                              lua_Integer i) {
   lx_future *f = lua_touserdata(L, fidx);
-  int type = lua_getiuservalue(L, fidx, LX_UV_CALLBACKS);
-  if (type == LUA_TNIL) {
-    lua_pop(L, 1);
-    return;
+  lua_rawgeti(L, cbs, i);
+  lua_pushvalue(L, fidx);
+  lx_call_soon(L, f->loop, 1);
+  lua_pop(L, 1); /* the handle */
+}
+
+static unsigned callback_order(lua_State *L, int cbs, lua_Integer i) {
+  unsigned order;
+  lua_rawgeti(L, cbs, i + 1);
+  order = (unsigned)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return order;
+}
+
+/*
+** Wake the C waiters of the settled future at fidx and schedule its done
+** callbacks, all in the order they were registered: asyncio runs both as
+** callbacks of the future, in that order.
+*/
+static void wake_all(lua_State *L, int fidx) {
+  lx_future *f = lua_touserdata(L, fidx);
+  lua_Integer i = 1, n = 0;
+  int cbs = 0;
+  luaL_checkstack(L, 6, NULL);
+  if (lua_getiuservalue(L, fidx, LX_UV_CALLBACKS) == LUA_TTABLE) {
+    if (f->loop == NULL)
+      luaL_error(L, "lasync.Future: cannot run done callbacks: the future "
+                    "is not bound to an event loop");
+    cbs = lua_gettop(L);
+    n = (lua_Integer)lua_rawlen(L, cbs);
+    lua_pushnil(L);
+    lua_setiuservalue(L, fidx, LX_UV_CALLBACKS);
   }
-  if (f->loop == NULL)
-    luaL_error(L, "lasync.Future: cannot run done callbacks: the future is "
-                  "not bound to an event loop");
-  if (type == LUA_TTABLE) {
-    lua_Integer i, n = luaL_len(L, -1);
-    for (i = 1; i <= n; i++) {
-      lua_rawgeti(L, -1, i);
-      lua_pushvalue(L, fidx);
-      lx_call_soon(L, f->loop, 1);
-      lua_pop(L, 1); /* the handle */
-    }
-    lua_pop(L, 1);
-  } else {
-    lua_pushvalue(L, fidx);
-    lx_call_soon(L, f->loop, 1);
-    lua_pop(L, 1);
+  while (f->waiters.next != &f->waiters) {
+    lx_waiter *w = f->waiters.next;
+    for (; i < n && callback_order(L, cbs, i) < w->order; i += 2)
+      schedule_callback(L, fidx, cbs, i);
+    lx_waiter_unlink(w);
+    w->wake(L, w, fidx);
   }
-  lua_pushnil(L);
-  lua_setiuservalue(L, fidx, LX_UV_CALLBACKS);
+  for (; i < n; i += 2) schedule_callback(L, fidx, cbs, i);
+  lua_pop(L, 1); /* callbacks (or nil) */
 }
 
 /*
@@ -143,12 +164,7 @@ void lx_future_settle(lua_State *L, int fidx, int state, int n) {
   }
   f->nresults = n;
   f->state = (unsigned char)state;
-  while (f->waiters.next != &f->waiters) {
-    lx_waiter *w = f->waiters.next;
-    lx_waiter_unlink(w);
-    w->wake(L, w, fidx);
-  }
-  schedule_callbacks(L, fidx);
+  wake_all(L, fidx);
 }
 
 /* Cancel the future, task or gather at fidx; msgidx 0: no message. */
@@ -255,6 +271,7 @@ static void task_wake(lua_State *L, lx_waiter *w, int fidx) {
 /* A task awaiting a future is cancelled: cancel the future instead. */
 static int cancel_awaited(lua_State *L, lx_task *t, int msgidx) {
   int r;
+  luaL_checkstack(L, 2, NULL);
   lua_checkstack(t->co, 1);
   lua_pushvalue(t->co, t->await_idx);
   lua_xmove(t->co, L, 1);
@@ -378,29 +395,14 @@ static int future_add_done_callback(lua_State *L) {
     lx_call_soon(L, f->loop, 1);
     return 0;
   }
-  switch (lua_getiuservalue(L, 1, LX_UV_CALLBACKS)) {
-  case LUA_TNIL: /* a function alone is kept as is; callable objects in an
-                    array, since a table in the slot means an array */
-    if (lua_isfunction(L, 2)) {
-      lua_pushvalue(L, 2);
-    } else {
-      lua_createtable(L, 1, 0);
-      lua_pushvalue(L, 2);
-      lua_rawseti(L, -2, 1);
-    }
-    lua_replace(L, -2);
-    break;
-  case LUA_TTABLE:
-    lua_pushvalue(L, 2);
-    lua_rawseti(L, -2, luaL_len(L, -2) + 1);
-    break;
-  default: /* one function: make an array */
+  if (lua_getiuservalue(L, 1, LX_UV_CALLBACKS) != LUA_TTABLE) {
+    lua_pop(L, 1);
     lua_createtable(L, 2, 0);
-    lua_insert(L, -2);
-    lua_rawseti(L, -2, 1);
-    lua_pushvalue(L, 2);
-    lua_rawseti(L, -2, 2);
   }
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  lua_pushinteger(L, f->norder++);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
   lua_setiuservalue(L, 1, LX_UV_CALLBACKS);
   return 0;
 }
@@ -410,31 +412,22 @@ static int future_remove_done_callback(lua_State *L) {
   lua_Integer removed = 0;
   check_self(L, "Future:remove_done_callback");
   lua_settop(L, 2);
-  switch (lua_getiuservalue(L, 1, LX_UV_CALLBACKS)) {
-  case LUA_TTABLE: {
-    lua_Integer i, j = 0, n = luaL_len(L, 3);
-    for (i = 1; i <= n; i++) {
+  if (lua_getiuservalue(L, 1, LX_UV_CALLBACKS) == LUA_TTABLE) {
+    lua_Integer i, j = 0, n = (lua_Integer)lua_rawlen(L, 3);
+    for (i = 1; i < n; i += 2) { /* keep the pairs {cb, order} not for cb */
       lua_rawgeti(L, 3, i);
       if (lua_rawequal(L, -1, 2)) {
         lua_pop(L, 1);
         removed++;
-      } else {
-        lua_rawseti(L, 3, ++j);
+        continue;
       }
+      lua_rawseti(L, 3, ++j);
+      lua_rawgeti(L, 3, i + 1);
+      lua_rawseti(L, 3, ++j);
     }
     for (i = j + 1; i <= n; i++) {
       lua_pushnil(L);
       lua_rawseti(L, 3, i);
-    }
-    break;
-  }
-  case LUA_TNIL:
-    break;
-  default:
-    if (lua_rawequal(L, 3, 2)) {
-      removed = 1;
-      lua_pushnil(L);
-      lua_setiuservalue(L, 1, LX_UV_CALLBACKS);
     }
   }
   lua_pushinteger(L, removed);

@@ -26,6 +26,8 @@ struct lx_gather {
 
 /* [-0, +1] push the gather of a slot from its owner's (suspended) stack */
 static void push_gather(lua_State *L, lx_gather *g) {
+  luaL_checkstack(L, 4, NULL);
+  lua_checkstack(g->owner->co, 1);
   lua_pushvalue(g->owner->co, g->owner_idx);
   lua_xmove(g->owner->co, L, 1);
 }
@@ -119,6 +121,7 @@ int lx_gather_cancel(lua_State *L, int gidx, int msgidx) {
   lx_gather *g = lua_touserdata(L, gidx);
   int i, any = 0;
   if (g->fut.state != LX_PENDING) return 0;
+  luaL_checkstack(L, 4, NULL); /* cancels recurse through nested gathers */
   lua_getiuservalue(L, gidx, UV_CHILDREN);
   for (i = 1; i <= g->n; i++) {
     lua_rawgeti(L, -1, i);

@@ -59,6 +59,8 @@ typedef void (*lx_wake_fn)(lua_State *L, lx_waiter *w, int fidx);
 struct lx_waiter {
   lx_waiter *prev, *next; /* NULL when not linked */
   lx_wake_fn wake;
+  unsigned order; /* registration order among the future's waiters and
+                     done callbacks */
 };
 
 /* An entry in a loop's deadline heap. */
@@ -83,7 +85,7 @@ enum { LX_PENDING, LX_FINISHED, LX_FAILED, LX_CANCELLED };
 enum {
   LX_UV_RESULT = 1, /* results (one value, or a table when nresults > 1),
                        the error, or the cancel message */
-  LX_UV_CALLBACKS,  /* done callbacks: nil, a function or an array */
+  LX_UV_CALLBACKS,  /* done callbacks: nil or {cb1, order1, cb2, ...} */
   LX_UV_LOOP,       /* the loop object it is bound to (keeps it alive) */
   LX_FUTURE_NUV = LX_UV_LOOP,
   LX_UV_CORO,  /* task: its coroutine, cleared when the task is done */
@@ -95,6 +97,7 @@ struct lx_future {
   lx_loop *loop;     /* bound on first use; NULL before */
   lx_waiter waiters; /* sentinel of the circular list of C waiters */
   int nresults;      /* number of values in LX_UV_RESULT when finished */
+  unsigned norder;   /* next registration number (waiters, callbacks) */
   unsigned char state;
   unsigned char kind;      /* LX_KIND_* */
   unsigned char retrieved; /* the error was looked at (no report) */

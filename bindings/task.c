@@ -88,40 +88,34 @@ void lx_task_note_cause(lua_State *L, lx_task *t, int fidx) {
 */
 static void failure_traceback(lua_State *L, lx_task *t, int tidx,
                               int erridx) {
-  luaL_Buffer b;
-  const char *own;
-  get_extra(L, tidx, "noted_error");
-  if (lua_rawequal(L, -1, erridx) &&
+  int top = lua_gettop(L);
+  const char *own, *cause = NULL;
+  luaL_checkstack(L, 8, NULL);
+  if (get_extra(L, tidx, "noted_error") != LUA_TNIL &&
+      lua_rawequal(L, -1, erridx) &&
       get_extra(L, tidx, "noted_traceback") == LUA_TSTRING) {
-    lua_remove(L, -2); /* re-raised by lasync's Lua side: where it began */
+    /* re-raised by lasync's Lua side: where it began */
   } else {
-    lua_pop(L, 1);
     luaL_traceback(L, t->co, NULL, 0);
   }
   own = lua_tostring(L, -1);
   if (strncmp(own, "stack traceback:", 16) == 0) own += 16;
-  luaL_buffinit(L, &b);
-  if (get_extra(L, tidx, "cause") == LUA_TUSERDATA) {
-    lua_getiuservalue(L, -1, LX_UV_RESULT);
+  if (get_extra(L, tidx, "cause") == LUA_TUSERDATA) { /* an awaited task */
+    int causeidx = lua_gettop(L);
+    lua_getiuservalue(L, causeidx, LX_UV_RESULT);
     if (lua_rawequal(L, -1, erridx) &&
-        get_extra(L, lua_absindex(L, -2), "traceback") == LUA_TSTRING) {
-      luaL_addvalue(&b);
-      luaL_addstring(&b, "\nawaited by task '");
-    } else {
-      lua_pop(L, 1);
-      luaL_addstring(&b, "stack traceback of task '");
-    }
-    lua_pop(L, 2);
-  } else {
-    lua_pop(L, 1);
-    luaL_addstring(&b, "stack traceback of task '");
+        get_extra(L, causeidx, "traceback") == LUA_TSTRING)
+      cause = lua_tostring(L, -1); /* its error is ours: its frames first */
   }
   lx_task_push_name(L, tidx);
-  luaL_addvalue(&b);
-  luaL_addstring(&b, "':");
-  luaL_addstring(&b, own);
-  luaL_pushresult(&b);
-  lua_remove(L, -2); /* own traceback */
+  if (cause)
+    lua_pushfstring(L, "%s\nawaited by task '%s':%s", cause,
+                    lua_tostring(L, -1), own);
+  else
+    lua_pushfstring(L, "stack traceback of task '%s':%s", lua_tostring(L, -1),
+                    own);
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
 }
 
 /* }====================================================================== */
@@ -209,6 +203,24 @@ static void bare_yield_error(lua_State *L) {
 }
 
 /*
+** Close the coroutine of a task that failed, was cancelled or yielded
+** outside an await, as coroutine.wrap does: its pending to-be-closed
+** variables are closed (they get the error at erridx). An error raised by
+** a __close handler replaces the task's error, as in Lua.
+*/
+static void close_coroutine(lua_State *L, lua_State *co, int erridx) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  int status = lua_closethread(co, L);
+#else
+  int status = lua_resetthread(co);
+#endif
+  if (status != LUA_OK) {
+    lua_xmove(co, L, 1);
+    lua_replace(L, erridx);
+  }
+}
+
+/*
 ** The coroutine of t returned (LUA_OK), raised an error, or yielded
 ** outside an await: settle the task. The task object is pushed from its
 ** anchor, which is then released.
@@ -216,42 +228,52 @@ static void bare_yield_error(lua_State *L) {
 static void task_finish(lua_State *L, lx_loop *loop, lx_task *t, int status,
                         int nres) {
   lua_State *co = t->co;
-  int tidx;
+  int tidx, erridx;
+  if (status == LUA_OK && !lua_checkstack(L, nres + LUA_MINSTACK)) {
+    lua_pop(co, nres); /* more than a Lua stack holds: fail the task */
+    lua_pushliteral(co, "lasync: too many results to return from a task");
+    status = LUA_ERRRUN;
+  }
   lx_push_anchored(L, loop->rt, t->ref);
   tidx = lua_gettop(L);
+  erridx = tidx + 1;
   task_release(L, t);
-  if (status == LUA_OK && !t->must_cancel) {
-    lua_xmove(co, L, nres);
+  if (status == LUA_OK) { /* returned; cancelled if asked after its last
+                             await */
+    int state = t->must_cancel ? LX_CANCELLED : LX_FINISHED;
+    if (state == LX_CANCELLED) {
+      lua_getiuservalue(L, tidx, LX_UV_RESULT); /* the cancel message */
+      nres = 1;
+    } else {
+      lua_xmove(co, L, nres);
+    }
     clear_coroutine(L, t, tidx);
-    lx_future_settle(L, tidx, LX_FINISHED, nres);
-  } else if (status == LUA_OK) { /* cancelled after its last await */
-    lua_getiuservalue(L, tidx, LX_UV_RESULT);
+    lx_future_settle(L, tidx, state, nres);
+    lua_settop(L, tidx - 1);
+    return;
+  }
+  if (status == LUA_YIELD) {
+    bare_yield_error(L);
+  } else { /* keep a copy on co: closing passes it to __close handlers */
+    lua_pushvalue(co, -1);
+    lua_xmove(co, L, 1);
+  }
+  if (!lx_error_is(L, erridx, LX_ERR_CANCELLED)) {
+    failure_traceback(L, t, tidx, erridx); /* before closing unwinds it */
+    set_extra(L, tidx, "traceback");
+  }
+  close_coroutine(L, co, erridx);
+  if (lx_error_is(L, erridx, LX_ERR_CANCELLED)) {
     clear_coroutine(L, t, tidx);
+    lua_getfield(L, erridx, "message");
     lx_future_settle(L, tidx, LX_CANCELLED, 1);
   } else {
-    int erridx = tidx + 1;
-    if (status == LUA_YIELD) {
-      bare_yield_error(L);
-    } else {
-      lua_xmove(co, L, 1);
-      if (lx_error_is(L, erridx, LX_ERR_CANCELLED)) {
-        lua_getfield(L, erridx, "message");
-        clear_coroutine(L, t, tidx);
-        lx_future_settle(L, tidx, LX_CANCELLED, 1);
-        lua_settop(L, tidx - 1);
-        return;
-      }
-    }
-    failure_traceback(L, t, tidx, erridx);
-    set_extra(L, tidx, "traceback");
-    if (status == LUA_YIELD) {
-#if LUA_VERSION_RELEASE_NUM >= 50406
-      lua_closethread(co, L);
-#else
-      lua_resetthread(co); /* run its pending __close handlers */
-#endif
+    if (get_extra(L, tidx, "traceback") == LUA_TNIL) { /* from a __close */
+      failure_traceback(L, t, tidx, erridx);
+      set_extra(L, tidx, "traceback");
     }
     clear_coroutine(L, t, tidx);
+    lua_settop(L, erridx);
     loop->rt->unretrieved++;
     lx_future_settle(L, tidx, LX_FAILED, 1);
   }
@@ -325,6 +347,7 @@ int lx_suspend(lua_State *L, lx_task *t, lx_cancel_fn on_cancel,
 
 /* In the task's coroutine: raise CancelledError with its cancel message. */
 int lx_task_raise_cancelled(lua_State *L, lx_task *t) {
+  luaL_checkstack(L, 4, NULL);
   t->must_cancel = 0;
   lx_push_anchored(L, t->fut.loop->rt, t->ref);
   lua_getiuservalue(L, -1, LX_UV_RESULT);
@@ -336,6 +359,7 @@ int lx_task_raise_cancelled(lua_State *L, lx_task *t) {
 int lx_task_cancel(lua_State *L, int tidx, int msgidx) {
   lx_task *t = lua_touserdata(L, tidx);
   if (t->fut.state != LX_PENDING) return 0;
+  luaL_checkstack(L, 4, NULL); /* cancels recurse through awaited tasks */
   tidx = lua_absindex(L, tidx);
   t->num_cancels++;
   if (msgidx)

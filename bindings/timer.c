@@ -164,6 +164,12 @@ static void handle_run(lua_State *L, lx_loop *loop, lx_ready *node) {
     lua_settop(L, base);
     return;
   }
+  if (!lua_checkstack(L, h->nargs + LUA_MINSTACK)) { /* cannot happen: */
+    lua_pushliteral(L, "too many arguments"); /* they fit when scheduled */
+    lx_loop_report(L, loop, "exception in callback", -1, NULL);
+    lua_settop(L, base);
+    return;
+  }
   h->cancelled = 1; /* a handle runs once; cancel() is now a no-op */
   lua_pushcfunction(L, keep_traceback);
   for (i = 1; i <= h->nargs + 1; i++) lua_getiuservalue(L, base + 1, i);

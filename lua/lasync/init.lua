@@ -87,6 +87,27 @@ local function await_one(aw)
   return aw:await()
 end
 
+-- wait_for with a timeout <= 0: cancel aw, wait for it to finish, and
+-- return its results (it may swallow the cancel) or turn its cancellation
+-- into TimeoutError, as asyncio 3.12 does.
+local function cancel_and_wait(aw)
+  if aw:done() then return aw:result() end
+  local waiter = Future()
+  local function release()
+    if not waiter:done() then waiter:set_result() end
+  end
+  aw:add_done_callback(release)
+  aw:cancel()
+  local ok, err = pcall(waiter.await, waiter)
+  aw:remove_done_callback(release)
+  if not ok then error(err, 0) end -- the caller itself was cancelled
+  local res = pack(pcall(aw.result, aw))
+  if not res[1] and is_cancelled(res[2]) then
+    error(M.TimeoutError(nil, { cause = res[2] }), 3)
+  end
+  return unwrap(res)
+end
+
 --- lasync.wait_for(aw, timeout) -> aw's results; on timeout cancels aw,
 -- waits for it to finish and raises TimeoutError. A function runs in the
 -- calling task, as a coroutine does in asyncio 3.12.
@@ -98,13 +119,7 @@ function M.wait_for(aw, timeout)
       "or function)"):format(type(aw)), 2)
   end
   if timeout == nil then return await_one(aw) end
-  if timeout <= 0 then
-    aw = ensure_future(aw)
-    if aw:done() then return aw:result() end
-    aw:cancel()
-    pcall(aw.await, aw) -- wait until it has finished cancelling
-    error(M.TimeoutError(), 2)
-  end
+  if timeout <= 0 then return cancel_and_wait(ensure_future(aw)) end
   if type(aw) == "function" then return M.timeout(timeout, aw) end
   return M.timeout(timeout, aw.await, aw)
 end
@@ -222,7 +237,7 @@ function M.as_completed(aws, opts)
   local finished, head, tail = {}, 1, 0
   local waiter, timed_out, timeout_handle
   local function on_completion(f)
-    if not todo[f] then return end
+    if not todo[f] or timed_out then return end -- late: asyncio drops it
     todo[f] = nil
     tail = tail + 1
     finished[tail] = f
