@@ -242,9 +242,14 @@ int lx_future_unwrap(lua_State *L, int fidx) {
     return lx_future_push_results(L, fidx);
   case LX_FAILED:
     lx_future_retrieved(f);
-    if (f->kind == LX_KIND_TASK && f->loop && f->loop->current &&
-        f->loop->current->co == L)
-      lx_task_note_cause(L, f->loop->current, fidx);
+    if (f->loop && f->loop->current && f->loop->current->co == L) {
+      if (f->kind == LX_KIND_TASK) /* tracebacks follow the awaits */
+        lx_task_note_cause(L, f->loop->current, fidx);
+      else if (f->kind == LX_KIND_GATHER && lx_gather_push_failed(L, fidx)) {
+        lx_task_note_cause(L, f->loop->current, -1);
+        lua_pop(L, 1);
+      }
+    }
     lua_getiuservalue(L, fidx, LX_UV_RESULT);
     return lua_error(L);
   case LX_CANCELLED:

@@ -20,6 +20,10 @@ struct lx_gather {
   lx_task *owner;        /* the task awaiting the gather */
   int owner_idx;         /* where the gather is on the owner's stack */
   int n, pending;
+  int failed;            /* index of the child whose error it raised */
+  int ref;               /* anchor while children run after it failed, so
+                            that their errors count as retrieved; released
+                            by the last child */
   unsigned char return_exceptions, list_form;
   gather_slot slots[1];  /* n of them */
 };
@@ -89,12 +93,15 @@ static void gather_wake(lua_State *L, lx_waiter *w, int fidx) {
   g->pending--;
   if (g->fut.state != LX_PENDING) { /* already failed: nobody will look */
     lx_future_retrieved(child);
+    if (g->pending == 0) lx_unanchor(L, g->owner->fut.loop->rt, &g->ref);
     return;
   }
   if (!g->return_exceptions && child->state != LX_FINISHED) {
     push_gather(L, g);
     gidx = lua_gettop(L);
+    if (g->pending > 0) g->ref = lx_anchor(L, g->owner->fut.loop->rt, gidx);
     if (child->state == LX_FAILED) {
+      g->failed = (int)(lx_container_of(w, gather_slot, w) - g->slots) + 1;
       lx_future_retrieved(child);
       lua_getiuservalue(L, fidx, LX_UV_RESULT);
       lx_future_settle(L, gidx, LX_FAILED, 1);
@@ -122,6 +129,7 @@ int lx_gather_cancel(lua_State *L, int gidx, int msgidx) {
   int i, any = 0;
   if (g->fut.state != LX_PENDING) return 0;
   luaL_checkstack(L, 4, NULL); /* cancels recurse through nested gathers */
+  g->fut.cancel_requested = 1; /* before: plain futures settle at once */
   lua_getiuservalue(L, gidx, UV_CHILDREN);
   for (i = 1; i <= g->n; i++) {
     lua_rawgeti(L, -1, i);
@@ -129,8 +137,18 @@ int lx_gather_cancel(lua_State *L, int gidx, int msgidx) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  if (any) g->fut.cancel_requested = 1;
+  if (!any && g->fut.state == LX_PENDING) g->fut.cancel_requested = 0;
   return any;
+}
+
+/* [-0, +(0|1)] push the child whose error the failed gather raised */
+int lx_gather_push_failed(lua_State *L, int gidx) {
+  lx_gather *g = lua_touserdata(L, gidx);
+  if (g->failed == 0) return 0;
+  lua_getiuservalue(L, gidx, UV_CHILDREN);
+  lua_rawgeti(L, -1, g->failed);
+  lua_remove(L, -2);
+  return 1;
 }
 
 static int gather__gc(lua_State *L) {
@@ -200,6 +218,8 @@ static int core_gather(lua_State *L) {
   gidx = lua_gettop(L);
   lx_future_init(&g->fut, NULL, LX_KIND_GATHER);
   g->n = n;
+  g->failed = 0;
+  g->ref = LUA_NOREF;
   g->list_form = (unsigned char)list;
   g->return_exceptions = 0;
   if (opts) {

@@ -130,6 +130,7 @@ struct lx_task {
   unsigned char must_cancel; /* throw CancelledError at the next step */
   unsigned char started;
   unsigned char in_await;  /* suspended by the core, not by a bare yield */
+  unsigned char in_cancel; /* cancel() is passing itself on: no recursion */
 };
 
 /* }====================================================================== */
@@ -205,6 +206,8 @@ LX_HIDDEN lx_loop *lx_loop_check(lua_State *L, int idx);
 LX_HIDDEN void lx_ready_push(lx_loop *loop, lx_ready *node);
 LX_HIDDEN uint64_t lx_now(void);
 LX_HIDDEN int lx_live_loops(void);
+#define LX_SLOW_STEP_NS 100000000u /* debug: warn when a step takes 100 ms */
+
 enum { LX_RUN_UNTIL, LX_RUN_FOREVER, LX_RUN_DRAIN };
 enum { LX_RUN_DONE, LX_RUN_STOPPED, LX_RUN_IDLE };
 LX_HIDDEN int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode);
@@ -263,6 +266,7 @@ LX_HIDDEN void lx_open_task(lua_State *L);
 
 /* gather.c */
 LX_HIDDEN int lx_gather_cancel(lua_State *L, int gidx, int msgidx);
+LX_HIDDEN int lx_gather_push_failed(lua_State *L, int gidx);
 LX_HIDDEN void lx_open_gather(lua_State *L);
 
 /* run.c */

@@ -20,7 +20,6 @@
 */
 #define LX_POLL_INTERVAL_NS 1000000u
 #define LX_BATCHES_PER_CLOCK 16u
-#define LX_SLOW_STEP_NS 100000000u /* debug: warn at 100 ms */
 
 typedef struct lx_loop_box {
   lx_loop *loop; /* C-owned: freed by loop_free once closed and unused */
@@ -167,16 +166,21 @@ static void until_wake(lua_State *L, lx_waiter *w, int fidx) {
 ** until stop(); LX_RUN_DRAIN: until no task is pending. Returns how it
 ** ended. A loop with nothing left to run or wait for also ends the run.
 */
+/* Raise the error that running `loop` now would meet, if any. */
+static void check_runnable(lua_State *L, lx_loop *loop) {
+  if (loop->closed) luaL_error(L, "lasync: the event loop is closed");
+  if (loop->running) luaL_error(L, "lasync: the event loop is already running");
+  if (loop->rt->loop)
+    luaL_error(L, "lasync: cannot run an event loop while another loop is "
+                  "running in this Lua state");
+}
+
 int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode) {
   lx_loop *loop = lx_loop_check(L, loopidx);
   lx_runtime *rt = loop->rt;
   int result = LX_RUN_IDLE, stopped_before = loop->stopping;
   lx_future *target = fidx ? lua_touserdata(L, fidx) : NULL;
-  if (loop->closed) luaL_error(L, "lasync: the event loop is closed");
-  if (loop->running) luaL_error(L, "lasync: the event loop is already running");
-  if (rt->loop)
-    luaL_error(L, "lasync: cannot run an event loop while another loop is "
-                  "running in this Lua state");
+  check_runnable(L, loop);
   if (mode == LX_RUN_UNTIL && target->state != LX_PENDING) return LX_RUN_DONE;
   if (mode == LX_RUN_DRAIN && loop->ntasks == 0) return LX_RUN_DONE;
   lua_pushvalue(L, loopidx);
@@ -349,6 +353,7 @@ static int loop_run_until_complete(lua_State *L) {
   lx_loop *loop = check_open(L, "run_until_complete");
   int r;
   lua_settop(L, 2);
+  check_runnable(L, loop); /* before a task is created for nothing */
   if (lua_isfunction(L, 2)) {
     lx_task_new(L, loop, 1, 2, 0);
     lua_replace(L, 2);

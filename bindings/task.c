@@ -9,7 +9,6 @@
 
 #include "internal.h"
 
-#define LX_SLOW_STEP_NS 100000000u /* debug: warn when a step takes 100 ms */
 
 static void task_step(lua_State *L, lx_loop *loop, lx_ready *node);
 
@@ -154,8 +153,14 @@ lx_task *lx_task_new(lua_State *L, lx_loop *loop, int loopidx, int fnidx,
   t->id = ++loop->next_task_id;
   loop->ntasks++;
   if (loop->debug) {
+    lua_Debug ar;
     luaL_traceback(L, L, NULL, 1);
     set_extra(L, -2, "created");
+    lua_pushvalue(L, fnidx);
+    if (lua_getinfo(L, ">S", &ar) && ar.linedefined > 0) {
+      lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
+      set_extra(L, -2, "defined");
+    }
   }
   lx_ready_push(loop, &t->ready);
   return t;
@@ -290,6 +295,10 @@ static void warn_slow_step(lua_State *L, lx_loop *loop, lx_task *t,
     lua_pushfstring(L, "Task-%d", (int)t->id);
   }
   lx_task_where(L, t);
+  if (strcmp(lua_tostring(L, -1), "?") == 0 && t->ref != LUA_NOREF &&
+      get_extra(L, top + 1, "defined") == LUA_TSTRING) {
+    lua_replace(L, -2); /* it finished: where its function is defined */
+  }
   fprintf(stderr, "lasync: task '%s' (%s) blocked the event loop for "
                   "%.3f s\n", lua_tostring(L, -2), lua_tostring(L, -1),
           ns / 1e9);
@@ -367,9 +376,13 @@ int lx_task_cancel(lua_State *L, int tidx, int msgidx) {
   else
     lua_pushnil(L);
   lua_setiuservalue(L, tidx, LX_UV_RESULT);
-  if (t->on_cancel && t->fut.loop->current != t &&
-      t->on_cancel(L, t, msgidx))
-    return 1;
+  if (t->on_cancel && t->fut.loop->current != t && !t->in_cancel) {
+    int took;
+    t->in_cancel = 1; /* two tasks awaiting each other: no endless loop */
+    took = t->on_cancel(L, t, msgidx);
+    t->in_cancel = 0;
+    if (took) return 1;
+  }
   t->must_cancel = 1;
   return 1;
 }
@@ -472,7 +485,11 @@ static int task__gc(lua_State *L) {
       lua_replace(L, -3);
     }
     lua_pop(L, 1);
-    lx_report(L, lua_tostring(L, -3), -2, lua_tostring(L, -1));
+    if (t->fut.loop && t->fut.loop->running) /* its handler, if any */
+      lx_loop_report(L, t->fut.loop, lua_tostring(L, -3), -2,
+                     lua_tostring(L, -1));
+    else
+      lx_report(L, lua_tostring(L, -3), -2, lua_tostring(L, -1));
   }
   return 0;
 }

@@ -5,6 +5,7 @@
 ** nothing and opens no libuv handle.
 */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -155,6 +156,19 @@ static int keep_traceback(lua_State *L) {
   return 1;
 }
 
+/* Debug mode: say which callback (handle at hidx) held up the loop. */
+static void warn_slow_callback(lua_State *L, int hidx, uint64_t ns) {
+  lua_Debug ar;
+  lua_getiuservalue(L, hidx, 1);
+  if (lua_getinfo(L, ">S", &ar) && ar.linedefined > 0)
+    lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
+  else
+    lua_pushliteral(L, "a C function");
+  fprintf(stderr, "lasync: callback (%s) blocked the event loop for %.3f s\n",
+          lua_tostring(L, -1), ns / 1e9);
+  lua_pop(L, 1);
+}
+
 static void handle_run(lua_State *L, lx_loop *loop, lx_ready *node) {
   lx_handle *h = lx_container_of(node, lx_handle, ready);
   int base = lua_gettop(L), i;
@@ -170,9 +184,9 @@ static void handle_run(lua_State *L, lx_loop *loop, lx_ready *node) {
     lua_settop(L, base);
     return;
   }
-  h->cancelled = 1; /* a handle runs once; cancel() is now a no-op */
   lua_pushcfunction(L, keep_traceback);
   for (i = 1; i <= h->nargs + 1; i++) lua_getiuservalue(L, base + 1, i);
+  if (loop->debug) loop->step_start = lx_now();
   if (lua_pcall(L, h->nargs, 0, base + 2) != LUA_OK) {
     if (lua_istable(L, -1)) {
       lua_rawgeti(L, -1, 1);
@@ -183,6 +197,8 @@ static void handle_run(lua_State *L, lx_loop *loop, lx_ready *node) {
       lx_loop_report(L, loop, "exception in callback", -1, NULL);
     }
   }
+  if (loop->debug && lx_now() - loop->step_start >= LX_SLOW_STEP_NS)
+    warn_slow_callback(L, base + 1, lx_now() - loop->step_start);
   lua_settop(L, base);
 }
 
