@@ -6,7 +6,7 @@
 #
 # usage: bench/run.sh [WORKLOAD_REGEX] [PEER_REGEX]
 #   workloads: spawn pingpong sleepers timers
-#   peers:     lasync asyncio uvloop node luv bare   (bare: spawn only)
+#   peers:     lasync asyncio uvloop node luv bare   (bare: spawn, pingpong)
 # env: RUNS=3                 runs per workload x peer
 #      LASYNC=path            lasync binary (default: $BUILD/lasync, BUILD=build,
 #                             relative to the repo root; LASYNC_BUILD also honoured)
@@ -101,7 +101,7 @@ for w in $WORKLOADS; do
   grep -Eq -- "$WF" <<<"$w" || continue
   for p in $PEERS; do
     selected "$p" "$PF" || continue
-    [ "$p" = bare ] && [ "$w" != spawn ] && continue # reference for spawn only
+    [ "$p" = bare ] && [ ! -f "$HERE/$w/bare.lua" ] && continue # a reference where it exists
     peer_cmd "$w" "$p"
     [ ${#CMD[@]} -gt 0 ] || emit "SKIP workload=$w peer=$p reason=\"$WHY\""
   done
