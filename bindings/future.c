@@ -41,6 +41,7 @@ void lx_future_init(lx_future *f, lx_loop *loop, int kind) {
   f->kind = (unsigned char)kind;
   f->retrieved = 0;
   f->cancel_requested = 0;
+  f->has_callbacks = 0;
 }
 
 /*
@@ -120,7 +121,9 @@ static void wake_all(lua_State *L, int fidx) {
   lua_Integer i = 1, n = 0;
   int cbs = 0;
   luaL_checkstack(L, 6, NULL);
-  if (lua_getiuservalue(L, fidx, LX_UV_CALLBACKS) == LUA_TTABLE) {
+  if (!f->has_callbacks) {
+    lua_pushnil(L);
+  } else if (lua_getiuservalue(L, fidx, LX_UV_CALLBACKS) == LUA_TTABLE) {
     if (f->loop == NULL)
       luaL_error(L, "lasync.Future: cannot run done callbacks: the future "
                     "is not bound to an event loop");
@@ -128,6 +131,7 @@ static void wake_all(lua_State *L, int fidx) {
     n = (lua_Integer)lua_rawlen(L, cbs);
     lua_pushnil(L);
     lua_setiuservalue(L, fidx, LX_UV_CALLBACKS);
+    f->has_callbacks = 0;
   }
   while (f->waiters.next != &f->waiters) {
     lx_waiter *w = f->waiters.next;
@@ -409,6 +413,7 @@ static int future_add_done_callback(lua_State *L) {
   lua_pushinteger(L, f->norder++);
   lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
   lua_setiuservalue(L, 1, LX_UV_CALLBACKS);
+  f->has_callbacks = 1;
   return 0;
 }
 

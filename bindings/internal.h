@@ -102,6 +102,7 @@ struct lx_future {
   unsigned char kind;      /* LX_KIND_* */
   unsigned char retrieved; /* the error was looked at (no report) */
   unsigned char cancel_requested; /* gathers: cancelled, finishing */
+  unsigned char has_callbacks;    /* LX_UV_CALLBACKS holds an array */
 };
 
 enum { LX_KIND_FUTURE, LX_KIND_TASK, LX_KIND_GATHER };

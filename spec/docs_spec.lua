@@ -1,4 +1,5 @@
--- docs/api.md must document every public name, and its examples must run.
+-- docs/api.md must document every public name, and the examples of docs/
+-- must run as shown.
 --
 -- The rule for "documented" (luv's docscov idea):
 -- * a module field k (every key of require "lasync" not starting with "_")
@@ -17,16 +18,17 @@
 -- Conversely, every "`lasync.name(" and "`r:name(" span for those receivers
 -- must name something that exists.
 --
--- Examples: every ```lua block of api.md is run, with stock lua5.4 when it
--- contains `require "lasync"`, else with the lasync command. It must exit
--- 0; its stdout must be the lines given by its "--> text" comments, in
--- order (runs of white space compare equal); each "--! text" comment is a
--- string its stderr must contain.
+-- Examples: every ```lua block of docs/api.md and docs/asyncio.md is run,
+-- with stock lua5.4 when it contains `require "lasync"`, else with the
+-- lasync command. It must exit 0; its stdout must be the lines given by
+-- its "--> text" comments, in order (runs of white space compare equal);
+-- each "--! text" comment is a string its stderr must contain.
 local helper = require "helper"
 local lasync = helper.lasync
 
 local here = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") or ""
 local doc_path = here .. "../docs/api.md"
+local example_docs = { "api.md", "asyncio.md" }
 
 local function read(path)
   local f = assert(io.open(path, "rb"))
@@ -167,11 +169,15 @@ local function run_example(source)
   return ok, slurp(base .. ".out"), slurp(base .. ".err")
 end
 
-describe("the examples in docs/api.md", function()
+describe("the examples in docs/", function()
   local blocks = {}
-  for start, body in doc:gmatch("()```lua\n(.-)```") do
-    local _, newlines = doc:sub(1, start):gsub("\n", "")
-    blocks[#blocks + 1] = { line = newlines + 1, body = body }
+  for _, name in ipairs(example_docs) do
+    local text = read(here .. "../docs/" .. name)
+    for start, body in text:gmatch("()```lua\n(.-)```") do
+      local _, newlines = text:sub(1, start):gsub("\n", "")
+      blocks[#blocks + 1] = { where = name .. ":" .. (newlines + 1),
+        body = body }
+    end
   end
 
   it("are there", function()
@@ -179,7 +185,7 @@ describe("the examples in docs/api.md", function()
   end)
 
   for _, block in ipairs(blocks) do
-    it(("run as shown (the block at line %d)"):format(block.line), function()
+    it(("run as shown (%s)"):format(block.where), function()
       local expected, in_stderr = {}, {}
       for l in block.body:gmatch("[^\n]+") do
         local out = l:match("%-%->%s?(.*)$")
