@@ -1,16 +1,7 @@
 -- lasync.as_completed (asyncio.as_completed)
 local helper = require "helper"
 local lasync = helper.lasync
-
--- tostring(err) that cannot fail, for failure messages
-local function show(e)
-  if lasync.is_error(e) then
-    local m = rawget(e, "message")
-    return tostring(getmetatable(e).name) ..
-        (type(m) == "string" and ": " .. m or "")
-  end
-  return tostring(e)
-end
+local show = helper.show
 
 local function sleeper(ms)
   return lasync.spawn({ name = "s" .. ms }, function()

@@ -61,6 +61,27 @@ function M.error_of(fn, ...)
   return err
 end
 
+-- tostring(err) that cannot fail, for failure messages.
+function M.show(e)
+  if lasync.is_error(e) then
+    local m = rawget(e, "message")
+    return tostring(getmetatable(e).name) ..
+        (type(m) == "string" and ": " .. m or "")
+  end
+  return tostring(e)
+end
+
+-- An event log: returns the list and a function that appends to it.
+function M.recorder()
+  local events = {}
+  return events, function(e) events[#events + 1] = e end
+end
+
+-- A to-be-closed value that logs `name` when it is closed.
+function M.closer(log, name)
+  return setmetatable({}, { __close = function() log(name) end })
+end
+
 -- Run a lasync script (source text) with the lasync command; returns exit
 -- status, stdout and stderr.
 function M.run_script(source, args)

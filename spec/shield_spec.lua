@@ -1,11 +1,7 @@
 -- lasync.shield (asyncio.shield)
 local helper = require "helper"
 local lasync = helper.lasync
-
-local function recorder()
-  local events = {}
-  return events, function(e) events[#events + 1] = e end
-end
+local recorder = helper.recorder
 
 describe("lasync.shield", function()
   it("raises CancelledError in the cancelled awaiter while the shielded " ..

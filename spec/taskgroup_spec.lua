@@ -1,13 +1,9 @@
 -- lasync.task_group / lasync.TaskGroup (asyncio.TaskGroup)
 local helper = require "helper"
 local lasync = helper.lasync
+local recorder = helper.recorder
 
 local EG = "unhandled errors in a TaskGroup"
-
-local function recorder()
-  local events = {}
-  return events, function(e) events[#events + 1] = e end
-end
 
 -- tostring that cannot crash on an odd error object
 local function show(e)

@@ -1,15 +1,7 @@
 -- lasync.timeout / lasync.timeout_at (asyncio.timeout / asyncio.timeout_at)
 local helper = require "helper"
 local lasync = helper.lasync
-
-local function recorder()
-  local events = {}
-  return events, function(e) events[#events + 1] = e end
-end
-
-local function closer(log, name)
-  return setmetatable({}, { __close = function() log(name) end })
-end
+local recorder, closer = helper.recorder, helper.closer
 
 describe("lasync.timeout", function()
   it("returns every result of a body that finishes in time, nils included",

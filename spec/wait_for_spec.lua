@@ -1,21 +1,7 @@
 -- lasync.wait_for (asyncio.wait_for, 3.12 semantics)
 local helper = require "helper"
 local lasync = helper.lasync
-
--- tostring(err) that cannot fail, for failure messages
-local function show(e)
-  if lasync.is_error(e) then
-    local m = rawget(e, "message")
-    return tostring(getmetatable(e).name) ..
-        (type(m) == "string" and ": " .. m or "")
-  end
-  return tostring(e)
-end
-
-local function recorder()
-  local events = {}
-  return events, function(e) events[#events + 1] = e end
-end
+local show, recorder = helper.show, helper.recorder
 
 describe("lasync.wait_for", function()
   it("cancels the inner task on timeout and waits for its cleanup before " ..

@@ -1,11 +1,7 @@
 -- lasync.wait (asyncio.wait)
 local helper = require "helper"
 local lasync = helper.lasync
-
-local function recorder()
-  local events = {}
-  return events, function(e) events[#events + 1] = e end
-end
+local recorder = helper.recorder
 
 -- a task that sleeps `ms` milliseconds, logs and returns `ms`
 local function sleeper(ms, log)
