@@ -114,7 +114,7 @@ static void gather_wake(lua_State *L, lx_waiter *w, int fidx) {
     push_gather(L, g);
     gidx = lua_gettop(L);
     if (g->fut.cancel_requested) {
-      lua_pushnil(L);
+      lua_getiuservalue(L, gidx, LX_UV_RESULT); /* the cancel message */
       lx_future_settle(L, gidx, LX_CANCELLED, 1);
     } else {
       settle_results(L, gidx);
@@ -129,7 +129,12 @@ int lx_gather_cancel(lua_State *L, int gidx, int msgidx) {
   int i, any = 0;
   if (g->fut.state != LX_PENDING) return 0;
   luaL_checkstack(L, 4, NULL); /* cancels recurse through nested gathers */
+  gidx = lua_absindex(L, gidx);
   g->fut.cancel_requested = 1; /* before: plain futures settle at once */
+  if (msgidx) { /* kept for the CancelledError the gather ends with */
+    lua_pushvalue(L, msgidx);
+    lua_setiuservalue(L, gidx, LX_UV_RESULT);
+  }
   lua_getiuservalue(L, gidx, UV_CHILDREN);
   for (i = 1; i <= g->n; i++) {
     lua_rawgeti(L, -1, i);

@@ -163,6 +163,8 @@ struct lx_loop {
   unsigned char own_uv, running, stopping, closing, closed, debug;
   unsigned char drain;  /* run until no task is pending */
   unsigned char orphan; /* its Loop object is gone: free when closed */
+  unsigned char timers_due; /* a timer was armed already due: move it to
+                               the ready queue after the running batch */
 };
 
 /* Classes whose metatables the runtime keeps at hand (LX_TASK, ...). */

@@ -81,6 +81,10 @@ static void run_ready(lx_loop *loop) {
   unsigned batches = 0;
   do {
     run_batch(loop);
+    if (loop->timers_due) { /* armed already due: as asyncio, next batch */
+      loop->timers_due = 0;
+      lx_timers_run_due(loop, lx_now());
+    }
     if (++batches % LX_BATCHES_PER_CLOCK == 0) {
       uint64_t now = lx_now();
       if (now - start >= LX_POLL_INTERVAL_NS) break;

@@ -308,7 +308,7 @@ static void warn_slow_step(lua_State *L, lx_loop *loop, lx_task *t,
 /* Run the task until its next await (a ready-queue callback). */
 static void task_step(lua_State *L, lx_loop *loop, lx_ready *node) {
   lx_task *t = lx_container_of(node, lx_task, ready);
-  int status, nres, nargs = 0;
+  int status, nres, nargs = 0, debug = loop->debug;
   if (loop->closing || t->fut.state != LX_PENDING) return;
   if (!t->started) {
     t->started = 1;
@@ -319,10 +319,10 @@ static void task_step(lua_State *L, lx_loop *loop, lx_ready *node) {
     nargs = lua_gettop(t->co) - 1;
   }
   loop->current = t;
-  if (loop->debug) loop->step_start = lx_now();
+  if (debug) loop->step_start = lx_now();
   status = lua_resume(t->co, L, nargs, &nres);
   loop->current = NULL;
-  if (loop->debug && lx_now() - loop->step_start >= LX_SLOW_STEP_NS)
+  if (debug && lx_now() - loop->step_start >= LX_SLOW_STEP_NS)
     warn_slow_step(L, loop, t, lx_now() - loop->step_start);
   if (status == LUA_YIELD && t->in_await) return;
   task_finish(L, loop, t, status, nres);

@@ -171,7 +171,7 @@ static void warn_slow_callback(lua_State *L, int hidx, uint64_t ns) {
 
 static void handle_run(lua_State *L, lx_loop *loop, lx_ready *node) {
   lx_handle *h = lx_container_of(node, lx_handle, ready);
-  int base = lua_gettop(L), i;
+  int base = lua_gettop(L), i, debug = loop->debug;
   lx_push_anchored(L, loop->rt, h->ref);
   lx_unanchor(L, loop->rt, &h->ref);
   if (h->cancelled || loop->closing) {
@@ -186,7 +186,7 @@ static void handle_run(lua_State *L, lx_loop *loop, lx_ready *node) {
   }
   lua_pushcfunction(L, keep_traceback);
   for (i = 1; i <= h->nargs + 1; i++) lua_getiuservalue(L, base + 1, i);
-  if (loop->debug) loop->step_start = lx_now();
+  if (debug) loop->step_start = lx_now();
   if (lua_pcall(L, h->nargs, 0, base + 2) != LUA_OK) {
     if (lua_istable(L, -1)) {
       lua_rawgeti(L, -1, 1);
@@ -197,7 +197,7 @@ static void handle_run(lua_State *L, lx_loop *loop, lx_ready *node) {
       lx_loop_report(L, loop, "exception in callback", -1, NULL);
     }
   }
-  if (loop->debug && lx_now() - loop->step_start >= LX_SLOW_STEP_NS)
+  if (debug && lx_now() - loop->step_start >= LX_SLOW_STEP_NS)
     warn_slow_callback(L, base + 1, lx_now() - loop->step_start);
   lua_settop(L, base);
 }
@@ -240,7 +240,8 @@ static lx_loop *check_callback(lua_State *L, int cbidx, const char *fname) {
   if (!lx_is_callable(L, cbidx))
     luaL_error(L, "lasync.Loop:%s: callback must be a function (got %s)",
                fname, luaL_typename(L, cbidx));
-  if (loop->closed) luaL_error(L, "lasync.Loop:%s: event loop is closed", fname);
+  if (loop->closed)
+    luaL_error(L, "lasync.Loop:%s: the event loop is closed", fname);
   return loop;
 }
 
@@ -255,6 +256,7 @@ static int schedule_at(lua_State *L, lx_loop *loop, uint64_t when) {
   lx_handle *h = handle_new(L, loop, lua_gettop(L) - 3);
   h->is_timer = 1;
   lx_timer_arm(loop, &h->timer, when);
+  if (when <= lx_now()) loop->timers_due = 1; /* asyncio: next iteration */
   return 1;
 }
 

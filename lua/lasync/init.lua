@@ -41,6 +41,15 @@ local function unwrap(res)
   return unpack(res, 2, res.n)
 end
 
+-- The future for awaitable aw (a function becomes a task); errors name fname.
+local function as_future(aw, fname)
+  if type(aw) ~= "function" and not core.isfuture(aw) then
+    error(("lasync.%s: %s is not awaitable (expected a task, future or " ..
+      "function)"):format(fname, type(aw)), 3)
+  end
+  return ensure_future(aw)
+end
+
 --{======================================================================
 -- Timeouts
 --=======================================================================
@@ -53,11 +62,14 @@ local function run_with_deadline(fname, when, fn, ...)
   local cancelling = task:cancelling()
   local expiring = false
   local handle
-  if when then
-    handle = loop:call_at(when, function()
-      expiring = true
-      task:cancel()
-    end)
+  local function expire()
+    expiring = true
+    task:cancel()
+  end
+  if when and when <= loop:time() then -- already past: as asyncio, soon
+    handle = loop:call_soon(expire)
+  elseif when then
+    handle = loop:call_at(when, expire)
   end
   local res = pack(xpcall(fn, note_traceback, ...))
   if handle then handle:cancel() end
@@ -119,7 +131,7 @@ function M.wait_for(aw, timeout)
       "or function)"):format(type(aw)), 2)
   end
   if timeout == nil then return await_one(aw) end
-  if timeout <= 0 then return cancel_and_wait(ensure_future(aw)) end
+  if timeout <= 0 then return cancel_and_wait(as_future(aw, "wait_for")) end
   if type(aw) == "function" then return M.timeout(timeout, aw) end
   return M.timeout(timeout, aw.await, aw)
 end
@@ -137,7 +149,8 @@ M.FIRST_COMPLETED = "FIRST_COMPLETED"
 M.FIRST_EXCEPTION = "FIRST_EXCEPTION"
 M.ALL_COMPLETED = "ALL_COMPLETED"
 
--- A list of futures from a list of awaitables (functions become tasks).
+-- A list of futures from a list of awaitables (functions become tasks),
+-- each once: asyncio takes them as a set.
 local function futures_of(aws, fname)
   if type(aws) ~= "table" or core.isfuture(aws) then
     error(("lasync.%s: expected a list of awaitables (got %s)")
@@ -146,14 +159,17 @@ local function futures_of(aws, fname)
   if #aws == 0 then
     error(("lasync.%s: the list of awaitables is empty"):format(fname), 3)
   end
-  local futs = {}
+  local futs, seen = {}, {}
   for i = 1, #aws do
     local aw = aws[i]
     if type(aw) ~= "function" and not core.isfuture(aw) then
       error(("lasync.%s: item #%d is not awaitable (expected a task, " ..
         "future or function, got %s)"):format(fname, i, type(aw)), 3)
     end
-    futs[i] = ensure_future(aw)
+    if not seen[aw] then
+      seen[aw] = true
+      futs[#futs + 1] = ensure_future(aw)
+    end
   end
   return futs
 end
@@ -205,7 +221,7 @@ end
 -- cancel aw (a function is started as a task)
 function M.shield(aw)
   task_or_error("shield")
-  local inner = ensure_future(aw)
+  local inner = as_future(aw, "shield")
   if inner:done() then return inner:result() end
   local outer = Future()
   inner:add_done_callback(function()
@@ -244,12 +260,8 @@ function M.as_completed(aws, opts)
     if waiter and not waiter:done() then waiter:set_result() end
   end
   for i = 1, #futs do
-    if not todo[futs[i]] then
-      todo[futs[i]] = true
-      futs[i]:add_done_callback(on_completion)
-    else
-      remaining = remaining - 1 -- the same future twice: yield it once
-    end
+    todo[futs[i]] = true
+    futs[i]:add_done_callback(on_completion)
   end
   if timeout then
     timeout_handle = get_running_loop():call_later(timeout, function()
