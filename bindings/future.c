@@ -271,9 +271,10 @@ int lx_future_unwrap(lua_State *L, int fidx) {
 ** ======================================================================= */
 
 static void task_wake(lua_State *L, lx_waiter *w, int fidx) {
-  lx_task *t = lx_container_of(w, lx_task, wait);
+  lx_task *t = lx_container_of(w, lx_task, on.wait);
   (void)L;
   (void)fidx;
+  t->waits_on = LX_ON_NOTHING; /* settling unlinked it */
   lx_ready_push(t->fut.loop, &t->ready);
 }
 
@@ -294,7 +295,7 @@ static int await_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   t->on_cancel = NULL;
   t->in_await = 0;
-  lx_waiter_unlink(&t->wait);
+  lx_task_unwait(t);
   if (t->must_cancel) return lx_task_raise_cancelled(L, t);
   return lx_future_unwrap(L, t->await_idx);
 }
@@ -310,7 +311,8 @@ int lx_await(lua_State *L, lx_task *t, int idx) {
       luaL_error(L, "lasync.await: the future belongs to another event loop");
     lx_future_bind(L, idx, t->fut.loop, 0);
   }
-  lx_waiter_link(f, &t->wait, task_wake);
+  t->waits_on = LX_ON_WAITER;
+  lx_waiter_link(f, &t->on.wait, task_wake);
   t->await_idx = idx;
   return lx_suspend(L, t, cancel_awaited, await_k);
 }

@@ -10,11 +10,6 @@ enum { UV_CHILDREN = LX_FUTURE_NUV + 1, GATHER_NUV = UV_CHILDREN };
 
 typedef struct lx_gather lx_gather;
 
-typedef struct gather_slot {
-  lx_waiter w;  /* linked into the child's waiter list while it runs */
-  lx_gather *g;
-} gather_slot;
-
 struct lx_gather {
   lx_future fut;         /* must be first: a gather is a future */
   lx_task *owner;        /* the task awaiting the gather */
@@ -25,7 +20,8 @@ struct lx_gather {
                             that their errors count as retrieved; released
                             by the last child */
   unsigned char return_exceptions, list_form;
-  gather_slot slots[1];  /* n of them */
+  lx_waiter slots[1];    /* n of them, one per child: linked in its waiter
+                            list while it runs; aux is its index */
 };
 
 /* [-0, +1] push the gather of a slot from its owner's (suspended) stack */
@@ -87,7 +83,7 @@ static void settle_results(lua_State *L, int gidx) {
 
 /* A child is done (at fidx): count it; settle the gather when it can. */
 static void gather_wake(lua_State *L, lx_waiter *w, int fidx) {
-  lx_gather *g = lx_container_of(w, gather_slot, w)->g;
+  lx_gather *g = lx_container_of(w - w->aux, lx_gather, slots);
   lx_future *child = lua_touserdata(L, fidx);
   int gidx;
   g->pending--;
@@ -101,7 +97,7 @@ static void gather_wake(lua_State *L, lx_waiter *w, int fidx) {
     gidx = lua_gettop(L);
     if (g->pending > 0) g->ref = lx_anchor(L, g->owner->fut.loop->rt, gidx);
     if (child->state == LX_FAILED) {
-      g->failed = (int)(lx_container_of(w, gather_slot, w) - g->slots) + 1;
+      g->failed = (int)w->aux + 1;
       lx_future_retrieved(child);
       lua_getiuservalue(L, fidx, LX_UV_RESULT);
       lx_future_settle(L, gidx, LX_FAILED, 1);
@@ -159,7 +155,7 @@ int lx_gather_push_failed(lua_State *L, int gidx) {
 static int gather__gc(lua_State *L) {
   lx_gather *g = lua_touserdata(L, 1);
   int i;
-  for (i = 0; i < g->n; i++) lx_waiter_unlink(&g->slots[i].w);
+  for (i = 0; i < g->n; i++) lx_waiter_unlink(&g->slots[i]);
   return 0;
 }
 
@@ -218,7 +214,7 @@ static int core_gather(lua_State *L) {
     lua_setfield(L, -2, "n");
     return 1;
   }
-  g = lua_newuserdatauv(L, sizeof *g + (n - 1) * sizeof(gather_slot),
+  g = lua_newuserdatauv(L, sizeof *g + (n - 1) * sizeof(lx_waiter),
                         GATHER_NUV);
   gidx = lua_gettop(L);
   lx_future_init(&g->fut, NULL, LX_KIND_GATHER);
@@ -238,9 +234,9 @@ static int core_gather(lua_State *L) {
   lua_setiuservalue(L, gidx, UV_CHILDREN);
   for (i = 1; i <= n; i++) {
     lx_future *child;
-    gather_slot *s = &g->slots[i - 1];
-    s->g = g;
-    s->w.prev = s->w.next = NULL;
+    lx_waiter *s = &g->slots[i - 1];
+    s->aux = (unsigned)(i - 1);
+    s->prev = s->next = NULL;
     lua_rawgeti(L, gidx - 1, i);
     child = lua_touserdata(L, -1);
     if (child->loop != t->fut.loop) {
@@ -250,7 +246,7 @@ static int core_gather(lua_State *L) {
       lx_future_bind(L, -1, t->fut.loop, 0);
     }
     if (child->state == LX_PENDING) {
-      lx_waiter_link(child, &s->w, gather_wake);
+      lx_waiter_link(child, s, gather_wake);
       pending++;
     } else if (child->state != LX_FINISHED && !g->return_exceptions) {
       ended = 1;
@@ -261,7 +257,7 @@ static int core_gather(lua_State *L) {
   g->owner = t;
   g->owner_idx = gidx;
   if (ended || pending == 0) { /* nothing to wait for */
-    for (i = 0; i < n; i++) lx_waiter_unlink(&g->slots[i].w);
+    for (i = 0; i < n; i++) lx_waiter_unlink(&g->slots[i]);
     for (i = 1; i <= n && ended; i++) {
       lx_future *child;
       lua_rawgeti(L, gidx - 1, i);

@@ -43,10 +43,16 @@ typedef struct lx_task lx_task;
 typedef struct lx_ready lx_ready;
 typedef void (*lx_ready_fn)(lua_State *L, lx_loop *loop, lx_ready *node);
 struct lx_ready {
-  lx_ready *next;
+  lx_ready *next; /* LX_NOT_QUEUED when not in the queue (NULL: the tail) */
   lx_ready_fn run;
-  int queued; /* 1 while linked in the queue */
 };
+
+#define LX_NOT_QUEUED ((lx_ready *)(uintptr_t)1)
+
+static inline void lx_ready_init(lx_ready *node, lx_ready_fn run) {
+  node->next = LX_NOT_QUEUED;
+  node->run = run;
+}
 
 /*
 ** A node in a future's list of waiters. `wake` runs synchronously when the
@@ -61,6 +67,7 @@ struct lx_waiter {
   lx_wake_fn wake;
   unsigned order; /* registration order among the future's waiters and
                      done callbacks */
+  unsigned aux;   /* the owner's (a gather: the child's index) */
 };
 
 /* An entry in a loop's deadline heap. */
@@ -68,8 +75,8 @@ typedef struct lx_timer lx_timer;
 typedef void (*lx_timer_fn)(lx_loop *loop, lx_timer *t);
 struct lx_timer {
   uint64_t when; /* deadline, uv_hrtime() nanoseconds */
-  uint64_t seq;  /* arming order: equal deadlines fire first-armed first */
   lx_timer_fn fire;
+  unsigned seq;  /* arming order: equal deadlines fire first-armed first */
   unsigned idx;  /* position in the heap + 1; 0 when not armed */
 };
 
@@ -119,8 +126,10 @@ struct lx_task {
   lx_future fut;        /* must be first: a task is a future */
   lua_State *co;        /* coroutine, owned by user value LX_UV_CORO */
   lx_ready ready;       /* node in the loop's ready queue */
-  lx_waiter wait;       /* node in the awaited future's waiter list */
-  lx_timer timer;       /* deadline of the current sleep */
+  union {               /* what it is suspended on: see waits_on */
+    lx_waiter wait;     /* LX_ON_WAITER: node in a waiter list */
+    lx_timer timer;     /* LX_ON_TIMER: deadline of the current sleep */
+  } on;
   lx_cancel_fn on_cancel; /* hook of the pending operation, or NULL */
   int ref;              /* anchor in the runtime's anchor table while
                            pending; released in task_finish/loop close */
@@ -132,7 +141,10 @@ struct lx_task {
   unsigned char started;
   unsigned char in_await;  /* suspended by the core, not by a bare yield */
   unsigned char in_cancel; /* cancel() is passing itself on: no recursion */
+  unsigned char waits_on;  /* LX_ON_*: which member of `on` is in use */
 };
+
+enum { LX_ON_NOTHING, LX_ON_WAITER, LX_ON_TIMER };
 
 /* }====================================================================== */
 
@@ -150,7 +162,7 @@ struct lx_loop {
   lx_ready *ready_head, *ready_tail;
   lx_timer **heap;    /* binary min-heap of armed timers */
   unsigned heap_len, heap_cap;
-  uint64_t timer_seq;
+  unsigned timer_seq;
   lx_task *current;   /* the task being stepped, or NULL */
   lx_waiter until;    /* linked to run_until_complete's target */
   uint64_t step_start; /* debug: when the current task step began */
@@ -257,6 +269,7 @@ LX_HIDDEN lx_task *lx_task_new(lua_State *L, lx_loop *loop, int loopidx,
                                int fnidx, int nargs);
 LX_HIDDEN void lx_task_apply_options(lua_State *L, int tidx, int optidx);
 LX_HIDDEN void lx_task_detach(lua_State *L, lx_task *t);
+LX_HIDDEN void lx_task_unwait(lx_task *t);
 LX_HIDDEN int lx_push_pending_tasks(lua_State *L, lx_loop *loop);
 LX_HIDDEN int lx_task_cancel(lua_State *L, int tidx, int msgidx);
 LX_HIDDEN int lx_task_raise_cancelled(lua_State *L, lx_task *t);

@@ -52,8 +52,7 @@ static void sync_idle(lx_loop *loop) {
 }
 
 void lx_ready_push(lx_loop *loop, lx_ready *node) {
-  if (node->queued) return;
-  node->queued = 1;
+  if (node->next != LX_NOT_QUEUED) return; /* already queued */
   node->next = NULL;
   if (loop->ready_tail) {
     loop->ready_tail->next = node;
@@ -70,7 +69,7 @@ static void run_batch(lx_loop *loop) {
   loop->ready_head = loop->ready_tail = NULL;
   while (node) {
     lx_ready *next = node->next;
-    node->queued = 0;
+    node->next = LX_NOT_QUEUED;
     node->run(loop->L, loop, node);
     node = next;
   }

@@ -148,7 +148,7 @@ lx_task *lx_task_new(lua_State *L, lx_loop *loop, int loopidx, int fnidx,
   if (!lua_checkstack(co, nargs + 1)) luaL_error(L, "too many arguments");
   for (i = 0; i <= nargs; i++) lua_pushvalue(L, fnidx + i);
   lua_xmove(L, co, nargs + 1);
-  t->ready.run = task_step;
+  lx_ready_init(&t->ready, task_step);
   t->ref = lx_anchor(L, loop->rt, -1);
   t->id = ++loop->next_task_id;
   loop->ntasks++;
@@ -178,11 +178,19 @@ void lx_task_apply_options(lua_State *L, int tidx, int optidx) {
   }
 }
 
+/* Take t off the waiter list or timer heap it is suspended on, if any. */
+void lx_task_unwait(lx_task *t) {
+  if (t->waits_on == LX_ON_WAITER)
+    lx_waiter_unlink(&t->on.wait);
+  else if (t->waits_on == LX_ON_TIMER)
+    lx_timer_disarm(t->fut.loop, &t->on.timer);
+  t->waits_on = LX_ON_NOTHING;
+}
+
 /* Unlink t from everything of its loop: it is done, or the loop closes. */
 static void task_release(lua_State *L, lx_task *t) {
   lx_loop *loop = t->fut.loop;
-  lx_waiter_unlink(&t->wait);
-  lx_timer_disarm(loop, &t->timer);
+  lx_task_unwait(t);
   t->on_cancel = NULL;
   lx_unanchor(L, loop->rt, &t->ref);
   if (--loop->ntasks == 0 && loop->drain) { /* lx_loop_run's LX_RUN_DRAIN */
@@ -470,7 +478,7 @@ static int task__tostring(lua_State *L) {
 static int task__gc(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_task *t = lua_touserdata(L, 1);
-  lx_waiter_unlink(&t->wait);
+  lx_task_unwait(t);
   if (t->fut.state == LX_FAILED && !t->fut.retrieved) {
     t->fut.retrieved = 1; /* not lx_future_retrieved: its loop may be gone */
     rt->unretrieved--;

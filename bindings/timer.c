@@ -213,10 +213,9 @@ static void handle_fire(lx_loop *loop, lx_timer *t) {
 static lx_handle *handle_new(lua_State *L, lx_loop *loop, int nargs) {
   int i, first = lua_gettop(L) - nargs;
   lx_handle *h = lua_newuserdatauv(L, sizeof *h, nargs + 1);
-  h->ready.queued = 0;
+  lx_ready_init(&h->ready, handle_run);
   h->timer.idx = 0;
   h->timer.fire = handle_fire;
-  h->ready.run = handle_run;
   h->loop = loop;
   h->nargs = nargs;
   h->cancelled = h->is_timer = 0;
@@ -332,15 +331,17 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
 static int sleep_cancel(lua_State *L, lx_task *t, int msgidx) {
   (void)L;
   (void)msgidx;
-  if (t->timer.idx) {
-    lx_timer_disarm(t->fut.loop, &t->timer);
+  if (t->waits_on == LX_ON_TIMER) { /* not fired yet */
+    lx_task_unwait(t);
     lx_ready_push(t->fut.loop, &t->ready);
   }
   return 0;
 }
 
 static void sleep_fire(lx_loop *loop, lx_timer *timer) {
-  lx_ready_push(loop, &lx_container_of(timer, lx_task, timer)->ready);
+  lx_task *t = lx_container_of(timer, lx_task, on.timer);
+  t->waits_on = LX_ON_NOTHING; /* the heap let go of it */
+  lx_ready_push(loop, &t->ready);
 }
 
 /* lasync.sleep(delay, ...) -> ... */
@@ -352,8 +353,9 @@ static int core_sleep(lua_State *L) {
     lx_ready_push(t->fut.loop, &t->ready); /* to the back of the queue */
   } else {
     uint64_t now = lx_now();
-    t->timer.fire = sleep_fire;
-    lx_timer_arm(t->fut.loop, &t->timer,
+    t->on.timer.fire = sleep_fire;
+    t->waits_on = LX_ON_TIMER;
+    lx_timer_arm(t->fut.loop, &t->on.timer,
                  delay > UINT64_MAX - now ? UINT64_MAX : now + delay);
   }
   return lx_suspend(L, t, sleep_cancel, sleep_k);
