@@ -12,7 +12,8 @@
 static const char classes_key = 'c'; /* registry: array of built-in classes */
 
 static const char *const builtin_names[LX_ERR_COUNT] = {
-  NULL, "Error", "CancelledError", "TimeoutError", "InvalidStateError"
+  NULL, "Error", "CancelledError", "TimeoutError", "InvalidStateError",
+  "QueueEmpty", "QueueFull", "QueueShutDown", "BrokenBarrierError"
 };
 
 /* [-0, +1] push built-in class `cls` */

@@ -142,6 +142,8 @@ struct lx_task {
   unsigned char in_await;  /* suspended by the core, not by a bare yield */
   unsigned char in_cancel; /* cancel() is passing itself on: no recursion */
   unsigned char waits_on;  /* LX_ON_*: which member of `on` is in use */
+  unsigned char granted;   /* a primitive woke it: it holds what it waited
+                              for (a permit, a turn) until it runs */
 };
 
 enum { LX_ON_NOTHING, LX_ON_WAITER, LX_ON_TIMER };
@@ -181,7 +183,8 @@ struct lx_loop {
 
 /* Classes whose metatables the runtime keeps at hand (LX_TASK, ...). */
 enum { LX_MT_TASK, LX_MT_FUTURE, LX_MT_GATHER, LX_MT_HANDLE, LX_MT_LOOP,
-       LX_MT_COUNT };
+       LX_MT_LOCK, LX_MT_SEMAPHORE, LX_MT_BOUNDED, LX_MT_EVENT, LX_MT_QUEUE,
+       LX_MT_LIFO, LX_MT_PRIORITY, LX_MT_COUNT };
 
 struct lx_runtime {
   lx_loop *loop;  /* the running loop of this lua_State, or NULL */
@@ -280,6 +283,21 @@ LX_HIDDEN int lx_suspend(lua_State *L, lx_task *t, lx_cancel_fn on_cancel,
 LX_HIDDEN void lx_task_note_cause(lua_State *L, lx_task *t, int causeidx);
 LX_HIDDEN void lx_open_task(lua_State *L);
 
+/* wait.c */
+LX_HIDDEN void lx_waitlist_init(lx_waiter *list);
+LX_HIDDEN int lx_waitlist_empty(const lx_waiter *list);
+LX_HIDDEN int lx_wait_on(lua_State *L, lx_task *t, lx_waiter *list,
+                         lua_KFunction k);
+LX_HIDDEN int lx_wait_resumed(lx_task *t);
+LX_HIDDEN lx_task *lx_waitlist_wake_first(lx_waiter *list);
+LX_HIDDEN int lx_waitlist_wake_all(lx_waiter *list);
+LX_HIDDEN int lx_waitlist_count(const lx_waiter *list);
+
+/* lock.c, event.c, queue.c */
+LX_HIDDEN void lx_open_lock(lua_State *L);
+LX_HIDDEN void lx_open_event(lua_State *L);
+LX_HIDDEN void lx_open_queue(lua_State *L);
+
 /* gather.c */
 LX_HIDDEN int lx_gather_cancel(lua_State *L, int gidx, int msgidx);
 LX_HIDDEN int lx_gather_push_failed(lua_State *L, int gidx);
@@ -295,6 +313,10 @@ enum {
   LX_ERR_CANCELLED,
   LX_ERR_TIMEOUT,
   LX_ERR_INVALID_STATE,
+  LX_ERR_QUEUE_EMPTY,
+  LX_ERR_QUEUE_FULL,
+  LX_ERR_QUEUE_SHUTDOWN,
+  LX_ERR_BROKEN_BARRIER,
   LX_ERR_COUNT
 };
 LX_HIDDEN void lx_error_new(lua_State *L, int cls, const char *msg);

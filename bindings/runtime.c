@@ -18,7 +18,8 @@
 static const char runtime_key = 'r'; /* registry: the runtime userdata */
 
 static const char *const lx_class_names[LX_MT_COUNT] = {
-  "task", "future", "gather", "handle", "loop"
+  "task", "future", "gather", "handle", "loop", "Lock", "Semaphore",
+  "BoundedSemaphore", "Event", "Queue", "LifoQueue", "PriorityQueue"
 };
 
 /* The runtime of L; luaopen_lasync_core must have run. */
@@ -265,6 +266,9 @@ LASYNC_API int luaopen_lasync_core(lua_State *L) {
   lx_open_future(L);
   lx_open_task(L);
   lx_open_gather(L);
+  lx_open_lock(L);
+  lx_open_event(L);
+  lx_open_queue(L);
   lx_open_run(L);
   lx_setfuncs(L, funcs);
   lua_pushliteral(L, LASYNC_VERSION);
