@@ -73,15 +73,8 @@ lx_future *lx_future_new(lua_State *L, lx_runtime *rt, lx_loop *loop,
 
 /* The future (or task, or gather) at idx, or NULL. */
 lx_future *lx_future_test(lua_State *L, lx_runtime *rt, int idx) {
-  void *p = lua_touserdata(L, idx);
-  const void *mtp;
-  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
-  mtp = lua_topointer(L, -1);
-  lua_pop(L, 1);
-  return mtp == rt->mtp[LX_MT_TASK] || mtp == rt->mtp[LX_MT_FUTURE] ||
-                 mtp == rt->mtp[LX_MT_GATHER]
-             ? p
-             : NULL;
+  return lx_classof(L, rt, idx, LX_MT_TASK, 3) >= 0 ? lua_touserdata(L, idx)
+                                                    : NULL;
 }
 
 lx_future *lx_future_check(lua_State *L, lx_runtime *rt, int idx,

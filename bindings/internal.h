@@ -214,6 +214,8 @@ LX_HIDDEN void lx_newclass(lua_State *L, int mt, const char *name,
                            const luaL_Reg *methods, const luaL_Reg *meta);
 LX_HIDDEN void lx_setclass(lua_State *L, lx_runtime *rt, int mt);
 LX_HIDDEN void *lx_testclass(lua_State *L, lx_runtime *rt, int idx, int mt);
+LX_HIDDEN int lx_classof(lua_State *L, lx_runtime *rt, int idx, int first,
+                         int count);
 LX_HIDDEN void *lx_checkclass(lua_State *L, lx_runtime *rt, int idx, int mt,
                               const char *fname);
 LX_HIDDEN int lx_is_callable(lua_State *L, int idx);

@@ -4,8 +4,6 @@
 ** them (FIFO, no barging); a waiter cancelled after it was handed the
 ** permit passes it on, so no permit is ever lost.
 */
-#include <stdio.h>
-
 #include "internal.h"
 
 enum { KIND_LOCK, KIND_SEMAPHORE, KIND_BOUNDED };
@@ -24,13 +22,10 @@ static const char *const kind_name[] = {"Lock", "Semaphore",
 /* The lock or semaphore at idx (any of the three classes), or an error. */
 static lx_sem *check_sem(lua_State *L, int idx, const char *method) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  lx_sem *s = lx_testclass(L, rt, idx, LX_MT_LOCK);
-  if (s == NULL) s = lx_testclass(L, rt, idx, LX_MT_SEMAPHORE);
-  if (s == NULL) s = lx_testclass(L, rt, idx, LX_MT_BOUNDED);
-  if (s == NULL)
+  if (lx_classof(L, rt, idx, LX_MT_LOCK, 3) < 0)
     luaL_error(L, "lasync.%s: expected a Lock or Semaphore (got %s)", method,
                luaL_typename(L, idx));
-  return s;
+  return lua_touserdata(L, idx);
 }
 
 /* Give a permit back: to the first waiter if any, else to the count. */
@@ -53,11 +48,10 @@ static int acquire_k(lua_State *L, int status, lua_KContext ctx) {
 /* x:acquire() -> true, once a permit is free (FIFO among waiters) */
 static int sem_acquire(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  static const char *const names[] = {"Lock:acquire", "Semaphore:acquire",
+                                      "BoundedSemaphore:acquire"};
   lx_sem *s = check_sem(L, 1, "Lock:acquire");
-  char fname[32];
-  lx_task *t;
-  snprintf(fname, sizeof fname, "%s:acquire", kind_name[s->kind]);
-  t = lx_current_task(L, rt, fname);
+  lx_task *t = lx_current_task(L, rt, names[s->kind]);
   lua_settop(L, 1);
   if (s->value > 0) { /* no waiters then: they would hold the permits */
     s->value--;

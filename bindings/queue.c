@@ -5,8 +5,6 @@
 ** waiting tasks use their own waiter nodes, so get and put allocate
 ** nothing once the table has grown.
 */
-#include <stdio.h>
-
 #include "internal.h"
 
 enum { KIND_FIFO, KIND_LIFO, KIND_PRIORITY };
@@ -29,15 +27,20 @@ static const int kind_class[] = {LX_MT_QUEUE, LX_MT_LIFO, LX_MT_PRIORITY};
 static const char *const kind_name[] = {"Queue", "LifoQueue",
                                         "PriorityQueue"};
 
+/* Function names for errors, by kind: awaiting must not format them. */
+static const char *const put_name[] = {"Queue:put", "LifoQueue:put",
+                                       "PriorityQueue:put"};
+static const char *const get_name[] = {"Queue:get", "LifoQueue:get",
+                                       "PriorityQueue:get"};
+static const char *const join_name[] = {"Queue:join", "LifoQueue:join",
+                                        "PriorityQueue:join"};
+
 static lx_queue *check_queue(lua_State *L, const char *method) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  lx_queue *q = lx_testclass(L, rt, 1, LX_MT_QUEUE);
-  if (q == NULL) q = lx_testclass(L, rt, 1, LX_MT_LIFO);
-  if (q == NULL) q = lx_testclass(L, rt, 1, LX_MT_PRIORITY);
-  if (q == NULL)
+  if (lx_classof(L, rt, 1, LX_MT_QUEUE, 3) < 0)
     luaL_error(L, "lasync.Queue:%s: expected a queue (got %s)", method,
                luaL_typename(L, 1));
-  return q;
+  return lua_touserdata(L, 1);
 }
 
 static int is_full(const lx_queue *q) {
@@ -272,10 +275,7 @@ static int put_k(lua_State *L, int status, lua_KContext ctx) {
 static int queue_put(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_queue *q = check_queue(L, "put");
-  char fname[32];
-  lx_task *t;
-  snprintf(fname, sizeof fname, "%s:put", kind_name[q->kind]);
-  t = lx_current_task(L, rt, fname);
+  lx_task *t = lx_current_task(L, rt, put_name[q->kind]);
   check_item(L, q, "put");
   if (q->shutdown) return raise_class(L, LX_ERR_QUEUE_SHUTDOWN);
   if (!is_full(q)) {
@@ -320,10 +320,7 @@ static int get_k(lua_State *L, int status, lua_KContext ctx) {
 static int queue_get(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_queue *q = check_queue(L, "get");
-  char fname[32];
-  lx_task *t;
-  snprintf(fname, sizeof fname, "%s:get", kind_name[q->kind]);
-  t = lx_current_task(L, rt, fname);
+  lx_task *t = lx_current_task(L, rt, get_name[q->kind]);
   lua_settop(L, 1);
   if (q->count > 0) return get_now(L, q);
   if (q->shutdown) return raise_class(L, LX_ERR_QUEUE_SHUTDOWN);
@@ -357,7 +354,7 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
 static int queue_join(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_queue *q = check_queue(L, "join");
-  lx_task *t = lx_current_task(L, rt, "Queue:join");
+  lx_task *t = lx_current_task(L, rt, join_name[q->kind]);
   lua_settop(L, 1);
   if (q->unfinished == 0) return 0;
   return lx_wait_on(L, t, &q->joiners, join_k);

@@ -180,6 +180,22 @@ void *lx_testclass(lua_State *L, lx_runtime *rt, int idx, int mt) {
   return mtp == rt->mtp[mt] ? p : NULL;
 }
 
+/*
+** Which of the classes first .. first+count-1 the userdata at idx belongs
+** to, as an offset from first; -1 if none. One metatable fetch.
+*/
+int lx_classof(lua_State *L, lx_runtime *rt, int idx, int first, int count) {
+  const void *mtp;
+  int i;
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
+    return -1;
+  mtp = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  for (i = 0; i < count; i++)
+    if (mtp == rt->mtp[first + i]) return i;
+  return -1;
+}
+
 void *lx_checkclass(lua_State *L, lx_runtime *rt, int idx, int mt,
                     const char *fname) {
   void *p = lx_testclass(L, rt, idx, mt);
