@@ -184,7 +184,7 @@ struct lx_loop {
 /* Classes whose metatables the runtime keeps at hand (LX_TASK, ...). */
 enum { LX_MT_TASK, LX_MT_FUTURE, LX_MT_GATHER, LX_MT_HANDLE, LX_MT_LOOP,
        LX_MT_LOCK, LX_MT_SEMAPHORE, LX_MT_BOUNDED, LX_MT_EVENT, LX_MT_QUEUE,
-       LX_MT_LIFO, LX_MT_PRIORITY, LX_MT_COUNT };
+       LX_MT_LIFO, LX_MT_PRIORITY, LX_MT_WAITLIST, LX_MT_COUNT };
 
 struct lx_runtime {
   lx_loop *loop;  /* the running loop of this lua_State, or NULL */
@@ -296,6 +296,7 @@ LX_HIDDEN int lx_waitlist_wake_all(lx_waiter *list);
 LX_HIDDEN int lx_waitlist_count(const lx_waiter *list);
 
 /* lock.c, event.c, queue.c */
+LX_HIDDEN void lx_open_wait(lua_State *L);
 LX_HIDDEN void lx_open_lock(lua_State *L);
 LX_HIDDEN void lx_open_event(lua_State *L);
 LX_HIDDEN void lx_open_queue(lua_State *L);

@@ -19,7 +19,8 @@ static const char runtime_key = 'r'; /* registry: the runtime userdata */
 
 static const char *const lx_class_names[LX_MT_COUNT] = {
   "task", "future", "gather", "handle", "loop", "Lock", "Semaphore",
-  "BoundedSemaphore", "Event", "Queue", "LifoQueue", "PriorityQueue"
+  "BoundedSemaphore", "Event", "Queue", "LifoQueue", "PriorityQueue",
+  "WaitList"
 };
 
 /* The runtime of L; luaopen_lasync_core must have run. */
@@ -282,6 +283,7 @@ LASYNC_API int luaopen_lasync_core(lua_State *L) {
   lx_open_future(L);
   lx_open_task(L);
   lx_open_gather(L);
+  lx_open_wait(L);
   lx_open_lock(L);
   lx_open_event(L);
   lx_open_queue(L);

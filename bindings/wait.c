@@ -75,3 +75,73 @@ int lx_waitlist_wake_all(lx_waiter *list) {
   while (lx_waitlist_wake_first(list)) n++;
   return n;
 }
+
+/* {======================================================================
+** lasync._WaitList: the same list as a Lua object, for the primitives
+** written in Lua (Condition, Barrier)
+** ======================================================================= */
+
+static lx_waiter *check_list(lua_State *L) {
+  return lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                       LX_MT_WAITLIST, "_WaitList method");
+}
+
+static int list_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  (void)status;
+  if (lx_wait_resumed(t)) { /* woken, then cancelled: wake another */
+    if (t->granted) lx_waitlist_wake_first(lua_touserdata(L, 1));
+    return lx_task_raise_cancelled(L, t);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* w:wait() -> true once woken by w:wake() */
+static int list_wait(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_waiter *list = check_list(L);
+  lx_task *t = lx_current_task(L, rt, "Condition:wait");
+  lua_settop(L, 1);
+  return lx_wait_on(L, t, list, list_wait_k);
+}
+
+/* w:wake([n=1]) -> how many waiters were woken (first come, first) */
+static int list_wake(lua_State *L) {
+  lx_waiter *list = check_list(L);
+  lua_Integer n = luaL_optinteger(L, 2, 1), woken = 0;
+  while (woken < n && lx_waitlist_wake_first(list)) woken++;
+  lua_pushinteger(L, woken);
+  return 1;
+}
+
+static int list_count(lua_State *L) {
+  lua_pushinteger(L, lx_waitlist_count(check_list(L)));
+  return 1;
+}
+
+static int core_waitlist(lua_State *L) {
+  lx_waitlist_init(lua_newuserdatauv(L, sizeof(lx_waiter), 0));
+  lx_setclass(L, lua_touserdata(L, lua_upvalueindex(1)), LX_MT_WAITLIST);
+  return 1;
+}
+
+void lx_open_wait(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"wait", list_wait},
+    {"wake", list_wake},
+    {"count", list_count},
+    {NULL, NULL}
+  };
+  static const luaL_Reg meta[] = {
+    {NULL, NULL}
+  };
+  static const luaL_Reg funcs[] = {
+    {"_WaitList", core_waitlist},
+    {NULL, NULL}
+  };
+  lx_newclass(L, LX_MT_WAITLIST, "lasync.WaitList", methods, meta);
+  lx_setfuncs(L, funcs);
+}
+
+/* }====================================================================== */

@@ -85,12 +85,13 @@ function M.Condition(lock)
     error(("lasync.Condition: expected a Lock (got %s)"):format(type(lock)),
       2)
   end
-  return setmetatable({ _lock = lock, _waiters = {} }, Condition)
+  return setmetatable({ _lock = lock, _waiters = core._WaitList() },
+    Condition)
 end
 
 function Condition:__tostring()
   return ("lasync.Condition: %s, %d waiting"):format(
-    self._lock:locked() and "locked" or "unlocked", #self._waiters)
+    self._lock:locked() and "locked" or "unlocked", self._waiters:count())
 end
 
 function Condition:acquire() return self._lock:acquire() end
@@ -106,25 +107,13 @@ local function check_locked(self, method)
   end
 end
 
-local function remove(list, x)
-  for i = 1, #list do
-    if list[i] == x then
-      table.remove(list, i)
-      return
-    end
-  end
-end
-
 --- c:wait() -> true: release the lock, wait for a notify, re-acquire the
--- lock (also when cancelled; the cancellation is raised once it is held)
+-- lock (also when cancelled; the cancellation is raised once it is held).
+-- A waiter notified and cancelled before it runs passes the notify on.
 function Condition:wait()
   check_locked(self, "wait")
   self._lock:release()
-  local fut = core.Future()
-  local waiters = self._waiters
-  waiters[#waiters + 1] = fut
-  local ok, err = pcall(fut.await, fut)
-  remove(waiters, fut)
+  local ok, err = pcall(self._waiters.wait, self._waiters)
   local cancelled
   while true do -- must hold the lock again, whatever happens
     local held, e = pcall(self._lock.acquire, self._lock)
@@ -150,21 +139,13 @@ end
 --- c:notify([n=1]): wake up to n waiting tasks (the lock must be held)
 function Condition:notify(n)
   check_locked(self, "notify")
-  n = n or 1
-  local woken = 0
-  for _, fut in ipairs(self._waiters) do
-    if woken >= n then break end
-    if not fut:done() then
-      woken = woken + 1
-      fut:set_result(false)
-    end
-  end
+  self._waiters:wake(n or 1)
 end
 
 --- c:notify_all(): wake every waiting task (the lock must be held)
 function Condition:notify_all()
   check_locked(self, "notify_all")
-  self:notify(#self._waiters)
+  self._waiters:wake(self._waiters:count())
 end
 
 --}======================================================================
