@@ -13,7 +13,8 @@ static const char classes_key = 'c'; /* registry: array of built-in classes */
 
 static const char *const builtin_names[LX_ERR_COUNT] = {
   NULL, "Error", "CancelledError", "TimeoutError", "InvalidStateError",
-  "QueueEmpty", "QueueFull", "QueueShutDown", "BrokenBarrierError"
+  "QueueEmpty", "QueueFull", "QueueShutDown", "BrokenBarrierError",
+  "OSError", "IncompleteReadError", "LimitOverrunError"
 };
 
 /* [-0, +1] push built-in class `cls` */
@@ -60,6 +61,36 @@ void lx_error_newv(lua_State *L, int cls, int msgidx) {
   lua_createtable(L, 0, 3);
   make_instance(L, lua_gettop(L) - 1, lua_isnil(L, msgidx) ? 0 : msgidx);
   lua_remove(L, -2); /* remove class */
+}
+
+/*
+** [-0, +1] push an OSError for libuv error uverr: fields code ("ECONNREFUSED"),
+** errno (positive), message "lasync.<fname>: <strerror> (<target>)" and,
+** when given, target (an address or path).
+*/
+void lx_os_error_new(lua_State *L, int uverr, const char *fname,
+                     const char *target) {
+  if (target)
+    lua_pushfstring(L, "lasync.%s: %s (%s)", fname, uv_strerror(uverr),
+                    target);
+  else
+    lua_pushfstring(L, "lasync.%s: %s", fname, uv_strerror(uverr));
+  lx_error_newv(L, LX_ERR_OS, -1);
+  lua_remove(L, -2);
+  lua_pushstring(L, uv_err_name(uverr));
+  lua_setfield(L, -2, "code");
+  lua_pushinteger(L, -uverr);
+  lua_setfield(L, -2, "errno");
+  if (target) {
+    lua_pushstring(L, target);
+    lua_setfield(L, -2, "target");
+  }
+}
+
+int lx_os_error(lua_State *L, int uverr, const char *fname,
+                const char *target) {
+  lx_os_error_new(L, uverr, fname, target);
+  return lua_error(L);
 }
 
 int lx_error_raise(lua_State *L, int cls, const char *fmt, ...) {

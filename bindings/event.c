@@ -9,9 +9,9 @@ typedef struct lx_event {
   int is_set;
 } lx_event;
 
-static lx_event *check_event(lua_State *L) {
+static lx_event *check_event(lua_State *L, const char *fname) {
   return lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
-                       LX_MT_EVENT, "Event method");
+                       LX_MT_EVENT, fname);
 }
 
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
@@ -25,7 +25,7 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
 /* e:wait() -> true once the event is set (at once if it is set) */
 static int event_wait(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  lx_event *e = check_event(L);
+  lx_event *e = check_event(L, "Event:wait");
   lx_task *t = lx_current_task(L, rt, "Event:wait");
   lua_settop(L, 1);
   if (e->is_set) {
@@ -37,7 +37,7 @@ static int event_wait(lua_State *L) {
 
 /* e:set(): wake every waiter; later waits return at once */
 static int event_set(lua_State *L) {
-  lx_event *e = check_event(L);
+  lx_event *e = check_event(L, "Event:set");
   if (!e->is_set) {
     e->is_set = 1;
     lx_waitlist_wake_all(&e->waiters);
@@ -46,17 +46,17 @@ static int event_set(lua_State *L) {
 }
 
 static int event_clear(lua_State *L) {
-  check_event(L)->is_set = 0;
+  check_event(L, "Event:clear")->is_set = 0;
   return 0;
 }
 
 static int event_is_set(lua_State *L) {
-  lua_pushboolean(L, check_event(L)->is_set);
+  lua_pushboolean(L, check_event(L, "Event:is_set")->is_set);
   return 1;
 }
 
 static int event__tostring(lua_State *L) {
-  lx_event *e = check_event(L);
+  lx_event *e = check_event(L, "Event:__tostring");
   lua_pushfstring(L, "lasync.Event: %s, %d waiting",
                   e->is_set ? "set" : "unset",
                   lx_waitlist_count(&e->waiters));

@@ -383,6 +383,36 @@ static int future_exception(lua_State *L) {
   }
 }
 
+/*
+** Add the function at cbidx as a done callback of the future at fidx: it
+** is scheduled with the future as argument once the future is done (at
+** once if it is done already).
+*/
+void lx_future_add_callback(lua_State *L, int fidx, int cbidx) {
+  lx_future *f = lua_touserdata(L, fidx);
+  fidx = lua_absindex(L, fidx);
+  cbidx = lua_absindex(L, cbidx);
+  if (f->state != LX_PENDING) {
+    if (f->loop == NULL)
+      luaL_error(L, "lasync.Future:add_done_callback: no running event loop");
+    lua_pushvalue(L, cbidx);
+    lua_pushvalue(L, fidx);
+    lx_call_soon(L, f->loop, 1);
+    lua_pop(L, 1); /* the handle */
+    return;
+  }
+  if (lua_getiuservalue(L, fidx, LX_UV_CALLBACKS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 2, 0);
+  }
+  lua_pushvalue(L, cbidx);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  lua_pushinteger(L, f->norder++);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  lua_setiuservalue(L, fidx, LX_UV_CALLBACKS);
+  f->has_callbacks = 1;
+}
+
 /* f:add_done_callback(cb): cb(f) is scheduled once f is done */
 static int future_add_done_callback(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
@@ -392,23 +422,7 @@ static int future_add_done_callback(lua_State *L) {
                   "function (got %s)", luaL_typename(L, 2));
   lua_settop(L, 2);
   if (f->loop == NULL && rt->loop) lx_future_bind(L, 1, rt->loop, 0);
-  if (f->state != LX_PENDING) {
-    if (f->loop == NULL)
-      luaL_error(L, "lasync.Future:add_done_callback: no running event loop");
-    lua_pushvalue(L, 1);
-    lx_call_soon(L, f->loop, 1);
-    return 0;
-  }
-  if (lua_getiuservalue(L, 1, LX_UV_CALLBACKS) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_createtable(L, 2, 0);
-  }
-  lua_pushvalue(L, 2);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-  lua_pushinteger(L, f->norder++);
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-  lua_setiuservalue(L, 1, LX_UV_CALLBACKS);
-  f->has_callbacks = 1;
+  lx_future_add_callback(L, 1, 2);
   return 0;
 }
 

@@ -80,6 +80,34 @@ struct lx_timer {
   unsigned idx;  /* position in the heap + 1; 0 when not armed */
 };
 
+/*
+** Something of a loop with a libuv handle (a stream, a server, a UDP
+** endpoint), in the loop's list so that closing the loop closes it.
+*/
+typedef struct lx_resource lx_resource;
+struct lx_resource {
+  lx_resource *prev, *next; /* NULL when not in the list */
+  void (*close)(lua_State *L, lx_resource *r);
+};
+
+static inline void lx_list_init(lx_resource *head) {
+  head->prev = head->next = head;
+}
+
+static inline void lx_list_add(lx_resource *head, lx_resource *r) {
+  r->next = head;
+  r->prev = head->prev;
+  head->prev->next = r;
+  head->prev = r;
+}
+
+static inline void lx_list_remove(lx_resource *r) {
+  if (r->next == NULL) return;
+  r->prev->next = r->next;
+  r->next->prev = r->prev;
+  r->prev = r->next = NULL;
+}
+
 /* }====================================================================== */
 
 /* {======================================================================
@@ -144,6 +172,8 @@ struct lx_task {
   unsigned char waits_on;  /* LX_ON_*: which member of `on` is in use */
   unsigned char granted;   /* a primitive woke it: it holds what it waited
                               for (a permit, a turn) until it runs */
+  struct lx_op *op;        /* the libuv request it awaits (op.c), or NULL;
+                              owned by the request's callback once cleared */
 };
 
 enum { LX_ON_NOTHING, LX_ON_WAITER, LX_ON_TIMER };
@@ -167,6 +197,7 @@ struct lx_loop {
   unsigned timer_seq;
   lx_task *current;   /* the task being stepped, or NULL */
   lx_waiter until;    /* linked to run_until_complete's target */
+  lx_resource resources; /* sentinel: open streams, servers, endpoints */
   uint64_t step_start; /* debug: when the current task step began */
   unsigned ntasks;    /* pending tasks */
   unsigned next_task_id;
@@ -184,7 +215,8 @@ struct lx_loop {
 /* Classes whose metatables the runtime keeps at hand (LX_TASK, ...). */
 enum { LX_MT_TASK, LX_MT_FUTURE, LX_MT_GATHER, LX_MT_HANDLE, LX_MT_LOOP,
        LX_MT_LOCK, LX_MT_SEMAPHORE, LX_MT_BOUNDED, LX_MT_EVENT, LX_MT_QUEUE,
-       LX_MT_LIFO, LX_MT_PRIORITY, LX_MT_WAITLIST, LX_MT_COUNT };
+       LX_MT_LIFO, LX_MT_PRIORITY, LX_MT_WAITLIST, LX_MT_READER,
+       LX_MT_WRITER, LX_MT_SERVER, LX_MT_UDP, LX_MT_COUNT };
 
 struct lx_runtime {
   lx_loop *loop;  /* the running loop of this lua_State, or NULL */
@@ -207,9 +239,12 @@ LX_HIDDEN lx_loop *lx_running_loop(lua_State *L, lx_runtime *rt,
                                    const char *fname);
 LX_HIDDEN lx_task *lx_current_task(lua_State *L, lx_runtime *rt,
                                    const char *fname);
+LX_HIDDEN lx_task *lx_check_await(lua_State *L, lx_runtime *rt,
+                                  const char *fname, int level);
 LX_HIDDEN void lx_report(lua_State *L, const char *what, int erridx,
                          const char *traceback);
 LX_HIDDEN void lx_setfuncs(lua_State *L, const luaL_Reg *l);
+LX_HIDDEN void lx_push_runtime(lua_State *L);
 LX_HIDDEN void lx_newclass(lua_State *L, int mt, const char *name,
                            const luaL_Reg *methods, const luaL_Reg *meta);
 LX_HIDDEN void lx_setclass(lua_State *L, lx_runtime *rt, int mt);
@@ -261,6 +296,7 @@ LX_HIDDEN void lx_future_push_first(lua_State *L, int fidx);
 LX_HIDDEN int lx_future_unwrap(lua_State *L, int fidx);
 LX_HIDDEN void lx_future_push_cancelled_error(lua_State *L, int fidx);
 LX_HIDDEN void lx_future_retrieved(lx_future *f);
+LX_HIDDEN void lx_future_add_callback(lua_State *L, int fidx, int cbidx);
 LX_HIDDEN void lx_waiter_link(lx_future *f, lx_waiter *w, lx_wake_fn wake);
 LX_HIDDEN void lx_waiter_unlink(lx_waiter *w);
 LX_HIDDEN int lx_await(lua_State *L, lx_task *t, int idx);
@@ -284,6 +320,64 @@ LX_HIDDEN int lx_suspend(lua_State *L, lx_task *t, lx_cancel_fn on_cancel,
                          lua_KFunction k);
 LX_HIDDEN void lx_task_note_cause(lua_State *L, lx_task *t, int causeidx);
 LX_HIDDEN void lx_open_task(lua_State *L);
+
+/* op.c: a libuv request awaited by a task; embed lx_op first in it */
+typedef struct lx_op lx_op;
+struct lx_op {
+  lx_task *task;            /* the waiting task; NULL once it stopped */
+  void (*abort)(lx_op *op); /* stop the request (uv_cancel, uv_close) */
+  int status;               /* set by the callback */
+  int done;                 /* the callback ran */
+};
+LX_HIDDEN int lx_op_await(lua_State *L, lx_task *t, lx_op *op,
+                          lua_KFunction k);
+LX_HIDDEN int lx_op_finish(lx_op *op, int status);
+LX_HIDDEN lx_op *lx_op_resumed(lx_task *t);
+LX_HIDDEN void lx_op_detach(lx_task *t);
+
+/* stream.c: a connected TCP or Unix stream, read and written by tasks */
+typedef struct lx_stream {
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h;                   /* freed (with the struct) after its close_cb */
+  lx_resource node;      /* in the loop's resources while open */
+  lx_loop *loop;
+  char *buf;             /* read buffer: bytes [start, start+len) */
+  size_t start, len, cap;
+  size_t limit;          /* readline/readuntil limit; reading pauses at 2x */
+  lx_waiter readers;     /* the task waiting in a read (at most one) */
+  lx_waiter drainers;    /* tasks in drain() */
+  lx_waiter closers;     /* tasks in wait_closed() */
+  int read_err;          /* 0, UV_EOF or the error that ended reading */
+  int write_err;         /* the first write error: drain() raises it */
+  int writes;            /* write requests in flight */
+  int nboxes;            /* its reader and writer objects still alive */
+  unsigned char reading, closing, closed, eof_written, is_pipe;
+} lx_stream;
+LX_HIDDEN void lx_stream_init(lx_stream *s, lx_loop *loop);
+LX_HIDDEN void lx_stream_push(lua_State *L, lx_stream *s);
+LX_HIDDEN void lx_stream_discard(lx_stream *s);
+LX_HIDDEN void lx_open_stream(lua_State *L);
+
+/* dns.c */
+LX_HIDDEN void lx_addr_push(lua_State *L, const struct sockaddr *sa);
+LX_HIDDEN void lx_addr_push_text(lua_State *L, const struct sockaddr *sa);
+LX_HIDDEN int lx_addr_parse(const char *host, int port, int family,
+                            struct sockaddr_storage *ss);
+LX_HIDDEN int lx_check_port(lua_State *L, int idx, const char *fname);
+LX_HIDDEN int lx_check_family(lua_State *L, int optidx, const char *fname);
+LX_HIDDEN void lx_push_getaddrinfo(lua_State *L);
+LX_HIDDEN void lx_open_dns(lua_State *L);
+
+/* connect.c, server.c */
+LX_HIDDEN size_t lx_check_limit(lua_State *L, int optidx, const char *fname);
+LX_HIDDEN void lx_tcp_options(lx_stream *s, int nodelay, int keepalive);
+LX_HIDDEN void lx_open_connect(lua_State *L);
+LX_HIDDEN void lx_open_server(lua_State *L);
+LX_HIDDEN void lx_open_udp(lua_State *L);
 
 /* wait.c */
 LX_HIDDEN void lx_waitlist_init(lx_waiter *list);
@@ -320,12 +414,19 @@ enum {
   LX_ERR_QUEUE_FULL,
   LX_ERR_QUEUE_SHUTDOWN,
   LX_ERR_BROKEN_BARRIER,
+  LX_ERR_OS,
+  LX_ERR_INCOMPLETE_READ,
+  LX_ERR_LIMIT_OVERRUN,
   LX_ERR_COUNT
 };
 LX_HIDDEN void lx_error_new(lua_State *L, int cls, const char *msg);
 LX_HIDDEN void lx_error_newv(lua_State *L, int cls, int msgidx);
 LX_HIDDEN int lx_error_raise(lua_State *L, int cls, const char *fmt, ...);
 LX_HIDDEN int lx_error_is(lua_State *L, int idx, int cls);
+LX_HIDDEN void lx_os_error_new(lua_State *L, int uverr, const char *fname,
+                               const char *target);
+LX_HIDDEN int lx_os_error(lua_State *L, int uverr, const char *fname,
+                          const char *target);
 LX_HIDDEN void lx_open_errors(lua_State *L);
 
 /* }====================================================================== */

@@ -137,6 +137,7 @@ lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv) {
   loop->uv = uv;
   loop->rt = rt;
   loop->handler_ref = loop->self_ref = LUA_NOREF;
+  lx_list_init(&loop->resources);
   loop->debug = (unsigned char)rt->debug;
   uv_timer_init(uv, &loop->timer);
   uv_check_init(uv, &loop->check);
@@ -247,12 +248,17 @@ void lx_loop_close(lua_State *L, lx_loop *loop) {
   while (loop->ready_head) run_batch(loop);
   luaL_unref(L, LUA_REGISTRYINDEX, loop->handler_ref);
   loop->handler_ref = LUA_NOREF;
+  while (loop->resources.next != &loop->resources) { /* streams, servers */
+    lx_resource *r = loop->resources.next;
+    lx_list_remove(r);
+    r->close(L, r);
+  }
   uv_close((uv_handle_t *)&loop->timer, handle_closed_cb);
   uv_close((uv_handle_t *)&loop->check, handle_closed_cb);
   uv_close((uv_handle_t *)&loop->idle, handle_closed_cb);
-  if (loop->own_uv) {
-    while (loop->open_handles > 0) uv_run(loop->uv, UV_RUN_NOWAIT);
-    uv_loop_close(loop->uv);
+  if (loop->own_uv) { /* run the close callbacks and cancelled requests */
+    while (uv_loop_close(loop->uv) == UV_EBUSY)
+      uv_run(loop->uv, UV_RUN_ONCE);
   }
   loop->L = NULL;
   loop->closed = 1;

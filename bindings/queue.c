@@ -110,13 +110,6 @@ static void heap_swap(lua_State *L, int items, lua_Integer a, lua_Integer b) {
   }
 }
 
-static void heap_sift_up(lua_State *L, int items, lua_Integer i) {
-  while (i > 1 && heap_before(L, items + 1, items + 2, i, i / 2)) {
-    heap_swap(L, items, i, i / 2);
-    i /= 2;
-  }
-}
-
 static void heap_sift_down(lua_State *L, int items, lua_Integer n) {
   lua_Integer i = 1;
   for (;;) {
@@ -146,20 +139,25 @@ static void store(lua_State *L, lx_queue *q, int qidx, int vidx) {
   int top = lua_gettop(L), items;
   luaL_checkstack(L, 8, NULL);
   if (q->kind == KIND_PRIORITY) {
+    lua_Integer i = q->count + 1, j;
     items = push_heap(L, qidx);
-    if (q->count > 0) { /* compare with the root: raises if it cannot */
-      lua_rawgeti(L, items + 1, 1);
-      lua_compare(L, vidx, -1, LUA_OPLT);
+    while (i > 1) { /* find its place first: a failing compare changes
+                       nothing (equal priorities stay behind: FIFO) */
+      int before;
+      lua_rawgeti(L, items + 1, i / 2);
+      before = lua_compare(L, vidx, -1, LUA_OPLT);
       lua_pop(L, 1);
+      if (!before) break;
+      i /= 2;
     }
+    for (j = q->count + 1; j > i; j /= 2) heap_move(L, items, j / 2, j);
     q->count++;
     lua_pushvalue(L, vidx + 1);
-    lua_rawseti(L, items, q->count);
+    lua_rawseti(L, items, i);
     lua_pushvalue(L, vidx);
-    lua_rawseti(L, items + 1, q->count);
+    lua_rawseti(L, items + 1, i);
     lua_pushinteger(L, ++q->seq);
-    lua_rawseti(L, items + 2, q->count);
-    heap_sift_up(L, items, q->count);
+    lua_rawseti(L, items + 2, i);
   } else {
     lua_getiuservalue(L, qidx, UV_ITEMS);
     items = lua_gettop(L);
@@ -245,6 +243,32 @@ static void put_now(lua_State *L, lx_queue *q) {
   lx_waitlist_wake_first(&q->getters);
 }
 
+static int store_protected(lua_State *L) {
+  store(L, lua_touserdata(L, 1), 1, 2);
+  return 0;
+}
+
+/*
+** put_now for a woken putter: if its priority does not compare, the room
+** it was woken for goes to the next putter before the error is raised.
+*/
+static void put_now_woken(lua_State *L, lx_queue *q) {
+  if (q->kind == KIND_PRIORITY) {
+    lua_pushcfunction(L, store_protected);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+      lx_waitlist_wake_first(&q->putters);
+      lua_error(L);
+    }
+    q->unfinished++;
+    lx_waitlist_wake_first(&q->getters);
+  } else {
+    put_now(L, q);
+  }
+}
+
 /* q:put_nowait(item) / pq:put_nowait(priority, item) */
 static int queue_put_nowait(lua_State *L) {
   lx_queue *q = check_queue(L, "put_nowait");
@@ -267,7 +291,7 @@ static int put_k(lua_State *L, int status, lua_KContext ctx) {
   if (q->shutdown) return raise_class(L, LX_ERR_QUEUE_SHUTDOWN);
   if (is_full(q)) /* the room was taken before it ran: wait again */
     return lx_wait_on(L, t, &q->putters, put_k);
-  put_now(L, q);
+  put_now_woken(L, q);
   return 0;
 }
 

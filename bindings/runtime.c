@@ -18,9 +18,9 @@
 static const char runtime_key = 'r'; /* registry: the runtime userdata */
 
 static const char *const lx_class_names[LX_MT_COUNT] = {
-  "task", "future", "gather", "handle", "loop", "Lock", "Semaphore",
+  "Task", "Future", "gather", "Handle", "Loop", "Lock", "Semaphore",
   "BoundedSemaphore", "Event", "Queue", "LifoQueue", "PriorityQueue",
-  "WaitList"
+  "WaitList", "StreamReader", "StreamWriter", "Server", "UdpEndpoint"
 };
 
 /* The runtime of L; luaopen_lasync_core must have run. */
@@ -93,16 +93,30 @@ lx_loop *lx_running_loop(lua_State *L, lx_runtime *rt, const char *fname) {
   return rt->loop;
 }
 
-/* The task running in L, or an error naming `fname`. */
-lx_task *lx_current_task(lua_State *L, lx_runtime *rt, const char *fname) {
+/*
+** The task running in L; else raise the error of awaiting here, naming
+** `fname`, with the position of the function at `level` (as luaL_where).
+*/
+lx_task *lx_check_await(lua_State *L, lx_runtime *rt, const char *fname,
+                        int level) {
   lx_task *t = rt->loop ? rt->loop->current : NULL;
   if (t && t->co == L) return t;
+  luaL_where(L, level);
   if (t)
-    luaL_error(L, "lasync.%s: cannot await in a coroutine nested inside a "
-                  "task (only the task's own coroutine can await)", fname);
-  luaL_error(L, "lasync.%s: not inside a task: run this code with "
-                "lasync.run or the lasync command", fname);
+    lua_pushfstring(L, "lasync.%s: cannot await in a coroutine nested "
+                       "inside a task (only the task's own coroutine can "
+                       "await)", fname);
+  else
+    lua_pushfstring(L, "lasync.%s: not inside a task: run this code with "
+                       "lasync.run or the lasync command", fname);
+  lua_concat(L, 2);
+  lua_error(L);
   return NULL;
+}
+
+/* The task running in L, or an error naming `fname`. */
+lx_task *lx_current_task(lua_State *L, lx_runtime *rt, const char *fname) {
+  return lx_check_await(L, rt, fname, 1);
 }
 
 int lx_is_callable(lua_State *L, int idx) {
@@ -145,9 +159,14 @@ void lx_report(lua_State *L, const char *what, int erridx,
 
 /* }====================================================================== */
 
+/* [-0, +1] push the runtime userdata (the upvalue of lasync's functions) */
+void lx_push_runtime(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_key);
+}
+
 /* [-0, +0] set functions into the table on top, with the runtime upvalue */
 void lx_setfuncs(lua_State *L, const luaL_Reg *l) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_key);
+  lx_push_runtime(L);
   luaL_setfuncs(L, l, 1);
 }
 
@@ -287,6 +306,11 @@ LASYNC_API int luaopen_lasync_core(lua_State *L) {
   lx_open_lock(L);
   lx_open_event(L);
   lx_open_queue(L);
+  lx_open_dns(L);
+  lx_open_stream(L);
+  lx_open_connect(L);
+  lx_open_server(L);
+  lx_open_udp(L);
   lx_open_run(L);
   lx_setfuncs(L, funcs);
   lua_pushliteral(L, LASYNC_VERSION);

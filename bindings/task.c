@@ -191,6 +191,7 @@ void lx_task_unwait(lx_task *t) {
 static void task_release(lua_State *L, lx_task *t) {
   lx_loop *loop = t->fut.loop;
   lx_task_unwait(t);
+  lx_op_detach(t);
   t->on_cancel = NULL;
   lx_unanchor(L, loop->rt, &t->ref);
   if (--loop->ntasks == 0 && loop->drain) { /* lx_loop_run's LX_RUN_DRAIN */
@@ -535,6 +536,17 @@ static int core_note_traceback(lua_State *L) {
   return 1;
 }
 
+/*
+** lasync._check_task(fname): raise the error awaiting would raise here
+** ("not inside a task", "nested coroutine"), naming fname; for the Lua
+** side, before it changes anything.
+*/
+static int core_check_task(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_check_await(L, rt, luaL_checkstring(L, 1), 2); /* blame its caller */
+  return 0;
+}
+
 /* lasync.current_task() -> the running task, or nil */
 static int core_current_task(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
@@ -606,6 +618,7 @@ void lx_open_task(lua_State *L) {
     {"current_task", core_current_task},
     {"all_tasks", core_all_tasks},
     {"_note_traceback", core_note_traceback},
+    {"_check_task", core_check_task},
     {NULL, NULL}
   };
   lx_newclass(L, LX_MT_TASK, LX_TASK, methods, meta);

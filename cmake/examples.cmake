@@ -41,6 +41,13 @@ lasync_example(task_group lasync
 lasync_example(timeouts lasync
   "inner saw: CancelledError [^\n]*\nouter raised: TimeoutError")
 lasync_example(readme lasync "false\ttrue\ndone in 0\\.[0-9] s")
+lasync_example(producer_consumer lasync
+  "CancelledError\ntally: produced 6, consumed 6 [^\n]*: nothing lost")
+# one job after the other would take 1.0 s
+lasync_example(worker_pool lasync
+  "64\n8 jobs in 0\\.[3-9] s [^\n]*, peak concurrency 3 \\(limit 3\\)")
+lasync_example(crawler lasync
+  "/shop/cart /team\n  404: /shop/old\nlinks followed: 15; [^\n]* after join: 3")
 
 # An example added without a test above is worth a warning.
 file(GLOB example_files ${CMAKE_SOURCE_DIR}/examples/*.lua)

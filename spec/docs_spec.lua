@@ -6,14 +6,17 @@
 --   is documented when api.md contains "`lasync.k" followed by a character
 --   that cannot continue a name, e.g. "`lasync.sleep(delay, ...)`" or
 --   "`lasync.CancelledError`";
--- * a method m of Task, Future, Loop, Handle or TaskGroup is documented
---   when api.md contains "`r:m(" with the receiver name the page uses for
---   that type: t (Task), f (Future), loop (Loop), h (Handle), tg
---   (TaskGroup), e.g. "`t:cancel([msg])`". A Task method shared with
---   futures needs both "`t:done(" and "`f:done(".
+-- * a method m of Task, Future, Loop, Handle, TaskGroup, the queues or the
+--   synchronisation primitives is documented when api.md contains "`r:m("
+--   with the receiver name the page uses for that type: t (Task), f
+--   (Future), loop (Loop), h (Handle), tg (TaskGroup), q (Queue, LifoQueue
+--   and PriorityQueue), lock (Lock), sem (Semaphore and BoundedSemaphore),
+--   e (Event), c (Condition), b (Barrier), e.g. "`t:cancel([msg])`". A
+--   Task method shared with futures needs both "`t:done(" and "`f:done(".
 -- Method names are read from live objects (their metatables' __index, or
--- the TaskGroup metatable), so new methods are caught; names starting
--- with "_" (metamethods, internals) are left out.
+-- the TaskGroup, Condition and Barrier metatables), so new methods are
+-- caught; names starting with "_" (metamethods, internals) are left out.
+-- A receiver standing for several classes covers the methods of all.
 --
 -- Conversely, every "`lasync.name(" and "`r:name(" span for those receivers
 -- must name something that exists.
@@ -67,14 +70,36 @@ local function method_tables()
     local function methods(obj)
       return sorted_keys(getmetatable(obj).__index, all)
     end
+    local function union(...) -- the methods of several classes
+      local seen, names = {}, {}
+      for _, obj in ipairs({ ... }) do
+        for _, m in ipairs(methods(obj)) do
+          if not seen[m] then
+            seen[m] = true
+            names[#names + 1] = m
+          end
+        end
+      end
+      table.sort(names)
+      return names
+    end
+    local function lua_class(obj) -- a class written in Lua
+      return sorted_keys(getmetatable(obj), function(_, v)
+        return type(v) == "function"
+      end)
+    end
     return {
       t = methods(task),
       f = methods(lasync.Future()),
       loop = methods(loop),
       h = methods(handle),
-      tg = sorted_keys(getmetatable(lasync.TaskGroup()), function(_, v)
-        return type(v) == "function"
-      end),
+      tg = lua_class(lasync.TaskGroup()),
+      q = union(lasync.Queue(), lasync.LifoQueue(), lasync.PriorityQueue()),
+      lock = methods(lasync.Lock()),
+      sem = union(lasync.Semaphore(), lasync.BoundedSemaphore()),
+      e = methods(lasync.Event()),
+      c = lua_class(lasync.Condition()),
+      b = lua_class(lasync.Barrier(1)),
     }
   end, 2)
 end
@@ -90,7 +115,8 @@ describe("docs/api.md", function()
     assert.are.same({}, missing)
   end)
 
-  it("documents every method of Task, Future, Loop, Handle and TaskGroup",
+  it("documents every method of Task, Future, Loop, Handle, TaskGroup, " ..
+    "the queues and the synchronisation primitives",
     function()
       local missing = {}
       for r, names in pairs(method_tables()) do

@@ -290,6 +290,43 @@ end
 --}======================================================================
 
 --{======================================================================
+-- UDP
+--=======================================================================
+
+-- {host, port} with the host resolved to a numeric address.
+local function resolve_addr(addr, name)
+  if addr == nil then return nil end
+  if type(addr) ~= "table" or type(addr[1]) ~= "string" then
+    error(("lasync.open_udp: option '%s' must be {host, port}"):format(name),
+      3)
+  end
+  local host, port = addr[1], addr[2] or 0
+  if not host:match("^[%d.]+$") and not host:find(":", 1, true) and
+      host ~= "*" then
+    local found = core.getaddrinfo(host, port, { socktype = "dgram" })
+    host = found[1].host
+  end
+  return { host, port }
+end
+
+--- lasync.open_udp{local_addr = {host, port}, remote_addr = {host, port},
+-- reuse_port =, broadcast =} -> a UDP endpoint (host names are resolved)
+function M.open_udp(opts)
+  task_or_error("open_udp")
+  if opts ~= nil and type(opts) ~= "table" then
+    error("lasync.open_udp: expected a table of options", 2)
+  end
+  opts = opts or {}
+  return core._open_udp {
+    local_addr = resolve_addr(opts.local_addr, "local_addr"),
+    remote_addr = resolve_addr(opts.remote_addr, "remote_addr"),
+    reuse_port = opts.reuse_port, broadcast = opts.broadcast,
+  }
+end
+
+--}======================================================================
+
+--{======================================================================
 -- Task groups (asyncio.TaskGroup)
 --=======================================================================
 

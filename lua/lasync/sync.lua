@@ -7,7 +7,21 @@ local M = {}
 
 local pack, unpack = table.pack, table.unpack
 local is_cancelled, is_error = core.is_cancelled, core.is_error
-local note_traceback = core._note_traceback
+local note_traceback, check_task = core._note_traceback, core._check_task
+
+-- "Lock" for a lasync.Lock, ... (from its metatable's __name)
+local function class_name(x)
+  local mt = getmetatable(x)
+  return (mt and mt.__name or "?"):gsub("^lasync%.", "")
+end
+
+local function check_callable(fn, fname)
+  local mt = getmetatable(fn)
+  if type(fn) ~= "function" and not (mt and mt.__call) then
+    error(("lasync.%s: expected a function (got %s)"):format(fname,
+      type(fn)), 3)
+  end
+end
 
 -- Results of xpcall(fn, ...) as returned by fn, or its error re-raised.
 local function unwrap(res)
@@ -23,6 +37,9 @@ end
 --- x:with(fn, ...) -> fn's results: acquire, run fn(...), release, even
 -- when fn raises or the task is cancelled
 local function with(self, fn, ...)
+  local name = class_name(self)
+  check_callable(fn, name .. ":with")
+  check_task(name .. ":with")
   self:acquire()
   local res = pack(xpcall(fn, note_traceback, ...))
   self:release()
@@ -94,7 +111,10 @@ function Condition:__tostring()
     self._lock:locked() and "locked" or "unlocked", self._waiters:count())
 end
 
-function Condition:acquire() return self._lock:acquire() end
+function Condition:acquire()
+  check_task("Condition:acquire")
+  return self._lock:acquire()
+end
 
 function Condition:release() return self._lock:release() end
 
@@ -111,6 +131,7 @@ end
 -- lock (also when cancelled; the cancellation is raised once it is held).
 -- A waiter notified and cancelled before it runs passes the notify on.
 function Condition:wait()
+  check_task("Condition:wait")
   check_locked(self, "wait")
   self._lock:release()
   local ok, err = pcall(self._waiters.wait, self._waiters)
@@ -121,13 +142,18 @@ function Condition:wait()
     if not is_cancelled(e) then error(e, 0) end
     cancelled = e
   end
-  if cancelled then error(cancelled, 0) end
-  if not ok then error(err, 0) end
+  if cancelled or not ok then
+    -- it may have been notified: pass that on (a spurious wakeup is
+    -- allowed), as asyncio 3.13 does
+    self._waiters:wake(1)
+    error(cancelled or err, 0)
+  end
   return true
 end
 
 --- c:wait_for(predicate) -> predicate's first true value
 function Condition:wait_for(predicate)
+  check_callable(predicate, "Condition:wait_for")
   local result = predicate()
   while not result do
     self:wait()
@@ -139,6 +165,10 @@ end
 --- c:notify([n=1]): wake up to n waiting tasks (the lock must be held)
 function Condition:notify(n)
   check_locked(self, "notify")
+  if n ~= nil and math.type(n) ~= "integer" then
+    error(("lasync.Condition:notify: n must be an integer (got %s)")
+      :format(type(n)), 2)
+  end
   self._waiters:wake(n or 1)
 end
 
@@ -201,6 +231,7 @@ end
 --- b:wait() -> this task's arrival index, 0 .. parties-1, once `parties`
 -- tasks wait; BrokenBarrierError if the barrier is aborted or reset
 function Barrier:wait()
+  check_task("Barrier:wait")
   return self._cond:with(function()
     block(self)
     local index = self._count

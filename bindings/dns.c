@@ -1,0 +1,275 @@
+/*
+** dns.c — name resolution on libuv's thread pool (getaddrinfo,
+** getnameinfo) and the conversions between socket addresses and Lua
+** values (host string and port number) that the sockets share.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* {======================================================================
+** Addresses
+** ======================================================================= */
+
+/* [-0, +2] push the host string and port number of a socket address */
+void lx_addr_push(lua_State *L, const struct sockaddr *sa) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    uv_ip4_name(in, host, sizeof host);
+    port = ntohs(in->sin_port);
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    uv_ip6_name(in6, host, sizeof host);
+    port = ntohs(in6->sin6_port);
+  }
+  lua_pushstring(L, host);
+  lua_pushinteger(L, port);
+}
+
+/* [-0, +1] push "host:port" ("[host]:port" for IPv6) for error messages */
+void lx_addr_push_text(lua_State *L, const struct sockaddr *sa) {
+  lx_addr_push(L, sa);
+  lua_pushfstring(L, sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d",
+                  lua_tostring(L, -2), (int)lua_tointeger(L, -1));
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+/*
+** Parse a numeric host and a port into *ss; return 0 or a libuv error.
+** "*", "" and NULL mean every address ("0.0.0.0", or "::" for family 6).
+*/
+int lx_addr_parse(const char *host, int port, int family,
+                  struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof *ss);
+  if (host == NULL || *host == '\0' || strcmp(host, "*") == 0)
+    host = family == AF_INET6 ? "::" : "0.0.0.0";
+  if (strchr(host, ':'))
+    return uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss);
+  return uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
+}
+
+/* The port argument at idx: an integer 0..65535, or a numeric string. */
+int lx_check_port(lua_State *L, int idx, const char *fname) {
+  int isint;
+  lua_Integer port = lua_tointegerx(L, idx, &isint);
+  if (!isint || port < 0 || port > 65535)
+    luaL_error(L, "lasync.%s: port must be an integer from 0 to 65535 "
+                  "(got %s)", fname, lua_isnil(L, idx) ? "nil"
+                                                       : luaL_tolstring(L, idx,
+                                                                        NULL));
+  return (int)port;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** getaddrinfo
+** ======================================================================= */
+
+typedef struct gai_op {
+  lx_op op;
+  uv_getaddrinfo_t req;
+  struct addrinfo *res;
+} gai_op;
+
+static void gai_abort(lx_op *op) {
+  uv_cancel((uv_req_t *)&((gai_op *)op)->req);
+}
+
+static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  gai_op *g = lx_container_of(req, gai_op, req);
+  g->res = res;
+  if (lx_op_finish(&g->op, status)) { /* cancelled: nobody waits */
+    if (res) uv_freeaddrinfo(res);
+    free(g);
+  }
+}
+
+static const char *family_name(int family) {
+  return family == AF_INET ? "inet" : family == AF_INET6 ? "inet6" : "unix";
+}
+
+/* [-0, +1] push the addresses as {{family=, host=, port=, socktype=}, ...} */
+static void push_addrinfo(lua_State *L, const struct addrinfo *ai) {
+  int n = 0;
+  lua_newtable(L);
+  for (; ai; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, family_name(ai->ai_family));
+    lua_setfield(L, -2, "family");
+    lx_addr_push(L, ai->ai_addr);
+    lua_setfield(L, -3, "port");
+    lua_setfield(L, -2, "host");
+    lua_pushstring(L, ai->ai_socktype == SOCK_DGRAM ? "dgram" : "stream");
+    lua_setfield(L, -2, "socktype");
+    lua_rawseti(L, -2, ++n);
+  }
+}
+
+static int getaddrinfo_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  gai_op *g = (gai_op *)lx_op_resumed(t);
+  (void)status;
+  if (t->must_cancel) {
+    if (g) {
+      if (g->res) uv_freeaddrinfo(g->res);
+      free(g);
+    }
+    return lx_task_raise_cancelled(L, t);
+  }
+  if (g->op.status < 0) {
+    int err = g->op.status;
+    free(g);
+    return lx_os_error(L, err, "getaddrinfo", lua_tostring(L, 1));
+  }
+  push_addrinfo(L, g->res);
+  uv_freeaddrinfo(g->res);
+  free(g);
+  return 1;
+}
+
+/* Family option ("inet", "inet6", nil) as AF_*; errors name fname. */
+int lx_check_family(lua_State *L, int optidx, const char *fname) {
+  const char *family;
+  if (optidx == 0 || lua_getfield(L, optidx, "family") == LUA_TNIL) {
+    if (optidx) lua_pop(L, 1);
+    return AF_UNSPEC;
+  }
+  family = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  if (family && strcmp(family, "inet") == 0) return AF_INET;
+  if (family && strcmp(family, "inet6") == 0) return AF_INET6;
+  if (family && strcmp(family, "any") == 0) return AF_UNSPEC;
+  return luaL_error(L, "lasync.%s: option 'family' must be \"inet\", "
+                       "\"inet6\" or \"any\"", fname);
+}
+
+/*
+** lasync.getaddrinfo(host [, port [, {family=, socktype=}]]) ->
+** {{family=, host=, port=, socktype=}, ...}
+*/
+static int core_getaddrinfo(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_task *t = lx_current_task(L, rt, "getaddrinfo");
+  const char *host = luaL_checkstring(L, 1);
+  const char *service = NULL;
+  struct addrinfo hints;
+  gai_op *g;
+  int r, opts = lua_istable(L, 3) ? 3 : 0;
+  memset(&hints, 0, sizeof hints);
+  if (!lua_isnoneornil(L, 2)) { /* as a string, kept on the stack */
+    lua_pushinteger(L, lx_check_port(L, 2, "getaddrinfo"));
+    lua_tostring(L, -1);
+    lua_replace(L, 2);
+    service = lua_tostring(L, 2);
+  }
+  hints.ai_family = lx_check_family(L, opts, "getaddrinfo");
+  hints.ai_socktype = SOCK_STREAM;
+  if (opts && lua_getfield(L, opts, "socktype") != LUA_TNIL) {
+    const char *st = lua_tostring(L, -1);
+    if (st && strcmp(st, "dgram") == 0)
+      hints.ai_socktype = SOCK_DGRAM;
+    else if (!st || strcmp(st, "stream") != 0)
+      luaL_error(L, "lasync.getaddrinfo: option 'socktype' must be "
+                    "\"stream\" or \"dgram\"");
+  }
+  lua_settop(L, 2);
+  g = malloc(sizeof *g);
+  if (g == NULL) return luaL_error(L, "lasync.getaddrinfo: out of memory");
+  g->op.abort = gai_abort;
+  g->res = NULL;
+  r = uv_getaddrinfo(t->fut.loop->uv, &g->req, gai_cb, host, service, &hints);
+  if (r < 0) {
+    free(g);
+    return lx_os_error(L, r, "getaddrinfo", host);
+  }
+  return lx_op_await(L, t, &g->op, getaddrinfo_k);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** getnameinfo
+** ======================================================================= */
+
+typedef struct gni_op {
+  lx_op op;
+  uv_getnameinfo_t req;
+} gni_op;
+
+static void gni_abort(lx_op *op) {
+  uv_cancel((uv_req_t *)&((gni_op *)op)->req);
+}
+
+static void gni_cb(uv_getnameinfo_t *req, int status, const char *hostname,
+                   const char *service) {
+  gni_op *g = lx_container_of(req, gni_op, req);
+  (void)hostname; /* copied by libuv into req->host and req->service */
+  (void)service;
+  if (lx_op_finish(&g->op, status)) free(g);
+}
+
+static int getnameinfo_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  gni_op *g = (gni_op *)lx_op_resumed(t);
+  (void)status;
+  if (t->must_cancel) {
+    free(g);
+    return lx_task_raise_cancelled(L, t);
+  }
+  if (g->op.status < 0) {
+    int err = g->op.status;
+    free(g);
+    return lx_os_error(L, err, "getnameinfo", lua_tostring(L, 1));
+  }
+  lua_pushstring(L, g->req.host);
+  lua_pushstring(L, g->req.service);
+  free(g);
+  return 2;
+}
+
+/* lasync.getnameinfo(host, port) -> hostname, service */
+static int core_getnameinfo(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_task *t = lx_current_task(L, rt, "getnameinfo");
+  const char *host = luaL_checkstring(L, 1);
+  int port = lx_check_port(L, 2, "getnameinfo"), r;
+  struct sockaddr_storage ss;
+  gni_op *g;
+  lua_settop(L, 2);
+  if ((r = lx_addr_parse(host, port, AF_UNSPEC, &ss)) < 0)
+    return luaL_error(L, "lasync.getnameinfo: not a numeric address: %s",
+                      host);
+  g = malloc(sizeof *g);
+  if (g == NULL) return luaL_error(L, "lasync.getnameinfo: out of memory");
+  g->op.abort = gni_abort;
+  r = uv_getnameinfo(t->fut.loop->uv, &g->req, gni_cb,
+                     (const struct sockaddr *)&ss, 0);
+  if (r < 0) {
+    free(g);
+    return lx_os_error(L, r, "getnameinfo", host);
+  }
+  return lx_op_await(L, t, &g->op, getnameinfo_k);
+}
+
+/* }====================================================================== */
+
+/* [-0, +1] push lasync.getaddrinfo, for C code that resolves names */
+void lx_push_getaddrinfo(lua_State *L) {
+  lx_push_runtime(L);
+  lua_pushcclosure(L, core_getaddrinfo, 1);
+}
+
+void lx_open_dns(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    {"getaddrinfo", core_getaddrinfo},
+    {"getnameinfo", core_getnameinfo},
+    {NULL, NULL}
+  };
+  lx_setfuncs(L, funcs);
+}

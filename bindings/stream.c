@@ -1,0 +1,713 @@
+/*
+** stream.c — StreamReader and StreamWriter over a libuv stream (TCP or a
+** Unix socket). The stream is C memory, freed once its handle is closed
+** and both Lua objects are gone. Bytes are read straight into one buffer;
+** reading pauses above twice the limit (backpressure), and resumes as the
+** reader consumes. Writes go out at once when the socket takes them;
+** what is left is copied into one write request.
+*/
+#define _GNU_SOURCE /* memmem */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define LX_DEFAULT_LIMIT 65536     /* readline/readuntil, as asyncio */
+#define LX_WRITE_HIGH (64 * 1024)  /* drain() waits above this ... */
+#define LX_WRITE_LOW (16 * 1024)   /* ... until below this */
+
+typedef struct write_req {
+  uv_write_t req;
+  lx_stream *s;
+  char data[1]; /* the bytes the socket did not take at once */
+} write_req;
+
+/* A Lua object (reader or writer) for a stream. */
+typedef struct stream_box {
+  lx_stream *s;
+} stream_box;
+
+/* {======================================================================
+** Lifetime
+** ======================================================================= */
+
+static void stream_free(lx_stream *s) {
+  free(s->buf);
+  free(s);
+}
+
+static void close_cb(uv_handle_t *handle) {
+  lx_stream *s = handle->data;
+  lx_list_remove(&s->node);
+  s->closed = 1;
+  if (s->read_err == 0) s->read_err = UV_EOF;
+  lx_waitlist_wake_all(&s->readers);
+  lx_waitlist_wake_all(&s->drainers);
+  lx_waitlist_wake_all(&s->closers);
+  if (s->nboxes == 0) stream_free(s);
+}
+
+/* Close now: pending writes are cancelled. */
+static void stream_abort(lx_stream *s) {
+  if (s->closing && uv_is_closing(&s->h.handle)) return;
+  s->closing = 1;
+  uv_close(&s->h.handle, close_cb);
+}
+
+/* Close once what was written has gone out (asyncio's transport.close). */
+static void stream_close(lx_stream *s) {
+  if (s->closing) return;
+  s->closing = 1;
+  if (uv_stream_get_write_queue_size(&s->h.stream) == 0 && s->writes == 0)
+    uv_close(&s->h.handle, close_cb);
+}
+
+/* The loop closes: close what is still open. */
+static void stream_close_resource(lua_State *L, lx_resource *r) {
+  lx_stream *s = lx_container_of(r, lx_stream, node);
+  (void)L;
+  if (!uv_is_closing(&s->h.handle)) {
+    s->closing = 1;
+    uv_close(&s->h.handle, close_cb);
+  }
+}
+
+static void box_release(lx_stream *s) {
+  if (--s->nboxes > 0) return;
+  if (s->closed)
+    stream_free(s);
+  else
+    stream_abort(s); /* nobody can use it any more */
+}
+
+static int box__gc(lua_State *L) {
+  stream_box *b = lua_touserdata(L, 1);
+  if (b->s) box_release(b->s);
+  b->s = NULL;
+  return 0;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Reading from the socket
+** ======================================================================= */
+
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  lx_stream *s = handle->data;
+  size_t want = suggested < 65536 ? 65536 : suggested;
+  if (s->start > 0 && s->cap - (s->start + s->len) < want) {
+    memmove(s->buf, s->buf + s->start, s->len); /* compact */
+    s->start = 0;
+  }
+  if (s->cap - s->len < want) {
+    size_t cap = s->cap ? s->cap : want;
+    char *p;
+    while (cap - s->len < want) cap *= 2;
+    p = realloc(s->buf, cap);
+    if (p == NULL) {
+      buf->base = NULL;
+      buf->len = 0; /* libuv reports UV_ENOBUFS */
+      return;
+    }
+    s->buf = p;
+    s->cap = cap;
+  }
+  buf->base = s->buf + s->start + s->len;
+  buf->len = s->cap - (s->start + s->len);
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  lx_stream *s = stream->data;
+  (void)buf;
+  if (nread > 0) {
+    s->len += (size_t)nread;
+    if (s->len >= 2 * s->limit) { /* the reader falls behind: pause */
+      uv_read_stop(stream);
+      s->reading = 0;
+    }
+  } else if (nread < 0) {
+    s->read_err = (int)nread; /* UV_EOF or an error */
+    uv_read_stop(stream);
+    s->reading = 0;
+  }
+  lx_waitlist_wake_first(&s->readers);
+}
+
+/* Read again if paused and the buffer has room. */
+static void maybe_resume(lx_stream *s) {
+  if (!s->reading && s->read_err == 0 && !s->closing && s->len < s->limit) {
+    if (uv_read_start(&s->h.stream, alloc_cb, read_cb) == 0) s->reading = 1;
+  }
+}
+
+/* [-0, +1] push and consume the first n buffered bytes */
+static void take(lua_State *L, lx_stream *s, size_t n) {
+  lua_pushlstring(L, s->buf + s->start, n);
+  s->start += n;
+  s->len -= n;
+  if (s->len == 0) s->start = 0;
+  maybe_resume(s);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Stream objects
+** ======================================================================= */
+
+void lx_stream_init(lx_stream *s, lx_loop *loop) {
+  memset(s, 0, sizeof *s);
+  s->loop = loop;
+  s->limit = LX_DEFAULT_LIMIT;
+  s->h.handle.data = s;
+  lx_waitlist_init(&s->readers);
+  lx_waitlist_init(&s->drainers);
+  lx_waitlist_init(&s->closers);
+  s->node.close = stream_close_resource;
+  lx_list_add(&loop->resources, &s->node);
+}
+
+/*
+** [-0, +2] push the reader and writer of the stream s, whose handle is
+** connected, and start reading. They own s from now on.
+*/
+void lx_stream_push(lua_State *L, lx_stream *s) {
+  lx_runtime *rt = s->loop->rt;
+  int i;
+  for (i = 0; i < 2; i++) {
+    stream_box *b = lua_newuserdatauv(L, sizeof *b, 1);
+    b->s = s;
+    s->nboxes++;
+    lx_setclass(L, rt, i == 0 ? LX_MT_READER : LX_MT_WRITER);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->loop->self_ref);
+    lua_setiuservalue(L, -2, 1); /* the loop lives as long as they do */
+  }
+  maybe_resume(s);
+}
+
+/* Close a stream that never got its Lua objects (a failed connect). */
+void lx_stream_discard(lx_stream *s) {
+  stream_abort(s);
+}
+
+static lx_stream *check_stream(lua_State *L, int mt, const char *fname) {
+  stream_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                                mt, fname);
+  return b->s;
+}
+
+#define check_reader(L, f) check_stream(L, LX_MT_READER, "StreamReader:" f)
+#define check_writer(L, f) check_stream(L, LX_MT_WRITER, "StreamWriter:" f)
+
+/* }====================================================================== */
+
+/* {======================================================================
+** StreamReader
+** ======================================================================= */
+
+#define TRY_WAIT (-1)
+
+typedef int (*try_fn)(lua_State *L, lx_stream *s);
+
+/* The reading failed (not at EOF): raise it as an OSError. */
+static int raise_read_error(lua_State *L, lx_stream *s, const char *fname) {
+  return lx_os_error(L, s->read_err, fname, NULL);
+}
+
+/* Raise IncompleteReadError with the partial bytes on top of the stack. */
+static int raise_incomplete(lua_State *L, lua_Integer expected) {
+  int partial = lua_gettop(L);
+  if (expected >= 0)
+    lua_pushfstring(L, "%d bytes read on a total of %I expected bytes",
+                    (int)lua_rawlen(L, partial), expected);
+  else
+    lua_pushfstring(L, "%d bytes read before EOF, separator not found",
+                    (int)lua_rawlen(L, partial));
+  lx_error_newv(L, LX_ERR_INCOMPLETE_READ, -1);
+  lua_pushvalue(L, partial);
+  lua_setfield(L, -2, "partial");
+  if (expected >= 0) {
+    lua_pushinteger(L, expected);
+    lua_setfield(L, -2, "expected");
+  }
+  return lua_error(L);
+}
+
+static int raise_overrun(lua_State *L, const char *msg, size_t consumed) {
+  lua_pushstring(L, msg);
+  lx_error_newv(L, LX_ERR_LIMIT_OVERRUN, -1);
+  lua_pushinteger(L, (lua_Integer)consumed);
+  lua_setfield(L, -2, "consumed");
+  return lua_error(L);
+}
+
+/* read(n): up to n bytes; n < 0 or nil: everything up to EOF */
+static int try_read(lua_State *L, lx_stream *s) {
+  lua_Integer n = luaL_optinteger(L, 2, -1);
+  if (n == 0) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  if (n < 0) { /* collect chunks at index 3 until EOF */
+    if (lua_type(L, 3) != LUA_TTABLE) {
+      lua_settop(L, 2);
+      lua_newtable(L);
+    }
+    if (s->len > 0) {
+      take(L, s, s->len);
+      lua_rawseti(L, 3, (lua_Integer)lua_rawlen(L, 3) + 1);
+    }
+    if (s->read_err == 0) return TRY_WAIT;
+    if (s->read_err != UV_EOF) return raise_read_error(L, s, "StreamReader:read");
+    {
+      luaL_Buffer b;
+      lua_Integer i, parts = (lua_Integer)lua_rawlen(L, 3);
+      luaL_buffinit(L, &b);
+      for (i = 1; i <= parts; i++) {
+        lua_rawgeti(L, 3, i);
+        luaL_addvalue(&b);
+      }
+      luaL_pushresult(&b);
+    }
+    return 1;
+  }
+  if (s->len > 0) {
+    take(L, s, s->len < (size_t)n ? s->len : (size_t)n);
+    return 1;
+  }
+  if (s->read_err == 0) return TRY_WAIT;
+  if (s->read_err != UV_EOF) return raise_read_error(L, s, "StreamReader:read");
+  lua_pushliteral(L, "");
+  return 1;
+}
+
+/* readexactly(n): n bytes, or IncompleteReadError at EOF */
+static int try_readexactly(lua_State *L, lx_stream *s) {
+  lua_Integer n = luaL_checkinteger(L, 2);
+  if (n < 0)
+    return luaL_error(L, "lasync.StreamReader:readexactly: n must be >= 0");
+  if (s->len >= (size_t)n) {
+    take(L, s, (size_t)n);
+    return 1;
+  }
+  if (s->read_err == 0) return TRY_WAIT;
+  if (s->read_err != UV_EOF)
+    return raise_read_error(L, s, "StreamReader:readexactly");
+  take(L, s, s->len);
+  return raise_incomplete(L, n);
+}
+
+/* Search for the separator at index 2 (default "\n"); -1 if absent. */
+static ptrdiff_t find_sep(lua_State *L, lx_stream *s, size_t *seplen) {
+  const char *sep = luaL_optlstring(L, 2, "\n", seplen);
+  const char *p;
+  if (*seplen == 0)
+    luaL_error(L, "lasync.StreamReader:readuntil: the separator is empty");
+  if (s->len < *seplen) return -1;
+  p = memmem(s->buf + s->start, s->len, sep, *seplen);
+  return p ? p - (s->buf + s->start) : -1;
+}
+
+/* readuntil([sep]): up to and including sep; data kept on overrun */
+static int try_readuntil(lua_State *L, lx_stream *s) {
+  size_t seplen;
+  ptrdiff_t at = find_sep(L, s, &seplen);
+  if (at >= 0) {
+    if ((size_t)at + seplen > s->limit)
+      return raise_overrun(L, "separator is found, but chunk is longer "
+                              "than limit", (size_t)at);
+    take(L, s, (size_t)at + seplen);
+    return 1;
+  }
+  if (s->len > s->limit)
+    return raise_overrun(L, "separator is not found, and chunk exceeds the "
+                            "limit", s->len);
+  if (s->read_err == 0) return TRY_WAIT;
+  if (s->read_err != UV_EOF)
+    return raise_read_error(L, s, "StreamReader:readuntil");
+  take(L, s, s->len);
+  return raise_incomplete(L, -1);
+}
+
+/* readline(): a line with its "\n"; the partial last line at EOF, then "" */
+static int try_readline(lua_State *L, lx_stream *s) {
+  size_t seplen;
+  ptrdiff_t at;
+  lua_settop(L, 1);
+  lua_pushliteral(L, "\n");
+  at = find_sep(L, s, &seplen);
+  if (at >= 0 && (size_t)at + 1 <= s->limit) {
+    take(L, s, (size_t)at + 1);
+    return 1;
+  }
+  if (at >= 0 || s->len > s->limit) { /* asyncio drops the long line */
+    size_t consumed = at >= 0 ? (size_t)at : s->len;
+    s->start += at >= 0 ? consumed + 1 : consumed;
+    s->len -= at >= 0 ? consumed + 1 : consumed;
+    maybe_resume(s);
+    return raise_overrun(L, at >= 0 ? "separator is found, but chunk is "
+                                      "longer than limit"
+                                    : "separator is not found, and chunk "
+                                      "exceeds the limit", consumed);
+  }
+  if (s->read_err == 0) return TRY_WAIT;
+  if (s->read_err != UV_EOF)
+    return raise_read_error(L, s, "StreamReader:readline");
+  take(L, s, s->len);
+  return 1;
+}
+
+/* Wait for more data for the read operation whose continuation is k. */
+static int wait_data(lua_State *L, lx_task *t, lx_stream *s,
+                     lua_KFunction k) {
+  if (!lx_waitlist_empty(&s->readers))
+    return luaL_error(L, "lasync.StreamReader: another task is already "
+                         "reading from this stream");
+  if (!s->reading && s->read_err == 0 && !s->closing &&
+      uv_read_start(&s->h.stream, alloc_cb, read_cb) == 0)
+    s->reading = 1; /* also past the limit: a reader needs the bytes */
+  return lx_wait_on(L, t, &s->readers, k);
+}
+
+static int read_again(lua_State *L, lua_KContext ctx, try_fn fn,
+                      lua_KFunction k) {
+  lx_task *t = (lx_task *)ctx;
+  lx_stream *s = ((stream_box *)lua_touserdata(L, 1))->s;
+  int n;
+  if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
+  n = fn(L, s);
+  return n == TRY_WAIT ? wait_data(L, t, s, k) : n;
+}
+
+static int read_start(lua_State *L, const char *fname, try_fn fn,
+                      lua_KFunction k) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_stream *s = check_stream(L, LX_MT_READER, fname);
+  lx_task *t = lx_current_task(L, rt, fname);
+  int n = fn(L, s);
+  return n == TRY_WAIT ? wait_data(L, t, s, k) : n;
+}
+
+static int read_k(lua_State *L, int st, lua_KContext ctx) {
+  (void)st;
+  return read_again(L, ctx, try_read, read_k);
+}
+
+static int readexactly_k(lua_State *L, int st, lua_KContext ctx) {
+  (void)st;
+  return read_again(L, ctx, try_readexactly, readexactly_k);
+}
+
+static int readuntil_k(lua_State *L, int st, lua_KContext ctx) {
+  (void)st;
+  return read_again(L, ctx, try_readuntil, readuntil_k);
+}
+
+static int readline_k(lua_State *L, int st, lua_KContext ctx) {
+  (void)st;
+  return read_again(L, ctx, try_readline, readline_k);
+}
+
+static int reader_read(lua_State *L) {
+  lua_settop(L, 2);
+  return read_start(L, "StreamReader:read", try_read, read_k);
+}
+
+static int reader_readexactly(lua_State *L) {
+  lua_settop(L, 2);
+  return read_start(L, "StreamReader:readexactly", try_readexactly,
+                    readexactly_k);
+}
+
+static int reader_readuntil(lua_State *L) {
+  lua_settop(L, 2);
+  return read_start(L, "StreamReader:readuntil", try_readuntil,
+                    readuntil_k);
+}
+
+static int reader_readline(lua_State *L) {
+  lua_settop(L, 1);
+  return read_start(L, "StreamReader:readline", try_readline, readline_k);
+}
+
+/* r:at_eof() -> whether the buffer is empty and the peer sent EOF */
+static int reader_at_eof(lua_State *L) {
+  lx_stream *s = check_reader(L, "at_eof");
+  lua_pushboolean(L, s->len == 0 && s->read_err != 0);
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** StreamWriter
+** ======================================================================= */
+
+static void write_cb(uv_write_t *req, int status) {
+  write_req *w = lx_container_of(req, write_req, req);
+  lx_stream *s = w->s;
+  free(w);
+  s->writes--;
+  if (status < 0 && status != UV_ECANCELED && s->write_err == 0)
+    s->write_err = status;
+  if (s->write_err ||
+      uv_stream_get_write_queue_size(&s->h.stream) <= LX_WRITE_LOW)
+    lx_waitlist_wake_all(&s->drainers);
+  if (s->closing && s->writes == 0 && !uv_is_closing(&s->h.handle))
+    uv_close(&s->h.handle, close_cb); /* close() waited for the writes */
+}
+
+/* Send bytes: at once as far as the socket takes them, the rest queued. */
+static void send_bytes(lx_stream *s, const char *data, size_t len) {
+  write_req *w;
+  uv_buf_t buf;
+  int r;
+  if (s->write_err || len == 0) return; /* the peer is gone: drain() says */
+  if (s->writes == 0) {
+    buf = uv_buf_init((char *)data, (unsigned)len);
+    r = uv_try_write(&s->h.stream, &buf, 1);
+    if (r == (int)len) return;
+    if (r < 0 && r != UV_EAGAIN) {
+      s->write_err = r;
+      return;
+    }
+    if (r > 0) {
+      data += r;
+      len -= (size_t)r;
+    }
+  }
+  w = malloc(offsetof(write_req, data) + len);
+  if (w == NULL) {
+    s->write_err = UV_ENOMEM;
+    return;
+  }
+  memcpy(w->data, data, len);
+  w->s = s;
+  buf = uv_buf_init(w->data, (unsigned)len);
+  r = uv_write(&w->req, &s->h.stream, &buf, 1, write_cb);
+  if (r < 0) {
+    free(w);
+    s->write_err = r;
+    return;
+  }
+  s->writes++;
+}
+
+static lx_stream *check_open_writer(lua_State *L, const char *fname) {
+  lx_stream *s = check_stream(L, LX_MT_WRITER, fname);
+  if (s->closing)
+    luaL_error(L, "lasync.%s: the stream is closed", fname);
+  if (s->eof_written)
+    luaL_error(L, "lasync.%s: write_eof() was called", fname);
+  return s;
+}
+
+/* w:write(data): buffers; never waits (await w:drain() for flow control) */
+static int writer_write(lua_State *L) {
+  lx_stream *s = check_open_writer(L, "StreamWriter:write");
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  send_bytes(s, data, len);
+  return 0;
+}
+
+/* w:writelines(list): write each string of the list */
+static int writer_writelines(lua_State *L) {
+  lx_stream *s = check_open_writer(L, "StreamWriter:writelines");
+  lua_Integer i, n;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  n = luaL_len(L, 2);
+  for (i = 1; i <= n; i++) {
+    size_t len;
+    const char *data;
+    lua_rawgeti(L, 2, i);
+    data = lua_tolstring(L, -1, &len);
+    if (data == NULL)
+      return luaL_error(L, "lasync.StreamWriter:writelines: item #%I is "
+                           "not a string", i);
+    send_bytes(s, data, len);
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* The connection failed (a write, or the reading side): raise it. */
+static int raise_conn_error(lua_State *L, lx_stream *s) {
+  int err = s->write_err ? s->write_err : s->read_err;
+  return lx_os_error(L, err, "StreamWriter:drain", NULL);
+}
+
+static int conn_failed(const lx_stream *s) {
+  return s->write_err || (s->read_err && s->read_err != UV_EOF &&
+                          s->read_err != UV_ECANCELED);
+}
+
+static int drain_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  lx_stream *s = ((stream_box *)lua_touserdata(L, 1))->s;
+  (void)status;
+  if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
+  if (conn_failed(s)) return raise_conn_error(L, s);
+  if (!s->closed && uv_stream_get_write_queue_size(&s->h.stream) >
+                        LX_WRITE_LOW)
+    return lx_wait_on(L, t, &s->drainers, drain_k);
+  return 0;
+}
+
+/* w:drain(): wait while much is queued; raise the connection's error */
+static int writer_drain(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_stream *s = check_stream(L, LX_MT_WRITER, "StreamWriter:drain");
+  lx_task *t = lx_current_task(L, rt, "StreamWriter:drain");
+  lua_settop(L, 1);
+  if (conn_failed(s)) return raise_conn_error(L, s);
+  if (s->closed || uv_stream_get_write_queue_size(&s->h.stream) <=
+                       LX_WRITE_HIGH)
+    return 0;
+  return lx_wait_on(L, t, &s->drainers, drain_k);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status) {
+  (void)status; /* a failure shows as a write error or a reset */
+  free(req);
+}
+
+/* w:write_eof(): half-close, once what was written has gone out */
+static int writer_write_eof(lua_State *L) {
+  lx_stream *s = check_open_writer(L, "StreamWriter:write_eof");
+  uv_shutdown_t *req = malloc(sizeof *req);
+  int r;
+  if (req == NULL) return luaL_error(L, "lasync: out of memory");
+  r = uv_shutdown(req, &s->h.stream, shutdown_cb);
+  if (r < 0) {
+    free(req);
+    return lx_os_error(L, r, "StreamWriter:write_eof", NULL);
+  }
+  s->eof_written = 1;
+  return 0;
+}
+
+static int writer_can_write_eof(lua_State *L) {
+  check_stream(L, LX_MT_WRITER, "StreamWriter:can_write_eof");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* w:close(): close once what was written has gone out; never waits */
+static int writer_close(lua_State *L) {
+  stream_close(check_stream(L, LX_MT_WRITER, "StreamWriter:close"));
+  return 0;
+}
+
+static int closed_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  (void)status;
+  if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
+  return 0;
+}
+
+/* w:wait_closed(): wait until the stream is closed */
+static int writer_wait_closed(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_stream *s = check_stream(L, LX_MT_WRITER, "StreamWriter:wait_closed");
+  lx_task *t = lx_current_task(L, rt, "StreamWriter:wait_closed");
+  lua_settop(L, 1);
+  if (s->closed) return 0;
+  return lx_wait_on(L, t, &s->closers, closed_k);
+}
+
+static int writer_is_closing(lua_State *L) {
+  lua_pushboolean(L, check_writer(L, "is_closing")->closing);
+  return 1;
+}
+
+/* [-0, +1|2] the peer's or our address: host, port (a path for Unix) */
+static int push_name(lua_State *L, lx_stream *s, int peer) {
+  struct sockaddr_storage ss;
+  int len = (int)sizeof ss, r;
+  if (s->closed) return 0;
+  if (s->is_pipe) {
+    char path[1024];
+    size_t size = sizeof path;
+    r = peer ? uv_pipe_getpeername(&s->h.pipe, path, &size)
+             : uv_pipe_getsockname(&s->h.pipe, path, &size);
+    if (r < 0) return 0;
+    lua_pushlstring(L, path, size);
+    return 1;
+  }
+  r = peer ? uv_tcp_getpeername(&s->h.tcp, (struct sockaddr *)&ss, &len)
+           : uv_tcp_getsockname(&s->h.tcp, (struct sockaddr *)&ss, &len);
+  if (r < 0) return 0;
+  lx_addr_push(L, (struct sockaddr *)&ss);
+  return 2;
+}
+
+/* w:get_extra_info(name) -> "peername"/"sockname": host, port (a path
+   for Unix sockets); "socket": the file descriptor; nil otherwise */
+static int writer_get_extra_info(lua_State *L) {
+  lx_stream *s = check_writer(L, "get_extra_info");
+  const char *name = luaL_checkstring(L, 2);
+  uv_os_fd_t fd;
+  if (strcmp(name, "peername") == 0) return push_name(L, s, 1);
+  if (strcmp(name, "sockname") == 0) return push_name(L, s, 0);
+  if (strcmp(name, "socket") == 0 && !s->closed &&
+      uv_fileno(&s->h.handle, &fd) == 0) {
+    lua_pushinteger(L, (lua_Integer)fd);
+    return 1;
+  }
+  return 0;
+}
+
+static int stream__tostring(lua_State *L) {
+  stream_box *b = lua_touserdata(L, 1);
+  lx_stream *s = b->s;
+  lua_pushfstring(L, "lasync.%s: %p%s", lx_testclass(L, s->loop->rt, 1,
+                                                      LX_MT_READER)
+                                            ? "StreamReader"
+                                            : "StreamWriter",
+                  (void *)s, s->closed    ? " (closed)"
+                             : s->closing ? " (closing)"
+                                          : "");
+  return 1;
+}
+
+/* }====================================================================== */
+
+void lx_open_stream(lua_State *L) {
+  static const luaL_Reg reader_methods[] = {
+    {"read", reader_read},
+    {"readline", reader_readline},
+    {"readexactly", reader_readexactly},
+    {"readuntil", reader_readuntil},
+    {"at_eof", reader_at_eof},
+    {NULL, NULL}
+  };
+  static const luaL_Reg writer_methods[] = {
+    {"write", writer_write},
+    {"writelines", writer_writelines},
+    {"drain", writer_drain},
+    {"write_eof", writer_write_eof},
+    {"can_write_eof", writer_can_write_eof},
+    {"close", writer_close},
+    {"wait_closed", writer_wait_closed},
+    {"is_closing", writer_is_closing},
+    {"get_extra_info", writer_get_extra_info},
+    {NULL, NULL}
+  };
+  static const luaL_Reg reader_meta[] = {
+    {"__gc", box__gc},
+    {"__tostring", stream__tostring},
+    {NULL, NULL}
+  };
+  static const luaL_Reg writer_meta[] = {
+    {"__gc", box__gc},
+    {"__close", writer_close},
+    {"__tostring", stream__tostring},
+    {NULL, NULL}
+  };
+  lx_newclass(L, LX_MT_READER, "lasync.StreamReader", reader_methods,
+              reader_meta);
+  lx_newclass(L, LX_MT_WRITER, "lasync.StreamWriter", writer_methods,
+              writer_meta);
+}
