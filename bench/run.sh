@@ -5,13 +5,15 @@
 # a log in bench/results/; at the end summarize.py prints the tables.
 #
 # usage: bench/run.sh [WORKLOAD_REGEX] [PEER_REGEX]
-#   workloads: spawn pingpong sleepers timers
-#   peers:     lasync asyncio uvloop node luv bare   (bare: spawn, pingpong)
+#   workloads: spawn pingpong sleepers timers qpingpong qthroughput lockcontention
+#              (the regex matches any part of a name: '^pingpong' for pingpong alone)
+#   peers:     lasync asyncio uvloop node luv bare   (bare: spawn, pingpong, qpingpong)
 # env: RUNS=3                 runs per workload x peer
 #      LASYNC=path            lasync binary (default: $BUILD/lasync, BUILD=build,
 #                             relative to the repo root; LASYNC_BUILD also honoured)
 #      PY=/usr/bin/python3    python for asyncio/uvloop (Debian's, has python3-uvloop)
-#      LOG=file               log file (default results/<UTC time>.log)
+#      LOG=file               log file (default results/<UTC time>.log; a relative
+#                             LOG is taken from the directory run.sh is called from)
 #      N=count                override every workload's size (smoke tests only:
 #                             the targets assume the default sizes)
 #      TIMEOUT=120            seconds before a program run counts as FAIL
@@ -32,13 +34,14 @@ case $LASYNC in /*) ;; */*) LASYNC=$ROOT/$LASYNC ;; esac
 if [ -z "${PY:-}" ]; then
   if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
 fi
+case ${LOG:-} in '' | /*) ;; *) LOG=$PWD/$LOG ;; esac # a given LOG: relative to the caller's directory
 cd "$HERE"
 mkdir -p results
 if [ -z "${LOG:-}" ]; then
-  LOG=results/$(date -u +%Y%m%dT%H%M%SZ).log
+  LOG=$HERE/results/$(date -u +%Y%m%dT%H%M%SZ).log
   ln -sfn "$(basename "$LOG")" results/latest.log
 fi
-case $LOG in /*) ;; *) LOG=$PWD/$LOG ;; esac
+: >>"$LOG" || { echo "run.sh: cannot write the log $LOG" >&2; exit 2; }
 HZ=$(getconf CLK_TCK)
 ERR=$(mktemp)
 trap 'rm -f "$ERR"' EXIT
@@ -47,7 +50,7 @@ emit() { echo "$*"; echo "$*" >>"$LOG"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 lua_has() { have "$1" && "$1" -e "require '$2'" >/dev/null 2>&1; }
 
-WORKLOADS="spawn pingpong sleepers timers"
+WORKLOADS="spawn pingpong sleepers timers qpingpong qthroughput lockcontention"
 PEERS="lasync asyncio uvloop node luv bare"
 
 # peer_cmd WORKLOAD PEER: sets the array CMD to the command, or CMD=() and WHY to the reason

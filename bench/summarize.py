@@ -15,9 +15,11 @@ import sys
 from collections import defaultdict
 
 PEERS = ["lasync", "asyncio", "uvloop", "node", "luv", "bare"]
-WORKLOADS = ["spawn", "pingpong", "sleepers", "timers"]
-UNIT = {"spawn": "tasks/s", "pingpong": "round trips/s", "sleepers": "tasks/s", "timers": "timers/s"}
-DEFAULT_N = {"spawn": 200000, "pingpong": 500000, "sleepers": 100000, "timers": 1000000}
+WORKLOADS = ["spawn", "pingpong", "sleepers", "timers", "qpingpong", "qthroughput", "lockcontention"]
+UNIT = {"spawn": "tasks/s", "pingpong": "round trips/s", "sleepers": "tasks/s", "timers": "timers/s",
+        "qpingpong": "round trips/s", "qthroughput": "items/s", "lockcontention": "acquisitions/s"}
+DEFAULT_N = {"spawn": 200000, "pingpong": 500000, "sleepers": 100000, "timers": 1000000,
+             "qpingpong": 500000, "qthroughput": 1000000, "lockcontention": 1000000}
 PER = {"sleepers": ("bytes_per_task", "bytes/task"), "timers": ("bytes_per_timer", "bytes/timer")}
 KV = re.compile(r'(\w+)=("[^"]*"|\S+)')
 
@@ -121,6 +123,15 @@ def targets(runs, notes):
          lambda v: f"{v:.3f} s"),
         ("sleepers", "sleepers: lasync bytes/task ≤ 1536", m("sleepers", "lasync", "bytes_per_task"), lambda v: v <= 1536,
          lambda v: f"{v:,.0f} B"),
+        ("qpingpong", "qpingpong: lasync ≥ node (rate)", ratio("qpingpong", "lasync", "node"), lambda v: v >= 1, fmt_ratio),
+        ("qpingpong", "qpingpong (reference): bare Lua coroutines ≥ node — if MISS, no Lua 5.4 coroutine runtime can meet the target",
+         ratio("qpingpong", "bare", "node"), lambda v: v >= 1, fmt_ratio),
+        ("qpingpong", "qpingpong (reference): lasync within 3× of bare coroutines (bare rate / lasync rate ≤ 3)",
+         ratio("qpingpong", "bare", "lasync"), lambda v: v <= 3, fmt_ratio),
+        ("qthroughput", "qthroughput: lasync ≥ 10× asyncio (rate)", ratio("qthroughput", "lasync", "asyncio"),
+         lambda v: v >= 10, fmt_ratio),
+        ("lockcontention", "lockcontention: lasync ≥ 10× asyncio (rate)", ratio("lockcontention", "lasync", "asyncio"),
+         lambda v: v >= 10, fmt_ratio),
     ]
     ran = {w for w, _ in list(runs) + list(notes)}
     checks = [c for c in checks if c[0] in ran]

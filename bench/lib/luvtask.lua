@@ -2,7 +2,8 @@
 -- Lua user would: tasks are coroutines; a FIFO ready queue is drained from a uv
 -- idle handle (one batch per loop iteration, like asyncio's call_soon queue);
 -- sleep(ms > 0) uses one uv timer per sleep; Queue hands items to waiting
--- getters through the ready queue. Only what bench/ needs.
+-- getters through the ready queue (and, bounded, wakes one waiting putter per
+-- get); Lock hands itself to the oldest waiter. Only what bench/ needs.
 local uv = require "luv"
 local co_create, co_resume, co_yield, co_running, co_status =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
@@ -94,13 +95,21 @@ function M.gather(list)
   return out
 end
 
--- unbounded FIFO queue with waiting getters (asyncio.Queue-like)
+-- FIFO queue with waiting getters (asyncio.Queue-like); Queue(maxsize) with
+-- maxsize > 0 is bounded: put waits while it is full (nil/0: unbounded)
 local Queue = {}
 Queue.__index = Queue
-function M.Queue()
-  return setmetatable({ items = {}, h = 1, t = 0, getters = {}, gh = 1, gt = 0 }, Queue)
+function M.Queue(maxsize)
+  return setmetatable({ items = {}, h = 1, t = 0, getters = {}, gh = 1, gt = 0,
+    maxsize = maxsize or 0, putters = {}, ph = 1, pt = 0 }, Queue)
 end
 function Queue:put(v)
+  local max = self.maxsize
+  while max > 0 and self.t - self.h + 1 >= max do
+    self.pt = self.pt + 1 -- full: wait until a get makes room, then re-check
+    self.putters[self.pt] = tasks_by_co[co_running()]
+    co_yield()
+  end
   if self.gh <= self.gt then
     local g = self.getters[self.gh]
     self.getters[self.gh] = nil
@@ -116,11 +125,44 @@ function Queue:get()
     local v = self.items[self.h]
     self.items[self.h] = nil
     self.h = self.h + 1
+    if self.ph <= self.pt then -- room now: wake the oldest waiting putter
+      local p = self.putters[self.ph]
+      self.putters[self.ph] = nil
+      self.ph = self.ph + 1
+      M.wake(p)
+    end
     return v
   end
   self.gt = self.gt + 1
   self.getters[self.gt] = tasks_by_co[co_running()]
   return co_yield()
+end
+
+-- FIFO lock (asyncio.Lock-like): release hands the lock to the oldest waiter
+local Lock = {}
+Lock.__index = Lock
+function M.Lock()
+  return setmetatable({ held = false, waiters = {}, h = 1, t = 0 }, Lock)
+end
+function Lock:acquire()
+  if not self.held then
+    self.held = true
+    return
+  end
+  self.t = self.t + 1
+  self.waiters[self.t] = tasks_by_co[co_running()]
+  co_yield() -- resumed by release, already the owner
+end
+function Lock:release()
+  assert(self.held, "release of an unlocked Lock")
+  if self.h <= self.t then
+    local w = self.waiters[self.h]
+    self.waiters[self.h] = nil
+    self.h = self.h + 1
+    M.wake(w) -- still held: ownership passes to w
+  else
+    self.held = false
+  end
 end
 
 -- run(main): spawn main as a task and run the loop until everything is done

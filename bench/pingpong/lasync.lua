@@ -1,7 +1,7 @@
--- pingpong: two tasks pass a counter back and forth N round trips. lasync has
--- no Queue yet, so the counter travels through Futures: ping sets the shared
--- mailbox future to (c, reply) and awaits its own reply future; pong awaits the
--- mailbox, installs a fresh one, and answers on reply.
+-- pingpong: two tasks pass a counter back and forth N round trips. The counter
+-- travels through Futures (../qpingpong/lasync.lua does it through Queues):
+-- ping sets the shared mailbox future to (c, reply) and awaits its own reply
+-- future; pong awaits the mailbox, installs a fresh one, and answers on reply.
 local lasync = rawget(_G, "lasync") or require "lasync"
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 package.path = here .. "/../lib/?.lua;" .. package.path
