@@ -240,6 +240,15 @@ static int tcp_listen(lua_State *L, lx_loop *loop,
   return 1;
 }
 
+/* pcall'd: tcp_listen(loop, ss) with start_server's arguments after them */
+static int listen_protected(lua_State *L) {
+  lx_loop *loop = lua_touserdata(L, 1);
+  struct sockaddr_storage *ss = lua_touserdata(L, 2);
+  lua_rotate(L, 1, -2); /* the arguments back at 1.. */
+  lua_settop(L, SRV_OPTS);
+  return tcp_listen(L, loop, ss);
+}
+
 static int resolved_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   struct sockaddr_storage ss;
@@ -263,7 +272,8 @@ static void check_handler(lua_State *L, const char *fname) {
 
 /*
 ** lasync.start_server(handler, host, port [, opts]) -> Server
-** host nil or "*": every IPv4 address ("::" with family = "inet6"); port 0:
+** host nil or "*": every address, IPv6 and IPv4 ("::" dual-stack, or
+** "0.0.0.0" where IPv6 is missing; family narrows it); port 0:
 ** a free port (see server:address()). opts: backlog (100), reuse_port,
 ** nodelay (default true), keepalive, family, limit.
 */
@@ -280,6 +290,16 @@ static int core_start_server(lua_State *L) {
   lua_settop(L, SRV_OPTS);
   family = lx_check_family(L, lua_istable(L, SRV_OPTS) ? SRV_OPTS : 0,
                            "start_server");
+  if ((host == NULL || strcmp(host, "*") == 0) && family == AF_UNSPEC &&
+      lx_addr_parse("::", port, AF_INET6, &ss) == 0) {
+    int top = lua_gettop(L); /* every address: dual-stack "::" if this */
+    lua_pushcfunction(L, listen_protected); /* machine has IPv6 */
+    lua_pushlightuserdata(L, t->fut.loop);
+    lua_pushlightuserdata(L, &ss);
+    for (int i = 1; i <= SRV_OPTS; i++) lua_pushvalue(L, i);
+    if (lua_pcall(L, 2 + SRV_OPTS, 1, 0) == LUA_OK) return 1;
+    lua_settop(L, top); /* no IPv6 here: IPv4 only */
+  }
   if (lx_addr_parse(host, port, family, &ss) == 0)
     return tcp_listen(L, t->fut.loop, &ss);
   lx_push_getaddrinfo(L); /* a name: resolve it first */
