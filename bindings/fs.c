@@ -1,0 +1,520 @@
+/*
+** fs.c — lasync.fs: files and directories on libuv's fs requests, which
+** run on its thread pool, so no task blocks the loop. Every call is one
+** request awaited by the calling task (op.c); a cancelled request frees
+** itself when libuv calls back. File objects keep their own position.
+*/
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define LX_READ_CHUNK 65536
+
+typedef struct fs_op {
+  lx_op op;
+  uv_fs_t req;
+  char *buf;  /* read or write bytes, owned by the request */
+} fs_op;
+
+typedef struct lx_file {
+  uv_file fd;      /* -1 once closed */
+  int64_t pos;     /* where the next read or write goes */
+  int append;      /* writes go to the end */
+} lx_file;
+
+static const char *const fname_open = "fs.open";
+
+/* {======================================================================
+** Requests
+** ======================================================================= */
+
+static void fs_free(fs_op *f) {
+  uv_fs_req_cleanup(&f->req);
+  free(f->buf);
+  free(f);
+}
+
+static void fs_abort(lx_op *op) {
+  uv_cancel((uv_req_t *)&((fs_op *)op)->req); /* may be too late: fine */
+}
+
+static void fs_cb(uv_fs_t *req) {
+  fs_op *f = lx_container_of(req, fs_op, req);
+  int status = req->result < 0 ? (int)req->result : 0;
+  if (lx_op_finish(&f->op, status)) fs_free(f);
+}
+
+static fs_op *fs_new(lua_State *L, size_t bufsize) {
+  fs_op *f = malloc(sizeof *f);
+  if (f == NULL) luaL_error(L, "lasync.fs: out of memory");
+  f->buf = NULL;
+  if (bufsize && (f->buf = malloc(bufsize)) == NULL) {
+    free(f);
+    luaL_error(L, "lasync.fs: out of memory");
+  }
+  f->op.abort = fs_abort;
+  return f;
+}
+
+/* After starting a request (r: what uv_fs_* returned), await it. */
+static int fs_await(lua_State *L, lx_task *t, fs_op *f, int r,
+                    const char *fname, const char *target, lua_KFunction k) {
+  if (r < 0) {
+    fs_free(f);
+    return lx_os_error(L, r, fname, target);
+  }
+  return lx_op_await(L, t, &f->op, k);
+}
+
+/*
+** In a continuation: the finished request, or raise (cancelled, or the
+** request failed: an OSError naming fname and the path at pathidx).
+*/
+static fs_op *fs_resumed(lua_State *L, lx_task *t, const char *fname,
+                         int pathidx) {
+  fs_op *f = (fs_op *)lx_op_resumed(t);
+  if (t->must_cancel) {
+    if (f) fs_free(f);
+    lx_task_raise_cancelled(L, t);
+  }
+  if (f->op.status < 0) {
+    int err = f->op.status;
+    fs_free(f);
+    lx_os_error(L, err, fname, pathidx ? lua_tostring(L, pathidx) : NULL);
+  }
+  return f;
+}
+
+#define FS_TASK(L, name) \
+  lx_current_task(L, lua_touserdata(L, lua_upvalueindex(1)), name)
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Files
+** ======================================================================= */
+
+static lx_file *check_file(lua_State *L, const char *fname) {
+  lx_file *fl = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                              LX_MT_FILE, fname);
+  if (fl->fd < 0) luaL_error(L, "lasync.%s: the file is closed", fname);
+  return fl;
+}
+
+/* Flags for an io.open mode: "r", "w", "a", "r+", "w+", "a+", "x" (+ "b") */
+static int open_flags(lua_State *L, const char *mode, int *append) {
+  int flags, plus = strchr(mode, '+') != NULL;
+  *append = 0;
+  switch (mode[0]) {
+  case 'r':
+    flags = plus ? O_RDWR : O_RDONLY;
+    break;
+  case 'w':
+    flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_TRUNC;
+    break;
+  case 'a':
+    flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_APPEND;
+    *append = 1;
+    break;
+  case 'x':
+    flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_EXCL;
+    break;
+  default:
+    return luaL_error(L, "lasync.fs.open: invalid mode '%s' (expected r, w, "
+                         "a or x, with + or b)", mode);
+  }
+  if (strspn(mode + 1, "+b") != strlen(mode + 1))
+    return luaL_error(L, "lasync.fs.open: invalid mode '%s'", mode);
+  return flags | O_CLOEXEC;
+}
+
+static int open_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  fs_op *f = fs_resumed(L, t, fname_open, 1);
+  lx_file *fl = lua_newuserdatauv(L, sizeof *fl, 0);
+  (void)status;
+  fl->fd = (uv_file)f->req.result;
+  fl->pos = 0;
+  open_flags(L, luaL_optstring(L, 2, "r"), &fl->append);
+  fs_free(f);
+  lx_setclass(L, t->fut.loop->rt, LX_MT_FILE);
+  return 1;
+}
+
+/* lasync.fs.open(path [, mode="r" [, perm=0666]]) -> file */
+static int fs_open(lua_State *L) {
+  lx_task *t = FS_TASK(L, fname_open);
+  const char *path = luaL_checkstring(L, 1);
+  int append, flags = open_flags(L, luaL_optstring(L, 2, "r"), &append);
+  int perm = (int)luaL_optinteger(L, 3, 0666);
+  fs_op *f = fs_new(L, 0);
+  lua_settop(L, 3);
+  return fs_await(L, t, f, uv_fs_open(t->fut.loop->uv, &f->req, path, flags,
+                                      perm, fs_cb),
+                  fname_open, path, open_k);
+}
+
+static int read_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  fs_op *f = fs_resumed(L, t, "File:read", 0);
+  lx_file *fl = lua_touserdata(L, 1);
+  (void)status;
+  fl->pos += f->req.result;
+  lua_pushlstring(L, f->buf, (size_t)f->req.result); /* "" at the end */
+  fs_free(f);
+  return 1;
+}
+
+/* file:read([n=65536]) -> up to n bytes; "" at the end of the file */
+static int file_read(lua_State *L) {
+  lx_task *t = FS_TASK(L, "File:read");
+  lx_file *fl = check_file(L, "File:read");
+  lua_Integer n = luaL_optinteger(L, 2, LX_READ_CHUNK);
+  fs_op *f;
+  uv_buf_t buf;
+  if (n < 0) return luaL_error(L, "lasync.File:read: n must be >= 0");
+  if (n == 0) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  f = fs_new(L, (size_t)n);
+  lua_settop(L, 1);
+  buf = uv_buf_init(f->buf, (unsigned)n);
+  return fs_await(L, t, f, uv_fs_read(t->fut.loop->uv, &f->req, fl->fd, &buf,
+                                      1, fl->pos, fs_cb),
+                  "File:read", NULL, read_k);
+}
+
+static int write_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  fs_op *f = fs_resumed(L, t, "File:write", 0);
+  lx_file *fl = lua_touserdata(L, 1);
+  (void)status;
+  if (!fl->append) fl->pos += f->req.result;
+  fs_free(f);
+  return 0;
+}
+
+/* file:write(data): the bytes at the file's position (or its end) */
+static int file_write(lua_State *L) {
+  lx_task *t = FS_TASK(L, "File:write");
+  lx_file *fl = check_file(L, "File:write");
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  fs_op *f = fs_new(L, len ? len : 1);
+  uv_buf_t buf;
+  memcpy(f->buf, data, len); /* the request owns its bytes */
+  lua_settop(L, 1);
+  buf = uv_buf_init(f->buf, (unsigned)len);
+  return fs_await(L, t, f, uv_fs_write(t->fut.loop->uv, &f->req, fl->fd,
+                                       &buf, 1, fl->append ? -1 : fl->pos,
+                                       fs_cb),
+                  "File:write", NULL, write_k);
+}
+
+static int simple_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  (void)status;
+  fs_free(fs_resumed(L, t, "File", 0));
+  return 0;
+}
+
+/* file:sync(): flush to the disk */
+static int file_sync(lua_State *L) {
+  lx_task *t = FS_TASK(L, "File:sync");
+  lx_file *fl = check_file(L, "File:sync");
+  fs_op *f = fs_new(L, 0);
+  lua_settop(L, 1);
+  return fs_await(L, t, f, uv_fs_fsync(t->fut.loop->uv, &f->req, fl->fd,
+                                       fs_cb),
+                  "File:sync", NULL, simple_k);
+}
+
+static int size_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  fs_op *f = fs_resumed(L, t, "File:seek", 0);
+  lx_file *fl = lua_touserdata(L, 1);
+  (void)status;
+  fl->pos = (int64_t)f->req.statbuf.st_size + luaL_optinteger(L, 3, 0);
+  fs_free(f);
+  lua_pushinteger(L, fl->pos);
+  return 1;
+}
+
+/* file:seek([whence="cur" [, offset=0]]) -> position, as io's seek */
+static int file_seek(lua_State *L) {
+  static const char *const whences[] = {"set", "cur", "end", NULL};
+  lx_file *fl = check_file(L, "File:seek");
+  int whence = luaL_checkoption(L, 2, "cur", whences);
+  lua_Integer offset = luaL_optinteger(L, 3, 0);
+  if (whence == 2) { /* "end": ask for the size */
+    lx_task *t = FS_TASK(L, "File:seek");
+    fs_op *f = fs_new(L, 0);
+    lua_settop(L, 3);
+    return fs_await(L, t, f, uv_fs_fstat(t->fut.loop->uv, &f->req, fl->fd,
+                                         fs_cb),
+                    "File:seek", NULL, size_k);
+  }
+  if ((whence == 0 ? offset : fl->pos + offset) < 0)
+    return luaL_error(L, "lasync.File:seek: position would be negative");
+  fl->pos = whence == 0 ? offset : fl->pos + offset;
+  lua_pushinteger(L, fl->pos);
+  return 1;
+}
+
+static int close_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  (void)status;
+  fs_free(fs_resumed(L, t, "File:close", 0));
+  return 0;
+}
+
+/* file:close(): a closed file refuses every other method */
+static int file_close(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_file *fl = lx_checkclass(L, rt, 1, LX_MT_FILE, "File:close");
+  lx_task *t = rt->loop ? rt->loop->current : NULL;
+  uv_file fd = fl->fd;
+  fs_op *f;
+  if (fd < 0) return 0;
+  fl->fd = -1;
+  if (t == NULL || t->co != L) { /* outside a task: at once */
+    close(fd);
+    return 0;
+  }
+  f = fs_new(L, 0);
+  lua_settop(L, 1);
+  return fs_await(L, t, f, uv_fs_close(t->fut.loop->uv, &f->req, fd, fs_cb),
+                  "File:close", NULL, close_k);
+}
+
+/*
+** __close and __gc: close at once, without a request (a quick call; and
+** __close may run where a task cannot yield, while an error unwinds).
+*/
+static int file__gc(lua_State *L) {
+  lx_file *fl = lua_touserdata(L, 1);
+  if (fl->fd >= 0) close(fl->fd);
+  fl->fd = -1;
+  return 0;
+}
+
+static int file__tostring(lua_State *L) {
+  lx_file *fl = lua_touserdata(L, 1);
+  if (fl->fd < 0)
+    lua_pushliteral(L, "lasync.File (closed)");
+  else
+    lua_pushfstring(L, "lasync.File: fd %d at %I", (int)fl->fd,
+                    (lua_Integer)fl->pos);
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Paths
+** ======================================================================= */
+
+static const char *type_name(uv_dirent_type_t type) {
+  switch (type) {
+  case UV_DIRENT_FILE: return "file";
+  case UV_DIRENT_DIR: return "directory";
+  case UV_DIRENT_LINK: return "link";
+  case UV_DIRENT_FIFO: return "fifo";
+  case UV_DIRENT_SOCKET: return "socket";
+  case UV_DIRENT_CHAR: return "char";
+  case UV_DIRENT_BLOCK: return "block";
+  default: return "unknown";
+  }
+}
+
+static const char *mode_type(uint64_t mode) {
+  if (S_ISREG(mode)) return "file";
+  if (S_ISDIR(mode)) return "directory";
+  if (S_ISLNK(mode)) return "link";
+  if (S_ISFIFO(mode)) return "fifo";
+  if (S_ISSOCK(mode)) return "socket";
+  if (S_ISCHR(mode)) return "char";
+  if (S_ISBLK(mode)) return "block";
+  return "unknown";
+}
+
+static void set_time(lua_State *L, const char *k, uv_timespec_t ts) {
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + ts.tv_nsec / 1e9);
+  lua_setfield(L, -2, k);
+}
+
+/* [-0, +1] push a stat table */
+static void push_stat(lua_State *L, const uv_stat_t *st) {
+  lua_createtable(L, 0, 12);
+  lua_pushstring(L, mode_type(st->st_mode));
+  lua_setfield(L, -2, "type");
+  lua_pushinteger(L, (lua_Integer)st->st_size);
+  lua_setfield(L, -2, "size");
+  lua_pushinteger(L, (lua_Integer)(st->st_mode & 07777));
+  lua_setfield(L, -2, "mode");
+  lua_pushinteger(L, (lua_Integer)st->st_ino);
+  lua_setfield(L, -2, "ino");
+  lua_pushinteger(L, (lua_Integer)st->st_dev);
+  lua_setfield(L, -2, "dev");
+  lua_pushinteger(L, (lua_Integer)st->st_nlink);
+  lua_setfield(L, -2, "nlink");
+  lua_pushinteger(L, (lua_Integer)st->st_uid);
+  lua_setfield(L, -2, "uid");
+  lua_pushinteger(L, (lua_Integer)st->st_gid);
+  lua_setfield(L, -2, "gid");
+  set_time(L, "atime", st->st_atim);
+  set_time(L, "mtime", st->st_mtim);
+  set_time(L, "ctime", st->st_ctim);
+}
+
+static int stat_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  fs_op *f = fs_resumed(L, t, lua_tostring(L, lua_upvalueindex(2)), 1);
+  (void)status;
+  push_stat(L, &f->req.statbuf);
+  fs_free(f);
+  return 1;
+}
+
+static int unit_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  (void)status;
+  fs_free(fs_resumed(L, t, lua_tostring(L, lua_upvalueindex(2)), 1));
+  return 0;
+}
+
+static int path_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  fs_op *f = fs_resumed(L, t, lua_tostring(L, lua_upvalueindex(2)), 1);
+  (void)status;
+  lua_pushstring(L, f->req.ptr ? (const char *)f->req.ptr : f->req.path);
+  fs_free(f);
+  return 1;
+}
+
+/* One path function: upvalue 2 is its name ("fs.stat"), 3 its kind. */
+enum { P_STAT, P_LSTAT, P_MKDIR, P_RMDIR, P_UNLINK, P_RENAME, P_COPYFILE,
+       P_REALPATH, P_MKDTEMP };
+
+static int fs_path(lua_State *L) {
+  const char *fname = lua_tostring(L, lua_upvalueindex(2));
+  int kind = (int)lua_tointeger(L, lua_upvalueindex(3)), r;
+  lx_task *t = FS_TASK(L, fname);
+  uv_loop_t *uv = t->fut.loop->uv;
+  const char *path = luaL_checkstring(L, 1), *to = NULL;
+  fs_op *f;
+  lua_KFunction k = unit_k;
+  if (kind == P_RENAME || kind == P_COPYFILE) to = luaL_checkstring(L, 2);
+  f = fs_new(L, 0);
+  switch (kind) {
+  case P_STAT: r = uv_fs_stat(uv, &f->req, path, fs_cb); k = stat_k; break;
+  case P_LSTAT: r = uv_fs_lstat(uv, &f->req, path, fs_cb); k = stat_k; break;
+  case P_MKDIR:
+    r = uv_fs_mkdir(uv, &f->req, path, (int)luaL_optinteger(L, 2, 0777),
+                    fs_cb);
+    break;
+  case P_RMDIR: r = uv_fs_rmdir(uv, &f->req, path, fs_cb); break;
+  case P_UNLINK: r = uv_fs_unlink(uv, &f->req, path, fs_cb); break;
+  case P_RENAME: r = uv_fs_rename(uv, &f->req, path, to, fs_cb); break;
+  case P_COPYFILE: r = uv_fs_copyfile(uv, &f->req, path, to, 0, fs_cb); break;
+  case P_REALPATH:
+    r = uv_fs_realpath(uv, &f->req, path, fs_cb);
+    k = path_k;
+    break;
+  default: /* P_MKDTEMP */
+    r = uv_fs_mkdtemp(uv, &f->req, path, fs_cb);
+    k = path_k;
+  }
+  lua_settop(L, 2);
+  return fs_await(L, t, f, r, fname, path, k);
+}
+
+/* scandir's iterator: upvalue 1 the request (a full userdata) */
+static int scandir_next(lua_State *L) {
+  uv_fs_t *req = lua_touserdata(L, lua_upvalueindex(1));
+  uv_dirent_t ent;
+  if (req->result < 0 || uv_fs_scandir_next(req, &ent) == UV_EOF) return 0;
+  lua_pushstring(L, ent.name);
+  lua_pushstring(L, type_name(ent.type));
+  return 2;
+}
+
+static int scandir__gc(lua_State *L) {
+  uv_fs_req_cleanup(lua_touserdata(L, 1));
+  return 0;
+}
+
+static int scandir_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  fs_op *f = fs_resumed(L, t, "fs.scandir", 1);
+  uv_fs_t *req;
+  (void)status;
+  req = lua_newuserdatauv(L, sizeof *req, 0); /* the entries live in it */
+  *req = f->req;
+  free(f->buf);
+  free(f); /* its request was moved: no cleanup here */
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, scandir__gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_pushcclosure(L, scandir_next, 1);
+  return 1;
+}
+
+/* lasync.fs.scandir(path) -> iterator of name, type */
+static int fs_scandir(lua_State *L) {
+  lx_task *t = FS_TASK(L, "fs.scandir");
+  const char *path = luaL_checkstring(L, 1);
+  fs_op *f = fs_new(L, 0);
+  lua_settop(L, 1);
+  return fs_await(L, t, f, uv_fs_scandir(t->fut.loop->uv, &f->req, path, 0,
+                                         fs_cb),
+                  "fs.scandir", path, scandir_k);
+}
+
+/* }====================================================================== */
+
+void lx_open_fs(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"read", file_read},
+    {"write", file_write},
+    {"seek", file_seek},
+    {"sync", file_sync},
+    {"close", file_close},
+    {NULL, NULL}
+  };
+  static const luaL_Reg meta[] = {
+    {"__gc", file__gc},
+    {"__close", file__gc},
+    {"__tostring", file__tostring},
+    {NULL, NULL}
+  };
+  static const struct { const char *name; int kind; } paths[] = {
+    {"stat", P_STAT}, {"lstat", P_LSTAT}, {"mkdir", P_MKDIR},
+    {"rmdir", P_RMDIR}, {"unlink", P_UNLINK}, {"rename", P_RENAME},
+    {"copyfile", P_COPYFILE}, {"realpath", P_REALPATH},
+    {"mkdtemp", P_MKDTEMP}, {NULL, 0}
+  };
+  static const luaL_Reg funcs[] = {
+    {"open", fs_open},
+    {"scandir", fs_scandir},
+    {NULL, NULL}
+  };
+  int i;
+  lx_newclass(L, LX_MT_FILE, "lasync.File", methods, meta);
+  lua_newtable(L); /* lasync.fs */
+  lx_setfuncs(L, funcs);
+  for (i = 0; paths[i].name; i++) {
+    lx_push_runtime(L);
+    lua_pushfstring(L, "fs.%s", paths[i].name);
+    lua_pushinteger(L, paths[i].kind);
+    lua_pushcclosure(L, fs_path, 3);
+    lua_setfield(L, -2, paths[i].name);
+  }
+  lua_setfield(L, -2, "fs");
+}
