@@ -14,7 +14,7 @@ static const char classes_key = 'c'; /* registry: array of built-in classes */
 static const char *const builtin_names[LX_ERR_COUNT] = {
   NULL, "Error", "CancelledError", "TimeoutError", "InvalidStateError",
   "QueueEmpty", "QueueFull", "QueueShutDown", "BrokenBarrierError",
-  "OSError", "IncompleteReadError", "LimitOverrunError"
+  "OSError", "IncompleteReadError", "LimitOverrunError", "KeyboardInterrupt"
 };
 
 /* [-0, +1] push built-in class `cls` */

@@ -216,7 +216,8 @@ struct lx_loop {
 enum { LX_MT_TASK, LX_MT_FUTURE, LX_MT_GATHER, LX_MT_HANDLE, LX_MT_LOOP,
        LX_MT_LOCK, LX_MT_SEMAPHORE, LX_MT_BOUNDED, LX_MT_EVENT, LX_MT_QUEUE,
        LX_MT_LIFO, LX_MT_PRIORITY, LX_MT_WAITLIST, LX_MT_READER,
-       LX_MT_WRITER, LX_MT_SERVER, LX_MT_UDP, LX_MT_FILE, LX_MT_COUNT };
+       LX_MT_WRITER, LX_MT_SERVER, LX_MT_UDP, LX_MT_FILE, LX_MT_SIGNAL,
+       LX_MT_COUNT };
 
 struct lx_runtime {
   lx_loop *loop;  /* the running loop of this lua_State, or NULL */
@@ -227,6 +228,8 @@ struct lx_runtime {
   int mt[LX_MT_COUNT]; /* registry refs of the class metatables */
   const void *mtp[LX_MT_COUNT]; /* the same, as pointers: type checks */
   int unretrieved; /* failed tasks whose error nobody has looked at yet */
+  int sigint_users; /* SIGINT watchers of the script: the default steps back */
+  int interrupted;  /* Ctrl-Cs seen by lasync.run's default handler */
   int debug;      /* LASYNC_DEBUG or --debug: new loops start in debug */
 };
 
@@ -379,6 +382,10 @@ LX_HIDDEN void lx_open_connect(lua_State *L);
 LX_HIDDEN void lx_open_server(lua_State *L);
 LX_HIDDEN void lx_open_udp(lua_State *L);
 LX_HIDDEN void lx_open_fs(lua_State *L);
+LX_HIDDEN int lx_check_signal(lua_State *L, int idx, const char *fname);
+LX_HIDDEN void *lx_interrupt_start(lx_loop *loop, lx_task *main);
+LX_HIDDEN void lx_interrupt_stop(void *interrupt);
+LX_HIDDEN void lx_open_signal(lua_State *L);
 
 /* wait.c */
 LX_HIDDEN void lx_waitlist_init(lx_waiter *list);
@@ -418,6 +425,7 @@ enum {
   LX_ERR_OS,
   LX_ERR_INCOMPLETE_READ,
   LX_ERR_LIMIT_OVERRUN,
+  LX_ERR_INTERRUPT,
   LX_ERR_COUNT
 };
 LX_HIDDEN void lx_error_new(lua_State *L, int cls, const char *msg);

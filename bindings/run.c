@@ -93,6 +93,7 @@ static int cancel_leftovers(lua_State *L) {
 int lx_run_main(lua_State *L, int nargs) {
   lx_runtime *rt = lx_runtime_get(L);
   int base = lua_gettop(L) - nargs, loopidx, tidx, status;
+  void *interrupt;
   lx_loop *loop;
   if (rt->loop)
     luaL_error(L, "lasync.run: cannot be called while an event loop is "
@@ -105,6 +106,7 @@ int lx_run_main(lua_State *L, int nargs) {
   lua_pushliteral(L, "main");
   lua_setfield(L, -2, "name");
   lua_setiuservalue(L, tidx, LX_UV_EXTRA);
+  interrupt = lx_interrupt_start(loop, lua_touserdata(L, tidx));
   lua_pushcfunction(L, run_until_main_done);
   lua_pushvalue(L, loopidx);
   lua_pushvalue(L, tidx);
@@ -116,6 +118,7 @@ int lx_run_main(lua_State *L, int nargs) {
     lx_report(L, "error while cancelling tasks at exit", -1, NULL);
     lua_pop(L, 1);
   }
+  lx_interrupt_stop(interrupt);
   lx_loop_close(L, loop);
   if (rt->unretrieved > 0)
     lua_gc(L, LUA_GCCOLLECT); /* report failed tasks nobody awaited now */
@@ -132,6 +135,8 @@ int lx_run_main(lua_State *L, int nargs) {
     lx_future_retrieved(main);
     if (main->state == LX_FAILED)
       lua_getiuservalue(L, tidx, LX_UV_RESULT);
+    else if (rt->interrupted) /* Ctrl-C cancelled it: asyncio raises */
+      lx_error_new(L, LX_ERR_INTERRUPT, "interrupted"); /* KeyboardInterrupt */
     else
       lx_future_push_cancelled_error(L, tidx);
     lua_getiuservalue(L, tidx, LX_UV_EXTRA);

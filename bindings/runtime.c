@@ -21,7 +21,7 @@ static const char *const lx_class_names[LX_MT_COUNT] = {
   "Task", "Future", "gather", "Handle", "Loop", "Lock", "Semaphore",
   "BoundedSemaphore", "Event", "Queue", "LifoQueue", "PriorityQueue",
   "WaitList", "StreamReader", "StreamWriter", "Server", "UdpEndpoint",
-  "File"
+  "File", "SignalHandler"
 };
 
 /* The runtime of L; luaopen_lasync_core must have run. */
@@ -313,6 +313,7 @@ LASYNC_API int luaopen_lasync_core(lua_State *L) {
   lx_open_server(L);
   lx_open_udp(L);
   lx_open_fs(L);
+  lx_open_signal(L);
   lx_open_run(L);
   lx_setfuncs(L, funcs);
   lua_pushliteral(L, LASYNC_VERSION);

@@ -31,6 +31,10 @@ void lasync_openlibs(lua_State *L) {
   lua_pop(L, 1);
 }
 
+int lasync_is_interrupt(lua_State *L, int idx) {
+  return lx_error_is(L, idx, LX_ERR_INTERRUPT);
+}
+
 int lasync_run(lua_State *L, int nargs) {
   luaL_requiref(L, "lasync.core", luaopen_lasync_core, 0);
   lua_pop(L, 1);

@@ -15,6 +15,7 @@
 #include "lualib.h"
 
 static const char *progname = "lasync";
+static int exit_status = EXIT_FAILURE; /* when the run fails */
 
 static void print_usage(const char *badoption) {
   if (badoption[1] == 'e' || badoption[1] == 'l')
@@ -195,6 +196,11 @@ static int run_args(lua_State *L, char **argv, int argc, int script,
   for (i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
   status = lasync_run(L, nargs);
   if (status != LUA_OK) {
+    if (lasync_is_interrupt(L, -2)) { /* Ctrl-C: one line, status 130 */
+      fprintf(stderr, "%s: interrupted\n", progname);
+      exit_status = 130;
+      return 0;
+    }
     report_error(L, -2, lua_gettop(L));
     return 0;
   }
@@ -236,5 +242,5 @@ int main(int argc, char **argv) {
   ok = status == LUA_OK && lua_toboolean(L, -1);
   if (status != LUA_OK) report_error(L, -1, 0);
   lua_close(L);
-  return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+  return ok ? EXIT_SUCCESS : exit_status;
 }

@@ -33,4 +33,10 @@ LASYNC_API void lasync_openlibs(lua_State *L);
 */
 LASYNC_API int lasync_run(lua_State *L, int nargs);
 
+/*
+** Whether the error at idx is the KeyboardInterrupt that lasync_run raises
+** when Ctrl-C (SIGINT) cancelled the main task.
+*/
+LASYNC_API int lasync_is_interrupt(lua_State *L, int idx);
+
 #endif

@@ -1,0 +1,293 @@
+/*
+** signal.c — signals: lasync.signal(name, handler) watches a signal and
+** schedules handler(name) on the loop for each delivery; wait_signal(name)
+** awaits the next one; and the default SIGINT of lasync.run: the first
+** Ctrl-C cancels the main task (its cleanup runs), a second one exits.
+*/
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static const struct {
+  const char *name;
+  int signum;
+} signals[] = {
+  {"SIGINT", SIGINT},   {"SIGTERM", SIGTERM},   {"SIGHUP", SIGHUP},
+  {"SIGQUIT", SIGQUIT}, {"SIGUSR1", SIGUSR1},   {"SIGUSR2", SIGUSR2},
+  {"SIGCHLD", SIGCHLD}, {"SIGWINCH", SIGWINCH}, {"SIGPIPE", SIGPIPE},
+  {"SIGALRM", SIGALRM}, {"SIGCONT", SIGCONT},   {"SIGTSTP", SIGTSTP},
+  {NULL, 0}
+};
+
+/* The signal at idx, by name ("SIGINT" or "INT") or number. */
+int lx_check_signal(lua_State *L, int idx, const char *fname) {
+  int i;
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    lua_Integer n = lua_tointeger(L, idx);
+    if (n > 0 && n < 65) return (int)n;
+  } else if (lua_type(L, idx) == LUA_TSTRING) {
+    const char *name = lua_tostring(L, idx);
+    for (i = 0; signals[i].name; i++)
+      if (strcmp(name, signals[i].name) == 0 ||
+          strcmp(name, signals[i].name + 3) == 0)
+        return signals[i].signum;
+  }
+  return luaL_error(L, "lasync.%s: unknown signal %s", fname,
+                    luaL_tolstring(L, idx, NULL));
+}
+
+static const char *signal_name(int signum) {
+  int i;
+  for (i = 0; signals[i].name; i++)
+    if (signals[i].signum == signum) return signals[i].name;
+  return "signal";
+}
+
+/* {======================================================================
+** lasync.signal: a handler for each delivery
+** ======================================================================= */
+
+typedef struct lx_sigwatch {
+  uv_signal_t h;       /* freed (with the struct) in its close callback */
+  lx_resource node;    /* in the loop's resources while watching */
+  lx_loop *loop;
+  int ref;             /* anchor of the handle object while watching */
+  int signum;
+  unsigned char closing, has_box;
+} lx_sigwatch;
+
+typedef struct sig_box {
+  lx_sigwatch *w;
+} sig_box;
+
+static void watch_closed_cb(uv_handle_t *handle) {
+  lx_sigwatch *w = handle->data;
+  lx_list_remove(&w->node);
+  if (!w->has_box) free(w);
+  else w->closing = 2; /* closed: the box frees it */
+}
+
+static void watch_close(lua_State *L, lx_sigwatch *w) {
+  if (w->closing) return;
+  w->closing = 1;
+  if (w->signum == SIGINT) w->loop->rt->sigint_users--;
+  uv_close((uv_handle_t *)&w->h, watch_closed_cb);
+  if (L) lx_unanchor(L, w->loop->rt, &w->ref);
+}
+
+static void watch_close_resource(lua_State *L, lx_resource *r) {
+  watch_close(L, lx_container_of(r, lx_sigwatch, node));
+}
+
+/* A delivery: schedule handler(name) as a callback of the loop. */
+static void watch_cb(uv_signal_t *handle, int signum) {
+  lx_sigwatch *w = handle->data;
+  lua_State *L = w->loop->L;
+  if (L == NULL || w->ref == LUA_NOREF) return;
+  lx_push_anchored(L, w->loop->rt, w->ref);
+  lua_getiuservalue(L, -1, 1);
+  lua_pushstring(L, signal_name(signum));
+  lx_call_soon(L, w->loop, 1);
+  lua_pop(L, 2); /* the handle and the watch */
+}
+
+static int sig__gc(lua_State *L) {
+  sig_box *b = lua_touserdata(L, 1);
+  lx_sigwatch *w = b->w;
+  if (w == NULL) return 0;
+  b->w = NULL;
+  w->has_box = 0;
+  if (w->closing == 2)
+    free(w);
+  else
+    watch_close(NULL, w);
+  return 0;
+}
+
+/* h:close(): stop calling the handler */
+static int sig_close(lua_State *L) {
+  sig_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                             LX_MT_SIGNAL, "SignalHandler:close");
+  if (b->w) watch_close(L, b->w);
+  return 0;
+}
+
+/* lasync.signal(name, handler) -> a handle whose close() removes it */
+static int core_signal(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_loop *loop = lx_running_loop(L, rt, "signal");
+  int signum = lx_check_signal(L, 1, "signal"), r;
+  lx_sigwatch *w;
+  sig_box *b;
+  if (!lx_is_callable(L, 2))
+    return luaL_error(L, "lasync.signal: the handler must be a function "
+                         "(got %s)", luaL_typename(L, 2));
+  w = calloc(1, sizeof *w);
+  if (w == NULL) return luaL_error(L, "lasync.signal: out of memory");
+  w->loop = loop;
+  w->signum = signum;
+  w->node.close = watch_close_resource;
+  uv_signal_init(loop->uv, &w->h);
+  w->h.data = w;
+  b = lua_newuserdatauv(L, sizeof *b, 2);
+  b->w = w;
+  w->has_box = 1;
+  lx_setclass(L, rt, LX_MT_SIGNAL);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, -2, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->self_ref);
+  lua_setiuservalue(L, -2, 2);
+  w->ref = lx_anchor(L, rt, -1);
+  lx_list_add(&loop->resources, &w->node);
+  if (signum == SIGINT) rt->sigint_users++;
+  r = uv_signal_start(&w->h, watch_cb, signum);
+  if (r < 0) {
+    watch_close(L, w);
+    return lx_os_error(L, r, "signal", signal_name(signum));
+  }
+  uv_unref((uv_handle_t *)&w->h); /* watching alone keeps nothing alive */
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** lasync.wait_signal: await the next delivery
+** ======================================================================= */
+
+typedef struct sig_op {
+  lx_op op;
+  uv_signal_t h;
+  lx_runtime *rt;
+} sig_op;
+
+static void sig_op_closed_cb(uv_handle_t *handle) {
+  free(lx_container_of((uv_signal_t *)handle, sig_op, h));
+}
+
+static void sig_op_close(sig_op *s) {
+  if (s->h.signum == SIGINT) s->rt->sigint_users--;
+  uv_close((uv_handle_t *)&s->h, sig_op_closed_cb);
+}
+
+static void sig_op_abort(lx_op *op) {
+  sig_op_close((sig_op *)op);
+}
+
+static void sig_op_cb(uv_signal_t *handle, int signum) {
+  sig_op *s = lx_container_of(handle, sig_op, h);
+  uv_signal_stop(handle);
+  if (lx_op_finish(&s->op, signum)) sig_op_close(s);
+}
+
+static int wait_signal_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  sig_op *s = (sig_op *)lx_op_resumed(t);
+  int signum;
+  (void)status;
+  if (s == NULL) return lx_task_raise_cancelled(L, t); /* abort closed it */
+  signum = s->op.status;
+  sig_op_close(s);
+  if (t->must_cancel) return lx_task_raise_cancelled(L, t);
+  lua_pushstring(L, signal_name(signum));
+  return 1;
+}
+
+/* lasync.wait_signal(name) -> name, once the signal arrives */
+static int core_wait_signal(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_task *t = lx_current_task(L, rt, "wait_signal");
+  int signum = lx_check_signal(L, 1, "wait_signal"), r;
+  sig_op *s = malloc(sizeof *s);
+  if (s == NULL) return luaL_error(L, "lasync.wait_signal: out of memory");
+  s->rt = rt;
+  s->op.abort = sig_op_abort;
+  uv_signal_init(t->fut.loop->uv, &s->h);
+  r = uv_signal_start(&s->h, sig_op_cb, signum);
+  if (signum == SIGINT) rt->sigint_users++;
+  if (r < 0) {
+    sig_op_close(s);
+    return lx_os_error(L, r, "wait_signal", signal_name(signum));
+  }
+  return lx_op_await(L, t, &s->op, wait_signal_k);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** The default SIGINT of lasync.run and the lasync command
+** ======================================================================= */
+
+typedef struct lx_interrupt {
+  uv_signal_t h;
+  lx_loop *loop;
+  lx_task *main; /* kept alive by lx_run_main while the loop runs */
+} lx_interrupt;
+
+static void interrupt_cb(uv_signal_t *handle, int signum) {
+  lx_interrupt *in = handle->data;
+  lx_runtime *rt = in->loop->rt;
+  lua_State *L = in->loop->L;
+  (void)signum;
+  if (rt->sigint_users > 0) return; /* the script watches SIGINT itself */
+  if (++rt->interrupted > 1 || L == NULL) {
+    fputs("\nlasync: interrupted again: exiting\n", stderr);
+    _exit(130);
+  }
+  if (in->main->fut.state != LX_PENDING) return; /* leftovers: let them */
+  lx_push_anchored(L, rt, in->main->ref);
+  lua_pushliteral(L, "interrupted (SIGINT)");
+  lx_task_cancel(L, -2, lua_gettop(L));
+  lua_pop(L, 2);
+}
+
+static void interrupt_closed_cb(uv_handle_t *handle) {
+  free(handle->data);
+}
+
+/* Watch SIGINT while the main task runs on loop. */
+void *lx_interrupt_start(lx_loop *loop, lx_task *main) {
+  lx_interrupt *in = malloc(sizeof *in);
+  if (in == NULL) return NULL;
+  loop->rt->interrupted = 0;
+  in->loop = loop;
+  in->main = main;
+  uv_signal_init(loop->uv, &in->h);
+  in->h.data = in;
+  if (uv_signal_start(&in->h, interrupt_cb, SIGINT) < 0) {
+    uv_close((uv_handle_t *)&in->h, interrupt_closed_cb);
+    return NULL;
+  }
+  uv_unref((uv_handle_t *)&in->h);
+  return in;
+}
+
+void lx_interrupt_stop(void *p) {
+  lx_interrupt *in = p;
+  if (in) uv_close((uv_handle_t *)&in->h, interrupt_closed_cb);
+}
+
+/* }====================================================================== */
+
+void lx_open_signal(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"close", sig_close},
+    {NULL, NULL}
+  };
+  static const luaL_Reg meta[] = {
+    {"__gc", sig__gc},
+    {"__close", sig_close},
+    {NULL, NULL}
+  };
+  static const luaL_Reg funcs[] = {
+    {"signal", core_signal},
+    {"wait_signal", core_wait_signal},
+    {NULL, NULL}
+  };
+  lx_newclass(L, LX_MT_SIGNAL, "lasync.SignalHandler", methods, meta);
+  lx_setfuncs(L, funcs);
+}
