@@ -98,6 +98,12 @@ static fs_op *fs_resumed(lua_State *L, lx_task *t, const char *fname,
 ** Files
 ** ======================================================================= */
 
+/* The descriptor of the File at idx: -1 if closed, -2 if not a File. */
+int lx_file_fd(lua_State *L, int idx) {
+  lx_file *fl = lx_testclass(L, lx_runtime_get(L), idx, LX_MT_FILE);
+  return fl ? fl->fd : -2;
+}
+
 static lx_file *check_file(lua_State *L, const char *fname) {
   lx_file *fl = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
                               LX_MT_FILE, fname);

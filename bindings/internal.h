@@ -217,7 +217,7 @@ enum { LX_MT_TASK, LX_MT_FUTURE, LX_MT_GATHER, LX_MT_HANDLE, LX_MT_LOOP,
        LX_MT_LOCK, LX_MT_SEMAPHORE, LX_MT_BOUNDED, LX_MT_EVENT, LX_MT_QUEUE,
        LX_MT_LIFO, LX_MT_PRIORITY, LX_MT_WAITLIST, LX_MT_READER,
        LX_MT_WRITER, LX_MT_SERVER, LX_MT_UDP, LX_MT_FILE, LX_MT_SIGNAL,
-       LX_MT_COUNT };
+       LX_MT_PROCESS, LX_MT_COUNT };
 
 struct lx_runtime {
   lx_loop *loop;  /* the running loop of this lua_State, or NULL */
@@ -382,6 +382,8 @@ LX_HIDDEN void lx_open_connect(lua_State *L);
 LX_HIDDEN void lx_open_server(lua_State *L);
 LX_HIDDEN void lx_open_udp(lua_State *L);
 LX_HIDDEN void lx_open_fs(lua_State *L);
+LX_HIDDEN int lx_file_fd(lua_State *L, int idx);
+LX_HIDDEN void lx_open_process(lua_State *L);
 LX_HIDDEN int lx_check_signal(lua_State *L, int idx, const char *fname);
 LX_HIDDEN void *lx_interrupt_start(lx_loop *loop, lx_task *main);
 LX_HIDDEN void lx_interrupt_stop(void *interrupt);

@@ -21,7 +21,7 @@ static const char *const lx_class_names[LX_MT_COUNT] = {
   "Task", "Future", "gather", "Handle", "Loop", "Lock", "Semaphore",
   "BoundedSemaphore", "Event", "Queue", "LifoQueue", "PriorityQueue",
   "WaitList", "StreamReader", "StreamWriter", "Server", "UdpEndpoint",
-  "File", "SignalHandler"
+  "File", "SignalHandler", "Process"
 };
 
 /* The runtime of L; luaopen_lasync_core must have run. */
@@ -269,6 +269,21 @@ static int core_set_debug(lua_State *L) {
 ** and scheduled callbacks) and loops not yet freed; the specs check that
 ** they return to their baseline after every test.
 */
+/*
+** lasync._methods(name) -> the method table of class "lasync.<name>", so
+** that the Lua side can add methods to C classes.
+*/
+static int core_methods(lua_State *L) {
+  lua_pushfstring(L, "lasync.%s", luaL_checkstring(L, 1));
+  if (luaL_getmetatable(L, lua_tostring(L, -1)) != LUA_TTABLE)
+    return luaL_error(L, "lasync._methods: no class %s", lua_tostring(L, 1));
+  if (lua_getfield(L, -1, "_methods") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "__index");
+  }
+  return 1;
+}
+
 static int core_stats(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lua_Integer anchors = 0;
@@ -291,6 +306,7 @@ LASYNC_API int luaopen_lasync_core(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"set_debug", core_set_debug},
     {"_stats", core_stats},
+    {"_methods", core_methods},
     {NULL, NULL}
   };
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_key) == LUA_TNIL)
@@ -314,6 +330,7 @@ LASYNC_API int luaopen_lasync_core(lua_State *L) {
   lx_open_udp(L);
   lx_open_fs(L);
   lx_open_signal(L);
+  lx_open_process(L);
   lx_open_run(L);
   lx_setfuncs(L, funcs);
   lua_pushliteral(L, LASYNC_VERSION);
