@@ -322,6 +322,9 @@ LX_HIDDEN void lx_task_where(lua_State *L, lx_task *t);
 LX_HIDDEN int lx_suspend(lua_State *L, lx_task *t, lx_cancel_fn on_cancel,
                          lua_KFunction k);
 LX_HIDDEN void lx_task_note_cause(lua_State *L, lx_task *t, int causeidx);
+LX_HIDDEN void lx_task_set_name(lua_State *L, int tidx);
+LX_HIDDEN void lx_task_note_error(lua_State *L, int tidx, int erridx,
+                                  int tbidx);
 LX_HIDDEN void lx_open_task(lua_State *L);
 
 /* op.c: a libuv request awaited by a task; embed lx_op first in it */
@@ -384,6 +387,19 @@ LX_HIDDEN void lx_open_udp(lua_State *L);
 LX_HIDDEN void lx_open_fs(lua_State *L);
 LX_HIDDEN int lx_file_fd(lua_State *L, int idx);
 LX_HIDDEN void lx_open_process(lua_State *L);
+LX_HIDDEN void lx_open_thread(lua_State *L);
+
+/* copy.c: values crossing between Lua states */
+typedef struct lx_buf {
+  char *data;
+  size_t len, cap, pos; /* pos: where reading goes on */
+} lx_buf;
+LX_HIDDEN void lx_buf_init(lx_buf *b);
+LX_HIDDEN void lx_buf_free(lx_buf *b);
+LX_HIDDEN void lx_copy_out(lua_State *L, lx_buf *b, int first, int n,
+                           int with_function, const char *fname,
+                           const char *what);
+LX_HIDDEN int lx_copy_in(lua_State *L, lx_buf *b);
 LX_HIDDEN int lx_check_signal(lua_State *L, int idx, const char *fname);
 LX_HIDDEN void *lx_interrupt_start(lx_loop *loop, lx_task *main);
 LX_HIDDEN void lx_interrupt_stop(void *interrupt);

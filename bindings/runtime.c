@@ -331,6 +331,7 @@ LASYNC_API int luaopen_lasync_core(lua_State *L) {
   lx_open_fs(L);
   lx_open_signal(L);
   lx_open_process(L);
+  lx_open_thread(L);
   lx_open_run(L);
   lx_setfuncs(L, funcs);
   lua_pushliteral(L, LASYNC_VERSION);

@@ -547,6 +547,23 @@ static int core_check_task(lua_State *L) {
   return 0;
 }
 
+/* [-1, +0] name the task at tidx with the string on top */
+void lx_task_set_name(lua_State *L, int tidx) {
+  set_extra(L, tidx, "name");
+}
+
+/*
+** The task at tidx will fail with the error at erridx, which began where
+** the traceback at tbidx says (another thread): show that traceback.
+*/
+void lx_task_note_error(lua_State *L, int tidx, int erridx, int tbidx) {
+  tidx = lua_absindex(L, tidx);
+  lua_pushvalue(L, tbidx);
+  set_extra(L, tidx, "noted_traceback");
+  lua_pushvalue(L, erridx);
+  set_extra(L, tidx, "noted_error");
+}
+
 /* lasync.current_task() -> the running task, or nil */
 static int core_current_task(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));

@@ -1,0 +1,261 @@
+/*
+** copy.c — values crossing between Lua states (worker threads): nil,
+** booleans, numbers, strings and tables of those, nested, without cycles,
+** and functions as bytecode whose only upvalue may be _ENV. Values are
+** written into a flat byte buffer in one state and rebuilt in another.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define LX_COPY_DEPTH 100 /* nesting limit: tables in tables ... */
+
+enum { T_NIL, T_FALSE, T_TRUE, T_INT, T_FLOAT, T_STRING, T_TABLE, T_END,
+       T_FUNCTION };
+
+void lx_buf_init(lx_buf *b) {
+  b->data = NULL;
+  b->len = b->cap = b->pos = 0;
+}
+
+void lx_buf_free(lx_buf *b) {
+  free(b->data);
+  lx_buf_init(b);
+}
+
+/* Append n bytes; 0 on success, -1 when out of memory. */
+static int put(lx_buf *b, const void *p, size_t n) {
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 256;
+    char *data;
+    while (cap < b->len + n) cap *= 2;
+    if ((data = realloc(b->data, cap)) == NULL) return -1;
+    b->data = data;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+  return 0;
+}
+
+static int put_tag(lx_buf *b, int tag) {
+  unsigned char c = (unsigned char)tag;
+  return put(b, &c, 1);
+}
+
+static int put_size(lx_buf *b, size_t n) {
+  return put(b, &n, sizeof n);
+}
+
+static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
+  (void)L;
+  return put(ud, p, sz);
+}
+
+/* {======================================================================
+** Writing
+** ======================================================================= */
+
+typedef struct copy_ctx {
+  lx_buf *b;
+  const char *fname; /* for errors: "to_thread" */
+  const char *what;  /* "argument #2", "result #1" */
+  int seen;          /* index of the table of tables being written */
+} copy_ctx;
+
+static void copy_error(lua_State *L, copy_ctx *c, const char *fmt,
+                       const char *detail) {
+  luaL_error(L, "lasync.%s: cannot copy %s to another thread: %s%s", c->fname,
+             c->what, fmt, detail ? detail : "");
+}
+
+static void write_value(lua_State *L, copy_ctx *c, int idx, int depth);
+
+static void write_function(lua_State *L, copy_ctx *c, int idx) {
+  const char *name;
+  int i;
+  if (lua_iscfunction(L, idx))
+    copy_error(L, c, "it is a C function", NULL);
+  for (i = 1; (name = lua_getupvalue(L, idx, i)) != NULL; i++) {
+    lua_pop(L, 1);
+    if (strcmp(name, "_ENV") != 0)
+      copy_error(L, c, "the function has upvalue ", name);
+  }
+  if (put_tag(c->b, T_FUNCTION) < 0) luaL_error(L, "lasync: out of memory");
+  {
+    size_t at = c->b->len;
+    if (put_size(c->b, 0) < 0) luaL_error(L, "lasync: out of memory");
+    lua_pushvalue(L, idx);
+    if (lua_dump(L, dump_writer, c->b, 0) != 0)
+      luaL_error(L, "lasync: out of memory");
+    lua_pop(L, 1);
+    *(size_t *)(c->b->data + at) = c->b->len - at - sizeof(size_t);
+  }
+}
+
+static void write_table(lua_State *L, copy_ctx *c, int idx, int depth) {
+  idx = lua_absindex(L, idx);
+  if (depth > LX_COPY_DEPTH)
+    copy_error(L, c, "tables are nested too deeply", NULL);
+  if (lua_rawgetp(L, c->seen, lua_topointer(L, idx)) != LUA_TNIL)
+    copy_error(L, c, "a table contains itself (a cycle)", NULL);
+  lua_pop(L, 1);
+  lua_pushboolean(L, 1);
+  lua_rawsetp(L, c->seen, lua_topointer(L, idx));
+  if (put_tag(c->b, T_TABLE) < 0) luaL_error(L, "lasync: out of memory");
+  luaL_checkstack(L, 4, NULL);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    write_value(L, c, -2, depth + 1);
+    write_value(L, c, -1, depth + 1);
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L); /* the same table may appear again, just not inside */
+  lua_rawsetp(L, c->seen, lua_topointer(L, idx));
+  if (put_tag(c->b, T_END) < 0) luaL_error(L, "lasync: out of memory");
+}
+
+static void write_value(lua_State *L, copy_ctx *c, int idx, int depth) {
+  lx_buf *b = c->b;
+  int r = 0;
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL:
+    r = put_tag(b, T_NIL);
+    break;
+  case LUA_TBOOLEAN:
+    r = put_tag(b, lua_toboolean(L, idx) ? T_TRUE : T_FALSE);
+    break;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx)) {
+      lua_Integer i = lua_tointeger(L, idx);
+      r = put_tag(b, T_INT) | put(b, &i, sizeof i);
+    } else {
+      lua_Number n = lua_tonumber(L, idx);
+      r = put_tag(b, T_FLOAT) | put(b, &n, sizeof n);
+    }
+    break;
+  case LUA_TSTRING: {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    r = put_tag(b, T_STRING) | put_size(b, len) | put(b, s, len);
+    break;
+  }
+  case LUA_TTABLE:
+    write_table(L, c, idx, depth);
+    break;
+  case LUA_TFUNCTION:
+    copy_error(L, c, "it contains a function (only the function run can "
+                     "be one)", NULL);
+    break;
+  default:
+    copy_error(L, c, "it contains a ", luaL_typename(L, idx));
+  }
+  if (r < 0) luaL_error(L, "lasync: out of memory");
+}
+
+/*
+** Append the n values from index first to b; a function allowed only at
+** first when with_function. Errors name fname and say which value failed.
+*/
+void lx_copy_out(lua_State *L, lx_buf *b, int first, int n, int with_function,
+                 const char *fname, const char *what) {
+  copy_ctx c;
+  char label[40];
+  int i;
+  first = lua_absindex(L, first);
+  c.b = b;
+  c.fname = fname;
+  c.what = label;
+  lua_newtable(L);
+  c.seen = lua_gettop(L);
+  for (i = 0; i < n; i++) {
+    snprintf(label, sizeof label, "%s #%d", what, i + 1);
+    if (i == 0 && with_function) {
+      c.what = "the function";
+      if (!lua_isfunction(L, first))
+        luaL_error(L, "lasync.%s: expected a function (got %s)", fname,
+                   luaL_typename(L, first));
+      write_function(L, &c, first);
+      c.what = label;
+    } else {
+      write_value(L, &c, first + i, 0);
+    }
+  }
+  lua_pop(L, 1); /* seen */
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Reading
+** ======================================================================= */
+
+static int get_tag(lx_buf *b) {
+  return b->pos < b->len ? (unsigned char)b->data[b->pos++] : -1;
+}
+
+static void get(lx_buf *b, void *p, size_t n) {
+  memcpy(p, b->data + b->pos, n);
+  b->pos += n;
+}
+
+/* [-0, +1] rebuild the next value; 0 if the buffer is exhausted */
+static int read_value(lua_State *L, lx_buf *b) {
+  int tag = get_tag(b);
+  luaL_checkstack(L, 3, NULL);
+  switch (tag) {
+  case T_NIL: lua_pushnil(L); return 1;
+  case T_FALSE: lua_pushboolean(L, 0); return 1;
+  case T_TRUE: lua_pushboolean(L, 1); return 1;
+  case T_INT: {
+    lua_Integer i;
+    get(b, &i, sizeof i);
+    lua_pushinteger(L, i);
+    return 1;
+  }
+  case T_FLOAT: {
+    lua_Number n;
+    get(b, &n, sizeof n);
+    lua_pushnumber(L, n);
+    return 1;
+  }
+  case T_STRING: {
+    size_t len;
+    get(b, &len, sizeof len);
+    lua_pushlstring(L, b->data + b->pos, len);
+    b->pos += len;
+    return 1;
+  }
+  case T_TABLE:
+    lua_newtable(L);
+    while (b->pos < b->len && (unsigned char)b->data[b->pos] != T_END) {
+      read_value(L, b);
+      read_value(L, b);
+      lua_rawset(L, -3);
+    }
+    b->pos++; /* T_END */
+    return 1;
+  case T_FUNCTION: {
+    size_t len;
+    get(b, &len, sizeof len);
+    if (luaL_loadbufferx(L, b->data + b->pos, len, "=(worker function)",
+                         "b") != LUA_OK)
+      lua_error(L);
+    b->pos += len;
+    return 1;
+  }
+  default:
+    return 0;
+  }
+}
+
+/* [-0, +n] rebuild every value left in b; return how many */
+int lx_copy_in(lua_State *L, lx_buf *b) {
+  int n = 0;
+  while (read_value(L, b)) n++;
+  return n;
+}
+
+/* }====================================================================== */
