@@ -184,8 +184,14 @@ enum { LX_ON_NOTHING, LX_ON_WAITER, LX_ON_TIMER };
 ** Loop and runtime
 ** ======================================================================= */
 
+typedef void (*lx_post_fn)(lua_State *L, void *ud);
+
 struct lx_loop {
   uv_loop_t *uv;      /* owned when own_uv, else borrowed */
+  uv_async_t inbox;   /* wakes the loop for callbacks posted by threads */
+  uv_mutex_t inbox_mutex;
+  struct lx_post *inbox_head, *inbox_tail; /* posted, under the mutex */
+  int expected;       /* posts awaited from other threads (lx_loop_hold) */
   uv_timer_t timer;   /* armed at the heap's earliest deadline */
   uv_check_t check;   /* runs the ready queue after each poll */
   uv_idle_t idle;     /* active while work is ready: non-blocking poll */
@@ -217,7 +223,7 @@ enum { LX_MT_TASK, LX_MT_FUTURE, LX_MT_GATHER, LX_MT_HANDLE, LX_MT_LOOP,
        LX_MT_LOCK, LX_MT_SEMAPHORE, LX_MT_BOUNDED, LX_MT_EVENT, LX_MT_QUEUE,
        LX_MT_LIFO, LX_MT_PRIORITY, LX_MT_WAITLIST, LX_MT_READER,
        LX_MT_WRITER, LX_MT_SERVER, LX_MT_UDP, LX_MT_FILE, LX_MT_SIGNAL,
-       LX_MT_PROCESS, LX_MT_COUNT };
+       LX_MT_PROCESS, LX_MT_THREAD, LX_MT_COUNT };
 
 struct lx_runtime {
   lx_loop *loop;  /* the running loop of this lua_State, or NULL */
@@ -273,6 +279,12 @@ LX_HIDDEN void lx_loop_close(lua_State *L, lx_loop *loop);
 LX_HIDDEN void lx_loop_report(lua_State *L, lx_loop *loop, const char *what,
                               int erridx, const char *traceback);
 LX_HIDDEN void lx_open_loop(lua_State *L);
+
+/* inbox.c: the thread-safe way into a loop */
+LX_HIDDEN void lx_inbox_init(lx_loop *loop);
+LX_HIDDEN int lx_loop_post(lx_loop *loop, lx_post_fn fn, void *ud);
+LX_HIDDEN void lx_loop_hold(lx_loop *loop, int delta);
+LX_HIDDEN void lx_open_inbox(lua_State *L);
 
 /* timer.c */
 LX_HIDDEN void lx_timer_arm(lx_loop *loop, lx_timer *t, uint64_t when);
@@ -388,6 +400,7 @@ LX_HIDDEN void lx_open_fs(lua_State *L);
 LX_HIDDEN int lx_file_fd(lua_State *L, int idx);
 LX_HIDDEN void lx_open_process(lua_State *L);
 LX_HIDDEN void lx_open_thread(lua_State *L);
+LX_HIDDEN extern void (*lx_thread_openlibs)(lua_State *L);
 
 /* copy.c: values crossing between Lua states */
 typedef struct lx_buf {

@@ -106,6 +106,7 @@ static void check_cb(uv_check_t *handle) {
 
 static void loop_free(lx_loop *loop) {
   live_loops--;
+  uv_mutex_destroy(&loop->inbox_mutex);
   if (loop->own_uv) free(loop->uv);
   free(loop->heap);
   free(loop);
@@ -143,7 +144,8 @@ lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv) {
   uv_check_init(uv, &loop->check);
   uv_idle_init(uv, &loop->idle);
   loop->timer.data = loop->check.data = loop->idle.data = loop;
-  loop->open_handles = 3;
+  lx_inbox_init(loop);
+  loop->open_handles = 4;
   uv_check_start(&loop->check, check_cb);
   uv_unref((uv_handle_t *)&loop->check);
   box->loop = loop;
@@ -256,6 +258,10 @@ void lx_loop_close(lua_State *L, lx_loop *loop) {
   uv_close((uv_handle_t *)&loop->timer, handle_closed_cb);
   uv_close((uv_handle_t *)&loop->check, handle_closed_cb);
   uv_close((uv_handle_t *)&loop->idle, handle_closed_cb);
+  loop->L = NULL; /* what is still posted runs only to free itself */
+  uv_async_send(&loop->inbox);
+  uv_run(loop->uv, UV_RUN_NOWAIT);
+  uv_close((uv_handle_t *)&loop->inbox, handle_closed_cb);
   if (loop->own_uv) { /* run the close callbacks and cancelled requests */
     while (uv_loop_close(loop->uv) == UV_EBUSY)
       uv_run(loop->uv, UV_RUN_ONCE);

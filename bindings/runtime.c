@@ -21,7 +21,7 @@ static const char *const lx_class_names[LX_MT_COUNT] = {
   "Task", "Future", "gather", "Handle", "Loop", "Lock", "Semaphore",
   "BoundedSemaphore", "Event", "Queue", "LifoQueue", "PriorityQueue",
   "WaitList", "StreamReader", "StreamWriter", "Server", "UdpEndpoint",
-  "File", "SignalHandler", "Process"
+  "File", "SignalHandler", "Process", "Thread"
 };
 
 /* The runtime of L; luaopen_lasync_core must have run. */
@@ -332,6 +332,7 @@ LASYNC_API int luaopen_lasync_core(lua_State *L) {
   lx_open_signal(L);
   lx_open_process(L);
   lx_open_thread(L);
+  lx_open_inbox(L);
   lx_open_run(L);
   lx_setfuncs(L, funcs);
   lua_pushliteral(L, LASYNC_VERSION);

@@ -12,9 +12,10 @@
 #include <string.h>
 
 #include "internal.h"
+#include "lasync.h"
 #include "lualib.h"
 
-typedef struct job {
+typedef struct pool_job {
   uv_work_t work;
   lx_buf in;       /* the function and its arguments */
   lx_buf out;      /* the results; or the error and its traceback */
@@ -22,7 +23,7 @@ typedef struct job {
   lx_loop *loop;
   int fut_ref;     /* the future the task awaits (anchored while queued) */
   lx_task *task;   /* the task awaiting it (pending until then) */
-} job;
+} pool_job;
 
 /* {======================================================================
 ** The pool threads' Lua states
@@ -63,7 +64,7 @@ static int worker_msgh(lua_State *W) {
 
 /* pcall'd in the worker: run the job, copy its results out */
 static int worker_run(lua_State *W) {
-  job *j = lua_touserdata(W, 1);
+  pool_job *j = lua_touserdata(W, 1);
   int base, n;
   lua_settop(W, 1);
   lua_pushcfunction(W, worker_msgh);
@@ -81,14 +82,14 @@ static int worker_run(lua_State *W) {
 
 /* pcall'd: copy the error (2) and its traceback (3) into the job (1) */
 static int copy_error(lua_State *W) {
-  job *j = lua_touserdata(W, 1);
+  pool_job *j = lua_touserdata(W, 1);
   lx_copy_out(W, &j->out, 2, 2, 0, "to_thread", "error");
   return 0;
 }
 
 /* On a pool thread: run the function; never raise. */
 static void work_cb(uv_work_t *req) {
-  job *j = lx_container_of(req, job, work);
+  pool_job *j = lx_container_of(req, pool_job, work);
   lua_State *W = worker_state();
   int top;
   if (W == NULL) return; /* out of memory: ok stays 0, out empty */
@@ -130,14 +131,14 @@ static void work_cb(uv_work_t *req) {
 ** Back on the loop thread
 ** ======================================================================= */
 
-static void job_free(job *j) {
+static void job_free(pool_job *j) {
   lx_buf_free(&j->in);
   lx_buf_free(&j->out);
   free(j);
 }
 
 static void after_cb(uv_work_t *req, int status) {
-  job *j = lx_container_of(req, job, work);
+  pool_job *j = lx_container_of(req, pool_job, work);
   lua_State *L = j->loop->L;
   lx_runtime *rt = j->loop->rt;
   int top, fidx;
@@ -193,7 +194,7 @@ static int core_to_thread(lua_State *L) {
   lx_loop *loop = lx_running_loop(L, rt, "to_thread");
   int n = lua_gettop(L), r;
   lx_buf in;
-  job *j;
+  pool_job *j;
   lx_buf_init(&in);
   lua_pushcfunction(L, copy_args);
   lua_pushlightuserdata(L, &in);
@@ -240,15 +241,389 @@ static int loop_run_in_executor(lua_State *L) {
 
 /* }====================================================================== */
 
+/* {======================================================================
+** lasync.Thread: an OS thread with its own Lua state and loop
+** ======================================================================= */
+
+typedef struct early_post { /* posted before the thread's loop runs */
+  struct early_post *next;
+  lx_post_fn fn;
+  void *ud;
+} early_post;
+
+typedef struct lx_thread {
+  uv_thread_t tid;
+  uv_mutex_t mutex;       /* guards own, early and finished */
+  lx_loop *own;           /* the thread's loop while it takes jobs */
+  early_post *early, **early_tail; /* jobs before own was set, in order */
+  int finished;           /* own is gone for good */
+  lx_loop *caller;        /* the loop of the thread's creator */
+  lx_resource node;       /* in the caller's resources until joined */
+  lx_buf start;           /* the function and arguments it starts with */
+  lasync_completion *done; /* settled when the thread has finished */
+  int stop_ref;           /* thread side: the future its main awaits */
+  int ref;                /* caller side: the Thread object, until joined */
+  int started, joined, has_box;
+} lx_thread;
+
+typedef struct thread_box {
+  lx_thread *th;
+} thread_box;
+
+typedef struct thread_job {
+  lx_buf code;             /* the function and its arguments */
+  lx_buf out;              /* results, or the error and its traceback */
+  int ok;
+  lasync_completion *c;    /* submit: the caller's future; call_soon: NULL */
+} thread_job;
+
+static void thread_job_free(thread_job *job) {
+  lx_buf_free(&job->code);
+  lx_buf_free(&job->out);
+  free(job);
+}
+
+/* Post to the thread's loop (kept until it runs); -1 once it is done. */
+static int thread_post(lx_thread *th, lx_post_fn fn, void *ud) {
+  int r = -1;
+  uv_mutex_lock(&th->mutex);
+  if (th->own) {
+    r = lx_loop_post(th->own, fn, ud);
+  } else if (!th->finished) {
+    early_post *e = malloc(sizeof *e);
+    if (e) {
+      e->next = NULL;
+      e->fn = fn;
+      e->ud = ud;
+      *th->early_tail = e;
+      th->early_tail = &e->next;
+      r = 0;
+    }
+  }
+  uv_mutex_unlock(&th->mutex);
+  return r;
+}
+
+/* On the caller's loop: the job's results, or its error. */
+static int deliver(lua_State *L, void *ud) {
+  thread_job *job = ud;
+  int n;
+  if (L == NULL) {
+    thread_job_free(job);
+    return 0;
+  }
+  n = lx_copy_in(L, &job->out);
+  if (job->ok) {
+    thread_job_free(job);
+    return n;
+  }
+  thread_job_free(job);
+  if (n == 0) lua_pushliteral(L, "lasync.Thread: the thread stopped first");
+  lua_settop(L, 1); /* the error: its traceback stays with the thread */
+  return lua_error(L);
+}
+
+/* On the thread: a job's task is done; send its results to the caller. */
+static int job_done(lua_State *L) {
+  thread_job *job = lua_touserdata(L, lua_upvalueindex(1));
+  lx_future *f = lua_touserdata(L, 1);
+  int n;
+  lua_settop(L, 1);
+  if (f->state == LX_FINISHED) {
+    n = lx_future_push_results(L, 1);
+    job->ok = 1;
+    lx_copy_out(L, &job->out, 2, n, 0, "Thread:submit", "result");
+  } else {
+    if (f->state == LX_FAILED) {
+      lx_future_retrieved(f);
+      lua_getiuservalue(L, 1, LX_UV_RESULT);
+    } else {
+      lua_pushliteral(L, "lasync.Thread:submit: the job was cancelled");
+    }
+    if (!lua_isstring(L, -1)) luaL_tolstring(L, -1, NULL);
+    lx_copy_out(L, &job->out, -1, 1, 0, "Thread:submit", "error");
+  }
+  if (job->c) lasync_completion_send(job->c, deliver, job);
+  else thread_job_free(job);
+  return 0;
+}
+
+/* On the thread: start a job as a task (L == NULL: the thread stopped). */
+static void run_job(lua_State *L, void *ud) {
+  thread_job *job = ud;
+  lx_runtime *rt;
+  int base, n;
+  if (L == NULL) {
+    if (job->c) lasync_completion_send(job->c, deliver, job);
+    else thread_job_free(job);
+    return;
+  }
+  rt = lx_runtime_get(L);
+  base = lua_gettop(L);
+  n = lx_copy_in(L, &job->code);
+  lx_task_new(L, rt->loop, 0, base + 1, n - 1);
+  lua_pushlightuserdata(L, job);
+  lua_pushcclosure(L, job_done, 1);
+  lx_future_add_callback(L, -2, -1);
+  lua_settop(L, base);
+}
+
+static void stop_cb(lua_State *L, void *ud) {
+  lx_thread *th = ud;
+  if (L == NULL) return;
+  lx_push_anchored(L, lx_runtime_get(L), th->stop_ref);
+  if (((lx_future *)lua_touserdata(L, -1))->state == LX_PENDING) {
+    lx_future_settle(L, lua_gettop(L), LX_FINISHED, 0);
+    lx_loop_hold(th->own, -1); /* no more jobs to wait for */
+  }
+  lua_pop(L, 1);
+}
+
+/* The thread's main task: start fn(...), take jobs until stop(). */
+static int thread_body(lua_State *L) {
+  lx_thread *th = lua_touserdata(L, lua_upvalueindex(1));
+  lx_runtime *rt = lx_runtime_get(L);
+  lx_task *t = lx_current_task(L, rt, "Thread");
+  int n;
+  lua_settop(L, 0);
+  n = lx_copy_in(L, &th->start);
+  lx_task_new(L, rt->loop, 0, 1, n - 1);        /* fn(...), as a task */
+  lua_pushliteral(L, "thread main");
+  lx_task_set_name(L, -2);
+  lx_future_new(L, rt, rt->loop, 0);            /* stop() settles it */
+  th->stop_ref = lx_anchor(L, rt, -1);
+  lx_loop_hold(rt->loop, 1); /* jobs may come: the loop is not idle */
+  uv_mutex_lock(&th->mutex);
+  th->own = rt->loop;
+  while (th->early) { /* what was posted before, in order */
+    early_post *e = th->early;
+    th->early = e->next;
+    lx_loop_post(th->own, e->fn, e->ud);
+    free(e);
+  }
+  th->early_tail = &th->early;
+  uv_mutex_unlock(&th->mutex);
+  return lx_await(L, t, lua_gettop(L));
+}
+
+static int thread_done_cb(lua_State *L, void *ud) {
+  (void)L;
+  (void)ud;
+  return 0;
+}
+
+/*
+** How a new thread's state finds lasync: liblasync's lasync_openlibs sets
+** this to itself (the Lua files are compiled in); the lua5.4 module
+** leaves it NULL, and the thread's require uses LUA_PATH/LUA_CPATH.
+*/
+void (*lx_thread_openlibs)(lua_State *L) = NULL;
+
+static void thread_main(void *arg) {
+  lx_thread *th = arg;
+  lua_State *T = luaL_newstate();
+  if (T) {
+    luaL_openlibs(T);
+    if (lx_thread_openlibs) lx_thread_openlibs(T);
+    luaL_requiref(T, "lasync.core", luaopen_lasync_core, 0);
+    lua_pop(T, 1);
+    lua_getglobal(T, "require");
+    lua_pushliteral(T, "lasync");
+    if (lua_pcall(T, 1, 1, 0) == LUA_OK) lua_setglobal(T, "lasync");
+    else lua_pop(T, 1);
+    lua_pushlightuserdata(T, th);
+    lua_pushcclosure(T, thread_body, 1);
+    if (lx_run_main(T, 0) != LUA_OK) {
+      lx_report(T, "lasync.Thread failed", -2, lua_tostring(T, -1));
+    }
+  }
+  uv_mutex_lock(&th->mutex);
+  th->own = NULL; /* its loop is closed: no more jobs */
+  th->finished = 1;
+  while (th->early) { /* it never ran: let the posts free themselves */
+    early_post *e = th->early;
+    th->early = e->next;
+    e->fn(NULL, e->ud);
+    free(e);
+  }
+  uv_mutex_unlock(&th->mutex);
+  if (T) lua_close(T);
+  lasync_completion_send(th->done, thread_done_cb, NULL);
+}
+
+/* Caller side: wait for the OS thread, once it has finished. */
+static void thread_join_os(lx_thread *th) {
+  if (th->started && !th->joined) {
+    uv_thread_join(&th->tid);
+    th->joined = 1;
+  }
+}
+
+/* The caller's loop closes: stop the thread and wait for it. */
+static void thread_close_resource(lua_State *L, lx_resource *r) {
+  lx_thread *th = lx_container_of(r, lx_thread, node);
+  (void)L;
+  thread_post(th, stop_cb, th);
+  thread_join_os(th);
+  th->ref = LUA_NOREF; /* the anchors go with the loop */
+}
+
+static lx_thread *check_thread(lua_State *L, const char *fname) {
+  thread_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                                LX_MT_THREAD, fname);
+  return b->th;
+}
+
+/* pcall'd: copy fn and args (2..) into the buffer (1) for `fname` */
+static int copy_job(lua_State *L) {
+  const char *fname = lua_tostring(L, lua_upvalueindex(1));
+  lx_copy_out(L, lua_touserdata(L, 1), 2, lua_gettop(L) - 1, 1, fname,
+              "argument");
+  return 0;
+}
+
+/* Copy fn and its arguments from index first into b, or raise. */
+static void copy_fn(lua_State *L, lx_buf *b, int first, const char *fname) {
+  int n = lua_gettop(L) - first + 1;
+  lua_pushstring(L, fname);
+  lua_pushcclosure(L, copy_job, 1);
+  lua_pushlightuserdata(L, b);
+  lua_rotate(L, first, 2);
+  if (lua_pcall(L, n + 1, 0, 0) != LUA_OK) {
+    lx_buf_free(b);
+    lua_error(L);
+  }
+}
+
+/* thread:submit(fn, ...) -> a future of the caller's loop for fn(...)'s
+   results, run as a task on the thread's loop */
+static int thread_submit(lua_State *L) {
+  lx_thread *th = check_thread(L, "Thread:submit");
+  thread_job *job = calloc(1, sizeof *job);
+  if (job == NULL) return luaL_error(L, "lasync: out of memory");
+  lx_buf_init(&job->code);
+  lx_buf_init(&job->out);
+  copy_fn(L, &job->code, 2, "Thread:submit");
+  job->c = lasync_completion_new(L);
+  if (thread_post(th, run_job, job) < 0) { /* settle it with an error */
+    lasync_completion_send(job->c, deliver, job);
+  }
+  return 1;
+}
+
+/* thread:call_soon(fn, ...): run fn(...) on the thread's loop */
+static int thread_call_soon(lua_State *L) {
+  lx_thread *th = check_thread(L, "Thread:call_soon");
+  thread_job *job = calloc(1, sizeof *job);
+  if (job == NULL) return luaL_error(L, "lasync: out of memory");
+  lx_buf_init(&job->code);
+  lx_buf_init(&job->out);
+  copy_fn(L, &job->code, 2, "Thread:call_soon");
+  if (thread_post(th, run_job, job) < 0) {
+    thread_job_free(job);
+    return luaL_error(L, "lasync.Thread:call_soon: the thread has stopped");
+  }
+  return 0;
+}
+
+/* thread:stop(): its loop cancels what still runs and ends */
+static int thread_stop(lua_State *L) {
+  lx_thread *th = check_thread(L, "Thread:stop");
+  thread_post(th, stop_cb, th);
+  return 0;
+}
+
+static int join_k(lua_State *L, int status, lua_KContext ctx) {
+  thread_box *b = lua_touserdata(L, 1);
+  (void)status;
+  (void)ctx;
+  lua_settop(L, 1);
+  thread_join_os(b->th);
+  lx_list_remove(&b->th->node);
+  lx_unanchor(L, b->th->caller->rt, &b->th->ref);
+  return 0;
+}
+
+/* thread:join(): wait (in the task, not blocking the loop) until the
+   thread has finished; call stop() first, or let its function end */
+static int thread_join(lua_State *L) {
+  lx_thread *th = check_thread(L, "Thread:join");
+  lua_settop(L, 1);
+  if (th->joined) return 0;
+  lua_getiuservalue(L, 1, 1); /* the "done" future */
+  lua_getfield(L, -1, "await");
+  lua_insert(L, -2);
+  lua_callk(L, 1, 0, 0, join_k);
+  return join_k(L, LUA_OK, 0);
+}
+
+static int thread__gc(lua_State *L) {
+  thread_box *b = lua_touserdata(L, 1);
+  lx_thread *th = b->th;
+  if (th == NULL) return 0;
+  b->th = NULL;
+  if (!th->joined) { /* unjoined at exit: stop it and wait */
+    thread_post(th, stop_cb, th);
+    thread_join_os(th);
+  }
+  lx_list_remove(&th->node);
+  lx_buf_free(&th->start);
+  uv_mutex_destroy(&th->mutex);
+  free(th);
+  return 0;
+}
+
+/* lasync.Thread(fn, ...) -> a thread running fn(...) on a loop of its own */
+static int core_thread(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_loop *loop = lx_running_loop(L, rt, "Thread");
+  lx_thread *th = calloc(1, sizeof *th);
+  thread_box *b;
+  if (th == NULL) return luaL_error(L, "lasync.Thread: out of memory");
+  lx_buf_init(&th->start);
+  copy_fn(L, &th->start, 1, "Thread");
+  uv_mutex_init(&th->mutex);
+  th->early_tail = &th->early;
+  th->caller = loop;
+  th->ref = LUA_NOREF;
+  th->node.close = thread_close_resource;
+  b = lua_newuserdatauv(L, sizeof *b, 1);
+  b->th = th;
+  lx_setclass(L, rt, LX_MT_THREAD);
+  th->done = lasync_completion_new(L);
+  lua_setiuservalue(L, -2, 1);
+  th->ref = lx_anchor(L, rt, -1);
+  lx_list_add(&loop->resources, &th->node);
+  if (uv_thread_create(&th->tid, thread_main, th) != 0)
+    return luaL_error(L, "lasync.Thread: cannot start a thread");
+  th->started = 1;
+  return 1;
+}
+
+/* }====================================================================== */
+
 void lx_open_thread(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"to_thread", core_to_thread},
+    {"Thread", core_thread},
+    {NULL, NULL}
+  };
+  static const luaL_Reg thread_methods[] = {
+    {"submit", thread_submit},
+    {"call_soon", thread_call_soon},
+    {"stop", thread_stop},
+    {"join", thread_join},
+    {NULL, NULL}
+  };
+  static const luaL_Reg thread_meta[] = {
+    {"__gc", thread__gc},
     {NULL, NULL}
   };
   static const luaL_Reg loop_methods[] = {
     {"run_in_executor", loop_run_in_executor},
     {NULL, NULL}
   };
+  lx_newclass(L, LX_MT_THREAD, "lasync.Thread", thread_methods, thread_meta);
   luaL_getmetatable(L, "lasync.Loop");
   lua_getfield(L, -1, "__index");
   lx_setfuncs(L, loop_methods);

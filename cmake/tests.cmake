@@ -24,3 +24,18 @@ set_tests_properties(install.require PROPERTIES TIMEOUT 120
 add_test(NAME embed.minimal COMMAND embed_minimal)
 set_tests_properties(embed.minimal PROPERTIES TIMEOUT 30
                      PASS_REGULAR_EXPRESSION "hello embedder, slept")
+
+add_test(NAME c.completion COMMAND test_completion)
+set_tests_properties(c.completion PROPERTIES TIMEOUT 60
+                     PASS_REGULAR_EXPRESSION "343 settled, 57 failed")
+
+# The same test built with ThreadSanitizer, from the sources (the rest of
+# the build is not instrumented for threads). Skipped in the ASan build:
+# the two sanitizers do not mix.
+if(NOT LASYNC_SANITIZE)
+  add_test(NAME c.completion_tsan
+           COMMAND ${CMAKE_SOURCE_DIR}/scripts/test-tsan.sh
+                   ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
+  set_tests_properties(c.completion_tsan PROPERTIES TIMEOUT 300
+                       PASS_REGULAR_EXPRESSION "343 settled, 57 failed")
+endif()

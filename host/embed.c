@@ -20,6 +20,7 @@ static int load_embedded(lua_State *L) {
 
 void lasync_openlibs(lua_State *L) {
   const lasync_lua_source *src;
+  lx_thread_openlibs = lasync_openlibs; /* lasync.Thread's states too */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_lasync_core);
   lua_setfield(L, -2, "lasync.core");

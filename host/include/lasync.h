@@ -34,6 +34,23 @@ LASYNC_API void lasync_openlibs(lua_State *L);
 LASYNC_API int lasync_run(lua_State *L, int nargs);
 
 /*
+** Completions: settle a lasync Future from any thread. On the loop's
+** thread, lasync_completion_new pushes a new Future (of the running loop)
+** on L's stack, for a task to await, and returns its completion. Later,
+** from any thread, lasync_completion_send settles it: fn(L, ud) runs on
+** the loop's thread, pushes the results and returns their number, or
+** raises an error, which fails the future. fn gets L == NULL if the loop
+** closed first: it must then only free ud. Each completion is sent once,
+** before its loop closes; it is freed after fn ran. send returns 0, or -1
+** when out of memory.
+*/
+typedef struct lasync_completion lasync_completion;
+typedef int (*lasync_completion_fn)(lua_State *L, void *ud);
+LASYNC_API lasync_completion *lasync_completion_new(lua_State *L);
+LASYNC_API int lasync_completion_send(lasync_completion *c,
+                                      lasync_completion_fn fn, void *ud);
+
+/*
 ** Whether the error at idx is the KeyboardInterrupt that lasync_run raises
 ** when Ctrl-C (SIGINT) cancelled the main task.
 */
