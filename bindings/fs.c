@@ -18,12 +18,34 @@ typedef struct fs_op {
   lx_op op;
   uv_fs_t req;
   char *buf;  /* read or write bytes, owned by the request */
+  struct lx_file *owner; /* a read-ahead: the file that keeps its result */
 } fs_op;
+
+/*
+** Read-ahead: after a read of n bytes that filled its buffer, the file
+** asks for the next block (as many chunks of n as fit in 1 MiB) at once,
+** and when it starts using that block, for the block after it. Sequential reads then rarely wait for the
+** thread pool, and a pool thread reads while the task works. The file owns
+** these requests: reads of n bytes take their bytes in order; anything else
+** (another size, a seek, a write, close) drops them.
+*/
+#define AHEAD_BYTES (1 << 20)
+
+/* The size of a read-ahead block for reads of `chunk` bytes. */
+static size_t block_len(size_t chunk) {
+  return chunk >= AHEAD_BYTES ? chunk : AHEAD_BYTES / chunk * chunk;
+}
 
 typedef struct lx_file {
   uv_file fd;      /* -1 once closed */
   int64_t pos;     /* where the next read or write goes */
   int append;      /* writes go to the end */
+  size_t chunk;    /* the read size that started the read-ahead (0: none) */
+  fs_op *cur;      /* the block being used: its bytes from cur_off on are
+                      the file's from pos on */
+  size_t cur_off;
+  fs_op *next;     /* the block after cur, asked for at next_pos */
+  int64_t next_pos;
 } lx_file;
 
 static const char *const fname_open = "fs.open";
@@ -45,13 +67,14 @@ static void fs_abort(lx_op *op) {
 static void fs_cb(uv_fs_t *req) {
   fs_op *f = lx_container_of(req, fs_op, req);
   int status = req->result < 0 ? (int)req->result : 0;
-  if (lx_op_finish(&f->op, status)) fs_free(f);
+  if (lx_op_finish(&f->op, status) && f->owner == NULL) fs_free(f);
 }
 
 static fs_op *fs_new(lua_State *L, size_t bufsize) {
   fs_op *f = malloc(sizeof *f);
   if (f == NULL) luaL_error(L, "lasync.fs: out of memory");
   f->buf = NULL;
+  f->owner = NULL;
   if (bufsize && (f->buf = malloc(bufsize)) == NULL) {
     free(f);
     luaL_error(L, "lasync.fs: out of memory");
@@ -145,6 +168,8 @@ static int open_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   fl->fd = (uv_file)f->req.result;
   fl->pos = 0;
+  fl->chunk = fl->cur_off = 0;
+  fl->cur = fl->next = NULL;
   open_flags(L, luaL_optstring(L, 2, "r"), &fl->append);
   fs_free(f);
   lx_setclass(L, t->fut.loop->rt, LX_MT_FILE);
@@ -164,15 +189,115 @@ static int fs_open(lua_State *L) {
                   fname_open, path, open_k);
 }
 
+/* Drop one read-ahead block: at once, or in fs_cb once it completes. */
+static void block_drop(fs_op *f) {
+  if (f == NULL) return;
+  f->owner = NULL;
+  if (f->op.done && f->op.task == NULL) fs_free(f); /* else fs_cb frees */
+}
+
+static void ahead_drop(lx_file *fl) {
+  block_drop(fl->cur);
+  block_drop(fl->next);
+  fl->cur = fl->next = NULL;
+  fl->chunk = 0;
+}
+
+/* Ask for a block at `at`; NULL if that cannot start now. */
+static fs_op *block_start(lx_loop *loop, lx_file *fl, int64_t at) {
+  size_t len = block_len(fl->chunk);
+  fs_op *f = malloc(sizeof *f);
+  uv_buf_t buf;
+  if (f == NULL || (f->buf = malloc(len)) == NULL) {
+    free(f);
+    return NULL;
+  }
+  f->op.abort = fs_abort;
+  f->op.task = NULL;
+  f->op.done = 0;
+  f->owner = fl;
+  buf = uv_buf_init(f->buf, (unsigned)len);
+  if (uv_fs_read(loop->uv, &f->req, fl->fd, &buf, 1, at, fs_cb) < 0) {
+    fs_free(f);
+    return NULL;
+  }
+  return f;
+}
+
+static int file_read(lua_State *L);
+
 static int read_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
-  fs_op *f = fs_resumed(L, t, "File:read", 0);
   lx_file *fl = lua_touserdata(L, 1);
+  fs_op *f = (fs_op *)lx_op_resumed(t);
   (void)status;
-  fl->pos += f->req.result;
-  lua_pushlstring(L, f->buf, (size_t)f->req.result); /* "" at the end */
-  fs_free(f);
-  return 1;
+  if (t->must_cancel) {
+    if (f && f->owner != fl) fs_free(f); /* a read-ahead stays the file's */
+    return lx_task_raise_cancelled(L, t);
+  }
+  if (f->owner == fl) /* a read-ahead block arrived: take from it */
+    return file_read(L);
+  if (f->op.status < 0) {
+    int err = f->op.status;
+    fs_free(f);
+    return lx_os_error(L, err, "File:read", NULL);
+  }
+  {
+    size_t n = (size_t)lua_tointeger(L, 2), got = (size_t)f->req.result;
+    fl->pos += (int64_t)got;
+    lua_pushlstring(L, f->buf, got); /* "" at the end */
+    fs_free(f);
+    if (got == n && fl->fd >= 0) { /* a full chunk: read ahead from now */
+      fl->chunk = n;
+      fl->cur = block_start(t->fut.loop, fl, fl->pos);
+      fl->cur_off = 0;
+    }
+    return 1;
+  }
+}
+
+/* [-0, +1|yield] the next n bytes from the read-ahead blocks */
+static int read_ahead(lua_State *L, lx_task *t, lx_file *fl, size_t n) {
+  for (;;) {
+    fs_op *f;
+    size_t avail, m;
+    if (fl->cur == NULL) { /* the next block becomes the current one */
+      fl->cur = fl->next;
+      fl->next = NULL;
+      fl->cur_off = 0;
+      if (fl->cur == NULL) fl->cur = block_start(t->fut.loop, fl, fl->pos);
+      if (fl->cur == NULL) return luaL_error(L, "lasync.File:read: %s",
+                                             "out of memory");
+    }
+    f = fl->cur;
+    if (!f->op.done) return lx_op_await(L, t, &f->op, read_k);
+    if (f->op.status < 0) {
+      int err = f->op.status;
+      ahead_drop(fl);
+      return lx_os_error(L, err, "File:read", NULL);
+    }
+    avail = (size_t)f->req.result - fl->cur_off;
+    if (avail == 0 && (size_t)f->req.result < block_len(fl->chunk)) {
+      lua_pushliteral(L, ""); /* the block ended short: end of the file */
+      return 1;
+    }
+    if (fl->next == NULL && (size_t)f->req.result == block_len(fl->chunk)) {
+      fl->next_pos = fl->pos - (int64_t)fl->cur_off + (int64_t)f->req.result;
+      fl->next = block_start(t->fut.loop, fl, fl->next_pos); /* keep one in
+                                                                 flight */
+    }
+    if (avail == 0) { /* used up: on to the next block */
+      fl->cur = NULL;
+      f->owner = NULL;
+      fs_free(f);
+      continue;
+    }
+    m = avail < n ? avail : n;
+    lua_pushlstring(L, f->buf + fl->cur_off, m);
+    fl->cur_off += m;
+    fl->pos += (int64_t)m;
+    return 1;
+  }
 }
 
 /* file:read([n=65536]) -> up to n bytes; "" at the end of the file */
@@ -183,12 +308,16 @@ static int file_read(lua_State *L) {
   fs_op *f;
   uv_buf_t buf;
   if (n < 0) return luaL_error(L, "lasync.File:read: n must be >= 0");
+  lua_settop(L, 1);
+  lua_pushinteger(L, n);
   if (n == 0) {
     lua_pushliteral(L, "");
     return 1;
   }
+  if (fl->chunk == (size_t)n && (fl->cur || fl->next))
+    return read_ahead(L, t, fl, (size_t)n);
+  ahead_drop(fl);
   f = fs_new(L, (size_t)n);
-  lua_settop(L, 1);
   buf = uv_buf_init(f->buf, (unsigned)n);
   return fs_await(L, t, f, uv_fs_read(t->fut.loop->uv, &f->req, fl->fd, &buf,
                                       1, fl->pos, fs_cb),
@@ -211,7 +340,9 @@ static int file_write(lua_State *L) {
   lx_file *fl = check_file(L, "File:write");
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  fs_op *f = fs_new(L, len ? len : 1);
+  fs_op *f;
+  ahead_drop(fl);
+  f = fs_new(L, len ? len : 1);
   uv_buf_t buf;
   memcpy(f->buf, data, len); /* the request owns its bytes */
   lua_settop(L, 1);
@@ -257,6 +388,7 @@ static int file_seek(lua_State *L) {
   lx_file *fl = check_file(L, "File:seek");
   int whence = luaL_checkoption(L, 2, "cur", whences);
   lua_Integer offset = luaL_optinteger(L, 3, 0);
+  ahead_drop(fl);
   if (whence == 2) { /* "end": ask for the size */
     lx_task *t = FS_TASK(L, "File:seek");
     fs_op *f = fs_new(L, 0);
@@ -287,6 +419,7 @@ static int file_close(lua_State *L) {
   uv_file fd = fl->fd;
   fs_op *f;
   if (fd < 0) return 0;
+  ahead_drop(fl);
   fl->fd = -1;
   if (t == NULL || t->co != L) { /* outside a task: at once */
     close(fd);
@@ -304,6 +437,7 @@ static int file_close(lua_State *L) {
 */
 static int file__gc(lua_State *L) {
   lx_file *fl = lua_touserdata(L, 1);
+  ahead_drop(fl);
   if (fl->fd >= 0) close(fl->fd);
   fl->fd = -1;
   return 0;

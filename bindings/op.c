@@ -47,6 +47,7 @@ int lx_op_finish(lx_op *op, int status) {
 lx_op *lx_op_resumed(lx_task *t) {
   lx_op *op = t->op;
   t->op = NULL;
+  if (op) op->task = NULL; /* nobody waits on it any more */
   t->on_cancel = NULL;
   t->in_await = 0;
   return op;
