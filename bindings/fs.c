@@ -40,6 +40,7 @@ typedef struct lx_file {
   uv_file fd;      /* -1 once closed */
   int64_t pos;     /* where the next read or write goes */
   int append;      /* writes go to the end */
+  int stream;      /* a pipe, terminal or socket: no position, no seek */
   size_t chunk;    /* the read size that started the read-ahead (0: none) */
   fs_op *cur;      /* the block being used: its bytes from cur_off on are
                       the file's from pos on */
@@ -161,6 +162,18 @@ static int open_flags(lua_State *L, const char *mode, int *append) {
   return flags | O_CLOEXEC;
 }
 
+/* Regular files and block devices have positions; /dev/stdin may not. */
+static int is_seekable(uv_file fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return 1;
+  return S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+}
+
+/* The offset for the next request: -1 (the fd's own) on a stream. */
+static int64_t at_pos(const lx_file *fl) {
+  return fl->stream ? -1 : fl->pos;
+}
+
 static int open_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   fs_op *f = fs_resumed(L, t, fname_open, 1);
@@ -168,6 +181,7 @@ static int open_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   fl->fd = (uv_file)f->req.result;
   fl->pos = 0;
+  fl->stream = !is_seekable(fl->fd);
   fl->chunk = fl->cur_off = 0;
   fl->cur = fl->next = NULL;
   open_flags(L, luaL_optstring(L, 2, "r"), &fl->append);
@@ -247,7 +261,8 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
     fl->pos += (int64_t)got;
     lua_pushlstring(L, f->buf, got); /* "" at the end */
     fs_free(f);
-    if (got == n && fl->fd >= 0) { /* a full chunk: read ahead from now */
+    if (got == n && fl->fd >= 0 && !fl->stream) { /* a full chunk: read
+                                                     ahead from now */
       fl->chunk = n;
       fl->cur = block_start(t->fut.loop, fl, fl->pos);
       fl->cur_off = 0;
@@ -277,8 +292,8 @@ static int read_ahead(lua_State *L, lx_task *t, lx_file *fl, size_t n) {
       return lx_os_error(L, err, "File:read", NULL);
     }
     avail = (size_t)f->req.result - fl->cur_off;
-    if (avail == 0 && (size_t)f->req.result < block_len(fl->chunk)) {
-      lua_pushliteral(L, ""); /* the block ended short: end of the file */
+    if (f->req.result == 0) { /* nothing more: the end of the file */
+      lua_pushliteral(L, "");
       return 1;
     }
     if (fl->next == NULL && (size_t)f->req.result == block_len(fl->chunk)) {
@@ -286,7 +301,7 @@ static int read_ahead(lua_State *L, lx_task *t, lx_file *fl, size_t n) {
       fl->next = block_start(t->fut.loop, fl, fl->next_pos); /* keep one in
                                                                  flight */
     }
-    if (avail == 0) { /* used up: on to the next block */
+    if (avail == 0) { /* used up (or short, as a pipe gives): read on */
       fl->cur = NULL;
       f->owner = NULL;
       fs_free(f);
@@ -320,7 +335,7 @@ static int file_read(lua_State *L) {
   f = fs_new(L, (size_t)n);
   buf = uv_buf_init(f->buf, (unsigned)n);
   return fs_await(L, t, f, uv_fs_read(t->fut.loop->uv, &f->req, fl->fd, &buf,
-                                      1, fl->pos, fs_cb),
+                                      1, at_pos(fl), fs_cb),
                   "File:read", NULL, read_k);
 }
 
@@ -348,7 +363,7 @@ static int file_write(lua_State *L) {
   lua_settop(L, 1);
   buf = uv_buf_init(f->buf, (unsigned)len);
   return fs_await(L, t, f, uv_fs_write(t->fut.loop->uv, &f->req, fl->fd,
-                                       &buf, 1, fl->append ? -1 : fl->pos,
+                                       &buf, 1, fl->append ? -1 : at_pos(fl),
                                        fs_cb),
                   "File:write", NULL, write_k);
 }
@@ -388,6 +403,7 @@ static int file_seek(lua_State *L) {
   lx_file *fl = check_file(L, "File:seek");
   int whence = luaL_checkoption(L, 2, "cur", whences);
   lua_Integer offset = luaL_optinteger(L, 3, 0);
+  if (fl->stream) return lx_os_error(L, UV_ESPIPE, "File:seek", NULL);
   ahead_drop(fl);
   if (whence == 2) { /* "end": ask for the size */
     lx_task *t = FS_TASK(L, "File:seek");

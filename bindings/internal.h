@@ -237,6 +237,8 @@ struct lx_runtime {
   int sigint_users; /* SIGINT watchers of the script: the default steps back */
   int interrupted;  /* Ctrl-Cs seen by lasync.run's default handler */
   int debug;      /* LASYNC_DEBUG or --debug: new loops start in debug */
+  void (*warn)(void *ud, const char *msg); /* where reports go (lx_warn) */
+  void *warn_ud;
 };
 
 /* runtime.c */
@@ -252,6 +254,7 @@ LX_HIDDEN lx_task *lx_check_await(lua_State *L, lx_runtime *rt,
                                   const char *fname, int level);
 LX_HIDDEN void lx_report(lua_State *L, const char *what, int erridx,
                          const char *traceback);
+LX_HIDDEN void lx_warn(lx_runtime *rt, const char *fmt, ...);
 LX_HIDDEN void lx_setfuncs(lua_State *L, const luaL_Reg *l);
 LX_HIDDEN void lx_push_runtime(lua_State *L);
 LX_HIDDEN void lx_newclass(lua_State *L, int mt, const char *name,
@@ -275,6 +278,8 @@ LX_HIDDEN int lx_live_loops(void);
 enum { LX_RUN_UNTIL, LX_RUN_FOREVER, LX_RUN_DRAIN };
 enum { LX_RUN_DONE, LX_RUN_STOPPED, LX_RUN_IDLE };
 LX_HIDDEN int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode);
+LX_HIDDEN void lx_loop_attach(lua_State *L, int loopidx);
+LX_HIDDEN void lx_loop_detach(lua_State *L, lx_loop *loop);
 LX_HIDDEN void lx_loop_close(lua_State *L, lx_loop *loop);
 LX_HIDDEN void lx_loop_report(lua_State *L, lx_loop *loop, const char *what,
                               int erridx, const char *traceback);

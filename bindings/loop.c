@@ -181,6 +181,32 @@ static void check_runnable(lua_State *L, lx_loop *loop) {
                   "running in this Lua state");
 }
 
+/*
+** Attach the loop of the Loop object at loopidx to L for good: it is the
+** running loop of L's runtime until lx_loop_detach, and whoever owns the
+** uv_loop_t drives it with uv_run (the embedding host).
+*/
+void lx_loop_attach(lua_State *L, int loopidx) {
+  lx_loop *loop = lx_loop_check(L, loopidx);
+  check_runnable(L, loop);
+  lua_pushvalue(L, loopidx);
+  loop->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  loop->rt->loop = loop;
+  loop->L = L;
+  loop->running = 1;
+  sync_idle(loop);
+}
+
+void lx_loop_detach(lua_State *L, lx_loop *loop) {
+  loop->running = 0;
+  uv_idle_stop(&loop->idle);
+  loop->rt->loop = NULL;
+  loop->L = NULL;
+  luaL_unref(L, LUA_REGISTRYINDEX, loop->self_ref);
+  loop->self_ref = LUA_NOREF;
+}
+
+
 int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode) {
   lx_loop *loop = lx_loop_check(L, loopidx);
   lx_runtime *rt = loop->rt;

@@ -64,8 +64,8 @@ static int cancel_leftovers(lua_State *L) {
   }
   if (listed > 0) {
     push_names(L, 2, 1);
-    fprintf(stderr, "lasync: cancelling %d pending task%s at exit: %s\n",
-            listed, listed == 1 ? "" : "s", lua_tostring(L, -1));
+    lx_warn(loop->rt, "cancelling %d pending task%s at exit: %s", listed,
+            listed == 1 ? "" : "s", lua_tostring(L, -1));
     lua_pop(L, 1);
   }
   for (i = 1; i <= n; i++) {
@@ -76,9 +76,8 @@ static int cancel_leftovers(lua_State *L) {
   if (lx_loop_run(L, 1, 0, LX_RUN_DRAIN) != LX_RUN_DONE) {
     lx_push_pending_tasks(L, loop);
     push_names(L, -1, 0);
-    fprintf(stderr, "lasync: %u task%s did not finish after being "
-                    "cancelled: %s\n", loop->ntasks,
-            loop->ntasks == 1 ? "" : "s", lua_tostring(L, -1));
+    lx_warn(loop->rt, "%u task%s did not finish after being cancelled: %s",
+            loop->ntasks, loop->ntasks == 1 ? "" : "s", lua_tostring(L, -1));
   }
   return 0;
 }

@@ -4,6 +4,7 @@
 ** callbacks live there), the checks every awaiting function starts with,
 ** and reporting of errors that nobody can catch.
 */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,31 @@ int lx_is_callable(lua_State *L, int idx) {
 ** Reporting
 ** ======================================================================= */
 
+/* The default warning hook: stderr. */
+static void warn_stderr(void *ud, const char *msg) {
+  (void)ud;
+  fputs(msg, stderr);
+  fflush(stderr);
+}
+
+/*
+** Report something to the user through the runtime's warning hook (stderr
+** unless an embedder set another): one message, "lasync: " prepended and
+** a newline appended.
+*/
+void lx_warn(lx_runtime *rt, const char *fmt, ...) {
+  char buf[4096];
+  va_list ap;
+  int n = snprintf(buf, sizeof buf, "lasync: ");
+  va_start(ap, fmt);
+  vsnprintf(buf + n, sizeof buf - n - 1, fmt, ap);
+  va_end(ap);
+  n = (int)strlen(buf);
+  buf[n] = '\n';
+  buf[n + 1] = '\0';
+  rt->warn(rt->warn_ud, buf);
+}
+
 static int tostring_cf(lua_State *L) {
   luaL_tolstring(L, 1, NULL);
   return 1;
@@ -152,9 +178,8 @@ void lx_report(lua_State *L, const char *what, int erridx,
     lua_pushfstring(L, "(error object is a %s value)",
                     luaL_typename(L, erridx));
   }
-  fprintf(stderr, "lasync: %s: %s\n", what, lua_tostring(L, -1));
-  if (traceback) fprintf(stderr, "%s\n", traceback);
-  fflush(stderr);
+  lx_warn(lx_runtime_get(L), "%s: %s%s%s", what, lua_tostring(L, -1),
+          traceback ? "\n" : "", traceback ? traceback : "");
   lua_pop(L, 1);
 }
 
@@ -250,6 +275,7 @@ static int runtime_new(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   rt->debug = debug != NULL && *debug != '\0' && *debug != '0';
+  rt->warn = warn_stderr;
   lua_newtable(L);
   rt->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &runtime_key);

@@ -308,9 +308,8 @@ static void warn_slow_step(lua_State *L, lx_loop *loop, lx_task *t,
       get_extra(L, top + 1, "defined") == LUA_TSTRING) {
     lua_replace(L, -2); /* it finished: where its function is defined */
   }
-  fprintf(stderr, "lasync: task '%s' (%s) blocked the event loop for "
-                  "%.3f s\n", lua_tostring(L, -2), lua_tostring(L, -1),
-          ns / 1e9);
+  lx_warn(loop->rt, "task '%s' (%s) blocked the event loop for %.3f s",
+          lua_tostring(L, -2), lua_tostring(L, -1), ns / 1e9);
   lua_settop(L, top);
 }
 

@@ -164,7 +164,7 @@ static void warn_slow_callback(lua_State *L, int hidx, uint64_t ns) {
     lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
   else
     lua_pushliteral(L, "a C function");
-  fprintf(stderr, "lasync: callback (%s) blocked the event loop for %.3f s\n",
+  lx_warn(lx_runtime_get(L), "callback (%s) blocked the event loop for %.3f s",
           lua_tostring(L, -1), ns / 1e9);
   lua_pop(L, 1);
 }

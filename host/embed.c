@@ -2,8 +2,12 @@
 ** embed.c — entry points of liblasync that set up a lua_State: preloading
 ** the core and the embedded Lua library, and running a main task.
 */
+#include <stdlib.h>
+#include <string.h>
+
 #include "lasync.h"
 #include "lauxlib.h"
+#include "lualib.h"
 #include "embedded.h"
 
 #include "../bindings/internal.h"
@@ -41,3 +45,222 @@ int lasync_run(lua_State *L, int nargs) {
   lua_pop(L, 1);
   return lx_run_main(L, nargs);
 }
+
+/* {======================================================================
+** Hosts: a lua_State with lasync on an event loop the application drives
+** ======================================================================= */
+
+struct lasync_host {
+  lua_State *L;
+  lx_runtime *rt;
+  lx_loop *loop;
+  char *error;  /* the last error message, or NULL */
+};
+
+static void set_error(lasync_host *h, const char *msg) {
+  size_t len = strlen(msg);
+  char *copy = malloc(len + 1);
+  free(h->error);
+  h->error = copy;
+  if (copy) memcpy(copy, msg, len + 1);
+}
+
+/* [-1, +0] the error on top (and a traceback, if given) as the message */
+static void take_error(lasync_host *h, const char *traceback) {
+  lua_State *L = h->L;
+  const char *msg = luaL_tolstring(L, -1, NULL);
+  if (traceback) {
+    lua_pushfstring(L, "%s\n%s", msg, traceback);
+    set_error(h, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  } else {
+    set_error(h, msg);
+  }
+  lua_pop(L, 2);
+}
+
+/* pcall'd: open the libraries and lasync, attach a loop on uv (1) */
+static int host_open(lua_State *L) {
+  lasync_host *h = lua_touserdata(L, 1);
+  uv_loop_t *uv = lua_touserdata(L, 2);
+  luaL_openlibs(L);
+  lasync_openlibs(L);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "lasync");
+  lua_call(L, 1, 1);
+  lua_setglobal(L, "lasync");
+  h->rt = lx_runtime_get(L);
+  h->loop = lx_loop_new(L, h->rt, uv);
+  lx_loop_attach(L, lua_gettop(L));
+  return 0;
+}
+
+lasync_host *lasync_host_new(uv_loop_t *uv) {
+  lasync_host *h = calloc(1, sizeof *h);
+  if (h == NULL) return NULL;
+  if ((h->L = luaL_newstate()) == NULL) {
+    free(h);
+    return NULL;
+  }
+  lua_pushcfunction(h->L, host_open);
+  lua_pushlightuserdata(h->L, h);
+  lua_pushlightuserdata(h->L, uv);
+  if (lua_pcall(h->L, 2, 0, 0) != LUA_OK) {
+    lua_close(h->L);
+    free(h);
+    return NULL;
+  }
+  return h;
+}
+
+lua_State *lasync_host_state(lasync_host *h) {
+  return h->L;
+}
+
+uv_loop_t *lasync_host_loop(lasync_host *h) {
+  return h->loop->uv;
+}
+
+const char *lasync_host_error(lasync_host *h) {
+  return h->error ? h->error : "";
+}
+
+void lasync_host_set_warn(lasync_host *h, lasync_warn_fn fn, void *ud) {
+  h->rt->warn = fn;
+  h->rt->warn_ud = ud;
+}
+
+/* pcall'd: the function below the arguments becomes a task; its id */
+static int host_spawn_cf(lua_State *L) {
+  lasync_host *h = lua_touserdata(L, 1);
+  int nargs = lua_gettop(L) - 2;
+  lx_task_new(L, h->loop, 0, 2, nargs);
+  lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX));
+  return 1;
+}
+
+int lasync_host_spawn(lasync_host *h, int nargs) {
+  lua_State *L = h->L;
+  int id;
+  lua_pushcfunction(L, host_spawn_cf);
+  lua_pushlightuserdata(L, h);
+  lua_rotate(L, -(nargs + 3), 2); /* before the function and arguments */
+  if (lua_pcall(L, nargs + 2, 1, 0) != LUA_OK) {
+    take_error(h, NULL);
+    return 0;
+  }
+  id = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return id;
+}
+
+int lasync_host_dostring(lasync_host *h, const char *code, const char *name) {
+  if (luaL_loadbuffer(h->L, code, strlen(code), name ? name : "=chunk") !=
+      LUA_OK) {
+    take_error(h, NULL);
+    return 0;
+  }
+  return lasync_host_spawn(h, 0);
+}
+
+int lasync_host_dofile(lasync_host *h, const char *path) {
+  if (luaL_loadfile(h->L, path) != LUA_OK) {
+    take_error(h, NULL);
+    return 0;
+  }
+  return lasync_host_spawn(h, 0);
+}
+
+int lasync_host_result(lasync_host *h, int task, int *nresults) {
+  lua_State *L = h->L;
+  lx_future *f;
+  int tidx;
+  *nresults = 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, task);
+  f = lx_testclass(L, h->rt, -1, LX_MT_TASK);
+  if (f == NULL) {
+    lua_pop(L, 1);
+    set_error(h, "lasync_host_result: no such task");
+    return LASYNC_ERROR;
+  }
+  tidx = lua_gettop(L);
+  switch (f->state) {
+  case LX_PENDING:
+    lua_pop(L, 1);
+    return LASYNC_PENDING;
+  case LX_FINISHED:
+    *nresults = lx_future_push_results(L, tidx);
+    lua_remove(L, tidx);
+    return LASYNC_OK;
+  case LX_CANCELLED:
+    lua_pop(L, 1);
+    set_error(h, "the task was cancelled");
+    return LASYNC_CANCELLED;
+  default:
+    lx_future_retrieved(f);
+    lua_getiuservalue(L, tidx, LX_UV_RESULT);
+    lua_getfield(L, tidx, "traceback"); /* the method */
+    lua_pushvalue(L, tidx);
+    lua_call(L, 1, 1);
+    lua_insert(L, -2);
+    take_error(h, lua_tostring(L, -2));
+    lua_pop(L, 2);
+    return LASYNC_ERROR;
+  }
+}
+
+void lasync_host_release(lasync_host *h, int task) {
+  luaL_unref(h->L, LUA_REGISTRYINDEX, task);
+}
+
+int lasync_host_run(lasync_host *h, uv_run_mode mode) {
+  lx_loop *loop = h->loop;
+  if (mode != UV_RUN_DEFAULT) {
+    uv_run(loop->uv, mode);
+    return (int)loop->ntasks;
+  }
+  while (loop->ntasks > 0) {
+    if (uv_run(loop->uv, UV_RUN_ONCE) == 0 && loop->ntasks > 0 &&
+        loop->ready_head == NULL) {
+      set_error(h, "lasync_host_run: deadlock: tasks are waiting for "
+                   "something that nothing left can complete");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* pcall'd: cancel what is still pending, let it finish */
+static int host_shutdown(lua_State *L) {
+  lasync_host *h = lua_touserdata(L, 1);
+  lx_loop *loop = h->loop;
+  int i, n = lx_push_pending_tasks(L, loop);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    lx_task_cancel(L, -1, 0);
+    lua_pop(L, 1);
+  }
+  for (i = 0; i < 1000 && loop->ntasks > 0; i++) /* a bounded wait */
+    if (uv_run(loop->uv, UV_RUN_NOWAIT) == 0 && loop->ready_head == NULL)
+      break;
+  return 0;
+}
+
+void lasync_host_destroy(lasync_host *h) {
+  lua_State *L = h->L;
+  lx_loop *loop = h->loop;
+  int own = loop->own_uv;
+  uv_loop_t *uv = loop->uv;
+  lua_pushcfunction(L, host_shutdown);
+  lua_pushlightuserdata(L, h);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+  lx_loop_detach(L, loop);
+  lx_loop_close(L, loop);
+  if (!own) /* the application's loop: run our close callbacks */
+    while (loop->open_handles > 0) uv_run(uv, UV_RUN_NOWAIT);
+  lua_close(L); /* frees the loop */
+  free(h->error);
+  free(h);
+}
+
+/* }====================================================================== */
