@@ -459,6 +459,15 @@ static int file__gc(lua_State *L) {
   return 0;
 }
 
+/* file:fileno() -> the descriptor, or nil once the file is closed */
+static int file_fileno(lua_State *L) {
+  lx_file *fl = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                              LX_MT_FILE, "File:fileno");
+  if (fl->fd < 0) return 0;
+  lua_pushinteger(L, fl->fd);
+  return 1;
+}
+
 static int file__tostring(lua_State *L) {
   lx_file *fl = lua_touserdata(L, 1);
   if (fl->fd < 0)
@@ -642,6 +651,7 @@ void lx_open_fs(lua_State *L) {
     {"seek", file_seek},
     {"sync", file_sync},
     {"close", file_close},
+    {"fileno", file_fileno},
     {NULL, NULL}
   };
   static const luaL_Reg meta[] = {

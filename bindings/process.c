@@ -5,8 +5,12 @@
 ** exits, so the child is always reaped, even after its Process object is
 ** gone (it is then unreferenced, not to keep the loop alive).
 */
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -54,10 +58,28 @@ static void exit_cb(uv_process_t *handle, int64_t status, int signal) {
   proc_close(p); /* reaped by libuv: the handle is done */
 }
 
-/* The loop closes with the child still running: stop watching it. */
+static void *reap(void *pid) {
+  while (waitpid((pid_t)(intptr_t)pid, NULL, 0) < 0 && errno == EINTR) {}
+  return NULL;
+}
+
+/*
+** The loop closes with the child still running: stop watching it, and let
+** a thread of its own wait for it (as Python's ThreadedChildWatcher does),
+** so it does not stay a zombie. The child is left running, as asyncio does.
+*/
 static void proc_close_resource(lua_State *L, lx_resource *r) {
+  lx_process *p = lx_container_of(r, lx_process, node);
+  pthread_attr_t attr;
+  pthread_t thread;
+  intptr_t pid = p->h.pid;
   (void)L;
-  proc_close(lx_container_of(r, lx_process, node));
+  proc_close(p); /* libuv forgets the pid here */
+  if (pthread_attr_init(&attr) != 0) return;
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_create(&thread, &attr, reap, (void *)pid);
+  pthread_attr_destroy(&attr);
 }
 
 static int proc__gc(lua_State *L) {
@@ -82,6 +104,13 @@ static int proc__gc(lua_State *L) {
 enum { IO_INHERIT, IO_PIPE, IO_NULL, IO_STDOUT, IO_FD };
 
 /* The stdio option `name` of the options at opts: kind and fd. */
+static int stdio_error(lua_State *L, const char *name, const char *fname) {
+  return luaL_error(L, "lasync.%s: option '%s' must be \"pipe\", "
+                       "\"inherit\", \"null\"%s, a file or a descriptor",
+                    fname, name,
+                    strcmp(name, "stderr") == 0 ? ", \"stdout\"" : "");
+}
+
 static int stdio_option(lua_State *L, int opts, const char *name, int *fd,
                         const char *fname) {
   int kind = IO_INHERIT;
@@ -97,9 +126,7 @@ static int stdio_option(lua_State *L, int opts, const char *name, int *fd,
     else if (strcmp(s, "stdout") == 0 && strcmp(name, "stderr") == 0)
       kind = IO_STDOUT;
     else
-      luaL_error(L, "lasync.%s: option '%s' must be \"pipe\", \"inherit\", "
-                    "\"null\"%s, a file or a descriptor", fname, name,
-                 strcmp(name, "stderr") == 0 ? ", \"stdout\"" : "");
+      stdio_error(L, name, fname);
   } else if (lua_isinteger(L, -1)) {
     kind = IO_FD;
     *fd = (int)lua_tointeger(L, -1);
@@ -108,11 +135,18 @@ static int stdio_option(lua_State *L, int opts, const char *name, int *fd,
     if (*fd < 0) luaL_error(L, "lasync.%s: option '%s': the file is closed",
                             fname, name);
   } else {
-    luaL_error(L, "lasync.%s: option '%s' must be \"pipe\", \"inherit\", "
-                  "\"null\", a file or a descriptor", fname, name);
+    stdio_error(L, name, fname);
   }
   lua_pop(L, 1);
   return kind;
+}
+
+/* What a failed spawn names: the working directory if that is missing. */
+static const char *spawn_culprit(int err, const uv_process_options_t *o) {
+  if (o->cwd && (err == UV_ENOENT || err == UV_ENOTDIR || err == UV_EACCES) &&
+      access(o->cwd, X_OK) != 0)
+    return o->cwd;
+  return o->file;
 }
 
 /*
@@ -238,7 +272,7 @@ static int spawn(lua_State *L, lx_runtime *rt, int argvidx, int opts,
       if (pipes[i]) lx_stream_discard(pipes[i]);
     p->closing = 1;
     uv_close((uv_handle_t *)&p->h, proc_closed_cb); /* frees p */
-    return lx_os_error(L, r, fname, argv[0]);
+    return lx_os_error(L, r, fname, spawn_culprit(r, &options));
   }
   lx_list_add(&loop->resources, &p->node);
   lua_settop(L, top);

@@ -4,6 +4,7 @@
 ** callbacks live there), the checks every awaiting function starts with,
 ** and reporting of errors that nobody can catch.
 */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,11 +292,6 @@ static int core_set_debug(lua_State *L) {
 }
 
 /*
-** lasync._stats() -> {anchors = n, loops = n}: live anchors (pending tasks
-** and scheduled callbacks) and loops not yet freed; the specs check that
-** they return to their baseline after every test.
-*/
-/*
 ** lasync._methods(name) -> the method table of class "lasync.<name>", so
 ** that the Lua side can add methods to C classes.
 */
@@ -310,6 +306,11 @@ static int core_methods(lua_State *L) {
   return 1;
 }
 
+/*
+** lasync._stats() -> {anchors = n, loops = n}: live anchors (pending tasks
+** and scheduled callbacks) and loops not yet freed; the specs check that
+** they return to their baseline after every test.
+*/
 static int core_stats(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lua_Integer anchors = 0;
@@ -328,6 +329,19 @@ static int core_stats(lua_State *L) {
   return 1;
 }
 
+/*
+** A write to a closed pipe or socket should be an EPIPE error raised in the
+** writing task, not the death of the process (Python and Node do the same).
+** A handler the application installed is left alone.
+*/
+static void ignore_sigpipe(void) {
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+  }
+}
+
 LASYNC_API int luaopen_lasync_core(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"set_debug", core_set_debug},
@@ -338,6 +352,7 @@ LASYNC_API int luaopen_lasync_core(lua_State *L) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_key) == LUA_TNIL)
     runtime_new(L);
   lua_pop(L, 1);
+  ignore_sigpipe();
   lua_newtable(L);
   lx_open_errors(L);
   lx_open_loop(L);

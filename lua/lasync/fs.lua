@@ -3,17 +3,18 @@
 local core = require "lasync.core"
 
 local fs = core.fs
+local File = core._methods("File")
 local concat = table.concat
 
-local File = nil -- the File methods table, found on first use
-
-local function file_methods(f)
-  File = File or getmetatable(f).__index
-  return File
+local function check_open(f, fname)
+  if not File.fileno(f) then
+    error(("lasync.File:%s: the file is closed"):format(fname), 3)
+  end
 end
 
 --- f:read_all() -> the rest of the file
-local function read_all(f)
+function File.read_all(f)
+  check_open(f, "read_all")
   local parts = {}
   while true do
     local chunk = f:read(65536)
@@ -24,7 +25,8 @@ local function read_all(f)
 end
 
 --- for line in f:lines() do ... end: lines without their "\n"
-local function lines(f)
+function File.lines(f)
+  check_open(f, "lines")
   local buffer, pos, done = "", 1, false
   return function()
     while true do
@@ -52,7 +54,7 @@ end
 --- lasync.fs.readfile(path) -> the file's contents
 function fs.readfile(path)
   local f <close> = fs.open(path, "rb")
-  return read_all(f)
+  return f:read_all()
 end
 
 --- lasync.fs.writefile(path, data): create or replace the file
@@ -64,18 +66,6 @@ function fs.writefile(path, data)
   local f <close> = fs.open(path, "wb")
   f:write(data)
   f:close()
-end
-
--- Install read_all and lines on the File class once a file exists: the
--- class's method table is reachable only through an instance.
-local open = fs.open
-function fs.open(...)
-  local f = open(...)
-  if not File then
-    local methods = file_methods(f)
-    methods.read_all, methods.lines = read_all, lines
-  end
-  return f
 end
 
 return fs
