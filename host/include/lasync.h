@@ -13,67 +13,6 @@
 #define LASYNC_API __attribute__((visibility("default")))
 #else
 #define LASYNC_API
-/*
-** Hosts: a lua_State with the standard libraries and lasync (the global
-** `lasync`), on an event loop: its own when uv is NULL, or the
-** application's uv_loop_t. The loop stays attached to the state: tasks run
-** whenever the loop runs, whether the application calls uv_run itself or
-** lasync_host_run. Nothing here exits or prints on the application's
-** behalf: reports (failed tasks nobody awaited, ...) go to the warning
-** hook, stderr unless set.
-*/
-typedef struct lasync_host lasync_host;
-typedef void (*lasync_warn_fn)(void *ud, const char *msg);
-
-enum { LASYNC_OK = 0, LASYNC_PENDING = 1, LASYNC_ERROR = -1,
-       LASYNC_CANCELLED = -2 };
-
-/* A new host, or NULL when out of memory. */
-LASYNC_API lasync_host *lasync_host_new(uv_loop_t *uv);
-LASYNC_API lua_State *lasync_host_state(lasync_host *h);
-LASYNC_API uv_loop_t *lasync_host_loop(lasync_host *h);
-
-/*
-** Start a task: a chunk (source text), a file, or the function below
-** nargs values on top of the host state's stack (they are popped). Returns
-** the task's id (> 0), or 0 with the error in lasync_host_error.
-*/
-LASYNC_API int lasync_host_dostring(lasync_host *h, const char *code,
-                                    const char *name);
-LASYNC_API int lasync_host_dofile(lasync_host *h, const char *path);
-LASYNC_API int lasync_host_spawn(lasync_host *h, int nargs);
-
-/*
-** A task's outcome: LASYNC_PENDING; LASYNC_OK with its *nresults results
-** pushed on the host state's stack; LASYNC_ERROR or LASYNC_CANCELLED with
-** the message (and traceback) in lasync_host_error. Release the id once
-** done with it.
-*/
-LASYNC_API int lasync_host_result(lasync_host *h, int task, int *nresults);
-LASYNC_API void lasync_host_release(lasync_host *h, int task);
-
-/*
-** Drive the loop: UV_RUN_DEFAULT runs until no task is pending (-1 if they
-** wait for something nothing can complete); UV_RUN_ONCE and UV_RUN_NOWAIT
-** run one iteration (a game loop calls NOWAIT once per frame). Returns the
-** number of pending tasks.
-*/
-LASYNC_API int lasync_host_run(lasync_host *h, uv_run_mode mode);
-
-/* The last error message ("" if none). */
-LASYNC_API const char *lasync_host_error(lasync_host *h);
-
-/* Where lasync's reports go: fn(ud, message), message ending in "\n". */
-LASYNC_API void lasync_host_set_warn(lasync_host *h, lasync_warn_fn fn,
-                                     void *ud);
-
-/*
-** Cancel the tasks still pending, let them finish their cleanup, close
-** lasync's handles (an application's loop is left open, with its own
-** handles) and the state. Call it outside the loop's callbacks.
-*/
-LASYNC_API void lasync_host_destroy(lasync_host *h);
-
 #endif
 
 #define LASYNC_VERSION "0.1.0"
