@@ -48,6 +48,37 @@ lasync_example(worker_pool lasync
   "64\n8 jobs in 0\\.[3-9] s [^\n]*, peak concurrency 3 \\(limit 3\\)")
 lasync_example(crawler lasync
   "/shop/cart /team\n  404: /shop/old\nlinks followed: 15; [^\n]* after join: 3")
+# the five commands run at once: the batch takes as long as the slowest (0.3 s)
+lasync_example(subprocesses lasync
+  "out: FED THROUGH STDIN\n[^\n]*exit 3\\)\n    err: oops\n\
+5 commands in 0\\.[345] s[^\n]*\nexec: OSError ENOENT no-such-program")
+lasync_example(workers lasync
+  "job 6 \\(worker 3\\): 15497 primes below 170000\n\
+3 workers done, exit statuses: 0 0 0\ninline: [^\n]*ticks meanwhile: 0 [^\n]*\n\
+to_thread: 25997 primes below 300000; the ticker kept ticking: yes")
+# worker_child.lua is the child process of workers.lua, tested through it
+set_property(GLOBAL APPEND PROPERTY LASYNC_EXAMPLES worker_child)
+lasync_example(files lasync
+  "archive/ holds: notes-copy.txt \\(32 bytes\\), old.csv \\(12 bytes\\)\n\
+stat missing.txt: OSError ENOENT [^\n]*\ncleaned up: [^\n]* ENOENT")
+
+# networking: loopback servers on free ports, started by the examples
+lasync_example(echo lasync
+  "cid: sent 3 lines, got back: eins \\| zwei \\| drei\n\
+cid: after write_eof the server said: bye, 3 lines echoed\n\
+server: 3 connections, 9 lines echoed, 3 closed")
+lasync_example(chat lasync
+  "<carol> see you\n  \\* carol left \\(unfinished line dropped: \"I have to g\"\\)\n\
+  <alice> bye\n  \\* alice left\n  \\* bob left\n.*\n\
+  bob   <- \\* alice left\n  carol <- <bob> hello both")
+# one fetch after the other would take 1.0 s
+lasync_example(titles lasync
+  "200 /news +\"News & notes\"[^\n]*\n[^\n]*\n404 /old +\"Not Found\"[^\n]*\n\
+--- /slow +TimeoutError [^\n]*\n5 URLs fetched concurrently in 0\\.[45] s")
+lasync_example(port_checker lasync
+  "ssh-like +open +[0-9.]+ s +banner \"SSH-2\\.0-lasync_demo\"\n\
+ +web +open [^\n]*no banner\n +old-api +closed [^\n]*ECONNREFUSED\n\
+ +spare +closed [^\n]*ECONNREFUSED\n2 open, 2 closed, 0 filtered")
 
 # An example added without a test above is worth a warning.
 file(GLOB example_files ${CMAKE_SOURCE_DIR}/examples/*.lua)
