@@ -160,6 +160,20 @@ void lx_warn(lx_runtime *rt, const char *fmt, ...) {
   rt->warn(rt->warn_ud, buf);
 }
 
+/* Public: where L's reports go; fn == NULL restores stderr. */
+void lasync_set_warn(lua_State *L, lasync_warn_fn fn, void *ud) {
+  lx_runtime *rt = lx_runtime_get(L);
+  if (rt == NULL) return;
+  rt->warn = fn ? fn : warn_stderr;
+  rt->warn_ud = fn ? ud : NULL;
+}
+
+/* Public: the libuv loop of L's running lasync loop, or NULL. */
+uv_loop_t *lasync_uv_loop(lua_State *L) {
+  lx_runtime *rt = lx_runtime_get(L);
+  return rt && rt->loop && !rt->loop->closed ? rt->loop->uv : NULL;
+}
+
 static int tostring_cf(lua_State *L) {
   luaL_tolstring(L, 1, NULL);
   return 1;

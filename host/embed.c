@@ -126,8 +126,7 @@ const char *lasync_host_error(lasync_host *h) {
 }
 
 void lasync_host_set_warn(lasync_host *h, lasync_warn_fn fn, void *ud) {
-  h->rt->warn = fn;
-  h->rt->warn_ud = ud;
+  lasync_set_warn(h->L, fn, ud);
 }
 
 /* pcall'd: the function below the arguments becomes a task; its id */

@@ -1,7 +1,8 @@
 /*
 ** lasync.c — the lasync command: runs a Lua script as the main task of an
 ** event loop, so its top level may await. Options follow lua5.4's lua.c
-** (-e, -l, -v, -, --), plus --debug.
+** (-e, -l, -v, -i, -, --), plus --debug. Without a script, on a terminal,
+** or with -i, the main task is the REPL (lua/lasync/repl.lua).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "lasync.h"
 #include "lauxlib.h"
 #include "lualib.h"
+#include "repl.h"
 
 static const char *progname = "lasync";
 static int exit_status = EXIT_FAILURE; /* when the run fails */
@@ -28,6 +30,7 @@ static void print_usage(const char *badoption) {
           "  -e stat   execute string 'stat' (it may await)\n"
           "  -l mod    require library 'mod' into global 'mod'\n"
           "  -l g=mod  require library 'mod' into global 'g'\n"
+          "  -i        enter the REPL after running 'script'\n"
           "  -v        show version information\n"
           "  --debug   debug mode: warn about slow task steps, keep task "
           "creation tracebacks\n"
@@ -55,7 +58,8 @@ static void report_error(lua_State *L, int erridx, int tbidx) {
 ** Command line
 ** ======================================================================= */
 
-enum { HAS_ERROR = 1, HAS_VERSION = 2, HAS_EXEC = 4, HAS_DEBUG = 8 };
+enum { HAS_ERROR = 1, HAS_VERSION = 2, HAS_EXEC = 4, HAS_DEBUG = 8,
+       HAS_REPL = 16 };
 
 /*
 ** Scan the options; return the flags, and in *script the index of the
@@ -80,6 +84,10 @@ static int collect_args(char **argv, int *script) {
     case 'v':
       if (argv[i][2] != '\0') return HAS_ERROR;
       flags |= HAS_VERSION;
+      break;
+    case 'i':
+      if (argv[i][2] != '\0') return HAS_ERROR;
+      flags |= HAS_REPL;
       break;
     case 'e':
       flags |= HAS_EXEC;
@@ -152,45 +160,68 @@ static const char main_chunk[] =
 
 /* }====================================================================== */
 
+/*
+** [-0, +1] push the script to run: the file, stdin when not a terminal and
+** nothing else was asked for (as lua5.4 does), or nil. 0 on a load error.
+*/
+static int load_script(lua_State *L, char **argv, int argc, int script,
+                       int flags, int repl) {
+  const char *fname = NULL; /* stdin */
+  if (script < argc) {
+    fname = argv[script];
+    if (strcmp(fname, "-") == 0 && strcmp(argv[script - 1], "--") != 0)
+      fname = NULL;
+  } else if (repl || (flags & (HAS_EXEC | HAS_VERSION))) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (luaL_loadfile(L, fname) != LUA_OK) {
+    report_error(L, -1, 0);
+    return 0;
+  }
+  return 1;
+}
+
+/*
+** [-2, +1] turn the steps and the script below them into the main
+** function: the script itself when there are no steps.
+*/
+static void make_main(lua_State *L) {
+  if (lua_rawlen(L, -2) == 0 && !lua_isnil(L, -1)) {
+    lua_remove(L, -2);
+    return;
+  }
+  if (luaL_loadbuffer(L, main_chunk, sizeof main_chunk - 1, "=lasync") !=
+      LUA_OK)
+    lua_error(L);
+  lua_insert(L, -3);
+  lua_call(L, 2, 1);
+}
+
 static int run_args(lua_State *L, char **argv, int argc, int script,
                     int flags) {
-  int nargs = 0, i, status;
+  int repl = (flags & HAS_REPL) ||
+             (script == argc && !(flags & (HAS_EXEC | HAS_VERSION)) &&
+              isatty(0));
+  int nargs = script < argc ? argc - script - 1 : 0, i, status;
   if (flags & HAS_VERSION) print_version();
   if (!load_steps(L, argv, script)) {
     report_error(L, -1, 0);
     return 0;
   }
-  if (script < argc) {
-    const char *fname = argv[script];
-    if (strcmp(fname, "-") == 0 && strcmp(argv[script - 1], "--") != 0)
-      fname = NULL; /* stdin */
-    if (luaL_loadfile(L, fname) != LUA_OK) {
-      report_error(L, -1, 0);
-      return 0;
-    }
-    nargs = argc - script - 1;
-  } else if ((flags & (HAS_EXEC | HAS_VERSION)) == 0) {
-    if (isatty(0)) {
-      print_version();
-      fprintf(stderr, "%s: no script given; usage: %s script.lua [args]\n",
-              progname, progname);
-      return 0;
-    }
-    if (luaL_loadfile(L, NULL) != LUA_OK) { /* run stdin */
-      report_error(L, -1, 0);
-      return 0;
-    }
-  } else {
-    lua_pushnil(L);
-  }
-  if (lua_rawlen(L, -2) == 0 && !lua_isnil(L, -1)) {
-    lua_remove(L, -2); /* no -e/-l: the script itself is the main task */
-  } else {
-    if (luaL_loadbuffer(L, main_chunk, sizeof main_chunk - 1, "=lasync") !=
-        LUA_OK)
-      return lua_error(L);
-    lua_insert(L, -3);
-    lua_call(L, 2, 1); /* -> the main function */
+  if (!load_script(L, argv, argc, script, flags, repl)) return 0;
+  if (repl && lua_rawlen(L, -2) == 0 && lua_isnil(L, -1))
+    lua_remove(L, -2); /* nothing to run first */
+  else
+    make_main(L);
+  if (repl) { /* the REPL is the main task; the script its first entry */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "lasync.repl");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "main");
+    lua_replace(L, -2);
+    lua_insert(L, -2);
+    nargs++;
   }
   luaL_checkstack(L, nargs, "too many arguments to script");
   for (i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
@@ -219,6 +250,10 @@ static int pmain(lua_State *L) {
   if (flags & HAS_DEBUG) setenv("LASYNC_DEBUG", "1", 1);
   luaL_openlibs(L);
   lasync_openlibs(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, lasync_open_readline);
+  lua_setfield(L, -2, "lasync.readline");
+  lua_pop(L, 1);
   create_arg_table(L, argv, argc, script);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "lasync");

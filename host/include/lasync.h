@@ -53,6 +53,19 @@ LASYNC_API int lasync_completion_send(lasync_completion *c,
                                       lasync_completion_fn fn, void *ud);
 
 /*
+** Where L's reports go (failed tasks nobody awaited, errors in callbacks):
+** fn(ud, message), message ending in "\n"; fn == NULL restores stderr.
+*/
+typedef void (*lasync_warn_fn)(void *ud, const char *msg);
+LASYNC_API void lasync_set_warn(lua_State *L, lasync_warn_fn fn, void *ud);
+
+/*
+** The libuv loop under L's running lasync loop (NULL when none runs), for
+** C functions that start libuv work of their own and complete a future.
+*/
+LASYNC_API uv_loop_t *lasync_uv_loop(lua_State *L);
+
+/*
 ** Whether the error at idx is the KeyboardInterrupt that lasync_run raises
 ** when Ctrl-C (SIGINT) cancelled the main task.
 */
@@ -68,7 +81,6 @@ LASYNC_API int lasync_is_interrupt(lua_State *L, int idx);
 ** hook, stderr unless set.
 */
 typedef struct lasync_host lasync_host;
-typedef void (*lasync_warn_fn)(void *ud, const char *msg);
 
 enum { LASYNC_OK = 0, LASYNC_PENDING = 1, LASYNC_ERROR = -1,
        LASYNC_CANCELLED = -2 };

@@ -9,6 +9,7 @@ for k, v in pairs(core) do M[k] = v end
 for k, v in pairs(require "lasync.sync") do M[k] = v end -- Condition, ...
 M.fs = require "lasync.fs"                               -- readfile, ...
 M.subprocess = require "lasync.process"                  -- communicate
+M.tasks = require("lasync.introspect").tasks
 
 local Future, current_task = core.Future, core.current_task
 local get_running_loop, ensure_future = core.get_running_loop, core.ensure_future

@@ -1,0 +1,270 @@
+-- The REPL (lasync with no script, or -i): on a real terminal, driven through
+-- tmux, checking what the screen shows; and with piped input.
+local bin = os.getenv("LASYNC_BIN") or "build/lasync"
+local multiplier = tonumber(os.getenv("LASYNC_TEST_TIMEOUT_MULTIPLIER")) or 1
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function slurp(path)
+  local h = io.open(path)
+  local s = h and h:read("a") or ""
+  if h then h:close() end
+  os.remove(path)
+  return s
+end
+
+-- Run `lasync args` with `input` piped in; exit status, stdout, stderr.
+local function piped(args, input)
+  local base = os.tmpname()
+  local h = assert(io.open(base .. ".in", "w"))
+  h:write(input)
+  h:close()
+  local ok, _, code = os.execute(("%s %s <%s.in >%s.out 2>%s.err"):format(
+    bin, args, base, base, base))
+  local out, err = slurp(base .. ".out"), slurp(base .. ".err")
+  os.remove(base .. ".in")
+  os.remove(base)
+  return ok and 0 or code, out, err
+end
+
+--{======================================================================
+-- A terminal: a tmux session of its own (its own server socket)
+--=======================================================================
+
+local Term = {}
+Term.__index = Term
+
+local function tmux(term, args)
+  local h = io.popen(("env -u LD_PRELOAD tmux -L %s %s 2>&1"):format(
+    term.socket, args))
+  local out = h:read("a")
+  h:close()
+  return out
+end
+
+local function new_term(extra_env)
+  local term = setmetatable({}, Term)
+  term.socket = "lasync-spec-" .. tostring(term):match("0x(%x+)")
+  term.home = os.tmpname()
+  os.remove(term.home)
+  os.execute("mkdir -p " .. term.home)
+  local cmd = ("env HOME=%s %s %s"):format(term.home, extra_env or "", bin)
+  tmux(term, ("new-session -d -x 100 -y 40 %s"):format(shell_quote(cmd)))
+  return term
+end
+
+function Term:screen()
+  return tmux(self, "capture-pane -p")
+end
+
+-- Type text literally (no key names), then the given keys (Enter, C-c).
+function Term:send(text, keys)
+  if text and text ~= "" then
+    tmux(self, "send-keys -l " .. shell_quote(text))
+  end
+  if keys then tmux(self, "send-keys " .. keys) end
+end
+
+-- Wait until the screen shows `text` (tmux drops spaces at line ends, so
+-- a prompt is ">"); returns the screen.
+function Term:expect(text, timeout)
+  local deadline = os.time() + (timeout or 5) * multiplier
+  local screen
+  repeat
+    screen = self:screen()
+    if screen:find(text, 1, true) then return screen end
+    os.execute("sleep 0.02")
+  until os.time() > deadline
+  error(("expected %q on the screen:\n%s"):format(text, screen), 2)
+end
+
+function Term:alive()
+  return not tmux(self, "has-session"):find("no server")
+end
+
+function Term:close()
+  tmux(self, "kill-server")
+  os.execute("rm -rf " .. self.home)
+end
+
+-- The lines of the screen that are not empty.
+local function lines(screen)
+  local out = {}
+  for line in screen:gmatch("[^\n]+") do out[#out + 1] = line end
+  return out
+end
+
+--}======================================================================
+
+describe("the REPL on a terminal", function()
+  local term
+  before_each(function()
+    term = new_term()
+    term:expect(">")
+  end)
+  after_each(function() term:close() end)
+
+  it("prints a banner, then values of expressions, =expr and nils", function()
+    term:send("x = 1 + 2", "Enter")
+    term:send("x, nil, 'a\\nb'", "Enter")
+    term:send("=x * 2", "Enter")
+    local screen = term:expect("> =x * 2\n6\n>")
+    assert.matches("^lasync %d+%.%d+%.%d+ %(Lua 5%.4%)", screen)
+    -- the values are tab-separated; the screen shows the tabs as spaces
+    assert.matches("> x, nil, 'a\\nb'\n3%s+nil%s+\"a\\nb\"\n", screen)
+  end)
+
+  it("shows tables readably, to a bounded depth", function()
+    term:send("{1, 'two', {a = {b = {c = {d = 1}}}}, n = 3}", "Enter")
+    term:expect('{1, "two", {a = {b = {...}}}, n = 3}')
+  end)
+
+  it("continues incomplete input on a second prompt", function()
+    term:send("function double(n)", "Enter")
+    term:expect(">>")
+    term:send("return n * 2", "Enter")
+    term:send("end", "Enter")
+    term:send("double(21)", "Enter")
+    term:expect("> double(21)\n42\n>")
+  end)
+
+  it("lets an entry await, and keeps spawned tasks running between " ..
+     "prompts, printing above the line being typed", function()
+    term:send("lasync.sleep(0.05, 'slept')", "Enter")
+    term:expect("'slept')\n\"slept\"\n>")
+    term:send("t = lasync.spawn(function() for i = 1, 3 do " ..
+              "lasync.sleep(0.05) print('tick', i) end end)", "Enter")
+    term:send("half typed")
+    local screen = term:expect("tick    3")
+    local l = lines(screen)
+    assert.are.equal("> half typed", l[#l]) -- the line survives, at the end
+    assert.truthy(screen:find("tick    1\ntick    2\ntick    3\n> half typed",
+                              1, true))
+  end)
+
+  it("Ctrl-C cancels the running entry but not a background task",
+     function()
+    term:send("bg = lasync.spawn(function() lasync.sleep(30) end)", "Enter")
+    term:send("lasync.sleep(30) print('not reached')", "Enter")
+    os.execute("sleep 0.1")
+    term:send(nil, "C-c")
+    term:expect("lasync: interrupted\n>")
+    term:send("bg:done(), bg:cancelled()", "Enter")
+    term:expect("bg:cancelled()\nfalse   false\n>")
+    local screen = term:screen()
+    assert.falsy(screen:find("not reached", 1, true) and
+                 not screen:find("print('not reached')", 1, true))
+  end)
+
+  it("Ctrl-C at an empty prompt says how to quit; on a typed line it " ..
+     "drops the line", function()
+    term:send(nil, "C-c")
+    term:expect("(To exit, press Ctrl-D or call os.exit())")
+    term:send("x = ", "C-c")
+    term:send("1 + 1", "Enter")
+    term:expect("> 1 + 1\n2\n>")
+    local screen = term:screen()
+    local _, hints = screen:gsub("To exit", "")
+    assert.are.equal(1, hints)
+  end)
+
+  it("prints errors with their traceback and goes on", function()
+    term:send("error('boom')", "Enter")
+    term:expect("lasync: stdin:1: boom")
+    term:expect("stack traceback of task")
+    term:send("x = (1 +", "Enter")
+    term:expect(">>")
+    term:send(nil, "C-c")
+    term:send("return +", "Enter")
+    term:expect("lasync: stdin:1: unexpected symbol near '+'")
+    term:send("'still here'", "Enter")
+    term:expect('"still here"')
+  end)
+
+  it("completes globals, fields after . and methods after :", function()
+    term:send("string.for", "Tab")
+    term:expect("> string.format")
+    term:send("", "C-u")
+    term:send("q = lasync.Queue()", "Enter")
+    term:send("q:put_n", "Tab")
+    term:expect("> q:put_nowait")
+    term:send("", "C-u")
+    term:send("coroutine.", "Tab Tab")
+    local screen = term:expect("coroutine.yield")
+    assert.truthy(screen:find("coroutine.wrap", 1, true))
+  end)
+
+  it("lists tasks with lasync.tasks()", function()
+    term:send("w = lasync.spawn(function() lasync.sleep(30) end)", "Enter")
+    term:send("w:set_name('worker')", "Enter")
+    term:send("print(lasync.tasks())", "Enter")
+    local screen = term:expect("worker")
+    assert.truthy(screen:find("name%s+state%s+at"))
+    assert.truthy(screen:find("worker%s+waiting%s+stdin:1"))
+    assert.truthy(screen:find("repl%s+waiting"))
+  end)
+
+  it("exits at Ctrl-D, cancelling tasks still running, and saves the " ..
+     "history", function()
+    term:send("lasync.spawn(function() local ok = pcall(lasync.sleep, 30) " ..
+              "io.open(os.getenv('HOME') .. '/cleaned', 'w'):close() end)",
+              "Enter")
+    term:send("'first'", "Enter")
+    term:expect('"first"')
+    term:send(nil, "C-d")
+    local deadline = os.time() + 5 * multiplier
+    while term:alive() and os.time() <= deadline do os.execute("sleep 0.02") end
+    assert.is_false(term:alive())
+    assert.truthy(io.open(term.home .. "/cleaned"))
+    local h = assert(io.open(term.home .. "/.lasync_history"))
+    local history = h:read("a")
+    h:close()
+    assert.truthy(history:find("'first'", 1, true))
+  end)
+end)
+
+describe("the REPL with piped input", function()
+  it("runs entries in order, printing values, and exits at the end",
+     function()
+    local code, out, err = piped("-i", table.concat({
+      "x = 20",
+      "x + 1",
+      "t = lasync.spawn(function() lasync.sleep(0.01) return 'late' end)",
+      "t:await()",
+      "for i = 1, 2 do",
+      "  print(i)",
+      "end",
+      "error('boom')",
+      "'after'",
+    }, "\n") .. "\n")
+    assert.are.equal(0, code)
+    assert.are.equal('21\n"late"\n1\n2\n"after"\n', out)
+    assert.matches("^lasync: stdin:1: boom\nstack traceback", err)
+  end)
+
+  it("reports an incomplete last entry", function()
+    local code, out, err = piped("-i", "x = 1\nfunction f()\n")
+    assert.are.equal(0, code)
+    assert.are.equal("", out)
+    assert.matches("'end' expected", err)
+  end)
+
+  it("runs a script first with -i, then the entries", function()
+    local script = os.tmpname()
+    local h = assert(io.open(script, "w"))
+    h:write("greeting = 'hello ' .. ...\n")
+    h:close()
+    local code, out = piped("-i " .. script .. " world", "greeting\n")
+    os.remove(script)
+    assert.are.equal(0, code)
+    assert.are.equal('"hello world"\n', out)
+  end)
+
+  it("without -i, runs stdin as one script, as lua5.4 does", function()
+    local code, out = piped("", "local x = 1\nprint(x + 1)\n")
+    assert.are.equal(0, code)
+    assert.are.equal("2\n", out)
+  end)
+end)
