@@ -200,8 +200,11 @@ static int core_open_connection(lua_State *L) {
     cs->naddrs = 1; /* a numeric address: no lookup */
     return connect_next(L, t, cs);
   }
-  /* resolve first: lasync.getaddrinfo(host, port, {family=}) */
+  /* resolve first: lasync.getaddrinfo(host, port, {family=}), whose
+     errors name open_connection and "host:port" */
   lx_push_getaddrinfo(L);
+  lua_pushstring(L, fname_tcp);
+  lua_setupvalue(L, -2, 2);
   lua_pushvalue(L, CONN_HOST);
   lua_pushvalue(L, CONN_PORT);
   lua_createtable(L, 0, 1);

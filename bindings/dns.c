@@ -76,6 +76,40 @@ typedef struct gai_op {
   struct addrinfo *res;
 } gai_op;
 
+/*
+** Raise a lookup's failure as an OSError. EAI_* codes are not errno
+** values (libuv numbers them -3000 and down, the C library differently
+** on each system), so such an error has `code` but a nil `errno`.
+*/
+static int raise_dns_error(lua_State *L, int err, const char *fname,
+                           const char *target) {
+  lx_os_error_new(L, err, fname, target);
+  if (strncmp(uv_err_name(err), "EAI_", 4) == 0) {
+    lua_pushnil(L);
+    lua_setfield(L, -2, "errno");
+  }
+  return lua_error(L);
+}
+
+/*
+** The name getaddrinfo's errors give: "getaddrinfo", or the function it
+** resolves for (upvalue 2, see lx_push_getaddrinfo), whose own errors
+** name "host:port" as the target.
+*/
+static const char *gai_fname(lua_State *L) {
+  const char *caller = lua_tostring(L, lua_upvalueindex(2));
+  return caller ? caller : "getaddrinfo";
+}
+
+/* [-0, +1] push the target of getaddrinfo's errors */
+static const char *gai_target(lua_State *L) {
+  if (lua_isstring(L, lua_upvalueindex(2)) && lua_isstring(L, 2))
+    return lua_pushfstring(L, "%s:%s", lua_tostring(L, 1),
+                           lua_tostring(L, 2));
+  lua_pushvalue(L, 1);
+  return lua_tostring(L, -1);
+}
+
 static void gai_abort(lx_op *op) {
   uv_cancel((uv_req_t *)&((gai_op *)op)->req);
 }
@@ -125,7 +159,7 @@ static int getaddrinfo_k(lua_State *L, int status, lua_KContext ctx) {
   if (g->op.status < 0) {
     int err = g->op.status;
     free(g);
-    return lx_os_error(L, err, "getaddrinfo", lua_tostring(L, 1));
+    return raise_dns_error(L, err, gai_fname(L), gai_target(L));
   }
   push_addrinfo(L, g->res);
   uv_freeaddrinfo(g->res);
@@ -186,7 +220,7 @@ static int core_getaddrinfo(lua_State *L) {
   r = uv_getaddrinfo(t->fut.loop->uv, &g->req, gai_cb, host, service, &hints);
   if (r < 0) {
     free(g);
-    return lx_os_error(L, r, "getaddrinfo", host);
+    return raise_dns_error(L, r, gai_fname(L), gai_target(L));
   }
   return lx_op_await(L, t, &g->op, getaddrinfo_k);
 }
@@ -225,7 +259,7 @@ static int getnameinfo_k(lua_State *L, int status, lua_KContext ctx) {
   if (g->op.status < 0) {
     int err = g->op.status;
     free(g);
-    return lx_os_error(L, err, "getnameinfo", lua_tostring(L, 1));
+    return raise_dns_error(L, err, "getnameinfo", lua_tostring(L, 1));
   }
   lua_pushstring(L, g->req.host);
   lua_pushstring(L, g->req.service);
@@ -259,10 +293,15 @@ static int core_getnameinfo(lua_State *L) {
 
 /* }====================================================================== */
 
-/* [-0, +1] push lasync.getaddrinfo, for C code that resolves names */
+/*
+** [-0, +1] push lasync.getaddrinfo, for C code that resolves names. Its
+** upvalue 2 is nil; a caller that sets it to its own name (lua_setupvalue)
+** gets lookup errors that name it, with "host:port" as the target.
+*/
 void lx_push_getaddrinfo(lua_State *L) {
   lx_push_runtime(L);
-  lua_pushcclosure(L, core_getaddrinfo, 1);
+  lua_pushnil(L);
+  lua_pushcclosure(L, core_getaddrinfo, 2);
 }
 
 void lx_open_dns(lua_State *L) {

@@ -36,11 +36,60 @@ static void stream_free(lx_stream *s) {
   free(s);
 }
 
+/*
+** How reading ends when the socket says EOF or is closed: a clean EOF,
+** unless a write failed first. The kernel reports a reset once; when a
+** write took it, the next read returns 0, and a plain EOF would pass
+** truncated data off as complete (asyncio raises on the read too).
+*/
+static int eof_status(const lx_stream *s) {
+  if (s->write_err != 0 && s->write_err != UV_ECANCELED) return s->write_err;
+  return UV_EOF;
+}
+
+/*
+** The error pending on the socket (SO_ERROR, which clears it), or 0.
+** Linux returns 0 from read() on a reset socket before reporting the
+** reset, so an EOF asks whether the peer really closed or reset.
+*/
+static int socket_error(lx_stream *s) {
+  uv_os_fd_t fd;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (uv_fileno(&s->h.handle, &fd) != 0 ||
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    return 0; /* not a socket (a pipe): a plain EOF */
+  return err ? uv_translate_sys_error(err) : 0;
+}
+
+/*
+** The handle is closed and no more bytes can come: free the read buffer
+** now rather than at GC, but keep unread bytes (shrunk to fit), which
+** the reader may still take.
+*/
+static void buf_release(lx_stream *s) {
+  char *p;
+  if (s->len == 0) {
+    free(s->buf);
+    s->buf = NULL;
+    s->start = s->cap = 0;
+    return;
+  }
+  memmove(s->buf, s->buf + s->start, s->len);
+  s->start = 0;
+  p = realloc(s->buf, s->len);
+  if (p != NULL) { /* else keep the larger block */
+    s->buf = p;
+    s->cap = s->len;
+  }
+}
+
 static void close_cb(uv_handle_t *handle) {
   lx_stream *s = handle->data;
   lx_list_remove(&s->node);
   s->closed = 1;
-  if (s->read_err == 0) s->read_err = UV_EOF;
+  if (s->read_err == 0) s->read_err = eof_status(s);
+  buf_release(s);
   lx_waitlist_wake_all(&s->readers);
   lx_waitlist_wake_all(&s->drainers);
   lx_waitlist_wake_all(&s->closers);
@@ -126,8 +175,9 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
       uv_read_stop(stream);
       s->reading = 0;
     }
-  } else if (nread < 0) {
-    s->read_err = (int)nread; /* UV_EOF or an error */
+  } else if (nread < 0) { /* EOF (or a reset in disguise) or an error */
+    int err = nread == UV_EOF ? socket_error(s) : (int)nread;
+    s->read_err = err ? err : eof_status(s);
     uv_read_stop(stream);
     s->reading = 0;
   }
@@ -143,6 +193,10 @@ static void maybe_resume(lx_stream *s) {
 
 /* [-0, +1] push and consume the first n buffered bytes */
 static void take(lua_State *L, lx_stream *s, size_t n) {
+  if (n == 0) { /* s->buf may be NULL: none read yet, or freed on close */
+    lua_pushliteral(L, "");
+    return;
+  }
   lua_pushlstring(L, s->buf + s->start, n);
   s->start += n;
   s->len -= n;
@@ -532,15 +586,22 @@ static int writer_writelines(lua_State *L) {
   return 0;
 }
 
-/* The connection failed (a write, or the reading side): raise it. */
-static int raise_conn_error(lua_State *L, lx_stream *s) {
-  int err = s->write_err ? s->write_err : s->read_err;
-  return lx_os_error(L, err, "StreamWriter:drain", NULL);
+static int read_failed(const lx_stream *s) {
+  return s->read_err && s->read_err != UV_EOF && s->read_err != UV_ECANCELED;
 }
 
 static int conn_failed(const lx_stream *s) {
-  return s->write_err || (s->read_err && s->read_err != UV_EOF &&
-                          s->read_err != UV_ECANCELED);
+  return s->write_err || read_failed(s);
+}
+
+/*
+** The connection failed (a write, or the reading side): raise it. When
+** the read took the reset, later writes only get EPIPE: name the cause.
+*/
+static int raise_conn_error(lua_State *L, lx_stream *s) {
+  int err = s->write_err;
+  if ((err == 0 || err == UV_EPIPE) && read_failed(s)) err = s->read_err;
+  return lx_os_error(L, err, "StreamWriter:drain", NULL);
 }
 
 static int drain_k(lua_State *L, int status, lua_KContext ctx) {
@@ -597,6 +658,21 @@ static int writer_can_write_eof(lua_State *L) {
 /* w:close(): close once what was written has gone out; never waits */
 static int writer_close(lua_State *L) {
   stream_close(check_stream(L, LX_MT_WRITER, "StreamWriter:close"));
+  return 0;
+}
+
+/*
+** w:abort(): close at once, dropping what is still queued (asyncio's
+** transport.abort()), the way out when the peer stopped reading and
+** close() would wait forever. Reads see EOF after the buffered bytes;
+** drain() raises ECONNABORTED.
+*/
+static int writer_abort(lua_State *L) {
+  lx_stream *s = check_writer(L, "abort");
+  if (uv_is_closing(&s->h.handle)) return 0; /* closed or closing */
+  if (s->read_err == 0) s->read_err = UV_EOF; /* not eof_status: ours */
+  if (s->write_err == 0) s->write_err = UV_ECONNABORTED;
+  stream_abort(s); /* queued writes: write_cb gets UV_ECANCELED */
   return 0;
 }
 
@@ -690,6 +766,7 @@ void lx_open_stream(lua_State *L) {
     {"write_eof", writer_write_eof},
     {"can_write_eof", writer_can_write_eof},
     {"close", writer_close},
+    {"abort", writer_abort},
     {"wait_closed", writer_wait_closed},
     {"is_closing", writer_is_closing},
     {"get_extra_info", writer_get_extra_info},
