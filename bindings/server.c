@@ -6,13 +6,18 @@
 ** Server object is anchored while it listens.
 */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+#define SUN_PATH_SIZE sizeof(((struct sockaddr_un *)0)->sun_path)
 
 typedef struct lx_server {
   union {
@@ -28,7 +33,10 @@ typedef struct lx_server {
   size_t limit;
   int nodelay, keepalive;
   unsigned char is_pipe, closing, closed, has_box;
-  char path[256];      /* Unix: the socket file, removed on close */
+  unsigned char owns_file; /* Unix: remove path on close if it still is */
+  dev_t dev;           /* the file bound (dev, ino); a newer server may */
+  ino_t ino;           /* have replaced it */
+  char path[SUN_PATH_SIZE]; /* Unix: the socket file */
 } lx_server;
 
 typedef struct server_box {
@@ -41,11 +49,20 @@ enum { UV_HANDLER = 1, UV_LOOPOBJ, SERVER_NUV = UV_LOOPOBJ };
 ** Lifetime
 ** ======================================================================= */
 
+/* Remove a Unix server's socket file, unless another server has taken
+   the path over since (asyncio 3.13 compares the inode the same way). */
+static void unlink_if_ours(lx_server *srv) {
+  struct stat st;
+  if (srv->owns_file && stat(srv->path, &st) == 0 &&
+      st.st_dev == srv->dev && st.st_ino == srv->ino)
+    unlink(srv->path);
+}
+
 static void server_closed_cb(uv_handle_t *handle) {
   lx_server *srv = handle->data;
   lx_list_remove(&srv->node);
   srv->closed = 1;
-  if (srv->is_pipe && srv->path[0]) unlink(srv->path);
+  if (srv->is_pipe) unlink_if_ours(srv);
   lx_waitlist_wake_all(&srv->closers);
   if (!srv->has_box) free(srv);
 }
@@ -155,7 +172,76 @@ static void connection_cb(uv_stream_t *server, int status) {
 ** Creating servers
 ** ======================================================================= */
 
-static lx_server *server_new(lua_State *L, lx_loop *loop, int handleridx) {
+/* Options of start_server and start_unix_server, read and checked before
+   anything is created, so that a bad one leaks nothing. */
+typedef struct listen_opts {
+  int backlog;
+  size_t limit;
+  int nodelay, keepalive, reuse_port; /* keepalive: seconds, 0 for off */
+} listen_opts;
+
+/* Raise "option 'name' must be <what> (got ...)" for the value on top. */
+static int opt_error(lua_State *L, const char *fname, const char *name,
+                     const char *what) {
+  const char *got = lua_type(L, -1) == LUA_TNUMBER
+                        ? luaL_tolstring(L, -1, NULL)
+                        : luaL_typename(L, -1);
+  return luaL_error(L, "lasync.%s: option '%s' must be %s (got %s)", fname,
+                    name, what, got);
+}
+
+/* backlog: an integer, clamped to 0..INT_MAX as listen(2) would */
+static int opt_backlog(lua_State *L, int opts, const char *fname) {
+  lua_Integer v = 100;
+  int isint;
+  if (opts && lua_getfield(L, opts, "backlog") != LUA_TNIL) {
+    v = lua_tointegerx(L, -1, &isint);
+    if (!isint) opt_error(L, fname, "backlog", "an integer");
+    v = v < 0 ? 0 : v > INT_MAX ? INT_MAX : v;
+  }
+  if (opts) lua_pop(L, 1);
+  return (int)v;
+}
+
+static int opt_bool(lua_State *L, int opts, const char *name, int dflt) {
+  int v = dflt;
+  if (opts && lua_getfield(L, opts, name) != LUA_TNIL)
+    v = lua_toboolean(L, -1);
+  if (opts) lua_pop(L, 1);
+  return v;
+}
+
+/* keepalive: true (60 s), false, or a whole number of seconds (0: off) */
+static int opt_keepalive(lua_State *L, int opts, const char *fname) {
+  lua_Integer v = 0;
+  int isint = 1;
+  if (opts == 0) return 0;
+  switch (lua_getfield(L, opts, "keepalive")) {
+    case LUA_TNIL: break;
+    case LUA_TBOOLEAN: v = lua_toboolean(L, -1) ? 60 : 0; break;
+    default: v = lua_tointegerx(L, -1, &isint);
+  }
+  if (!isint || v < 0 || v > INT_MAX)
+    opt_error(L, fname, "keepalive", "a boolean or a whole number of seconds");
+  lua_pop(L, 1);
+  return (int)v;
+}
+
+/* The options table at idx (0 if none; a non-table raises) into *o. */
+static int read_opts(lua_State *L, int idx, const char *fname,
+                     listen_opts *o) {
+  int opts = lua_isnoneornil(L, idx) ? 0 : idx;
+  if (opts) luaL_checktype(L, opts, LUA_TTABLE);
+  o->backlog = opt_backlog(L, opts, fname);
+  o->limit = lx_check_limit(L, opts, fname);
+  o->nodelay = opt_bool(L, opts, "nodelay", 1);
+  o->keepalive = opt_keepalive(L, opts, fname);
+  o->reuse_port = opt_bool(L, opts, "reuse_port", 0);
+  return opts;
+}
+
+static lx_server *server_new(lua_State *L, lx_loop *loop,
+                             const listen_opts *o) {
   lx_server *srv = calloc(1, sizeof *srv);
   if (srv == NULL) luaL_error(L, "lasync.start_server: out of memory");
   srv->loop = loop;
@@ -163,7 +249,9 @@ static lx_server *server_new(lua_State *L, lx_loop *loop, int handleridx) {
   srv->h.handle.data = srv;
   lx_waitlist_init(&srv->closers);
   srv->node.close = server_close_resource;
-  (void)handleridx;
+  srv->limit = o->limit;
+  srv->nodelay = o->nodelay;
+  srv->keepalive = o->keepalive;
   return srv;
 }
 
@@ -189,69 +277,62 @@ static int server_fail(lua_State *L, lx_server *srv, int err,
   return lx_os_error(L, err, fname, target);
 }
 
-static int listen_opts(lua_State *L, lx_server *srv, int opts,
-                       const char *fname) {
-  int backlog = 100;
-  srv->limit = lx_check_limit(L, opts, fname);
-  srv->nodelay = 1;
-  if (opts) {
-    if (lua_getfield(L, opts, "backlog") != LUA_TNIL)
-      backlog = (int)luaL_checkinteger(L, -1);
-    if (lua_getfield(L, opts, "nodelay") != LUA_TNIL)
-      srv->nodelay = lua_toboolean(L, -1);
-    if (lua_getfield(L, opts, "keepalive") != LUA_TNIL)
-      srv->keepalive = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1)
-                                           : (lua_toboolean(L, -1) ? 60 : 0);
-    lua_pop(L, 3);
-  }
-  return backlog;
+/* SO_REUSEPORT (asyncio's reuse_port): servers that all ask for it may
+   share a port. 0 or a libuv error. */
+static int server_reuse_port(lx_server *srv) {
+  uv_os_fd_t fd;
+  int one = 1, r = uv_fileno(&srv->h.handle, &fd);
+  if (r < 0) return r;
+#ifdef SO_REUSEPORT
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+    return uv_translate_sys_error(errno);
+  return 0;
+#else
+  (void)one;
+  return UV_ENOTSUP;
+#endif
 }
 
 enum { SRV_HANDLER = 1, SRV_HOST, SRV_PORT, SRV_OPTS };
 
 /* Bind and listen on the address at *ss; push the Server object. */
 static int tcp_listen(lua_State *L, lx_loop *loop,
-                      const struct sockaddr_storage *ss) {
-  int opts = lua_istable(L, SRV_OPTS) ? SRV_OPTS : 0, r, backlog;
-  lx_server *srv = server_new(L, loop, SRV_HANDLER);
+                      const struct sockaddr_storage *ss,
+                      const listen_opts *o) {
   const struct sockaddr *sa = (const struct sockaddr *)ss;
+  lx_server *srv;
+  int r;
   lx_addr_push_text(L, sa); /* the target, for errors */
-  backlog = listen_opts(L, srv, opts, "start_server");
+  srv = server_new(L, loop, o);
   r = uv_tcp_init_ex(loop->uv, &srv->h.tcp, sa->sa_family);
   if (r < 0) {
     free(srv);
     return lx_os_error(L, r, "start_server", lua_tostring(L, -1));
   }
-  if (opts && lua_getfield(L, opts, "reuse_port") != LUA_TNIL &&
-      lua_toboolean(L, -1)) {
-    uv_os_fd_t fd;
-    int one = 1;
-    if (uv_fileno(&srv->h.handle, &fd) == 0 &&
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
-      return server_fail(L, srv, uv_translate_sys_error(errno),
-                         "start_server", lua_tostring(L, -2));
-  }
-  if (opts) lua_pop(L, 1);
-  r = uv_tcp_bind(&srv->h.tcp, sa, 0);
-  if (r == 0) r = uv_listen(&srv->h.stream, backlog, connection_cb);
+  if (o->reuse_port) r = server_reuse_port(srv);
+  if (r == 0) r = uv_tcp_bind(&srv->h.tcp, sa, 0);
+  if (r == 0) r = uv_listen(&srv->h.stream, o->backlog, connection_cb);
   if (r < 0)
     return server_fail(L, srv, r, "start_server", lua_tostring(L, -1));
   server_push(L, srv, SRV_HANDLER);
   return 1;
 }
 
-/* pcall'd: tcp_listen(loop, ss) with start_server's arguments after them */
+/* pcall'd: tcp_listen(loop, ss, o) with start_server's arguments after
+   them */
 static int listen_protected(lua_State *L) {
   lx_loop *loop = lua_touserdata(L, 1);
   struct sockaddr_storage *ss = lua_touserdata(L, 2);
-  lua_rotate(L, 1, -2); /* the arguments back at 1.. */
+  listen_opts *o = lua_touserdata(L, 3);
+  lua_rotate(L, 1, -3); /* the arguments back at 1.. */
   lua_settop(L, SRV_OPTS);
-  return tcp_listen(L, loop, ss);
+  return tcp_listen(L, loop, ss, o);
 }
 
 static int resolved_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   struct sockaddr_storage ss;
+  listen_opts o;
   (void)status;
   lua_rawgeti(L, -1, 1); /* the first address found */
   lua_getfield(L, -1, "host");
@@ -261,7 +342,8 @@ static int resolved_k(lua_State *L, int status, lua_KContext ctx) {
     return lx_os_error(L, UV_EAI_NONAME, "start_server",
                        lua_tostring(L, SRV_HOST));
   lua_settop(L, SRV_OPTS);
-  return tcp_listen(L, t->fut.loop, &ss);
+  read_opts(L, SRV_OPTS, "start_server", &o); /* checked before the lookup */
+  return tcp_listen(L, t->fut.loop, &ss, &o);
 }
 
 static void check_handler(lua_State *L, const char *fname) {
@@ -285,10 +367,11 @@ static int core_start_server(lua_State *L) {
                          : luaL_checkstring(L, SRV_HOST);
   int port, family;
   struct sockaddr_storage ss;
+  listen_opts o;
   check_handler(L, "start_server");
   port = lx_check_port(L, SRV_PORT, "start_server");
   lua_settop(L, SRV_OPTS);
-  family = lx_check_family(L, lua_istable(L, SRV_OPTS) ? SRV_OPTS : 0,
+  family = lx_check_family(L, read_opts(L, SRV_OPTS, "start_server", &o),
                            "start_server");
   if ((host == NULL || strcmp(host, "*") == 0) && family == AF_UNSPEC &&
       lx_addr_parse("::", port, AF_INET6, &ss) == 0) {
@@ -296,12 +379,13 @@ static int core_start_server(lua_State *L) {
     lua_pushcfunction(L, listen_protected); /* machine has IPv6 */
     lua_pushlightuserdata(L, t->fut.loop);
     lua_pushlightuserdata(L, &ss);
+    lua_pushlightuserdata(L, &o);
     for (int i = 1; i <= SRV_OPTS; i++) lua_pushvalue(L, i);
-    if (lua_pcall(L, 2 + SRV_OPTS, 1, 0) == LUA_OK) return 1;
+    if (lua_pcall(L, 3 + SRV_OPTS, 1, 0) == LUA_OK) return 1;
     lua_settop(L, top); /* no IPv6 here: IPv4 only */
   }
   if (lx_addr_parse(host, port, family, &ss) == 0)
-    return tcp_listen(L, t->fut.loop, &ss);
+    return tcp_listen(L, t->fut.loop, &ss, &o);
   lx_push_getaddrinfo(L); /* a name: resolve it first */
   lua_pushvalue(L, SRV_HOST);
   lua_pushvalue(L, SRV_PORT);
@@ -309,28 +393,66 @@ static int core_start_server(lua_State *L) {
   return resolved_k(L, LUA_OK, (lua_KContext)t);
 }
 
+/* A new socket bound to path (not uv_pipe_bind: libuv would unlink the
+   path on close even once it names another server's file); its fd or a
+   negative libuv error. The length of path has been checked. */
+static int unix_socket(const char *path) {
+  struct sockaddr_un sun;
+  int fd, r;
+  memset(&sun, 0, sizeof sun);
+  sun.sun_family = AF_UNIX;
+  strcpy(sun.sun_path, path);
+#ifdef SOCK_CLOEXEC
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+#else
+  fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
+  if (fd < 0) return uv_translate_sys_error(errno);
+  if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+    r = uv_translate_sys_error(errno);
+    close(fd);
+    return r;
+  }
+  return fd;
+}
+
+/* Bind srv to path and remember which file that made, for close. */
+static int unix_bind(lx_server *srv, const char *path) {
+  struct stat st;
+  int r, fd = unix_socket(path);
+  if (fd < 0) return fd;
+  strcpy(srv->path, path);
+  if (stat(path, &st) == 0) {
+    srv->owns_file = 1;
+    srv->dev = st.st_dev;
+    srv->ino = st.st_ino;
+  }
+  r = uv_pipe_open(&srv->h.pipe, fd);
+  if (r < 0) close(fd); /* the file goes when srv closes */
+  return r;
+}
+
 /* lasync.start_unix_server(handler, path [, {backlog=, limit=}]) -> Server */
 static int core_start_unix_server(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_task *t = lx_current_task(L, rt, "start_unix_server");
   const char *path = luaL_checkstring(L, 2);
-  int opts = lua_istable(L, 3) ? 3 : 0, r, backlog;
   struct stat st;
+  listen_opts o;
   lx_server *srv;
+  int r;
   check_handler(L, "start_unix_server");
-  if (strlen(path) >= sizeof srv->path)
+  if (strlen(path) >= SUN_PATH_SIZE)
     return luaL_error(L, "lasync.start_unix_server: path too long");
+  read_opts(L, 3, "start_unix_server", &o);
   if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
     unlink(path); /* a stale socket file, as asyncio removes it */
-  srv = server_new(L, t->fut.loop, 1);
-  backlog = listen_opts(L, srv, opts, "start_unix_server");
+  srv = server_new(L, t->fut.loop, &o);
   uv_pipe_init(t->fut.loop->uv, &srv->h.pipe, 0);
   srv->is_pipe = 1;
-  r = uv_pipe_bind(&srv->h.pipe, path);
-  if (r == 0) {
-    strcpy(srv->path, path); /* ours now: removed on close */
-    r = uv_listen(&srv->h.stream, backlog, connection_cb);
-  }
+  r = unix_bind(srv, path);
+  if (r == 0) r = uv_listen(&srv->h.stream, o.backlog, connection_cb);
   if (r < 0) return server_fail(L, srv, r, "start_unix_server", path);
   server_push(L, srv, 1);
   return 1;

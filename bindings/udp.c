@@ -5,6 +5,7 @@
 ** are dropped, as a full socket buffer would. The endpoint object is
 ** anchored while it is open, since datagrams can arrive at any time.
 */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -153,12 +154,19 @@ static int try_recv(lua_State *L, lx_udp *u) {
   return -1;
 }
 
+/* A receiver woken for a datagram (or an error) and then cancelled before
+   it ran leaves it queued: wake the next receiver, or that one would wait
+   while a datagram sits in the queue (asyncio's Queue.get does the same). */
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   lx_udp *u = ((udp_box *)lua_touserdata(L, 1))->u;
   int n;
   (void)status;
-  if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
+  if (lx_wait_resumed(t)) {
+    if (t->granted && (u->count > 0 || u->recv_err))
+      lx_waitlist_wake_first(&u->receivers);
+    return lx_task_raise_cancelled(L, t);
+  }
   n = try_recv(L, u);
   return n >= 0 ? n : lx_wait_on(L, t, &u->receivers, recv_k);
 }
@@ -270,10 +278,12 @@ static int udp__tostring(lua_State *L) {
   return 1;
 }
 
-/* Read {host, port} at field `name` of the options into *ss. */
+/* Read {host, port} at field `name` of the options into *ss; 0 if the
+   option is absent. The Lua side has resolved host names already. */
 static int opt_addr(lua_State *L, int opts, const char *name,
                     struct sockaddr_storage *ss) {
-  int r;
+  lua_Integer port = 0;
+  int isint = 1;
   if (lua_getfield(L, opts, name) == LUA_TNIL) {
     lua_pop(L, 1);
     return 0;
@@ -281,35 +291,49 @@ static int opt_addr(lua_State *L, int opts, const char *name,
   if (!lua_istable(L, -1))
     luaL_error(L, "lasync.open_udp: option '%s' must be {host, port}", name);
   lua_rawgeti(L, -1, 1);
-  lua_rawgeti(L, -2, 2);
-  r = lx_addr_parse(lua_tostring(L, -2), (int)luaL_optinteger(L, -1, 0),
-                    AF_UNSPEC, ss);
-  if (r < 0)
+  if (lua_rawgeti(L, -2, 2) != LUA_TNIL)
+    port = lua_tointegerx(L, -1, &isint);
+  if (!isint || port < 0 || port > 65535)
+    luaL_error(L, "lasync.open_udp: option '%s': port must be an integer "
+                  "from 0 to 65535 (got %s)",
+               name, luaL_tolstring(L, -1, NULL));
+  if (lua_type(L, -2) != LUA_TSTRING ||
+      lx_addr_parse(lua_tostring(L, -2), (int)port, AF_UNSPEC, ss) < 0)
     luaL_error(L, "lasync.open_udp: option '%s': not a numeric address",
                name);
   lua_pop(L, 3);
   return 1;
 }
 
-/*
-** lasync._open_udp{local_addr=, remote_addr=, reuse_port=, broadcast=}
-** with numeric addresses (lasync.open_udp resolves names, in Lua).
-*/
-static int core_open_udp(lua_State *L) {
-  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  lx_loop *loop = lx_running_loop(L, rt, "open_udp");
-  struct sockaddr_storage local, remote;
-  int has_local, has_remote, r, family;
-  lx_udp *u;
+static int opt_flag(lua_State *L, int opts, const char *name) {
+  int v = lua_getfield(L, opts, name) != LUA_TNIL && lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* SO_REUSEPORT, as asyncio's reuse_port: endpoints that all ask for it
+   may share a port. 0 or a libuv error. */
+static int udp_reuse_port(lx_udp *u) {
+  uv_os_fd_t fd;
+  int one = 1, r = uv_fileno((uv_handle_t *)&u->h, &fd);
+  if (r < 0) return r;
+#ifdef SO_REUSEPORT
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+    return uv_translate_sys_error(errno);
+  return 0;
+#else
+  (void)one;
+  return UV_ENOTSUP;
+#endif
+}
+
+/* [-0, +1] push a new, anchored endpoint of this address family */
+static lx_udp *udp_new(lua_State *L, lx_runtime *rt, lx_loop *loop,
+                       int family) {
+  lx_udp *u = calloc(1, sizeof *u);
   udp_box *b;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  has_local = opt_addr(L, 1, "local_addr", &local);
-  has_remote = opt_addr(L, 1, "remote_addr", &remote);
-  family = has_local    ? local.ss_family
-           : has_remote ? remote.ss_family
-                        : AF_INET;
-  u = calloc(1, sizeof *u);
-  if (u == NULL) return luaL_error(L, "lasync.open_udp: out of memory");
+  int r;
+  if (u == NULL) luaL_error(L, "lasync.open_udp: out of memory");
   u->loop = loop;
   u->ref = LUA_NOREF;
   lx_waitlist_init(&u->receivers);
@@ -317,7 +341,7 @@ static int core_open_udp(lua_State *L) {
   r = uv_udp_init_ex(loop->uv, &u->h, (unsigned)family);
   if (r < 0) {
     free(u);
-    return lx_os_error(L, r, "open_udp", NULL);
+    lx_os_error(L, r, "open_udp", NULL);
   }
   u->h.data = u;
   b = lua_newuserdatauv(L, sizeof *b, UDP_NUV); /* owns u from here */
@@ -330,28 +354,64 @@ static int core_open_udp(lua_State *L) {
   lua_setiuservalue(L, -2, UV_LOOPOBJ);
   lx_list_add(&loop->resources, &u->node);
   u->ref = lx_anchor(L, rt, -1);
-  if (lua_getfield(L, 1, "reuse_port") != LUA_TNIL && lua_toboolean(L, -1)) {
-    uv_os_fd_t fd;
-    int one = 1;
-    if (uv_fileno((uv_handle_t *)&u->h, &fd) == 0)
-      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  }
-  lua_pop(L, 1);
-  if (!has_local) lx_addr_parse(NULL, 0, family, &local); /* any, port 0 */
-  r = uv_udp_bind(&u->h, (struct sockaddr *)&local, UV_UDP_REUSEADDR);
-  if (r == 0 && has_remote) {
-    r = uv_udp_connect(&u->h, (struct sockaddr *)&remote);
+  return u;
+}
+
+/* The options of lasync._open_udp, read before anything is created. */
+typedef struct udp_opts {
+  struct sockaddr_storage local, remote;
+  int has_remote, reuse_port, broadcast;
+} udp_opts;
+
+/* Bind u (without SO_REUSEADDR: a port in use is EADDRINUSE, as asyncio
+   since bpo-37228), connect it, start receiving. 0 or a libuv error, with
+   *at the address it concerns (NULL if none). */
+static int udp_start(lx_udp *u, const udp_opts *o,
+                     const struct sockaddr_storage **at) {
+  int r = 0;
+  *at = &o->local;
+  if (o->reuse_port) r = udp_reuse_port(u);
+  if (r == 0) r = uv_udp_bind(&u->h, (const struct sockaddr *)&o->local, 0);
+  if (r == 0 && o->has_remote) {
+    *at = &o->remote;
+    r = uv_udp_connect(&u->h, (const struct sockaddr *)&o->remote);
     u->connected = r == 0;
   }
-  if (r == 0 && lua_getfield(L, 1, "broadcast") != LUA_TNIL &&
-      lua_toboolean(L, -1))
-    r = uv_udp_set_broadcast(&u->h, 1);
+  if (r == 0) *at = NULL;
+  if (r == 0 && o->broadcast) r = uv_udp_set_broadcast(&u->h, 1);
   if (r == 0) r = uv_udp_recv_start(&u->h, alloc_cb, recv_cb);
+  return r;
+}
+
+/*
+** lasync._open_udp{local_addr=, remote_addr=, reuse_port=, broadcast=}
+** with numeric addresses (lasync.open_udp checks its argument and
+** resolves names, in Lua).
+*/
+static int core_open_udp(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_loop *loop = lx_running_loop(L, rt, "open_udp");
+  const struct sockaddr_storage *at;
+  udp_opts o;
+  int has_local, family, r;
+  lx_udp *u;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  has_local = opt_addr(L, 1, "local_addr", &o.local);
+  o.has_remote = opt_addr(L, 1, "remote_addr", &o.remote);
+  o.reuse_port = opt_flag(L, 1, "reuse_port");
+  o.broadcast = opt_flag(L, 1, "broadcast");
+  family = has_local      ? o.local.ss_family
+           : o.has_remote ? o.remote.ss_family
+                          : AF_INET;
+  if (!has_local) lx_addr_parse(NULL, 0, family, &o.local); /* any, 0 */
+  u = udp_new(L, rt, loop, family); /* at 2 */
+  r = udp_start(u, &o, &at);
   if (r < 0) {
     udp_close(L, u);
-    return lx_os_error(L, r, "open_udp", NULL);
+    if (at) lx_addr_push_text(L, (const struct sockaddr *)at);
+    return lx_os_error(L, r, "open_udp", at ? lua_tostring(L, -1) : NULL);
   }
-  lua_settop(L, 2);
   return 1;
 }
 
