@@ -4,6 +4,7 @@
 ** return the stream's reader and writer. A cancel closes the socket being
 ** connected; the connect callback still runs and frees its request.
 */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,14 +65,34 @@ static int opt_bool(lua_State *L, int optidx, const char *name, int dflt) {
   return v;
 }
 
-/* keepalive option: true (60 s), a number of seconds, or false/nil. */
+/*
+** keepalive option: true (60 s), false, or a whole number of seconds (0:
+** off), checked as start_server checks it: a typo must not pass unseen.
+*/
 static int opt_keepalive(lua_State *L, int optidx) {
-  int v = 0;
-  if (optidx && lua_getfield(L, optidx, "keepalive") != LUA_TNIL)
-    v = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1)
-                            : (lua_toboolean(L, -1) ? 60 : 0);
-  if (optidx) lua_pop(L, 1);
-  return v;
+  lua_Integer v = 0;
+  int isint = 1;
+  if (optidx == 0) return 0;
+  switch (lua_getfield(L, optidx, "keepalive")) {
+    case LUA_TNIL: break;
+    case LUA_TBOOLEAN: v = lua_toboolean(L, -1) ? 60 : 0; break;
+    case LUA_TNUMBER: v = lua_tointegerx(L, -1, &isint); break;
+    default: isint = 0;
+  }
+  if (!isint || v < 0 || v > INT_MAX)
+    luaL_error(L, "lasync.%s: option 'keepalive' must be a boolean or a "
+                  "whole number of seconds (got %s)", fname_tcp,
+               lua_type(L, -1) == LUA_TNUMBER ? luaL_tolstring(L, -1, NULL)
+                                              : luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return (int)v;
+}
+
+/* The options argument at idx: 0 if absent, else it must be a table. */
+static int check_opts(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  return idx;
 }
 
 /* Apply nodelay and keepalive to a TCP stream. */
@@ -80,9 +101,13 @@ void lx_tcp_options(lx_stream *s, int nodelay, int keepalive) {
   if (keepalive > 0) uv_tcp_keepalive(&s->h.tcp, 1, (unsigned)keepalive);
 }
 
-/* [-0, +1] push "host:port" of the arguments, for error messages */
+/*
+** [-0, +1] push "host:port" of the arguments, for error messages; an
+** IPv6 host in brackets ("[::1]:80"), as start_server writes addresses.
+*/
 static void push_target(lua_State *L) {
-  lua_pushfstring(L, "%s:%d", lua_tostring(L, CONN_HOST),
+  const char *host = lua_tostring(L, CONN_HOST);
+  lua_pushfstring(L, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
                   (int)lua_tointeger(L, CONN_PORT));
 }
 
@@ -122,7 +147,8 @@ static int connect_next(lua_State *L, lx_task *t, conn_state *cs) {
     const struct sockaddr *sa = (const struct sockaddr *)&cs->addrs[cs->next++];
     connect_op *c = malloc(sizeof *c);
     int r;
-    if (c == NULL) return luaL_error(L, "lasync.open_connection: out of memory");
+    if (c == NULL)
+      return luaL_error(L, "lasync.open_connection: out of memory");
     c->s = malloc(sizeof *c->s);
     if (c->s == NULL) {
       free(c);
@@ -167,6 +193,18 @@ static int resolved_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 /*
+** Whether host is a numeric address of the family asked for (any, if
+** AF_UNSPEC), parsed into *ss. One of the other family goes to the
+** lookup, as in asyncio, whose getaddrinfo refuses it with the usual
+** lookup error (EAI_ADDRFAMILY with glibc) rather than connect over it.
+*/
+static int numeric_addr(const char *host, int port, int family,
+                        struct sockaddr_storage *ss) {
+  if (lx_addr_parse(host, port, family, ss) != 0) return 0;
+  return family == AF_UNSPEC || ss->ss_family == family;
+}
+
+/*
 ** lasync.open_connection(host, port [, opts]) -> reader, writer
 ** opts: family, local_addr = {host, port}, nodelay (default true),
 ** keepalive (true or seconds), limit (default 65536)
@@ -176,7 +214,7 @@ static int core_open_connection(lua_State *L) {
   lx_task *t = lx_current_task(L, rt, fname_tcp);
   const char *host = luaL_checkstring(L, CONN_HOST);
   int port = lx_check_port(L, CONN_PORT, fname_tcp);
-  int opts = lua_istable(L, CONN_OPTS) ? CONN_OPTS : 0, family;
+  int opts = check_opts(L, CONN_OPTS), family;
   conn_state *cs;
   lua_settop(L, CONN_OPTS);
   family = lx_check_family(L, opts, fname_tcp);
@@ -196,8 +234,8 @@ static int core_open_connection(lua_State *L) {
     lua_pop(L, 2);
   }
   lua_settop(L, CONN_STATE);
-  if (lx_addr_parse(host, port, family, &cs->addrs[0]) == 0) {
-    cs->naddrs = 1; /* a numeric address: no lookup */
+  if (numeric_addr(host, port, family, &cs->addrs[0])) {
+    cs->naddrs = 1; /* no lookup */
     return connect_next(L, t, cs);
   }
   /* resolve first: lasync.getaddrinfo(host, port, {family=}), whose
@@ -237,7 +275,6 @@ static int unix_connect_k(lua_State *L, int status, lua_KContext ctx) {
     free(c);
     return lx_os_error(L, err, fname_unix, lua_tostring(L, 1));
   }
-  c->s->limit = lx_check_limit(L, lua_istable(L, 2) ? 2 : 0, fname_unix);
   lx_stream_push(L, c->s);
   free(c);
   return 2;
@@ -248,8 +285,8 @@ static int core_open_unix_connection(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_task *t = lx_current_task(L, rt, fname_unix);
   const char *path = luaL_checkstring(L, 1);
+  size_t limit = lx_check_limit(L, check_opts(L, 2), fname_unix);
   connect_op *c = malloc(sizeof *c);
-  lua_settop(L, 2);
   if (c == NULL) return luaL_error(L, "lasync.%s: out of memory", fname_unix);
   c->s = malloc(sizeof *c->s);
   if (c->s == NULL) {
@@ -257,6 +294,7 @@ static int core_open_unix_connection(lua_State *L) {
     return luaL_error(L, "lasync.%s: out of memory", fname_unix);
   }
   lx_stream_init(c->s, t->fut.loop);
+  c->s->limit = limit;
   uv_pipe_init(t->fut.loop->uv, &c->s->h.pipe, 0);
   c->s->is_pipe = 1;
   c->op.abort = connect_abort;

@@ -52,15 +52,20 @@ int lx_addr_parse(const char *host, int port, int family,
   return uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
 }
 
-/* The port argument at idx: an integer 0..65535, or a numeric string. */
+/*
+** The port argument at idx: an integer 0..65535, or a numeric string.
+** The message shows a bad number or string itself, else its type; a
+** missing argument reads "nil", as the caller wrote nothing there.
+*/
 int lx_check_port(lua_State *L, int idx, const char *fname) {
-  int isint;
+  int isint, type = lua_type(L, idx);
   lua_Integer port = lua_tointegerx(L, idx, &isint);
   if (!isint || port < 0 || port > 65535)
     luaL_error(L, "lasync.%s: port must be an integer from 0 to 65535 "
-                  "(got %s)", fname, lua_isnil(L, idx) ? "nil"
-                                                       : luaL_tolstring(L, idx,
-                                                                        NULL));
+                  "(got %s)", fname,
+               type == LUA_TNUMBER || type == LUA_TSTRING
+                   ? luaL_tolstring(L, idx, NULL)
+                   : type == LUA_TNONE ? "nil" : luaL_typename(L, idx));
   return (int)port;
 }
 
@@ -101,11 +106,15 @@ static const char *gai_fname(lua_State *L) {
   return caller ? caller : "getaddrinfo";
 }
 
-/* [-0, +1] push the target of getaddrinfo's errors */
+/*
+** [-0, +1] push the target of getaddrinfo's errors: the host, or for a
+** caller "host:port", with an IPv6 host in brackets as in addresses.
+*/
 static const char *gai_target(lua_State *L) {
   if (lua_isstring(L, lua_upvalueindex(2)) && lua_isstring(L, 2))
-    return lua_pushfstring(L, "%s:%s", lua_tostring(L, 1),
-                           lua_tostring(L, 2));
+    return lua_pushfstring(L, strchr(lua_tostring(L, 1), ':') ? "[%s]:%s"
+                                                               : "%s:%s",
+                           lua_tostring(L, 1), lua_tostring(L, 2));
   lua_pushvalue(L, 1);
   return lua_tostring(L, -1);
 }

@@ -2,9 +2,10 @@
 ** stream.c — StreamReader and StreamWriter over a libuv stream (TCP or a
 ** Unix socket). The stream is C memory, freed once its handle is closed
 ** and both Lua objects are gone. Bytes are read straight into one buffer;
-** reading pauses above twice the limit (backpressure), and resumes as the
-** reader consumes. Writes go out at once when the socket takes them;
-** what is left is copied into one write request.
+** reading pauses above twice the limit (backpressure) unless a reader
+** waits for more, and resumes as the reader consumes. Writes go out at
+** once when the socket takes them; what is left is copied into one write
+** request.
 */
 #define _GNU_SOURCE /* memmem */
 #include <stdlib.h>
@@ -171,7 +172,8 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   if (nread > 0) {
     s->len += (size_t)nread;
-    if (s->len >= 2 * s->limit) { /* the reader falls behind: pause */
+    if (s->len >= 2 * s->limit && lx_waitlist_empty(&s->readers)) {
+      /* the reader falls behind: pause (one that waits needs more) */
       uv_read_stop(stream);
       s->reading = 0;
     }
@@ -296,34 +298,23 @@ static int raise_overrun(lua_State *L, const char *msg, size_t consumed) {
   return lua_error(L);
 }
 
-/* read(n): up to n bytes; n < 0 or nil: everything up to EOF */
+/*
+** read(n): up to n bytes; n < 0 or nil: everything up to EOF. Until EOF
+** the bytes stay in the stream's buffer, which grows past the limit
+** meanwhile: a cancelled read leaves them all to the next one, and a
+** reset raises without dropping them.
+*/
 static int try_read(lua_State *L, lx_stream *s) {
   lua_Integer n = luaL_optinteger(L, 2, -1);
   if (n == 0) {
     lua_pushliteral(L, "");
     return 1;
   }
-  if (n < 0) { /* collect chunks at index 3 until EOF */
-    if (lua_type(L, 3) != LUA_TTABLE) {
-      lua_settop(L, 2);
-      lua_newtable(L);
-    }
-    if (s->len > 0) {
-      take(L, s, s->len);
-      lua_rawseti(L, 3, (lua_Integer)lua_rawlen(L, 3) + 1);
-    }
+  if (n < 0) {
     if (s->read_err == 0) return TRY_WAIT;
-    if (s->read_err != UV_EOF) return raise_read_error(L, s, "StreamReader:read");
-    {
-      luaL_Buffer b;
-      lua_Integer i, parts = (lua_Integer)lua_rawlen(L, 3);
-      luaL_buffinit(L, &b);
-      for (i = 1; i <= parts; i++) {
-        lua_rawgeti(L, 3, i);
-        luaL_addvalue(&b);
-      }
-      luaL_pushresult(&b);
-    }
+    if (s->read_err != UV_EOF)
+      return raise_read_error(L, s, "StreamReader:read");
+    take(L, s, s->len);
     return 1;
   }
   if (s->len > 0) {
@@ -363,20 +354,33 @@ static ptrdiff_t find_sep(lua_State *L, lx_stream *s, size_t *seplen) {
   return p ? p - (s->buf + s->start) : -1;
 }
 
-/* readuntil([sep]): up to and including sep; data kept on overrun */
+/*
+** How far a search for a separator of seplen bytes got without finding
+** it: where the next one could start (asyncio's offset). Past the limit,
+** readuntil gives up.
+*/
+static size_t searched(const lx_stream *s, size_t seplen) {
+  return s->len < seplen ? 0 : s->len + 1 - seplen;
+}
+
+/*
+** readuntil([sep]): up to and including sep; data kept on overrun. As
+** asyncio, the limit bounds where sep starts: a chunk of limit bytes
+** before it is still fine.
+*/
 static int try_readuntil(lua_State *L, lx_stream *s) {
   size_t seplen;
   ptrdiff_t at = find_sep(L, s, &seplen);
   if (at >= 0) {
-    if ((size_t)at + seplen > s->limit)
+    if ((size_t)at > s->limit)
       return raise_overrun(L, "separator is found, but chunk is longer "
                               "than limit", (size_t)at);
     take(L, s, (size_t)at + seplen);
     return 1;
   }
-  if (s->len > s->limit)
+  if (searched(s, seplen) > s->limit)
     return raise_overrun(L, "separator is not found, and chunk exceeds the "
-                            "limit", s->len);
+                            "limit", searched(s, seplen));
   if (s->read_err == 0) return TRY_WAIT;
   if (s->read_err != UV_EOF)
     return raise_read_error(L, s, "StreamReader:readuntil");
@@ -384,14 +388,17 @@ static int try_readuntil(lua_State *L, lx_stream *s) {
   return raise_incomplete(L, -1);
 }
 
-/* readline(): a line with its "\n"; the partial last line at EOF, then "" */
+/*
+** readline(): a line with its "\n"; the partial last line at EOF, then
+** "". The limit as in readuntil; past it the line is dropped (asyncio).
+*/
 static int try_readline(lua_State *L, lx_stream *s) {
   size_t seplen;
   ptrdiff_t at;
   lua_settop(L, 1);
   lua_pushliteral(L, "\n");
   at = find_sep(L, s, &seplen);
-  if (at >= 0 && (size_t)at + 1 <= s->limit) {
+  if (at >= 0 && (size_t)at <= s->limit) {
     take(L, s, (size_t)at + 1);
     return 1;
   }
@@ -412,26 +419,26 @@ static int try_readline(lua_State *L, lx_stream *s) {
   return 1;
 }
 
-/* Wait for more data for the read operation whose continuation is k. */
+/* Wait for more data for the read operation fname, continued by k. */
 static int wait_data(lua_State *L, lx_task *t, lx_stream *s,
-                     lua_KFunction k) {
+                     const char *fname, lua_KFunction k) {
   if (!lx_waitlist_empty(&s->readers))
-    return luaL_error(L, "lasync.StreamReader: another task is already "
-                         "reading from this stream");
+    return luaL_error(L, "lasync.%s: another task is already reading from "
+                         "this stream", fname);
   if (!s->reading && s->read_err == 0 && !s->closing &&
       uv_read_start(&s->h.stream, alloc_cb, read_cb) == 0)
     s->reading = 1; /* also past the limit: a reader needs the bytes */
   return lx_wait_on(L, t, &s->readers, k);
 }
 
-static int read_again(lua_State *L, lua_KContext ctx, try_fn fn,
-                      lua_KFunction k) {
+static int read_again(lua_State *L, lua_KContext ctx, const char *fname,
+                      try_fn fn, lua_KFunction k) {
   lx_task *t = (lx_task *)ctx;
   lx_stream *s = ((stream_box *)lua_touserdata(L, 1))->s;
   int n;
   if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
   n = fn(L, s);
-  return n == TRY_WAIT ? wait_data(L, t, s, k) : n;
+  return n == TRY_WAIT ? wait_data(L, t, s, fname, k) : n;
 }
 
 static int read_start(lua_State *L, const char *fname, try_fn fn,
@@ -440,27 +447,30 @@ static int read_start(lua_State *L, const char *fname, try_fn fn,
   lx_stream *s = check_stream(L, LX_MT_READER, fname);
   lx_task *t = lx_current_task(L, rt, fname);
   int n = fn(L, s);
-  return n == TRY_WAIT ? wait_data(L, t, s, k) : n;
+  return n == TRY_WAIT ? wait_data(L, t, s, fname, k) : n;
 }
 
 static int read_k(lua_State *L, int st, lua_KContext ctx) {
   (void)st;
-  return read_again(L, ctx, try_read, read_k);
+  return read_again(L, ctx, "StreamReader:read", try_read, read_k);
 }
 
 static int readexactly_k(lua_State *L, int st, lua_KContext ctx) {
   (void)st;
-  return read_again(L, ctx, try_readexactly, readexactly_k);
+  return read_again(L, ctx, "StreamReader:readexactly", try_readexactly,
+                    readexactly_k);
 }
 
 static int readuntil_k(lua_State *L, int st, lua_KContext ctx) {
   (void)st;
-  return read_again(L, ctx, try_readuntil, readuntil_k);
+  return read_again(L, ctx, "StreamReader:readuntil", try_readuntil,
+                    readuntil_k);
 }
 
 static int readline_k(lua_State *L, int st, lua_KContext ctx) {
   (void)st;
-  return read_again(L, ctx, try_readline, readline_k);
+  return read_again(L, ctx, "StreamReader:readline", try_readline,
+                    readline_k);
 }
 
 static int reader_read(lua_State *L) {
@@ -485,10 +495,13 @@ static int reader_readline(lua_State *L) {
   return read_start(L, "StreamReader:readline", try_readline, readline_k);
 }
 
-/* r:at_eof() -> whether the buffer is empty and the peer sent EOF */
+/*
+** r:at_eof() -> whether the buffer is empty and the peer sent EOF (or
+** the stream was closed): not after a reset, which is no EOF (asyncio).
+*/
 static int reader_at_eof(lua_State *L) {
   lx_stream *s = check_reader(L, "at_eof");
-  lua_pushboolean(L, s->len == 0 && s->read_err != 0);
+  lua_pushboolean(L, s->len == 0 && s->read_err == UV_EOF);
   return 1;
 }
 
@@ -693,8 +706,14 @@ static int writer_wait_closed(lua_State *L) {
   return lx_wait_on(L, t, &s->closers, closed_k);
 }
 
+/*
+** w:is_closing(): close() or abort() was called, or the connection
+** failed, which asyncio's transport meets with a forced close. The
+** socket stays open here so that bytes the kernel holds stay readable.
+*/
 static int writer_is_closing(lua_State *L) {
-  lua_pushboolean(L, check_writer(L, "is_closing")->closing);
+  lx_stream *s = check_writer(L, "is_closing");
+  lua_pushboolean(L, s->closing || conn_failed(s));
   return 1;
 }
 
