@@ -2,7 +2,8 @@
 ** fs.c — lasync.fs: files and directories on libuv's fs requests, which
 ** run on its thread pool, so no task blocks the loop. Every call is one
 ** request awaited by the calling task (op.c); a cancelled request frees
-** itself when libuv calls back. File objects keep their own position.
+** itself when libuv calls back. File objects keep their own position, and
+** run their operations one at a time, in the order they were called.
 */
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -24,10 +25,13 @@ typedef struct fs_op {
 /*
 ** Read-ahead: after a read of n bytes that filled its buffer, the file
 ** asks for the next block (as many chunks of n as fit in 1 MiB) at once,
-** and when it starts using that block, for the block after it. Sequential reads then rarely wait for the
-** thread pool, and a pool thread reads while the task works. The file owns
-** these requests: reads of n bytes take their bytes in order; anything else
-** (another size, a seek, a write, close) drops them.
+** and when it starts using that block, for the block after it. Sequential
+** reads then rarely wait for the thread pool, and a pool thread reads
+** while the task works. The file owns these requests (a task cancelled
+** while it waits for one just stops waiting): reads of n bytes take their
+** bytes in order; anything else (another size, a seek, a write, close, the
+** end of the file) drops them. Only the operation holding the file's turn
+** (see Turns) drops them, so no task ever waits on a dropped block.
 */
 #define AHEAD_BYTES (1 << 20)
 
@@ -47,6 +51,11 @@ typedef struct lx_file {
   size_t cur_off;
   fs_op *next;     /* the block after cur, asked for at next_pos */
   int64_t next_pos;
+  int busy;          /* an operation holds the turn (until turn_end) */
+  lx_waiter waiters; /* tasks waiting for their turn, FIFO; each unlinks
+                        itself when woken or cancelled */
+  uv_file close_fd;  /* closed while busy: closed when the turns end, as a
+                        pool thread may still use it (-1: none) */
 } lx_file;
 
 static const char *const fname_open = "fs.open";
@@ -55,33 +64,54 @@ static const char *const fname_open = "fs.open";
 ** Requests
 ** ======================================================================= */
 
+static void fs_abort(lx_op *op) {
+  fs_op *f = (fs_op *)op;
+  if (f->owner == NULL) /* a read-ahead block is its file's: let it be */
+    uv_cancel((uv_req_t *)&f->req); /* may be too late: fine */
+}
+
+/* A request with a buffer of bufsize bytes (none if 0); NULL if no memory */
+static fs_op *fs_alloc(size_t bufsize) {
+  fs_op *f = malloc(sizeof *f);
+  if (f == NULL) return NULL;
+  f->buf = NULL;
+  f->owner = NULL;
+  f->op.abort = fs_abort;
+  f->op.task = NULL;
+  f->op.done = 0;
+  if (bufsize && (f->buf = malloc(bufsize)) == NULL) {
+    free(f);
+    return NULL;
+  }
+  return f;
+}
+
+static fs_op *fs_new(lua_State *L, size_t bufsize) {
+  fs_op *f = fs_alloc(bufsize);
+  if (f == NULL) luaL_error(L, "lasync.fs: out of memory");
+  return f;
+}
+
 static void fs_free(fs_op *f) {
   uv_fs_req_cleanup(&f->req);
   free(f->buf);
   free(f);
 }
 
-static void fs_abort(lx_op *op) {
-  uv_cancel((uv_req_t *)&((fs_op *)op)->req); /* may be too late: fine */
+/*
+** Free a finished request whose task is gone (cancelled): a descriptor it
+** opened would be lost, so close it now (a quick call).
+*/
+static void fs_discard(fs_op *f) {
+  if (f->req.fs_type == UV_FS_OPEN && f->req.result >= 0)
+    close((uv_file)f->req.result);
+  fs_free(f);
 }
 
 static void fs_cb(uv_fs_t *req) {
   fs_op *f = lx_container_of(req, fs_op, req);
   int status = req->result < 0 ? (int)req->result : 0;
-  if (lx_op_finish(&f->op, status) && f->owner == NULL) fs_free(f);
-}
-
-static fs_op *fs_new(lua_State *L, size_t bufsize) {
-  fs_op *f = malloc(sizeof *f);
-  if (f == NULL) luaL_error(L, "lasync.fs: out of memory");
-  f->buf = NULL;
-  f->owner = NULL;
-  if (bufsize && (f->buf = malloc(bufsize)) == NULL) {
-    free(f);
-    luaL_error(L, "lasync.fs: out of memory");
-  }
-  f->op.abort = fs_abort;
-  return f;
+  if (lx_op_finish(&f->op, status) && f->owner == NULL) fs_discard(f);
 }
 
 /* After starting a request (r: what uv_fs_* returned), await it. */
@@ -95,22 +125,28 @@ static int fs_await(lua_State *L, lx_task *t, fs_op *f, int r,
 }
 
 /*
-** In a continuation: the finished request, or raise (cancelled, or the
-** request failed: an OSError naming fname and the path at pathidx).
+** In a continuation, with f from lx_op_resumed: f, finished; or raise
+** (cancelled, or the request failed: an OSError naming fname and target).
 */
-static fs_op *fs_resumed(lua_State *L, lx_task *t, const char *fname,
-                         int pathidx) {
-  fs_op *f = (fs_op *)lx_op_resumed(t);
+static fs_op *fs_check(lua_State *L, lx_task *t, fs_op *f, const char *fname,
+                       const char *target) {
   if (t->must_cancel) {
-    if (f) fs_free(f);
+    if (f) fs_discard(f); /* it finished, but nobody will take it */
     lx_task_raise_cancelled(L, t);
   }
   if (f->op.status < 0) {
     int err = f->op.status;
     fs_free(f);
-    lx_os_error(L, err, fname, pathidx ? lua_tostring(L, pathidx) : NULL);
+    lx_os_error(L, err, fname, target);
   }
   return f;
+}
+
+/* fs_check of the request the task awaited; the path at pathidx (or 0) */
+static fs_op *fs_resumed(lua_State *L, lx_task *t, const char *fname,
+                         int pathidx) {
+  return fs_check(L, t, (fs_op *)lx_op_resumed(t), fname,
+                  pathidx ? lua_tostring(L, pathidx) : NULL);
 }
 
 #define FS_TASK(L, name) \
@@ -184,6 +220,9 @@ static int open_k(lua_State *L, int status, lua_KContext ctx) {
   fl->stream = !is_seekable(fl->fd);
   fl->chunk = fl->cur_off = 0;
   fl->cur = fl->next = NULL;
+  fl->busy = 0;
+  lx_waitlist_init(&fl->waiters);
+  fl->close_fd = -1;
   open_flags(L, luaL_optstring(L, 2, "r"), &fl->append);
   fs_free(f);
   lx_setclass(L, t->fut.loop->rt, LX_MT_FILE);
@@ -217,18 +256,115 @@ static void ahead_drop(lx_file *fl) {
   fl->chunk = 0;
 }
 
+/* }====================================================================== */
+
+/* {======================================================================
+** Turns: the operations of a File (read, write, seek, sync, close) run
+** one at a time, in the order they were called, as Python's buffered files
+** take a lock: two tasks reading one file get consecutive chunks, two
+** writes land one after the other. A task that finds the file busy waits
+** in its FIFO; the operation in its turn hands the turn to the first waiter
+** when it ends, however it ends: every way out of an operation but a yield
+** calls turn_end.
+** ======================================================================= */
+
+/* End the turn: hand it on, or leave the file idle. */
+static void turn_end(lx_file *fl) {
+  if (lx_waitlist_wake_first(&fl->waiters) != NULL) return; /* its turn */
+  fl->busy = 0;
+  if (fl->close_fd >= 0) { /* closed while busy: now nobody uses it */
+    ahead_drop(fl);
+    close(fl->close_fd);
+    fl->close_fd = -1;
+  }
+}
+
+/* End the turn and raise an OSError (the request failed). */
+static int turn_os_error(lua_State *L, lx_file *fl, int err,
+                         const char *fname) {
+  turn_end(fl);
+  return lx_os_error(L, err, fname, NULL);
+}
+
+/* In the turn: the file was closed while this operation waited for it. */
+static int turn_closed(lua_State *L, lx_file *fl, const char *fname) {
+  turn_end(fl);
+  return luaL_error(L, "lasync.%s: the file is closed", fname);
+}
+
+/* In the turn: a request with a buffer of bufsize bytes, or raise. */
+static fs_op *turn_new(lua_State *L, lx_file *fl, size_t bufsize) {
+  fs_op *f = fs_alloc(bufsize);
+  if (f == NULL) {
+    turn_end(fl);
+    luaL_error(L, "lasync.fs: out of memory");
+  }
+  return f;
+}
+
+/* In the turn: await the request started (r), as fs_await. */
+static int turn_await(lua_State *L, lx_task *t, lx_file *fl, fs_op *f,
+                      int r, const char *fname, lua_KFunction k) {
+  if (r < 0) {
+    fs_free(f);
+    return turn_os_error(L, fl, r, fname);
+  }
+  return lx_op_await(L, t, &f->op, k);
+}
+
+/*
+** In a continuation of an operation in its turn: the finished request, or
+** end the turn and raise (cancelled, or the request failed).
+*/
+static fs_op *turn_resumed(lua_State *L, lx_task *t, lx_file *fl,
+                           const char *fname) {
+  fs_op *f = (fs_op *)lx_op_resumed(t);
+  if (t->must_cancel || f->op.status < 0) turn_end(fl);
+  return fs_check(L, t, f, fname, NULL);
+}
+
+/* The turn came (the operation's body is at index 4), or cancelled. */
+static int turn_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  lx_file *fl = lua_touserdata(L, 1);
+  lua_CFunction body = lua_tocfunction(L, 4);
+  (void)status;
+  if (lx_wait_resumed(t)) {
+    if (t->granted) turn_end(fl); /* handed the turn, then cancelled */
+    return lx_task_raise_cancelled(L, t);
+  }
+  lua_settop(L, 3); /* remove body */
+  return body(L);
+}
+
+/*
+** Run body, an operation on the File at index 1 with its arguments at 2
+** and 3, in the file's turn: at once if the file is idle, else after the
+** operations called before it (t: the calling task, needed only then).
+*/
+static int turn_run(lua_State *L, lx_task *t, lx_file *fl,
+                    lua_CFunction body) {
+  lua_settop(L, 3);
+  if (!fl->busy) {
+    fl->busy = 1;
+    return body(L);
+  }
+  lua_pushcfunction(L, body);
+  return lx_wait_on(L, t, &fl->waiters, turn_k);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** File methods: each does its work in the file's turn (a `*_body`)
+** ======================================================================= */
+
 /* Ask for a block at `at`; NULL if that cannot start now. */
 static fs_op *block_start(lx_loop *loop, lx_file *fl, int64_t at) {
   size_t len = block_len(fl->chunk);
-  fs_op *f = malloc(sizeof *f);
+  fs_op *f = fs_alloc(len);
   uv_buf_t buf;
-  if (f == NULL || (f->buf = malloc(len)) == NULL) {
-    free(f);
-    return NULL;
-  }
-  f->op.abort = fs_abort;
-  f->op.task = NULL;
-  f->op.done = 0;
+  if (f == NULL) return NULL;
   f->owner = fl;
   buf = uv_buf_init(f->buf, (unsigned)len);
   if (uv_fs_read(loop->uv, &f->req, fl->fd, &buf, 1, at, fs_cb) < 0) {
@@ -238,37 +374,37 @@ static fs_op *block_start(lx_loop *loop, lx_file *fl, int64_t at) {
   return f;
 }
 
-static int file_read(lua_State *L);
+static int read_body(lua_State *L);
+
+/* A read-ahead block the read waited for completed (it stays the file's). */
+static int block_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  (void)status;
+  lx_op_resumed(t);
+  if (t->must_cancel) {
+    turn_end(lua_touserdata(L, 1));
+    return lx_task_raise_cancelled(L, t);
+  }
+  return read_body(L); /* take from it */
+}
 
 static int read_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   lx_file *fl = lua_touserdata(L, 1);
-  fs_op *f = (fs_op *)lx_op_resumed(t);
+  fs_op *f = turn_resumed(L, t, fl, "File:read");
+  size_t n = (size_t)lua_tointeger(L, 2), got = (size_t)f->req.result;
   (void)status;
-  if (t->must_cancel) {
-    if (f && f->owner != fl) fs_free(f); /* a read-ahead stays the file's */
-    return lx_task_raise_cancelled(L, t);
+  fl->pos += (int64_t)got;
+  lua_pushlstring(L, f->buf, got); /* "" at the end */
+  fs_free(f);
+  if (got == n && fl->fd >= 0 && !fl->stream) { /* a full chunk: read
+                                                   ahead from now */
+    fl->chunk = n;
+    fl->cur = block_start(t->fut.loop, fl, fl->pos);
+    fl->cur_off = 0;
   }
-  if (f->owner == fl) /* a read-ahead block arrived: take from it */
-    return file_read(L);
-  if (f->op.status < 0) {
-    int err = f->op.status;
-    fs_free(f);
-    return lx_os_error(L, err, "File:read", NULL);
-  }
-  {
-    size_t n = (size_t)lua_tointeger(L, 2), got = (size_t)f->req.result;
-    fl->pos += (int64_t)got;
-    lua_pushlstring(L, f->buf, got); /* "" at the end */
-    fs_free(f);
-    if (got == n && fl->fd >= 0 && !fl->stream) { /* a full chunk: read
-                                                     ahead from now */
-      fl->chunk = n;
-      fl->cur = block_start(t->fut.loop, fl, fl->pos);
-      fl->cur_off = 0;
-    }
-    return 1;
-  }
+  turn_end(fl);
+  return 1;
 }
 
 /* [-0, +1|yield] the next n bytes from the read-ahead blocks */
@@ -281,21 +417,26 @@ static int read_ahead(lua_State *L, lx_task *t, lx_file *fl, size_t n) {
       fl->next = NULL;
       fl->cur_off = 0;
       if (fl->cur == NULL) fl->cur = block_start(t->fut.loop, fl, fl->pos);
-      if (fl->cur == NULL) return luaL_error(L, "lasync.File:read: %s",
-                                             "out of memory");
+      if (fl->cur == NULL) {
+        turn_end(fl);
+        return luaL_error(L, "lasync.File:read: out of memory");
+      }
     }
     f = fl->cur;
-    if (!f->op.done) return lx_op_await(L, t, &f->op, read_k);
+    if (!f->op.done) return lx_op_await(L, t, &f->op, block_k);
     if (f->op.status < 0) {
       int err = f->op.status;
       ahead_drop(fl);
-      return lx_os_error(L, err, "File:read", NULL);
+      return turn_os_error(L, fl, err, "File:read");
     }
-    avail = (size_t)f->req.result - fl->cur_off;
-    if (f->req.result == 0) { /* nothing more: the end of the file */
+    if (f->req.result == 0) { /* the end of the file, for now: the next
+                                 read asks again, for data appended since */
+      ahead_drop(fl);
+      turn_end(fl);
       lua_pushliteral(L, "");
       return 1;
     }
+    avail = (size_t)f->req.result - fl->cur_off;
     if (fl->next == NULL && (size_t)f->req.result == block_len(fl->chunk)) {
       fl->next_pos = fl->pos - (int64_t)fl->cur_off + (int64_t)f->req.result;
       fl->next = block_start(t->fut.loop, fl, fl->next_pos); /* keep one in
@@ -311,8 +452,27 @@ static int read_ahead(lua_State *L, lx_task *t, lx_file *fl, size_t n) {
     lua_pushlstring(L, f->buf + fl->cur_off, m);
     fl->cur_off += m;
     fl->pos += (int64_t)m;
+    turn_end(fl);
     return 1;
   }
+}
+
+/* [-0, +1|yield] read, in the turn (n at index 2) */
+static int read_body(lua_State *L) {
+  lx_task *t = FS_TASK(L, "File:read");
+  lx_file *fl = lua_touserdata(L, 1);
+  size_t n = (size_t)lua_tointeger(L, 2);
+  fs_op *f;
+  uv_buf_t buf;
+  if (fl->fd < 0) return turn_closed(L, fl, "File:read");
+  if (fl->chunk == n && (fl->cur || fl->next))
+    return read_ahead(L, t, fl, n);
+  ahead_drop(fl);
+  f = turn_new(L, fl, n);
+  buf = uv_buf_init(f->buf, (unsigned)n);
+  return turn_await(L, t, fl, f, uv_fs_read(t->fut.loop->uv, &f->req, fl->fd,
+                                            &buf, 1, at_pos(fl), fs_cb),
+                    "File:read", read_k);
 }
 
 /* file:read([n=65536]) -> up to n bytes; "" at the end of the file */
@@ -320,111 +480,173 @@ static int file_read(lua_State *L) {
   lx_task *t = FS_TASK(L, "File:read");
   lx_file *fl = check_file(L, "File:read");
   lua_Integer n = luaL_optinteger(L, 2, LX_READ_CHUNK);
-  fs_op *f;
-  uv_buf_t buf;
   if (n < 0) return luaL_error(L, "lasync.File:read: n must be >= 0");
-  lua_settop(L, 1);
-  lua_pushinteger(L, n);
   if (n == 0) {
     lua_pushliteral(L, "");
     return 1;
   }
-  if (fl->chunk == (size_t)n && (fl->cur || fl->next))
-    return read_ahead(L, t, fl, (size_t)n);
-  ahead_drop(fl);
-  f = fs_new(L, (size_t)n);
-  buf = uv_buf_init(f->buf, (unsigned)n);
-  return fs_await(L, t, f, uv_fs_read(t->fut.loop->uv, &f->req, fl->fd, &buf,
-                                      1, at_pos(fl), fs_cb),
-                  "File:read", NULL, read_k);
+  lua_settop(L, 1);
+  lua_pushinteger(L, n);
+  return turn_run(L, t, fl, read_body);
 }
 
 static int write_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
-  fs_op *f = fs_resumed(L, t, "File:write", 0);
   lx_file *fl = lua_touserdata(L, 1);
+  fs_op *f = turn_resumed(L, t, fl, "File:write");
   (void)status;
   if (!fl->append) fl->pos += f->req.result;
   fs_free(f);
+  turn_end(fl);
   return 0;
+}
+
+/* write, in the turn (the data at index 2) */
+static int write_body(lua_State *L) {
+  lx_task *t = FS_TASK(L, "File:write");
+  lx_file *fl = lua_touserdata(L, 1);
+  size_t len;
+  const char *data = lua_tolstring(L, 2, &len);
+  fs_op *f;
+  uv_buf_t buf;
+  if (fl->fd < 0) return turn_closed(L, fl, "File:write");
+  ahead_drop(fl);
+  f = turn_new(L, fl, len ? len : 1);
+  memcpy(f->buf, data, len); /* the request owns its bytes */
+  buf = uv_buf_init(f->buf, (unsigned)len);
+  return turn_await(L, t, fl, f, uv_fs_write(t->fut.loop->uv, &f->req,
+                                             fl->fd, &buf, 1,
+                                             fl->append ? -1 : at_pos(fl),
+                                             fs_cb),
+                    "File:write", write_k);
 }
 
 /* file:write(data): the bytes at the file's position (or its end) */
 static int file_write(lua_State *L) {
   lx_task *t = FS_TASK(L, "File:write");
   lx_file *fl = check_file(L, "File:write");
-  size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
-  fs_op *f;
-  ahead_drop(fl);
-  f = fs_new(L, len ? len : 1);
-  uv_buf_t buf;
-  memcpy(f->buf, data, len); /* the request owns its bytes */
-  lua_settop(L, 1);
-  buf = uv_buf_init(f->buf, (unsigned)len);
-  return fs_await(L, t, f, uv_fs_write(t->fut.loop->uv, &f->req, fl->fd,
-                                       &buf, 1, fl->append ? -1 : at_pos(fl),
-                                       fs_cb),
-                  "File:write", NULL, write_k);
+  luaL_checkstring(L, 2);
+  return turn_run(L, t, fl, write_body);
 }
 
-static int simple_k(lua_State *L, int status, lua_KContext ctx) {
+static int sync_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
+  lx_file *fl = lua_touserdata(L, 1);
   (void)status;
-  fs_free(fs_resumed(L, t, "File", 0));
+  fs_free(turn_resumed(L, t, fl, "File:sync"));
+  turn_end(fl);
   return 0;
+}
+
+static int sync_body(lua_State *L) {
+  lx_task *t = FS_TASK(L, "File:sync");
+  lx_file *fl = lua_touserdata(L, 1);
+  fs_op *f;
+  if (fl->fd < 0) return turn_closed(L, fl, "File:sync");
+  f = turn_new(L, fl, 0);
+  return turn_await(L, t, fl, f, uv_fs_fsync(t->fut.loop->uv, &f->req,
+                                             fl->fd, fs_cb),
+                    "File:sync", sync_k);
 }
 
 /* file:sync(): flush to the disk */
 static int file_sync(lua_State *L) {
   lx_task *t = FS_TASK(L, "File:sync");
   lx_file *fl = check_file(L, "File:sync");
-  fs_op *f = fs_new(L, 0);
-  lua_settop(L, 1);
-  return fs_await(L, t, f, uv_fs_fsync(t->fut.loop->uv, &f->req, fl->fd,
-                                       fs_cb),
-                  "File:sync", NULL, simple_k);
+  return turn_run(L, t, fl, sync_body);
+}
+
+static const char *const whences[] = {"set", "cur", "end", NULL};
+
+/* End a seek in its turn: move to pos, or raise if pos is negative. */
+static int seek_to(lua_State *L, lx_file *fl, int64_t pos) {
+  turn_end(fl);
+  if (pos < 0)
+    return luaL_error(L, "lasync.File:seek: position would be negative");
+  fl->pos = pos;
+  lua_pushinteger(L, pos);
+  return 1;
 }
 
 static int size_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
-  fs_op *f = fs_resumed(L, t, "File:seek", 0);
   lx_file *fl = lua_touserdata(L, 1);
+  fs_op *f = turn_resumed(L, t, fl, "File:seek");
+  int64_t pos = (int64_t)f->req.statbuf.st_size + lua_tointeger(L, 3);
   (void)status;
-  fl->pos = (int64_t)f->req.statbuf.st_size + luaL_optinteger(L, 3, 0);
   fs_free(f);
-  lua_pushinteger(L, fl->pos);
-  return 1;
+  return seek_to(L, fl, pos);
+}
+
+/* seek, in the turn (whence and offset at 2 and 3, already checked) */
+static int seek_body(lua_State *L) {
+  lx_file *fl = lua_touserdata(L, 1);
+  int whence = luaL_checkoption(L, 2, "cur", whences);
+  lua_Integer offset = lua_tointeger(L, 3);
+  if (fl->fd < 0) return turn_closed(L, fl, "File:seek");
+  ahead_drop(fl);
+  if (whence == 2) { /* "end": ask for the size */
+    lx_task *t = FS_TASK(L, "File:seek");
+    fs_op *f = turn_new(L, fl, 0);
+    return turn_await(L, t, fl, f, uv_fs_fstat(t->fut.loop->uv, &f->req,
+                                               fl->fd, fs_cb),
+                      "File:seek", size_k);
+  }
+  return seek_to(L, fl, whence == 0 ? offset : fl->pos + offset);
 }
 
 /* file:seek([whence="cur" [, offset=0]]) -> position, as io's seek */
 static int file_seek(lua_State *L) {
-  static const char *const whences[] = {"set", "cur", "end", NULL};
   lx_file *fl = check_file(L, "File:seek");
   int whence = luaL_checkoption(L, 2, "cur", whences);
-  lua_Integer offset = luaL_optinteger(L, 3, 0);
+  lx_task *t = NULL;
+  luaL_optinteger(L, 3, 0);
   if (fl->stream) return lx_os_error(L, UV_ESPIPE, "File:seek", NULL);
-  ahead_drop(fl);
-  if (whence == 2) { /* "end": ask for the size */
-    lx_task *t = FS_TASK(L, "File:seek");
-    fs_op *f = fs_new(L, 0);
-    lua_settop(L, 3);
-    return fs_await(L, t, f, uv_fs_fstat(t->fut.loop->uv, &f->req, fl->fd,
-                                         fs_cb),
-                    "File:seek", NULL, size_k);
-  }
-  if ((whence == 0 ? offset : fl->pos + offset) < 0)
-    return luaL_error(L, "lasync.File:seek: position would be negative");
-  fl->pos = whence == 0 ? offset : fl->pos + offset;
-  lua_pushinteger(L, fl->pos);
-  return 1;
+  if (whence == 2 || fl->busy) /* it awaits: only a task can */
+    t = FS_TASK(L, "File:seek");
+  return turn_run(L, t, fl, seek_body);
 }
 
 static int close_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
+  lx_file *fl = lua_touserdata(L, 1);
   (void)status;
-  fs_free(fs_resumed(L, t, "File:close", 0));
+  fs_free(turn_resumed(L, t, fl, "File:close"));
+  turn_end(fl);
   return 0;
+}
+
+/* close, in the turn */
+static int close_body(lua_State *L) {
+  lx_task *t = FS_TASK(L, "File:close");
+  lx_file *fl = lua_touserdata(L, 1);
+  uv_file fd = fl->fd;
+  fs_op *f;
+  if (fd < 0) { /* closed while it waited for its turn */
+    turn_end(fl);
+    return 0;
+  }
+  f = turn_new(L, fl, 0);
+  ahead_drop(fl);
+  fl->fd = -1;
+  return turn_await(L, t, fl, f, uv_fs_close(t->fut.loop->uv, &f->req, fd,
+                                             fs_cb),
+                    "File:close", close_k);
+}
+
+/*
+** Close without a request (a quick call). While an operation is in its
+** turn a pool thread may still use the descriptor: turn_end closes it.
+*/
+static void close_now(lx_file *fl) {
+  if (fl->fd < 0) return;
+  if (fl->busy) {
+    fl->close_fd = fl->fd;
+  } else {
+    ahead_drop(fl);
+    close(fl->fd);
+  }
+  fl->fd = -1;
 }
 
 /* file:close(): a closed file refuses every other method */
@@ -432,30 +654,27 @@ static int file_close(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_file *fl = lx_checkclass(L, rt, 1, LX_MT_FILE, "File:close");
   lx_task *t = rt->loop ? rt->loop->current : NULL;
-  uv_file fd = fl->fd;
-  fs_op *f;
-  if (fd < 0) return 0;
-  ahead_drop(fl);
-  fl->fd = -1;
+  if (fl->fd < 0) return 0;
   if (t == NULL || t->co != L) { /* outside a task: at once */
-    close(fd);
+    close_now(fl);
     return 0;
   }
-  f = fs_new(L, 0);
-  lua_settop(L, 1);
-  return fs_await(L, t, f, uv_fs_close(t->fut.loop->uv, &f->req, fd, fs_cb),
-                  "File:close", NULL, close_k);
+  return turn_run(L, t, fl, close_body);
 }
 
-/*
-** __close and __gc: close at once, without a request (a quick call; and
-** __close may run where a task cannot yield, while an error unwinds).
-*/
+/* __close: at once (it may run where a task cannot yield: an error unwinds) */
+static int file__close(lua_State *L) {
+  close_now(lua_touserdata(L, 1));
+  return 0;
+}
+
+/* __gc: nothing can use the file any more */
 static int file__gc(lua_State *L) {
   lx_file *fl = lua_touserdata(L, 1);
   ahead_drop(fl);
   if (fl->fd >= 0) close(fl->fd);
-  fl->fd = -1;
+  if (fl->close_fd >= 0) close(fl->close_fd);
+  fl->fd = fl->close_fd = -1;
   return 0;
 }
 
@@ -656,7 +875,7 @@ void lx_open_fs(lua_State *L) {
   };
   static const luaL_Reg meta[] = {
     {"__gc", file__gc},
-    {"__close", file__gc},
+    {"__close", file__close},
     {"__tostring", file__tostring},
     {NULL, NULL}
   };
