@@ -80,6 +80,29 @@ function Term:expect(text, timeout)
   error(("expected %q on the screen:\n%s"):format(text, screen), 2)
 end
 
+local function prompts(screen)
+  local n = 0
+  for _ in screen:gmatch("\n>") do n = n + 1 end
+  return n
+end
+
+-- Type a line and Enter, then wait for the next prompt, so that what is
+-- typed next never mixes with the output of this entry.
+function Term:enter(line)
+  local before = prompts("\n" .. self:screen())
+  self:send(line, "Enter")
+  local deadline = os.time() + 5 * multiplier
+  repeat
+    local screen = "\n" .. self:screen()
+    local last = screen:match("\n([^\n]*)\n*$")
+    if prompts(screen) > before and (last == ">" or last == ">>") then
+      return screen
+    end
+    os.execute("sleep 0.02")
+  until os.time() > deadline
+  error("no prompt after " .. line .. ":\n" .. self:screen(), 2)
+end
+
 function Term:alive()
   return not tmux(self, "has-session"):find("no server")
 end
@@ -107,9 +130,9 @@ describe("the REPL on a terminal", function()
   after_each(function() term:close() end)
 
   it("prints a banner, then values of expressions, =expr and nils", function()
-    term:send("x = 1 + 2", "Enter")
-    term:send("x, nil, 'a\\nb'", "Enter")
-    term:send("=x * 2", "Enter")
+    term:enter("x = 1 + 2")
+    term:enter("x, nil, 'a\\nb'")
+    term:enter("=x * 2")
     local screen = term:expect("> =x * 2\n6\n>")
     assert.matches("^lasync %d+%.%d+%.%d+ %(Lua 5%.4%)", screen)
     -- the values are tab-separated; the screen shows the tabs as spaces
@@ -117,25 +140,25 @@ describe("the REPL on a terminal", function()
   end)
 
   it("shows tables readably, to a bounded depth", function()
-    term:send("{1, 'two', {a = {b = {c = {d = 1}}}}, n = 3}", "Enter")
+    term:enter("{1, 'two', {a = {b = {c = {d = 1}}}}, n = 3}")
     term:expect('{1, "two", {a = {b = {...}}}, n = 3}')
   end)
 
   it("continues incomplete input on a second prompt", function()
-    term:send("function double(n)", "Enter")
+    term:enter("function double(n)")
     term:expect(">>")
-    term:send("return n * 2", "Enter")
-    term:send("end", "Enter")
-    term:send("double(21)", "Enter")
+    term:enter("return n * 2")
+    term:enter("end")
+    term:enter("double(21)")
     term:expect("> double(21)\n42\n>")
   end)
 
   it("lets an entry await, and keeps spawned tasks running between " ..
      "prompts, printing above the line being typed", function()
-    term:send("lasync.sleep(0.05, 'slept')", "Enter")
+    term:enter("lasync.sleep(0.05, 'slept')")
     term:expect("'slept')\n\"slept\"\n>")
-    term:send("t = lasync.spawn(function() for i = 1, 3 do " ..
-              "lasync.sleep(0.05) print('tick', i) end end)", "Enter")
+    term:enter("t = lasync.spawn(function() for i = 1, 3 do " ..
+               "lasync.sleep(0.05) print('tick', i) end end)")
     term:send("half typed")
     local screen = term:expect("tick    3")
     local l = lines(screen)
@@ -146,12 +169,12 @@ describe("the REPL on a terminal", function()
 
   it("Ctrl-C cancels the running entry but not a background task",
      function()
-    term:send("bg = lasync.spawn(function() lasync.sleep(30) end)", "Enter")
+    term:enter("bg = lasync.spawn(function() lasync.sleep(30) end)")
     term:send("lasync.sleep(30) print('not reached')", "Enter")
     os.execute("sleep 0.1")
     term:send(nil, "C-c")
     term:expect("lasync: interrupted\n>")
-    term:send("bg:done(), bg:cancelled()", "Enter")
+    term:enter("bg:done(), bg:cancelled()")
     term:expect("bg:cancelled()\nfalse   false\n>")
     local screen = term:screen()
     assert.falsy(screen:find("not reached", 1, true) and
@@ -163,7 +186,7 @@ describe("the REPL on a terminal", function()
     term:send(nil, "C-c")
     term:expect("(To exit, press Ctrl-D or call os.exit())")
     term:send("x = ", "C-c")
-    term:send("1 + 1", "Enter")
+    term:enter("1 + 1")
     term:expect("> 1 + 1\n2\n>")
     local screen = term:screen()
     local _, hints = screen:gsub("To exit", "")
@@ -171,15 +194,15 @@ describe("the REPL on a terminal", function()
   end)
 
   it("prints errors with their traceback and goes on", function()
-    term:send("error('boom')", "Enter")
+    term:enter("error('boom')")
     term:expect("lasync: stdin:1: boom")
     term:expect("stack traceback of task")
-    term:send("x = (1 +", "Enter")
+    term:enter("x = (1 +")
     term:expect(">>")
     term:send(nil, "C-c")
-    term:send("return +", "Enter")
+    term:enter("return +")
     term:expect("lasync: stdin:1: unexpected symbol near '+'")
-    term:send("'still here'", "Enter")
+    term:enter("'still here'")
     term:expect('"still here"')
   end)
 
@@ -187,7 +210,7 @@ describe("the REPL on a terminal", function()
     term:send("string.for", "Tab")
     term:expect("> string.format")
     term:send("", "C-u")
-    term:send("q = lasync.Queue()", "Enter")
+    term:enter("q = lasync.Queue()")
     term:send("q:put_n", "Tab")
     term:expect("> q:put_nowait")
     term:send("", "C-u")
@@ -197,9 +220,9 @@ describe("the REPL on a terminal", function()
   end)
 
   it("lists tasks with lasync.tasks()", function()
-    term:send("w = lasync.spawn(function() lasync.sleep(30) end)", "Enter")
-    term:send("w:set_name('worker')", "Enter")
-    term:send("print(lasync.tasks())", "Enter")
+    term:enter("w = lasync.spawn(function() lasync.sleep(30) end)")
+    term:enter("w:set_name('worker')")
+    term:enter("print(lasync.tasks())")
     local screen = term:expect("worker")
     assert.truthy(screen:find("name%s+state%s+at"))
     assert.truthy(screen:find("worker%s+waiting%s+stdin:1"))
@@ -208,10 +231,9 @@ describe("the REPL on a terminal", function()
 
   it("exits at Ctrl-D, cancelling tasks still running, and saves the " ..
      "history", function()
-    term:send("lasync.spawn(function() local ok = pcall(lasync.sleep, 30) " ..
-              "io.open(os.getenv('HOME') .. '/cleaned', 'w'):close() end)",
-              "Enter")
-    term:send("'first'", "Enter")
+    term:enter("lasync.spawn(function() local ok = pcall(lasync.sleep, 30) " ..
+              "io.open(os.getenv('HOME') .. '/cleaned', 'w'):close() end)")
+    term:enter("'first'")
     term:expect('"first"')
     term:send(nil, "C-d")
     local deadline = os.time() + 5 * multiplier
