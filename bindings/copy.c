@@ -85,13 +85,15 @@ static void write_function(lua_State *L, copy_ctx *c, int idx) {
   }
   if (put_tag(c->b, T_FUNCTION) < 0) luaL_error(L, "lasync: out of memory");
   {
-    size_t at = c->b->len;
+    size_t at = c->b->len, len;
     if (put_size(c->b, 0) < 0) luaL_error(L, "lasync: out of memory");
     lua_pushvalue(L, idx);
     if (lua_dump(L, dump_writer, c->b, 0) != 0)
       luaL_error(L, "lasync: out of memory");
     lua_pop(L, 1);
-    *(size_t *)(c->b->data + at) = c->b->len - at - sizeof(size_t);
+    len = c->b->len - at - sizeof len;
+    /* the buffer is bytes: at may be misaligned for a size_t store */
+    memcpy(c->b->data + at, &len, sizeof len);
   }
 }
 
@@ -156,8 +158,10 @@ static void write_value(lua_State *L, copy_ctx *c, int idx, int depth) {
 }
 
 /*
-** Append the n values from index first to b; a function allowed only at
-** first when with_function. Errors name fname and say which value failed.
+** Append the n values from index first to b. When with_function, the
+** value at first must be a function (and is the only one allowed): a
+** missing one is refused here, before a worker would call nothing.
+** Errors name fname and say which value failed.
 */
 void lx_copy_out(lua_State *L, lx_buf *b, int first, int n, int with_function,
                  const char *fname, const char *what) {
@@ -170,13 +174,13 @@ void lx_copy_out(lua_State *L, lx_buf *b, int first, int n, int with_function,
   c.what = label;
   lua_newtable(L);
   c.seen = lua_gettop(L);
+  if (with_function && (n < 1 || !lua_isfunction(L, first)))
+    luaL_error(L, "lasync.%s: expected a function (got %s)", fname,
+               n < 1 ? "no value" : luaL_typename(L, first));
   for (i = 0; i < n; i++) {
     snprintf(label, sizeof label, "%s #%d", what, i + 1);
     if (i == 0 && with_function) {
       c.what = "the function";
-      if (!lua_isfunction(L, first))
-        luaL_error(L, "lasync.%s: expected a function (got %s)", fname,
-                   luaL_typename(L, first));
       write_function(L, &c, first);
       c.what = label;
     } else {

@@ -102,7 +102,10 @@ void lx_loop_hold(lx_loop *loop, int delta) {
 
 struct lasync_completion {
   lx_loop *loop;
-  int fut_ref;               /* the future, anchored until settled */
+  lx_resource node;          /* in the loop's resources until it runs, so
+                                that closing the loop releases fut_ref */
+  int fut_ref;               /* the future, anchored until settled; released
+                                by completion_run or completion_close */
   lasync_completion_fn fn;   /* pushes the results, on the loop thread */
   void *ud;
 };
@@ -118,9 +121,20 @@ static int settle_protected(lua_State *L) {
   return n + 1;
 }
 
+/*
+** The loop closes before the completion ran (a Thread's job is still
+** being cancelled): release its future while there is a Lua state; the
+** post, which comes with L == NULL, only frees.
+*/
+static void completion_close(lua_State *L, lx_resource *r) {
+  lasync_completion *c = lx_container_of(r, lasync_completion, node);
+  lx_unanchor(L, c->loop->rt, &c->fut_ref);
+}
+
 static void completion_run(lua_State *L, void *ud) {
   lasync_completion *c = ud;
   int top, fidx;
+  lx_list_remove(&c->node);
   if (L == NULL) { /* the loop closed first: let the fn free its ud */
     c->fn(NULL, c->ud);
     free(c);
@@ -155,6 +169,8 @@ lasync_completion *lasync_completion_new(lua_State *L) {
   c->fut_ref = lx_anchor(L, rt, -1);
   c->fn = NULL;
   c->ud = NULL;
+  c->node.close = completion_close;
+  lx_list_add(&loop->resources, &c->node);
   lx_loop_hold(loop, 1);
   return c;
 }

@@ -21,13 +21,20 @@ static const struct {
   {"SIGCHLD", SIGCHLD}, {"SIGWINCH", SIGWINCH}, {"SIGPIPE", SIGPIPE},
   {"SIGALRM", SIGALRM}, {"SIGCONT", SIGCONT},   {"SIGTSTP", SIGTSTP},
   {"SIGKILL", SIGKILL}, {"SIGSTOP", SIGSTOP},   {"SIGABRT", SIGABRT},
-  {"SIGTTIN", SIGTTIN}, {"SIGTTOU", SIGTTOU},
+  {"SIGTTIN", SIGTTIN}, {"SIGTTOU", SIGTTOU},   {"SIGBUS", SIGBUS},
+  {"SIGFPE", SIGFPE},   {"SIGILL", SIGILL},     {"SIGSEGV", SIGSEGV},
+  {"SIGTRAP", SIGTRAP}, {"SIGURG", SIGURG},     {"SIGXCPU", SIGXCPU},
+  {"SIGXFSZ", SIGXFSZ}, {"SIGVTALRM", SIGVTALRM}, {"SIGPROF", SIGPROF},
+  {"SIGSYS", SIGSYS},
   {NULL, 0}
 };
 
 /* The signal at idx, by name ("SIGINT" or "INT") or number. */
 int lx_check_signal(lua_State *L, int idx, const char *fname) {
   int i;
+  if (lua_isnone(L, idx))
+    return luaL_error(L, "lasync.%s: unknown signal (expected a signal name "
+                         "or number, got no value)", fname);
   if (lua_type(L, idx) == LUA_TNUMBER) {
     lua_Integer n = lua_tointeger(L, idx);
     if (n > 0 && n < 65) return (int)n;
@@ -42,11 +49,15 @@ int lx_check_signal(lua_State *L, int idx, const char *fname) {
                     luaL_tolstring(L, idx, NULL));
 }
 
-static const char *signal_name(int signum) {
+#define SIGNAL_NAME_SIZE 16
+
+/* "SIGINT"; one outside the table (a real-time one) is "SIG34" */
+static const char *signal_name(int signum, char buf[SIGNAL_NAME_SIZE]) {
   int i;
   for (i = 0; signals[i].name; i++)
     if (signals[i].signum == signum) return signals[i].name;
-  return "signal";
+  snprintf(buf, SIGNAL_NAME_SIZE, "SIG%d", signum);
+  return buf;
 }
 
 /* {======================================================================
@@ -89,10 +100,11 @@ static void watch_close_resource(lua_State *L, lx_resource *r) {
 static void watch_cb(uv_signal_t *handle, int signum) {
   lx_sigwatch *w = handle->data;
   lua_State *L = w->loop->L;
+  char buf[SIGNAL_NAME_SIZE];
   if (L == NULL || w->ref == LUA_NOREF) return;
   lx_push_anchored(L, w->loop->rt, w->ref);
   lua_getiuservalue(L, -1, 1);
-  lua_pushstring(L, signal_name(signum));
+  lua_pushstring(L, signal_name(signum, buf));
   lx_call_soon(L, w->loop, 1);
   lua_pop(L, 2); /* the handle and the watch */
 }
@@ -125,6 +137,7 @@ static int core_signal(lua_State *L) {
   int signum = lx_check_signal(L, 1, "signal"), r;
   lx_sigwatch *w;
   sig_box *b;
+  char buf[SIGNAL_NAME_SIZE];
   if (!lx_is_callable(L, 2))
     return luaL_error(L, "lasync.signal: the handler must be a function "
                          "(got %s)", luaL_typename(L, 2));
@@ -149,7 +162,7 @@ static int core_signal(lua_State *L) {
   r = uv_signal_start(&w->h, watch_cb, signum);
   if (r < 0) {
     watch_close(L, w);
-    return lx_os_error(L, r, "signal", signal_name(signum));
+    return lx_os_error(L, r, "signal", signal_name(signum, buf));
   }
   uv_unref((uv_handle_t *)&w->h); /* watching alone keeps nothing alive */
   return 1;
@@ -165,6 +178,7 @@ typedef struct sig_op {
   lx_op op;
   uv_signal_t h;
   lx_runtime *rt;
+  int signum; /* kept: uv_signal_stop zeroes h.signum, and closing needs it */
 } sig_op;
 
 static void sig_op_closed_cb(uv_handle_t *handle) {
@@ -172,7 +186,7 @@ static void sig_op_closed_cb(uv_handle_t *handle) {
 }
 
 static void sig_op_close(sig_op *s) {
-  if (s->h.signum == SIGINT) s->rt->sigint_users--;
+  if (s->signum == SIGINT) s->rt->sigint_users--;
   uv_close((uv_handle_t *)&s->h, sig_op_closed_cb);
 }
 
@@ -190,12 +204,13 @@ static int wait_signal_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   sig_op *s = (sig_op *)lx_op_resumed(t);
   int signum;
+  char buf[SIGNAL_NAME_SIZE];
   (void)status;
   if (s == NULL) return lx_task_raise_cancelled(L, t); /* abort closed it */
   signum = s->op.status;
   sig_op_close(s);
   if (t->must_cancel) return lx_task_raise_cancelled(L, t);
-  lua_pushstring(L, signal_name(signum));
+  lua_pushstring(L, signal_name(signum, buf));
   return 1;
 }
 
@@ -205,15 +220,17 @@ static int core_wait_signal(lua_State *L) {
   lx_task *t = lx_current_task(L, rt, "wait_signal");
   int signum = lx_check_signal(L, 1, "wait_signal"), r;
   sig_op *s = malloc(sizeof *s);
+  char buf[SIGNAL_NAME_SIZE];
   if (s == NULL) return luaL_error(L, "lasync.wait_signal: out of memory");
   s->rt = rt;
+  s->signum = signum;
   s->op.abort = sig_op_abort;
   uv_signal_init(t->fut.loop->uv, &s->h);
   r = uv_signal_start(&s->h, sig_op_cb, signum);
   if (signum == SIGINT) rt->sigint_users++;
   if (r < 0) {
     sig_op_close(s);
-    return lx_os_error(L, r, "wait_signal", signal_name(signum));
+    return lx_os_error(L, r, "wait_signal", signal_name(signum, buf));
   }
   return lx_op_await(L, t, &s->op, wait_signal_k);
 }

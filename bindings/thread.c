@@ -5,7 +5,8 @@
 ** function and its arguments, the results and errors cross by copy
 ** (copy.c). The caller gets a task (named "to_thread") that finishes with
 ** the function's results, or fails with its error and the worker's
-** traceback.
+** traceback. Cancelling the task takes back a call not yet started; one
+** already running finishes, and its results are dropped.
 */
 #include <pthread.h>
 #include <stdlib.h>
@@ -15,14 +16,24 @@
 #include "lasync.h"
 #include "lualib.h"
 
+/*
+** A to_thread call, C memory from the call until after_cb frees it (libuv
+** always calls after_cb, with UV_ECANCELED when uv_cancel took it back).
+*/
 typedef struct pool_job {
   uv_work_t work;
   lx_buf in;       /* the function and its arguments */
   lx_buf out;      /* the results; or the error and its traceback */
   int ok;          /* the function returned */
-  lx_loop *loop;
-  int fut_ref;     /* the future the task awaits (anchored while queued) */
-  lx_task *task;   /* the task awaiting it (pending until then) */
+  lx_loop *loop;   /* NULL once its loop closed: after_cb only frees */
+  lx_resource node; /* in the loop's resources until after_cb, so that
+                       closing the loop releases fut_ref (job_close) */
+  lx_waiter fut_end; /* linked to the future while the call is out: the
+                        future cancelled takes the call back (fut_ended) */
+  int fut_ref;     /* the future the task awaits; released by after_cb or
+                      job_close */
+  lx_task *task;   /* the task awaiting it: pending (anchored) while the
+                      future is, which is when after_cb uses it */
 } pool_job;
 
 /* {======================================================================
@@ -131,21 +142,69 @@ static void work_cb(uv_work_t *req) {
 ** Back on the loop thread
 ** ======================================================================= */
 
+/* Unlinking is a no-op after after_cb's or job_close's own. */
 static void job_free(pool_job *j) {
+  lx_list_remove(&j->node);
+  lx_waiter_unlink(&j->fut_end);
   lx_buf_free(&j->in);
   lx_buf_free(&j->out);
   free(j);
 }
 
+/*
+** The future was cancelled before the call returned (its task was): a
+** call still queued never runs, as asyncio drops an executor job not yet
+** started; after_cb gets UV_ECANCELED. A running one cannot be stopped:
+** uv_cancel fails with UV_EBUSY and the results are dropped.
+*/
+static void fut_ended(lua_State *L, lx_waiter *w, int fidx) {
+  pool_job *j = lx_container_of(w, pool_job, fut_end);
+  (void)L;
+  (void)fidx;
+  uv_cancel((uv_req_t *)&j->work);
+}
+
+/*
+** The task is cancelled before its first step, so before it awaits the
+** future: cancel the future as that await would (the task's hook until
+** then), so that a queued call is taken back. Its coroutine holds the body
+** and its one argument, the future; the body never runs (must_cancel).
+*/
+static int cancel_unstarted(lua_State *L, lx_task *t, int msgidx) {
+  luaL_checkstack(L, 2, NULL);
+  lua_checkstack(t->co, 1);
+  lua_pushvalue(t->co, 2);
+  lua_xmove(t->co, L, 1);
+  lx_future_cancel(L, -1, msgidx);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/*
+** The loop closes (its tasks are detached already): release the future
+** while there is a Lua state to do it, take back a call not yet started,
+** and leave the job to after_cb, which closing the loop waits for.
+*/
+static void job_close(lua_State *L, lx_resource *r) {
+  pool_job *j = lx_container_of(r, pool_job, node);
+  lx_waiter_unlink(&j->fut_end);
+  lx_unanchor(L, j->loop->rt, &j->fut_ref);
+  uv_cancel((uv_req_t *)&j->work);
+  j->loop = NULL;
+}
+
 static void after_cb(uv_work_t *req, int status) {
   pool_job *j = lx_container_of(req, pool_job, work);
-  lua_State *L = j->loop->L;
-  lx_runtime *rt = j->loop->rt;
+  lua_State *L;
+  lx_runtime *rt;
   int top, fidx;
-  if (L == NULL) { /* the loop is closing: nobody waits */
+  if (j->loop == NULL) { /* the loop closed: nobody waits */
     job_free(j);
     return;
   }
+  L = j->loop->L;
+  rt = j->loop->rt;
+  lx_waiter_unlink(&j->fut_end); /* settling it below is no cancel */
   top = lua_gettop(L);
   lx_push_anchored(L, rt, j->fut_ref);
   lx_unanchor(L, rt, &j->fut_ref);
@@ -213,16 +272,21 @@ static int core_to_thread(lua_State *L) {
   j->loop = loop;
   lx_future_new(L, rt, loop, 0);           /* 1: the job's future */
   j->fut_ref = lx_anchor(L, rt, 1);
+  lx_waiter_link(lua_touserdata(L, 1), &j->fut_end, fut_ended);
   lx_push_runtime(L);
   lua_pushcclosure(L, task_body, 1);       /* 2 */
   lua_pushvalue(L, 1);
   j->task = lx_task_new(L, loop, 0, 2, 1); /* 4 */
   lua_pushliteral(L, "to_thread");
   lx_task_set_name(L, 4);
+  j->task->on_cancel = cancel_unstarted;
+  j->node.close = job_close;
+  lx_list_add(&loop->resources, &j->node);
   r = uv_queue_work(loop->uv, &j->work, work_cb, after_cb);
   if (r < 0) {
     lx_unanchor(L, rt, &j->fut_ref);
     job_free(j);
+    lx_task_cancel(L, 4, 0); /* it would wait for nothing */
     return lx_os_error(L, r, "to_thread", NULL);
   }
   return 1;
@@ -231,9 +295,10 @@ static int core_to_thread(lua_State *L) {
 /* loop:run_in_executor(nil, fn, ...) -> the same task, asyncio's name */
 static int loop_run_in_executor(lua_State *L) {
   lx_loop_check(L, 1);
-  if (!lua_isnil(L, 2))
+  if (!lua_isnoneornil(L, 2))
     return luaL_error(L, "lasync.Loop:run_in_executor: only the default "
                          "executor (nil) exists");
+  if (lua_gettop(L) == 1) lua_pushnil(L); /* (): to_thread finds no fn */
   lua_rotate(L, 1, -2);
   lua_pop(L, 2);
   return core_to_thread(L);
@@ -275,6 +340,8 @@ typedef struct thread_job {
   lx_buf out;              /* results, or the error and its traceback */
   int ok;
   lasync_completion *c;    /* submit: the caller's future; call_soon: NULL */
+  lx_resource node;        /* in the thread loop's resources while its task
+                              runs: closing that loop answers (job_abandon) */
 } thread_job;
 
 static void thread_job_free(thread_job *job) {
@@ -323,29 +390,70 @@ static int deliver(lua_State *L, void *ud) {
   return lua_error(L);
 }
 
-/* On the thread: a job's task is done; send its results to the caller. */
-static int job_done(lua_State *L) {
-  thread_job *job = lua_touserdata(L, lua_upvalueindex(1));
-  lx_future *f = lua_touserdata(L, 1);
-  int n;
-  lua_settop(L, 1);
+/* The job is over: its outcome (in out) goes to the caller, if any. */
+static void job_send(thread_job *job) {
+  if (job->c) lasync_completion_send(job->c, deliver, job);
+  else thread_job_free(job);
+}
+
+/* pcall'd on the thread: copy the outcome of job (1), its task at 2 */
+static int job_copy(lua_State *L) {
+  thread_job *job = lua_touserdata(L, 1);
+  lx_future *f = lua_touserdata(L, 2);
   if (f->state == LX_FINISHED) {
-    n = lx_future_push_results(L, 1);
+    int n = lx_future_push_results(L, 2);
     job->ok = 1;
-    lx_copy_out(L, &job->out, 2, n, 0, "Thread:submit", "result");
+    lx_copy_out(L, &job->out, 3, n, 0, "Thread:submit", "result");
   } else {
     if (f->state == LX_FAILED) {
       lx_future_retrieved(f);
-      lua_getiuservalue(L, 1, LX_UV_RESULT);
+      lua_getiuservalue(L, 2, LX_UV_RESULT);
     } else {
       lua_pushliteral(L, "lasync.Thread:submit: the job was cancelled");
     }
     if (!lua_isstring(L, -1)) luaL_tolstring(L, -1, NULL);
     lx_copy_out(L, &job->out, -1, 1, 0, "Thread:submit", "error");
   }
-  if (job->c) lasync_completion_send(job->c, deliver, job);
-  else thread_job_free(job);
   return 0;
+}
+
+/*
+** On the thread: a job's task is done; send its outcome to the caller. A
+** call_soon job has nobody to send to: its error stays unretrieved, so it
+** is reported on the thread's loop. Results that cannot cross fail the
+** caller's future with the reason, rather than leaving it pending.
+*/
+static int job_done(lua_State *L) {
+  thread_job *job = lua_touserdata(L, lua_upvalueindex(1));
+  lua_settop(L, 1);
+  lx_list_remove(&job->node);
+  if (job->c == NULL) {
+    thread_job_free(job);
+    return 0;
+  }
+  lua_pushcfunction(L, job_copy);
+  lua_pushlightuserdata(L, job);
+  lua_pushvalue(L, 1);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* the message crosses instead */
+    job->ok = 0;
+    lx_buf_free(&job->out);
+    lx_copy_out(L, &job->out, -1, 1, 0, "Thread:submit", "error");
+  }
+  job_send(job);
+  return 0;
+}
+
+/*
+** The thread's loop closes before the job's task was done, or before
+** job_done, a done callback, could run: the caller still gets an answer
+** ("the thread stopped first"), and the job is freed.
+*/
+static void job_abandon(lua_State *L, lx_resource *r) {
+  thread_job *job = lx_container_of(r, thread_job, node);
+  (void)L;
+  lx_buf_free(&job->out);
+  job->ok = 0;
+  job_send(job);
 }
 
 /* On the thread: start a job as a task (L == NULL: the thread stopped). */
@@ -354,8 +462,7 @@ static void run_job(lua_State *L, void *ud) {
   lx_runtime *rt;
   int base, n;
   if (L == NULL) {
-    if (job->c) lasync_completion_send(job->c, deliver, job);
-    else thread_job_free(job);
+    job_send(job);
     return;
   }
   rt = lx_runtime_get(L);
@@ -365,6 +472,8 @@ static void run_job(lua_State *L, void *ud) {
   lua_pushlightuserdata(L, job);
   lua_pushcclosure(L, job_done, 1);
   lx_future_add_callback(L, -2, -1);
+  job->node.close = job_abandon;
+  lx_list_add(&rt->loop->resources, &job->node);
   lua_settop(L, base);
 }
 
@@ -462,10 +571,9 @@ static void thread_join_os(lx_thread *th) {
 /* The caller's loop closes: stop the thread and wait for it. */
 static void thread_close_resource(lua_State *L, lx_resource *r) {
   lx_thread *th = lx_container_of(r, lx_thread, node);
-  (void)L;
   thread_post(th, stop_cb, th);
   thread_join_os(th);
-  th->ref = LUA_NOREF; /* the anchors go with the loop */
+  lx_unanchor(L, th->caller->rt, &th->ref);
 }
 
 static lx_thread *check_thread(lua_State *L, const char *fname) {
@@ -482,9 +590,11 @@ static int copy_job(lua_State *L) {
   return 0;
 }
 
-/* Copy fn and its arguments from index first into b, or raise. */
+/* Copy fn and its arguments from index first into a new b, or raise
+   (then b owns nothing: copy before allocating what would leak). */
 static void copy_fn(lua_State *L, lx_buf *b, int first, const char *fname) {
   int n = lua_gettop(L) - first + 1;
+  lx_buf_init(b);
   lua_pushstring(L, fname);
   lua_pushcclosure(L, copy_job, 1);
   lua_pushlightuserdata(L, b);
@@ -495,15 +605,26 @@ static void copy_fn(lua_State *L, lx_buf *b, int first, const char *fname) {
   }
 }
 
+/* A job of fn and its arguments from index first, or raise. */
+static thread_job *job_new(lua_State *L, int first, const char *fname) {
+  thread_job *job;
+  lx_buf code;
+  copy_fn(L, &code, first, fname);
+  job = calloc(1, sizeof *job);
+  if (job == NULL) {
+    lx_buf_free(&code);
+    luaL_error(L, "lasync: out of memory");
+  }
+  job->code = code;
+  lx_buf_init(&job->out);
+  return job;
+}
+
 /* thread:submit(fn, ...) -> a future of the caller's loop for fn(...)'s
    results, run as a task on the thread's loop */
 static int thread_submit(lua_State *L) {
   lx_thread *th = check_thread(L, "Thread:submit");
-  thread_job *job = calloc(1, sizeof *job);
-  if (job == NULL) return luaL_error(L, "lasync: out of memory");
-  lx_buf_init(&job->code);
-  lx_buf_init(&job->out);
-  copy_fn(L, &job->code, 2, "Thread:submit");
+  thread_job *job = job_new(L, 2, "Thread:submit");
   job->c = lasync_completion_new(L);
   if (thread_post(th, run_job, job) < 0) { /* settle it with an error */
     lasync_completion_send(job->c, deliver, job);
@@ -514,11 +635,7 @@ static int thread_submit(lua_State *L) {
 /* thread:call_soon(fn, ...): run fn(...) on the thread's loop */
 static int thread_call_soon(lua_State *L) {
   lx_thread *th = check_thread(L, "Thread:call_soon");
-  thread_job *job = calloc(1, sizeof *job);
-  if (job == NULL) return luaL_error(L, "lasync: out of memory");
-  lx_buf_init(&job->code);
-  lx_buf_init(&job->out);
-  copy_fn(L, &job->code, 2, "Thread:call_soon");
+  thread_job *job = job_new(L, 2, "Thread:call_soon");
   if (thread_post(th, run_job, job) < 0) {
     thread_job_free(job);
     return luaL_error(L, "lasync.Thread:call_soon: the thread has stopped");
@@ -577,11 +694,16 @@ static int thread__gc(lua_State *L) {
 static int core_thread(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_loop *loop = lx_running_loop(L, rt, "Thread");
-  lx_thread *th = calloc(1, sizeof *th);
+  lx_thread *th;
   thread_box *b;
-  if (th == NULL) return luaL_error(L, "lasync.Thread: out of memory");
-  lx_buf_init(&th->start);
-  copy_fn(L, &th->start, 1, "Thread");
+  lx_buf start;
+  copy_fn(L, &start, 1, "Thread");
+  th = calloc(1, sizeof *th);
+  if (th == NULL) {
+    lx_buf_free(&start);
+    return luaL_error(L, "lasync.Thread: out of memory");
+  }
+  th->start = start;
   uv_mutex_init(&th->mutex);
   th->early_tail = &th->early;
   th->caller = loop;
