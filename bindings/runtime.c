@@ -163,7 +163,11 @@ void lx_warn(lx_runtime *rt, const char *fmt, ...) {
 /* Public: where L's reports go; fn == NULL restores stderr. */
 void lasync_set_warn(lua_State *L, lasync_warn_fn fn, void *ud) {
   lx_runtime *rt = lx_runtime_get(L);
-  if (rt == NULL) return;
+  if (rt == NULL) { /* before the core was loaded: load it now */
+    luaL_requiref(L, "lasync.core", luaopen_lasync_core, 0);
+    lua_pop(L, 1);
+    rt = lx_runtime_get(L);
+  }
   rt->warn = fn ? fn : warn_stderr;
   rt->warn_ud = fn ? ud : NULL;
 }

@@ -13,21 +13,75 @@ foreach(spec ${SPEC_FILES})
 endforeach()
 include(${CMAKE_CURRENT_LIST_DIR}/examples.cmake)
 
-# cmake --install into a staging prefix, then require "lasync" from the
-# stock lua5.4 with only that prefix's standard Lua directories on the path.
-add_test(NAME install.require
+# cmake --install into a staging prefix, then: require "lasync" from the
+# stock lua5.4 with only that prefix's standard Lua directories on the
+# path; run the installed command; build a C program out of the tree with
+# `pkg-config --cflags --libs lasync` and run it.
+add_test(NAME install.staging
          COMMAND ${CMAKE_SOURCE_DIR}/scripts/test-install.sh
                  ${CMAKE_BINARY_DIR} ${CMAKE_BINARY_DIR}/stage)
-set_tests_properties(install.require PROPERTIES TIMEOUT 120
-                     PASS_REGULAR_EXPRESSION "installed lasync: 42")
+set_tests_properties(install.staging PROPERTIES TIMEOUT 120
+  PASS_REGULAR_EXPRESSION "installed lasync: 42\n.*\
+out-of-tree \\(shared\\): hello embedder, slept\n\
+out-of-tree \\(static\\): hello embedder, slept\n.*test-install: OK"
+  FAIL_REGULAR_EXPRESSION "test-install: FAILED")
 
-add_test(NAME embed.minimal COMMAND embed_minimal)
-set_tests_properties(embed.minimal PROPERTIES TIMEOUT 30
-                     PASS_REGULAR_EXPRESSION "hello embedder, slept")
+# The man page renders without warnings (man -l, else groff).
+add_test(NAME install.man
+         COMMAND ${CMAKE_SOURCE_DIR}/scripts/test-man.sh
+                 ${CMAKE_SOURCE_DIR}/host/lasync.1)
+set_tests_properties(install.man PROPERTIES TIMEOUT 60
+                     PASS_REGULAR_EXPRESSION "test-man: OK")
 
-add_test(NAME c.completion COMMAND test_completion)
-set_tests_properties(c.completion PROPERTIES TIMEOUT 60
-                     PASS_REGULAR_EXPRESSION "343 settled, 57 failed")
+# The embedding examples (embed.<name>) and the C tests (c.<name>): each
+# runs plainly (instrumented in the ASan build) and, outside the ASan build,
+# under valgrind's memcheck (<test>.memcheck): no errors, no leaks.
+find_program(VALGRIND_EXE valgrind)
+if(NOT VALGRIND_EXE AND NOT LASYNC_SANITIZE)
+  message(STATUS "valgrind not found: no *.memcheck tests")
+endif()
+function(lasync_c_test test target regex)
+  add_test(NAME ${test}
+           COMMAND ${CMAKE_SOURCE_DIR}/scripts/run-c.sh $<TARGET_FILE:${target}>)
+  set_tests_properties(${test} PROPERTIES TIMEOUT 60
+                       PASS_REGULAR_EXPRESSION "${regex}"
+                       FAIL_REGULAR_EXPRESSION "run-c: FAILED")
+  if(VALGRIND_EXE AND NOT LASYNC_SANITIZE)
+    add_test(NAME ${test}.memcheck
+             COMMAND ${CMAKE_SOURCE_DIR}/scripts/run-c.sh ${VALGRIND_EXE} -q
+                     --leak-check=full --error-exitcode=9
+                     $<TARGET_FILE:${target}>)
+    set_tests_properties(${test}.memcheck PROPERTIES TIMEOUT 120
+                         PASS_REGULAR_EXPRESSION "${regex}"
+                         FAIL_REGULAR_EXPRESSION "run-c: FAILED;==[0-9]+== ")
+  endif()
+endfunction()
+
+lasync_c_test(embed.minimal embed_minimal "hello embedder, slept")
+lasync_c_test(embed.game_loop embed_game_loop
+  "game over: 2 waves, 5 enemies arrived, the player jumped and landed, \
+0 tasks pending")
+lasync_c_test(embed.tcp_server embed_tcp_server
+  "client: request 1 -> HELLO FROM C\nclient: request 2 -> slept 50 ms\n\
+client: request 3 -> sum=10\nclient: request 4 -> ERR unknown command \"fly\"\n\
+client: replies arrived in the order 1 3 4 2\n\
+server: handed 4 requests from 1 connection to Lua, sent 4 replies, \
+loop closed cleanly")
+lasync_c_test(embed.worker_thread embed_worker_thread
+  "primes below 100000: 9592\nprimes below 200000: 17984\n\
+primes below 300000: 25997\n\
+count_primes\\(1\\) failed: count_primes: 1 is too small\n\
+4 futures settled by a C worker thread; the Lua ticker kept ticking")
+lasync_c_test(c.completion test_completion "343 settled, 57 failed")
+lasync_c_test(c.host test_host "host: [0-9]+ checks, 0 failed")
+
+# docs/embedding.md documents every function of lasync.h, and its complete
+# programs compile.
+add_test(NAME embed.docs
+         COMMAND ${CMAKE_SOURCE_DIR}/scripts/test-embedding-docs.sh
+                 ${CMAKE_SOURCE_DIR})
+set_tests_properties(embed.docs PROPERTIES TIMEOUT 60
+                     PASS_REGULAR_EXPRESSION "embedding docs: OK")
 
 # The same test built with ThreadSanitizer, from the sources (the rest of
 # the build is not instrumented for threads). Skipped in the ASan build:

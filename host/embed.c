@@ -43,6 +43,13 @@ int lasync_is_interrupt(lua_State *L, int idx) {
 int lasync_run(lua_State *L, int nargs) {
   luaL_requiref(L, "lasync.core", luaopen_lasync_core, 0);
   lua_pop(L, 1);
+  if (lx_runtime_get(L)->loop) { /* an error status, not a panic */
+    lua_settop(L, lua_gettop(L) - nargs - 1);
+    lua_pushliteral(L, "lasync_run: an event loop is already running in "
+                       "this state");
+    lua_pushnil(L);
+    return LUA_ERRRUN;
+  }
   return lx_run_main(L, nargs);
 }
 
@@ -229,19 +236,24 @@ int lasync_host_run(lasync_host *h, uv_run_mode mode) {
   return 0;
 }
 
-/* pcall'd: cancel what is still pending, let it finish */
+/*
+** pcall'd: cancel what is still pending and run the loop until those tasks
+** have finished their cleanup (which may await), as lasync.run does.
+*/
 static int host_shutdown(lua_State *L) {
   lasync_host *h = lua_touserdata(L, 1);
   lx_loop *loop = h->loop;
-  int i, n = lx_push_pending_tasks(L, loop);
+  int i, n, loopidx;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->self_ref);
+  loopidx = lua_gettop(L);
+  lx_loop_detach(L, loop); /* the run below attaches it again */
+  n = lx_push_pending_tasks(L, loop);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
     lx_task_cancel(L, -1, 0);
     lua_pop(L, 1);
   }
-  for (i = 0; i < 1000 && loop->ntasks > 0; i++) /* a bounded wait */
-    if (uv_run(loop->uv, UV_RUN_NOWAIT) == 0 && loop->ready_head == NULL)
-      break;
+  lx_loop_run(L, loopidx, 0, LX_RUN_DRAIN);
   return 0;
 }
 
