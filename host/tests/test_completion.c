@@ -36,6 +36,9 @@ typedef struct batch {
   work *items[PER_THREAD];
 } batch;
 
+static pthread_t threads[NTHREADS]; /* joined at the end, so that valgrind
+                                       sees no thread still exiting */
+
 static void *thread_main(void *arg) {
   batch *b = arg;
   int i;
@@ -56,7 +59,6 @@ static int start_work(lua_State *L) {
   lua_createtable(L, NTHREADS * PER_THREAD, 0);
   for (t = 0; t < NTHREADS; t++) {
     batch *b = malloc(sizeof *b);
-    pthread_t tid;
     for (i = 0; i < PER_THREAD; i++) {
       work *w = malloc(sizeof *w);
       w->input = ++n;
@@ -64,8 +66,7 @@ static int start_work(lua_State *L) {
       lua_rawseti(L, -2, n);
       b->items[i] = w;
     }
-    if (pthread_create(&tid, NULL, thread_main, b) != 0) abort();
-    pthread_detach(tid);
+    if (pthread_create(&threads[t], NULL, thread_main, b) != 0) abort();
   }
   return 1;
 }
@@ -88,7 +89,7 @@ static const char script[] =
 
 int main(void) {
   lua_State *L = luaL_newstate();
-  int status;
+  int status, t;
   luaL_openlibs(L);
   lasync_openlibs(L);
   lua_register(L, "start_work", start_work);
@@ -105,5 +106,6 @@ int main(void) {
   printf("completions: %d settled, %d failed as asked\n",
          (int)lua_tointeger(L, -2), (int)lua_tointeger(L, -1));
   lua_close(L);
+  for (t = 0; t < NTHREADS; t++) pthread_join(threads[t], NULL);
   return 0;
 }
