@@ -277,11 +277,13 @@ static int server_fail(lua_State *L, lx_server *srv, int err,
   return lx_os_error(L, err, fname, target);
 }
 
-/* SO_REUSEPORT (asyncio's reuse_port): servers that all ask for it may
-   share a port. 0 or a libuv error. */
-static int server_reuse_port(lx_server *srv) {
+/*
+** SO_REUSEPORT (asyncio's reuse_port): sockets that all ask for it may
+** share a port (servers here, UDP endpoints in udp.c). 0 or a libuv error.
+*/
+int lx_reuse_port(uv_handle_t *h) {
   uv_os_fd_t fd;
-  int one = 1, r = uv_fileno(&srv->h.handle, &fd);
+  int one = 1, r = uv_fileno(h, &fd);
   if (r < 0) return r;
 #ifdef SO_REUSEPORT
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
@@ -309,7 +311,7 @@ static int tcp_listen(lua_State *L, lx_loop *loop,
     free(srv);
     return lx_os_error(L, r, "start_server", lua_tostring(L, -1));
   }
-  if (o->reuse_port) r = server_reuse_port(srv);
+  if (o->reuse_port) r = lx_reuse_port(&srv->h.handle);
   if (r == 0) r = uv_tcp_bind(&srv->h.tcp, sa, 0);
   if (r == 0) r = uv_listen(&srv->h.stream, o->backlog, connection_cb);
   if (r < 0)

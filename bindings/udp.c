@@ -311,22 +311,6 @@ static int opt_flag(lua_State *L, int opts, const char *name) {
   return v;
 }
 
-/* SO_REUSEPORT, as asyncio's reuse_port: endpoints that all ask for it
-   may share a port. 0 or a libuv error. */
-static int udp_reuse_port(lx_udp *u) {
-  uv_os_fd_t fd;
-  int one = 1, r = uv_fileno((uv_handle_t *)&u->h, &fd);
-  if (r < 0) return r;
-#ifdef SO_REUSEPORT
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
-    return uv_translate_sys_error(errno);
-  return 0;
-#else
-  (void)one;
-  return UV_ENOTSUP;
-#endif
-}
-
 /* [-0, +1] push a new, anchored endpoint of this address family */
 static lx_udp *udp_new(lua_State *L, lx_runtime *rt, lx_loop *loop,
                        int family) {
@@ -370,7 +354,7 @@ static int udp_start(lx_udp *u, const udp_opts *o,
                      const struct sockaddr_storage **at) {
   int r = 0;
   *at = &o->local;
-  if (o->reuse_port) r = udp_reuse_port(u);
+  if (o->reuse_port) r = lx_reuse_port((uv_handle_t *)&u->h);
   if (r == 0) r = uv_udp_bind(&u->h, (const struct sockaddr *)&o->local, 0);
   if (r == 0 && o->has_remote) {
     *at = &o->remote;
