@@ -4,55 +4,7 @@
 -- callback errors, slow steps).
 local helper = require "helper"
 
-local bin = os.getenv("LASYNC_BIN") or "build/lasync"
-
-local function escape(s)
-  return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
-end
-
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function slurp(path)
-  local h = io.open(path)
-  local s = h and h:read("a") or ""
-  if h then h:close() end
-  os.remove(path)
-  return s
-end
-
--- Write `source` to a temporary .lua file; returns its path.
-local function temp_script(source)
-  local path = os.tmpname()
-  os.remove(path)
-  path = path .. ".lua"
-  local f = assert(io.open(path, "w"))
-  f:write(source)
-  f:close()
-  return path
-end
-
--- Run the lasync command with the (shell) argument string `args`, `env`
--- prepended (e.g. "LASYNC_DEBUG=1"), and `stdin` piped in if given;
--- returns exit status, stdout and stderr.
-local function lasync_cmd(args, stdin, env)
-  local base = os.tmpname()
-  local input
-  local cmd = ("%s%s %s >%s.out 2>%s.err"):format(env and env .. " " or "",
-    bin, args, base, base)
-  if stdin then
-    input = temp_script(stdin)
-    cmd = ("cat %s | %s"):format(input, cmd)
-  else
-    cmd = cmd .. " </dev/null"
-  end
-  local ok, _, code = os.execute(cmd)
-  local out, err = slurp(base .. ".out"), slurp(base .. ".err")
-  os.remove(base)
-  if input then os.remove(input) end
-  return ok and 0 or code, out, err
-end
+local temp_script, lasync_cmd = helper.temp_script, helper.lasync_cmd
 
 -- Run `source` as a script with options `opts` before it and `args` after.
 local function run_with(opts, source, args, env)

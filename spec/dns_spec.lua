@@ -4,16 +4,9 @@
 -- reserved .invalid domain, which never resolves.
 local helper = require "helper"
 local lasync = helper.lasync
+local raises_msg = helper.raises_msg
 
 local UNKNOWN = "no-such-host.invalid"
-
--- fn(...) must raise a string error containing `text`
-local function raises_msg(text, fn, ...)
-  local err = helper.error_of(fn, ...)
-  assert.is_string(err, "expected a string error, got " .. helper.show(err))
-  assert.matches(text, err, 1, true)
-  return err
-end
 
 -- every entry has the documented shape; returns the set of hosts
 local function check_shape(list, port, socktype)

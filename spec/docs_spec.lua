@@ -42,9 +42,7 @@ end
 
 local doc = read(doc_path)
 
-local function escape(s)
-  return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
-end
+local escape = helper.escape
 
 local function sorted_keys(t, keep)
   local names = {}
@@ -171,28 +169,14 @@ local function lines_of(s)
   return lines
 end
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  local s = f and f:read("a") or ""
-  if f then f:close() end
-  os.remove(path)
-  return s
-end
-
 -- Run the example source; return success, stdout and stderr.
 local function run_example(source)
-  local base = os.tmpname()
-  local script = base .. ".lua"
-  local f = assert(io.open(script, "w"))
-  f:write(source)
-  f:close()
+  local script = helper.temp_script(source)
   local runner = source:find('require "lasync"', 1, true) and "lua5.4" or
-      (os.getenv("LASYNC_BIN") or "build/lasync")
-  local ok = os.execute(("%s %s >%s.out 2>%s.err"):format(runner, script,
-    base, base))
+      helper.bin
+  local code, out, err = helper.capture(runner .. " " .. script)
   os.remove(script)
-  os.remove(base)
-  return ok, slurp(base .. ".out"), slurp(base .. ".err")
+  return code == 0, out, err
 end
 
 describe("the examples in docs/", function()

@@ -2,35 +2,11 @@
 local helper = require "helper"
 local lasync = helper.lasync
 local recorder = helper.recorder
-
--- fn(...) must raise an error whose text contains `text`
-local function raises_msg(text, fn, ...)
-  local err = helper.error_of(fn, ...)
-  assert.matches(text, tostring(err), 1, true)
-  return err
-end
-
-local function settle(t)
-  return pcall(t.await, t)
-end
-
--- await a task that must end cancelled
-local function assert_cancelled(t)
-  local ok, err = settle(t)
-  assert.is_false(ok, "expected " .. t:get_name() .. " to be cancelled")
-  assert(lasync.is_cancelled(err), "expected CancelledError, got " ..
-    helper.show(err))
-  assert.is_true(t:cancelled())
-end
+local raises_msg, waiting = helper.raises_msg, helper.waiting
+local assert_cancelled = helper.assert_cancelled
 
 -- let every ready task run until it blocks (a few loop batches)
-local function settle_all()
-  for _ = 1, 4 do lasync.sleep(0) end
-end
-
-local function waiting(x)
-  return tonumber(tostring(x):match("(%d+) waiting"))
-end
+local function settle_all() helper.settle_all(4) end
 
 local function is_broken(err)
   return lasync.is_error(err, lasync.BrokenBarrierError)

@@ -7,50 +7,12 @@ local helper = require "helper"
 local lasync = helper.lasync
 local fs = lasync.fs
 
-local function escape(s)
-  return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
-end
+local escape, shell_quote = helper.escape, helper.shell_quote
+local in_dir, raises_msg = helper.in_dir, helper.raises_msg
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
--- Run body(dir, ...) through helper.run with a fresh temporary directory,
--- removed afterwards whatever happens.
-local function in_dir(body, timeout)
-  return helper.run(function()
-    local dir = fs.mkdtemp("/tmp/lasync-fsspec-XXXXXX")
-    local res = table.pack(pcall(body, dir))
-    os.execute("rm -rf " .. shell_quote(dir))
-    if not res[1] then error(res[2], 0) end
-    return table.unpack(res, 2, res.n)
-  end, timeout or 3)
-end
-
--- fn(...) must raise lasync.OSError with this code and target; its message
--- names fname. Returns the error.
-local function os_error(code, fname, target, fn, ...)
-  local err = helper.error_of(fn, ...)
-  assert(lasync.is_error(err, lasync.OSError), "expected OSError, got " ..
-    helper.show(err))
-  assert.are.equal(code, err.code)
-  assert.is_number(err.errno)
-  assert.are.equal(target, err.target)
-  assert.matches("^lasync%." .. escape(fname) .. ": ", err.message)
-  if target then
-    assert.matches("%(" .. escape(target) .. "%)$", err.message)
-  end
-  assert.are.equal("OSError: " .. err.message, tostring(err))
-  return err
-end
-
--- fn(...) must raise a string error containing text
-local function raises_msg(text, fn, ...)
-  local err = helper.error_of(fn, ...)
-  assert.is_string(err, "expected a string error, got " .. helper.show(err))
-  assert.matches(text, err, 1, true)
-  return err
-end
+-- fn(...) must raise lasync.OSError with this code and target (false: no
+-- target); its message names fname. Returns the error.
+local os_error = helper.os_error
 
 local function collect_lines(f)
   local out = {}
@@ -72,7 +34,7 @@ describe("lasync.fs.open modes", function()
       fs.writefile(path, "hello")
       local f = fs.open(path)
       assert.are.equal("hello", f:read())
-      os_error("EBADF", "File:write", nil, f.write, f, "x")
+      os_error("EBADF", "File:write", false, f.write, f, "x")
       f:close()
       local g = fs.open(path, "r")
       assert.are.equal("hello", g:read_all())
@@ -86,7 +48,7 @@ describe("lasync.fs.open modes", function()
       local path = dir .. "/w.txt"
       local f = fs.open(path, "w")
       f:write("first version, long")
-      os_error("EBADF", "File:read", nil, f.read, f)
+      os_error("EBADF", "File:read", false, f.read, f)
       f:close()
       assert.are.equal("first version, long", fs.readfile(path))
       f = fs.open(path, "w")
@@ -1137,7 +1099,7 @@ describe("files that are not regular files", function()
       local f = fs.open(fifo)
       assert.are.equal("fifo", fs.stat(fifo).type)
       assert.are.same({ "one", "two", "three" }, collect_lines(f))
-      os_error("ESPIPE", "File:seek", nil, f.seek, f)
+      os_error("ESPIPE", "File:seek", false, f.seek, f)
       assert.are.equal("", f:read())
       f:close()
       assert.are.equal(0, writer:wait())

@@ -2,10 +2,7 @@
 -- ensure_future, checked against asyncio's Future semantics.
 local helper = require "helper"
 local lasync = helper.lasync
-
-local function escape(s)
-  return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
-end
+local escape = helper.escape
 
 describe("lasync.Future", function()
   it("is a pending future bound to the running loop", function()

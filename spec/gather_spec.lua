@@ -2,10 +2,7 @@
 -- return_exceptions and cancellation, checked against asyncio.gather.
 local helper = require "helper"
 local lasync = helper.lasync
-
-local function escape(s)
-  return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
-end
+local escape = helper.escape
 
 local function sleeper(delay, ...)
   local res = table.pack(...)

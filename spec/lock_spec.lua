@@ -2,32 +2,8 @@
 local helper = require "helper"
 local lasync = helper.lasync
 local recorder = helper.recorder
-
--- fn(...) must raise a string error containing `text`
-local function raises_msg(text, fn, ...)
-  local err = helper.error_of(fn, ...)
-  assert.is_string(err, "expected a string error, got " .. helper.show(err))
-  assert.matches(text, err, 1, true)
-  return err
-end
-
-local function settle(t)
-  return pcall(t.await, t)
-end
-
--- await a task that must end cancelled
-local function assert_cancelled(t)
-  local ok, err = settle(t)
-  assert.is_false(ok, "expected " .. t:get_name() .. " to be cancelled")
-  assert(lasync.is_cancelled(err), "expected CancelledError, got " ..
-    helper.show(err))
-  assert.is_true(t:cancelled())
-end
-
--- let every ready task run until it blocks (a few loop batches)
-local function settle_all()
-  for _ = 1, 3 do lasync.sleep(0) end
-end
+local raises_msg, waiting = helper.raises_msg, helper.waiting
+local assert_cancelled, settle_all = helper.assert_cancelled, helper.settle_all
 
 -- a task that acquires x, logs "<name> in", holds it for `hold` seconds
 -- (or one sleep(0)), logs "<name> out" and releases
@@ -40,10 +16,6 @@ local function user(x, name, log, hold)
     x:release()
     return name
   end)
-end
-
-local function waiting(x)
-  return tonumber(tostring(x):match("(%d+) waiting"))
 end
 
 describe("lasync.Lock", function()

@@ -3,10 +3,7 @@
 -- close, and the exception handler, checked against asyncio's loop.
 local helper = require "helper"
 local lasync = helper.lasync
-
-local function escape(s)
-  return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
-end
+local escape = helper.escape
 
 describe("lasync.get_running_loop", function()
   it("raises outside a loop", function()

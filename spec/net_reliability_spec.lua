@@ -7,48 +7,11 @@
 -- fd limit run in a child `lasync` (LASYNC_BIN) under `sh -c 'ulimit -n N'`.
 local helper = require "helper"
 local lasync = helper.lasync
+local wait_until, serve = helper.wait_until, helper.serve
+local capture_reports, echo = helper.capture_reports, helper.echo
+local is_os_error = helper.is_os_error
 
 local LOCAL = "127.0.0.1"
-
--- A value whose __close runs fn: counts handler exits, also by error.
-local function on_close(fn)
-  return setmetatable({}, { __close = fn })
-end
-
--- Poll cond every millisecond until it holds; TimeoutError after `limit`.
-local function wait_until(cond, limit)
-  lasync.wait_for(function()
-    while not cond() do lasync.sleep(0.001) end
-  end, limit or 2)
-end
-
--- start_server on a free loopback port with the handler tasks counted.
--- Returns the server, host, port and a function that closes the server and
--- waits until every handler has returned.
-local function serve(handler, opts)
-  local active = 0
-  local srv = lasync.start_server(function(r, w)
-    active = active + 1
-    local _ <close> = on_close(function() active = active - 1 end)
-    return handler(r, w)
-  end, LOCAL, 0, opts)
-  local host, port = srv:address()
-  local function shutdown()
-    srv:close()
-    srv:wait_closed()
-    wait_until(function() return active == 0 end)
-  end
-  return srv, host, port, shutdown
-end
-
--- Collect the loop's exception-handler reports (a fresh loop per test).
-local function capture_reports()
-  local reports = {}
-  lasync.get_running_loop():set_exception_handler(function(_, ctx)
-    reports[#reports + 1] = ctx
-  end)
-  return reports
-end
 
 -- One request/response on a new connection: send `line`, read to EOF.
 local function exchange(host, port, line)
@@ -59,49 +22,16 @@ local function exchange(host, port, line)
   return reply
 end
 
--- An echo handler: each line back, until EOF.
-local function echo(r, w)
-  while true do
-    local line = r:readline()
-    if line == "" then break end
-    w:write(line)
-  end
-  w:close()
-end
-
 -- Run `source` with the lasync command in a child under `ulimit -n limit`
 -- (falling back to the hard limit). Returns how it ended ("exit 0",
 -- "exit 141", "signal 9"), its stdout and its stderr.
 local function run_child(source, fd_limit)
-  local base = os.tmpname()
-  local script = base .. ".lua"
-  local f = assert(io.open(script, "w"))
-  f:write(source)
-  f:close()
-  local bin = os.getenv("LASYNC_BIN") or "build/lasync"
-  local cmd = ("sh -c 'ulimit -n %d 2>/dev/null || " ..
-    "ulimit -n \"$(ulimit -Hn)\"; exec %s %s' >%s.out 2>%s.err"):format(
-    fd_limit, bin, script, base, base)
-  local _, how, code = os.execute(cmd)
-  local function slurp(p)
-    local h = io.open(p)
-    local s = h and h:read("a") or ""
-    if h then h:close() end
-    os.remove(p)
-    return s
-  end
-  local out, err = slurp(base .. ".out"), slurp(base .. ".err")
+  local script = helper.temp_script(source)
+  local code, out, err, how = helper.capture(("sh -c 'ulimit -n %d " ..
+    "2>/dev/null || ulimit -n \"$(ulimit -Hn)\"; exec %s %s'"):format(
+    fd_limit, helper.bin, script))
   os.remove(script)
-  os.remove(base)
   return how .. " " .. tostring(code), out, err
-end
-
-local function is_os_error(e, ...)
-  if not lasync.is_error(e, lasync.OSError) then return false end
-  for _, code in ipairs { ... } do
-    if e.code == code then return true end
-  end
-  return select("#", ...) == 0
 end
 
 describe("network reliability", function()
@@ -332,7 +262,7 @@ describe("network reliability", function()
         assert.matches("^EAI_", err.code)
         assert.are.equal(host .. ":80", err.target)
         assert.matches("^lasync%.open_connection: .*%(" ..
-          host:gsub("%p", "%%%0") .. ":80%)$", err.message)
+          helper.escape(host) .. ":80%)$", err.message)
       end, 5)
     end)
 

@@ -2,27 +2,9 @@
 local helper = require "helper"
 local lasync = helper.lasync
 local recorder = helper.recorder
-
--- err must be an error of class cls
-local function assert_class(cls, err, name)
-  assert(lasync.is_error(err, cls), ("expected %s, got %s"):format(name,
-    helper.show(err)))
-end
-
--- fn(...) must raise an error of class cls
-local function raises(cls, name, fn, ...)
-  local err = helper.error_of(fn, ...)
-  assert_class(cls, err, name)
-  return err
-end
-
--- fn(...) must raise a string error containing `text`
-local function raises_msg(text, fn, ...)
-  local err = helper.error_of(fn, ...)
-  assert.is_string(err, "expected a string error, got " .. helper.show(err))
-  assert.matches(text, err, 1, true)
-  return err
-end
+local assert_class, raises = helper.assert_class, helper.raises
+local raises_msg = helper.raises_msg
+local assert_cancelled, settle_all = helper.assert_cancelled, helper.settle_all
 
 -- a task that gets one item from q, logs "<name> got <item>", returns it
 local function getter(q, name, log)
@@ -39,25 +21,6 @@ local function putter(q, name, item, log)
     q:put(item)
     log(name .. " put " .. tostring(item))
   end)
-end
-
--- await t, return true or false, err (its result or error)
-local function settle(t)
-  return pcall(t.await, t)
-end
-
--- await a task that must end cancelled
-local function assert_cancelled(t)
-  local ok, err = settle(t)
-  assert.is_false(ok, "expected " .. t:get_name() .. " to be cancelled")
-  assert(lasync.is_cancelled(err), "expected CancelledError, got " ..
-    helper.show(err))
-  assert.is_true(t:cancelled())
-end
-
--- let every ready task run until it blocks (a few loop batches)
-local function settle_all()
-  for _ = 1, 3 do lasync.sleep(0) end
 end
 
 local function drain(q)

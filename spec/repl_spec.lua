@@ -1,33 +1,11 @@
 -- The REPL (lasync with no script, or -i): on a real terminal, driven through
 -- tmux, checking what the screen shows; and with piped input.
-local bin = os.getenv("LASYNC_BIN") or "build/lasync"
-local multiplier = tonumber(os.getenv("LASYNC_TEST_TIMEOUT_MULTIPLIER")) or 1
-
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function slurp(path)
-  local h = io.open(path)
-  local s = h and h:read("a") or ""
-  if h then h:close() end
-  os.remove(path)
-  return s
-end
+local helper = require "helper"
+local bin, multiplier = helper.bin, helper.multiplier
+local shell_quote = helper.shell_quote
 
 -- Run `lasync args` with `input` piped in; exit status, stdout, stderr.
-local function piped(args, input)
-  local base = os.tmpname()
-  local h = assert(io.open(base .. ".in", "w"))
-  h:write(input)
-  h:close()
-  local ok, _, code = os.execute(("%s %s <%s.in >%s.out 2>%s.err"):format(
-    bin, args, base, base, base))
-  local out, err = slurp(base .. ".out"), slurp(base .. ".err")
-  os.remove(base .. ".in")
-  os.remove(base)
-  return ok and 0 or code, out, err
-end
+local piped = helper.lasync_cmd
 
 --{======================================================================
 -- A terminal: a tmux session of its own (its own server socket)
@@ -274,10 +252,7 @@ describe("the REPL with piped input", function()
   end)
 
   it("runs a script first with -i, then the entries", function()
-    local script = os.tmpname()
-    local h = assert(io.open(script, "w"))
-    h:write("greeting = 'hello ' .. ...\n")
-    h:close()
+    local script = helper.temp_script("greeting = 'hello ' .. ...\n")
     local code, out = piped("-i " .. script .. " world", "greeting\n")
     os.remove(script)
     assert.are.equal(0, code)

@@ -3,10 +3,7 @@
 -- through the lasync command in cli_spec.)
 local helper = require "helper"
 local lasync = helper.lasync
-
-local function escape(s)
-  return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
-end
+local escape = helper.escape
 
 describe("lasync.run", function()
   it("returns every result of main, nils included", function()
@@ -178,23 +175,10 @@ end)
 describe("lasync.run in a child lua5.4", function()
   -- a child process, since this crashed the interpreter (heap corruption)
   local function run_lua(source)
-    local base = os.tmpname()
-    local f = assert(io.open(base .. ".lua", "w"))
-    f:write(source)
-    f:close()
-    local ok, _, code = os.execute(("lua5.4 %s.lua >%s.out 2>%s.err")
-      :format(base, base, base))
-    local function slurp(p)
-      local h = io.open(p)
-      local s = h and h:read("a") or ""
-      if h then h:close() end
-      os.remove(p)
-      return s
-    end
-    local out, err = slurp(base .. ".out"), slurp(base .. ".err")
-    os.remove(base .. ".lua")
-    os.remove(base)
-    return ok and 0 or code, out, err
+    local script = helper.temp_script(source)
+    local code, out, err = helper.capture("lua5.4 " .. script)
+    os.remove(script)
+    return code, out, err
   end
 
   it("returns hundreds of results from main", function()

@@ -4,50 +4,11 @@
 local helper = require "helper"
 local lasync = helper.lasync
 local recorder = helper.recorder
+local raises_msg, wait_until = helper.raises_msg, helper.wait_until
+local assert_os_error = helper.assert_os_error
+local echo, capture_reports = helper.echo, helper.capture_reports
 
 local LOCAL = "127.0.0.1"
-
-local function lit(s)
-  return (s:gsub("%p", "%%%0"))
-end
-
--- fn(...) must raise a string error containing `text`
-local function raises_msg(text, fn, ...)
-  local err = helper.error_of(fn, ...)
-  assert.is_string(err, "expected a string error, got " .. helper.show(err))
-  assert.matches(text, err, 1, true)
-  return err
-end
-
--- err must be an OSError with this code, naming lasync.<fname>
-local function assert_os_error(err, code, fname, target)
-  assert(lasync.is_error(err, lasync.OSError), "expected OSError, got " ..
-    helper.show(err))
-  assert.are.equal(code, err.code)
-  assert.are.equal("integer", math.type(err.errno))
-  assert.is_true(err.errno > 0)
-  assert.matches("^lasync%." .. lit(fname) .. ": ", err.message)
-  if target then
-    assert.are.equal(target, err.target)
-    assert.matches("(" .. target .. ")", err.message, 1, true)
-  end
-end
-
-local function wait_until(cond, limit)
-  lasync.wait_for(function()
-    while not cond() do lasync.sleep(0.001) end
-  end, limit or 1)
-end
-
--- An echo handler: each line back, until EOF.
-local function echo(r, w)
-  while true do
-    local line = r:readline()
-    if line == "" then break end
-    w:write(line)
-  end
-  w:close()
-end
 
 -- One request on a new connection: send `data`, half-close, read to EOF.
 local function exchange(host, port, data)
@@ -57,15 +18,6 @@ local function exchange(host, port, data)
   local reply = r:read()
   w:close()
   return reply
-end
-
--- Collect the loop's exception-handler reports (a fresh loop per test).
-local function capture_reports()
-  local reports = {}
-  lasync.get_running_loop():set_exception_handler(function(_, ctx)
-    reports[#reports + 1] = ctx
-  end)
-  return reports
 end
 
 -- A fresh temporary directory; returns its path and a cleanup function.
@@ -239,7 +191,7 @@ describe("lasync.start_server", function()
       w1:close()
       srv:close()
       srv:wait_closed()
-      wait_until(function() return #reports > 0 end)
+      wait_until(function() return #reports > 0 end, 1)
       assert.are.equal(1, #reports)
       local ctx = reports[1]
       assert.are.equal("exception in connection handler", ctx.message)
@@ -260,7 +212,7 @@ describe("lasync.start_server", function()
           r:read() -- waits
         end, LOCAL, 0)
         local r, w = lasync.open_connection(srv:address())
-        wait_until(function() return handler_task ~= nil end)
+        wait_until(function() return handler_task ~= nil end, 1)
         handler_task:cancel()
         assert.are.equal("", r:read()) -- EOF: the server closed it
         w:close()
@@ -278,7 +230,7 @@ describe("lasync.start_server", function()
           writers[#writers + 1] = w -- kept: the connection stays open
         end, LOCAL, 0)
         local r, w = lasync.open_connection(srv:address())
-        wait_until(function() return #writers == 1 end)
+        wait_until(function() return #writers == 1 end, 1)
         lasync.sleep(0.005) -- the handler has returned
         writers[1]:write("later")
         writers[1]:close()

@@ -7,19 +7,8 @@
 local helper = require "helper"
 local lasync = helper.lasync
 
-local bin = os.getenv("LASYNC_BIN") or "build/lasync"
-
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
--- fn(...) must raise a string error containing text
-local function raises_msg(text, fn, ...)
-  local err = helper.error_of(fn, ...)
-  assert.is_string(err, "expected a string error, got " .. helper.show(err))
-  assert.matches(text, err, 1, true)
-  return err
-end
+local shell_quote, slurp = helper.shell_quote, helper.slurp
+local raises_msg = helper.raises_msg
 
 -- this process's pid (the lua running busted)
 local my_pid = (function()
@@ -41,24 +30,13 @@ local function wait_until(cond)
   return cond()
 end
 
-local function slurp(path)
-  local h = io.open(path)
-  local s = h and h:read("a") or ""
-  if h then h:close() end
-  os.remove(path)
-  return s
-end
-
 -- Run `source` as a child process (the lasync command, or `runner`, e.g.
 -- "lua5.4"), send it SIGINT at each of `times` (seconds after the start),
 -- and return its exit status, the milliseconds from the last SIGINT to its
 -- exit, its stdout and its stderr.
 local function interrupt(source, times, runner)
   local base = os.tmpname()
-  local script = base .. ".lua"
-  local f = assert(io.open(script, "w"))
-  f:write(source)
-  f:close()
+  local script = helper.temp_script(source)
   local steps, at = {}, 0
   for _, t in ipairs(times or { 0.3 }) do
     steps[#steps + 1] = ("sleep %.3f; kill -INT $pid; t0=$(date +%%s%%N)")
@@ -67,7 +45,7 @@ local function interrupt(source, times, runner)
   end
   local cmd = ("%s %s >%s.out 2>%s.err & pid=$!; %s; wait $pid; rc=$?; " ..
     "t1=$(date +%%s%%N); echo $rc $(( (t1 - t0) / 1000000 ))"):format(
-    runner or bin, script, base, base, table.concat(steps, "; "))
+    runner or helper.bin, script, base, base, table.concat(steps, "; "))
   local h = assert(io.popen("sh -c " .. shell_quote(cmd)))
   local line = h:read("a")
   h:close()

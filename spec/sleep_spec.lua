@@ -2,10 +2,7 @@
 -- cancellation, checked against asyncio.sleep.
 local helper = require "helper"
 local lasync = helper.lasync
-
-local function escape(s)
-  return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
-end
+local escape = helper.escape
 
 describe("lasync.sleep", function()
   it("waits at least the delay", function()

@@ -5,19 +5,9 @@
 -- called. Loopback only, free ports, every case bounded by a timeout.
 local helper = require "helper"
 local lasync = helper.lasync
+local wait_until, is_os_error = helper.wait_until, helper.is_os_error
 
 local LOCAL = "127.0.0.1"
-
--- Poll cond every millisecond until it holds; TimeoutError after `limit`.
-local function wait_until(cond, limit)
-  lasync.wait_for(function()
-    while not cond() do lasync.sleep(0.001) end
-  end, limit or 2)
-end
-
-local function is_os_error(e, code)
-  return lasync.is_error(e, lasync.OSError) and e.code == code
-end
 
 -- Whether the file descriptor fd is open: opening a socket through
 -- /proc/self/fd fails with ENXIO, a closed fd with ENOENT.

@@ -3,75 +3,11 @@
 local helper = require "helper"
 local lasync = helper.lasync
 local recorder = helper.recorder
+local escape, raises_msg = helper.escape, helper.raises_msg
+local raises, assert_os_error = helper.raises, helper.assert_os_error
+local wait_until, serve = helper.wait_until, helper.serve
 
 local LOCAL = "127.0.0.1"
-
--- escape a plain string for a Lua pattern
-local function lit(s)
-  return (s:gsub("%p", "%%%0"))
-end
-
--- fn(...) must raise a string error containing `text`
-local function raises_msg(text, fn, ...)
-  local err = helper.error_of(fn, ...)
-  assert.is_string(err, "expected a string error, got " .. helper.show(err))
-  assert.matches(text, err, 1, true)
-  return err
-end
-
--- fn(...) must raise an error of class cls
-local function raises(cls, name, fn, ...)
-  local err = helper.error_of(fn, ...)
-  assert(lasync.is_error(err, cls), ("expected %s, got %s"):format(name,
-    helper.show(err)))
-  return err
-end
-
--- err must be an OSError with this code, naming lasync.<fname>
-local function assert_os_error(err, codes, fname, target)
-  assert(lasync.is_error(err, lasync.OSError), "expected OSError, got " ..
-    helper.show(err))
-  if type(codes) == "string" then codes = { codes } end
-  local ok = false
-  for _, c in ipairs(codes) do ok = ok or err.code == c end
-  assert(ok, ("expected code %s, got %s"):format(table.concat(codes, "/"),
-    tostring(err.code)))
-  assert.are.equal("integer", math.type(err.errno))
-  assert.is_true(err.errno > 0)
-  assert.matches("^lasync%." .. lit(fname) .. ": ", err.message)
-  assert.matches("^OSError: lasync%." .. lit(fname) .. ": ", tostring(err))
-  if target then
-    assert.are.equal(target, err.target)
-    assert.matches("(" .. target .. ")", err.message, 1, true)
-  end
-end
-
--- Poll cond every millisecond until it holds (TimeoutError after limit).
-local function wait_until(cond, limit)
-  lasync.wait_for(function()
-    while not cond() do lasync.sleep(0.001) end
-  end, limit or 1)
-end
-
--- start_server on a free loopback port with its handler tasks counted.
--- Returns the server, host, port and shutdown(), which closes the server
--- and waits until every handler has returned.
-local function serve(handler, opts)
-  local active = 0
-  local srv = lasync.start_server(function(r, w)
-    active = active + 1
-    local _ <close> = setmetatable({}, {
-      __close = function() active = active - 1 end })
-    return handler(r, w)
-  end, LOCAL, 0, opts)
-  local host, port = srv:address()
-  local function shutdown()
-    srv:close()
-    srv:wait_closed()
-    wait_until(function() return active == 0 end)
-  end
-  return srv, host, port, shutdown
-end
 
 -- A server that sends `data` on every connection, then closes it.
 local function sender(data, opts)
@@ -300,8 +236,8 @@ describe("lasync.open_connection", function()
         local target = (host:find(":") and "[%s]:%d" or "%s:%d"):format(
           host, port)
         assert.are.equal(target, err.target)
-        assert.matches("^lasync%.open_connection: .+ %(" .. lit(target) ..
-          "%)$", err.message)
+        assert.matches("^lasync%.open_connection: .+ %(" ..
+          escape(target) .. "%)$", err.message)
       end
       -- a failed connect names an IPv6 target the same way
       local err = helper.error_of(lasync.open_connection, "::1", port)
@@ -1045,7 +981,7 @@ describe("StreamWriter", function()
       assert.are.equal("integer", math.type(fd))
       assert.is_true(fd > 2)
       assert.is_nil(w:get_extra_info("sslcontext"))
-      wait_until(function() return server_view ~= nil end)
+      wait_until(function() return server_view ~= nil end, 1)
       assert.are.same({ shost, sport }, server_view)
       w:close()
       w:wait_closed()

@@ -7,29 +7,12 @@ local lasync = helper.lasync
 local sp = lasync.subprocess
 local fs = lasync.fs
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function escape(s)
-  return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
-end
-
--- fn(...) must raise a string error containing text
-local function raises_msg(text, fn, ...)
-  local err = helper.error_of(fn, ...)
-  assert.is_string(err, "expected a string error, got " .. helper.show(err))
-  assert.matches(text, err, 1, true)
-  return err
-end
+local escape, raises_msg = helper.escape, helper.raises_msg
+local in_dir = helper.in_dir
 
 -- fn(...) must raise lasync.OSError with this code; returns it
 local function os_error(code, fn, ...)
-  local err = helper.error_of(fn, ...)
-  assert(lasync.is_error(err, lasync.OSError), "expected OSError, got " ..
-    helper.show(err))
-  assert.are.equal(code, err.code)
-  return err
+  return helper.os_error(code, nil, nil, fn, ...)
 end
 
 -- The state letter of process pid ("R", "S", "Z"...), nil if it is gone.
@@ -39,17 +22,6 @@ local function proc_state(pid)
   local s = h:read("a")
   h:close()
   return s:match("^%d+ %b() (%u)")
-end
-
--- helper.run with a temporary directory, removed afterwards
-local function in_dir(body, timeout)
-  return helper.run(function()
-    local dir = fs.mkdtemp("/tmp/lasync-spspec-XXXXXX")
-    local res = table.pack(pcall(body, dir))
-    os.execute("rm -rf " .. shell_quote(dir))
-    if not res[1] then error(res[2], 0) end
-    return table.unpack(res, 2, res.n)
-  end, timeout or 3)
 end
 
 describe("lasync.subprocess.exec", function()

@@ -2,10 +2,7 @@
 -- misuse, checked against asyncio's Task semantics.
 local helper = require "helper"
 local lasync = helper.lasync
-
-local function escape(s)
-  return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
-end
+local escape = helper.escape
 
 describe("lasync.create_task", function()
   it("returns a pending Task named Task-<n> by default", function()

@@ -4,14 +4,7 @@
 -- free while a worker blocks, many calls at once, and cancelling.
 local helper = require "helper"
 local lasync = helper.lasync
-
--- fn(...) must raise a string error containing text
-local function raises_msg(text, fn, ...)
-  local err = helper.error_of(fn, ...)
-  assert.is_string(err, "expected a string error, got " .. helper.show(err))
-  assert.matches(text, err, 1, true)
-  return err
-end
+local raises_msg = helper.raises_msg
 
 -- await t, which must fail; returns its error
 local function failure(t)
@@ -487,11 +480,7 @@ describe("cancelling a to_thread task", function()
         assert(lasync.is_cancelled(err), helper.show(err))
         assert.is_true(t:cancelled())
         lasync.sleep(0.15) -- it finishes; its results go nowhere
-        local f = io.open(path)
-        local ran = f and f:read("a")
-        if f then f:close() end
-        os.remove(path)
-        assert.are.equal("ran", ran)
+        assert.are.equal("ran", helper.slurp(path))
         assert.is_true(t:cancelled())
       end)
     end)

@@ -3,23 +3,9 @@
 local helper = require "helper"
 local lasync = helper.lasync
 local recorder = helper.recorder
+local raises_msg, assert_cancelled = helper.raises_msg, helper.assert_cancelled
 
 local LOCAL = "127.0.0.1"
-
--- fn(...) must raise a string error containing `text`
-local function raises_msg(text, fn, ...)
-  local err = helper.error_of(fn, ...)
-  assert.is_string(err, "expected a string error, got " .. helper.show(err))
-  assert.matches(text, err, 1, true)
-  return err
-end
-
-local function assert_cancelled(t)
-  local ok, err = pcall(t.await, t)
-  assert.is_false(ok, "expected " .. t:get_name() .. " to be cancelled")
-  assert(lasync.is_cancelled(err), "expected CancelledError, got " ..
-    helper.show(err))
-end
 
 -- await t (a task) with a time limit; nil, "timeout" if it does not end
 local function result_within(t, limit)
