@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # lasync benchmark runner: runs each selected workload on each selected peer
 # RUNS times, interleaved (run 1 of every peer, then run 2, ...), every program
-# pinned to CPU 0 (taskset -c 0). RESULT / SKIP / FAIL lines go to stdout and to
-# a log in bench/results/; at the end summarize.py prints the tables.
+# pinned to CPU 0 (taskset -c 0). The echo workloads run each peer's echo
+# server on CPU 0 and the C load generator (echo/loadgen.c) on CPU 1. RESULT /
+# SKIP / FAIL lines go to stdout and to a log in bench/results/; at the end
+# summarize.py prints the tables. The C programs (load generator, C libuv echo
+# server) are built with gcc -O2 into bench/build/ (gitignored) when needed.
 #
 # usage: bench/run.sh [WORKLOAD_REGEX] [PEER_REGEX]
 #   workloads: spawn pingpong sleepers timers qpingpong qthroughput lockcontention
-#              (the regex matches any part of a name: '^pingpong' for pingpong alone)
-#   peers:     lasync asyncio uvloop node luv bare   (bare: spawn, pingpong, qpingpong)
+#              echo64 echo4096 echoidle tothread fileread
+#              (the regex matches any part of a name: '^pingpong' for pingpong alone,
+#              'echo' for the three echo workloads)
+#   peers:     lasync asyncio uvloop node luv bare clibuv cat pysync
+#              (bare: spawn, pingpong, qpingpong; clibuv: the echo workloads;
+#              cat, pysync: fileread)
 # env: RUNS=3                 runs per workload x peer
 #      LASYNC=path            lasync binary (default: $BUILD/lasync, BUILD=build,
 #                             relative to the repo root; LASYNC_BUILD also honoured)
@@ -15,7 +22,13 @@
 #      LOG=file               log file (default results/<UTC time>.log; a relative
 #                             LOG is taken from the directory run.sh is called from)
 #      N=count                override every workload's size (smoke tests only:
-#                             the targets assume the default sizes)
+#                             the targets assume the default sizes); not the echo
+#                             workloads': ECHO_T=5 measured seconds, WARMUP=1 s,
+#                             ECHO_C=100 connections, IDLE_C=1000 idle connections
+#      FILEREAD_MB=1024       fileread's file size in MiB (N overrides it too); the
+#                             file is made once in bench/build/ (gitignored) and kept
+#      THREAD_CPUS=0          taskset CPU list for tothread and fileread, whose pool
+#                             threads share it with the loop (e.g. 0,1 to spread them)
 #      TIMEOUT=120            seconds before a program run counts as FAIL
 #      QUIET_WAIT=30          max seconds to wait for an idle machine before a run
 # exit status: 0 if nothing FAILed, 1 otherwise (SKIPs are not failures).
@@ -27,6 +40,13 @@ PF=${2:-.}
 RUNS=${RUNS:-3}
 TIMEOUT=${TIMEOUT:-120}
 QUIET_WAIT=${QUIET_WAIT:-30}
+ECHO_T=${ECHO_T:-5}
+ECHO_C=${ECHO_C:-100}
+WARMUP=${WARMUP:-1}
+IDLE_C=${IDLE_C:-1000}
+THREAD_CPUS=${THREAD_CPUS:-0}
+# echoidle: the server and the load generator each hold IDLE_C sockets
+[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge $((IDLE_C + 100)) ] || ulimit -n $((IDLE_C + 100)) 2>/dev/null
 BUILD=${BUILD:-${LASYNC_BUILD:-build}}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 LASYNC=${LASYNC:-$BUILD/lasync}
@@ -44,24 +64,46 @@ fi
 : >>"$LOG" || { echo "run.sh: cannot write the log $LOG" >&2; exit 2; }
 HZ=$(getconf CLK_TCK)
 ERR=$(mktemp)
-trap 'rm -f "$ERR"' EXIT
+SERR=$(mktemp)
+trap 'rm -f "$ERR" "$SERR"' EXIT
 
 emit() { echo "$*"; echo "$*" >>"$LOG"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 lua_has() { have "$1" && "$1" -e "require '$2'" >/dev/null 2>&1; }
 
-WORKLOADS="spawn pingpong sleepers timers qpingpong qthroughput lockcontention"
-PEERS="lasync asyncio uvloop node luv bare"
+WORKLOADS="spawn pingpong sleepers timers qpingpong qthroughput lockcontention echo64 echo4096 echoidle tothread fileread"
+PEERS="lasync asyncio uvloop node luv bare clibuv cat pysync"
+
+# folder of a workload's programs
+wdir() { case $1 in echo*) echo echo ;; *) echo "$1" ;; esac; }
+
+# the C programs: echo load generator and the C libuv echo server, into build/
+C_OK=""
+build_c() {
+  local out=$HERE/build
+  mkdir -p "$out"
+  if ! have gcc || [ ! -f /usr/include/uv.h ]; then
+    C_WHY="gcc or libuv1-dev missing (apt-get install gcc libuv1-dev)"; C_OK=no; return
+  fi
+  C_OK=yes
+  [ "$out/loadgen" -nt echo/loadgen.c ] ||
+    gcc -O2 -Wall -o "$out/loadgen" echo/loadgen.c 2>>"$out/build.err" || { C_OK=no; C_WHY="loadgen build failed (bench/build/build.err)"; }
+  [ "$out/echo_clibuv" -nt echo/clibuv.c ] ||
+    gcc -O2 -Wall -o "$out/echo_clibuv" echo/clibuv.c -luv 2>>"$out/build.err" || CLIBUV_WHY="echo/clibuv.c build failed (bench/build/build.err)"
+}
 
 # peer_cmd WORKLOAD PEER: sets the array CMD to the command, or CMD=() and WHY to the reason
 peer_cmd() {
-  local w=$1 p=$2 f
+  local w=$1 p=$2 f d
+  d=$(wdir "$w")
   CMD=() WHY=""
   case $p in
-  asyncio) f=$w/asyncio.py ;; uvloop) f=$w/uvloop.py ;; node) f=$w/node.js ;;
-  luv) f=$w/luv54.lua ;; lasync) f=$w/lasync.lua ;; bare) f=$w/bare.lua ;;
+  asyncio) f=$d/asyncio.py ;; uvloop) f=$d/uvloop.py ;; node) f=$d/node.js ;;
+  luv) f=$d/luv54.lua ;; lasync) f=$d/lasync.lua ;; bare) f=$d/bare.lua ;; clibuv) f=$d/clibuv.c ;;
+  cat) f=$d/cat.sh ;; pysync) f=$d/pysync.py ;;
   esac
   if [ ! -f "$f" ]; then WHY="no $f (not defined for this workload)"; return; fi
+  if [ "$d" = echo ] && [ "$C_OK" != yes ]; then WHY="no echo load generator: $C_WHY"; return; fi
   case $p in
   asyncio) have "$PY" && CMD=("$PY" -P "$f") || WHY="$PY not found" ;;
   uvloop) "$PY" -c "import uvloop" >/dev/null 2>&1 && CMD=("$PY" -P "$f") || WHY="uvloop not importable by $PY (apt-get install python3-uvloop)" ;;
@@ -69,6 +111,9 @@ peer_cmd() {
   luv) lua_has lua5.4 luv && CMD=(lua5.4 "$f") || WHY="lua5.4 with luv not found (apt-get install lua5.4 lua-luv)" ;;
   bare) have lua5.4 && CMD=(lua5.4 "$f") || WHY="lua5.4 not found" ;;
   lasync) [ -x "$LASYNC" ] && CMD=("$LASYNC" "$f") || WHY="no lasync binary at $LASYNC (build it, or set LASYNC=path)" ;;
+  cat) have cat && CMD=(bash "$f") || WHY="cat not found" ;;
+  pysync) have "$PY" && CMD=("$PY" -P "$f") || WHY="$PY not found" ;;
+  clibuv) [ -x build/echo_clibuv ] && [ -z "${CLIBUV_WHY:-}" ] && CMD=(build/echo_clibuv) || WHY="${CLIBUV_WHY:-no build/echo_clibuv}" ;;
   esac
 }
 
@@ -86,6 +131,76 @@ quiet_wait() { # wait until the machine is mostly idle (< 10% of one core busy)
   done
 }
 
+# ---- echo workloads: server on CPU 0, load generator on CPU 1
+# server ports stay below the ephemeral range (ip_local_port_range), so that
+# client sockets of earlier runs never hold the port being bound
+PORT=$((10000 + RANDOM % 15000))
+next_port() {
+  PORT=$((PORT + 1))
+  [ $PORT -lt 25000 ] || PORT=10000
+  while ss -Htan "sport = :$PORT" | grep -q .; do PORT=$((PORT + 1)); done
+}
+wait_port() { # until the server accepts connections (at most ~15 s)
+  local i
+  for i in $(seq 150); do
+    (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0
+    kill -0 "$SPID" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+start_server() { # sets SPID and PORT; one retry on another port
+  local try
+  for try in 1 2; do
+    next_port
+    taskset -c 0 "${CMD[@]}" "$PORT" >/dev/null 2>"$SERR" &
+    SPID=$!
+    wait_port && return 0
+    stop_server
+  done
+  return 1
+}
+stop_server() { kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; }
+tail_of() { tail -c "${2:-300}" "$1" | tr '\n"' ' \047'; }
+
+# run_echo WORKLOAD PEER: sets LINE (the RESULT line) or WHY (why it FAILed)
+run_echo() {
+  local w=$1 p=$2 out rc alive
+  LINE="" WHY=""
+  if ! start_server; then
+    WHY="server did not start cmd=\"${CMD[*]} PORT\" err=\"$(tail_of "$SERR")\""
+    return
+  fi
+  case $w in
+  echoidle) out=$(timeout 60 taskset -c 1 build/loadgen -i -p "$PORT" -c "$IDLE_C" -P "$SPID" -W "$w" -N "$p" 2>&1) ;;
+  *) out=$(timeout "$TIMEOUT" taskset -c 1 build/loadgen -p "$PORT" -c "$ECHO_C" -s "${w#echo}" \
+    -t "$ECHO_T" -w "$WARMUP" -P "$SPID" -W "$w" -N "$p" 2>&1) ;;
+  esac
+  rc=$?
+  kill -0 "$SPID" 2>/dev/null && alive=1 || alive=0
+  stop_server
+  LINE=$(grep -m1 '^RESULT ' <<<"$out")
+  if [ $rc -ne 0 ] || [ -z "$LINE" ] || [ $alive = 0 ]; then
+    WHY="loadgen rc=$rc"; [ $rc -eq 124 ] && WHY="loadgen rc=124(timeout)"
+    [ $alive = 0 ] && WHY="$WHY server-exited-early"
+    WHY="$WHY cmd=\"${CMD[*]} $PORT\" loadgen=\"$(tr '\n"' ' \047' <<<"$out" | tail -c 200)\" server_err=\"$(tail_of "$SERR")\""
+    LINE=""
+  fi
+}
+
+# ---- fileread: a file of FILEREAD_MB MiB (random bytes) in build/, made once
+# and kept; every run reads it from the page cache (warmed before each run)
+fileread_file() { # sets FREAD (the file's path) or FREAD_WHY
+  local mb=${N:-${FILEREAD_MB:-1024}}
+  FREAD=$HERE/build/fileread-${mb}m.bin FREAD_WHY=""
+  mkdir -p "$HERE/build"
+  if [ "$(stat -c %s "$FREAD" 2>/dev/null)" != $((mb * 1048576)) ]; then
+    echo "# making $FREAD ($mb MiB)"
+    head -c $((mb * 1048576)) /dev/urandom >"$FREAD.tmp" && mv "$FREAD.tmp" "$FREAD" ||
+      { rm -f "$FREAD.tmp"; FREAD_WHY="cannot write $FREAD"; }
+  fi
+}
+
 versions() {
   local v=""
   v+=" python=$("$PY" -c 'import platform; print(platform.python_version())' 2>/dev/null || echo -)"
@@ -93,6 +208,9 @@ versions() {
   v+=" node=$(node --version 2>/dev/null || echo -)"
   v+=" lua=$(lua5.4 -v 2>/dev/null | awk '{print $2}' || echo -)"
   v+=" luv=$(lua5.4 -e "io.write(require'luv'.version_string())" 2>/dev/null || echo -)"
+  v+=" aiofiles=$("$PY" -c 'import importlib.metadata as m; print(m.version("aiofiles"))' 2>/dev/null || echo -)"
+  v+=" libuv=$(pkg-config --modversion libuv 2>/dev/null || echo -)"
+  v+=" gcc=$(gcc -dumpfullversion 2>/dev/null || echo -)"
   v+=" lasync=$([ -x "$LASYNC" ] && (git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo present) || echo missing)"
   echo "$v"
 }
@@ -100,11 +218,18 @@ versions() {
 emit "# run.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) host=$(hostname) nproc=$(nproc) cpu=\"$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)\" runs=$RUNS filter=$WF/$PF${N:+ n_override=$N}"
 emit "# versions:$(versions)"
 nfail=0
+for w in $WORKLOADS; do # build the C programs if an echo workload is selected
+  case $w in echo*) grep -Eq -- "$WF" <<<"$w" && { build_c; break; } ;; esac
+done
+grep -Eq -- "$WF" <<<fileread && fileread_file
 for w in $WORKLOADS; do
   grep -Eq -- "$WF" <<<"$w" || continue
   for p in $PEERS; do
     selected "$p" "$PF" || continue
-    [ "$p" = bare ] && [ ! -f "$HERE/$w/bare.lua" ] && continue # a reference where it exists
+    [ "$p" = bare ] && [ ! -f "$HERE/$(wdir "$w")/bare.lua" ] && continue  # a reference where it exists
+    [ "$p" = clibuv ] && [ ! -f "$HERE/$(wdir "$w")/clibuv.c" ] && continue # (the same)
+    case $p in cat | pysync) [ "$w" = fileread ] || continue ;; esac          # (fileread only)
+    case $w/$p in tothread/node | tothread/luv | fileread/node | fileread/luv) continue ;; esac # (none)
     peer_cmd "$w" "$p"
     [ ${#CMD[@]} -gt 0 ] || emit "SKIP workload=$w peer=$p reason=\"$WHY\""
   done
@@ -113,22 +238,46 @@ for w in $WORKLOADS; do
       selected "$p" "$PF" || continue
       peer_cmd "$w" "$p"
       [ ${#CMD[@]} -gt 0 ] || continue
-      [ -n "${N:-}" ] && CMD+=("$N")
+      case $w in
+      echo*) ;;
+      fileread)
+        [ -z "$FREAD_WHY" ] || { emit "FAIL workload=$w peer=$p run=$r $FREAD_WHY"; nfail=$((nfail + 1)); continue; }
+        CMD+=("$FREAD")
+        cat "$FREAD" >/dev/null # into the page cache
+        ;;
+      *) [ -n "${N:-}" ] && CMD+=("$N") ;;
+      esac
       quiet_wait
       b0=$(busy_ticks); k0=$(child_ticks); t0=$(now)
-      out=$(timeout "$TIMEOUT" taskset -c 0 "${CMD[@]}" 2>"$ERR")
-      rc=$?
-      b1=$(busy_ticks); k1=$(child_ticks); t1=$(now)
-      line=$(grep -m1 '^RESULT ' <<<"$out")
-      if [ $rc -ne 0 ] || [ -z "$line" ]; then
-        why="rc=$rc"; [ $rc -eq 124 ] && why="rc=124(timeout ${TIMEOUT}s)"
-        [ -z "$line" ] && why="$why no-RESULT"
-        emit "FAIL workload=$w peer=$p run=$r $why cmd=\"${CMD[*]}\" err=\"$( (cat "$ERR"; echo "$out") | tail -c 400 | tr '\n"' ' \047')\""
-        nfail=$((nfail + 1))
-        continue
-      fi
+      case $w in
+      echo*)
+        run_echo "$w" "$p"
+        line=$LINE
+        b1=$(busy_ticks); k1=$(child_ticks); t1=$(now)
+        if [ -z "$line" ]; then
+          emit "FAIL workload=$w peer=$p run=$r $WHY"
+          nfail=$((nfail + 1))
+          continue
+        fi
+        ;;
+      *)
+        cpus=0; case $w in tothread | fileread) cpus=$THREAD_CPUS ;; esac
+        out=$(timeout "$TIMEOUT" taskset -c "$cpus" "${CMD[@]}" 2>"$ERR")
+        rc=$?
+        b1=$(busy_ticks); k1=$(child_ticks); t1=$(now)
+        line=$(grep -m1 '^RESULT ' <<<"$out")
+        if [ $rc -ne 0 ] || [ -z "$line" ]; then
+          why="rc=$rc"; [ $rc -eq 124 ] && why="rc=124(timeout ${TIMEOUT}s)"
+          [ -z "$line" ] && why="$why no-RESULT"
+          emit "FAIL workload=$w peer=$p run=$r $why cmd=\"${CMD[*]}\" err=\"$( (cat "$ERR"; echo "$out") | tail -c 400 | tr '\n"' ' \047')\""
+          nfail=$((nfail + 1))
+          continue
+        fi
+        ;;
+      esac
       foreign=$(awk -v b=$((b1 - b0)) -v k=$((k1 - k0)) -v t0="$t0" -v t1="$t1" -v hz="$HZ" \
         'BEGIN{f=(b-k)/hz/(t1-t0); if (f<0) f=0; printf "%.2f", f}')
+      case $w in tothread | fileread) line+=" cpus=$THREAD_CPUS" ;; esac
       emit "$line run=$r foreign_cpu=$foreign"
     done
   done

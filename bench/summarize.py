@@ -5,8 +5,13 @@ usage: bench/summarize.py LOG [LOG...]   (reads RESULT / SKIP / FAIL lines)
 
 Per workload and peer: median rate, rate range, median seconds, median peak
 RSS, bytes/task (sleepers) or bytes/timer (timers), and the ratio of the
-peer's median rate to asyncio's and to luv's (higher = faster). Then the
-issue's targets, checked on the medians, PASS / MISS (or n/a without data).
+peer's median rate to asyncio's and to luv's (higher = faster). The echo
+workloads show round trips/s, p50/p99 latency, server and client CPU, server
+peak RSS and the ratios to asyncio and to the C libuv server; echoidle shows
+the server's RSS growth per idle connection. tothread shows gathered calls/s
+and the one-at-a-time round-trip latency; fileread shows MiB/s and the ratios
+to cat and to asyncio. Then the issue's targets, checked
+on the medians, PASS / MISS (or n/a without data).
 Python 3 standard library only.
 """
 import re
@@ -14,12 +19,18 @@ import statistics
 import sys
 from collections import defaultdict
 
-PEERS = ["lasync", "asyncio", "uvloop", "node", "luv", "bare"]
-WORKLOADS = ["spawn", "pingpong", "sleepers", "timers", "qpingpong", "qthroughput", "lockcontention"]
+PEERS = ["lasync", "asyncio", "uvloop", "node", "luv", "bare", "clibuv", "cat", "pysync"]
+WORKLOADS = ["spawn", "pingpong", "sleepers", "timers", "qpingpong", "qthroughput", "lockcontention",
+             "echo64", "echo4096", "echoidle", "tothread", "fileread"]
+ECHO = ("echo64", "echo4096")
+ECHO_PEERS = ["asyncio", "uvloop", "node", "luv"]  # lasync must be ahead of each (clibuv is the ceiling)
 UNIT = {"spawn": "tasks/s", "pingpong": "round trips/s", "sleepers": "tasks/s", "timers": "timers/s",
-        "qpingpong": "round trips/s", "qthroughput": "items/s", "lockcontention": "acquisitions/s"}
+        "qpingpong": "round trips/s", "qthroughput": "items/s", "lockcontention": "acquisitions/s",
+        "echo64": "round trips/s", "echo4096": "round trips/s", "tothread": "calls/s", "fileread": "MiB/s"}
 DEFAULT_N = {"spawn": 200000, "pingpong": 500000, "sleepers": 100000, "timers": 1000000,
-             "qpingpong": 500000, "qthroughput": 1000000, "lockcontention": 1000000}
+             "qpingpong": 500000, "qthroughput": 1000000, "lockcontention": 1000000, "echoidle": 1000,
+             "tothread": 10000, "fileread": 1024}
+ECHO_DEFAULT = {"conns": "100", "seconds": 5.0}  # run.sh's ECHO_C and ECHO_T
 PER = {"sleepers": ("bytes_per_task", "bytes/task"), "timers": ("bytes_per_timer", "bytes/timer")}
 KV = re.compile(r'(\w+)=("[^"]*"|\S+)')
 
@@ -57,7 +68,135 @@ def fmt_ratio(x):
     return f"{x:,.0f}×" if x >= 100 else f"{x:.2f}×" if x < 10 else f"{x:.1f}×"
 
 
+def notes_lines(w, notes):
+    out = []
+    for p in PEERS:
+        for kind, d, line in notes.get((w, p), []):
+            if kind == "SKIP":
+                out.append(f"- {p}: SKIP — {d.get('reason', '')}")
+                break
+        for kind, d, line in notes.get((w, p), []):
+            if kind == "FAIL":
+                out.append(f"- {p}: **FAIL** — {line[5:][:400]}")
+    if out:
+        print()
+        print("\n".join(out))
+
+
+def head(cols):
+    print("| peer | " + " | ".join(cols) + " |")
+    print("|---" * (len(cols) + 1) + "|")
+
+
+def foreign(rs):
+    return f"{max(float(r.get('foreign_cpu', 0)) for r in rs):.2f}"
+
+
+def mib(kb):
+    return f"{kb / 1024:.1f}" if kb is not None and kb >= 0 else "n/a"
+
+
+def echo_table(w, runs, notes):
+    print(f"\n### {w}\n")
+    if not any(runs.get((w, p)) for p in PEERS):
+        print("(no results)")
+    else:
+        head([f"{UNIT[w]} (median)", "range", "p50 µs", "p99 µs", "server CPU", "client CPU",
+              "server RSS MiB", "× asyncio", "× clibuv", "runs", "max foreign CPU"])
+    ref = {p: med(runs.get((w, p), []), "rate") for p in ("asyncio", "clibuv")}
+    for p in PEERS:
+        rs = runs.get((w, p), [])
+        if not rs:
+            continue
+        rate = med(rs, "rate")
+        rates = [float(r["rate"]) for r in rs]
+        row = [f"**{p}**" if p == "lasync" else p, f"{rate:,.0f}", f"{min(rates):,.0f}–{max(rates):,.0f}",
+               f"{med(rs, 'p50_us'):,.0f}", f"{med(rs, 'p99_us'):,.0f}",
+               f"{med(rs, 'server_cpu'):.2f}", f"{med(rs, 'client_cpu'):.2f}", mib(med(rs, "rss_kb"))]
+        row += [fmt_ratio(rate / ref[q]) if ref[q] else "" for q in ("asyncio", "clibuv")]
+        row += [str(len(rs)), foreign(rs)]
+        print("| " + " | ".join(row) + " |")
+    notes_lines(w, notes)
+
+
+def idle_table(w, runs, notes):
+    print(f"\n### {w}\n")
+    if not any(runs.get((w, p)) for p in PEERS):
+        print("(no results)")
+    else:
+        head(["bytes/conn (median)", "range", "connections", "server RSS before MiB", "after MiB", "runs",
+              "max foreign CPU"])
+    for p in PEERS:
+        rs = runs.get((w, p), [])
+        if not rs:
+            continue
+        b = [float(r["bytes_per_conn"]) for r in rs]
+        row = [f"**{p}**" if p == "lasync" else p, f"{statistics.median(b):,.0f}", f"{min(b):,.0f}–{max(b):,.0f}",
+               "/".join(sorted({r.get("n", "?") for r in rs})),
+               mib(med(rs, "rss_before_kb")), mib(med(rs, "rss_after_kb")), str(len(rs)), foreign(rs)]
+        print("| " + " | ".join(row) + " |")
+    notes_lines(w, notes)
+
+
+def cpus(rs):  # run.sh's THREAD_CPUS (taskset list) for tothread and fileread
+    return " / ".join(sorted({r.get("cpus", "0") for r in rs}))
+
+
+def tothread_table(w, runs, notes):
+    print(f"\n### {w}\n")
+    if not any(runs.get((w, p)) for p in PEERS):
+        print("(no results)")
+    else:
+        head(["calls/s gathered (median)", "range", "p50 µs one at a time", "p99 µs", "calls/s one at a time",
+              "peak RSS MiB", "× asyncio (gathered)", "× asyncio (p50)", "CPUs", "runs", "max foreign CPU"])
+    ref_rate, ref_p50 = med(runs.get((w, "asyncio"), []), "rate"), med(runs.get((w, "asyncio"), []), "p50_us")
+    for p in PEERS:
+        rs = runs.get((w, p), [])
+        if not rs:
+            continue
+        rate, p50 = med(rs, "rate"), med(rs, "p50_us")
+        rates = [float(r["rate"]) for r in rs]
+        row = [f"**{p}**" if p == "lasync" else p, f"{rate:,.0f}", f"{min(rates):,.0f}–{max(rates):,.0f}",
+               f"{p50:,.1f}", f"{med(rs, 'p99_us'):,.1f}", f"{med(rs, 'seq_rate'):,.0f}", mib(med(rs, "rss_kb")),
+               fmt_ratio(rate / ref_rate) if ref_rate else "", fmt_ratio(ref_p50 / p50) if ref_p50 and p50 else "",
+               cpus(rs), str(len(rs)), foreign(rs)]
+        print("| " + " | ".join(row) + " |")
+    notes_lines(w, notes)
+
+
+def fileread_table(w, runs, notes):
+    print(f"\n### {w}\n")
+    if not any(runs.get((w, p)) for p in PEERS):
+        print("(no results)")
+    else:
+        head(["MiB/s (median)", "range", "seconds", "peak RSS MiB", "× cat", "× asyncio", "reads", "CPUs", "runs",
+              "max foreign CPU"])
+    ref = {q: med(runs.get((w, q), []), "rate") for q in ("cat", "asyncio")}
+    for p in ["cat"] + [q for q in PEERS if q != "cat"]:
+        rs = runs.get((w, p), [])
+        if not rs:
+            continue
+        rate = med(rs, "rate")
+        rates = [float(r["rate"]) for r in rs]
+        how = "/".join(sorted({{"65536": "64 KiB", "cat": "cat's (128 KiB)"}.get(r.get("chunk"), r.get("chunk", "?"))
+                               + (f", {r['api']}" if r.get("api") else "") for r in rs}))
+        row = [f"**{p}**" if p == "lasync" else p, f"{rate:,.0f}", f"{min(rates):,.0f}–{max(rates):,.0f}",
+               f"{med(rs, 'seconds'):.3f}", mib(med(rs, "rss_kb"))]
+        row += [fmt_ratio(rate / ref[q]) if ref[q] else "" for q in ("cat", "asyncio")]
+        row += [how, cpus(rs), str(len(rs)), foreign(rs)]
+        print("| " + " | ".join(row) + " |")
+    notes_lines(w, notes)
+
+
 def table(w, runs, notes):
+    if w == "tothread":
+        return tothread_table(w, runs, notes)
+    if w == "fileread":
+        return fileread_table(w, runs, notes)
+    if w in ECHO:
+        return echo_table(w, runs, notes)
+    if w == "echoidle":
+        return idle_table(w, runs, notes)
     per = PER.get(w)
     cols = [f"{UNIT[w]} (median)", "range", "seconds", "peak RSS MiB"]
     if per:
@@ -84,20 +223,9 @@ def table(w, runs, notes):
             b = med(rs, per[0])
             row.append(f"{b:,.0f}" if b is not None else "n/a")
         row += [fmt_ratio(rate / ref[q]) if ref[q] else "" for q in ("asyncio", "luv")]
-        row += [str(len(rs)), f"{max(float(r.get('foreign_cpu', 0)) for r in rs):.2f}"]
+        row += [str(len(rs)), foreign(rs)]
         print("| " + " | ".join(row) + " |")
-    out = []
-    for p in PEERS:
-        for kind, d, line in notes.get((w, p), []):
-            if kind == "SKIP":
-                out.append(f"- {p}: SKIP — {d.get('reason', '')}")
-                break
-        for kind, d, line in notes.get((w, p), []):
-            if kind == "FAIL":
-                out.append(f"- {p}: **FAIL** — {line[5:][:300]}")
-    if out:
-        print()
-        print("\n".join(out))
+    notes_lines(w, notes)
 
 
 def targets(runs, notes):
@@ -107,6 +235,20 @@ def targets(runs, notes):
     def ratio(w, a, b):
         x, y = m(w, a), m(w, b)
         return x / y if x is not None and y else None
+
+    def ahead(w):
+        # lasync's median rate over the best median among ECHO_PEERS that ran
+        have = {p: m(w, p) for p in ECHO_PEERS if m(w, p) is not None}
+        x = m(w, "lasync")
+        if x is None or not have:
+            return None
+        best = max(have, key=have.get)
+        missing = [p for p in ECHO_PEERS if p not in have]
+        return (x / have[best], best, missing)
+
+    def show_ahead(v):
+        r, best, missing = v
+        return f"{fmt_ratio(r)} the best peer ({best})" + (f"; no data: {', '.join(missing)}" if missing else "")
 
     checks = [
         # (workload, description, measured value, predicate, shown as)
@@ -133,6 +275,17 @@ def targets(runs, notes):
         ("lockcontention", "lockcontention: lasync ≥ 10× asyncio (rate)", ratio("lockcontention", "lasync", "asyncio"),
          lambda v: v >= 10, fmt_ratio),
     ]
+    for w in ECHO:
+        checks += [
+            (w, f"{w}: lasync ≥ 0.9× the C libuv server (rate)", ratio(w, "lasync", "clibuv"), lambda v: v >= 0.9,
+             fmt_ratio),
+            (w, f"{w}: lasync ahead of every peer ({', '.join(ECHO_PEERS)}) (rate)", ahead(w), lambda v: v[0] > 1,
+             show_ahead),
+        ]
+    checks.append(("echoidle", "echoidle: lasync server RSS per idle connection ≤ 4096 B",
+                   m("echoidle", "lasync", "bytes_per_conn"), lambda v: v <= 4096, lambda v: f"{v:,.0f} B"))
+    checks.append(("fileread", "fileread: lasync ≥ 0.7× cat (MiB/s, 64 KiB reads from the page cache)",
+                   ratio("fileread", "lasync", "cat"), lambda v: v >= 0.7, fmt_ratio))
     ran = {w for w, _ in list(runs) + list(notes)}
     checks = [c for c in checks if c[0] in ran]
     if not checks:
@@ -140,9 +293,22 @@ def targets(runs, notes):
     print("\n### targets (medians of this log)\n")
     for w, desc, v, ok, show in checks:
         verdict = "n/a " if v is None else "PASS" if ok(v) else "MISS"
-        ns = {r.get("n") for p in PEERS for r in runs.get((w, p), [])}
-        warn = "" if ns <= {str(DEFAULT_N[w])} else f" (sizes n={','.join(sorted(ns))}; targets assume n={DEFAULT_N[w]})"
+        warn = size_warning(w, runs)
         print(f"- {verdict} {desc}: {'no data' if v is None else show(v)}{warn}")
+
+
+def size_warning(w, runs):
+    rs = [r for p in PEERS for r in runs.get((w, p), [])]
+    if w in ECHO:
+        odd = [r for r in rs if r.get("conns") != ECHO_DEFAULT["conns"]
+               or abs(float(r.get("seconds", 0)) - ECHO_DEFAULT["seconds"]) > 0.5]
+        if not odd:
+            return ""
+        cs = sorted({r.get("conns", "?") for r in rs})
+        return (f" (conns={','.join(cs)}, up to {max(float(r.get('seconds', 0)) for r in rs):.1f} s measured;"
+                f" targets assume conns=100, 5 s)")
+    ns = {r.get("n") for r in rs}
+    return "" if ns <= {str(DEFAULT_N[w])} else f" (sizes n={','.join(sorted(ns))}; targets assume n={DEFAULT_N[w]})"
 
 
 def main():

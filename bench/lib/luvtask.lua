@@ -3,7 +3,8 @@
 -- idle handle (one batch per loop iteration, like asyncio's call_soon queue);
 -- sleep(ms > 0) uses one uv timer per sleep; Queue hands items to waiting
 -- getters through the ready queue (and, bounded, wakes one waiting putter per
--- get); Lock hands itself to the oldest waiter. Only what bench/ needs.
+-- get); Lock hands itself to the oldest waiter; stream() wraps a uv TCP handle
+-- for the echo server. Only what bench/ needs.
 local uv = require "luv"
 local co_create, co_resume, co_yield, co_running, co_status =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
@@ -163,6 +164,41 @@ function Lock:release()
   else
     self.held = false
   end
+end
+
+-- TCP stream wrapper (echo): read() yields until a chunk arrives (nil at EOF
+-- or on error); the read callback resumes the waiting coroutine directly;
+-- write() is uv.write, queued and not awaited (like StreamWriter.write)
+local Stream = {}
+Stream.__index = Stream
+function M.stream(handle)
+  local s = setmetatable({ h = handle, buf = {}, bh = 1, bt = 0, eof = false }, Stream)
+  handle:read_start(function(err, data)
+    if err or not data then s.eof = true; data = nil end
+    local r = s.reader
+    if r then
+      s.reader = nil
+      step(r, data) -- resume the reading coroutine directly
+    elseif data then
+      s.bt = s.bt + 1; s.buf[s.bt] = data
+    end
+  end)
+  return s
+end
+function Stream:read()
+  if self.bh <= self.bt then
+    local d = self.buf[self.bh]; self.buf[self.bh] = nil; self.bh = self.bh + 1
+    return d
+  end
+  if self.eof then return nil end
+  self.reader = tasks_by_co[co_running()]
+  return co_yield()
+end
+function Stream:write(data)
+  self.h:write(data)
+end
+function Stream:close()
+  if not self.h:is_closing() then self.h:close() end
 end
 
 -- run(main): spawn main as a task and run the loop until everything is done
