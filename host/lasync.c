@@ -248,6 +248,8 @@ static int pmain(lua_State *L) {
     return 0;
   }
   if (flags & HAS_DEBUG) setenv("LASYNC_DEBUG", "1", 1);
+  lua_gc(L, LUA_GCGEN, 0, 0); /* as lua5.4 does: I/O makes short-lived
+                                 strings, which this mode collects cheaply */
   luaL_openlibs(L);
   lasync_openlibs(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
