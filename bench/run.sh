@@ -5,16 +5,18 @@
 # server on CPU 0 and the C load generator (echo/loadgen.c) on CPU 1. RESULT /
 # SKIP / FAIL lines go to stdout and to a log in bench/results/; at the end
 # summarize.py prints the tables. The C programs (load generator, C libuv echo
-# server) are built with gcc -O2 into bench/build/ (gitignored) when needed.
+# server) are built with gcc -O2, and the Go echo server with `go build`
+# (GOCACHE and GOPATH in bench/build/go/), into bench/build/ (gitignored) when
+# needed. The Go server runs with GOMAXPROCS=1 (as taskset -c 0 implies anyway).
 #
 # usage: bench/run.sh [WORKLOAD_REGEX] [PEER_REGEX]
 #   workloads: spawn pingpong sleepers timers qpingpong qthroughput lockcontention
 #              echo64 echo4096 echoidle tothread fileread
 #              (the regex matches any part of a name: '^pingpong' for pingpong alone,
 #              'echo' for the three echo workloads)
-#   peers:     lasync asyncio uvloop node luv bare clibuv cat pysync
-#              (bare: spawn, pingpong, qpingpong; clibuv: the echo workloads;
-#              cat, pysync: fileread)
+#   peers:     lasync asyncio uvloop node luv go bare clibuv cat pysync
+#              (bare: spawn, pingpong, qpingpong; go, clibuv: the echo workloads;
+#              cat, pysync: fileread; go is a SKIP without golang-go)
 # env: RUNS=3                 runs per workload x peer
 #      LASYNC=path            lasync binary (default: $BUILD/lasync, BUILD=build,
 #                             relative to the repo root; LASYNC_BUILD also honoured)
@@ -72,7 +74,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 lua_has() { have "$1" && "$1" -e "require '$2'" >/dev/null 2>&1; }
 
 WORKLOADS="spawn pingpong sleepers timers qpingpong qthroughput lockcontention echo64 echo4096 echoidle tothread fileread"
-PEERS="lasync asyncio uvloop node luv bare clibuv cat pysync"
+PEERS="lasync asyncio uvloop node luv go bare clibuv cat pysync"
 
 # folder of a workload's programs
 wdir() { case $1 in echo*) echo echo ;; *) echo "$1" ;; esac; }
@@ -92,6 +94,18 @@ build_c() {
     gcc -O2 -Wall -o "$out/echo_clibuv" echo/clibuv.c -luv 2>>"$out/build.err" || CLIBUV_WHY="echo/clibuv.c build failed (bench/build/build.err)"
 }
 
+# the Go echo server, into build/ (Go's build cache and GOPATH in build/go/, so
+# that no writable $HOME is needed)
+GO_WHY=""
+build_go() {
+  local out=$HERE/build
+  mkdir -p "$out/go"
+  if ! have go; then GO_WHY="go not found (apt-get install golang-go)"; return; fi
+  [ "$out/echo_go" -nt echo/go.go ] ||
+    GOCACHE=$out/go/cache GOPATH=$out/go/path go build -o "$out/echo_go" echo/go.go 2>>"$out/build.err" ||
+    GO_WHY="echo/go.go build failed (bench/build/build.err)"
+}
+
 # peer_cmd WORKLOAD PEER: sets the array CMD to the command, or CMD=() and WHY to the reason
 peer_cmd() {
   local w=$1 p=$2 f d
@@ -99,7 +113,7 @@ peer_cmd() {
   CMD=() WHY=""
   case $p in
   asyncio) f=$d/asyncio.py ;; uvloop) f=$d/uvloop.py ;; node) f=$d/node.js ;;
-  luv) f=$d/luv54.lua ;; lasync) f=$d/lasync.lua ;; bare) f=$d/bare.lua ;; clibuv) f=$d/clibuv.c ;;
+  luv) f=$d/luv54.lua ;; lasync) f=$d/lasync.lua ;; bare) f=$d/bare.lua ;; clibuv) f=$d/clibuv.c ;; go) f=$d/go.go ;;
   cat) f=$d/cat.sh ;; pysync) f=$d/pysync.py ;;
   esac
   if [ ! -f "$f" ]; then WHY="no $f (not defined for this workload)"; return; fi
@@ -114,6 +128,7 @@ peer_cmd() {
   cat) have cat && CMD=(bash "$f") || WHY="cat not found" ;;
   pysync) have "$PY" && CMD=("$PY" -P "$f") || WHY="$PY not found" ;;
   clibuv) [ -x build/echo_clibuv ] && [ -z "${CLIBUV_WHY:-}" ] && CMD=(build/echo_clibuv) || WHY="${CLIBUV_WHY:-no build/echo_clibuv}" ;;
+  go) [ -z "$GO_WHY" ] && [ -x build/echo_go ] && CMD=(env GOMAXPROCS=1 build/echo_go) || WHY="${GO_WHY:-no build/echo_go}" ;;
   esac
 }
 
@@ -211,6 +226,7 @@ versions() {
   v+=" aiofiles=$("$PY" -c 'import importlib.metadata as m; print(m.version("aiofiles"))' 2>/dev/null || echo -)"
   v+=" libuv=$(pkg-config --modversion libuv 2>/dev/null || echo -)"
   v+=" gcc=$(gcc -dumpfullversion 2>/dev/null || echo -)"
+  v+=" go=$(have go && go version | awk '{print $3}' || echo -)"
   v+=" lasync=$([ -x "$LASYNC" ] && (git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo present) || echo missing)"
   echo "$v"
 }
@@ -218,8 +234,8 @@ versions() {
 emit "# run.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) host=$(hostname) nproc=$(nproc) cpu=\"$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)\" runs=$RUNS filter=$WF/$PF${N:+ n_override=$N}"
 emit "# versions:$(versions)"
 nfail=0
-for w in $WORKLOADS; do # build the C programs if an echo workload is selected
-  case $w in echo*) grep -Eq -- "$WF" <<<"$w" && { build_c; break; } ;; esac
+for w in $WORKLOADS; do # build the C programs (and the Go server) if an echo workload is selected
+  case $w in echo*) grep -Eq -- "$WF" <<<"$w" && { build_c; selected go "$PF" && build_go; break; } ;; esac
 done
 grep -Eq -- "$WF" <<<fileread && fileread_file
 for w in $WORKLOADS; do
@@ -228,6 +244,7 @@ for w in $WORKLOADS; do
     selected "$p" "$PF" || continue
     [ "$p" = bare ] && [ ! -f "$HERE/$(wdir "$w")/bare.lua" ] && continue  # a reference where it exists
     [ "$p" = clibuv ] && [ ! -f "$HERE/$(wdir "$w")/clibuv.c" ] && continue # (the same)
+    [ "$p" = go ] && [ ! -f "$HERE/$(wdir "$w")/go.go" ] && continue         # (the same)
     case $p in cat | pysync) [ "$w" = fileread ] || continue ;; esac          # (fileread only)
     case $w/$p in tothread/node | tothread/luv | fileread/node | fileread/luv) continue ;; esac # (none)
     peer_cmd "$w" "$p"

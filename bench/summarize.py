@@ -19,11 +19,11 @@ import statistics
 import sys
 from collections import defaultdict
 
-PEERS = ["lasync", "asyncio", "uvloop", "node", "luv", "bare", "clibuv", "cat", "pysync"]
+PEERS = ["lasync", "asyncio", "uvloop", "node", "luv", "go", "bare", "clibuv", "cat", "pysync"]
 WORKLOADS = ["spawn", "pingpong", "sleepers", "timers", "qpingpong", "qthroughput", "lockcontention",
              "echo64", "echo4096", "echoidle", "tothread", "fileread"]
 ECHO = ("echo64", "echo4096")
-ECHO_PEERS = ["asyncio", "uvloop", "node", "luv"]  # lasync must be ahead of each (clibuv is the ceiling)
+ECHO_PEERS = ["asyncio", "uvloop", "node", "luv", "go"]  # lasync must be ahead of each (clibuv is the ceiling)
 UNIT = {"spawn": "tasks/s", "pingpong": "round trips/s", "sleepers": "tasks/s", "timers": "timers/s",
         "qpingpong": "round trips/s", "qthroughput": "items/s", "lockcontention": "acquisitions/s",
         "echo64": "round trips/s", "echo4096": "round trips/s", "tothread": "calls/s", "fileread": "MiB/s"}
