@@ -57,37 +57,6 @@ size_t lx_check_limit(lua_State *L, int optidx, const char *fname) {
   return (size_t)limit;
 }
 
-static int opt_bool(lua_State *L, int optidx, const char *name, int dflt) {
-  int v = dflt;
-  if (optidx && lua_getfield(L, optidx, name) != LUA_TNIL)
-    v = lua_toboolean(L, -1);
-  if (optidx) lua_pop(L, 1);
-  return v;
-}
-
-/*
-** keepalive option: true (60 s), false, or a whole number of seconds (0:
-** off), checked as start_server checks it: a typo must not pass unseen.
-*/
-static int opt_keepalive(lua_State *L, int optidx) {
-  lua_Integer v = 0;
-  int isint = 1;
-  if (optidx == 0) return 0;
-  switch (lua_getfield(L, optidx, "keepalive")) {
-    case LUA_TNIL: break;
-    case LUA_TBOOLEAN: v = lua_toboolean(L, -1) ? 60 : 0; break;
-    case LUA_TNUMBER: v = lua_tointegerx(L, -1, &isint); break;
-    default: isint = 0;
-  }
-  if (!isint || v < 0 || v > INT_MAX)
-    luaL_error(L, "lasync.%s: option 'keepalive' must be a boolean or a "
-                  "whole number of seconds (got %s)", fname_tcp,
-               lua_type(L, -1) == LUA_TNUMBER ? luaL_tolstring(L, -1, NULL)
-                                              : luaL_typename(L, -1));
-  lua_pop(L, 1);
-  return (int)v;
-}
-
 /* The options argument at idx: 0 if absent, else it must be a table. */
 static int check_opts(lua_State *L, int idx) {
   if (lua_isnoneornil(L, idx)) return 0;
@@ -220,8 +189,8 @@ static int core_open_connection(lua_State *L) {
   family = lx_check_family(L, opts, fname_tcp);
   cs = lua_newuserdatauv(L, sizeof *cs, 0); /* at CONN_STATE */
   memset(cs, 0, sizeof *cs);
-  cs->nodelay = opt_bool(L, opts, "nodelay", 1);
-  cs->keepalive = opt_keepalive(L, opts);
+  cs->nodelay = lx_opt_bool(L, opts, "nodelay", 1);
+  cs->keepalive = lx_opt_keepalive(L, opts, fname_tcp);
   cs->limit = lx_check_limit(L, opts, fname_tcp);
   if (opts && lua_getfield(L, opts, "local_addr") == LUA_TTABLE) {
     lua_rawgeti(L, -1, 1);

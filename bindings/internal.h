@@ -281,6 +281,9 @@ LX_HIDDEN int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode);
 LX_HIDDEN void lx_loop_attach(lua_State *L, int loopidx);
 LX_HIDDEN void lx_loop_detach(lua_State *L, lx_loop *loop);
 LX_HIDDEN int lx_reuse_port(uv_handle_t *h); /* server.c */
+LX_HIDDEN int lx_opt_bool(lua_State *L, int opts, const char *name,
+                          int dflt);
+LX_HIDDEN int lx_opt_keepalive(lua_State *L, int opts, const char *fname);
 LX_HIDDEN void lx_loop_close(lua_State *L, lx_loop *loop);
 LX_HIDDEN void lx_loop_report(lua_State *L, lx_loop *loop, const char *what,
                               int erridx, const char *traceback);

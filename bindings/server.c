@@ -203,7 +203,8 @@ static int opt_backlog(lua_State *L, int opts, const char *fname) {
   return (int)v;
 }
 
-static int opt_bool(lua_State *L, int opts, const char *name, int dflt) {
+/* Options shared with open_connection (connect.c). */
+int lx_opt_bool(lua_State *L, int opts, const char *name, int dflt) {
   int v = dflt;
   if (opts && lua_getfield(L, opts, name) != LUA_TNIL)
     v = lua_toboolean(L, -1);
@@ -211,15 +212,19 @@ static int opt_bool(lua_State *L, int opts, const char *name, int dflt) {
   return v;
 }
 
-/* keepalive: true (60 s), false, or a whole number of seconds (0: off) */
-static int opt_keepalive(lua_State *L, int opts, const char *fname) {
+/*
+** keepalive: true (60 s), false, or a whole number of seconds (0: off);
+** anything else raises, so that a typo does not pass unseen.
+*/
+int lx_opt_keepalive(lua_State *L, int opts, const char *fname) {
   lua_Integer v = 0;
   int isint = 1;
   if (opts == 0) return 0;
   switch (lua_getfield(L, opts, "keepalive")) {
     case LUA_TNIL: break;
     case LUA_TBOOLEAN: v = lua_toboolean(L, -1) ? 60 : 0; break;
-    default: v = lua_tointegerx(L, -1, &isint);
+    case LUA_TNUMBER: v = lua_tointegerx(L, -1, &isint); break;
+    default: isint = 0;
   }
   if (!isint || v < 0 || v > INT_MAX)
     opt_error(L, fname, "keepalive", "a boolean or a whole number of seconds");
@@ -234,9 +239,9 @@ static int read_opts(lua_State *L, int idx, const char *fname,
   if (opts) luaL_checktype(L, opts, LUA_TTABLE);
   o->backlog = opt_backlog(L, opts, fname);
   o->limit = lx_check_limit(L, opts, fname);
-  o->nodelay = opt_bool(L, opts, "nodelay", 1);
-  o->keepalive = opt_keepalive(L, opts, fname);
-  o->reuse_port = opt_bool(L, opts, "reuse_port", 0);
+  o->nodelay = lx_opt_bool(L, opts, "nodelay", 1);
+  o->keepalive = lx_opt_keepalive(L, opts, fname);
+  o->reuse_port = lx_opt_bool(L, opts, "reuse_port", 0);
   return opts;
 }
 
