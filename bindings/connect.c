@@ -4,7 +4,6 @@
 ** return the stream's reader and writer. A cancel closes the socket being
 ** connected; the connect callback still runs and frees its request.
 */
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
