@@ -77,7 +77,17 @@ WORKLOADS="spawn pingpong sleepers timers qpingpong qthroughput lockcontention e
 PEERS="lasync asyncio uvloop node luv go bare clibuv cat pysync"
 
 # folder of a workload's programs
-wdir() { case $1 in echo*) echo echo ;; *) echo "$1" ;; esac; }
+# The directory of a workload's programs. qpingpong is pingpong for every
+# peer but lasync (which uses Queues there, Futures in pingpong), so the
+# other peers run pingpong's programs and their RESULT lines are renamed.
+wdir() {
+  case $1/${2:-} in
+  echo*) echo echo ;;
+  qpingpong/lasync) echo qpingpong ;;
+  qpingpong/*) echo pingpong ;;
+  *) echo "$1" ;;
+  esac
+}
 
 # the C programs: echo load generator and the C libuv echo server, into build/
 C_OK=""
@@ -109,7 +119,7 @@ build_go() {
 # peer_cmd WORKLOAD PEER: sets the array CMD to the command, or CMD=() and WHY to the reason
 peer_cmd() {
   local w=$1 p=$2 f d
-  d=$(wdir "$w")
+  d=$(wdir "$w" "$p")
   CMD=() WHY=""
   case $p in
   asyncio) f=$d/asyncio.py ;; uvloop) f=$d/uvloop.py ;; node) f=$d/node.js ;;
@@ -242,9 +252,9 @@ for w in $WORKLOADS; do
   grep -Eq -- "$WF" <<<"$w" || continue
   for p in $PEERS; do
     selected "$p" "$PF" || continue
-    [ "$p" = bare ] && [ ! -f "$HERE/$(wdir "$w")/bare.lua" ] && continue  # a reference where it exists
-    [ "$p" = clibuv ] && [ ! -f "$HERE/$(wdir "$w")/clibuv.c" ] && continue # (the same)
-    [ "$p" = go ] && [ ! -f "$HERE/$(wdir "$w")/go.go" ] && continue         # (the same)
+    [ "$p" = bare ] && [ ! -f "$HERE/$(wdir "$w" "$p")/bare.lua" ] && continue  # a reference where it exists
+    [ "$p" = clibuv ] && [ ! -f "$HERE/$(wdir "$w" "$p")/clibuv.c" ] && continue # (the same)
+    [ "$p" = go ] && [ ! -f "$HERE/$(wdir "$w" "$p")/go.go" ] && continue         # (the same)
     case $p in cat | pysync) [ "$w" = fileread ] || continue ;; esac          # (fileread only)
     case $w/$p in tothread/node | tothread/luv | fileread/node | fileread/luv) continue ;; esac # (none)
     peer_cmd "$w" "$p"
@@ -283,6 +293,7 @@ for w in $WORKLOADS; do
         rc=$?
         b1=$(busy_ticks); k1=$(child_ticks); t1=$(now)
         line=$(grep -m1 '^RESULT ' <<<"$out")
+        line=${line/workload=pingpong /workload=$w }  # qpingpong's peers
         if [ $rc -ne 0 ] || [ -z "$line" ]; then
           why="rc=$rc"; [ $rc -eq 124 ] && why="rc=124(timeout ${TIMEOUT}s)"
           [ -z "$line" ] && why="$why no-RESULT"
