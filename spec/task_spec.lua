@@ -448,6 +448,34 @@ describe("task state methods", function()
     local err = helper.error_of(lasync.all_tasks)
     assert.matches("no running event loop", err)
   end)
+
+  it("tasks() lists name, state and the line each task waits at",
+     function()
+    helper.run(function()
+      local w = lasync.create_task(function()
+        lasync.sleep(10) -- the line tasks() must show
+      end)
+      local wait_line = debug.getinfo(1, "l").currentline - 2
+      w:set_name("worker")
+      lasync.sleep(0) -- let it start and wait
+      local list = lasync.tasks()
+      local me = lasync.current_task()
+      assert.are.equal(#lasync.all_tasks(), #list)
+      local rows = {}
+      for _, row in ipairs(list) do rows[row.task] = row end
+      assert.are.equal("worker", rows[w].name)
+      assert.are.equal("waiting", rows[w].state)
+      assert.matches("task_spec%.lua:" .. wait_line .. "$", rows[w].where)
+      assert.are.equal("running", rows[me].state)
+      local shown = tostring(list)
+      assert.matches("^name%s+state%s+at\n", shown)
+      assert.matches("\nworker%s+waiting%s+[^\n]*task_spec%.lua:" ..
+                     wait_line, shown)
+      w:cancel()
+    end, 1)
+    local err = helper.error_of(lasync.tasks)
+    assert.matches("^[^\n]*lasync%.tasks: no running event loop", err)
+  end)
 end)
 
 describe("task cancellation", function()
