@@ -208,9 +208,7 @@ static int core_open_connection(lua_State *L) {
   }
   /* resolve first: lasync.getaddrinfo(host, port, {family=}), whose
      errors name open_connection and "host:port" */
-  lx_push_getaddrinfo(L);
-  lua_pushstring(L, fname_tcp);
-  lua_setupvalue(L, -2, 2);
+  lx_push_getaddrinfo(L, fname_tcp);
   lua_pushvalue(L, CONN_HOST);
   lua_pushvalue(L, CONN_PORT);
   lua_createtable(L, 0, 1);

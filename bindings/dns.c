@@ -303,13 +303,13 @@ static int core_getnameinfo(lua_State *L) {
 /* }====================================================================== */
 
 /*
-** [-0, +1] push lasync.getaddrinfo, for C code that resolves names. Its
-** upvalue 2 is nil; a caller that sets it to its own name (lua_setupvalue)
-** gets lookup errors that name it, with "host:port" as the target.
+** [-0, +1] push lasync.getaddrinfo, for C code that resolves names on
+** behalf of `caller` (e.g. "open_connection"): its lookup errors name the
+** caller, with "host:port" as the target (upvalue 2).
 */
-void lx_push_getaddrinfo(lua_State *L) {
+void lx_push_getaddrinfo(lua_State *L, const char *caller) {
   lx_push_runtime(L);
-  lua_pushnil(L);
+  lua_pushstring(L, caller);
   lua_pushcclosure(L, core_getaddrinfo, 2);
 }
 

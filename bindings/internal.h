@@ -396,7 +396,7 @@ LX_HIDDEN int lx_addr_parse(const char *host, int port, int family,
                             struct sockaddr_storage *ss);
 LX_HIDDEN int lx_check_port(lua_State *L, int idx, const char *fname);
 LX_HIDDEN int lx_check_family(lua_State *L, int optidx, const char *fname);
-LX_HIDDEN void lx_push_getaddrinfo(lua_State *L);
+LX_HIDDEN void lx_push_getaddrinfo(lua_State *L, const char *caller);
 LX_HIDDEN void lx_open_dns(lua_State *L);
 
 /* connect.c, server.c */

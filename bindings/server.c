@@ -393,7 +393,7 @@ static int core_start_server(lua_State *L) {
   }
   if (lx_addr_parse(host, port, family, &ss) == 0)
     return tcp_listen(L, t->fut.loop, &ss, &o);
-  lx_push_getaddrinfo(L); /* a name: resolve it first */
+  lx_push_getaddrinfo(L, "start_server"); /* a name: resolve it first */
   lua_pushvalue(L, SRV_HOST);
   lua_pushvalue(L, SRV_PORT);
   lua_callk(L, 2, 1, (lua_KContext)t, resolved_k);

@@ -165,6 +165,19 @@ describe("lasync.start_server", function()
     end, 2)
   end)
 
+  it("an unknown host: the lookup's error names start_server", function()
+    helper.run(function()
+      local err = helper.error_of(lasync.start_server, echo,
+                                  "no-such-host.invalid", 80)
+      assert(lasync.is_error(err, lasync.OSError), helper.show(err))
+      assert.matches("^EAI_", err.code)
+      assert.is_nil(err.errno)
+      assert.are.equal("no-such-host.invalid:80", err.target)
+      assert.matches("^lasync%.start_server: .*%(no%-such%-host%.invalid:80%)$",
+                     err.message)
+    end, 2)
+  end)
+
   it("a handler's error goes to the exception handler; only that " ..
     "connection is closed", function()
     helper.run(function()
