@@ -2,14 +2,23 @@
 if(LASYNC_SANITIZE)
   file(WRITE ${CMAKE_BINARY_DIR}/sanitize "")
 endif()
-file(GLOB SPEC_FILES ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
-foreach(spec ${SPEC_FILES})
-  get_filename_component(name ${spec} NAME_WE)
-  string(REGEX REPLACE "_spec$" "" name ${name})
-  add_test(NAME spec.${name}
+# Regressions (spec/regress/NNNN-short-title_spec.lua, NNNN the issue) run
+# as regress.NNNN-short-title.
+file(GLOB SPEC_FILES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
+file(GLOB REGRESS_FILES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/spec/regress/*_spec.lua)
+foreach(spec ${SPEC_FILES} ${REGRESS_FILES})
+  get_filename_component(name ${spec} NAME)
+  string(REGEX REPLACE "_spec\\.lua$" "" name ${name})
+  get_filename_component(dir ${spec} DIRECTORY)
+  if(dir MATCHES "/regress$")
+    set(name regress.${name})
+  else()
+    set(name spec.${name})
+  endif()
+  add_test(NAME ${name}
            COMMAND ${CMAKE_SOURCE_DIR}/scripts/busted.sh ${CMAKE_BINARY_DIR}
                    ${spec})
-  set_tests_properties(spec.${name} PROPERTIES TIMEOUT 300)
+  set_tests_properties(${name} PROPERTIES TIMEOUT 300)
 endforeach()
 include(${CMAKE_CURRENT_LIST_DIR}/examples.cmake)
 
