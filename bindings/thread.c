@@ -324,6 +324,7 @@ typedef struct lx_thread {
   int finished;           /* own is gone for good */
   lx_loop *caller;        /* the loop of the thread's creator */
   lx_resource node;       /* in the caller's resources until joined */
+  lx_resource own_node;   /* in own's resources: its close clears own */
   lx_buf start;           /* the function and arguments it starts with */
   lasync_completion *done; /* settled when the thread has finished */
   int stop_ref;           /* thread side: the future its main awaits */
@@ -488,6 +489,19 @@ static void stop_cb(lua_State *L, void *ud) {
   lua_pop(L, 1);
 }
 
+/*
+** The thread's loop closes: from now on posts wait in `early` (run with
+** L == NULL by thread_main), for the inbox of a closing loop is drained
+** once and then never read: a post landing there after that would leak.
+*/
+static void own_closing(lua_State *L, lx_resource *r) {
+  lx_thread *th = lx_container_of(r, lx_thread, own_node);
+  (void)L;
+  uv_mutex_lock(&th->mutex);
+  th->own = NULL;
+  uv_mutex_unlock(&th->mutex);
+}
+
 /* The thread's main task: start fn(...), take jobs until stop(). */
 static int thread_body(lua_State *L) {
   lx_thread *th = lua_touserdata(L, lua_upvalueindex(1));
@@ -502,6 +516,8 @@ static int thread_body(lua_State *L) {
   lx_future_new(L, rt, rt->loop, 0);            /* stop() settles it */
   th->stop_ref = lx_anchor(L, rt, -1);
   lx_loop_hold(rt->loop, 1); /* jobs may come: the loop is not idle */
+  th->own_node.close = own_closing;
+  lx_list_add(&rt->loop->resources, &th->own_node);
   uv_mutex_lock(&th->mutex);
   th->own = rt->loop;
   while (th->early) { /* what was posted before, in order */
