@@ -261,12 +261,21 @@ int lx_classof(lua_State *L, lx_runtime *rt, int idx, int first, int count) {
   return -1;
 }
 
+/*
+** "an" before a class name that starts with a vowel sound ("an Event"),
+** else "a"; U is left out, as the names say "a UdpEndpoint".
+*/
+static const char *article(const char *name) {
+  return name[0] != '\0' && strchr("AEIO", name[0]) ? "an" : "a";
+}
+
 void *lx_checkclass(lua_State *L, lx_runtime *rt, int idx, int mt,
                     const char *fname) {
   void *p = lx_testclass(L, rt, idx, mt);
   if (p == NULL)
-    luaL_error(L, "lasync.%s: expected a %s (got %s)", fname,
-               lx_class_names[mt], luaL_typename(L, idx));
+    luaL_error(L, "lasync.%s: expected %s %s (got %s)", fname,
+               article(lx_class_names[mt]), lx_class_names[mt],
+               luaL_typename(L, idx));
   return p;
 }
 

@@ -226,3 +226,17 @@ describe("errors raised by lasync", function()
     end, 1)
   end)
 end)
+
+describe("misuse errors of methods", function()
+  it("say 'an' before a class name starting with a vowel", function()
+    helper.run(function()
+      local e = lasync.Event()
+      helper.raises_msg("lasync.Event:wait: expected an Event (got no value)",
+        e.wait)
+      helper.raises_msg("lasync.Event:set: expected an Event (got number)",
+        e.set, 1)
+      helper.raises_msg("lasync.Lock:acquire: expected a Lock or " ..
+        "Semaphore (got nil)", lasync.Lock().acquire, nil)
+    end)
+  end)
+end)

@@ -3,6 +3,7 @@
 -- and adds, in Lua, what reads better here: timeouts, wait_for, wait,
 -- shield, as_completed and task groups, following CPython's asyncio.
 local core = require "lasync.core"
+local class = require "lasync.class"
 
 local M = {}
 for k, v in pairs(core) do M[k] = v end
@@ -455,6 +456,8 @@ end
 function M.task_group(body, ...)
   return M.TaskGroup():run(body, ...)
 end
+
+class.guard(TaskGroup)
 
 --}======================================================================
 

@@ -1,6 +1,7 @@
 -- lasync.tasks(): what the live tasks are doing, for the REPL and for
 -- debugging a program that seems stuck.
 local core = require "lasync.core"
+local class = require "lasync.class"
 
 local M = {}
 
@@ -24,6 +25,7 @@ end
 
 local TaskList = {}
 TaskList.__index = TaskList
+TaskList.__name = "lasync.TaskList"
 
 function TaskList:__tostring()
   local width = 4
@@ -36,6 +38,8 @@ function TaskList:__tostring()
   end
   return table.concat(out, "\n")
 end
+
+class.guard(TaskList)
 
 --- lasync.tasks() -> a list of {task=, name=, state=, where=} for every
 -- pending task of the running loop, in creation order; state is "running"

@@ -2,6 +2,7 @@
 -- use of locks and semaphores (with, hold), iterating a queue, and
 -- Condition and Barrier, ported from CPython's asyncio/locks.py.
 local core = require "lasync.core"
+local class = require "lasync.class"
 
 local M = {}
 
@@ -54,8 +55,10 @@ local function hold(self)
 end
 
 for _, make in ipairs { core.Lock, core.Semaphore, core.BoundedSemaphore } do
-  local methods = getmetatable(make()).__index
-  methods.with, methods.hold = with, hold
+  local obj = make()
+  local methods, name = getmetatable(obj).__index, class_name(obj)
+  methods.with = class.method(methods, name .. ":with", with)
+  methods.hold = class.method(methods, name .. ":hold", hold)
 end
 
 --}======================================================================
@@ -76,7 +79,9 @@ local function iter(q)
 end
 
 for _, make in ipairs { core.Queue, core.LifoQueue, core.PriorityQueue } do
-  getmetatable(make()).__index.iter = iter
+  local obj = make()
+  local methods = getmetatable(obj).__index
+  methods.iter = class.method(methods, class_name(obj) .. ":iter", iter)
 end
 
 --}======================================================================
@@ -177,6 +182,8 @@ function Condition:notify_all()
   check_locked(self, "notify_all")
   self._waiters:wake(self._waiters:count())
 end
+
+class.guard(Condition)
 
 --}======================================================================
 
@@ -281,6 +288,8 @@ function Barrier:n_waiting()
 end
 
 function Barrier:broken() return self._state == BROKEN end
+
+class.guard(Barrier)
 
 --}======================================================================
 
