@@ -183,7 +183,7 @@ slow:cancel()
         "(expected a task, future or function, got string)", err, 1, true)
       err = helper.error_of(lasync.as_completed, { lasync.Future() },
         { timeout = 0 / 0 })
-      assert.matches("lasync.as_completed: delay is NaN", err, 1, true)
+      assert.matches("lasync.as_completed: timeout is NaN", err, 1, true)
     end, 1)
   end)
 

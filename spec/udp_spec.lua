@@ -311,7 +311,7 @@ describe("lasync.open_udp", function()
 
   it("option errors; refuses to run outside a task", function()
     helper.run(function()
-      raises_msg("lasync.open_udp: expected a table of options",
+      raises_msg("lasync.open_udp: options must be a table",
         lasync.open_udp, 5)
       raises_msg("lasync.open_udp: option 'local_addr' must be {host, port}",
         lasync.open_udp, { local_addr = "127.0.0.1" })

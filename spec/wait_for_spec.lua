@@ -353,10 +353,10 @@ print("caller failed", not ok and
         "task, future or function)", err, 1, true)
       local fut = lasync.Future()
       err = helper.error_of(lasync.wait_for, fut, "1")
-      assert.matches("lasync.wait_for: delay must be a number or nil (got " ..
+      assert.matches("lasync.wait_for: timeout must be a number or nil (got " ..
         "string)", err, 1, true)
       err = helper.error_of(lasync.wait_for, fut, 0 / 0)
-      assert.matches("lasync.wait_for: delay is NaN", err, 1, true)
+      assert.matches("lasync.wait_for: timeout is NaN", err, 1, true)
     end, 1)
   end)
 

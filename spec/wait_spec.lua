@@ -217,10 +217,11 @@ describe("lasync.wait", function()
         assert.matches("lasync.wait: expected a list of awaitables (got " ..
           "number)", err, 1, true)
         err = helper.error_of(lasync.wait, { f }, { return_when = "SOMETIMES" })
-        assert.matches("lasync.wait: invalid return_when value: SOMETIMES",
-          err, 1, true)
+        assert.matches("lasync.wait: return_when must be " ..
+          "lasync.FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED (got " ..
+          '"SOMETIMES")', err, 1, true)
         err = helper.error_of(lasync.wait, { f }, { timeout = "soon" })
-        assert.matches("lasync.wait: delay must be a number or nil (got " ..
+        assert.matches("lasync.wait: timeout must be a number or nil (got " ..
           "string)", err, 1, true)
       end, 1)
     end)

@@ -3,7 +3,7 @@
 -- and adds, in Lua, what reads better here: timeouts, wait_for, wait,
 -- shield, as_completed and task groups, following CPython's asyncio.
 local core = require "lasync.core"
-local class = require "lasync.class"
+local check = require "lasync.check"
 
 local M = {}
 for k, v in pairs(core) do M[k] = v end
@@ -32,27 +32,18 @@ local function task_or_error(fname)
     "code with lasync.run or the lasync command"):format(fname), 3)
 end
 
-local function check_delay(delay, fname)
-  if delay ~= nil and type(delay) ~= "number" then
-    error(("lasync.%s: delay must be a number or nil (got %s)")
-      :format(fname, type(delay)), 3)
-  end
-  if delay ~= delay then error(("lasync.%s: delay is NaN"):format(fname), 3) end
-end
-
 -- Results of xpcall(fn, ...) as returned by fn, or its error re-raised.
 local function unwrap(res)
   if not res[1] then error(res[2], 0) end
   return unpack(res, 2, res.n)
 end
 
--- The future for awaitable aw (a function becomes a task); errors name fname.
-local function as_future(aw, fname)
+-- Raise unless aw is awaitable (a task, future or function), naming fname.
+local function check_awaitable(aw, fname)
   if type(aw) ~= "function" and not core.isfuture(aw) then
     error(("lasync.%s: %s is not awaitable (expected a task, future or " ..
       "function)"):format(fname, type(aw)), 3)
   end
-  return ensure_future(aw)
 end
 
 --{======================================================================
@@ -87,15 +78,19 @@ end
 
 --- lasync.timeout(delay, fn, ...) -> fn's results, or TimeoutError
 function M.timeout(delay, fn, ...)
+  check.seconds(delay, "timeout", "delay")
+  check.callable(fn, "timeout", "to run within the delay, as in " ..
+    "lasync.timeout(delay, fn, ...)")
   task_or_error("timeout")
-  check_delay(delay, "timeout")
   local when = delay and get_running_loop():time() + delay
   return run_with_deadline("timeout", when, fn, ...)
 end
 
 --- lasync.timeout_at(when, fn, ...): the deadline in loop:time() seconds
 function M.timeout_at(when, fn, ...)
-  check_delay(when, "timeout_at")
+  check.seconds(when, "timeout_at", "when")
+  check.callable(fn, "timeout_at", "to run until the deadline, as in " ..
+    "lasync.timeout_at(when, fn, ...)")
   return run_with_deadline("timeout_at", when, fn, ...)
 end
 
@@ -108,6 +103,7 @@ end
 -- return its results (it may swallow the cancel) or turn its cancellation
 -- into TimeoutError, as asyncio 3.12 does.
 local function cancel_and_wait(aw)
+  aw = ensure_future(aw)
   if aw:done() then return aw:result() end
   local waiter = Future()
   local function release()
@@ -129,14 +125,11 @@ end
 -- waits for it to finish and raises TimeoutError. A function runs in the
 -- calling task, as a coroutine does in asyncio 3.12.
 function M.wait_for(aw, timeout)
+  check_awaitable(aw, "wait_for")
+  check.seconds(timeout, "wait_for", "timeout")
   task_or_error("wait_for")
-  check_delay(timeout, "wait_for")
-  if type(aw) ~= "function" and not core.isfuture(aw) then
-    error(("lasync.wait_for: %s is not awaitable (expected a task, future " ..
-      "or function)"):format(type(aw)), 2)
-  end
   if timeout == nil then return await_one(aw) end
-  if timeout <= 0 then return cancel_and_wait(as_future(aw, "wait_for")) end
+  if timeout <= 0 then return cancel_and_wait(aw) end
   if type(aw) == "function" then return M.timeout(timeout, aw) end
   return M.timeout(timeout, aw.await, aw)
 end
@@ -154,9 +147,14 @@ M.FIRST_COMPLETED = "FIRST_COMPLETED"
 M.FIRST_EXCEPTION = "FIRST_EXCEPTION"
 M.ALL_COMPLETED = "ALL_COMPLETED"
 
--- A list of futures from a list of awaitables (functions become tasks),
--- each once: asyncio takes them as a set.
-local function futures_of(aws, fname)
+-- The options of wait and as_completed. Only named: asyncio's are
+-- keyword-only, and a number in their place is refused, not taken as the
+-- timeout, so that a call reads the same in both.
+local WAIT_OPTIONS = { timeout = true, return_when = true }
+local AS_COMPLETED_OPTIONS = { timeout = true }
+
+-- Raise unless aws is a non-empty list of awaitables, naming fname.
+local function check_awaitables(aws, fname)
   if type(aws) ~= "table" or core.isfuture(aws) then
     error(("lasync.%s: expected a list of awaitables (got %s)")
       :format(fname, type(aws)), 3)
@@ -164,13 +162,21 @@ local function futures_of(aws, fname)
   if #aws == 0 then
     error(("lasync.%s: the list of awaitables is empty"):format(fname), 3)
   end
-  local futs, seen = {}, {}
   for i = 1, #aws do
     local aw = aws[i]
     if type(aw) ~= "function" and not core.isfuture(aw) then
       error(("lasync.%s: item #%d is not awaitable (expected a task, " ..
         "future or function, got %s)"):format(fname, i, type(aw)), 3)
     end
+  end
+end
+
+-- A list of futures from a checked list of awaitables (functions become
+-- tasks), each once: asyncio takes them as a set.
+local function futures_of(aws)
+  local futs, seen = {}, {}
+  for i = 1, #aws do
+    local aw = aws[i]
     if not seen[aw] then
       seen[aw] = true
       futs[#futs + 1] = ensure_future(aw)
@@ -182,16 +188,19 @@ end
 --- lasync.wait(aws, {timeout=, return_when=}) -> done, pending
 -- Never cancels anything; on timeout returns what is done so far.
 function M.wait(aws, opts)
-  task_or_error("wait")
-  local futs = futures_of(aws, "wait")
-  opts = opts or {}
+  check_awaitables(aws, "wait")
+  opts = check.options(opts, "wait", WAIT_OPTIONS, "{timeout = 1}")
   local timeout, return_when = opts.timeout, opts.return_when or
       "ALL_COMPLETED"
-  check_delay(timeout, "wait")
+  check.seconds(timeout, "wait", "timeout")
   if not RETURN_WHEN[return_when] then
-    error("lasync.wait: invalid return_when value: " .. tostring(return_when),
-      2)
+    error(("lasync.wait: return_when must be lasync.FIRST_COMPLETED, " ..
+      "FIRST_EXCEPTION or ALL_COMPLETED (got %s)"):format(
+      type(return_when) == "string" and ("%q"):format(return_when) or
+      type(return_when)), 2)
   end
+  task_or_error("wait")
+  local futs = futures_of(aws)
   local waiter = Future()
   local counter = #futs
   local timeout_handle
@@ -225,8 +234,9 @@ end
 --- lasync.shield(aw) -> aw's results; cancelling the caller does not
 -- cancel aw (a function is started as a task)
 function M.shield(aw)
+  check_awaitable(aw, "shield")
   task_or_error("shield")
-  local inner = as_future(aw, "shield")
+  local inner = ensure_future(aw)
   if inner:done() then return inner:result() end
   local outer = Future()
   inner:add_done_callback(function()
@@ -250,10 +260,12 @@ end
 -- yields the futures (functions become tasks) as they complete; past the
 -- timeout the iterator raises TimeoutError (nothing is cancelled).
 function M.as_completed(aws, opts)
+  check_awaitables(aws, "as_completed")
+  local timeout = check.options(opts, "as_completed", AS_COMPLETED_OPTIONS,
+    "{timeout = 1}").timeout
+  check.seconds(timeout, "as_completed", "timeout")
   task_or_error("as_completed")
-  local futs = futures_of(aws, "as_completed")
-  local timeout = opts and opts.timeout
-  check_delay(timeout, "as_completed")
+  local futs = futures_of(aws)
   local todo, remaining = {}, #futs
   local finished, head, tail = {}, 1, 0
   local waiter, timed_out, timeout_handle
@@ -297,13 +309,37 @@ end
 -- UDP
 --=======================================================================
 
--- {host, port} with the host resolved to a numeric address.
-local function resolve_addr(addr, name)
-  if addr == nil then return nil end
+local UDP_OPTIONS = {
+  local_addr = true, remote_addr = true, reuse_port = true, broadcast = true
+}
+
+-- Raise unless option `name` of open_udp is nil or {host, port}.
+local function check_addr(addr, name)
+  if addr == nil then return end
   if type(addr) ~= "table" or type(addr[1]) ~= "string" then
     error(("lasync.open_udp: option '%s' must be {host, port}"):format(name),
       3)
   end
+  local port = addr[2]
+  local int = type(port) == "number" and math.tointeger(port)
+  if port ~= nil and (not int or int < 0 or int > 65535) then
+    error(("lasync.open_udp: option '%s': port must be an integer from 0 " ..
+      "to 65535 (got %s)"):format(name, type(port) == "number" and
+      tostring(port) or type(port)), 3)
+  end
+end
+
+-- Raise unless option `name` of open_udp is nil or a boolean.
+local function check_flag(flag, name)
+  if flag ~= nil and type(flag) ~= "boolean" then
+    error(("lasync.open_udp: option '%s' must be a boolean (got %s)")
+      :format(name, type(flag)), 3)
+  end
+end
+
+-- {host, port} with the host resolved to a numeric address.
+local function resolve_addr(addr)
+  if addr == nil then return nil end
   local host, port = addr[1], addr[2] or 0
   if not host:match("^[%d.]+$") and not host:find(":", 1, true) and
       host ~= "*" then
@@ -316,14 +352,16 @@ end
 --- lasync.open_udp{local_addr = {host, port}, remote_addr = {host, port},
 -- reuse_port =, broadcast =} -> a UDP endpoint (host names are resolved)
 function M.open_udp(opts)
+  opts = check.options(opts, "open_udp", UDP_OPTIONS,
+    "{local_addr = {\"127.0.0.1\", 0}}")
+  check_addr(opts.local_addr, "local_addr")
+  check_addr(opts.remote_addr, "remote_addr")
+  check_flag(opts.reuse_port, "reuse_port")
+  check_flag(opts.broadcast, "broadcast")
   task_or_error("open_udp")
-  if opts ~= nil and type(opts) ~= "table" then
-    error("lasync.open_udp: expected a table of options", 2)
-  end
-  opts = opts or {}
   return core._open_udp {
-    local_addr = resolve_addr(opts.local_addr, "local_addr"),
-    remote_addr = resolve_addr(opts.remote_addr, "remote_addr"),
+    local_addr = resolve_addr(opts.local_addr),
+    remote_addr = resolve_addr(opts.remote_addr),
     reuse_port = opts.reuse_port, broadcast = opts.broadcast,
   }
 end
@@ -384,6 +422,10 @@ end
 
 --- tg:create_task([opts,] fn, ...) -> Task, a child of the group
 function TaskGroup:create_task(...)
+  local first = ...
+  local callable = type(first) ~= "table" or
+      (getmetatable(first) or {}).__call ~= nil
+  check.callable(select(callable and 1 or 2, ...), "TaskGroup:create_task")
   if not self._entered then
     error("lasync.TaskGroup:create_task: the task group has not been " ..
       "entered (use tg:run or lasync.task_group)", 2)
@@ -444,6 +486,7 @@ end
 -- task, then waits for every child; the first child error cancels the
 -- others and the body, and the group raises an ExceptionGroup of them all.
 function TaskGroup:run(body, ...)
+  check.callable(body, "TaskGroup:run")
   if self._entered then
     error("lasync.TaskGroup:run: the task group has already been entered", 2)
   end
@@ -454,10 +497,11 @@ end
 
 --- lasync.task_group(body, ...) -> body's results (see TaskGroup:run)
 function M.task_group(body, ...)
+  check.callable(body, "task_group")
   return M.TaskGroup():run(body, ...)
 end
 
-class.guard(TaskGroup)
+check.guard(TaskGroup)
 
 --}======================================================================
 

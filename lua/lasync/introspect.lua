@@ -1,7 +1,7 @@
 -- lasync.tasks(): what the live tasks are doing, for the REPL and for
 -- debugging a program that seems stuck.
 local core = require "lasync.core"
-local class = require "lasync.class"
+local check = require "lasync.check"
 
 local M = {}
 
@@ -39,7 +39,7 @@ function TaskList:__tostring()
   return table.concat(out, "\n")
 end
 
-class.guard(TaskList)
+check.guard(TaskList)
 
 --- lasync.tasks() -> a list of {task=, name=, state=, where=} for every
 -- pending task of the running loop, in creation order; state is "running"

@@ -2,7 +2,7 @@
 -- use of locks and semaphores (with, hold), iterating a queue, and
 -- Condition and Barrier, ported from CPython's asyncio/locks.py.
 local core = require "lasync.core"
-local class = require "lasync.class"
+local check = require "lasync.check"
 
 local M = {}
 
@@ -14,14 +14,6 @@ local note_traceback, check_task = core._note_traceback, core._check_task
 local function class_name(x)
   local mt = getmetatable(x)
   return (mt and mt.__name or "?"):gsub("^lasync%.", "")
-end
-
-local function check_callable(fn, fname)
-  local mt = getmetatable(fn)
-  if type(fn) ~= "function" and not (mt and mt.__call) then
-    error(("lasync.%s: expected a function (got %s)"):format(fname,
-      type(fn)), 3)
-  end
 end
 
 -- Results of xpcall(fn, ...) as returned by fn, or its error re-raised.
@@ -39,7 +31,7 @@ end
 -- when fn raises or the task is cancelled
 local function with(self, fn, ...)
   local name = class_name(self)
-  check_callable(fn, name .. ":with")
+  check.callable(fn, name .. ":with")
   check_task(name .. ":with")
   self:acquire()
   local res = pack(xpcall(fn, note_traceback, ...))
@@ -57,8 +49,8 @@ end
 for _, make in ipairs { core.Lock, core.Semaphore, core.BoundedSemaphore } do
   local obj = make()
   local methods, name = getmetatable(obj).__index, class_name(obj)
-  methods.with = class.method(methods, name .. ":with", with)
-  methods.hold = class.method(methods, name .. ":hold", hold)
+  methods.with = check.method(methods, name .. ":with", with)
+  methods.hold = check.method(methods, name .. ":hold", hold)
 end
 
 --}======================================================================
@@ -81,7 +73,7 @@ end
 for _, make in ipairs { core.Queue, core.LifoQueue, core.PriorityQueue } do
   local obj = make()
   local methods = getmetatable(obj).__index
-  methods.iter = class.method(methods, class_name(obj) .. ":iter", iter)
+  methods.iter = check.method(methods, class_name(obj) .. ":iter", iter)
 end
 
 --}======================================================================
@@ -158,7 +150,7 @@ end
 
 --- c:wait_for(predicate) -> predicate's first true value
 function Condition:wait_for(predicate)
-  check_callable(predicate, "Condition:wait_for")
+  check.callable(predicate, "Condition:wait_for")
   local result = predicate()
   while not result do
     self:wait()
@@ -169,11 +161,11 @@ end
 
 --- c:notify([n=1]): wake up to n waiting tasks (the lock must be held)
 function Condition:notify(n)
-  check_locked(self, "notify")
   if n ~= nil and math.type(n) ~= "integer" then
     error(("lasync.Condition:notify: n must be an integer (got %s)")
-      :format(type(n)), 2)
+      :format(math.type(n) or type(n)), 2)
   end
+  check_locked(self, "notify")
   self._waiters:wake(n or 1)
 end
 
@@ -183,7 +175,7 @@ function Condition:notify_all()
   self._waiters:wake(self._waiters:count())
 end
 
-class.guard(Condition)
+check.guard(Condition)
 
 --}======================================================================
 
@@ -289,7 +281,7 @@ end
 
 function Barrier:broken() return self._state == BROKEN end
 
-class.guard(Barrier)
+check.guard(Barrier)
 
 --}======================================================================
 
