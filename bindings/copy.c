@@ -1,8 +1,9 @@
 /*
 ** copy.c — values crossing between Lua states (worker threads): nil,
 ** booleans, numbers, strings and tables of those, nested, without cycles,
-** and functions as bytecode whose only upvalue may be _ENV. Values are
-** written into a flat byte buffer in one state and rebuilt in another.
+** and functions as bytecode whose upvalues may only be _ENV and the
+** function itself (a recursive local function). Values are written into
+** a flat byte buffer in one state and rebuilt in another.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,9 @@
 
 enum { T_NIL, T_FALSE, T_TRUE, T_INT, T_FLOAT, T_STRING, T_TABLE, T_END,
        T_FUNCTION };
+
+/* What a copied function's upvalue is set to in the other state. */
+enum { UP_ENV, UP_SELF };
 
 void lx_buf_init(lx_buf *b) {
   b->data = NULL;
@@ -73,27 +77,41 @@ static void copy_error(lua_State *L, copy_ctx *c, const char *fmt,
 
 static void write_value(lua_State *L, copy_ctx *c, int idx, int depth);
 
+/*
+** A function as T_FUNCTION, the size of its bytecode, the bytecode, the
+** number of upvalues and one UP_* byte each: _ENV becomes the other
+** state's globals, an upvalue holding the function itself (local function
+** f ... f() ... end) the rebuilt function. Any other upvalue is refused.
+*/
 static void write_function(lua_State *L, copy_ctx *c, int idx) {
   const char *name;
   int i;
+  size_t at, len, nup;
+  idx = lua_absindex(L, idx);
   if (lua_iscfunction(L, idx))
     copy_error(L, c, "it is a C function", NULL);
   for (i = 1; (name = lua_getupvalue(L, idx, i)) != NULL; i++) {
+    int self = lua_rawequal(L, -1, idx);
     lua_pop(L, 1);
-    if (strcmp(name, "_ENV") != 0)
+    if (strcmp(name, "_ENV") != 0 && !self)
       copy_error(L, c, "the function has upvalue ", name);
   }
+  nup = (size_t)(i - 1);
   if (put_tag(c->b, T_FUNCTION) < 0) luaL_error(L, "lasync: out of memory");
-  {
-    size_t at = c->b->len, len;
-    if (put_size(c->b, 0) < 0) luaL_error(L, "lasync: out of memory");
-    lua_pushvalue(L, idx);
-    if (lua_dump(L, dump_writer, c->b, 0) != 0)
-      luaL_error(L, "lasync: out of memory");
+  at = c->b->len;
+  if (put_size(c->b, 0) < 0) luaL_error(L, "lasync: out of memory");
+  lua_pushvalue(L, idx);
+  if (lua_dump(L, dump_writer, c->b, 0) != 0)
+    luaL_error(L, "lasync: out of memory");
+  lua_pop(L, 1);
+  len = c->b->len - at - sizeof len;
+  /* the buffer is bytes: at may be misaligned for a size_t store */
+  memcpy(c->b->data + at, &len, sizeof len);
+  if (put_size(c->b, nup) < 0) luaL_error(L, "lasync: out of memory");
+  for (i = 1; (name = lua_getupvalue(L, idx, i)) != NULL; i++) {
+    int kind = strcmp(name, "_ENV") == 0 ? UP_ENV : UP_SELF;
     lua_pop(L, 1);
-    len = c->b->len - at - sizeof len;
-    /* the buffer is bytes: at may be misaligned for a size_t store */
-    memcpy(c->b->data + at, &len, sizeof len);
+    if (put_tag(c->b, kind) < 0) luaL_error(L, "lasync: out of memory");
   }
 }
 
@@ -190,6 +208,77 @@ void lx_copy_out(lua_State *L, lx_buf *b, int first, int n, int with_function,
   lua_pop(L, 1); /* seen */
 }
 
+/*
+** pcall'd: write the value at 3 to the buffer at 1, for the function named
+** at 2 (lx_copy_error)
+*/
+static int copy_error_as_is(lua_State *L) {
+  lx_copy_out(L, lua_touserdata(L, 1), 3, 1, 0, lua_tostring(L, 2),
+              "error");
+  return 0;
+}
+
+/*
+** [-0, +1] push what of the error at idx can cross: a table of its
+** fields whose keys and values are strings, numbers or booleans, plus its
+** class name (its metatable's __name) as `class`; for another value, a
+** message naming its type. Never its tostring(): that would show an
+** address in this state, meaningless in the other one.
+*/
+static void push_error_copyable(lua_State *L, int idx, const char *fname) {
+  int t;
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    t = luaL_getmetafield(L, idx, "__name");
+    lua_pushfstring(L, "lasync.%s: the error, a %s, cannot be copied to "
+                       "another thread", fname, t == LUA_TSTRING
+                           ? lua_tostring(L, -1) : luaL_typename(L, idx));
+    if (t != LUA_TNIL) lua_remove(L, -2); /* __name */
+    return;
+  }
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int kt = lua_type(L, -2), vt = lua_type(L, -1);
+    if ((kt == LUA_TSTRING || kt == LUA_TNUMBER || kt == LUA_TBOOLEAN) &&
+        (vt == LUA_TSTRING || vt == LUA_TNUMBER || vt == LUA_TBOOLEAN)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4); /* copy[key] = value */
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  t = luaL_getmetafield(L, idx, "__name");
+  if (t == LUA_TSTRING && lua_getfield(L, -2, "class") == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_setfield(L, -2, "class");
+  } else if (t != LUA_TNIL) {
+    lua_pop(L, t == LUA_TSTRING ? 2 : 1); /* [class,] __name */
+  }
+}
+
+/*
+** Append the error at idx to b, for `fname`: the error itself when it can
+** be copied, else what of it can (push_error_copyable). Raises only when
+** out of memory.
+*/
+void lx_copy_error(lua_State *L, lx_buf *b, int idx, const char *fname) {
+  size_t len = b->len;
+  idx = lua_absindex(L, idx);
+  luaL_checkstack(L, 6, NULL);
+  lua_pushcfunction(L, copy_error_as_is);
+  lua_pushlightuserdata(L, b);
+  lua_pushstring(L, fname);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 3, 0, 0) == LUA_OK) return;
+  lua_pop(L, 1); /* why it cannot cross */
+  b->len = len;  /* drop what the failed copy wrote */
+  push_error_copyable(L, idx, fname);
+  lx_copy_out(L, b, -1, 1, 0, fname, "error");
+  lua_pop(L, 1);
+}
+
 /* }====================================================================== */
 
 /* {======================================================================
@@ -242,12 +331,20 @@ static int read_value(lua_State *L, lx_buf *b) {
     b->pos++; /* T_END */
     return 1;
   case T_FUNCTION: {
-    size_t len;
+    size_t len, nup, i;
     get(b, &len, sizeof len);
     if (luaL_loadbufferx(L, b->data + b->pos, len, "=(worker function)",
                          "b") != LUA_OK)
       lua_error(L);
     b->pos += len;
+    get(b, &nup, sizeof nup);
+    for (i = 1; i <= nup; i++) { /* load set only upvalue 1, to _G */
+      if (get_tag(b) == UP_SELF)
+        lua_pushvalue(L, -1);
+      else
+        lua_pushglobaltable(L);
+      lua_setupvalue(L, -2, (int)i);
+    }
     return 1;
   }
   default:

@@ -421,6 +421,8 @@ LX_HIDDEN void lx_buf_free(lx_buf *b);
 LX_HIDDEN void lx_copy_out(lua_State *L, lx_buf *b, int first, int n,
                            int with_function, const char *fname,
                            const char *what);
+LX_HIDDEN void lx_copy_error(lua_State *L, lx_buf *b, int idx,
+                             const char *fname);
 LX_HIDDEN int lx_copy_in(lua_State *L, lx_buf *b);
 LX_HIDDEN int lx_check_signal(lua_State *L, int idx, const char *fname);
 LX_HIDDEN void *lx_interrupt_start(lx_loop *loop, lx_task *main);

@@ -91,10 +91,14 @@ static int worker_run(lua_State *W) {
   return 0;
 }
 
-/* pcall'd: copy the error (2) and its traceback (3) into the job (1) */
+/*
+** pcall'd: copy the error (2), or what of it can cross, and its traceback
+** (3) into the job (1)
+*/
 static int copy_error(lua_State *W) {
   pool_job *j = lua_touserdata(W, 1);
-  lx_copy_out(W, &j->out, 2, 2, 0, "to_thread", "error");
+  lx_copy_error(W, &j->out, 2, "to_thread");
+  lx_copy_out(W, &j->out, 3, 1, 0, "to_thread", "traceback");
   return 0;
 }
 
@@ -123,15 +127,8 @@ static void work_cb(uv_work_t *req) {
     lua_pushlightuserdata(W, j);
     lua_pushvalue(W, err);
     lua_pushvalue(W, err + 1);
-    if (lua_pcall(W, 3, 0, 0) != LUA_OK) { /* it cannot cross: its text */
+    if (lua_pcall(W, 3, 0, 0) != LUA_OK) /* out of memory */
       lx_buf_free(&j->out);
-      lua_pop(W, 1);
-      lua_pushcfunction(W, copy_error);
-      lua_pushlightuserdata(W, j);
-      luaL_tolstring(W, err, NULL);
-      lua_pushvalue(W, err + 1);
-      lua_pcall(W, 3, 0, 0);
-    }
   }
   lua_settop(W, top);
 }
@@ -412,8 +409,7 @@ static int job_copy(lua_State *L) {
     } else {
       lua_pushliteral(L, "lasync.Thread:submit: the job was cancelled");
     }
-    if (!lua_isstring(L, -1)) luaL_tolstring(L, -1, NULL);
-    lx_copy_out(L, &job->out, -1, 1, 0, "Thread:submit", "error");
+    lx_copy_error(L, &job->out, -1, "Thread:submit");
   }
   return 0;
 }
