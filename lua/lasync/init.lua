@@ -19,13 +19,14 @@ local pack, unpack = table.pack, table.unpack
 local type, error, xpcall, pcall = type, error, xpcall, pcall
 
 M.ExceptionGroup = core.error_class("ExceptionGroup")
-M.ExceptionGroup.__tostring = function(e)
-  local lines = { "ExceptionGroup: " .. tostring(e.message) }
-  for i, sub in ipairs(e.errors or {}) do
-    lines[#lines + 1] = string.format("  [%d] %s", i, tostring(sub))
-  end
-  return table.concat(lines, "\n")
-end
+M.ExceptionGroup.__tostring = check.method(M.ExceptionGroup,
+  "ExceptionGroup:__tostring", function(e)
+    local lines = { "ExceptionGroup: " .. tostring(e.message) }
+    for i, sub in ipairs(e.errors or {}) do
+      lines[#lines + 1] = string.format("  [%d] %s", i, tostring(sub))
+    end
+    return table.concat(lines, "\n")
+  end)
 
 local function task_or_error(fname)
   return current_task() or error(("lasync.%s: not inside a task: run this " ..

@@ -194,8 +194,9 @@ Barrier.__name = "lasync.Barrier"
 -- together
 function M.Barrier(parties)
   if math.type(parties) ~= "integer" or parties < 1 then
+    local t = type(parties) -- a value, but never a table's address
     error(("lasync.Barrier: parties must be an integer > 0 (got %s)")
-      :format(tostring(parties)), 2)
+      :format((t == "number" or t == "string") and parties or t), 2)
   end
   return setmetatable({ _cond = M.Condition(), _parties = parties,
     _state = FILLING, _count = 0 }, Barrier)

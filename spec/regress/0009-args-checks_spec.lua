@@ -125,6 +125,18 @@ describe("issue 9: argument checks of the Lua-written functions", function()
     end)
   end)
 
+  it("Barrier never shows an address for a table", function()
+    local err = raises_msg("lasync.Barrier: parties must be an integer > 0 " ..
+      "(got table)", lasync.Barrier, {})
+    assert.is_nil(err:find("0x"))
+  end)
+
+  it("ExceptionGroup's __tostring checks its receiver", function()
+    raises_msg("lasync.ExceptionGroup:__tostring: expected an " ..
+      "ExceptionGroup (got number)", lasync.ExceptionGroup.__tostring, 5)
+    assert.are.equal("ExceptionGroup: m", tostring(lasync.ExceptionGroup("m")))
+  end)
+
   it("Condition:notify checks n before the lock", function()
     helper.run(function()
       refuses("lasync.Condition:notify: n must be an integer (got float)",
