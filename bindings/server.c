@@ -369,9 +369,8 @@ static void check_handler(lua_State *L, const char *fname) {
 static int core_start_server(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_task *t = lx_current_task(L, rt, "start_server");
-  const char *host = lua_isnoneornil(L, SRV_HOST)
-                         ? NULL
-                         : luaL_checkstring(L, SRV_HOST);
+  const char *host = lx_optcstring(L, SRV_HOST, "start_server", "host",
+                                   NULL);
   int port, family;
   struct sockaddr_storage ss;
   listen_opts o;
@@ -398,6 +397,23 @@ static int core_start_server(lua_State *L) {
   lua_pushvalue(L, SRV_PORT);
   lua_callk(L, 2, 1, (lua_KContext)t, resolved_k);
   return resolved_k(L, LUA_OK, (lua_KContext)t);
+}
+
+/*
+** The path of a Unix socket at idx, for both ends (start_unix_server,
+** open_unix_connection): one that would not fit in a socket address would
+** be cut short, and an empty one would bind or connect to an abstract
+** address Linux makes up: both raise.
+*/
+const char *lx_check_unix_path(lua_State *L, int idx, const char *fname) {
+  size_t len;
+  const char *path = lx_checkcstring(L, idx, fname, "path");
+  len = strlen(path);
+  if (len == 0) luaL_error(L, "lasync.%s: path is empty", fname);
+  if (len >= SUN_PATH_SIZE)
+    luaL_error(L, "lasync.%s: path too long (%d bytes, at most %d)", fname,
+               (int)len, (int)SUN_PATH_SIZE - 1);
+  return path;
 }
 
 /* A new socket bound to path (not uv_pipe_bind: libuv would unlink the
@@ -444,14 +460,13 @@ static int unix_bind(lx_server *srv, const char *path) {
 static int core_start_unix_server(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_task *t = lx_current_task(L, rt, "start_unix_server");
-  const char *path = luaL_checkstring(L, 2);
+  const char *path;
   struct stat st;
   listen_opts o;
   lx_server *srv;
   int r;
   check_handler(L, "start_unix_server");
-  if (strlen(path) >= SUN_PATH_SIZE)
-    return luaL_error(L, "lasync.start_unix_server: path too long");
+  path = lx_check_unix_path(L, 2, "start_unix_server");
   read_opts(L, 3, "start_unix_server", &o);
   if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
     unlink(path); /* a stale socket file, as asyncio removes it */
