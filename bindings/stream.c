@@ -742,7 +742,8 @@ static int push_name(lua_State *L, lx_stream *s, int peer) {
    for Unix sockets); "socket": the file descriptor; nil otherwise */
 static int writer_get_extra_info(lua_State *L) {
   lx_stream *s = check_writer(L, "get_extra_info");
-  const char *name = luaL_checkstring(L, 2);
+  const char *name = lx_checkcstring(L, 2, "StreamWriter:get_extra_info",
+                                     "name");
   uv_os_fd_t fd;
   if (strcmp(name, "peername") == 0) return push_name(L, s, 1);
   if (strcmp(name, "sockname") == 0) return push_name(L, s, 0);
