@@ -159,7 +159,8 @@ describe("lasync.open_connection", function()
       end
       raises_msg("lasync.open_connection: port must be an integer from 0 " ..
         "to 65535 (got nil)", lasync.open_connection, LOCAL, nil)
-      raises_msg("string expected, got nil", lasync.open_connection, nil, 80)
+      raises_msg("lasync.open_connection: host must be a string (got nil)",
+        lasync.open_connection, nil, 80)
       raises_msg("lasync.open_connection: option 'family' must be " ..
         "\"inet\", \"inet6\" or \"any\"", lasync.open_connection, LOCAL, 80,
         { family = "ipx" })

@@ -113,12 +113,12 @@ local function read_all(f)
 end
 
 -- The kind of a format ("l", "L", "n", "a", or "count" for a number).
-local function format_kind(fmt, fname, i)
+local function format_kind(fmt, fname, i, level)
   if math_type(fmt) == "integer" or (math_type(fmt) == "float" and
       fmt == fmt // 1 and fmt >= 0) then
     if fmt < 0 then
       error(("lasync.File:%s: format #%d: a count must be >= 0")
-        :format(fname, i), 4)
+        :format(fname, i), level)
     end
     return "count"
   end
@@ -126,11 +126,11 @@ local function format_kind(fmt, fname, i)
     local c = fmt:match("^%*?([lLna])")
     if c then return c end
     error(("lasync.File:%s: format #%d: invalid format '%s' (expected " ..
-      "\"l\", \"L\", \"n\", \"a\" or a count)"):format(fname, i, fmt), 4)
+      "\"l\", \"L\", \"n\", \"a\" or a count)"):format(fname, i, fmt), level)
   end
   error(("lasync.File:%s: format #%d: invalid format (expected \"l\", " ..
     "\"L\", \"n\", \"a\" or a count, got %s)"):format(fname, i,
-    math_type(fmt) == "float" and "float" or type(fmt)), 4)
+    math_type(fmt) == "float" and "float" or type(fmt)), level)
 end
 
 local function read_one(f, kind, fmt)
@@ -145,7 +145,7 @@ end
 local function read_formats(f, i, n, ...)
   if i > n then return end
   local fmt = select(i, ...)
-  local v = read_one(f, format_kind(fmt, "read", i), fmt)
+  local v = read_one(f, format_kind(fmt, "read", i, 1), fmt) -- checked
   if v == nil then return nil end
   return v, read_formats(f, i + 1, n, ...)
 end
@@ -158,10 +158,10 @@ function File.read(f, ...)
   check_open(f, "read")
   if n == 0 then return raw_read(f) end
   local fmt = ...
-  if n == 1 and format_kind(fmt, "read", 1) == "count" then
+  if n == 1 and format_kind(fmt, "read", 1, 3) == "count" then
     return raw_read(f, fmt // 1)
   end
-  for i = 1, n do format_kind(select(i, ...), "read", i) end
+  for i = 1, n do format_kind(select(i, ...), "read", i, 3) end
   return read_formats(f, 1, n, ...)
 end
 
@@ -207,7 +207,7 @@ function File.lines(f, ...)
   check_open(f, "lines")
   local n = select("#", ...)
   local fmt = ...
-  for i = 1, n do format_kind(select(i, ...), "lines", i) end
+  for i = 1, n do format_kind(select(i, ...), "lines", i, 3) end
   if n == 0 or (n == 1 and type(fmt) == "string" and
       fmt:match("^%*?([lL])")) then
     return buffered_lines(f, n == 1 and fmt:match("^%*?(.)") == "L")
