@@ -20,6 +20,7 @@ typedef struct fs_op {
   uv_fs_t req;
   char *buf;  /* read or write bytes, owned by the request */
   struct lx_file *owner; /* a read-ahead: the file that keeps its result */
+  int unblock_fd; /* see open_unblock; -1, or closed in fs_free */
 } fs_op;
 
 /*
@@ -64,10 +65,29 @@ static const char *const fname_open = "fs.open";
 ** Requests
 ** ======================================================================= */
 
+/*
+** An open of a FIFO waits in its pool thread until the other end is opened
+** too, for ever if nobody comes; and the loop cannot close (nor the process
+** exit: libuv joins its threads at exit) while a request runs. So when such
+** an open is cancelled, open the FIFO here for reading and writing (on
+** Linux that never waits, and is both ends at once) and keep it open until
+** the request has ended: the pool thread's open returns, and the request
+** frees itself as any cancelled one (see fs_discard).
+*/
+static void open_unblock(fs_op *f) {
+  struct stat st;
+  if (f->req.fs_type != UV_FS_OPEN || f->req.path == NULL ||
+      f->unblock_fd >= 0 || stat(f->req.path, &st) != 0 ||
+      !S_ISFIFO(st.st_mode))
+    return;
+  f->unblock_fd = open(f->req.path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+}
+
 static void fs_abort(lx_op *op) {
   fs_op *f = (fs_op *)op;
-  if (f->owner == NULL) /* a read-ahead block is its file's: let it be */
-    uv_cancel((uv_req_t *)&f->req); /* may be too late: fine */
+  if (f->owner != NULL) return; /* a read-ahead block is its file's */
+  if (uv_cancel((uv_req_t *)&f->req) != 0) /* it runs already */
+    open_unblock(f);
 }
 
 /* A request with a buffer of bufsize bytes (none if 0); NULL if no memory */
@@ -76,6 +96,7 @@ static fs_op *fs_alloc(size_t bufsize) {
   if (f == NULL) return NULL;
   f->buf = NULL;
   f->owner = NULL;
+  f->unblock_fd = -1;
   f->op.abort = fs_abort;
   f->op.task = NULL;
   f->op.done = 0;
@@ -93,6 +114,7 @@ static fs_op *fs_new(lua_State *L, size_t bufsize) {
 }
 
 static void fs_free(fs_op *f) {
+  if (f->unblock_fd >= 0) close(f->unblock_fd);
   uv_fs_req_cleanup(&f->req);
   free(f->buf);
   free(f);
