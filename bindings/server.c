@@ -98,17 +98,45 @@ static int server__gc(lua_State *L) {
 ** Connections
 ** ======================================================================= */
 
-/* Done callback of a connection's task: report its error, close it. */
+/*
+** Whether the error at idx says the peer went away: a reset, a write to a
+** closed connection, or EOF in the middle of a read. A server meets these
+** all the time (asyncio logs them at debug level only).
+*/
+static int peer_gone(lua_State *L, int idx) {
+  static const char *const codes[] = {"ECONNRESET", "EPIPE", "ECONNABORTED",
+                                      NULL};
+  const char *code;
+  int i, gone = 0;
+  if (lx_error_is(L, idx, LX_ERR_INCOMPLETE_READ)) return 1;
+  if (!lx_error_is(L, idx, LX_ERR_OS)) return 0;
+  lua_getfield(L, idx, "code");
+  code = lua_tostring(L, -1);
+  for (i = 0; code && codes[i] && !gone; i++) gone = !strcmp(code, codes[i]);
+  lua_pop(L, 1);
+  return gone;
+}
+
+/*
+** Done callback of a connection's task: report its error, close it. A
+** peer that went away is reported in one line, without the traceback
+** (but for a loop in debug mode).
+*/
 static int handler_done(lua_State *L) {
   lx_future *task = lua_touserdata(L, 1);
   if (task->state == LX_FAILED) {
     lx_future_retrieved(task);
     lua_getiuservalue(L, 1, LX_UV_RESULT);
-    lua_getfield(L, 1, "traceback");
-    lua_pushvalue(L, 1);
-    lua_call(L, 1, 1);
-    lx_loop_report(L, task->loop, "exception in connection handler", -2,
-                   lua_tostring(L, -1));
+    if (!task->loop->debug && peer_gone(L, -1)) {
+      lx_loop_report(L, task->loop, "connection lost in connection handler",
+                     -1, NULL);
+    } else {
+      lua_getfield(L, 1, "traceback");
+      lua_pushvalue(L, 1);
+      lua_call(L, 1, 1);
+      lx_loop_report(L, task->loop, "exception in connection handler", -2,
+                     lua_tostring(L, -1));
+    }
   }
   if (task->state != LX_FINISHED) { /* failed or cancelled: close it */
     lua_getfield(L, lua_upvalueindex(1), "close");
