@@ -483,7 +483,7 @@ static void check_handler(lua_State *L, const char *fname) {
 
 /*
 ** lasync.start_server(handler, host, port [, opts]) -> Server
-** host nil or "*": every address, IPv6 and IPv4 ("::" dual-stack, or
+** host nil, "" or "*": every address, IPv6 and IPv4 ("::" dual-stack, or
 ** "0.0.0.0" where IPv6 is missing; family narrows it); port 0:
 ** a free port (see server:address()). opts: backlog (100), reuse_port,
 ** nodelay (default true), keepalive, family, limit.
@@ -501,7 +501,8 @@ static int core_start_server(lua_State *L) {
   lua_settop(L, SRV_OPTS);
   family = lx_check_family(L, read_opts(L, SRV_OPTS, "start_server", &o),
                            "start_server");
-  if ((host == NULL || strcmp(host, "*") == 0) && family == AF_UNSPEC &&
+  if ((host == NULL || *host == '\0' || strcmp(host, "*") == 0) &&
+      family == AF_UNSPEC &&
       lx_addr_parse("::", port, AF_INET6, &ss) == 0) {
     int top = lua_gettop(L); /* every address: dual-stack "::" if this */
     lua_pushcfunction(L, listen_protected); /* machine has IPv6 */
