@@ -180,10 +180,12 @@ static int numeric_addr(const char *host, int port, int family,
 static int core_open_connection(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_task *t = lx_current_task(L, rt, fname_tcp);
-  const char *host = luaL_checkstring(L, CONN_HOST);
+  const char *host = lx_checkcstring(L, CONN_HOST, fname_tcp, "host");
   int port = lx_check_port(L, CONN_PORT, fname_tcp);
   int opts = check_opts(L, CONN_OPTS), family;
   conn_state *cs;
+  if (*host == '\0') /* not "every address": there is no such peer */
+    return luaL_error(L, "lasync.open_connection: host is empty");
   lua_settop(L, CONN_OPTS);
   family = lx_check_family(L, opts, fname_tcp);
   cs = lua_newuserdatauv(L, sizeof *cs, 0); /* at CONN_STATE */
@@ -194,8 +196,9 @@ static int core_open_connection(lua_State *L) {
   if (opts && lua_getfield(L, opts, "local_addr") == LUA_TTABLE) {
     lua_rawgeti(L, -1, 1);
     lua_rawgeti(L, -2, 2);
-    if (lx_addr_parse(lua_tostring(L, -2), (int)luaL_optinteger(L, -1, 0),
-                      family, &cs->local) < 0)
+    if (lx_addr_parse(lx_optcstring(L, -2, fname_tcp, "option 'local_addr'",
+                                    NULL),
+                      (int)luaL_optinteger(L, -1, 0), family, &cs->local) < 0)
       return luaL_error(L, "lasync.open_connection: option 'local_addr' "
                            "must be {numeric host, port}");
     cs->has_local = 1;
@@ -250,7 +253,7 @@ static int unix_connect_k(lua_State *L, int status, lua_KContext ctx) {
 static int core_open_unix_connection(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_task *t = lx_current_task(L, rt, fname_unix);
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = lx_check_unix_path(L, 1, fname_unix);
   size_t limit = lx_check_limit(L, check_opts(L, 2), fname_unix);
   connect_op *c = malloc(sizeof *c);
   if (c == NULL) return luaL_error(L, "lasync.%s: out of memory", fname_unix);

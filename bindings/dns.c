@@ -183,8 +183,8 @@ int lx_check_family(lua_State *L, int optidx, const char *fname) {
     if (optidx) lua_pop(L, 1);
     return AF_UNSPEC;
   }
-  family = lua_tostring(L, -1);
-  lua_pop(L, 1);
+  family = lx_checkcstring(L, -1, fname, "option 'family'");
+  lua_pop(L, 1); /* the options table keeps the string */
   if (family && strcmp(family, "inet") == 0) return AF_INET;
   if (family && strcmp(family, "inet6") == 0) return AF_INET6;
   if (family && strcmp(family, "any") == 0) return AF_UNSPEC;
@@ -199,12 +199,14 @@ int lx_check_family(lua_State *L, int optidx, const char *fname) {
 static int core_getaddrinfo(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_task *t = lx_current_task(L, rt, "getaddrinfo");
-  const char *host = luaL_checkstring(L, 1);
+  const char *host = lx_checkcstring(L, 1, "getaddrinfo", "host");
   const char *service = NULL;
   struct addrinfo hints;
   gai_op *g;
   int r, opts = lua_istable(L, 3) ? 3 : 0;
   memset(&hints, 0, sizeof hints);
+  if (*host == '\0') /* the C library has no meaning for it */
+    return luaL_error(L, "lasync.getaddrinfo: host is empty");
   if (!lua_isnoneornil(L, 2)) { /* as a string, kept on the stack */
     lua_pushinteger(L, lx_check_port(L, 2, "getaddrinfo"));
     lua_tostring(L, -1);
@@ -214,7 +216,8 @@ static int core_getaddrinfo(lua_State *L) {
   hints.ai_family = lx_check_family(L, opts, "getaddrinfo");
   hints.ai_socktype = SOCK_STREAM;
   if (opts && lua_getfield(L, opts, "socktype") != LUA_TNIL) {
-    const char *st = lua_tostring(L, -1);
+    const char *st = lx_checkcstring(L, -1, "getaddrinfo",
+                                     "option 'socktype'");
     if (st && strcmp(st, "dgram") == 0)
       hints.ai_socktype = SOCK_DGRAM;
     else if (!st || strcmp(st, "stream") != 0)
@@ -280,7 +283,7 @@ static int getnameinfo_k(lua_State *L, int status, lua_KContext ctx) {
 static int core_getnameinfo(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_task *t = lx_current_task(L, rt, "getnameinfo");
-  const char *host = luaL_checkstring(L, 1);
+  const char *host = lx_checkcstring(L, 1, "getnameinfo", "host");
   int port = lx_check_port(L, 2, "getnameinfo"), r;
   struct sockaddr_storage ss;
   gni_op *g;

@@ -20,6 +20,7 @@ typedef struct fs_op {
   uv_fs_t req;
   char *buf;  /* read or write bytes, owned by the request */
   struct lx_file *owner; /* a read-ahead: the file that keeps its result */
+  int unblock_fd; /* see open_unblock; -1, or closed in fs_free */
 } fs_op;
 
 /*
@@ -64,10 +65,29 @@ static const char *const fname_open = "fs.open";
 ** Requests
 ** ======================================================================= */
 
+/*
+** An open of a FIFO waits in its pool thread until the other end is opened
+** too, for ever if nobody comes; and the loop cannot close (nor the process
+** exit: libuv joins its threads at exit) while a request runs. So when such
+** an open is cancelled, open the FIFO here for reading and writing (on
+** Linux that never waits, and is both ends at once) and keep it open until
+** the request has ended: the pool thread's open returns, and the request
+** frees itself as any cancelled one (see fs_discard).
+*/
+static void open_unblock(fs_op *f) {
+  struct stat st;
+  if (f->req.fs_type != UV_FS_OPEN || f->req.path == NULL ||
+      f->unblock_fd >= 0 || stat(f->req.path, &st) != 0 ||
+      !S_ISFIFO(st.st_mode))
+    return;
+  f->unblock_fd = open(f->req.path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+}
+
 static void fs_abort(lx_op *op) {
   fs_op *f = (fs_op *)op;
-  if (f->owner == NULL) /* a read-ahead block is its file's: let it be */
-    uv_cancel((uv_req_t *)&f->req); /* may be too late: fine */
+  if (f->owner != NULL) return; /* a read-ahead block is its file's */
+  if (uv_cancel((uv_req_t *)&f->req) != 0) /* it runs already */
+    open_unblock(f);
 }
 
 /* A request with a buffer of bufsize bytes (none if 0); NULL if no memory */
@@ -76,6 +96,7 @@ static fs_op *fs_alloc(size_t bufsize) {
   if (f == NULL) return NULL;
   f->buf = NULL;
   f->owner = NULL;
+  f->unblock_fd = -1;
   f->op.abort = fs_abort;
   f->op.task = NULL;
   f->op.done = 0;
@@ -93,6 +114,7 @@ static fs_op *fs_new(lua_State *L, size_t bufsize) {
 }
 
 static void fs_free(fs_op *f) {
+  if (f->unblock_fd >= 0) close(f->unblock_fd);
   uv_fs_req_cleanup(&f->req);
   free(f->buf);
   free(f);
@@ -232,10 +254,11 @@ static int open_k(lua_State *L, int status, lua_KContext ctx) {
 /* lasync.fs.open(path [, mode="r" [, perm=0666]]) -> file */
 static int fs_open(lua_State *L) {
   lx_task *t = FS_TASK(L, fname_open);
-  const char *path = luaL_checkstring(L, 1);
-  int append, flags = open_flags(L, luaL_optstring(L, 2, "r"), &append);
+  const char *path = lx_checkcstring(L, 1, fname_open, "path");
+  const char *mode = lx_optcstring(L, 2, fname_open, "mode", "r");
+  int append, flags = open_flags(L, mode, &append);
   int perm = (int)luaL_optinteger(L, 3, 0666);
-  fs_op *f = fs_new(L, 0);
+  fs_op *f = fs_new(L, 0); /* every argument checked: nothing leaks */
   lua_settop(L, 3);
   return fs_await(L, t, f, uv_fs_open(t->fut.loop->uv, &f->req, path, flags,
                                       perm, fs_cb),
@@ -598,8 +621,10 @@ static int seek_body(lua_State *L) {
 /* file:seek([whence="cur" [, offset=0]]) -> position, as io's seek */
 static int file_seek(lua_State *L) {
   lx_file *fl = check_file(L, "File:seek");
-  int whence = luaL_checkoption(L, 2, "cur", whences);
+  int whence;
   lx_task *t = NULL;
+  lx_optcstring(L, 2, "File:seek", "whence", NULL);
+  whence = luaL_checkoption(L, 2, "cur", whences);
   luaL_optinteger(L, 3, 0);
   if (fl->stream) return lx_os_error(L, UV_ESPIPE, "File:seek", NULL);
   if (whence == 2 || fl->busy) /* it awaits: only a task can */
@@ -790,17 +815,22 @@ static int fs_path(lua_State *L) {
   int kind = (int)lua_tointeger(L, lua_upvalueindex(3)), r;
   lx_task *t = FS_TASK(L, fname);
   uv_loop_t *uv = t->fut.loop->uv;
-  const char *path = luaL_checkstring(L, 1), *to = NULL;
+  const char *path = lx_checkcstring(L, 1, fname, kind == P_MKDTEMP
+                                                     ? "template"
+                                                     : "path");
+  const char *to = NULL;
+  int mode = 0777;
   fs_op *f;
   lua_KFunction k = unit_k;
-  if (kind == P_RENAME || kind == P_COPYFILE) to = luaL_checkstring(L, 2);
-  f = fs_new(L, 0);
+  if (kind == P_RENAME || kind == P_COPYFILE)
+    to = lx_checkcstring(L, 2, fname, "destination");
+  if (kind == P_MKDIR) mode = (int)luaL_optinteger(L, 2, 0777);
+  f = fs_new(L, 0); /* every argument checked: nothing leaks */
   switch (kind) {
   case P_STAT: r = uv_fs_stat(uv, &f->req, path, fs_cb); k = stat_k; break;
   case P_LSTAT: r = uv_fs_lstat(uv, &f->req, path, fs_cb); k = stat_k; break;
   case P_MKDIR:
-    r = uv_fs_mkdir(uv, &f->req, path, (int)luaL_optinteger(L, 2, 0777),
-                    fs_cb);
+    r = uv_fs_mkdir(uv, &f->req, path, mode, fs_cb);
     break;
   case P_RMDIR: r = uv_fs_rmdir(uv, &f->req, path, fs_cb); break;
   case P_UNLINK: r = uv_fs_unlink(uv, &f->req, path, fs_cb); break;
@@ -853,7 +883,7 @@ static int scandir_k(lua_State *L, int status, lua_KContext ctx) {
 /* lasync.fs.scandir(path) -> iterator of name, type */
 static int fs_scandir(lua_State *L) {
   lx_task *t = FS_TASK(L, "fs.scandir");
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = lx_checkcstring(L, 1, "fs.scandir", "path");
   fs_op *f = fs_new(L, 0);
   lua_settop(L, 1);
   return fs_await(L, t, f, uv_fs_scandir(t->fut.loop->uv, &f->req, path, 0,

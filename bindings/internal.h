@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <uv.h>
 
@@ -106,6 +107,44 @@ static inline void lx_list_remove(lx_resource *r) {
   r->prev->next = r->next;
   r->next->prev = r->prev;
   r->prev = r->next = NULL;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Arguments that reach C APIs as C strings
+** ======================================================================= */
+
+/*
+** The string at idx, for a C API that takes a C string (a path, a host, an
+** argv entry, a signal name): a number is converted in place; anything
+** else, or a string holding a NUL byte (the C API would see only the part
+** before it), raises "lasync.<fname>: <what> ...". fname as lx_os_error
+** takes it ("fs.unlink"), what names the value ("path", "option 'cwd'").
+*/
+static inline const char *lx_checkcstring(lua_State *L, int idx,
+                                          const char *fname,
+                                          const char *what) {
+  size_t len;
+  const char *s = NULL;
+  int type = lua_type(L, idx);
+  if (type == LUA_TSTRING || type == LUA_TNUMBER) s = lua_tolstring(L, idx,
+                                                                  &len);
+  if (s == NULL)
+    luaL_error(L, "lasync.%s: %s must be a string (got %s)", fname, what,
+               luaL_typename(L, idx));
+  else if (memchr(s, '\0', len) != NULL)
+    luaL_error(L, "lasync.%s: %s contains an embedded NUL byte", fname,
+               what);
+  return s;
+}
+
+/* lx_checkcstring, or dflt when the value at idx is none or nil */
+static inline const char *lx_optcstring(lua_State *L, int idx,
+                                        const char *fname, const char *what,
+                                        const char *dflt) {
+  return lua_isnoneornil(L, idx) ? dflt
+                                 : lx_checkcstring(L, idx, fname, what);
 }
 
 /* }====================================================================== */
@@ -401,6 +440,8 @@ LX_HIDDEN void lx_open_dns(lua_State *L);
 
 /* connect.c, server.c */
 LX_HIDDEN size_t lx_check_limit(lua_State *L, int optidx, const char *fname);
+LX_HIDDEN const char *lx_check_unix_path(lua_State *L, int idx,
+                                         const char *fname);
 LX_HIDDEN void lx_tcp_options(lx_stream *s, int nodelay, int keepalive);
 LX_HIDDEN void lx_open_connect(lua_State *L);
 LX_HIDDEN void lx_open_server(lua_State *L);

@@ -6,8 +6,10 @@
 ** gone (it is then unreferenced, not to keep the loop alive).
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -119,7 +121,9 @@ static int stdio_option(lua_State *L, int opts, const char *name, int *fd,
     return IO_INHERIT;
   }
   if (lua_type(L, -1) == LUA_TSTRING) {
-    const char *s = lua_tostring(L, -1);
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    if (strlen(s) != len) stdio_error(L, name, fname); /* a NUL in it */
     if (strcmp(s, "pipe") == 0) kind = IO_PIPE;
     else if (strcmp(s, "inherit") == 0) kind = IO_INHERIT;
     else if (strcmp(s, "null") == 0) kind = IO_NULL;
@@ -128,8 +132,12 @@ static int stdio_option(lua_State *L, int opts, const char *name, int *fd,
     else
       stdio_error(L, name, fname);
   } else if (lua_isinteger(L, -1)) {
+    lua_Integer n = lua_tointeger(L, -1);
     kind = IO_FD;
-    *fd = (int)lua_tointeger(L, -1);
+    if (n < 0 || n > INT_MAX || fcntl((int)n, F_GETFD) < 0)
+      luaL_error(L, "lasync.%s: option '%s': %I is not an open file "
+                    "descriptor", fname, name, n);
+    *fd = (int)n;
   } else if ((*fd = lx_file_fd(L, -1)) != -2) {
     kind = IO_FD;
     if (*fd < 0) luaL_error(L, "lasync.%s: option '%s': the file is closed",
@@ -176,17 +184,33 @@ static char **env_option(lua_State *L, int opts, const char *fname) {
   n = 0;
   lua_pushnil(L);
   while (lua_next(L, strings - 1)) {
+    size_t klen, vlen;
+    const char *k, *v;
     if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
       luaL_error(L, "lasync.%s: option 'env' must map names to strings",
                  fname);
-    env[n] = (char *)lua_pushfstring(L, "%s=%s", lua_tostring(L, -2),
-                                     lua_tostring(L, -1));
+    k = lua_tolstring(L, -2, &klen);
+    v = lua_tolstring(L, -1, &vlen); /* a number: its string, in the copy */
+    if (klen == 0 || strlen(k) != klen || strchr(k, '=') != NULL)
+      luaL_error(L, "lasync.%s: option 'env': invalid variable name '%s'",
+                 fname, k);
+    if (strlen(v) != vlen)
+      luaL_error(L, "lasync.%s: option 'env': the value of %s contains an "
+                    "embedded NUL byte", fname, k);
+    env[n] = (char *)lua_pushfstring(L, "%s=%s", k, v);
     lua_rawseti(L, strings, ++n); /* the table keeps the string alive */
     lua_pop(L, 1);
   }
   env[n] = NULL;
   lua_remove(L, strings - 1); /* the option itself */
   return env;
+}
+
+/* Close the pipes made for a spawn that failed. */
+static void pipes_discard(lx_stream *pipes[3]) {
+  int i;
+  for (i = 0; i < 3; i++)
+    if (pipes[i]) lx_stream_discard(pipes[i]);
 }
 
 /*
@@ -209,10 +233,15 @@ static int spawn(lua_State *L, lx_runtime *rt, int argvidx, int opts,
   n = (int)luaL_len(L, argvidx);
   argv = lua_newuserdatauv(L, (n + 1) * sizeof *argv, 0);
   for (i = 0; i < n; i++) {
-    lua_rawgeti(L, argvidx, i + 1);
+    size_t len;
+    lua_rawgeti(L, argvidx, i + 1); /* argv[0] is checked by the caller */
     if (!lua_isstring(L, -1))
-      luaL_error(L, "lasync.%s: argument #%d is not a string", fname, i + 1);
-    argv[i] = (char *)lua_tostring(L, -1);
+      luaL_error(L, "lasync.%s: args[%d] is not a string (got %s)", fname, i,
+                 luaL_typename(L, -1));
+    argv[i] = (char *)lua_tolstring(L, -1, &len);
+    if (strlen(argv[i]) != len) /* the child would get a shorter one */
+      luaL_error(L, "lasync.%s: args[%d] contains an embedded NUL byte",
+                 fname, i);
     lua_rawseti(L, argvidx, i + 1); /* a number becomes its string, kept */
   }
   argv[n] = NULL;
@@ -221,14 +250,15 @@ static int spawn(lua_State *L, lx_runtime *rt, int argvidx, int opts,
   for (i = 0; i < 3; i++) kinds[i] = stdio_option(L, opts, names[i], &fds[i],
                                                  fname);
   if (opts && lua_getfield(L, opts, "cwd") != LUA_TNIL)
-    options.cwd = luaL_checkstring(L, -1);
-  p = calloc(1, sizeof *p);
-  if (p == NULL) return luaL_error(L, "lasync.%s: out of memory", fname);
-  for (i = 0; i < 3; i++) {
+    options.cwd = lx_checkcstring(L, -1, fname, "option 'cwd'");
+  for (i = 0; i < 3; i++) { /* every argument checked: now allocate */
     switch (kinds[i]) {
     case IO_PIPE:
       pipes[i] = malloc(sizeof *pipes[i]);
-      if (pipes[i] == NULL) return luaL_error(L, "lasync: out of memory");
+      if (pipes[i] == NULL) {
+        pipes_discard(pipes);
+        return luaL_error(L, "lasync.%s: out of memory", fname);
+      }
       lx_stream_init(pipes[i], loop);
       uv_pipe_init(loop->uv, &pipes[i]->h.pipe, 0);
       pipes[i]->is_pipe = 1;
@@ -242,9 +272,14 @@ static int spawn(lua_State *L, lx_runtime *rt, int argvidx, int opts,
     case IO_STDOUT:
       if (kinds[1] == IO_PIPE) { /* both into one pipe we make here */
         r = uv_pipe(merged, 0, 0);
-        if (r == 0) r = uv_pipe_open(&pipes[1]->h.pipe, merged[0]);
-        if (r < 0) return luaL_error(L, "lasync.%s: %s", fname,
-                                     uv_strerror(r));
+        if (r == 0 && (r = uv_pipe_open(&pipes[1]->h.pipe, merged[0])) < 0) {
+          close(merged[0]);
+          close(merged[1]);
+        }
+        if (r < 0) {
+          pipes_discard(pipes);
+          return lx_os_error(L, r, fname, NULL);
+        }
         stdio[1].flags = UV_INHERIT_FD;
         stdio[1].data.fd = merged[1];
       }
@@ -261,6 +296,12 @@ static int spawn(lua_State *L, lx_runtime *rt, int argvidx, int opts,
   options.stdio = stdio;
   options.stdio_count = 3;
   options.exit_cb = exit_cb;
+  p = calloc(1, sizeof *p);
+  if (p == NULL) {
+    if (merged[1] >= 0) close(merged[1]);
+    pipes_discard(pipes);
+    return luaL_error(L, "lasync.%s: out of memory", fname);
+  }
   p->loop = loop;
   lx_waitlist_init(&p->waiters);
   p->node.close = proc_close_resource;
@@ -268,8 +309,7 @@ static int spawn(lua_State *L, lx_runtime *rt, int argvidx, int opts,
   r = uv_spawn(loop->uv, &p->h, &options);
   if (merged[1] >= 0) close(merged[1]); /* the child has its copy */
   if (r < 0) {
-    for (i = 0; i < 3; i++)
-      if (pipes[i]) lx_stream_discard(pipes[i]);
+    pipes_discard(pipes);
     p->closing = 1;
     uv_close((uv_handle_t *)&p->h, proc_closed_cb); /* frees p */
     return lx_os_error(L, r, fname, spawn_culprit(r, &options));
@@ -292,12 +332,23 @@ static int spawn(lua_State *L, lx_runtime *rt, int argvidx, int opts,
   return 1;
 }
 
+/* The options argument at idx: 0 if absent, else it must be a table. */
+static int check_opts(lua_State *L, int idx, const char *fname) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  if (!lua_istable(L, idx))
+    luaL_error(L, "lasync.%s: the options must be a table (got %s)", fname,
+               luaL_typename(L, idx));
+  return idx;
+}
+
 /* lasync.subprocess.exec(file, {args...} [, opts]) -> Process */
 static int sp_exec(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  int opts = lua_istable(L, 3) ? 3 : 0, i, n;
-  luaL_checkstring(L, 1);
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  int opts = check_opts(L, 3, "subprocess.exec"), i, n;
+  lx_checkcstring(L, 1, "subprocess.exec", "file");
+  if (!lua_isnoneornil(L, 2) && !lua_istable(L, 2))
+    return luaL_error(L, "lasync.subprocess.exec: args must be a list of "
+                         "strings (got %s)", luaL_typename(L, 2));
   n = lua_istable(L, 2) ? (int)luaL_len(L, 2) : 0;
   lua_createtable(L, n + 1, 0); /* argv: file, then args */
   lua_pushvalue(L, 1);
@@ -312,8 +363,8 @@ static int sp_exec(lua_State *L) {
 /* lasync.subprocess.shell(cmdline [, opts]) -> Process, via /bin/sh -c */
 static int sp_shell(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  int opts = lua_istable(L, 2) ? 2 : 0;
-  luaL_checkstring(L, 1);
+  int opts = check_opts(L, 2, "subprocess.shell");
+  lx_checkcstring(L, 1, "subprocess.shell", "cmdline");
   lua_createtable(L, 3, 0);
   lua_pushliteral(L, "/bin/sh");
   lua_rawseti(L, -2, 1);

@@ -28,6 +28,11 @@ typedef struct lx_server {
   } h;                 /* freed (with the struct) after close and __gc */
   lx_resource node;    /* in the loop's resources while open */
   lx_loop *loop;
+  struct lx_server *first; /* the Server's first socket (itself, if it is):
+                              it holds ref, closers and nopen for all */
+  struct lx_server *next;  /* the Server's next socket (a host name that
+                              resolves to several addresses), or NULL */
+  int nopen;           /* first: its sockets not closed yet */
   int ref;             /* anchor of the Server object while it listens */
   lx_waiter closers;   /* tasks in wait_closed() or serve_forever() */
   size_t limit;
@@ -58,21 +63,33 @@ static void unlink_if_ours(lx_server *srv) {
     unlink(srv->path);
 }
 
+/* A socket closed: the Server is closed once all of its sockets are. The
+   first socket is there as long as the box (has_box). */
 static void server_closed_cb(uv_handle_t *handle) {
   lx_server *srv = handle->data;
   lx_list_remove(&srv->node);
   srv->closed = 1;
   if (srv->is_pipe) unlink_if_ours(srv);
-  lx_waitlist_wake_all(&srv->closers);
+  if (srv->has_box && --srv->first->nopen == 0)
+    lx_waitlist_wake_all(&srv->first->closers);
   if (!srv->has_box) free(srv);
 }
 
-/* Stop listening; connections already made go on. */
-static void server_close(lua_State *L, lx_server *srv) {
+static void socket_close(lx_server *srv) {
   if (srv->closing) return;
   srv->closing = 1;
   uv_close(&srv->h.handle, server_closed_cb);
-  if (L) lx_unanchor(L, srv->loop->rt, &srv->ref);
+}
+
+/* Stop listening on every socket; connections already made go on. */
+static void server_close(lua_State *L, lx_server *srv) {
+  lx_server *first = srv->first, *next;
+  if (first->closing) return;
+  for (srv = first; srv; srv = next) {
+    next = srv->next; /* srv may be freed (it has no box yet) */
+    socket_close(srv);
+  }
+  if (L) lx_unanchor(L, first->loop->rt, &first->ref);
 }
 
 static void server_close_resource(lua_State *L, lx_resource *r) {
@@ -81,14 +98,16 @@ static void server_close_resource(lua_State *L, lx_resource *r) {
 
 static int server__gc(lua_State *L) {
   server_box *b = lua_touserdata(L, 1);
-  lx_server *srv = b->srv;
-  if (srv == NULL) return 0;
+  lx_server *srv = b->srv, *next;
   b->srv = NULL;
-  srv->has_box = 0;
-  if (srv->closed)
-    free(srv);
-  else
-    server_close(NULL, srv); /* free in the close callback */
+  for (; srv; srv = next) {
+    next = srv->next;
+    srv->has_box = 0;
+    if (srv->closed)
+      free(srv);
+    else
+      socket_close(srv); /* free in the close callback */
+  }
   return 0;
 }
 
@@ -98,17 +117,45 @@ static int server__gc(lua_State *L) {
 ** Connections
 ** ======================================================================= */
 
-/* Done callback of a connection's task: report its error, close it. */
+/*
+** Whether the error at idx says the peer went away: a reset, a write to a
+** closed connection, or EOF in the middle of a read. A server meets these
+** all the time (asyncio logs them at debug level only).
+*/
+static int peer_gone(lua_State *L, int idx) {
+  static const char *const codes[] = {"ECONNRESET", "EPIPE", "ECONNABORTED",
+                                      NULL};
+  const char *code;
+  int i, gone = 0;
+  if (lx_error_is(L, idx, LX_ERR_INCOMPLETE_READ)) return 1;
+  if (!lx_error_is(L, idx, LX_ERR_OS)) return 0;
+  lua_getfield(L, idx, "code");
+  code = lua_tostring(L, -1);
+  for (i = 0; code && codes[i] && !gone; i++) gone = !strcmp(code, codes[i]);
+  lua_pop(L, 1);
+  return gone;
+}
+
+/*
+** Done callback of a connection's task: report its error, close it. A
+** peer that went away is reported in one line, without the traceback
+** (but for a loop in debug mode).
+*/
 static int handler_done(lua_State *L) {
   lx_future *task = lua_touserdata(L, 1);
   if (task->state == LX_FAILED) {
     lx_future_retrieved(task);
     lua_getiuservalue(L, 1, LX_UV_RESULT);
-    lua_getfield(L, 1, "traceback");
-    lua_pushvalue(L, 1);
-    lua_call(L, 1, 1);
-    lx_loop_report(L, task->loop, "exception in connection handler", -2,
-                   lua_tostring(L, -1));
+    if (!task->loop->debug && peer_gone(L, -1)) {
+      lx_loop_report(L, task->loop, "connection lost in connection handler",
+                     -1, NULL);
+    } else {
+      lua_getfield(L, 1, "traceback");
+      lua_pushvalue(L, 1);
+      lua_call(L, 1, 1);
+      lx_loop_report(L, task->loop, "exception in connection handler", -2,
+                     lua_tostring(L, -1));
+    }
   }
   if (task->state != LX_FINISHED) { /* failed or cancelled: close it */
     lua_getfield(L, lua_upvalueindex(1), "close");
@@ -156,7 +203,7 @@ static void connection_cb(uv_stream_t *server, int status) {
   if (!srv->is_pipe) lx_tcp_options(s, srv->nodelay, srv->keepalive);
   s->limit = srv->limit;
   base = lua_gettop(L);
-  lx_push_anchored(L, loop->rt, srv->ref);       /* base + 1: the server */
+  lx_push_anchored(L, loop->rt, srv->first->ref); /* base + 1: the server */
   lua_getiuservalue(L, base + 1, UV_HANDLER);    /* base + 2 */
   lx_stream_push(L, s);                          /* base + 3, base + 4 */
   lx_task_new(L, loop, 0, base + 2, 2);          /* base + 5 */
@@ -250,6 +297,7 @@ static lx_server *server_new(lua_State *L, lx_loop *loop,
   lx_server *srv = calloc(1, sizeof *srv);
   if (srv == NULL) luaL_error(L, "lasync.start_server: out of memory");
   srv->loop = loop;
+  srv->first = srv;
   srv->ref = LUA_NOREF;
   srv->h.handle.data = srv;
   lx_waitlist_init(&srv->closers);
@@ -260,11 +308,19 @@ static lx_server *server_new(lua_State *L, lx_loop *loop,
   return srv;
 }
 
-/* [-0, +1] push the Server object of a listening srv and anchor it */
+/*
+** [-0, +1] push the Server object of a listening srv (its first socket;
+** the others follow in srv->next) and anchor it
+*/
 static void server_push(lua_State *L, lx_server *srv, int handleridx) {
   server_box *b = lua_newuserdatauv(L, sizeof *b, SERVER_NUV);
+  lx_server *s;
   b->srv = srv;
-  srv->has_box = 1;
+  for (s = srv; s; s = s->next) {
+    s->has_box = 1;
+    srv->nopen++;
+    if (s != srv) lx_list_add(&srv->loop->resources, &s->node);
+  }
   lx_setclass(L, srv->loop->rt, LX_MT_SERVER);
   lua_pushvalue(L, handleridx);
   lua_setiuservalue(L, -2, UV_HANDLER);
@@ -302,30 +358,87 @@ int lx_reuse_port(uv_handle_t *h) {
 
 enum { SRV_HANDLER = 1, SRV_HOST, SRV_PORT, SRV_OPTS };
 
-/* Bind and listen on the address at *ss; push the Server object. */
-static int tcp_listen(lua_State *L, lx_loop *loop,
-                      const struct sockaddr_storage *ss,
-                      const listen_opts *o) {
-  const struct sockaddr *sa = (const struct sockaddr *)ss;
-  lx_server *srv;
-  int r;
-  lx_addr_push_text(L, sa); /* the target, for errors */
-  srv = server_new(L, loop, o);
-  r = uv_tcp_init_ex(loop->uv, &srv->h.tcp, sa->sa_family);
+#define MAX_ADDRS 16 /* sockets of one Server, at most */
+
+/*
+** A socket listening on sa (flags: uv_tcp_bind's), in *out: 0, or a libuv
+** error, and then nothing is left (the handle frees itself once closed).
+*/
+static int socket_listen(lua_State *L, lx_loop *loop,
+                         const struct sockaddr *sa, const listen_opts *o,
+                         unsigned flags, lx_server **out) {
+  lx_server *srv = server_new(L, loop, o);
+  int r = uv_tcp_init_ex(loop->uv, &srv->h.tcp, sa->sa_family);
   if (r < 0) {
     free(srv);
-    return lx_os_error(L, r, "start_server", lua_tostring(L, -1));
+    return r;
   }
   if (o->reuse_port) r = lx_reuse_port(&srv->h.handle);
-  if (r == 0) r = uv_tcp_bind(&srv->h.tcp, sa, 0);
+  if (r == 0) r = uv_tcp_bind(&srv->h.tcp, sa, flags);
   if (r == 0) r = uv_listen(&srv->h.stream, o->backlog, connection_cb);
-  if (r < 0)
-    return server_fail(L, srv, r, "start_server", lua_tostring(L, -1));
-  server_push(L, srv, SRV_HANDLER);
+  if (r < 0) {
+    socket_close(srv);
+    return r;
+  }
+  *out = srv;
+  return 0;
+}
+
+/* The port the socket of srv is bound to (0 if unknown). */
+static int bound_port(lx_server *srv) {
+  struct sockaddr_storage ss;
+  int len = (int)sizeof ss;
+  if (uv_tcp_getsockname(&srv->h.tcp, (struct sockaddr *)&ss, &len) < 0)
+    return 0;
+  return ntohs(ss.ss_family == AF_INET6
+                   ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                   : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/*
+** Bind and listen on the n addresses at ss, as asyncio binds every
+** address a host name resolves to ("localhost": 127.0.0.1 and ::1); port
+** 0 means the port the first socket got, for them all. An address other
+** than the first that this machine lacks (::1 without IPv6) is skipped;
+** any other failure closes what was made and raises. Push the Server.
+*/
+static int tcp_listen(lua_State *L, lx_loop *loop,
+                      struct sockaddr_storage *ss, int n,
+                      const listen_opts *o) {
+  lx_server *first = NULL, *last = NULL, *srv = NULL;
+  unsigned flags = n > 1 ? UV_TCP_IPV6ONLY : 0; /* "::" next to "0.0.0.0" */
+  int i, r;
+  for (i = 0; i < n; i++) {
+    struct sockaddr *sa = (struct sockaddr *)&ss[i];
+    if (first != NULL) { /* the same port as the first */
+      uint16_t port = htons((uint16_t)bound_port(first));
+      if (sa->sa_family == AF_INET6)
+        ((struct sockaddr_in6 *)sa)->sin6_port = port;
+      else
+        ((struct sockaddr_in *)sa)->sin_port = port;
+    }
+    r = socket_listen(L, loop, sa, o,
+                      sa->sa_family == AF_INET6 ? flags : 0, &srv);
+    if (r < 0 && first && (r == UV_EADDRNOTAVAIL || r == UV_EAFNOSUPPORT))
+      continue;
+    if (r < 0) {
+      if (first) server_close(NULL, first); /* no box: they free themselves */
+      lx_addr_push_text(L, sa);
+      return lx_os_error(L, r, "start_server", lua_tostring(L, -1));
+    }
+    if (first == NULL) {
+      first = srv;
+    } else {
+      srv->first = first;
+      last->next = srv;
+    }
+    last = srv;
+  }
+  server_push(L, first, SRV_HANDLER);
   return 1;
 }
 
-/* pcall'd: tcp_listen(loop, ss, o) with start_server's arguments after
+/* pcall'd: tcp_listen(loop, ss, 1, o) with start_server's arguments after
    them */
 static int listen_protected(lua_State *L) {
   lx_loop *loop = lua_touserdata(L, 1);
@@ -333,24 +446,33 @@ static int listen_protected(lua_State *L) {
   listen_opts *o = lua_touserdata(L, 3);
   lua_rotate(L, 1, -3); /* the arguments back at 1.. */
   lua_settop(L, SRV_OPTS);
-  return tcp_listen(L, loop, ss, o);
+  return tcp_listen(L, loop, ss, 1, o);
 }
 
+/* The name was resolved (the addresses on top): listen on each of them. */
 static int resolved_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
-  struct sockaddr_storage ss;
+  struct sockaddr_storage ss[MAX_ADDRS];
+  int i, j, n = 0, port = (int)lua_tointeger(L, SRV_PORT);
+  int found = (int)lua_rawlen(L, -1);
   listen_opts o;
   (void)status;
-  lua_rawgeti(L, -1, 1); /* the first address found */
-  lua_getfield(L, -1, "host");
-  if (lua_isnil(L, -1) ||
-      lx_addr_parse(lua_tostring(L, -1), (int)lua_tointeger(L, SRV_PORT),
-                    AF_UNSPEC, &ss) < 0)
+  for (i = 1; i <= found && n < MAX_ADDRS; i++) {
+    lua_rawgeti(L, -1, i);
+    lua_getfield(L, -1, "host");
+    if (lua_isstring(L, -1) &&
+        lx_addr_parse(lua_tostring(L, -1), port, AF_UNSPEC, &ss[n]) == 0) {
+      for (j = 0; j < n && memcmp(&ss[j], &ss[n], sizeof ss[n]) != 0; j++) {}
+      if (j == n) n++; /* not a duplicate */
+    }
+    lua_pop(L, 2);
+  }
+  if (n == 0)
     return lx_os_error(L, UV_EAI_NONAME, "start_server",
                        lua_tostring(L, SRV_HOST));
   lua_settop(L, SRV_OPTS);
   read_opts(L, SRV_OPTS, "start_server", &o); /* checked before the lookup */
-  return tcp_listen(L, t->fut.loop, &ss, &o);
+  return tcp_listen(L, t->fut.loop, ss, n, &o);
 }
 
 static void check_handler(lua_State *L, const char *fname) {
@@ -361,7 +483,7 @@ static void check_handler(lua_State *L, const char *fname) {
 
 /*
 ** lasync.start_server(handler, host, port [, opts]) -> Server
-** host nil or "*": every address, IPv6 and IPv4 ("::" dual-stack, or
+** host nil, "" or "*": every address, IPv6 and IPv4 ("::" dual-stack, or
 ** "0.0.0.0" where IPv6 is missing; family narrows it); port 0:
 ** a free port (see server:address()). opts: backlog (100), reuse_port,
 ** nodelay (default true), keepalive, family, limit.
@@ -369,9 +491,8 @@ static void check_handler(lua_State *L, const char *fname) {
 static int core_start_server(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_task *t = lx_current_task(L, rt, "start_server");
-  const char *host = lua_isnoneornil(L, SRV_HOST)
-                         ? NULL
-                         : luaL_checkstring(L, SRV_HOST);
+  const char *host = lx_optcstring(L, SRV_HOST, "start_server", "host",
+                                   NULL);
   int port, family;
   struct sockaddr_storage ss;
   listen_opts o;
@@ -380,7 +501,8 @@ static int core_start_server(lua_State *L) {
   lua_settop(L, SRV_OPTS);
   family = lx_check_family(L, read_opts(L, SRV_OPTS, "start_server", &o),
                            "start_server");
-  if ((host == NULL || strcmp(host, "*") == 0) && family == AF_UNSPEC &&
+  if ((host == NULL || *host == '\0' || strcmp(host, "*") == 0) &&
+      family == AF_UNSPEC &&
       lx_addr_parse("::", port, AF_INET6, &ss) == 0) {
     int top = lua_gettop(L); /* every address: dual-stack "::" if this */
     lua_pushcfunction(L, listen_protected); /* machine has IPv6 */
@@ -392,12 +514,29 @@ static int core_start_server(lua_State *L) {
     lua_settop(L, top); /* no IPv6 here: IPv4 only */
   }
   if (lx_addr_parse(host, port, family, &ss) == 0)
-    return tcp_listen(L, t->fut.loop, &ss, &o);
+    return tcp_listen(L, t->fut.loop, &ss, 1, &o);
   lx_push_getaddrinfo(L, "start_server"); /* a name: resolve it first */
   lua_pushvalue(L, SRV_HOST);
   lua_pushvalue(L, SRV_PORT);
   lua_callk(L, 2, 1, (lua_KContext)t, resolved_k);
   return resolved_k(L, LUA_OK, (lua_KContext)t);
+}
+
+/*
+** The path of a Unix socket at idx, for both ends (start_unix_server,
+** open_unix_connection): one that would not fit in a socket address would
+** be cut short, and an empty one would bind or connect to an abstract
+** address Linux makes up: both raise.
+*/
+const char *lx_check_unix_path(lua_State *L, int idx, const char *fname) {
+  size_t len;
+  const char *path = lx_checkcstring(L, idx, fname, "path");
+  len = strlen(path);
+  if (len == 0) luaL_error(L, "lasync.%s: path is empty", fname);
+  if (len >= SUN_PATH_SIZE)
+    luaL_error(L, "lasync.%s: path too long (%d bytes, at most %d)", fname,
+               (int)len, (int)SUN_PATH_SIZE - 1);
+  return path;
 }
 
 /* A new socket bound to path (not uv_pipe_bind: libuv would unlink the
@@ -444,14 +583,13 @@ static int unix_bind(lx_server *srv, const char *path) {
 static int core_start_unix_server(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_task *t = lx_current_task(L, rt, "start_unix_server");
-  const char *path = luaL_checkstring(L, 2);
+  const char *path;
   struct stat st;
   listen_opts o;
   lx_server *srv;
   int r;
   check_handler(L, "start_unix_server");
-  if (strlen(path) >= SUN_PATH_SIZE)
-    return luaL_error(L, "lasync.start_unix_server: path too long");
+  path = lx_check_unix_path(L, 2, "start_unix_server");
   read_opts(L, 3, "start_unix_server", &o);
   if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
     unlink(path); /* a stale socket file, as asyncio removes it */
@@ -496,7 +634,7 @@ static int server_wait_closed(lua_State *L) {
   lx_server *srv = check_server(L, "Server:wait_closed");
   lx_task *t = lx_current_task(L, rt, "Server:wait_closed");
   lua_settop(L, 1);
-  if (srv->closed) return 0;
+  if (srv->nopen == 0) return 0; /* every socket is closed */
   return lx_wait_on(L, t, &srv->closers, closed_k);
 }
 
@@ -547,25 +685,25 @@ static int server_address(lua_State *L) {
   return push_address(L, check_server(L, "Server:address"));
 }
 
-/* server:sockets() -> {{host=, port=}} or {{path=}}; {} once closed */
+/* server:sockets() -> {{host=, port=}, ...} or {{path=}}; {} once closed */
 static int server_sockets(lua_State *L) {
   lx_server *srv = check_server(L, "Server:sockets");
+  int i = 0;
   lua_newtable(L);
-  if (push_address(L, srv) == 0) return 1;
-  lua_createtable(L, 0, 2);
-  if (srv->is_pipe) {
-    lua_pushvalue(L, -2);
-    lua_setfield(L, -2, "path");
-    lua_remove(L, -2);
-  } else {
-    lua_pushvalue(L, -3);
-    lua_setfield(L, -2, "host");
-    lua_pushvalue(L, -2);
-    lua_setfield(L, -2, "port");
-    lua_replace(L, -3);
-    lua_pop(L, 1);
+  for (; srv; srv = srv->next) {
+    int n = push_address(L, srv);
+    if (n == 0) continue;
+    lua_createtable(L, 0, 2);
+    if (n == 1) {
+      lua_rotate(L, -2, 1); /* the path on top */
+      lua_setfield(L, -2, "path");
+    } else {
+      lua_rotate(L, -3, 1); /* host, port on top */
+      lua_setfield(L, -3, "port");
+      lua_setfield(L, -2, "host");
+    }
+    lua_rawseti(L, -2, ++i);
   }
-  lua_rawseti(L, -2, 1);
   return 1;
 }
 

@@ -39,14 +39,31 @@ int lx_check_signal(lua_State *L, int idx, const char *fname) {
     lua_Integer n = lua_tointeger(L, idx);
     if (n > 0 && n < 65) return (int)n;
   } else if (lua_type(L, idx) == LUA_TSTRING) {
-    const char *name = lua_tostring(L, idx);
+    const char *name = lx_checkcstring(L, idx, fname, "the signal name");
     for (i = 0; signals[i].name; i++)
       if (strcmp(name, signals[i].name) == 0 ||
           strcmp(name, signals[i].name + 3) == 0)
         return signals[i].signum;
+  } else {
+    return luaL_error(L, "lasync.%s: the signal must be a signal name or "
+                         "number (got %s)", fname, luaL_typename(L, idx));
   }
   return luaL_error(L, "lasync.%s: unknown signal %s", fname,
                     luaL_tolstring(L, idx, NULL));
+}
+
+/*
+** libuv puts SIG_DFL back when the last watcher of a signal stops. For
+** SIGPIPE that is death by the next write to a closed pipe, where lasync
+** promises EPIPE: ignore it again, as loading lasync did (runtime.c).
+*/
+static void signal_restore(int signum) {
+  struct sigaction sa;
+  if (signum == SIGPIPE && sigaction(SIGPIPE, NULL, &sa) == 0 &&
+      sa.sa_handler == SIG_DFL) {
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+  }
 }
 
 #define SIGNAL_NAME_SIZE 16
@@ -88,7 +105,8 @@ static void watch_close(lua_State *L, lx_sigwatch *w) {
   if (w->closing) return;
   w->closing = 1;
   if (w->signum == SIGINT) w->loop->rt->sigint_users--;
-  uv_close((uv_handle_t *)&w->h, watch_closed_cb);
+  uv_close((uv_handle_t *)&w->h, watch_closed_cb); /* stops it */
+  signal_restore(w->signum);
   if (L) lx_unanchor(L, w->loop->rt, &w->ref);
 }
 
@@ -187,7 +205,8 @@ static void sig_op_closed_cb(uv_handle_t *handle) {
 
 static void sig_op_close(sig_op *s) {
   if (s->signum == SIGINT) s->rt->sigint_users--;
-  uv_close((uv_handle_t *)&s->h, sig_op_closed_cb);
+  uv_close((uv_handle_t *)&s->h, sig_op_closed_cb); /* stops it */
+  signal_restore(s->signum);
 }
 
 static void sig_op_abort(lx_op *op) {
@@ -197,6 +216,7 @@ static void sig_op_abort(lx_op *op) {
 static void sig_op_cb(uv_signal_t *handle, int signum) {
   sig_op *s = lx_container_of(handle, sig_op, h);
   uv_signal_stop(handle);
+  signal_restore(s->signum);
   if (lx_op_finish(&s->op, signum)) sig_op_close(s);
 }
 

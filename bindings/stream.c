@@ -496,6 +496,68 @@ static int reader_readline(lua_State *L) {
 }
 
 /*
+** A line for r:lines(): readline's, without its "\n" unless upvalue 2 is
+** true; nil at EOF, which ends a generic for.
+*/
+static int try_line(lua_State *L, lx_stream *s) {
+  int n = try_readline(L, s);
+  size_t len;
+  const char *line;
+  if (n == TRY_WAIT) return n;
+  line = lua_tolstring(L, -1, &len);
+  if (len == 0)
+    lua_pushnil(L);
+  else if (line[len - 1] == '\n' && !lua_toboolean(L, lua_upvalueindex(2)))
+    lua_pushlstring(L, line, len - 1);
+  return 1;
+}
+
+static int line_k(lua_State *L, int st, lua_KContext ctx) {
+  (void)st;
+  return read_again(L, ctx, "StreamReader:lines", try_line, line_k);
+}
+
+/*
+** The iterator of r:lines(): upvalues the runtime (as every method has),
+** whether to keep "\n", and the reader.
+*/
+static int lines_next(lua_State *L) {
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(3));
+  return read_start(L, "StreamReader:lines", try_line, line_k);
+}
+
+/*
+** r:lines([fmt]) -> an iterator over the lines up to EOF, for a generic
+** for (asyncio's `async for line in reader`): each line without its "\n"
+** ("l", the default, as io's lines) or with it ("L"); the last one may
+** lack it. Each step is a readline, with its limit.
+*/
+static int reader_lines(lua_State *L) {
+  const char *fmt = "l";
+  size_t len = 1;
+  check_reader(L, "lines");
+  if (lua_type(L, 2) == LUA_TSTRING)
+    fmt = lua_tolstring(L, 2, &len);
+  else if (!lua_isnoneornil(L, 2))
+    fmt = NULL;
+  if (fmt && len == 2 && fmt[0] == '*') { /* "*l", "*L": older spellings */
+    fmt++;
+    len--;
+  }
+  if (fmt == NULL || len != 1 || (fmt[0] != 'l' && fmt[0] != 'L'))
+    return luaL_error(L, "lasync.StreamReader:lines: the format must be "
+                         "\"l\" or \"L\" (got %s)",
+                      fmt ? luaL_tolstring(L, 2, NULL)
+                          : luaL_typename(L, 2));
+  lua_pushvalue(L, lua_upvalueindex(1)); /* the runtime */
+  lua_pushboolean(L, fmt[0] == 'L');     /* keep "\n" */
+  lua_pushvalue(L, 1);                   /* the reader */
+  lua_pushcclosure(L, lines_next, 3);
+  return 1;
+}
+
+/*
 ** r:at_eof() -> whether the buffer is empty and the peer sent EOF (or
 ** the stream was closed): not after a reset, which is no EOF (asyncio).
 */
@@ -742,7 +804,8 @@ static int push_name(lua_State *L, lx_stream *s, int peer) {
    for Unix sockets); "socket": the file descriptor; nil otherwise */
 static int writer_get_extra_info(lua_State *L) {
   lx_stream *s = check_writer(L, "get_extra_info");
-  const char *name = luaL_checkstring(L, 2);
+  const char *name = lx_checkcstring(L, 2, "StreamWriter:get_extra_info",
+                                     "name");
   uv_os_fd_t fd;
   if (strcmp(name, "peername") == 0) return push_name(L, s, 1);
   if (strcmp(name, "sockname") == 0) return push_name(L, s, 0);
@@ -775,6 +838,7 @@ void lx_open_stream(lua_State *L) {
     {"readline", reader_readline},
     {"readexactly", reader_readexactly},
     {"readuntil", reader_readuntil},
+    {"lines", reader_lines},
     {"at_eof", reader_at_eof},
     {NULL, NULL}
   };

@@ -207,7 +207,7 @@ static int udp_send(lua_State *L) {
   if (u->closing)
     return luaL_error(L, "lasync.UdpEndpoint:send: the endpoint is closed");
   if (!lua_isnoneornil(L, 3)) {
-    const char *host = luaL_checkstring(L, 3);
+    const char *host = lx_checkcstring(L, 3, "UdpEndpoint:send", "host");
     int port = lx_check_port(L, 4, "UdpEndpoint:send");
     if (u->connected)
       return luaL_error(L, "lasync.UdpEndpoint:send: the endpoint has a "
@@ -297,11 +297,13 @@ static int opt_addr(lua_State *L, int opts, const char *name,
     luaL_error(L, "lasync.open_udp: option '%s': port must be an integer "
                   "from 0 to 65535 (got %s)",
                name, luaL_tolstring(L, -1, NULL));
-  if (lua_type(L, -2) != LUA_TSTRING ||
-      lx_addr_parse(lua_tostring(L, -2), (int)port, AF_UNSPEC, ss) < 0)
+  lua_pushfstring(L, "option '%s'", name); /* for the NUL check */
+  if (lua_type(L, -3) != LUA_TSTRING ||
+      lx_addr_parse(lx_checkcstring(L, -3, "open_udp", lua_tostring(L, -1)),
+                    (int)port, AF_UNSPEC, ss) < 0)
     luaL_error(L, "lasync.open_udp: option '%s': not a numeric address",
                name);
-  lua_pop(L, 3);
+  lua_pop(L, 4);
   return 1;
 }
 

@@ -109,7 +109,8 @@ describe("lasync.getaddrinfo", function()
         "65535 (got 99999)", lasync.getaddrinfo, "localhost", 99999)
       raises_msg("lasync.getaddrinfo: port must be an integer from 0 to " ..
         "65535 (got http)", lasync.getaddrinfo, "localhost", "http")
-      raises_msg("string expected, got nil", lasync.getaddrinfo, nil)
+      raises_msg("lasync.getaddrinfo: host must be a string (got nil)",
+        lasync.getaddrinfo, nil)
     end, 2)
     raises_msg("lasync.getaddrinfo: not inside a task", lasync.getaddrinfo,
       "localhost")
@@ -178,7 +179,8 @@ describe("lasync.getnameinfo", function()
         lasync.getnameinfo, "localhost", 80)
       raises_msg("lasync.getnameinfo: port must be an integer from 0 to " ..
         "65535 (got -2)", lasync.getnameinfo, "127.0.0.1", -2)
-      raises_msg("string expected, got nil", lasync.getnameinfo, nil, 80)
+      raises_msg("lasync.getnameinfo: host must be a string (got nil)",
+        lasync.getnameinfo, nil, 80)
     end, 2)
     raises_msg("lasync.getnameinfo: not inside a task", lasync.getnameinfo,
       "127.0.0.1", 80)

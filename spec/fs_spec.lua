@@ -176,8 +176,10 @@ describe("lasync.fs.open modes", function()
 
   it("refuses a missing or non-string path", function()
     in_dir(function()
-      raises_msg("string expected, got no value", fs.open)
-      raises_msg("string expected, got table", fs.open, {})
+      raises_msg("lasync.fs.open: path must be a string (got no value)",
+        fs.open)
+      raises_msg("lasync.fs.open: path must be a string (got table)",
+        fs.open, {})
     end)
   end)
 
@@ -209,8 +211,10 @@ describe("lasync.File reading", function()
       assert.are.equal("", f:read(5))
       assert.are.equal("", f:read())
       assert.are.equal("", f:read())
-      raises_msg("lasync.File:read: n must be >= 0", f.read, f, -1)
-      raises_msg("number expected, got string", f.read, f, "x")
+      raises_msg("lasync.File:read: format #1: a count must be >= 0",
+        f.read, f, -1)
+      raises_msg("lasync.File:read: format #1: invalid format 'x'", f.read, f,
+        "x")
       f:close()
     end)
   end)
@@ -547,11 +551,11 @@ describe("lasync.fs.readfile and writefile", function()
         fs.writefile, dir .. "/x", 5)
       raises_msg("lasync.fs.writefile: data must be a string (got nil)",
         fs.writefile, dir .. "/x")
-      os_error("ENOENT", "fs.open", dir .. "/none", fs.readfile,
+      os_error("ENOENT", "fs.readfile", dir .. "/none", fs.readfile,
         dir .. "/none")
-      os_error("ENOENT", "fs.open", dir .. "/no/x", fs.writefile,
+      os_error("ENOENT", "fs.writefile", dir .. "/no/x", fs.writefile,
         dir .. "/no/x", "data")
-      os_error("EISDIR", "fs.open", dir, fs.writefile, dir, "data")
+      os_error("EISDIR", "fs.writefile", dir, fs.writefile, dir, "data")
     end)
   end)
 end)
@@ -622,8 +626,8 @@ describe("lasync.fs.stat and lstat", function()
         dir .. "/none")
       fs.writefile(dir .. "/f", "")
       os_error("ENOTDIR", "fs.stat", dir .. "/f/x", fs.stat, dir .. "/f/x")
-      raises_msg("bad argument #1 to 'lasync.fs.stat' (string expected, " ..
-        "got no value)", fs.stat)
+      raises_msg("lasync.fs.stat: path must be a string (got no value)",
+        fs.stat)
     end)
   end)
 end)
@@ -686,8 +690,8 @@ describe("lasync.fs directories and paths", function()
       assert.are.equal("O", fs.readfile(dir .. "/moved/c"))
       os_error("ENOENT", "fs.rename", dir .. "/none", fs.rename,
         dir .. "/none", dir .. "/x")
-      raises_msg("bad argument #2 to 'lasync.fs.rename' (string expected, " ..
-        "got no value)", fs.rename, dir .. "/moved")
+      raises_msg("lasync.fs.rename: destination must be a string (got no " ..
+        "value)", fs.rename, dir .. "/moved")
     end)
   end)
 
@@ -1258,4 +1262,100 @@ describe("cancelling a task in the middle of a file call", function()
         assert.are.equal(before, count_fds(), "descriptors leaked")
       end)
     end)
+
+  describe("issue 9: io's formats and the public names in errors", function()
+    it("read: l, L, n, a, counts and *-forms, several at once", function()
+      in_dir(function(dir)
+        local path = dir .. "/f"
+        fs.writefile(path, "one\ntwo\n 42 3.5e2\t0x10 x\nlast")
+        local f <close> = fs.open(path)
+        assert.are.equal("one", f:read("l"))
+        assert.are.equal("two\n", f:read("*L"))
+        local a, b = f:read("n", "*n")
+        assert.are.same({ 42, 350.0 }, { a, b })
+        assert.are.equal(16, f:read("n"))
+        assert.is_nil(f:read("n")) -- "x" is no numeral
+        assert.are.equal("x\n", f:read("L"))
+        assert.are.equal("la", f:read(2))
+        assert.are.equal("st", f:read("a"))
+        assert.is_nil(f:read("l")) -- the end, as io
+        assert.are.equal("", f:read("a"))
+        assert.are.equal(2, f:seek("set", 2)) -- a float count is fine
+        assert.are.equal("e\n", f:read(2.0))
+      end)
+    end)
+
+    it("lines: no format, L, and formats of read", function()
+      in_dir(function(dir)
+        local path = dir .. "/f"
+        fs.writefile(path, "a\nbb\n\nc")
+        local function all(...)
+          local f <close> = fs.open(path)
+          local out = {}
+          for v in f:lines(...) do out[#out + 1] = v end
+          return out
+        end
+        assert.are.same({ "a", "bb", "", "c" }, all())
+        assert.are.same({ "a", "bb", "", "c" }, all("l"))
+        assert.are.same({ "a\n", "bb\n", "\n", "c" }, all("L"))
+        assert.are.same({ "a\nb", "b\n\n", "c" }, all(3))
+        assert.are.same({ "a\nbb\n\nc" }, all("a"))
+      end)
+    end)
+
+    it("lines of a pipe read a line at a time", function()
+      in_dir(function(dir)
+        local path = dir .. "/fifo"
+        assert.is_true(os.execute("mkfifo " .. shell_quote(path)))
+        local writer = lasync.subprocess.shell("printf 'x\\ny\\n' > " ..
+          shell_quote(path))
+        local f <close> = fs.open(path)
+        assert.are.equal("x", f:read("l"))
+        assert.are.equal("y\n", f:read("L"))
+        assert.is_nil(f:read("l"))
+        raises_msg('lasync.File:read: format "n" needs a file with a ' ..
+          'position', f.read, f, "n")
+        writer:wait()
+      end)
+    end)
+
+    it("refuses other formats clearly", function()
+      in_dir(function(dir)
+        fs.writefile(dir .. "/f", "x")
+        local f <close> = fs.open(dir .. "/f")
+        raises_msg("lasync.File:read: format #1: invalid format 'x' " ..
+          "(expected \"l\", \"L\", \"n\", \"a\" or a count)", f.read, f, "x")
+        raises_msg("lasync.File:read: format #2: invalid format (expected " ..
+          "\"l\", \"L\", \"n\", \"a\" or a count, got table)", f.read, f, "l",
+          {})
+        raises_msg("lasync.File:read: format #1: invalid format (expected " ..
+          "\"l\", \"L\", \"n\", \"a\" or a count, got float)", f.read, f, 1.5)
+        raises_msg("lasync.File:read: format #1: a count must be >= 0",
+          f.read, f, -1)
+        raises_msg("lasync.File:lines: format #2: invalid format 'q'",
+          f.lines, f, "l", "q")
+      end)
+    end)
+
+    it("readfile, writefile and File methods name themselves", function()
+      in_dir(function(dir)
+        raises_msg("lasync.fs.readfile: path must be a string (got nil)",
+          fs.readfile, nil)
+        raises_msg("lasync.fs.writefile: path must be a string (got " ..
+          "number)", fs.writefile, 1, "x")
+        os_error("ENOENT", "fs.readfile", dir .. "/none", fs.readfile,
+          dir .. "/none")
+        os_error("ENOENT", "fs.writefile", dir .. "/no/such", fs.writefile,
+          dir .. "/no/such", "x")
+        fs.writefile(dir .. "/f", "x")
+        local f <close> = fs.open(dir .. "/f")
+        raises_msg("lasync.File:read: expected a lasync.File (got nil)",
+          f.read)
+        raises_msg("lasync.File:lines: expected a lasync.File (got string)",
+          f.lines, "f")
+        f:close()
+        raises_msg("lasync.File:read: the file is closed", f.read, f, "l")
+      end)
+    end)
+  end)
 end)

@@ -537,10 +537,10 @@ describe("lasync.start_unix_server", function()
         "function (got string)", lasync.start_unix_server, "h", "/tmp/x")
       raises_msg("lasync.start_unix_server: path too long",
         lasync.start_unix_server, echo, "/tmp/" .. string.rep("x", 300))
-      raises_msg("string expected, got no value", lasync.start_unix_server,
-        echo)
-      raises_msg("string expected, got no value",
-        lasync.open_unix_connection)
+      raises_msg("lasync.start_unix_server: path must be a string (got no " ..
+        "value)", lasync.start_unix_server, echo)
+      raises_msg("lasync.open_unix_connection: path must be a string (got " ..
+        "no value)", lasync.open_unix_connection)
     end, 2)
   end)
 

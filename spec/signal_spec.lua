@@ -178,8 +178,10 @@ describe("lasync.signal", function()
       raises_msg("lasync.signal: unknown signal 0", lasync.signal, 0, f)
       raises_msg("lasync.signal: unknown signal -1", lasync.signal, -1, f)
       raises_msg("lasync.signal: unknown signal 65", lasync.signal, 65, f)
-      raises_msg("lasync.signal: unknown signal table", lasync.signal, {}, f)
-      raises_msg("lasync.signal: unknown signal nil", lasync.signal, nil, f)
+      raises_msg("lasync.signal: the signal must be a signal name or " ..
+        "number (got table)", lasync.signal, {}, f)
+      raises_msg("lasync.signal: the signal must be a signal name or " ..
+        "number (got nil)", lasync.signal, nil, f)
       raises_msg("lasync.signal: the handler must be a function (got no " ..
         "value)", lasync.signal, "USR1")
       raises_msg("lasync.signal: the handler must be a function (got " ..

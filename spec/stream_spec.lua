@@ -159,7 +159,8 @@ describe("lasync.open_connection", function()
       end
       raises_msg("lasync.open_connection: port must be an integer from 0 " ..
         "to 65535 (got nil)", lasync.open_connection, LOCAL, nil)
-      raises_msg("string expected, got nil", lasync.open_connection, nil, 80)
+      raises_msg("lasync.open_connection: host must be a string (got nil)",
+        lasync.open_connection, nil, 80)
       raises_msg("lasync.open_connection: option 'family' must be " ..
         "\"inet\", \"inet6\" or \"any\"", lasync.open_connection, LOCAL, 80,
         { family = "ipx" })
@@ -1020,5 +1021,64 @@ describe("StreamWriter", function()
       w:close()
       shutdown()
     end, 2)
+  end)
+end)
+
+describe("StreamReader:lines (issue 9)", function()
+  -- The lines of a connection to a server sending `data`, read with
+  -- r:lines(...); the server closes when done.
+  local function lines_of(data, ...)
+    local _, host, port, shutdown = sender(data)
+    local r, w = lasync.open_connection(host, port)
+    local out = {}
+    for line in r:lines(...) do out[#out + 1] = line end
+    w:close()
+    shutdown()
+    return out
+  end
+
+  it("iterates to EOF, without the newline by default, as io", function()
+    helper.run(function()
+      assert.are.same({ "a", "bb", "", "last" }, lines_of("a\nbb\n\nlast"))
+      assert.are.same({ "a", "bb" }, lines_of("a\nbb\n", "l"))
+      assert.are.same({ "a\n", "bb\n", "\n", "last" },
+        lines_of("a\nbb\n\nlast", "L"))
+      assert.are.same({ "x\r\n" }, lines_of("x\r\n", "*L"))
+      assert.are.same({}, lines_of(""))
+    end)
+  end)
+
+  it("waits for lines that arrive later, in pieces", function()
+    helper.run(function()
+      local _, host, port, shutdown = serve(function(_, w)
+        for _, piece in ipairs { "he", "llo\nwor", "ld\n" } do
+          w:write(piece)
+          lasync.sleep(0.005)
+        end
+        w:close()
+      end)
+      local r, w = lasync.open_connection(host, port)
+      local out = {}
+      for line in r:lines() do out[#out + 1] = line end
+      assert.are.same({ "hello", "world" }, out)
+      w:close()
+      shutdown()
+    end)
+  end)
+
+  it("refuses other formats and other receivers", function()
+    helper.run(function()
+      local _, host, port, shutdown = sender("")
+      local r, w = lasync.open_connection(host, port)
+      raises_msg('lasync.StreamReader:lines: the format must be "l" or ' ..
+        '"L" (got n)', r.lines, r, "n")
+      raises_msg('lasync.StreamReader:lines: the format must be "l" or ' ..
+        '"L" (got table)', r.lines, r, {})
+      raises_msg("lasync.StreamReader:lines: expected a StreamReader (got " ..
+        "no value)", r.lines)
+      raises_msg("expected a StreamReader (got userdata)", r.lines, w)
+      w:close()
+      shutdown()
+    end)
   end)
 end)

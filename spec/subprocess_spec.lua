@@ -59,9 +59,10 @@ describe("lasync.subprocess.exec", function()
 
   it("refuses bad arguments", function()
     helper.run(function()
-      raises_msg("bad argument #1 to", sp.exec)
-      raises_msg("table expected, got string", sp.exec, "echo", "hi")
-      raises_msg("lasync.subprocess.exec: argument", sp.exec, "echo", { {} })
+      raises_msg("lasync.subprocess.exec: file must be a string", sp.exec)
+      raises_msg("must be a list of strings (got string)", sp.exec, "echo",
+        "hi")
+      raises_msg("lasync.subprocess.exec: args[1]", sp.exec, "echo", { {} })
       raises_msg("is not a string", sp.exec, "echo", { "ok", true })
     end)
   end)
@@ -115,8 +116,10 @@ describe("lasync.subprocess.shell", function()
 
   it("refuses a missing command line", function()
     helper.run(function()
-      raises_msg("bad argument #1 to", sp.shell)
-      raises_msg("bad argument #1 to", sp.shell, {})
+      raises_msg("lasync.subprocess.shell: cmdline must be a string",
+        sp.shell)
+      raises_msg("lasync.subprocess.shell: cmdline must be a string (got " ..
+        "table)", sp.shell, {})
     end)
   end)
 end)
@@ -681,5 +684,46 @@ describe("reaping", function()
     helper.run(function() lasync.sleep(0.01) end)
     local state = proc_state(pid)
     assert.is_nil(state, "pid " .. pid .. " left as a zombie")
+  end)
+
+  describe("issue 9: the public name in errors", function()
+    it("require 'lasync.subprocess' gives lasync.subprocess", function()
+      assert.are.equal(lasync.subprocess, require "lasync.subprocess")
+    end)
+
+    it("argument errors name lasync.subprocess.exec/shell", function()
+      helper.run(function()
+        raises_msg("lasync.subprocess.exec: file must be a string (got " ..
+          "table)", sp.exec, {}, {})
+        raises_msg("lasync.subprocess.exec: args must be a list of " ..
+          "strings (got string)", sp.exec, "echo", "a")
+        raises_msg("lasync.subprocess.exec: the options must be a table " ..
+          "(got string)", sp.exec, "echo", {}, "x")
+        raises_msg("lasync.subprocess.shell: cmdline must be a string " ..
+          "(got nil)", sp.shell, nil)
+        raises_msg("lasync.subprocess.exec: args[2] is not a string (got " ..
+          "boolean)", sp.exec, "echo", { "ok", true })
+      end)
+    end)
+
+    it("a descriptor that is not open is named as such", function()
+      helper.run(function()
+        raises_msg("lasync.subprocess.exec: option 'stdin': 9999 is not " ..
+          "an open file descriptor", sp.exec, "true", {}, { stdin = 9999 })
+        raises_msg("lasync.subprocess.exec: option 'stdout': -1 is not " ..
+          "an open file descriptor", sp.exec, "true", {}, { stdout = -1 })
+      end)
+    end)
+
+    it("communicate called with . names its receiver", function()
+      helper.run(function()
+        local p = sp.exec("true")
+        raises_msg("lasync.Process:communicate: expected a lasync.Process " ..
+          "(got nil)", p.communicate)
+        raises_msg("lasync.Process:communicate: expected a lasync.Process " ..
+          "(got string)", p.communicate, "input")
+        p:wait()
+      end)
+    end)
   end)
 end)

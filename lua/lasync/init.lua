@@ -9,7 +9,7 @@ local M = {}
 for k, v in pairs(core) do M[k] = v end
 for k, v in pairs(require "lasync.sync") do M[k] = v end -- Condition, ...
 M.fs = require "lasync.fs"                               -- readfile, ...
-M.subprocess = require "lasync.process"                  -- communicate
+M.subprocess = require "lasync.subprocess"               -- communicate
 M.tasks = require("lasync.introspect").tasks
 
 local Future, current_task = core.Future, core.current_task
@@ -342,6 +342,10 @@ end
 local function resolve_addr(addr)
   if addr == nil then return nil end
   local host, port = addr[1], addr[2] or 0
+  if host:find("\0", 1, true) then
+    error(("lasync.open_udp: option '%s' contains an embedded NUL byte")
+      :format(name), 3)
+  end
   if not host:match("^[%d.]+$") and not host:find(":", 1, true) and
       host ~= "*" then
     local found = core.getaddrinfo(host, port, { socktype = "dgram" })

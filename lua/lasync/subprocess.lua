@@ -9,6 +9,11 @@ local methods = core._methods("Process")
 -- their ends, so that no side can fill its pipe and stall the other;
 -- then waits for the process to exit
 function methods.communicate(p, input)
+  local mt = type(p) == "userdata" and getmetatable(p)
+  if not (mt and rawget(mt, "_methods") == methods) then
+    error(("lasync.Process:communicate: expected a lasync.Process (got %s)")
+      :format(type(p)), 2)
+  end
   if input ~= nil and type(input) ~= "string" then
     error(("lasync.Process:communicate: input must be a string (got %s)")
       :format(type(input)), 2)
