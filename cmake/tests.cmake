@@ -102,3 +102,12 @@ if(NOT LASYNC_SANITIZE)
   set_tests_properties(c.completion_tsan PROPERTIES TIMEOUT 300
                        PASS_REGULAR_EXPRESSION "343 settled, 57 failed")
 endif()
+
+# The soak script with small counts (bench/soak.lua): 100 concurrent
+# connections and 200 rounds of every API cycle, each checking that fds,
+# pending tasks and RSS come back.
+add_test(NAME soak.small
+         COMMAND $<TARGET_FILE:lasync> ${CMAKE_SOURCE_DIR}/bench/soak.lua
+                 100 0 --api 200)
+set_tests_properties(soak.small PROPERTIES TIMEOUT 60
+                     PASS_REGULAR_EXPRESSION "soak: all PASS")
