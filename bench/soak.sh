@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run bench/soak.lua with the open-file limit raised: 10,000 connections
 # need about 10,100 fds in each of the soak's two processes.
-# usage: bench/soak.sh [CONNS [CYCLES]] [--gc default|N]
+# usage: bench/soak.sh [CONNS [CYCLES]] [--gc default|N] [--api ROUNDS]
 # env: LASYNC=path of the lasync binary (default: build/lasync)
 #      SOAK_FDS=the limit to ask for (default 30000; else the hard limit)
 top=$(cd "$(dirname "$0")/.." && pwd)

@@ -102,3 +102,15 @@ if(NOT LASYNC_SANITIZE)
   set_tests_properties(c.completion_tsan PROPERTIES TIMEOUT 300
                        PASS_REGULAR_EXPRESSION "343 settled, 57 failed")
 endif()
+
+# The soak script with small counts (bench/soak.lua): 100 concurrent
+# connections and 200 rounds of every API cycle, each checking that fds,
+# pending tasks and RSS come back (not the RSS under the sanitizers).
+if(LASYNC_SANITIZE)
+  set(SOAK_RSS --no-rss)
+endif()
+add_test(NAME soak.small
+         COMMAND $<TARGET_FILE:lasync> ${CMAKE_SOURCE_DIR}/bench/soak.lua
+                 100 0 --api 200 ${SOAK_RSS})
+set_tests_properties(soak.small PROPERTIES TIMEOUT 60
+                     PASS_REGULAR_EXPRESSION "soak: all PASS")
