@@ -321,6 +321,10 @@ local function check_addr(addr, name)
     error(("lasync.open_udp: option '%s' must be {host, port}"):format(name),
       3)
   end
+  if addr[1]:find("\0", 1, true) then
+    error(("lasync.open_udp: option '%s' contains an embedded NUL byte")
+      :format(name), 3)
+  end
   local port = addr[2]
   local int = type(port) == "number" and math.tointeger(port)
   if port ~= nil and (not int or int < 0 or int > 65535) then
@@ -342,10 +346,6 @@ end
 local function resolve_addr(addr)
   if addr == nil then return nil end
   local host, port = addr[1], addr[2] or 0
-  if host:find("\0", 1, true) then
-    error(("lasync.open_udp: option '%s' contains an embedded NUL byte")
-      :format(name), 3)
-  end
   if not host:match("^[%d.]+$") and not host:find(":", 1, true) and
       host ~= "*" then
     local found = core.getaddrinfo(host, port, { socktype = "dgram" })
