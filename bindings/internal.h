@@ -446,6 +446,7 @@ LX_HIDDEN void lx_open_queue(lua_State *L);
 /* gather.c */
 LX_HIDDEN int lx_gather_cancel(lua_State *L, int gidx, int msgidx);
 LX_HIDDEN int lx_gather_push_failed(lua_State *L, int gidx);
+LX_HIDDEN void lx_gather_close_all(lua_State *L, lx_loop *loop);
 LX_HIDDEN void lx_open_gather(lua_State *L);
 
 /* run.c */

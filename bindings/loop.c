@@ -272,6 +272,7 @@ void lx_loop_close(lua_State *L, lx_loop *loop) {
     }
     lua_pop(L, 1);
   }
+  lx_gather_close_all(L, loop); /* they count tasks that never finish */
   lx_timers_run_due(loop, UINT64_MAX); /* handles left: release them */
   while (loop->ready_head) run_batch(loop);
   luaL_unref(L, LUA_REGISTRYINDEX, loop->handler_ref);
