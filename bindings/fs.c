@@ -655,7 +655,8 @@ static int file_close(lua_State *L) {
   lx_file *fl = lx_checkclass(L, rt, 1, LX_MT_FILE, "File:close");
   lx_task *t = rt->loop ? rt->loop->current : NULL;
   if (fl->fd < 0) return 0;
-  if (t == NULL || t->co != L) { /* outside a task: at once */
+  if (t == NULL || t->co != L || !lua_isyieldable(L)) { /* outside a task,
+                                 or where it cannot suspend: at once */
     close_now(fl);
     return 0;
   }

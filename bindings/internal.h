@@ -242,6 +242,8 @@ struct lx_runtime {
 };
 
 /* runtime.c */
+#define LX_CANNOT_AWAIT \
+  "cannot await here (inside a metamethod, finalizer or C call)"
 LX_HIDDEN lx_runtime *lx_runtime_get(lua_State *L);
 LX_HIDDEN int lx_anchor(lua_State *L, lx_runtime *rt, int idx);
 LX_HIDDEN void lx_unanchor(lua_State *L, lx_runtime *rt, int *ref);

@@ -97,15 +97,21 @@ lx_loop *lx_running_loop(lua_State *L, lx_runtime *rt, const char *fname) {
 }
 
 /*
-** The task running in L; else raise the error of awaiting here, naming
-** `fname`, with the position of the function at `level` (as luaL_where).
+** The task running in L, which can suspend here; else raise the error of
+** awaiting here, naming `fname`, with the position of the function at
+** `level` (as luaL_where). Every await checks this before it registers
+** anything: a task in a finalizer, a metamethod or a callback called from
+** C (lua_isyieldable is false) would be left registered as waiting when
+** its yield fails, and a stale wake-up would resume it elsewhere later.
 */
 lx_task *lx_check_await(lua_State *L, lx_runtime *rt, const char *fname,
                         int level) {
   lx_task *t = rt->loop ? rt->loop->current : NULL;
-  if (t && t->co == L) return t;
+  if (t && t->co == L && lua_isyieldable(L)) return t;
   luaL_where(L, level);
-  if (t)
+  if (t && t->co == L)
+    lua_pushfstring(L, "lasync.%s: " LX_CANNOT_AWAIT, fname);
+  else if (t)
     lua_pushfstring(L, "lasync.%s: cannot await in a coroutine nested "
                        "inside a task (only the task's own coroutine can "
                        "await)", fname);

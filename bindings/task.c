@@ -343,12 +343,42 @@ static void task_step(lua_State *L, lx_loop *loop, lx_ready *node) {
 ** ======================================================================= */
 
 /*
+** Undo what an await registered before it found that t cannot suspend:
+** the waiter list or timer, the libuv request, the ready queue. The
+** awaits check first (lx_check_await); this is the net under them.
+*/
+static void task_unsuspend(lx_task *t) {
+  lx_loop *loop = t->fut.loop;
+  lx_task_unwait(t);
+  lx_op_detach(t);
+  if (t->ready.next != LX_NOT_QUEUED) { /* sleep(0) queued it */
+    lx_ready **p = &loop->ready_head, *prev = NULL;
+    while (*p != NULL && *p != &t->ready) {
+      prev = *p;
+      p = &(*p)->next;
+    }
+    if (*p != NULL) {
+      *p = t->ready.next;
+      if (loop->ready_tail == &t->ready) loop->ready_tail = prev;
+    }
+    t->ready.next = LX_NOT_QUEUED;
+  }
+  t->on_cancel = NULL;
+  t->in_await = 0;
+  t->granted = 0;
+}
+
+/*
 ** Suspend the running task t until its pending operation wakes it; `k`
 ** continues the awaiting C function. A cancel requested while t was
 ** running is passed to the operation now, as asyncio's Task.__step does.
 */
 int lx_suspend(lua_State *L, lx_task *t, lx_cancel_fn on_cancel,
                lua_KFunction k) {
+  if (!lua_isyieldable(L)) { /* a path that skipped lx_check_await */
+    task_unsuspend(t);
+    return luaL_error(L, "lasync: " LX_CANNOT_AWAIT);
+  }
   t->on_cancel = on_cancel;
   t->in_await = 1;
   if (t->must_cancel) {
@@ -536,13 +566,15 @@ static int core_note_traceback(lua_State *L) {
 }
 
 /*
-** lasync._check_task(fname): raise the error awaiting would raise here
-** ("not inside a task", "nested coroutine"), naming fname; for the Lua
-** side, before it changes anything.
+** lasync._check_task(fname [, level=2]): raise the error awaiting would
+** raise here ("not inside a task", "nested coroutine", "cannot await
+** here"), naming fname, at the position of the function at `level`; for
+** the Lua side, before it changes anything.
 */
 static int core_check_task(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  lx_check_await(L, rt, luaL_checkstring(L, 1), 2); /* blame its caller */
+  lx_check_await(L, rt, luaL_checkstring(L, 1),
+                 (int)luaL_optinteger(L, 2, 2)); /* blame its caller */
   return 0;
 }
 

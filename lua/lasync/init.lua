@@ -26,9 +26,11 @@ M.ExceptionGroup.__tostring = function(e)
   return table.concat(lines, "\n")
 end
 
+-- The calling task; else the error awaiting here would raise (not in a
+-- task, a nested coroutine, or where it cannot suspend: a finalizer).
 local function task_or_error(fname)
-  return current_task() or error(("lasync.%s: not inside a task: run this " ..
-    "code with lasync.run or the lasync command"):format(fname), 3)
+  core._check_task(fname, 3)
+  return current_task()
 end
 
 local function check_delay(delay, fname)
