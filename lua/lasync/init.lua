@@ -33,6 +33,25 @@ local function task_or_error(fname)
   return current_task()
 end
 
+-- Refuse the calling task itself as the awaitable aw (with `list`: as an
+-- item of the list aw): it would wait for itself forever.
+local function check_not_self(aw, fname, list)
+  local me = current_task()
+  if me == nil then return end
+  if not list then
+    if rawequal(aw, me) then
+      error(("lasync.%s: a task cannot await itself"):format(fname), 3)
+    end
+  elseif type(aw) == "table" and not core.isfuture(aw) then
+    for i = 1, #aw do
+      if rawequal(aw[i], me) then
+        error(("lasync.%s: a task cannot await itself (item #%d)")
+          :format(fname, i), 3)
+      end
+    end
+  end
+end
+
 local function check_delay(delay, fname)
   if delay ~= nil and type(delay) ~= "number" then
     error(("lasync.%s: delay must be a number or nil (got %s)")
@@ -130,6 +149,7 @@ end
 -- waits for it to finish and raises TimeoutError. A function runs in the
 -- calling task, as a coroutine does in asyncio 3.12.
 function M.wait_for(aw, timeout)
+  check_not_self(aw, "wait_for")
   task_or_error("wait_for")
   check_delay(timeout, "wait_for")
   if type(aw) ~= "function" and not core.isfuture(aw) then
@@ -183,6 +203,7 @@ end
 --- lasync.wait(aws, {timeout=, return_when=}) -> done, pending
 -- Never cancels anything; on timeout returns what is done so far.
 function M.wait(aws, opts)
+  check_not_self(aws, "wait", true)
   task_or_error("wait")
   local futs = futures_of(aws, "wait")
   opts = opts or {}
@@ -226,6 +247,7 @@ end
 --- lasync.shield(aw) -> aw's results; cancelling the caller does not
 -- cancel aw (a function is started as a task)
 function M.shield(aw)
+  check_not_self(aw, "shield")
   task_or_error("shield")
   local inner = as_future(aw, "shield")
   if inner:done() then return inner:result() end
@@ -251,6 +273,7 @@ end
 -- yields the futures (functions become tasks) as they complete; past the
 -- timeout the iterator raises TimeoutError (nothing is cancelled).
 function M.as_completed(aws, opts)
+  check_not_self(aws, "as_completed", true)
   task_or_error("as_completed")
   local futs = futures_of(aws, "as_completed")
   local timeout = opts and opts.timeout
