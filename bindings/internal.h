@@ -268,6 +268,7 @@ LX_HIDDEN int lx_classof(lua_State *L, lx_runtime *rt, int idx, int first,
 LX_HIDDEN void *lx_checkclass(lua_State *L, lx_runtime *rt, int idx, int mt,
                               const char *fname);
 LX_HIDDEN int lx_is_callable(lua_State *L, int idx);
+LX_HIDDEN const char *lx_typename(lua_State *L, int idx);
 
 /* loop.c */
 LX_HIDDEN lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv);

@@ -154,7 +154,12 @@ lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv) {
 }
 
 lx_loop *lx_loop_check(lua_State *L, int idx) {
-  lx_loop_box *box = luaL_checkudata(L, idx, LX_LOOP);
+  lx_loop_box *box = luaL_testudata(L, idx, LX_LOOP);
+  if (box == NULL)
+    luaL_error(L, "lasync.Loop: expected a Loop (got %s)",
+               lx_typename(L, idx));
+  if (box->loop == NULL) /* its __gc was called by hand */
+    luaL_error(L, "lasync.Loop: the event loop was finalized");
   return box->loop;
 }
 
@@ -440,7 +445,10 @@ static int loop_close(lua_State *L) {
 }
 
 static int loop__gc(lua_State *L) {
-  lx_loop_box *box = lua_touserdata(L, 1);
+  lx_loop_box *box = luaL_testudata(L, 1, LX_LOOP);
+  if (box == NULL)
+    luaL_error(L, "lasync.Loop:__gc: expected a Loop (got %s)",
+               lx_typename(L, 1));
   if (box->loop) {
     lx_loop_close(L, box->loop);
     if (box->loop->open_handles == 0)

@@ -83,7 +83,8 @@ static void proc_close_resource(lua_State *L, lx_resource *r) {
 }
 
 static int proc__gc(lua_State *L) {
-  proc_box *b = lua_touserdata(L, 1);
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  proc_box *b = lx_checkclass(L, rt, 1, LX_MT_PROCESS, "Process:__gc");
   lx_process *p = b->p;
   if (p == NULL) return 0;
   b->p = NULL;

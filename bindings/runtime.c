@@ -267,12 +267,19 @@ int lx_classof(lua_State *L, lx_runtime *rt, int idx, int first, int count) {
   return -1;
 }
 
+/* The class name of the value at idx (its __name), as luaL_typeerror. */
+const char *lx_typename(lua_State *L, int idx) {
+  if (luaL_getmetafield(L, idx, "__name") == LUA_TSTRING)
+    return lua_tostring(L, -1); /* left on the stack: an error follows */
+  return luaL_typename(L, idx);
+}
+
 void *lx_checkclass(lua_State *L, lx_runtime *rt, int idx, int mt,
                     const char *fname) {
   void *p = lx_testclass(L, rt, idx, mt);
   if (p == NULL)
     luaL_error(L, "lasync.%s: expected a %s (got %s)", fname,
-               lx_class_names[mt], luaL_typename(L, idx));
+               lx_class_names[mt], lx_typename(L, idx));
   return p;
 }
 
@@ -284,6 +291,9 @@ void lx_setclass(lua_State *L, lx_runtime *rt, int mt) {
 
 static int runtime__gc(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_key);
+  if (rt == NULL || lua_touserdata(L, -1) != rt)
+    return luaL_error(L, "lasync: __gc of something other than the runtime");
   free(rt->free_slots);
   rt->free_slots = NULL;
   return 0;

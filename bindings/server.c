@@ -80,7 +80,8 @@ static void server_close_resource(lua_State *L, lx_resource *r) {
 }
 
 static int server__gc(lua_State *L) {
-  server_box *b = lua_touserdata(L, 1);
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  server_box *b = lx_checkclass(L, rt, 1, LX_MT_SERVER, "Server:__gc");
   lx_server *srv = b->srv;
   if (srv == NULL) return 0;
   b->srv = NULL;

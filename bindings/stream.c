@@ -130,8 +130,17 @@ static void box_release(lx_stream *s) {
     stream_abort(s); /* nobody can use it any more */
 }
 
+/* The StreamReader or StreamWriter at index 1, or an error. */
+static stream_box *check_box(lua_State *L, const char *fname) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  if (lx_classof(L, rt, 1, LX_MT_READER, 2) < 0) /* or LX_MT_WRITER */
+    luaL_error(L, "lasync.%s: expected a StreamReader or StreamWriter "
+                  "(got %s)", fname, luaL_typename(L, 1));
+  return lua_touserdata(L, 1);
+}
+
 static int box__gc(lua_State *L) {
-  stream_box *b = lua_touserdata(L, 1);
+  stream_box *b = check_box(L, "Stream:__gc");
   if (b->s) box_release(b->s);
   b->s = NULL;
   return 0;
@@ -755,7 +764,7 @@ static int writer_get_extra_info(lua_State *L) {
 }
 
 static int stream__tostring(lua_State *L) {
-  stream_box *b = lua_touserdata(L, 1);
+  stream_box *b = check_box(L, "Stream:__tostring");
   lx_stream *s = b->s;
   lua_pushfstring(L, "lasync.%s: %p%s", lx_testclass(L, s->loop->rt, 1,
                                                       LX_MT_READER)

@@ -507,7 +507,7 @@ static int task__tostring(lua_State *L) {
 /* A failed task whose error nobody looked at is reported when collected. */
 static int task__gc(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  lx_task *t = lua_touserdata(L, 1);
+  lx_task *t = lx_checkclass(L, rt, 1, LX_MT_TASK, "Task:__gc");
   lx_task_unwait(t);
   if (t->fut.state == LX_FAILED && !t->fut.retrieved) {
     t->fut.retrieved = 1; /* not lx_future_retrieved: its loop may be gone */

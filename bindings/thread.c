@@ -675,7 +675,8 @@ static int thread_join(lua_State *L) {
 }
 
 static int thread__gc(lua_State *L) {
-  thread_box *b = lua_touserdata(L, 1);
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  thread_box *b = lx_checkclass(L, rt, 1, LX_MT_THREAD, "Thread:__gc");
   lx_thread *th = b->th;
   if (th == NULL) return 0;
   b->th = NULL;

@@ -64,7 +64,8 @@ static void udp_close_resource(lua_State *L, lx_resource *r) {
 }
 
 static int udp__gc(lua_State *L) {
-  udp_box *b = lua_touserdata(L, 1);
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  udp_box *b = lx_checkclass(L, rt, 1, LX_MT_UDP, "UdpEndpoint:__gc");
   lx_udp *u = b->u;
   if (u == NULL) return 0;
   b->u = NULL;
