@@ -153,7 +153,9 @@ static int error__tostring(lua_State *L) {
   lua_getfield(L, 1, "name");
   lua_getfield(L, 1, "message");
   luaL_buffinit(L, &b);
-  luaL_tolstring(L, -2, NULL); /* the name: a string, unless tampered */
+  luaL_tolstring(L, -3, NULL); /* the name (below the message and the
+                                  buffer's slot): a string, unless
+                                  tampered with */
   luaL_addvalue(&b);
   if (!lua_isnil(L, -2)) {
     luaL_tolstring(L, -2, NULL);

@@ -242,6 +242,8 @@ struct lx_runtime {
 };
 
 /* runtime.c */
+/* A box whose __gc was called by hand (its C object is gone). */
+#define LX_FINALIZED "the object was finalized (its __gc was called)"
 #define LX_CANNOT_AWAIT \
   "cannot await here (inside a metamethod, finalizer or C call)"
 LX_HIDDEN lx_runtime *lx_runtime_get(lua_State *L);

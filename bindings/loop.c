@@ -159,7 +159,7 @@ lx_loop *lx_loop_check(lua_State *L, int idx) {
     luaL_error(L, "lasync.Loop: expected a Loop (got %s)",
                lx_typename(L, idx));
   if (box->loop == NULL) /* its __gc was called by hand */
-    luaL_error(L, "lasync.Loop: the event loop was finalized");
+    luaL_error(L, "lasync.Loop: " LX_FINALIZED);
   return box->loop;
 }
 
@@ -506,7 +506,13 @@ static int loop_get_debug(lua_State *L) {
 }
 
 static int loop__tostring(lua_State *L) {
-  lx_loop *loop = lx_loop_check(L, 1);
+  lx_loop *loop;
+  lx_loop_box *box = luaL_testudata(L, 1, LX_LOOP);
+  if (box && box->loop == NULL) {
+    lua_pushliteral(L, "lasync.Loop (finalized)");
+    return 1;
+  }
+  loop = lx_loop_check(L, 1);
   lua_pushfstring(L, "lasync.Loop: %p (%s)", (void *)loop,
                   loop->closed ? "closed"
                                : loop->running ? "running" : "idle");

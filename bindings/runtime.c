@@ -73,7 +73,8 @@ void lx_unanchor(lua_State *L, lx_runtime *rt, int *ref) {
   lua_pushnil(L);
   lua_rawseti(L, -2, *ref);
   lua_pop(L, 1);
-  rt->free_slots[rt->nfree++] = *ref;
+  if (rt->free_slots) /* NULL once the state closes (runtime__gc) */
+    rt->free_slots[rt->nfree++] = *ref;
   *ref = LUA_NOREF;
 }
 

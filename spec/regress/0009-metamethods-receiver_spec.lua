@@ -189,4 +189,41 @@ describe("regress 0009: every lasync metamethod on a wrong receiver", function()
       task:await()
     end)
   end)
+
+  it("an object whose __gc was called by hand refuses its methods",
+    function()
+      helper.run(function()
+        local finalized = "the object was finalized"
+        local srv = lasync.start_server(function(_, w) w:close() end,
+          "127.0.0.1", 0)
+        local reader, writer = lasync.open_connection(srv:address())
+        local udp = lasync.open_udp { local_addr = { "127.0.0.1", 0 } }
+        local receiver = lasync.spawn(function() return udp:recv() end)
+        local proc = lasync.subprocess.exec("true", {})
+        local th = lasync.Thread(function() end)
+        local loop = lasync.new_event_loop()
+        helper.settle_all()
+        for _, case in ipairs {
+          { writer, "write", "x" }, { writer, "close" }, { reader, "read" },
+          { srv, "close" }, { srv, "address" }, { udp, "send", "x" },
+          { udp, "close" }, { proc, "wait" }, { th, "stop" },
+          { loop, "close" }, { loop, "time" },
+        } do
+          local obj, method = case[1], case[2]
+          getmetatable(obj).__gc(obj)
+          getmetatable(obj).__gc(obj) -- twice: nothing more happens
+          assert.is_string(tostring(obj))
+          local ok, err = pcall(obj[method], obj, case[3])
+          assert.is_false(ok, method)
+          assert.matches(finalized, err, 1, true)
+        end
+        -- the task waiting in recv() when its endpoint was finalized
+        local ok, err = pcall(receiver.await, receiver)
+        assert.is_false(ok)
+        assert.matches(finalized, tostring(err), 1, true)
+        collectgarbage()
+        collectgarbage()
+        lasync.sleep(0.01)
+      end, 5)
+    end)
 end)
