@@ -163,6 +163,8 @@ struct lx_task {
                            pending; released in task_finish/loop close */
   int await_idx;        /* stack index (in the suspended C frame) of the
                            awaited object */
+  lua_KFunction k;      /* continuation of the suspended C function */
+  int suspend_top;      /* its stack top when it suspended */
   unsigned id;          /* for the default name "Task-<id>" */
   int num_cancels;      /* cancel() requests not uncancel()ed */
   unsigned char must_cancel; /* throw CancelledError at the next step */

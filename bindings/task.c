@@ -369,6 +369,22 @@ static void task_unsuspend(lx_task *t) {
 }
 
 /*
+** The one continuation of every suspension. Only the scheduler may resume
+** a suspended task (task_step makes it the loop's current task first):
+** resumed by anyone else (coroutine.resume of t:get_coro()), the task
+** would run its continuation with nothing to deliver and leave its
+** registration behind. Then it yields straight back, unchanged.
+*/
+static int suspend_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  if (t->fut.loop->current != t) {
+    lua_settop(L, t->suspend_top); /* drop what the stranger passed */
+    return lua_yieldk(L, 0, ctx, suspend_k);
+  }
+  return t->k(L, status, ctx);
+}
+
+/*
 ** Suspend the running task t until its pending operation wakes it; `k`
 ** continues the awaiting C function. A cancel requested while t was
 ** running is passed to the operation now, as asyncio's Task.__step does.
@@ -389,7 +405,9 @@ int lx_suspend(lua_State *L, lx_task *t, lx_cancel_fn on_cancel,
     if (on_cancel(L, t, msgidx)) t->must_cancel = 0;
     lua_pop(L, 2);
   }
-  return lua_yieldk(L, 0, (lua_KContext)t, k);
+  t->k = k;
+  t->suspend_top = lua_gettop(L);
+  return lua_yieldk(L, 0, (lua_KContext)t, suspend_k);
 }
 
 /* In the task's coroutine: raise CancelledError with its cancel message. */

@@ -238,3 +238,48 @@ print(f:await())
       assert.matches("never retrieved", err, 1, true)
     end)
 end)
+
+-- Found with item 2: the same stale state came from resuming a suspended
+-- task's coroutine by hand (coroutine.resume(t:get_coro())): its
+-- continuation ran with nothing delivered ("result is not set", a task
+-- that never finished, a deadlock). Only the scheduler resumes it now; a
+-- stranger's resume returns at once and changes nothing.
+describe("regress 0009: a suspended task resumed by someone else", function()
+  local loop_later = function(delay, fn)
+    lasync.get_running_loop():call_later(delay, fn)
+  end
+  local kinds = {
+    sleep = function() lasync.sleep(0.01) return "slept" end,
+    future = function()
+      local f = lasync.Future()
+      loop_later(0.01, function() f:set_result("f") end)
+      return f:await()
+    end,
+    event = function()
+      local e = lasync.Event()
+      loop_later(0.01, function() e:set() end)
+      e:wait()
+      return "e"
+    end,
+    queue = function()
+      local q = lasync.Queue()
+      loop_later(0.01, function() q:put_nowait("q") end)
+      return q:get()
+    end,
+    fs = function() return lasync.fs.stat("/").type end,
+  }
+  for name, body in pairs(kinds) do
+    it("waiting in " .. name, function()
+      helper.run(function()
+        local expected = lasync.spawn(body):await()
+        local t = lasync.spawn(body)
+        lasync.sleep(0)
+        local res = table.pack(coroutine.resume(t:get_coro(), "junk"))
+        assert.are.same({ true, n = 1 }, res)
+        assert.are.equal("suspended", coroutine.status(t:get_coro()))
+        assert.are.equal(expected, t:await())
+        assert_clean()
+      end)
+    end)
+  end
+end)
