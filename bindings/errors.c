@@ -102,14 +102,21 @@ int lx_error_raise(lua_State *L, int cls, const char *fmt, ...) {
   return lua_error(L);
 }
 
-/* Is the value at idx an instance of class `clsidx` (or a subclass)? */
+/*
+** Is the value at idx an instance of class `clsidx` (or a subclass)? The
+** chain of parents is followed raw and at most LX_MAX_PARENTS deep: a
+** user's table with a metatable that is its own parent must not hang the
+** loop (every task's error is checked).
+*/
+#define LX_MAX_PARENTS 100
 static int is_instance(lua_State *L, int idx, int clsidx) {
-  int found = 0;
+  int found = 0, depth = 0;
   clsidx = lua_absindex(L, clsidx);
   if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
-  while (!found && lua_istable(L, -1)) {
+  while (!found && lua_istable(L, -1) && depth++ < LX_MAX_PARENTS) {
     found = lua_rawequal(L, -1, clsidx);
-    lua_getfield(L, -1, "parent");
+    lua_pushliteral(L, "parent"); /* raw: no user __index runs here */
+    lua_rawget(L, -2);
     lua_remove(L, -2);
   }
   lua_pop(L, 1);
@@ -127,6 +134,7 @@ int lx_error_is(lua_State *L, int idx, int cls) {
 
 /* Class(message [, fields]) */
 static int error_construct(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE); /* the class */
   lua_settop(L, 3);
   if (lua_isnil(L, 3))
     lua_createtable(L, 0, 3);
@@ -141,10 +149,13 @@ static int error_construct(lua_State *L) {
 /* __tostring of instances: "Name: message" */
 static int error__tostring(lua_State *L) {
   luaL_Buffer b;
+  luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "name");
   lua_getfield(L, 1, "message");
   luaL_buffinit(L, &b);
-  lua_pushvalue(L, -3);
+  luaL_tolstring(L, -3, NULL); /* the name (below the message and the
+                                  buffer's slot): a string, unless
+                                  tampered with */
   luaL_addvalue(&b);
   if (!lua_isnil(L, -2)) {
     luaL_tolstring(L, -2, NULL);
@@ -160,8 +171,9 @@ static int error__tostring(lua_State *L) {
 }
 
 static int class__tostring(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "name");
-  lua_pushfstring(L, "lasync.%s", lua_tostring(L, -1));
+  lua_pushfstring(L, "lasync.%s", luaL_tolstring(L, -1, NULL));
   return 1;
 }
 

@@ -680,7 +680,8 @@ static int file_close(lua_State *L) {
   lx_file *fl = lx_checkclass(L, rt, 1, LX_MT_FILE, "File:close");
   lx_task *t = rt->loop ? rt->loop->current : NULL;
   if (fl->fd < 0) return 0;
-  if (t == NULL || t->co != L) { /* outside a task: at once */
+  if (t == NULL || t->co != L || !lua_isyieldable(L)) { /* outside a task,
+                                 or where it cannot suspend: at once */
     close_now(fl);
     return 0;
   }
@@ -689,13 +690,15 @@ static int file_close(lua_State *L) {
 
 /* __close: at once (it may run where a task cannot yield: an error unwinds) */
 static int file__close(lua_State *L) {
-  close_now(lua_touserdata(L, 1));
+  close_now(lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                          LX_MT_FILE, "File:__close"));
   return 0;
 }
 
 /* __gc: nothing can use the file any more */
 static int file__gc(lua_State *L) {
-  lx_file *fl = lua_touserdata(L, 1);
+  lx_file *fl = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                              LX_MT_FILE, "File:__gc");
   ahead_drop(fl);
   if (fl->fd >= 0) close(fl->fd);
   if (fl->close_fd >= 0) close(fl->close_fd);
@@ -713,7 +716,8 @@ static int file_fileno(lua_State *L) {
 }
 
 static int file__tostring(lua_State *L) {
-  lx_file *fl = lua_touserdata(L, 1);
+  lx_file *fl = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                              LX_MT_FILE, "File:__tostring");
   if (fl->fd < 0)
     lua_pushliteral(L, "lasync.File (closed)");
   else
@@ -858,8 +862,15 @@ static int scandir_next(lua_State *L) {
   return 2;
 }
 
+static const char scandir_key = 's'; /* registry: the state's metatable */
+
 static int scandir__gc(lua_State *L) {
-  uv_fs_req_cleanup(lua_touserdata(L, 1));
+  uv_fs_t *req = lua_touserdata(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &scandir_key);
+  if (req == NULL || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, -2))
+    return luaL_error(L, "lasync.fs.scandir: __gc of something else");
+  if (req->type == UV_FS) uv_fs_req_cleanup(req); /* once */
+  req->type = UV_UNKNOWN_REQ;
   return 0;
 }
 
@@ -872,9 +883,14 @@ static int scandir_k(lua_State *L, int status, lua_KContext ctx) {
   *req = f->req;
   free(f->buf);
   free(f); /* its request was moved: no cleanup here */
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, scandir__gc);
-  lua_setfield(L, -2, "__gc");
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &scandir_key) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, scandir__gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &scandir_key);
+  }
   lua_setmetatable(L, -2);
   lua_pushcclosure(L, scandir_next, 1);
   return 1;

@@ -3,6 +3,8 @@
 ** order. The gather is a future with one waiter node per child, all in one
 ** allocation; a child's completion only counts down, and the results are
 ** collected once, when the last child is done (or the first one fails).
+** A gather may outlive the task that awaited it (it failed first), so it
+** never points at that task: it is anchored while a child is pending.
 */
 #include "internal.h"
 
@@ -12,24 +14,28 @@ typedef struct lx_gather lx_gather;
 
 struct lx_gather {
   lx_future fut;         /* must be first: a gather is a future */
-  lx_task *owner;        /* the task awaiting the gather */
-  int owner_idx;         /* where the gather is on the owner's stack */
   int n, pending;
   int failed;            /* index of the child whose error it raised */
-  int ref;               /* anchor while children run after it failed, so
-                            that their errors count as retrieved; released
-                            by the last child */
+  int ref;               /* anchor while a child is pending (also after the
+                            gather failed, so that the children's errors
+                            count as retrieved); released by the last
+                            child's wake-up, or by lx_gather_close_all */
   unsigned char return_exceptions, list_form;
   lx_waiter slots[1];    /* n of them, one per child: linked in its waiter
                             list while it runs; aux is its index */
 };
 
-/* [-0, +1] push the gather of a slot from its owner's (suspended) stack */
+/* [-0, +1] push the gather of a slot, from its anchor */
 static void push_gather(lua_State *L, lx_gather *g) {
   luaL_checkstack(L, 4, NULL);
-  lua_checkstack(g->owner->co, 1);
-  lua_pushvalue(g->owner->co, g->owner_idx);
-  lua_xmove(g->owner->co, L, 1);
+  lx_push_anchored(L, g->fut.loop->rt, g->ref);
+}
+
+/* No child is pending any more: unlink the slots, release the anchor. */
+static void gather_release(lua_State *L, lx_gather *g) {
+  int i;
+  for (i = 0; i < g->n; i++) lx_waiter_unlink(&g->slots[i]);
+  lx_unanchor(L, g->fut.loop->rt, &g->ref);
 }
 
 /*
@@ -89,13 +95,13 @@ static void gather_wake(lua_State *L, lx_waiter *w, int fidx) {
   g->pending--;
   if (g->fut.state != LX_PENDING) { /* already failed: nobody will look */
     lx_future_retrieved(child);
-    if (g->pending == 0) lx_unanchor(L, g->owner->fut.loop->rt, &g->ref);
+    if (g->pending == 0) gather_release(L, g);
     return;
   }
   if (!g->return_exceptions && child->state != LX_FINISHED) {
     push_gather(L, g);
     gidx = lua_gettop(L);
-    if (g->pending > 0) g->ref = lx_anchor(L, g->owner->fut.loop->rt, gidx);
+    if (g->pending == 0) gather_release(L, g);
     if (child->state == LX_FAILED) {
       g->failed = (int)w->aux + 1;
       lx_future_retrieved(child);
@@ -109,6 +115,7 @@ static void gather_wake(lua_State *L, lx_waiter *w, int fidx) {
   } else if (g->pending == 0) {
     push_gather(L, g);
     gidx = lua_gettop(L);
+    gather_release(L, g);
     if (g->fut.cancel_requested) {
       lua_getiuservalue(L, gidx, LX_UV_RESULT); /* the cancel message */
       lx_future_settle(L, gidx, LX_CANCELLED, 1);
@@ -153,37 +160,87 @@ int lx_gather_push_failed(lua_State *L, int gidx) {
 }
 
 static int gather__gc(lua_State *L) {
-  lx_gather *g = lua_touserdata(L, 1);
+  lx_gather *g = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                               LX_MT_GATHER, "gather:__gc");
   int i;
   for (i = 0; i < g->n; i++) lx_waiter_unlink(&g->slots[i]);
   return 0;
 }
 
 /*
-** [-0, +1] push the table of children: the awaitables from `first` to
-** `last` (or the items of the list at `first` when `list`), functions
-** started as tasks.
+** The loop closes: its gathers that still count children (detached tasks
+** that will never finish) let go of them and of their anchors.
 */
-static int push_children(lua_State *L, lx_runtime *rt, int first, int last,
-                         int list) {
+void lx_gather_close_all(lua_State *L, lx_loop *loop) {
+  lx_runtime *rt = loop->rt;
+  int i, n = 0;
+  lua_newtable(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lx_gather *g = lx_testclass(L, rt, -1, LX_MT_GATHER);
+    if (g && g->fut.loop == loop) lua_rawseti(L, -4, ++n);
+    else lua_pop(L, 1);
+  }
+  lua_pop(L, 1); /* anchors */
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    gather_release(L, lua_touserdata(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/*
+** Check the awaitables from `first` to `last` (or the items of the list
+** at `first` when `list`) before anything is started: each must be a task,
+** future or function, not the awaiting task t itself, and not of another
+** loop. Returns their number.
+*/
+static int check_children(lua_State *L, lx_runtime *rt, lx_task *t,
+                          int first, int last, int list) {
   int i, n = list ? (int)luaL_len(L, first) : last - first + 1;
+  for (i = 1; i <= n; i++) {
+    lx_future *f;
+    if (list)
+      lua_rawgeti(L, first, i);
+    else
+      lua_pushvalue(L, first + i - 1);
+    f = lx_future_test(L, rt, -1);
+    if (f == NULL && !lua_isfunction(L, -1))
+      luaL_error(L, "lasync.gather: %s #%d is not awaitable (expected a "
+                    "task, future or function, got %s)",
+                 list ? "item" : "argument", i, luaL_typename(L, -1));
+    if (f == &t->fut)
+      luaL_error(L, "lasync.gather: a task cannot await itself (%s #%d)",
+                 list ? "item" : "argument", i);
+    if (f && f->loop && f->loop != t->fut.loop)
+      luaL_error(L, "lasync.gather: %s #%d belongs to another event loop",
+                 list ? "item" : "argument", i);
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+/*
+** [-0, +1] push the table of the n children checked by check_children,
+** functions started as tasks.
+*/
+static void push_children(lua_State *L, lx_loop *loop, int first, int n,
+                          int list) {
+  int i;
   lua_createtable(L, n, 0);
   for (i = 1; i <= n; i++) {
     if (list)
       lua_rawgeti(L, first, i);
     else
       lua_pushvalue(L, first + i - 1);
-    if (!lx_future_test(L, rt, -1)) {
-      if (!lua_isfunction(L, -1))
-        luaL_error(L, "lasync.gather: %s #%d is not awaitable (expected a "
-                      "task, future or function, got %s)",
-                   list ? "item" : "argument", i, luaL_typename(L, -1));
-      lx_task_new(L, lx_running_loop(L, rt, "gather"), 0, -1, 0);
+    if (lua_isfunction(L, -1)) {
+      lx_task_new(L, loop, 0, -1, 0);
       lua_remove(L, -2);
     }
     lua_rawseti(L, -2, i);
   }
-  return n;
 }
 
 /*
@@ -206,7 +263,8 @@ static int core_gather(lua_State *L) {
     opts = top--;
   }
   if (opts) luaL_checktype(L, opts, LUA_TTABLE);
-  n = push_children(L, rt, 1, top, list);
+  n = check_children(L, rt, t, 1, top, list);
+  push_children(L, t->fut.loop, 1, n, list);
   if (n == 0) {
     if (!list) return 0;
     lua_createtable(L, 0, 1);
@@ -219,10 +277,12 @@ static int core_gather(lua_State *L) {
   gidx = lua_gettop(L);
   lx_future_init(&g->fut, NULL, LX_KIND_GATHER);
   g->n = n;
+  g->pending = 0;
   g->failed = 0;
   g->ref = LUA_NOREF;
   g->list_form = (unsigned char)list;
   g->return_exceptions = 0;
+  for (i = 0; i < n; i++) g->slots[i].prev = g->slots[i].next = NULL;
   if (opts) {
     lua_getfield(L, opts, "return_exceptions");
     g->return_exceptions = (unsigned char)lua_toboolean(L, -1);
@@ -236,15 +296,9 @@ static int core_gather(lua_State *L) {
     lx_future *child;
     lx_waiter *s = &g->slots[i - 1];
     s->aux = (unsigned)(i - 1);
-    s->prev = s->next = NULL;
     lua_rawgeti(L, gidx - 1, i);
     child = lua_touserdata(L, -1);
-    if (child->loop != t->fut.loop) {
-      if (child->loop)
-        luaL_error(L, "lasync.gather: item #%d belongs to another event "
-                      "loop", i);
-      lx_future_bind(L, -1, t->fut.loop, 0);
-    }
+    if (child->loop == NULL) lx_future_bind(L, -1, t->fut.loop, 0);
     if (child->state == LX_PENDING) {
       lx_waiter_link(child, s, gather_wake);
       pending++;
@@ -254,8 +308,6 @@ static int core_gather(lua_State *L) {
     lua_pop(L, 1);
   }
   g->pending = pending;
-  g->owner = t;
-  g->owner_idx = gidx;
   if (ended || pending == 0) { /* nothing to wait for */
     for (i = 0; i < n; i++) lx_waiter_unlink(&g->slots[i]);
     for (i = 1; i <= n && ended; i++) {
@@ -269,6 +321,7 @@ static int core_gather(lua_State *L) {
     settle_results(L, gidx);
     return lx_future_unwrap(L, gidx);
   }
+  g->ref = lx_anchor(L, rt, gidx);
   return lx_await(L, t, gidx);
 }
 

@@ -202,6 +202,8 @@ struct lx_task {
                            pending; released in task_finish/loop close */
   int await_idx;        /* stack index (in the suspended C frame) of the
                            awaited object */
+  lua_KFunction k;      /* continuation of the suspended C function */
+  int suspend_top;      /* its stack top when it suspended */
   unsigned id;          /* for the default name "Task-<id>" */
   int num_cancels;      /* cancel() requests not uncancel()ed */
   unsigned char must_cancel; /* throw CancelledError at the next step */
@@ -281,6 +283,10 @@ struct lx_runtime {
 };
 
 /* runtime.c */
+/* A box whose __gc was called by hand (its C object is gone). */
+#define LX_FINALIZED "the object was finalized (its __gc was called)"
+#define LX_CANNOT_AWAIT \
+  "cannot await here (inside a metamethod, finalizer or C call)"
 LX_HIDDEN lx_runtime *lx_runtime_get(lua_State *L);
 LX_HIDDEN int lx_anchor(lua_State *L, lx_runtime *rt, int idx);
 LX_HIDDEN void lx_unanchor(lua_State *L, lx_runtime *rt, int *ref);
@@ -305,6 +311,7 @@ LX_HIDDEN int lx_classof(lua_State *L, lx_runtime *rt, int idx, int first,
 LX_HIDDEN void *lx_checkclass(lua_State *L, lx_runtime *rt, int idx, int mt,
                               const char *fname);
 LX_HIDDEN int lx_is_callable(lua_State *L, int idx);
+LX_HIDDEN const char *lx_typename(lua_State *L, int idx);
 
 /* loop.c */
 LX_HIDDEN lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv);
@@ -489,6 +496,7 @@ LX_HIDDEN void lx_open_queue(lua_State *L);
 /* gather.c */
 LX_HIDDEN int lx_gather_cancel(lua_State *L, int gidx, int msgidx);
 LX_HIDDEN int lx_gather_push_failed(lua_State *L, int gidx);
+LX_HIDDEN void lx_gather_close_all(lua_State *L, lx_loop *loop);
 LX_HIDDEN void lx_open_gather(lua_State *L);
 
 /* run.c */

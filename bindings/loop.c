@@ -154,7 +154,12 @@ lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv) {
 }
 
 lx_loop *lx_loop_check(lua_State *L, int idx) {
-  lx_loop_box *box = luaL_checkudata(L, idx, LX_LOOP);
+  lx_loop_box *box = luaL_testudata(L, idx, LX_LOOP);
+  if (box == NULL)
+    luaL_error(L, "lasync.Loop: expected a Loop (got %s)",
+               lx_typename(L, idx));
+  if (box->loop == NULL) /* its __gc was called by hand */
+    luaL_error(L, "lasync.Loop: " LX_FINALIZED);
   return box->loop;
 }
 
@@ -272,6 +277,7 @@ void lx_loop_close(lua_State *L, lx_loop *loop) {
     }
     lua_pop(L, 1);
   }
+  lx_gather_close_all(L, loop); /* they count tasks that never finish */
   lx_timers_run_due(loop, UINT64_MAX); /* handles left: release them */
   while (loop->ready_head) run_batch(loop);
   luaL_unref(L, LUA_REGISTRYINDEX, loop->handler_ref);
@@ -439,7 +445,10 @@ static int loop_close(lua_State *L) {
 }
 
 static int loop__gc(lua_State *L) {
-  lx_loop_box *box = lua_touserdata(L, 1);
+  lx_loop_box *box = luaL_testudata(L, 1, LX_LOOP);
+  if (box == NULL)
+    luaL_error(L, "lasync.Loop:__gc: expected a Loop (got %s)",
+               lx_typename(L, 1));
   if (box->loop) {
     lx_loop_close(L, box->loop);
     if (box->loop->open_handles == 0)
@@ -497,7 +506,13 @@ static int loop_get_debug(lua_State *L) {
 }
 
 static int loop__tostring(lua_State *L) {
-  lx_loop *loop = lx_loop_check(L, 1);
+  lx_loop *loop;
+  lx_loop_box *box = luaL_testudata(L, 1, LX_LOOP);
+  if (box && box->loop == NULL) {
+    lua_pushliteral(L, "lasync.Loop (finalized)");
+    return 1;
+  }
+  loop = lx_loop_check(L, 1);
   lua_pushfstring(L, "lasync.Loop: %p (%s)", (void *)loop,
                   loop->closed ? "closed"
                                : loop->running ? "running" : "idle");

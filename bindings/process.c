@@ -85,7 +85,8 @@ static void proc_close_resource(lua_State *L, lx_resource *r) {
 }
 
 static int proc__gc(lua_State *L) {
-  proc_box *b = lua_touserdata(L, 1);
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  proc_box *b = lx_checkclass(L, rt, 1, LX_MT_PROCESS, "Process:__gc");
   lx_process *p = b->p;
   if (p == NULL) return 0;
   b->p = NULL;
@@ -384,6 +385,7 @@ static int sp_shell(lua_State *L) {
 static lx_process *check_proc(lua_State *L, const char *fname) {
   proc_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
                               LX_MT_PROCESS, fname);
+  if (b->p == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
   return b->p;
 }
 
@@ -398,8 +400,11 @@ static void push_returncode(lua_State *L, lx_process *p) {
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   (void)status;
+  lx_process *p;
   if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
-  push_returncode(L, ((proc_box *)lua_touserdata(L, 1))->p);
+  p = ((proc_box *)lua_touserdata(L, 1))->p;
+  if (p == NULL) return luaL_error(L, "lasync.Process:wait: " LX_FINALIZED);
+  push_returncode(L, p);
   return 1;
 }
 
@@ -450,11 +455,13 @@ static int proc_kill(lua_State *L) {
 /* proc.pid, proc.stdin, proc.stdout, proc.stderr, or a method */
 static int proc__index(lua_State *L) {
   static const char *const fields[] = {"stdin", "stdout", "stderr", NULL};
-  lx_process *p = check_proc(L, "Process");
+  proc_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                              LX_MT_PROCESS, "Process:__index");
   const char *key = lua_tostring(L, 2);
   int i;
   if (key && strcmp(key, "pid") == 0) {
-    lua_pushinteger(L, p->h.pid);
+    if (b->p == NULL) return luaL_error(L, "lasync.Process: " LX_FINALIZED);
+    lua_pushinteger(L, b->p->h.pid);
     return 1;
   }
   for (i = 0; key && fields[i]; i++)
@@ -468,8 +475,12 @@ static int proc__index(lua_State *L) {
 }
 
 static int proc__tostring(lua_State *L) {
-  lx_process *p = check_proc(L, "Process");
-  if (p->exited)
+  proc_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                              LX_MT_PROCESS, "Process:__tostring");
+  lx_process *p = b->p;
+  if (p == NULL)
+    lua_pushliteral(L, "lasync.Process (finalized)");
+  else if (p->exited)
     lua_pushfstring(L, "lasync.Process: pid %d, exited (%d)", p->h.pid,
                     p->term_signal ? -p->term_signal : (int)p->exit_status);
   else

@@ -73,7 +73,8 @@ void lx_unanchor(lua_State *L, lx_runtime *rt, int *ref) {
   lua_pushnil(L);
   lua_rawseti(L, -2, *ref);
   lua_pop(L, 1);
-  rt->free_slots[rt->nfree++] = *ref;
+  if (rt->free_slots) /* NULL once the state closes (runtime__gc) */
+    rt->free_slots[rt->nfree++] = *ref;
   *ref = LUA_NOREF;
 }
 
@@ -97,15 +98,21 @@ lx_loop *lx_running_loop(lua_State *L, lx_runtime *rt, const char *fname) {
 }
 
 /*
-** The task running in L; else raise the error of awaiting here, naming
-** `fname`, with the position of the function at `level` (as luaL_where).
+** The task running in L, which can suspend here; else raise the error of
+** awaiting here, naming `fname`, with the position of the function at
+** `level` (as luaL_where). Every await checks this before it registers
+** anything: a task in a finalizer, a metamethod or a callback called from
+** C (lua_isyieldable is false) would be left registered as waiting when
+** its yield fails, and a stale wake-up would resume it elsewhere later.
 */
 lx_task *lx_check_await(lua_State *L, lx_runtime *rt, const char *fname,
                         int level) {
   lx_task *t = rt->loop ? rt->loop->current : NULL;
-  if (t && t->co == L) return t;
+  if (t && t->co == L && lua_isyieldable(L)) return t;
   luaL_where(L, level);
-  if (t)
+  if (t && t->co == L)
+    lua_pushfstring(L, "lasync.%s: " LX_CANNOT_AWAIT, fname);
+  else if (t)
     lua_pushfstring(L, "lasync.%s: cannot await in a coroutine nested "
                        "inside a task (only the task's own coroutine can "
                        "await)", fname);
@@ -269,13 +276,20 @@ static const char *article(const char *name) {
   return name[0] != '\0' && strchr("AEIO", name[0]) ? "an" : "a";
 }
 
+/* The class name of the value at idx (its __name), as luaL_typeerror. */
+const char *lx_typename(lua_State *L, int idx) {
+  if (luaL_getmetafield(L, idx, "__name") == LUA_TSTRING)
+    return lua_tostring(L, -1); /* left on the stack: an error follows */
+  return luaL_typename(L, idx);
+}
+
 void *lx_checkclass(lua_State *L, lx_runtime *rt, int idx, int mt,
                     const char *fname) {
   void *p = lx_testclass(L, rt, idx, mt);
   if (p == NULL)
     luaL_error(L, "lasync.%s: expected %s %s (got %s)", fname,
                article(lx_class_names[mt]), lx_class_names[mt],
-               luaL_typename(L, idx));
+               lx_typename(L, idx));
   return p;
 }
 
@@ -287,6 +301,9 @@ void lx_setclass(lua_State *L, lx_runtime *rt, int mt) {
 
 static int runtime__gc(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_key);
+  if (rt == NULL || lua_touserdata(L, -1) != rt)
+    return luaL_error(L, "lasync: __gc of something other than the runtime");
   free(rt->free_slots);
   rt->free_slots = NULL;
   return 0;

@@ -97,10 +97,14 @@ static void server_close_resource(lua_State *L, lx_resource *r) {
 }
 
 static int server__gc(lua_State *L) {
-  server_box *b = lua_touserdata(L, 1);
-  lx_server *srv = b->srv, *next;
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  server_box *b = lx_checkclass(L, rt, 1, LX_MT_SERVER, "Server:__gc");
+  lx_server *first = b->srv, *srv, *next;
+  if (first == NULL) return 0;
   b->srv = NULL;
-  for (; srv; srv = next) {
+  lx_unanchor(L, rt, &first->ref); /* anchored only when __gc was called
+                                      by hand */
+  for (srv = first; srv; srv = next) {
     next = srv->next;
     srv->has_box = 0;
     if (srv->closed)
@@ -612,6 +616,7 @@ static int core_start_unix_server(lua_State *L) {
 static lx_server *check_server(lua_State *L, const char *fname) {
   server_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
                                 LX_MT_SERVER, fname);
+  if (b->srv == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
   return b->srv;
 }
 
@@ -642,7 +647,8 @@ static int forever_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   (void)status;
   if (lx_wait_resumed(t)) { /* cancelled: the server closes, as asyncio */
-    server_close(L, ((server_box *)lua_touserdata(L, 1))->srv);
+    lx_server *srv = ((server_box *)lua_touserdata(L, 1))->srv;
+    if (srv) server_close(L, srv); /* NULL: finalized by hand */
     return lx_task_raise_cancelled(L, t);
   }
   return 0;
@@ -708,8 +714,15 @@ static int server_sockets(lua_State *L) {
 }
 
 static int server__tostring(lua_State *L) {
-  lx_server *srv = check_server(L, "Server:__tostring");
-  int n = push_address(L, srv);
+  server_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                                LX_MT_SERVER, "Server:__tostring");
+  lx_server *srv = b->srv;
+  int n;
+  if (srv == NULL) {
+    lua_pushliteral(L, "lasync.Server (finalized)");
+    return 1;
+  }
+  n = push_address(L, srv);
   if (n == 2)
     lua_pushfstring(L, "lasync.Server: %s:%d", lua_tostring(L, -2),
                     (int)lua_tointeger(L, -1));

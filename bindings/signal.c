@@ -128,7 +128,8 @@ static void watch_cb(uv_signal_t *handle, int signum) {
 }
 
 static int sig__gc(lua_State *L) {
-  sig_box *b = lua_touserdata(L, 1);
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  sig_box *b = lx_checkclass(L, rt, 1, LX_MT_SIGNAL, "SignalHandler:__gc");
   lx_sigwatch *w = b->w;
   if (w == NULL) return 0;
   b->w = NULL;

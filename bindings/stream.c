@@ -130,8 +130,17 @@ static void box_release(lx_stream *s) {
     stream_abort(s); /* nobody can use it any more */
 }
 
+/* The StreamReader or StreamWriter at index 1, or an error. */
+static stream_box *check_box(lua_State *L, const char *fname) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  if (lx_classof(L, rt, 1, LX_MT_READER, 2) < 0) /* or LX_MT_WRITER */
+    luaL_error(L, "lasync.%s: expected a StreamReader or StreamWriter "
+                  "(got %s)", fname, luaL_typename(L, 1));
+  return lua_touserdata(L, 1);
+}
+
 static int box__gc(lua_State *L) {
-  stream_box *b = lua_touserdata(L, 1);
+  stream_box *b = check_box(L, "Stream:__gc");
   if (b->s) box_release(b->s);
   b->s = NULL;
   return 0;
@@ -250,7 +259,15 @@ void lx_stream_discard(lx_stream *s) {
 static lx_stream *check_stream(lua_State *L, int mt, const char *fname) {
   stream_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
                                 mt, fname);
+  if (b->s == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
   return b->s;
+}
+
+/* In a continuation: the stream of the box at index 1, unless finalized. */
+static lx_stream *box_stream(lua_State *L, const char *fname) {
+  lx_stream *s = ((stream_box *)lua_touserdata(L, 1))->s;
+  if (s == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
+  return s;
 }
 
 #define check_reader(L, f) check_stream(L, LX_MT_READER, "StreamReader:" f)
@@ -434,9 +451,10 @@ static int wait_data(lua_State *L, lx_task *t, lx_stream *s,
 static int read_again(lua_State *L, lua_KContext ctx, const char *fname,
                       try_fn fn, lua_KFunction k) {
   lx_task *t = (lx_task *)ctx;
-  lx_stream *s = ((stream_box *)lua_touserdata(L, 1))->s;
+  lx_stream *s;
   int n;
   if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
+  s = box_stream(L, fname);
   n = fn(L, s);
   return n == TRY_WAIT ? wait_data(L, t, s, fname, k) : n;
 }
@@ -681,9 +699,10 @@ static int raise_conn_error(lua_State *L, lx_stream *s) {
 
 static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
-  lx_stream *s = ((stream_box *)lua_touserdata(L, 1))->s;
+  lx_stream *s;
   (void)status;
   if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
+  s = box_stream(L, "StreamWriter:drain");
   if (conn_failed(s)) return raise_conn_error(L, s);
   if (!s->closed && uv_stream_get_write_queue_size(&s->h.stream) >
                         LX_WRITE_LOW)
@@ -818,12 +837,16 @@ static int writer_get_extra_info(lua_State *L) {
 }
 
 static int stream__tostring(lua_State *L) {
-  stream_box *b = lua_touserdata(L, 1);
+  stream_box *b = check_box(L, "Stream:__tostring");
   lx_stream *s = b->s;
-  lua_pushfstring(L, "lasync.%s: %p%s", lx_testclass(L, s->loop->rt, 1,
-                                                      LX_MT_READER)
-                                            ? "StreamReader"
-                                            : "StreamWriter",
+  const char *cls = lx_testclass(L, lua_touserdata(L, lua_upvalueindex(1)),
+                                 1, LX_MT_READER) ? "StreamReader"
+                                                  : "StreamWriter";
+  if (s == NULL) {
+    lua_pushfstring(L, "lasync.%s (finalized)", cls);
+    return 1;
+  }
+  lua_pushfstring(L, "lasync.%s: %p%s", cls,
                   (void *)s, s->closed    ? " (closed)"
                              : s->closing ? " (closing)"
                                           : "");

@@ -343,12 +343,58 @@ static void task_step(lua_State *L, lx_loop *loop, lx_ready *node) {
 ** ======================================================================= */
 
 /*
+** Undo what an await registered before it found that t cannot suspend:
+** the waiter list or timer, the libuv request, the ready queue. The
+** awaits check first (lx_check_await); this is the net under them.
+*/
+static void task_unsuspend(lx_task *t) {
+  lx_loop *loop = t->fut.loop;
+  lx_task_unwait(t);
+  lx_op_detach(t);
+  if (t->ready.next != LX_NOT_QUEUED) { /* sleep(0) queued it */
+    lx_ready **p = &loop->ready_head, *prev = NULL;
+    while (*p != NULL && *p != &t->ready) {
+      prev = *p;
+      p = &(*p)->next;
+    }
+    if (*p != NULL) {
+      *p = t->ready.next;
+      if (loop->ready_tail == &t->ready) loop->ready_tail = prev;
+    }
+    t->ready.next = LX_NOT_QUEUED;
+  }
+  t->on_cancel = NULL;
+  t->in_await = 0;
+  t->granted = 0;
+}
+
+/*
+** The one continuation of every suspension. Only the scheduler may resume
+** a suspended task (task_step makes it the loop's current task first):
+** resumed by anyone else (coroutine.resume of t:get_coro()), the task
+** would run its continuation with nothing to deliver and leave its
+** registration behind. Then it yields straight back, unchanged.
+*/
+static int suspend_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  if (t->fut.loop->current != t) {
+    lua_settop(L, t->suspend_top); /* drop what the stranger passed */
+    return lua_yieldk(L, 0, ctx, suspend_k);
+  }
+  return t->k(L, status, ctx);
+}
+
+/*
 ** Suspend the running task t until its pending operation wakes it; `k`
 ** continues the awaiting C function. A cancel requested while t was
 ** running is passed to the operation now, as asyncio's Task.__step does.
 */
 int lx_suspend(lua_State *L, lx_task *t, lx_cancel_fn on_cancel,
                lua_KFunction k) {
+  if (!lua_isyieldable(L)) { /* a path that skipped lx_check_await */
+    task_unsuspend(t);
+    return luaL_error(L, "lasync: " LX_CANNOT_AWAIT);
+  }
   t->on_cancel = on_cancel;
   t->in_await = 1;
   if (t->must_cancel) {
@@ -359,7 +405,9 @@ int lx_suspend(lua_State *L, lx_task *t, lx_cancel_fn on_cancel,
     if (on_cancel(L, t, msgidx)) t->must_cancel = 0;
     lua_pop(L, 2);
   }
-  return lua_yieldk(L, 0, (lua_KContext)t, k);
+  t->k = k;
+  t->suspend_top = lua_gettop(L);
+  return lua_yieldk(L, 0, (lua_KContext)t, suspend_k);
 }
 
 /* In the task's coroutine: raise CancelledError with its cancel message. */
@@ -477,7 +525,7 @@ static int task__tostring(lua_State *L) {
 /* A failed task whose error nobody looked at is reported when collected. */
 static int task__gc(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  lx_task *t = lua_touserdata(L, 1);
+  lx_task *t = lx_checkclass(L, rt, 1, LX_MT_TASK, "Task:__gc");
   lx_task_unwait(t);
   if (t->fut.state == LX_FAILED && !t->fut.retrieved) {
     t->fut.retrieved = 1; /* not lx_future_retrieved: its loop may be gone */
@@ -536,13 +584,15 @@ static int core_note_traceback(lua_State *L) {
 }
 
 /*
-** lasync._check_task(fname): raise the error awaiting would raise here
-** ("not inside a task", "nested coroutine"), naming fname; for the Lua
-** side, before it changes anything.
+** lasync._check_task(fname [, level=2]): raise the error awaiting would
+** raise here ("not inside a task", "nested coroutine", "cannot await
+** here"), naming fname, at the position of the function at `level`; for
+** the Lua side, before it changes anything.
 */
 static int core_check_task(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  lx_check_await(L, rt, luaL_checkstring(L, 1), 2); /* blame its caller */
+  lx_check_await(L, rt, luaL_checkstring(L, 1),
+                 (int)luaL_optinteger(L, 2, 2)); /* blame its caller */
   return 0;
 }
 

@@ -591,6 +591,7 @@ static void thread_close_resource(lua_State *L, lx_resource *r) {
 static lx_thread *check_thread(lua_State *L, const char *fname) {
   thread_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
                                 LX_MT_THREAD, fname);
+  if (b->th == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
   return b->th;
 }
 
@@ -666,6 +667,7 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
   thread_box *b = lua_touserdata(L, 1);
   (void)status;
   (void)ctx;
+  if (b->th == NULL) return luaL_error(L, "lasync.Thread:join: " LX_FINALIZED);
   lua_settop(L, 1);
   thread_join_os(b->th);
   lx_list_remove(&b->th->node);
@@ -687,7 +689,8 @@ static int thread_join(lua_State *L) {
 }
 
 static int thread__gc(lua_State *L) {
-  thread_box *b = lua_touserdata(L, 1);
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  thread_box *b = lx_checkclass(L, rt, 1, LX_MT_THREAD, "Thread:__gc");
   lx_thread *th = b->th;
   if (th == NULL) return 0;
   b->th = NULL;
@@ -696,6 +699,7 @@ static int thread__gc(lua_State *L) {
     thread_join_os(th);
   }
   lx_list_remove(&th->node);
+  lx_unanchor(L, rt, &th->ref); /* left only when called by hand */
   lx_buf_free(&th->start);
   uv_mutex_destroy(&th->mutex);
   free(th);

@@ -64,7 +64,8 @@ static void udp_close_resource(lua_State *L, lx_resource *r) {
 }
 
 static int udp__gc(lua_State *L) {
-  udp_box *b = lua_touserdata(L, 1);
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  udp_box *b = lx_checkclass(L, rt, 1, LX_MT_UDP, "UdpEndpoint:__gc");
   lx_udp *u = b->u;
   if (u == NULL) return 0;
   b->u = NULL;
@@ -72,7 +73,7 @@ static int udp__gc(lua_State *L) {
   if (u->closed)
     free(u);
   else
-    udp_close(NULL, u);
+    udp_close(L, u); /* the anchor is left only when called by hand */
   return 0;
 }
 
@@ -125,6 +126,7 @@ static void recv_cb(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf,
 static lx_udp *check_udp(lua_State *L, const char *fname) {
   udp_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
                              LX_MT_UDP, fname);
+  if (b->u == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
   return b->u;
 }
 
@@ -163,10 +165,11 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   int n;
   (void)status;
   if (lx_wait_resumed(t)) {
-    if (t->granted && (u->count > 0 || u->recv_err))
+    if (t->granted && u && (u->count > 0 || u->recv_err))
       lx_waitlist_wake_first(&u->receivers);
     return lx_task_raise_cancelled(L, t);
   }
+  if (u == NULL) return luaL_error(L, "lasync.UdpEndpoint:recv: " LX_FINALIZED);
   n = try_recv(L, u);
   return n >= 0 ? n : lx_wait_on(L, t, &u->receivers, recv_k);
 }
@@ -272,7 +275,13 @@ static int udp_peer(lua_State *L) {
 }
 
 static int udp__tostring(lua_State *L) {
-  lx_udp *u = check_udp(L, "UdpEndpoint:__tostring");
+  udp_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                             LX_MT_UDP, "UdpEndpoint:__tostring");
+  lx_udp *u = b->u;
+  if (u == NULL) {
+    lua_pushliteral(L, "lasync.UdpEndpoint (finalized)");
+    return 1;
+  }
   lua_pushfstring(L, "lasync.UdpEndpoint: %p (%d datagram(s) queued)%s",
                   (void *)u, u->count, u->closing ? " closed" : "");
   return 1;

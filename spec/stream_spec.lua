@@ -1076,7 +1076,7 @@ describe("StreamReader:lines (issue 9)", function()
         '"L" (got table)', r.lines, r, {})
       raises_msg("lasync.StreamReader:lines: expected a StreamReader (got " ..
         "no value)", r.lines)
-      raises_msg("expected a StreamReader (got userdata)", r.lines, w)
+      raises_msg("expected a StreamReader (got lasync.StreamWriter)", r.lines, w)
       w:close()
       shutdown()
     end)

@@ -28,9 +28,30 @@ M.ExceptionGroup.__tostring = check.method(M.ExceptionGroup,
     return table.concat(lines, "\n")
   end)
 
+-- The calling task; else the error awaiting here would raise (not in a
+-- task, a nested coroutine, or where it cannot suspend: a finalizer).
 local function task_or_error(fname)
-  return current_task() or error(("lasync.%s: not inside a task: run this " ..
-    "code with lasync.run or the lasync command"):format(fname), 3)
+  core._check_task(fname, 3)
+  return current_task()
+end
+
+-- Refuse the calling task itself as the awaitable aw (with `list`: as an
+-- item of the list aw): it would wait for itself forever.
+local function check_not_self(aw, fname, list)
+  local me = current_task()
+  if me == nil then return end
+  if not list then
+    if rawequal(aw, me) then
+      error(("lasync.%s: a task cannot await itself"):format(fname), 3)
+    end
+  elseif type(aw) == "table" and not core.isfuture(aw) then
+    for i = 1, #aw do
+      if rawequal(aw[i], me) then
+        error(("lasync.%s: a task cannot await itself (item #%d)")
+          :format(fname, i), 3)
+      end
+    end
+  end
 end
 
 -- Results of xpcall(fn, ...) as returned by fn, or its error re-raised.
@@ -126,6 +147,7 @@ end
 -- waits for it to finish and raises TimeoutError. A function runs in the
 -- calling task, as a coroutine does in asyncio 3.12.
 function M.wait_for(aw, timeout)
+  check_not_self(aw, "wait_for")
   check_awaitable(aw, "wait_for")
   check.seconds(timeout, "wait_for", "timeout")
   task_or_error("wait_for")
@@ -189,6 +211,7 @@ end
 --- lasync.wait(aws, {timeout=, return_when=}) -> done, pending
 -- Never cancels anything; on timeout returns what is done so far.
 function M.wait(aws, opts)
+  check_not_self(aws, "wait", true)
   check_awaitables(aws, "wait")
   opts = check.options(opts, "wait", WAIT_OPTIONS, "{timeout = 1}")
   local timeout, return_when = opts.timeout, opts.return_when or
@@ -235,6 +258,7 @@ end
 --- lasync.shield(aw) -> aw's results; cancelling the caller does not
 -- cancel aw (a function is started as a task)
 function M.shield(aw)
+  check_not_self(aw, "shield")
   check_awaitable(aw, "shield")
   task_or_error("shield")
   local inner = ensure_future(aw)
@@ -261,6 +285,7 @@ end
 -- yields the futures (functions become tasks) as they complete; past the
 -- timeout the iterator raises TimeoutError (nothing is cancelled).
 function M.as_completed(aws, opts)
+  check_not_self(aws, "as_completed", true)
   check_awaitables(aws, "as_completed")
   local timeout = check.options(opts, "as_completed", AS_COMPLETED_OPTIONS,
     "{timeout = 1}").timeout
