@@ -83,6 +83,10 @@ count_primes\\(1\\) failed: count_primes: 1 is too small\n\
 4 futures settled by a C worker thread; the Lua ticker kept ticking")
 lasync_c_test(c.completion test_completion "343 settled, 57 failed")
 lasync_c_test(c.host test_host "host: [0-9]+ checks, 0 failed")
+if(LASYNC_CXX) # a C++ program links against lasync.h's functions
+  lasync_c_test(c.cxx test_cxx
+    "c\\+\\+: host said c\\+\\+, lasync_run said hello C\\+\\+; 0 failed")
+endif()
 
 # docs/embedding.md documents every function of lasync.h, and its complete
 # programs compile.

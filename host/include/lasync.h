@@ -7,6 +7,12 @@
 
 #include <uv.h>
 
+/* C linkage for C++ programs: lua.h has no extern "C" of its own (C++
+   programs include Lua as lua.hpp, which wraps it the same way) */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "lua.h"
 
 #if defined(__GNUC__)
@@ -131,5 +137,9 @@ LASYNC_API void lasync_host_set_warn(lasync_host *h, lasync_warn_fn fn,
 ** handles) and the state. Call it outside the loop's callbacks.
 */
 LASYNC_API void lasync_host_destroy(lasync_host *h);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
