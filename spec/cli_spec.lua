@@ -105,6 +105,38 @@ describe("lasync command options", function()
       err)
   end)
 
+  it("-e: the traceback shows the user's frames only, as lua5.4's",
+    function()
+      local code, out, err = lasync_cmd([[-e "lasync.sleep(0) error('boom')"]])
+      assert.are.equal(1, code)
+      assert.are.equal("", out)
+      assert.are.equal("lasync: (command line):1: boom\n" ..
+        "stack traceback of task 'main':\n" ..
+        "\t[C]: in function 'error'\n" ..
+        "\t(command line):1: in main chunk\n", err)
+    end)
+
+  it("-l: require's message without a position, no internal frames",
+    function()
+      local code, _, err = lasync_cmd("-l no_such_module_xyz")
+      assert.are.equal(1, code)
+      assert.matches("^lasync: module 'no_such_module_xyz' not found:\n", err)
+      assert.matches("\nstack traceback of task 'main':\n" ..
+        "\t%[C%]: in function 'require'\n$", err)
+    end)
+
+  it("a script after -e steps: its own frames, as without them", function()
+    local code, _, err = run_with([[-e "x = 1" -l m=math]], [[
+      local function f() lasync.sleep(0) error("deep") end
+      f()]])
+    assert.are.equal(1, code)
+    assert.matches("^lasync: [^\n]*%.lua:1: deep\n" ..
+      "stack traceback of task 'main':\n" ..
+      "\t%[C%]: in function 'error'\n" ..
+      "\t[^\n]*%.lua:1: in local 'f'\n" ..
+      "\t[^\n]*%.lua:2: in main chunk\n$", err)
+  end)
+
   it("-l mod loads a module into the global of its name", function()
     local code, out = lasync_cmd([[-l string -e "print(string == require 'string')"]])
     assert.are.equal(0, code)
