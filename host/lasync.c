@@ -1,8 +1,9 @@
 /*
 ** lasync.c — the lasync command: runs a Lua script as the main task of an
 ** event loop, so its top level may await. Options follow lua5.4's lua.c
-** (-e, -l, -v, -i, -, --), plus --debug. Without a script, on a terminal,
-** or with -i, the main task is the REPL (lua/lasync/repl.lua).
+** (-e, -l, -v, -i, -, --), plus --debug, and GNU's --help and --version.
+** Without a script, on a terminal, or with -i, the main task is the REPL
+** (lua/lasync/repl.lua).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,24 +20,35 @@
 static const char *progname = "lasync";
 static int exit_status = EXIT_FAILURE; /* when the run fails */
 
-static void print_usage(const char *badoption) {
+/* The usage: every option, on out (stdout for --help, else stderr). */
+static void print_usage(FILE *out) {
+  fprintf(out,
+          "usage: %s [options] [script [args]]\n"
+          "Available options are:\n"
+          "  -e stat    execute string 'stat' (it may await)\n"
+          "  -l mod     require library 'mod' into global 'mod'\n"
+          "  -l g=mod   require library 'mod' into global 'g'\n"
+          "  -i         enter the REPL after running 'script'\n"
+          "  -v         show version information\n"
+          "  --debug    debug mode: warn about slow task steps, keep task "
+          "creation\n"
+          "             tracebacks (also LASYNC_DEBUG=1)\n"
+          "  --help     show this help and exit\n"
+          "  --version  show version information and exit\n"
+          "  --         stop handling options\n"
+          "  -          run stdin and stop handling options\n"
+          "Without a script: the REPL on a terminal, else stdin as the "
+          "script.\n"
+          "See lasync(1).\n",
+          progname);
+}
+
+static void print_bad_option(const char *badoption) {
   if (badoption[1] == 'e' || badoption[1] == 'l')
     fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
   else
     fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
-  fprintf(stderr,
-          "usage: %s [options] [script [args]]\n"
-          "Available options are:\n"
-          "  -e stat   execute string 'stat' (it may await)\n"
-          "  -l mod    require library 'mod' into global 'mod'\n"
-          "  -l g=mod  require library 'mod' into global 'g'\n"
-          "  -i        enter the REPL after running 'script'\n"
-          "  -v        show version information\n"
-          "  --debug   debug mode: warn about slow task steps, keep task "
-          "creation tracebacks\n"
-          "  --        stop handling options\n"
-          "  -         run stdin and stop handling options\n",
-          progname);
+  print_usage(stderr);
 }
 
 static void print_version(void) {
@@ -96,7 +108,7 @@ static void report_error(lua_State *L, int erridx, int tbidx) {
 ** ======================================================================= */
 
 enum { HAS_ERROR = 1, HAS_VERSION = 2, HAS_EXEC = 4, HAS_DEBUG = 8,
-       HAS_REPL = 16 };
+       HAS_REPL = 16, HAS_HELP = 32, HAS_VERSION_ONLY = 64 };
 
 /*
 ** Scan the options; return the flags, and in *script the index of the
@@ -111,6 +123,9 @@ static int collect_args(char **argv, int *script) {
       flags |= HAS_DEBUG;
       continue;
     }
+    /* GNU's --help and --version: print, exit 0, whatever else is given */
+    if (strcmp(argv[i], "--help") == 0) return HAS_HELP;
+    if (strcmp(argv[i], "--version") == 0) return HAS_VERSION_ONLY;
     switch (argv[i][1]) {
     case '-':
       if (argv[i][2] != '\0') return HAS_ERROR;
@@ -308,8 +323,14 @@ static int pmain(lua_State *L) {
   char **argv = (char **)lua_touserdata(L, 2);
   int script = argc, flags = collect_args(argv, &script);
   if (flags & HAS_ERROR) {
-    print_usage(argv[script]);
+    print_bad_option(argv[script]);
     return 0;
+  }
+  if (flags & (HAS_HELP | HAS_VERSION_ONLY)) {
+    if (flags & HAS_HELP) print_usage(stdout);
+    else print_version();
+    lua_pushboolean(L, fflush(stdout) == 0);
+    return 1;
   }
   if (flags & HAS_DEBUG) setenv("LASYNC_DEBUG", "1", 1);
   lua_gc(L, LUA_GCGEN, 0, 0); /* as lua5.4 does: I/O makes short-lived

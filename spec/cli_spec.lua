@@ -184,6 +184,34 @@ describe("lasync command options", function()
     assert.matches("^lasync: unrecognized option '%-z'\nusage: lasync", err)
   end)
 
+  it("--help prints the usage on stdout, every option, and exits 0",
+    function()
+      local code, out, err = lasync_cmd("--help -e 'print(1)' x.lua")
+      assert.are.equal(0, code)
+      assert.are.equal("", err)
+      assert.matches("^usage: lasync %[options%] %[script %[args%]%]\n", out)
+      for _, flag in ipairs({ "-e stat", "-l mod", "-l g=mod", "-i", "-v",
+                              "--debug", "--help", "--version", "--",
+                              "-  " }) do
+        assert.matches("\n  " .. flag, out, 1, true)
+      end
+    end)
+
+  it("--version prints the version on stdout and exits 0, running nothing",
+    function()
+      local code, out, err = lasync_cmd("--version -e 'print(1)'")
+      assert.are.equal(0, code)
+      assert.are.equal("", err)
+      assert.matches("^lasync %d+%.%d+%.%d+ %(Lua 5%.4%.%d+, libuv " ..
+        "%d+%.%d+%.%d+%)\n$", out)
+    end)
+
+  it("a script's own --help and --version are its arguments", function()
+    local code, out = run_with("", "print(...)", "--help --version")
+    assert.are.equal(0, code)
+    assert.are.equal("--help\t--version\n", out)
+  end)
+
   it("rejects -e without an argument", function()
     local code, _, err = lasync_cmd("-e")
     assert.are.equal(1, code)
