@@ -51,7 +51,7 @@ int lasync_run(lua_State *L, int nargs) {
     lua_pushnil(L);
     return LUA_ERRRUN;
   }
-  return lx_run_main(L, nargs);
+  return lx_run_host_main(L, nargs);
 }
 
 /* {======================================================================

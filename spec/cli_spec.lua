@@ -322,12 +322,87 @@ lasync.sleep(0)
       err)
   end)
 
-  it("lasync.run inside the command is an error", function()
-    local code, _, err = helper.run_script("lasync.run(function() end)")
-    assert.are.equal(1, code)
-    assert.matches("lasync.run: cannot be called while an event loop is " ..
-      "running", err, 1, true)
+  it("lasync.run inside another task of the command is an error",
+    function()
+      local code, _, err = helper.run_script([[
+        lasync.spawn(function() lasync.run(function() end) end):await()]])
+      assert.are.equal(1, code)
+      assert.matches("lasync.run: cannot be called while an event loop is " ..
+        "running", err, 1, true)
+    end)
+end)
+
+-- A script written for lua5.4: require "lasync" and lasync.run(main).
+local RUN_SCRIPT = [[
+local lasync = require "lasync"
+
+local function main(a, b)
+  lasync.sleep(0.001)
+  print("main", a, b, lasync.current_task():get_name())
+  return a + b, "two"
+end
+
+print("result", lasync.run(main, 1, 2))
+print("again", lasync.run(function() lasync.sleep(0) return "ok" end))
+print(pcall(lasync.run, function() lasync.sleep(0) error("boom", 0) end))
+]]
+local RUN_OUT = "main\t1\t2\tmain\nresult\t3\ttwo\nagain\tok\n" ..
+  "false\tboom\n"
+
+describe("lasync.run(main) in a script for lua5.4", function()
+  it("runs under the stock lua5.4", function()
+    local path = temp_script(RUN_SCRIPT)
+    local code, out, err = helper.capture("lua5.4 " .. path)
+    os.remove(path)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal(RUN_OUT, out)
   end)
+
+  it("runs unchanged under the lasync command: main is awaited", function()
+    local code, out, err = helper.run_script(RUN_SCRIPT)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal(RUN_OUT, out)
+  end)
+
+  it("from -e too (the main task)", function()
+    local code, out, err = lasync_cmd([[-e "print(lasync.run(function(x) ]] ..
+      [[lasync.sleep(0) return x end, 5))"]])
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("5\n", out)
+  end)
+
+  it("main's error ends the command as it ends lua5.4", function()
+    local code, _, err = helper.run_script([[
+      lasync.run(function() lasync.sleep(0) error("boom") end)]])
+    assert.are.equal(1, code)
+    assert.matches("^lasync: [^\n]*:1: boom\nstack traceback of task " ..
+      "'main':\n", err)
+  end)
+
+  it("is still refused from a callback or a coroutine of the main task",
+    function()
+      local code, out, err = helper.run_script([[
+        local f = function() end
+        local loop = lasync.get_running_loop()
+        local fut = lasync.Future()
+        loop:call_soon(function()
+          fut:set_result(select(2, pcall(lasync.run, f)))
+        end)
+        print(fut:await())
+        print(select(2, coroutine.wrap(function()
+          return pcall(lasync.run, f)
+        end)()))]])
+      assert.are.equal("", err)
+      assert.are.equal(0, code)
+      local msg = "lasync.run: cannot be called while an event loop is " ..
+        "running"
+      local a, b = out:match("^([^\n]*)\n([^\n]*)\n$")
+      assert.matches(msg, a, 1, true)
+      assert.matches(msg, b, 1, true)
+    end)
 end)
 
 describe("lasync command reports", function()
