@@ -44,12 +44,16 @@ local wanted = ... or os.getenv("PORT")
 if wanted then
   local number = math.tointeger(tonumber(wanted))
   assert(number, "echo.lua: the port must be a number")
+  -- watch SIGINT before saying where we listen: a Ctrl-C from then on
+  -- stops the server
+  local stop = lasync.Event()
+  local sigint <close> = lasync.signal("SIGINT", function() stop:set() end)
   local server = lasync.start_server(handle, "127.0.0.1", number)
   local host, port = server:address()
   print(("server: echoing on %s:%d; try: nc %s %d (Ctrl-C stops)"):format(
     host, port, host, port))
   io.stdout:flush()
-  lasync.wait_signal("SIGINT")
+  stop:wait()
   server:close()
   server:wait_closed()
   print(("\nserver: stopped; %d lines echoed, %d connections closed by " ..

@@ -70,13 +70,17 @@ local wanted = ... or os.getenv("PORT")
 if wanted then
   local number = math.tointeger(tonumber(wanted))
   assert(number, "titles.lua: the port must be a number")
+  -- watch SIGINT before saying where we listen: a Ctrl-C from then on
+  -- stops the server
+  local stop = lasync.Event()
+  local sigint <close> = lasync.signal("SIGINT", function() stop:set() end)
   local server = lasync.start_server(handle, "127.0.0.1", number)
   local host, port = server:address()
   print(("server: %d pages on http://%s:%d/ (/, /news, /about, /slow); " ..
     "try: curl -i http://%s:%d/news (Ctrl-C stops)"):format(npages, host,
     port, host, port))
   io.stdout:flush()
-  lasync.wait_signal("SIGINT")
+  stop:wait()
   server:close()
   server:wait_closed()
   print("\nserver: stopped")

@@ -368,6 +368,25 @@ static void test_release_checked(void) {
   lasync_host_destroy(h);
 }
 
+/* A task's error whose __tostring fails: the message says so, no panic. */
+static void test_error_tostring_fails(void) {
+  lasync_host *h = new_host(NULL);
+  lua_State *L = lasync_host_state(h);
+  int n, t = lasync_host_dostring(h,
+                                  "error(setmetatable({}, {__tostring = "
+                                  "function() error('x', 0) end}))",
+                                  "=bad tostring");
+  CHECK(t > 0);
+  CHECK(lasync_host_run(h, UV_RUN_DEFAULT) == 0);
+  CHECK(lasync_host_result(h, t, &n) == LASYNC_ERROR && n == 0);
+  CHECK_STR(lasync_host_error(h), "(error object is a table value; its "
+                                  "__tostring failed: x)\n");
+  CHECK_STR(lasync_host_error(h), "stack traceback of task");
+  CHECK(lua_gettop(L) == 0);
+  CHECK(lasync_host_release(h, t) == LASYNC_OK);
+  lasync_host_destroy(h);
+}
+
 /* Starting a task of something that is not a function: it fails. */
 static void test_spawn_not_callable(void) {
   lasync_host *h = new_host(NULL);
@@ -908,6 +927,7 @@ int main(void) {
   test_many_tasks();
   test_errors();
   test_release_checked();
+  test_error_tostring_fails();
   test_spawn_not_callable();
   test_run_modes();
   test_destroy_cancels();

@@ -12,6 +12,10 @@ local function start(example, port, env)
   local pipe = io.popen(("%s sh -c 'echo $$; exec %s examples/%s %s 2>&1'")
     :format(env or "", helper.bin, example, port or ""))
   local pid = pipe:read("l")
+  finally(function() -- whatever happened: no server left behind
+    os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+    pcall(pipe.close, pipe)
+  end)
   return pid, pipe, pipe:read("l")
 end
 
