@@ -501,6 +501,7 @@ LX_HIDDEN void lx_open_gather(lua_State *L);
 
 /* run.c */
 LX_HIDDEN int lx_run_main(lua_State *L, int nargs);
+LX_HIDDEN int lx_run_host_main(lua_State *L, int nargs);
 LX_HIDDEN void lx_open_run(lua_State *L);
 
 /* errors.c */

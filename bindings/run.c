@@ -7,6 +7,15 @@
 
 #include "internal.h"
 
+/*
+** Registry key: the main task of the loop lx_run_host_main started (the
+** lasync command's), as light userdata, while it runs. lasync.run called
+** from that task awaits its function instead of raising, so that a
+** script written for lua5.4 (require "lasync"; lasync.run(main)) runs
+** unchanged under the command.
+*/
+static const char host_main_key = 0;
+
 /* pcall'd: run the loop at 1 until the main task at 2 is done */
 static int run_until_main_done(lua_State *L) {
   int r = lx_loop_run(L, 1, 2, LX_RUN_UNTIL);
@@ -87,9 +96,10 @@ static int cancel_leftovers(lua_State *L) {
 ** main task of a new loop. On success, return LUA_OK with the task's
 ** results in place of the function and arguments (their number is the
 ** stack growth + nargs + 1). On failure, return the error status with the
-** error and its traceback (a string, or nil) in their place.
+** error and its traceback (a string, or nil) in their place. With `host`,
+** lasync.run called from the main task awaits its function.
 */
-int lx_run_main(lua_State *L, int nargs) {
+static int run_main(lua_State *L, int nargs, int host) {
   lx_runtime *rt = lx_runtime_get(L);
   int base = lua_gettop(L) - nargs, loopidx, tidx, status;
   void *interrupt;
@@ -106,10 +116,18 @@ int lx_run_main(lua_State *L, int nargs) {
   lua_setfield(L, -2, "name");
   lua_setiuservalue(L, tidx, LX_UV_EXTRA);
   interrupt = lx_interrupt_start(loop, lua_touserdata(L, tidx));
+  if (host) {
+    lua_pushlightuserdata(L, lua_touserdata(L, tidx));
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &host_main_key);
+  }
   lua_pushcfunction(L, run_until_main_done);
   lua_pushvalue(L, loopidx);
   lua_pushvalue(L, tidx);
   status = lua_pcall(L, 2, 0, 0); /* error: at tidx + 1 */
+  if (host) {
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &host_main_key);
+  }
   lx_task_cancel(L, tidx, 0); /* the loop failed: main is not a leftover */
   lua_pushcfunction(L, cancel_leftovers);
   lua_pushvalue(L, loopidx);
@@ -148,12 +166,44 @@ int lx_run_main(lua_State *L, int nargs) {
   return status;
 }
 
-/* lasync.run(main, ...) -> main's results; raises main's error */
+int lx_run_main(lua_State *L, int nargs) {
+  return run_main(L, nargs, 0);
+}
+
+/* The same for lasync_run: lasync.run from this main task awaits. */
+int lx_run_host_main(lua_State *L, int nargs) {
+  return run_main(L, nargs, 1);
+}
+
+/* Whether L is the main task of lx_run_host_main, running. */
+static int in_host_main(lua_State *L, lx_runtime *rt) {
+  lx_task *t = rt->loop ? rt->loop->current : NULL;
+  void *main;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &host_main_key);
+  main = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return t != NULL && (void *)t == main && t->co == L;
+}
+
+static int run_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L);
+}
+
+/*
+** lasync.run(main, ...) -> main's results; raises main's error. From the
+** main task of lasync_run (the lasync command's), it awaits main(...).
+*/
 static int core_run(lua_State *L) {
   int top;
   if (!lx_is_callable(L, 1))
     luaL_error(L, "lasync.run: expected a function (got %s)",
                luaL_typename(L, 1));
+  if (in_host_main(L, lx_runtime_get(L))) {
+    lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, run_k);
+    return lua_gettop(L);
+  }
   top = lua_gettop(L);
   if (lx_run_main(L, top - 1) != LUA_OK) {
     lua_pop(L, 1); /* traceback: kept by the task, the error is unchanged */

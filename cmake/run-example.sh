@@ -12,6 +12,9 @@ script=$3
 shift 3
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
+# PORT puts the example servers in serve mode (until Ctrl-C): self-tests
+# here, whatever the environment says
+unset PORT
 if [ "$runner" = lasync ]; then
   "$build/lasync" "$script" "$@"
 else

@@ -33,7 +33,20 @@ set_tests_properties(install.staging PROPERTIES TIMEOUT 120
   PASS_REGULAR_EXPRESSION "installed lasync: 42\n.*\
 out-of-tree \\(shared\\): hello embedder, slept\n\
 out-of-tree \\(static\\): hello embedder, slept\n.*test-install: OK"
-  FAIL_REGULAR_EXPRESSION "test-install: FAILED")
+  FAIL_REGULAR_EXPRESSION "test-install: FAILED"
+  RESOURCE_LOCK install_manifest)
+
+# make install (PREFIX, prefix, DESTDIR, ldconfig) and make uninstall
+# (exactly what install put) into staging directories. Both tests install
+# from the build: one at a time (cmake writes install_manifest.txt).
+add_test(NAME install.make
+         COMMAND ${CMAKE_SOURCE_DIR}/scripts/test-make-install.sh
+                 ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}
+                 ${CMAKE_BINARY_DIR}/stage-make)
+set_tests_properties(install.make PROPERTIES TIMEOUT 120
+  PASS_REGULAR_EXPRESSION "test-make-install: OK"
+  FAIL_REGULAR_EXPRESSION "test-make-install: FAILED"
+  RESOURCE_LOCK install_manifest)
 
 # The man page renders without warnings (man -l, else groff).
 add_test(NAME install.man
@@ -83,6 +96,10 @@ count_primes\\(1\\) failed: count_primes: 1 is too small\n\
 4 futures settled by a C worker thread; the Lua ticker kept ticking")
 lasync_c_test(c.completion test_completion "343 settled, 57 failed")
 lasync_c_test(c.host test_host "host: [0-9]+ checks, 0 failed")
+if(LASYNC_CXX) # a C++ program links against lasync.h's functions
+  lasync_c_test(c.cxx test_cxx
+    "c\\+\\+: host said c\\+\\+, lasync_run said hello C\\+\\+; 0 failed")
+endif()
 
 # docs/embedding.md documents every function of lasync.h, and its complete
 # programs compile.

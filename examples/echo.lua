@@ -8,6 +8,10 @@
 -- one gets its own lines back, in order.
 -- The last client half-closes (w:write_eof()): the server reads to EOF,
 -- says goodbye, and closes. Port 0 picks a free port.
+-- Given a port (an argument, or PORT in the environment), it only serves,
+-- on 127.0.0.1 at that port, until Ctrl-C, for a client of your own:
+--   PORT=8888 make run SCRIPT=examples/echo.lua   (or: lasync echo.lua 8888)
+--   nc 127.0.0.1 8888        (type lines; Ctrl-D half-closes)
 -- Run: build/lasync examples/echo.lua
 -- Expected output (about 0.1 s):
 --   server: listening on 127.0.0.1 (a free port)
@@ -33,6 +37,28 @@ local function handle(reader, writer)
   closed = closed + 1
   writer:write(("bye, %d lines echoed\n"):format(count))
   writer:close()                     -- once what was written has gone out
+end
+
+-- Serve mode: a port given; Ctrl-C (SIGINT) stops the server cleanly.
+local wanted = ... or os.getenv("PORT")
+if wanted then
+  local number = math.tointeger(tonumber(wanted))
+  assert(number, "echo.lua: the port must be a number")
+  -- watch SIGINT before saying where we listen: a Ctrl-C from then on
+  -- stops the server
+  local stop = lasync.Event()
+  local sigint <close> = lasync.signal("SIGINT", function() stop:set() end)
+  local server = lasync.start_server(handle, "127.0.0.1", number)
+  local host, port = server:address()
+  print(("server: echoing on %s:%d; try: nc %s %d (Ctrl-C stops)"):format(
+    host, port, host, port))
+  io.stdout:flush()
+  stop:wait()
+  server:close()
+  server:wait_closed()
+  print(("\nserver: stopped; %d lines echoed, %d connections closed by " ..
+    "their clients"):format(echoed, closed))
+  return
 end
 
 local server = lasync.start_server(handle, "127.0.0.1", 0)

@@ -8,6 +8,10 @@
 -- The web server is part of the example: a tiny HTTP/1.1 server on a free
 -- port whose pages take different times to produce; the fetch takes as
 -- long as the slowest page (or the timeout), not as long as all of them.
+-- Given a port (an argument, or PORT in the environment), it only serves
+-- the pages, on 127.0.0.1 at that port, until Ctrl-C:
+--   PORT=8888 make run SCRIPT=examples/titles.lua  (or: lasync titles.lua 8888)
+--   curl -i http://127.0.0.1:8888/news
 -- Run: build/lasync examples/titles.lua
 -- Expected output (about 0.6 s):
 --   server: 4 pages on 127.0.0.1 (a free port)
@@ -39,8 +43,12 @@ end
 
 local function handle(reader, writer)
   busy = busy + 1
-  local method, path = reader:readline():match("^(%u+) (%S+) HTTP/1%.1\r\n$")
-  repeat until reader:readline() == "\r\n" -- skip the headers
+  local request = reader:readline() -- "GET /news HTTP/1.1\r\n"
+  local method, path = request:match("^(%u+) (%S+) HTTP/1%.[01]\r?\n$")
+  local line
+  repeat -- skip the headers, up to the blank line (or EOF: "")
+    line = reader:readline()
+  until line == "\r\n" or line == "\n" or line == ""
   local page = pages[path]
   if method ~= "GET" then
     respond(writer, "405 Method Not Allowed", "Method Not Allowed")
@@ -54,10 +62,33 @@ local function handle(reader, writer)
   busy = busy - 1
 end
 
-local server = lasync.start_server(handle, "127.0.0.1", 0)
-local host, port = server:address()
 local npages = 0
 for _ in pairs(pages) do npages = npages + 1 end
+
+-- Serve mode: a port given; Ctrl-C (SIGINT) stops the server cleanly.
+local wanted = ... or os.getenv("PORT")
+if wanted then
+  local number = math.tointeger(tonumber(wanted))
+  assert(number, "titles.lua: the port must be a number")
+  -- watch SIGINT before saying where we listen: a Ctrl-C from then on
+  -- stops the server
+  local stop = lasync.Event()
+  local sigint <close> = lasync.signal("SIGINT", function() stop:set() end)
+  local server = lasync.start_server(handle, "127.0.0.1", number)
+  local host, port = server:address()
+  print(("server: %d pages on http://%s:%d/ (/, /news, /about, /slow); " ..
+    "try: curl -i http://%s:%d/news (Ctrl-C stops)"):format(npages, host,
+    port, host, port))
+  io.stdout:flush()
+  stop:wait()
+  server:close()
+  server:wait_closed()
+  print("\nserver: stopped")
+  return
+end
+
+local server = lasync.start_server(handle, "127.0.0.1", 0)
+local host, port = server:address()
 print(("server: %d pages on %s (a free port)"):format(npages, host))
 -- }========================================================
 

@@ -2,6 +2,7 @@
 ** embed.c — entry points of liblasync that set up a lua_State: preloading
 ** the core and the embedded Lua library, and running a main task.
 */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,7 +51,7 @@ int lasync_run(lua_State *L, int nargs) {
     lua_pushnil(L);
     return LUA_ERRRUN;
   }
-  return lx_run_main(L, nargs);
+  return lx_run_host_main(L, nargs);
 }
 
 /* {======================================================================
@@ -62,6 +63,10 @@ struct lasync_host {
   lx_runtime *rt;
   lx_loop *loop;
   char *error;  /* the last error message, or NULL */
+  int tasks;    /* registry ref of the table id -> task: the ids handed
+                   out and not released (freed by lua_close) */
+  int next_id;  /* the next id to try: ids are not reused until they wrap,
+                   so a stale id is refused rather than naming a new task */
 };
 
 static void set_error(lasync_host *h, const char *msg) {
@@ -72,10 +77,38 @@ static void set_error(lasync_host *h, const char *msg) {
   if (copy) memcpy(copy, msg, len + 1);
 }
 
+/* pcall'd: tostring of the value at 1 (its __tostring may fail) */
+static int error_tostring(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/*
+** [-0, +1] push the text of the error at idx: tostring's, or, when its
+** __tostring fails, what the error is and why (never a raise: the
+** application's call is not protected)
+*/
+static const char *push_error_text(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_pushcfunction(L, error_tostring);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK) return lua_tostring(L, -1);
+  if (lua_isstring(L, -1))
+    lua_pushfstring(L, "(error object is a %s value; its __tostring "
+                       "failed: %s)", luaL_typename(L, idx),
+                    lua_tostring(L, -1));
+  else
+    lua_pushfstring(L, "(error object is a %s value; its __tostring "
+                       "failed: (error object is a %s value))",
+                    luaL_typename(L, idx), luaL_typename(L, -1));
+  lua_remove(L, -2); /* the failure */
+  return lua_tostring(L, -1);
+}
+
 /* [-1, +0] the error on top (and a traceback, if given) as the message */
 static void take_error(lasync_host *h, const char *traceback) {
   lua_State *L = h->L;
-  const char *msg = luaL_tolstring(L, -1, NULL);
+  const char *msg = push_error_text(L, -1);
   if (traceback) {
     lua_pushfstring(L, "%s\n%s", msg, traceback);
     set_error(h, lua_tostring(L, -1));
@@ -96,6 +129,9 @@ static int host_open(lua_State *L) {
   lua_pushliteral(L, "lasync");
   lua_call(L, 1, 1);
   lua_setglobal(L, "lasync");
+  lua_newtable(L);
+  h->tasks = luaL_ref(L, LUA_REGISTRYINDEX);
+  h->next_id = 1;
   h->rt = lx_runtime_get(L);
   h->loop = lx_loop_new(L, h->rt, uv);
   lx_loop_attach(L, lua_gettop(L));
@@ -136,12 +172,26 @@ void lasync_host_set_warn(lasync_host *h, lasync_warn_fn fn, void *ud) {
   lasync_set_warn(h->L, fn, ud);
 }
 
-/* pcall'd: the function below the arguments becomes a task; its id */
+/*
+** pcall'd: the function below the arguments becomes a task, entered in
+** the id table under a free id; push the id
+*/
 static int host_spawn_cf(lua_State *L) {
   lasync_host *h = lua_touserdata(L, 1);
-  int nargs = lua_gettop(L) - 2;
+  int nargs = lua_gettop(L) - 2, id = h->next_id;
   lx_task_new(L, h->loop, 0, 2, nargs);
-  lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX));
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks);
+  while (lua_rawgeti(L, -1, id) != LUA_TNIL) { /* in use since a wrap */
+    lua_pop(L, 1);
+    id = id == INT_MAX ? 1 : id + 1;
+    if (id == h->next_id) return luaL_error(L, "lasync_host_spawn: no free "
+                                               "task id");
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, id);
+  h->next_id = id == INT_MAX ? 1 : id + 1;
+  lua_pushinteger(L, id);
   return 1;
 }
 
@@ -177,15 +227,26 @@ int lasync_host_dofile(lasync_host *h, const char *path) {
   return lasync_host_spawn(h, 0);
 }
 
+/* [-0, +(0|1)] push the task of an id and return it; NULL if none */
+static lx_future *push_task(lasync_host *h, int task) {
+  lua_State *L = h->L;
+  lx_future *f;
+  if (task <= 0) return NULL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks);
+  lua_rawgeti(L, -1, task);
+  lua_remove(L, -2);
+  f = lx_testclass(L, h->rt, -1, LX_MT_TASK);
+  if (f == NULL) lua_pop(L, 1);
+  return f;
+}
+
 int lasync_host_result(lasync_host *h, int task, int *nresults) {
   lua_State *L = h->L;
   lx_future *f;
   int tidx;
   *nresults = 0;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, task);
-  f = lx_testclass(L, h->rt, -1, LX_MT_TASK);
+  f = push_task(h, task);
   if (f == NULL) {
-    lua_pop(L, 1);
     set_error(h, "lasync_host_result: no such task");
     return LASYNC_ERROR;
   }
@@ -215,8 +276,18 @@ int lasync_host_result(lasync_host *h, int task, int *nresults) {
   }
 }
 
-void lasync_host_release(lasync_host *h, int task) {
-  luaL_unref(h->L, LUA_REGISTRYINDEX, task);
+int lasync_host_release(lasync_host *h, int task) {
+  lua_State *L = h->L;
+  if (push_task(h, task) == NULL) {
+    set_error(h, "lasync_host_release: no such task");
+    return LASYNC_ERROR;
+  }
+  lua_pop(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->tasks);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, task);
+  lua_pop(L, 1);
+  return LASYNC_OK;
 }
 
 int lasync_host_run(lasync_host *h, uv_run_mode mode) {

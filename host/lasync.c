@@ -1,8 +1,9 @@
 /*
 ** lasync.c — the lasync command: runs a Lua script as the main task of an
 ** event loop, so its top level may await. Options follow lua5.4's lua.c
-** (-e, -l, -v, -i, -, --), plus --debug. Without a script, on a terminal,
-** or with -i, the main task is the REPL (lua/lasync/repl.lua).
+** (-e, -l, -v, -i, -, --), plus --debug, and GNU's --help and --version.
+** Without a script, on a terminal, or with -i, the main task is the REPL
+** (lua/lasync/repl.lua).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,24 +20,35 @@
 static const char *progname = "lasync";
 static int exit_status = EXIT_FAILURE; /* when the run fails */
 
-static void print_usage(const char *badoption) {
+/* The usage: every option, on out (stdout for --help, else stderr). */
+static void print_usage(FILE *out) {
+  fprintf(out,
+          "usage: %s [options] [script [args]]\n"
+          "Available options are:\n"
+          "  -e stat    execute string 'stat' (it may await)\n"
+          "  -l mod     require library 'mod' into global 'mod'\n"
+          "  -l g=mod   require library 'mod' into global 'g'\n"
+          "  -i         enter the REPL after running 'script'\n"
+          "  -v         show version information\n"
+          "  --debug    debug mode: warn about slow task steps, keep task "
+          "creation\n"
+          "             tracebacks (also LASYNC_DEBUG=1)\n"
+          "  --help     show this help and exit\n"
+          "  --version  show version information and exit\n"
+          "  --         stop handling options\n"
+          "  -          run stdin and stop handling options\n"
+          "Without a script: the REPL on a terminal, else stdin as the "
+          "script.\n"
+          "See lasync(1).\n",
+          progname);
+}
+
+static void print_bad_option(const char *badoption) {
   if (badoption[1] == 'e' || badoption[1] == 'l')
     fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
   else
     fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
-  fprintf(stderr,
-          "usage: %s [options] [script [args]]\n"
-          "Available options are:\n"
-          "  -e stat   execute string 'stat' (it may await)\n"
-          "  -l mod    require library 'mod' into global 'mod'\n"
-          "  -l g=mod  require library 'mod' into global 'g'\n"
-          "  -i        enter the REPL after running 'script'\n"
-          "  -v        show version information\n"
-          "  --debug   debug mode: warn about slow task steps, keep task "
-          "creation tracebacks\n"
-          "  --        stop handling options\n"
-          "  -         run stdin and stop handling options\n",
-          progname);
+  print_usage(stderr);
 }
 
 static void print_version(void) {
@@ -44,12 +56,49 @@ static void print_version(void) {
          uv_version_string());
 }
 
-/* Print "lasync: message" and the traceback below it, if any. */
+/* pcall'd: tostring of the value at 1 (its __tostring may fail) */
+static int error_tostring(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/*
+** [-0, +1] push the text of the error value at idx: what tostring gives,
+** or, when its __tostring fails, what the error is and why, never the
+** __tostring failure alone (which would hide the error)
+*/
+static const char *push_error_text(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_pushcfunction(L, error_tostring);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK) return lua_tostring(L, -1);
+  if (lua_isstring(L, -1))
+    lua_pushfstring(L, "(error object is a %s value; its __tostring "
+                       "failed: %s)", luaL_typename(L, idx),
+                    lua_tostring(L, -1));
+  else /* its own error is no text either: call nothing more */
+    lua_pushfstring(L, "(error object is a %s value; its __tostring "
+                       "failed: (error object is a %s value))",
+                    luaL_typename(L, idx), luaL_typename(L, -1));
+  lua_remove(L, -2); /* the failure */
+  return lua_tostring(L, -1);
+}
+
+/*
+** Print "lasync: message" and the traceback below it, if any, without
+** the frame of the command's own main function ("[C]: in ?", the last
+** line when -e or -l steps ran first): tracebacks show the user's frames.
+*/
 static void report_error(lua_State *L, int erridx, int tbidx) {
-  const char *msg = luaL_tolstring(L, erridx, NULL);
-  fprintf(stderr, "%s: %s\n", progname, msg);
-  if (tbidx && lua_isstring(L, tbidx))
-    fprintf(stderr, "%s\n", lua_tostring(L, tbidx));
+  static const char own_frame[] = "\n\t[C]: in ?";
+  const char *tb = tbidx ? lua_tostring(L, tbidx) : NULL;
+  erridx = lua_absindex(L, erridx);
+  fprintf(stderr, "%s: %s\n", progname, push_error_text(L, erridx));
+  if (tb) {
+    size_t len = strlen(tb), own = sizeof own_frame - 1;
+    if (len >= own && strcmp(tb + len - own, own_frame) == 0) len -= own;
+    fprintf(stderr, "%.*s\n", (int)len, tb);
+  }
   fflush(stderr);
   lua_pop(L, 1);
 }
@@ -59,7 +108,7 @@ static void report_error(lua_State *L, int erridx, int tbidx) {
 ** ======================================================================= */
 
 enum { HAS_ERROR = 1, HAS_VERSION = 2, HAS_EXEC = 4, HAS_DEBUG = 8,
-       HAS_REPL = 16 };
+       HAS_REPL = 16, HAS_HELP = 32, HAS_VERSION_ONLY = 64 };
 
 /*
 ** Scan the options; return the flags, and in *script the index of the
@@ -74,6 +123,9 @@ static int collect_args(char **argv, int *script) {
       flags |= HAS_DEBUG;
       continue;
     }
+    /* GNU's --help and --version: print, exit 0, whatever else is given */
+    if (strcmp(argv[i], "--help") == 0) return HAS_HELP;
+    if (strcmp(argv[i], "--version") == 0) return HAS_VERSION_ONLY;
     switch (argv[i][1]) {
     case '-':
       if (argv[i][2] != '\0') return HAS_ERROR;
@@ -143,20 +195,51 @@ static int load_steps(lua_State *L, char **argv, int script) {
   return 1;
 }
 
-/* The main task: run the steps, then the script with its arguments. */
-static const char main_chunk[] =
-  "local steps, script = ...\n"
-  "return function(...)\n"
-  "  for i = 1, #steps do\n"
-  "    local step = steps[i]\n"
-  "    if type(step) == 'function' then step()\n"
-  "    else\n"
-  "      local g, mod = step:match('^([^=]*)=(.*)$')\n"
-  "      _G[g] = require(mod)\n"
-  "    end\n"
-  "  end\n"
-  "  if script then return script(...) end\n"
-  "end\n";
+/*
+** The main task when -e or -l steps come first: run the steps in order,
+** then the script (upvalues: the steps and the script, or nil) with the
+** arguments. A C function, so that it adds no frame of its own to
+** tracebacks but the last "[C]: in ?" (report_error leaves it out): -e
+** chunks show as "main chunk" as in lua5.4, and require's errors carry no
+** position. Steps may await: ctx is the index of the step that ran last.
+*/
+static int main_steps_k(lua_State *L, int status, lua_KContext done);
+
+static int main_script_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L);
+}
+
+static int main_steps_k(lua_State *L, int status, lua_KContext done) {
+  int nargs;
+  (void)status;
+  while (lua_rawgeti(L, lua_upvalueindex(1), ++done) != LUA_TNIL) {
+    if (lua_type(L, -1) == LUA_TFUNCTION) {
+      lua_callk(L, 0, 0, done, main_steps_k);
+    } else { /* "global=module" */
+      const char *spec = lua_tostring(L, -1), *eq = strchr(spec, '=');
+      lua_getglobal(L, "require");
+      lua_pushstring(L, eq + 1);
+      lua_call(L, 1, 1);
+      lua_pushlstring(L, spec, (size_t)(eq - spec));
+      lua_insert(L, -2);
+      lua_setglobal(L, lua_tostring(L, -2));
+      lua_pop(L, 2); /* the global's name, the step */
+    }
+  }
+  lua_pop(L, 1); /* nil */
+  if (lua_isnil(L, lua_upvalueindex(2))) return 0;
+  nargs = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_insert(L, 1);
+  lua_callk(L, nargs, LUA_MULTRET, 0, main_script_k);
+  return lua_gettop(L);
+}
+
+static int main_steps(lua_State *L) {
+  return main_steps_k(L, LUA_OK, 0);
+}
 
 /* }====================================================================== */
 
@@ -191,11 +274,7 @@ static void make_main(lua_State *L) {
     lua_remove(L, -2);
     return;
   }
-  if (luaL_loadbuffer(L, main_chunk, sizeof main_chunk - 1, "=lasync") !=
-      LUA_OK)
-    lua_error(L);
-  lua_insert(L, -3);
-  lua_call(L, 2, 1);
+  lua_pushcclosure(L, main_steps, 2);
 }
 
 static int run_args(lua_State *L, char **argv, int argc, int script,
@@ -244,8 +323,14 @@ static int pmain(lua_State *L) {
   char **argv = (char **)lua_touserdata(L, 2);
   int script = argc, flags = collect_args(argv, &script);
   if (flags & HAS_ERROR) {
-    print_usage(argv[script]);
+    print_bad_option(argv[script]);
     return 0;
+  }
+  if (flags & (HAS_HELP | HAS_VERSION_ONLY)) {
+    if (flags & HAS_HELP) print_usage(stdout);
+    else print_version();
+    lua_pushboolean(L, fflush(stdout) == 0);
+    return 1;
   }
   if (flags & HAS_DEBUG) setenv("LASYNC_DEBUG", "1", 1);
   lua_gc(L, LUA_GCGEN, 0, 0); /* as lua5.4 does: I/O makes short-lived

@@ -5,8 +5,9 @@
 # its SONAME), liblasync.a, lasync.pc and the man page are in place; and a
 # C program built out of the tree with `pkg-config --cflags --libs lasync`
 # (PKG_CONFIG_PATH at the staging prefix) runs, linked with liblasync.so,
-# and linked with liblasync.a. Ends with "test-install: OK", or
-# "test-install: FAILED" at the first failure.
+# and linked with liblasync.a; and so does a C++ program (if c++ exists).
+# Ends with "test-install: OK", or "test-install: FAILED" at the first
+# failure.
 # usage: scripts/test-install.sh BUILD_DIR STAGE_DIR
 set -e
 trap '[ $? -eq 0 ] || echo "test-install: FAILED"' EXIT
@@ -80,4 +81,12 @@ if readelf -d app-static | grep -q 'NEEDED.*liblasync'; then
 fi
 out=$(./app-static) || fail "app-static failed"
 echo "out-of-tree (static): $out"
+# A C++ program against the installed lasync.h (extern "C")
+if command -v c++ >/dev/null 2>&1; then
+  cp "$src/host/tests/test_cxx.cpp" app.cpp
+  # shellcheck disable=SC2046
+  c++ $sanitize app.cpp -o app-cxx $(pkg-config --cflags --libs lasync)
+  out=$(LD_LIBRARY_PATH="$lib" ./app-cxx) || fail "app-cxx failed"
+  echo "out-of-tree (C++): $out"
+fi
 echo "test-install: OK"

@@ -105,6 +105,38 @@ describe("lasync command options", function()
       err)
   end)
 
+  it("-e: the traceback shows the user's frames only, as lua5.4's",
+    function()
+      local code, out, err = lasync_cmd([[-e "lasync.sleep(0) error('boom')"]])
+      assert.are.equal(1, code)
+      assert.are.equal("", out)
+      assert.are.equal("lasync: (command line):1: boom\n" ..
+        "stack traceback of task 'main':\n" ..
+        "\t[C]: in function 'error'\n" ..
+        "\t(command line):1: in main chunk\n", err)
+    end)
+
+  it("-l: require's message without a position, no internal frames",
+    function()
+      local code, _, err = lasync_cmd("-l no_such_module_xyz")
+      assert.are.equal(1, code)
+      assert.matches("^lasync: module 'no_such_module_xyz' not found:\n", err)
+      assert.matches("\nstack traceback of task 'main':\n" ..
+        "\t%[C%]: in function 'require'\n$", err)
+    end)
+
+  it("a script after -e steps: its own frames, as without them", function()
+    local code, _, err = run_with([[-e "x = 1" -l m=math]], [[
+      local function f() lasync.sleep(0) error("deep") end
+      f()]])
+    assert.are.equal(1, code)
+    assert.matches("^lasync: [^\n]*%.lua:1: deep\n" ..
+      "stack traceback of task 'main':\n" ..
+      "\t%[C%]: in function 'error'\n" ..
+      "\t[^\n]*%.lua:1: in local 'f'\n" ..
+      "\t[^\n]*%.lua:2: in main chunk\n$", err)
+  end)
+
   it("-l mod loads a module into the global of its name", function()
     local code, out = lasync_cmd([[-l string -e "print(string == require 'string')"]])
     assert.are.equal(0, code)
@@ -150,6 +182,34 @@ describe("lasync command options", function()
     assert.are.equal(1, code)
     assert.are.equal("", out)
     assert.matches("^lasync: unrecognized option '%-z'\nusage: lasync", err)
+  end)
+
+  it("--help prints the usage on stdout, every option, and exits 0",
+    function()
+      local code, out, err = lasync_cmd("--help -e 'print(1)' x.lua")
+      assert.are.equal(0, code)
+      assert.are.equal("", err)
+      assert.matches("^usage: lasync %[options%] %[script %[args%]%]\n", out)
+      for _, flag in ipairs({ "-e stat", "-l mod", "-l g=mod", "-i", "-v",
+                              "--debug", "--help", "--version", "--",
+                              "-  " }) do
+        assert.matches("\n  " .. flag, out, 1, true)
+      end
+    end)
+
+  it("--version prints the version on stdout and exits 0, running nothing",
+    function()
+      local code, out, err = lasync_cmd("--version -e 'print(1)'")
+      assert.are.equal(0, code)
+      assert.are.equal("", err)
+      assert.matches("^lasync %d+%.%d+%.%d+ %(Lua 5%.4%.%d+, libuv " ..
+        "%d+%.%d+%.%d+%)\n$", out)
+    end)
+
+  it("a script's own --help and --version are its arguments", function()
+    local code, out = run_with("", "print(...)", "--help --version")
+    assert.are.equal(0, code)
+    assert.are.equal("--help\t--version\n", out)
   end)
 
   it("rejects -e without an argument", function()
@@ -262,12 +322,100 @@ lasync.sleep(0)
       err)
   end)
 
-  it("lasync.run inside the command is an error", function()
-    local code, _, err = helper.run_script("lasync.run(function() end)")
-    assert.are.equal(1, code)
-    assert.matches("lasync.run: cannot be called while an event loop is " ..
-      "running", err, 1, true)
+  it("lasync.run inside another task of the command is an error",
+    function()
+      local code, _, err = helper.run_script([[
+        lasync.spawn(function() lasync.run(function() end) end):await()]])
+      assert.are.equal(1, code)
+      assert.matches("lasync.run: cannot be called while an event loop is " ..
+        "running", err, 1, true)
+    end)
+end)
+
+-- A script written for lua5.4: require "lasync" and lasync.run(main).
+local RUN_SCRIPT = [[
+local lasync = require "lasync"
+
+local function main(a, b)
+  lasync.sleep(0.001)
+  print("main", a, b, lasync.current_task():get_name())
+  return a + b, "two"
+end
+
+print("result", lasync.run(main, 1, 2))
+print("again", lasync.run(function() lasync.sleep(0) return "ok" end))
+print(pcall(lasync.run, function() lasync.sleep(0) error("boom", 0) end))
+]]
+local RUN_OUT = "main\t1\t2\tmain\nresult\t3\ttwo\nagain\tok\n" ..
+  "false\tboom\n"
+
+describe("lasync.run(main) in a script for lua5.4", function()
+  it("runs under the stock lua5.4", function()
+    local path = temp_script(RUN_SCRIPT)
+    local code, out, err = helper.capture("lua5.4 " .. path)
+    os.remove(path)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal(RUN_OUT, out)
   end)
+
+  it("runs unchanged under the lasync command: main is awaited", function()
+    local code, out, err = helper.run_script(RUN_SCRIPT)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal(RUN_OUT, out)
+  end)
+
+  it("the first example of docs/asyncio.md runs both ways", function()
+    local f = assert(io.open("docs/asyncio.md"))
+    local example = f:read("a"):match("\n```lua\n(.-)```\n")
+    f:close()
+    assert.matches("lasync.run(main)", example, 1, true)
+    local path = temp_script(example)
+    local code1, out1, err1 = helper.capture("lua5.4 " .. path)
+    local code2, out2, err2 = helper.capture(helper.bin .. " " .. path)
+    os.remove(path)
+    assert.are.same({ 0, "A\tB\nC\tD\n", "" }, { code1, out1, err1 })
+    assert.are.same({ 0, "A\tB\nC\tD\n", "" }, { code2, out2, err2 })
+  end)
+
+  it("from -e too (the main task)", function()
+    local code, out, err = lasync_cmd([[-e "print(lasync.run(function(x) ]] ..
+      [[lasync.sleep(0) return x end, 5))"]])
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("5\n", out)
+  end)
+
+  it("main's error ends the command as it ends lua5.4", function()
+    local code, _, err = helper.run_script([[
+      lasync.run(function() lasync.sleep(0) error("boom") end)]])
+    assert.are.equal(1, code)
+    assert.matches("^lasync: [^\n]*:1: boom\nstack traceback of task " ..
+      "'main':\n", err)
+  end)
+
+  it("is still refused from a callback or a coroutine of the main task",
+    function()
+      local code, out, err = helper.run_script([[
+        local f = function() end
+        local loop = lasync.get_running_loop()
+        local fut = lasync.Future()
+        loop:call_soon(function()
+          fut:set_result(select(2, pcall(lasync.run, f)))
+        end)
+        print(fut:await())
+        print(select(2, coroutine.wrap(function()
+          return pcall(lasync.run, f)
+        end)()))]])
+      assert.are.equal("", err)
+      assert.are.equal(0, code)
+      local msg = "lasync.run: cannot be called while an event loop is " ..
+        "running"
+      local a, b = out:match("^([^\n]*)\n([^\n]*)\n$")
+      assert.matches(msg, a, 1, true)
+      assert.matches(msg, b, 1, true)
+    end)
 end)
 
 describe("lasync command reports", function()

@@ -7,6 +7,12 @@
 
 #include <uv.h>
 
+/* C linkage for C++ programs: lua.h has no extern "C" of its own (C++
+   programs include Lua as lua.hpp, which wraps it the same way) */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #include "lua.h"
 
 #if defined(__GNUC__)
@@ -104,10 +110,11 @@ LASYNC_API int lasync_host_spawn(lasync_host *h, int nargs);
 ** A task's outcome: LASYNC_PENDING; LASYNC_OK with its *nresults results
 ** pushed on the host state's stack; LASYNC_ERROR or LASYNC_CANCELLED with
 ** the message (and traceback) in lasync_host_error. Release the id once
-** done with it.
+** done with it: LASYNC_OK, or LASYNC_ERROR (and nothing changes) for an
+** id that is not a task's, or no longer (released already).
 */
 LASYNC_API int lasync_host_result(lasync_host *h, int task, int *nresults);
-LASYNC_API void lasync_host_release(lasync_host *h, int task);
+LASYNC_API int lasync_host_release(lasync_host *h, int task);
 
 /*
 ** Drive the loop: UV_RUN_DEFAULT runs until no task is pending (-1 if they
@@ -130,5 +137,9 @@ LASYNC_API void lasync_host_set_warn(lasync_host *h, lasync_warn_fn fn,
 ** handles) and the state. Call it outside the loop's callbacks.
 */
 LASYNC_API void lasync_host_destroy(lasync_host *h);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

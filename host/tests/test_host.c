@@ -326,6 +326,67 @@ static void test_errors(void) {
   lasync_host_destroy(h);
 }
 
+/*
+** Releasing an id twice, or one never issued, is refused: it must not
+** make later tasks share an id (and swap their results).
+*/
+static void test_release_checked(void) {
+  lasync_host *h = new_host(NULL);
+  lua_State *L = lasync_host_state(h);
+  int n, i, t, ids[4], bad[] = {0, -1, 1, 2, 3, 1 << 20};
+  t = lasync_host_dostring(h, "return 'first'", "=first");
+  CHECK(t > 0);
+  CHECK(lasync_host_run(h, UV_RUN_DEFAULT) == 0);
+  CHECK(lasync_host_release(h, t) == LASYNC_OK);
+  CHECK(lasync_host_release(h, t) == LASYNC_ERROR);
+  CHECK_STR(lasync_host_error(h), "lasync_host_release: no such task");
+  for (i = 0; i < (int)(sizeof bad / sizeof bad[0]); i++) {
+    if (bad[i] == t) continue;
+    CHECK(lasync_host_release(h, bad[i]) == LASYNC_ERROR);
+  }
+  /* the state is intact: its globals and registry entries still work */
+  CHECK(lua_getglobal(L, "lasync") == LUA_TTABLE);
+  lua_pop(L, 1);
+  /* later tasks get distinct ids and their own results */
+  for (i = 0; i < 4; i++) {
+    lua_pushfstring(L, "lasync.sleep(0.00%d) return %d", 4 - i, i);
+    ids[i] = lasync_host_dostring(h, lua_tostring(L, -1), "=later");
+    lua_pop(L, 1);
+    CHECK(ids[i] > 0);
+  }
+  CHECK(ids[0] != ids[1] && ids[1] != ids[2] && ids[2] != ids[3] &&
+        ids[0] != ids[2] && ids[0] != ids[3] && ids[1] != ids[3]);
+  CHECK(lasync_host_run(h, UV_RUN_DEFAULT) == 0);
+  for (i = 0; i < 4; i++) {
+    CHECK(lasync_host_result(h, ids[i], &n) == LASYNC_OK && n == 1 &&
+          lua_tointeger(L, -1) == i);
+    lua_pop(L, n);
+    CHECK(lasync_host_release(h, ids[i]) == LASYNC_OK);
+    CHECK(lasync_host_release(h, ids[i]) == LASYNC_ERROR);
+  }
+  CHECK(lua_gettop(L) == 0);
+  lasync_host_destroy(h);
+}
+
+/* A task's error whose __tostring fails: the message says so, no panic. */
+static void test_error_tostring_fails(void) {
+  lasync_host *h = new_host(NULL);
+  lua_State *L = lasync_host_state(h);
+  int n, t = lasync_host_dostring(h,
+                                  "error(setmetatable({}, {__tostring = "
+                                  "function() error('x', 0) end}))",
+                                  "=bad tostring");
+  CHECK(t > 0);
+  CHECK(lasync_host_run(h, UV_RUN_DEFAULT) == 0);
+  CHECK(lasync_host_result(h, t, &n) == LASYNC_ERROR && n == 0);
+  CHECK_STR(lasync_host_error(h), "(error object is a table value; its "
+                                  "__tostring failed: x)\n");
+  CHECK_STR(lasync_host_error(h), "stack traceback of task");
+  CHECK(lua_gettop(L) == 0);
+  CHECK(lasync_host_release(h, t) == LASYNC_OK);
+  lasync_host_destroy(h);
+}
+
 /* Starting a task of something that is not a function: it fails. */
 static void test_spawn_not_callable(void) {
   lasync_host *h = new_host(NULL);
@@ -865,6 +926,8 @@ int main(void) {
   test_spawn();
   test_many_tasks();
   test_errors();
+  test_release_checked();
+  test_error_tostring_fails();
   test_spawn_not_callable();
   test_run_modes();
   test_destroy_cancels();

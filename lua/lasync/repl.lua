@@ -17,6 +17,32 @@ local SHOW_DEPTH, SHOW_ITEMS = 3, 40
 
 local show
 
+-- The text of tostring(v), or nil and why it failed. A __tostring is
+-- called from here, protected, rather than through tostring: it may raise,
+-- return no string, or await (this runs in the REPL's task).
+local function text_of(v)
+  local mt = debug.getmetatable(v)
+  local f = type(mt) == "table" and rawget(mt, "__tostring")
+  if not f then return tostring(v) end
+  local ok, s = pcall(f, v)
+  if ok and (type(s) == "string" or math.type(s)) then
+    return tostring(s)
+  elseif ok then
+    return nil, "'__tostring' must return a string"
+  elseif type(s) == "string" or math.type(s) then
+    return nil, tostring(s)
+  end
+  return nil, ("(error object is a %s value)"):format(type(s))
+end
+
+-- The text of an error, even when its __tostring fails: the error, not
+-- only the failure (lua.c's "(error object is a %s value)").
+local function error_text(err)
+  local text, why = text_of(err)
+  return text or ("(error object is a %s value; its __tostring failed: %s)")
+    :format(type(err), why)
+end
+
 local function quote(s)
   return (("%q"):format(s):gsub("\\\n", "\\n"))
 end
@@ -60,10 +86,10 @@ end
 -- A value as the REPL shows it: strings quoted, tables readable to a
 -- bounded depth and length, anything with __tostring through it.
 function show(v, depth, seen)
-  local mt = getmetatable(v)
+  local mt = debug.getmetatable(v)
   if type(mt) == "table" and rawget(mt, "__tostring") then
-    local ok, s = pcall(tostring, v)
-    return ok and s or "<__tostring failed: " .. tostring(s) .. ">"
+    local text, why = text_of(v)
+    return text or "<__tostring failed: " .. why .. ">"
   elseif type(v) == "string" then
     return quote(v)
   elseif type(v) == "table" then
@@ -185,10 +211,10 @@ local function run_entry(state, fn, name, ...)
   if task:cancelled() then -- on a terminal, after the "^C" it echoed
     write_error((state.terminal and "\n" or "") .. "lasync: interrupted")
   elseif not res[1] then
-    local err = res[2]
-    write_error("lasync: " .. tostring(err))
+    write_error("lasync: " .. error_text(res[2]))
     local tb = task:traceback()
-    if tb then write_error(tb) end
+    -- without the frame of the command's C main function (-e, -l)
+    if tb then write_error((tb:gsub("\n\t%[C%]: in %?$", ""))) end
   elseif res.n > 1 then
     state.write(show_values(table.pack(table.unpack(res, 2, res.n))) .. "\n")
   end
