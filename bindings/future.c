@@ -80,9 +80,11 @@ lx_future *lx_future_test(lua_State *L, lx_runtime *rt, int idx) {
 lx_future *lx_future_check(lua_State *L, lx_runtime *rt, int idx,
                            const char *fname) {
   lx_future *f = lx_future_test(L, rt, idx);
-  if (f == NULL)
-    luaL_error(L, "lasync.%s: expected a task or future (got %s)", fname,
-               luaL_typename(L, idx));
+  if (f == NULL) {
+    const char *got = luaL_typename(L, idx); /* before a push moves idx */
+    luaL_error(L, "%s: expected a task or future (got %s)",
+               lx_fname(L, fname), got);
+  }
   return f;
 }
 
