@@ -326,8 +326,9 @@ int lx_ensure_future(lua_State *L, int idx, lx_runtime *rt,
     lua_replace(L, idx);
     return 1;
   }
-  return luaL_error(L, "lasync.%s: %s is not awaitable (expected a task, "
-                       "future or function)", fname, luaL_typename(L, idx));
+  return luaL_error(L, "%s: %s is not awaitable (expected a task, future "
+                       "or function)", lx_fname(L, fname),
+                    luaL_typename(L, idx));
 }
 
 /* lasync.await(x) and x:await(): the results of x */
