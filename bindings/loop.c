@@ -123,14 +123,14 @@ lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv) {
   lx_loop *loop = calloc(1, sizeof *loop);
   box->loop = NULL;
   lx_setclass(L, rt, LX_MT_LOOP);
-  if (loop == NULL) luaL_error(L, "lasync: out of memory");
+  if (loop == NULL) luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
   if (uv == NULL) {
     int err;
     uv = malloc(sizeof *uv);
     if (uv == NULL || (err = uv_loop_init(uv)) != 0) {
       free(uv);
       free(loop);
-      luaL_error(L, "lasync: cannot create an event loop: %s",
+      luaL_error(L, "%s: cannot create an event loop: %s", lx_fname(L, NULL),
                  uv ? uv_strerror(err) : "out of memory");
     }
     loop->own_uv = 1;

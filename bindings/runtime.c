@@ -53,7 +53,7 @@ int lx_anchor(lua_State *L, lx_runtime *rt, int idx) {
     if (rt->slots == rt->cap) {
       int cap = rt->cap ? rt->cap * 2 : 1024;
       int *slots = realloc(rt->free_slots, cap * sizeof *slots);
-      if (slots == NULL) luaL_error(L, "lasync: out of memory");
+      if (slots == NULL) luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
       rt->free_slots = slots;
       rt->cap = cap;
     }

@@ -735,7 +735,7 @@ static int writer_write_eof(lua_State *L) {
   lx_stream *s = check_open_writer(L, "StreamWriter:write_eof");
   uv_shutdown_t *req = malloc(sizeof *req);
   int r;
-  if (req == NULL) return luaL_error(L, "lasync: out of memory");
+  if (req == NULL) return luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
   r = uv_shutdown(req, &s->h.stream, shutdown_cb);
   if (r < 0) {
     free(req);

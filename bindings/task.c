@@ -393,7 +393,7 @@ int lx_suspend(lua_State *L, lx_task *t, lx_cancel_fn on_cancel,
                lua_KFunction k) {
   if (!lua_isyieldable(L)) { /* a path that skipped lx_check_await */
     task_unsuspend(t);
-    return luaL_error(L, "lasync: " LX_CANNOT_AWAIT);
+    return luaL_error(L, "%s: " LX_CANNOT_AWAIT, lx_fname(L, NULL));
   }
   t->on_cancel = on_cancel;
   t->in_await = 1;

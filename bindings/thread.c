@@ -635,7 +635,7 @@ static thread_job *job_new(lua_State *L, int first, const char *fname) {
   job = calloc(1, sizeof *job);
   if (job == NULL) {
     lx_buf_free(&code);
-    luaL_error(L, "lasync: out of memory");
+    luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
   }
   job->code = code;
   lx_buf_init(&job->out);

@@ -228,7 +228,7 @@ static int udp_send(lua_State *L) {
   if (r >= 0) return 0;
   if (r != UV_EAGAIN) return lx_os_error(L, r, "UdpEndpoint:send", NULL);
   req = malloc(offsetof(send_req, data) + len); /* the socket is busy */
-  if (req == NULL) return luaL_error(L, "lasync: out of memory");
+  if (req == NULL) return luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
   memcpy(req->data, data, len);
   buf = uv_buf_init(req->data, (unsigned)len);
   r = uv_udp_send(&req->req, &u->h, &buf, 1, to, send_cb);
