@@ -126,8 +126,10 @@ const char *lx_fname(lua_State *L, const char *fallback) {
     if (lua_type(L, -1) == LUA_TSTRING) return lua_tostring(L, -1);
     lua_pop(L, 1);
   }
-  if (fallback == NULL) lua_pushliteral(L, "lasync");
-  else lua_pushfstring(L, "lasync.%s", fallback);
+  if (fallback == NULL)
+    lua_pushliteral(L, "lasync");
+  else
+    lua_pushfstring(L, "lasync.%s", fallback);
   return lua_tostring(L, -1);
 }
 
@@ -142,8 +144,7 @@ const char *lx_fname(lua_State *L, const char *fallback) {
 ** not count self, as Lua does for a call with ':', however it was called;
 ** argument 0 is then self: "calling 'name' on bad self (msg)".
 */
-int lx_argerror_as(lua_State *L, int arg, const char *name,
-                   const char *msg) {
+int lx_argerror_as(lua_State *L, int arg, const char *name, const char *msg) {
   if (strchr(name, ':') != NULL) {
     arg--;
     if (arg == 0)
@@ -167,8 +168,8 @@ int lx_argerror(lua_State *L, int arg, const char *msg) {
 }
 
 int lx_typeerror(lua_State *L, int arg, const char *tname) {
-  const char *msg = lua_pushfstring(L, "%s expected, got %s", tname,
-                                    lx_typename(L, arg));
+  const char *msg =
+      lua_pushfstring(L, "%s expected, got %s", tname, lx_typename(L, arg));
   return lx_argerror(L, arg, msg);
 }
 
@@ -209,8 +210,7 @@ const char *lx_checklstring(lua_State *L, int arg, size_t *len) {
   return s;
 }
 
-const char *lx_optlstring(lua_State *L, int arg, const char *def,
-                          size_t *len) {
+const char *lx_optlstring(lua_State *L, int arg, const char *def, size_t *len) {
   if (lua_isnoneornil(L, arg)) {
     if (len) *len = def ? strlen(def) : 0;
     return def;
