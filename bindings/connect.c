@@ -59,7 +59,7 @@ size_t lx_check_limit(lua_State *L, int optidx, const char *fname) {
 /* The options argument at idx: 0 if absent, else it must be a table. */
 static int check_opts(lua_State *L, int idx) {
   if (lua_isnoneornil(L, idx)) return 0;
-  luaL_checktype(L, idx, LUA_TTABLE);
+  lx_checktype(L, idx, LUA_TTABLE);
   return idx;
 }
 
@@ -194,11 +194,15 @@ static int core_open_connection(lua_State *L) {
   cs->keepalive = lx_opt_keepalive(L, opts, fname_tcp);
   cs->limit = lx_check_limit(L, opts, fname_tcp);
   if (opts && lua_getfield(L, opts, "local_addr") == LUA_TTABLE) {
+    int isint = 1;
+    lua_Integer lport = 0;
     lua_rawgeti(L, -1, 1);
-    lua_rawgeti(L, -2, 2);
-    if (lx_addr_parse(lx_optcstring(L, -2, fname_tcp, "option 'local_addr'",
+    if (lua_rawgeti(L, -2, 2) != LUA_TNIL) /* an option, not an argument */
+      lport = lua_tointegerx(L, -1, &isint);
+    if (!isint || lport < 0 || lport > 65535 ||
+        lx_addr_parse(lx_optcstring(L, -2, fname_tcp, "option 'local_addr'",
                                     NULL),
-                      (int)luaL_optinteger(L, -1, 0), family, &cs->local) < 0)
+                      (int)lport, family, &cs->local) < 0)
       return luaL_error(L, "lasync.open_connection: option 'local_addr' "
                            "must be {numeric host, port}");
     cs->has_local = 1;

@@ -75,6 +75,10 @@ static void copy_error(lua_State *L, copy_ctx *c, const char *fmt,
              c->what, fmt, detail ? detail : "");
 }
 
+static void copy_oom(lua_State *L, copy_ctx *c) {
+  luaL_error(L, "lasync.%s: out of memory", c->fname);
+}
+
 static void write_value(lua_State *L, copy_ctx *c, int idx, int depth);
 
 /*
@@ -97,21 +101,21 @@ static void write_function(lua_State *L, copy_ctx *c, int idx) {
       copy_error(L, c, "the function has upvalue ", name);
   }
   nup = (size_t)(i - 1);
-  if (put_tag(c->b, T_FUNCTION) < 0) luaL_error(L, "lasync: out of memory");
+  if (put_tag(c->b, T_FUNCTION) < 0) copy_oom(L, c);
   at = c->b->len;
-  if (put_size(c->b, 0) < 0) luaL_error(L, "lasync: out of memory");
+  if (put_size(c->b, 0) < 0) copy_oom(L, c);
   lua_pushvalue(L, idx);
   if (lua_dump(L, dump_writer, c->b, 0) != 0)
-    luaL_error(L, "lasync: out of memory");
+    copy_oom(L, c);
   lua_pop(L, 1);
   len = c->b->len - at - sizeof len;
   /* the buffer is bytes: at may be misaligned for a size_t store */
   memcpy(c->b->data + at, &len, sizeof len);
-  if (put_size(c->b, nup) < 0) luaL_error(L, "lasync: out of memory");
+  if (put_size(c->b, nup) < 0) copy_oom(L, c);
   for (i = 1; (name = lua_getupvalue(L, idx, i)) != NULL; i++) {
     int kind = strcmp(name, "_ENV") == 0 ? UP_ENV : UP_SELF;
     lua_pop(L, 1);
-    if (put_tag(c->b, kind) < 0) luaL_error(L, "lasync: out of memory");
+    if (put_tag(c->b, kind) < 0) copy_oom(L, c);
   }
 }
 
@@ -124,7 +128,7 @@ static void write_table(lua_State *L, copy_ctx *c, int idx, int depth) {
   lua_pop(L, 1);
   lua_pushboolean(L, 1);
   lua_rawsetp(L, c->seen, lua_topointer(L, idx));
-  if (put_tag(c->b, T_TABLE) < 0) luaL_error(L, "lasync: out of memory");
+  if (put_tag(c->b, T_TABLE) < 0) copy_oom(L, c);
   luaL_checkstack(L, 4, NULL);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
@@ -134,7 +138,7 @@ static void write_table(lua_State *L, copy_ctx *c, int idx, int depth) {
   }
   lua_pushnil(L); /* the same table may appear again, just not inside */
   lua_rawsetp(L, c->seen, lua_topointer(L, idx));
-  if (put_tag(c->b, T_END) < 0) luaL_error(L, "lasync: out of memory");
+  if (put_tag(c->b, T_END) < 0) copy_oom(L, c);
 }
 
 static void write_value(lua_State *L, copy_ctx *c, int idx, int depth) {
@@ -172,7 +176,7 @@ static void write_value(lua_State *L, copy_ctx *c, int idx, int depth) {
   default:
     copy_error(L, c, "it contains a ", luaL_typename(L, idx));
   }
-  if (r < 0) luaL_error(L, "lasync: out of memory");
+  if (r < 0) copy_oom(L, c);
 }
 
 /*

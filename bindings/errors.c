@@ -132,14 +132,26 @@ int lx_error_is(lua_State *L, int idx, int cls) {
   return r;
 }
 
-/* Class(message [, fields]) */
+/*
+** Class(message [, fields]). Every class shares this __call, so its
+** argument errors name the class called ("bad argument #2 to
+** 'lasync.TimeoutError'"), counting from the message as the caller does.
+*/
 static int error_construct(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE); /* the class */
+  if (!lua_istable(L, 1)) /* the class: only a direct __call misses it */
+    return lx_argerror_as(L, 1, "lasync.Error:__call",
+                          lua_pushfstring(L, "table expected, got %s",
+                                          lx_typename(L, 1)));
   lua_settop(L, 3);
   if (lua_isnil(L, 3))
     lua_createtable(L, 0, 3);
-  else {
-    luaL_checktype(L, 3, LUA_TTABLE);
+  else if (!lua_istable(L, 3)) {
+    const char *cls = "lasync.Error";
+    if (lua_getfield(L, 1, "__name") == LUA_TSTRING) cls = lua_tostring(L, -1);
+    return lx_argerror_as(L, 2, cls,
+                          lua_pushfstring(L, "table expected, got %s",
+                                          lx_typename(L, 3)));
+  } else {
     lua_pushvalue(L, 3);
   }
   make_instance(L, 1, lua_isnil(L, 2) ? 0 : 2);
@@ -149,7 +161,7 @@ static int error_construct(lua_State *L) {
 /* __tostring of instances: "Name: message" */
 static int error__tostring(lua_State *L) {
   luaL_Buffer b;
-  luaL_checktype(L, 1, LUA_TTABLE);
+  lx_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "name");
   lua_getfield(L, 1, "message");
   luaL_buffinit(L, &b);
@@ -171,7 +183,7 @@ static int error__tostring(lua_State *L) {
 }
 
 static int class__tostring(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  lx_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "name");
   lua_pushfstring(L, "lasync.%s", luaL_tolstring(L, -1, NULL));
   return 1;
@@ -207,13 +219,13 @@ static void new_class(lua_State *L, const char *name, int parentidx) {
 
 /* lasync.error_class(name [, parent]) -> class */
 static int core_error_class(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
+  const char *name = lx_checkstring(L, 1);
   int parent = 2;
   if (lua_isnoneornil(L, 2)) {
     push_class(L, LX_ERR_BASE);
     parent = lua_gettop(L);
   } else {
-    luaL_checktype(L, 2, LUA_TTABLE);
+    lx_checktype(L, 2, LUA_TTABLE);
   }
   new_class(L, name, parent);
   return 1;
@@ -224,7 +236,7 @@ static int core_is_error(lua_State *L) {
   if (lua_isnoneornil(L, 2))
     lua_pushboolean(L, lx_error_is(L, 1, LX_ERR_BASE));
   else {
-    luaL_checktype(L, 2, LUA_TTABLE);
+    lx_checktype(L, 2, LUA_TTABLE);
     lua_pushboolean(L, is_instance(L, 1, 2));
   }
   return 1;
@@ -251,6 +263,9 @@ void lx_open_errors(lua_State *L) {
   };
   int cls;
   luaL_setfuncs(L, funcs, 0);
+  lua_pushcfunction(L, error__tostring); /* shared by every error class */
+  lx_name_function(L, -1, "lasync.Error:", "__tostring");
+  lua_pop(L, 1);
   lua_createtable(L, LX_ERR_COUNT, 0);
   for (cls = LX_ERR_BASE; cls < LX_ERR_COUNT; cls++) {
     if (cls == LX_ERR_BASE)

@@ -109,7 +109,7 @@ static fs_op *fs_alloc(size_t bufsize) {
 
 static fs_op *fs_new(lua_State *L, size_t bufsize) {
   fs_op *f = fs_alloc(bufsize);
-  if (f == NULL) luaL_error(L, "lasync.fs: out of memory");
+  if (f == NULL) luaL_error(L, "%s: out of memory", lx_fname(L, "fs"));
   return f;
 }
 
@@ -245,7 +245,7 @@ static int open_k(lua_State *L, int status, lua_KContext ctx) {
   fl->busy = 0;
   lx_waitlist_init(&fl->waiters);
   fl->close_fd = -1;
-  open_flags(L, luaL_optstring(L, 2, "r"), &fl->append);
+  open_flags(L, lx_optstring(L, 2, "r"), &fl->append);
   fs_free(f);
   lx_setclass(L, t->fut.loop->rt, LX_MT_FILE);
   return 1;
@@ -257,7 +257,7 @@ static int fs_open(lua_State *L) {
   const char *path = lx_checkcstring(L, 1, fname_open, "path");
   const char *mode = lx_optcstring(L, 2, fname_open, "mode", "r");
   int append, flags = open_flags(L, mode, &append);
-  int perm = (int)luaL_optinteger(L, 3, 0666);
+  int perm = (int)lx_optinteger(L, 3, 0666);
   fs_op *f = fs_new(L, 0); /* every argument checked: nothing leaks */
   lua_settop(L, 3);
   return fs_await(L, t, f, uv_fs_open(t->fut.loop->uv, &f->req, path, flags,
@@ -320,7 +320,7 @@ static fs_op *turn_new(lua_State *L, lx_file *fl, size_t bufsize) {
   fs_op *f = fs_alloc(bufsize);
   if (f == NULL) {
     turn_end(fl);
-    luaL_error(L, "lasync.fs: out of memory");
+    luaL_error(L, "%s: out of memory", lx_fname(L, "fs"));
   }
   return f;
 }
@@ -502,7 +502,7 @@ static int read_body(lua_State *L) {
 static int file_read(lua_State *L) {
   lx_task *t = FS_TASK(L, "File:read");
   lx_file *fl = check_file(L, "File:read");
-  lua_Integer n = luaL_optinteger(L, 2, LX_READ_CHUNK);
+  lua_Integer n = lx_optinteger(L, 2, LX_READ_CHUNK);
   if (n < 0) return luaL_error(L, "lasync.File:read: n must be >= 0");
   if (n == 0) {
     lua_pushliteral(L, "");
@@ -548,7 +548,7 @@ static int write_body(lua_State *L) {
 static int file_write(lua_State *L) {
   lx_task *t = FS_TASK(L, "File:write");
   lx_file *fl = check_file(L, "File:write");
-  luaL_checkstring(L, 2);
+  lx_checkstring(L, 2);
   return turn_run(L, t, fl, write_body);
 }
 
@@ -604,7 +604,7 @@ static int size_k(lua_State *L, int status, lua_KContext ctx) {
 /* seek, in the turn (whence and offset at 2 and 3, already checked) */
 static int seek_body(lua_State *L) {
   lx_file *fl = lua_touserdata(L, 1);
-  int whence = luaL_checkoption(L, 2, "cur", whences);
+  int whence = lx_checkoption(L, 2, "cur", whences);
   lua_Integer offset = lua_tointeger(L, 3);
   if (fl->fd < 0) return turn_closed(L, fl, "File:seek");
   ahead_drop(fl);
@@ -624,8 +624,8 @@ static int file_seek(lua_State *L) {
   int whence;
   lx_task *t = NULL;
   lx_optcstring(L, 2, "File:seek", "whence", NULL);
-  whence = luaL_checkoption(L, 2, "cur", whences);
-  luaL_optinteger(L, 3, 0);
+  whence = lx_checkoption(L, 2, "cur", whences);
+  lx_optinteger(L, 3, 0);
   if (fl->stream) return lx_os_error(L, UV_ESPIPE, "File:seek", NULL);
   if (whence == 2 || fl->busy) /* it awaits: only a task can */
     t = FS_TASK(L, "File:seek");
@@ -828,7 +828,7 @@ static int fs_path(lua_State *L) {
   lua_KFunction k = unit_k;
   if (kind == P_RENAME || kind == P_COPYFILE)
     to = lx_checkcstring(L, 2, fname, "destination");
-  if (kind == P_MKDIR) mode = (int)luaL_optinteger(L, 2, 0777);
+  if (kind == P_MKDIR) mode = (int)lx_optinteger(L, 2, 0777);
   f = fs_new(L, 0); /* every argument checked: nothing leaks */
   switch (kind) {
   case P_STAT: r = uv_fs_stat(uv, &f->req, path, fs_cb); k = stat_k; break;

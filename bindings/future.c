@@ -80,9 +80,11 @@ lx_future *lx_future_test(lua_State *L, lx_runtime *rt, int idx) {
 lx_future *lx_future_check(lua_State *L, lx_runtime *rt, int idx,
                            const char *fname) {
   lx_future *f = lx_future_test(L, rt, idx);
-  if (f == NULL)
-    luaL_error(L, "lasync.%s: expected a task or future (got %s)", fname,
-               luaL_typename(L, idx));
+  if (f == NULL) {
+    const char *got = luaL_typename(L, idx); /* before a push moves idx */
+    luaL_error(L, "%s: expected a task or future (got %s)",
+               lx_fname(L, fname), got);
+  }
   return f;
 }
 
@@ -324,8 +326,9 @@ int lx_ensure_future(lua_State *L, int idx, lx_runtime *rt,
     lua_replace(L, idx);
     return 1;
   }
-  return luaL_error(L, "lasync.%s: %s is not awaitable (expected a task, "
-                       "future or function)", fname, luaL_typename(L, idx));
+  return luaL_error(L, "%s: %s is not awaitable (expected a task, future "
+                       "or function)", lx_fname(L, fname),
+                    luaL_typename(L, idx));
 }
 
 /* lasync.await(x) and x:await(): the results of x */

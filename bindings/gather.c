@@ -262,7 +262,7 @@ static int core_gather(lua_State *L) {
   } else if (top >= 1 && lua_type(L, top) == LUA_TTABLE) {
     opts = top--;
   }
-  if (opts) luaL_checktype(L, opts, LUA_TTABLE);
+  if (opts) lx_checktype(L, opts, LUA_TTABLE);
   n = check_children(L, rt, t, 1, top, list);
   push_children(L, t->fut.loop, 1, n, list);
   if (n == 0) {

@@ -163,7 +163,7 @@ lasync_completion *lasync_completion_new(lua_State *L) {
   lx_runtime *rt = lx_runtime_get(L);
   lx_loop *loop = lx_running_loop(L, rt, "completion_new");
   lasync_completion *c = malloc(sizeof *c);
-  if (c == NULL) luaL_error(L, "lasync: out of memory");
+  if (c == NULL) luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
   lx_future_new(L, rt, loop, 0);
   c->loop = loop;
   c->fut_ref = lx_anchor(L, rt, -1);

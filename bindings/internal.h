@@ -313,6 +313,33 @@ LX_HIDDEN void *lx_checkclass(lua_State *L, lx_runtime *rt, int idx, int mt,
 LX_HIDDEN int lx_is_callable(lua_State *L, int idx);
 LX_HIDDEN const char *lx_typename(lua_State *L, int idx);
 
+/* argcheck.c: argument errors naming the public function ("bad argument
+   #1 to 'lasync.File:read'"); use these, never luaL_check* (see there) */
+LX_HIDDEN void lx_name_function(lua_State *L, int idx, const char *prefix,
+                                const char *key);
+LX_HIDDEN void lx_name_functions(lua_State *L, lx_runtime *rt);
+LX_HIDDEN void lx_push_names(lua_State *L);
+LX_HIDDEN const char *lx_fname(lua_State *L, const char *fallback);
+LX_HIDDEN int lx_argerror_as(lua_State *L, int arg, const char *name,
+                             const char *msg);
+LX_HIDDEN int lx_argerror(lua_State *L, int arg, const char *msg);
+LX_HIDDEN int lx_typeerror(lua_State *L, int arg, const char *tname);
+LX_HIDDEN void lx_checktype(lua_State *L, int arg, int t);
+LX_HIDDEN lua_Number lx_checknumber(lua_State *L, int arg);
+LX_HIDDEN lua_Integer lx_checkinteger(lua_State *L, int arg);
+LX_HIDDEN lua_Integer lx_optinteger(lua_State *L, int arg, lua_Integer def);
+LX_HIDDEN const char *lx_checklstring(lua_State *L, int arg, size_t *len);
+LX_HIDDEN const char *lx_optlstring(lua_State *L, int arg, const char *def,
+                                    size_t *len);
+LX_HIDDEN int lx_checkoption(lua_State *L, int arg, const char *def,
+                             const char *const lst[]);
+#define lx_checkstring(L, arg) (lx_checklstring(L, (arg), NULL))
+#define lx_optstring(L, arg, d) (lx_optlstring(L, (arg), (d), NULL))
+#define lx_argcheck(L, cond, arg, msg) \
+  ((void)((cond) || lx_argerror(L, (arg), (msg))))
+#define lx_argexpected(L, cond, arg, tname) \
+  ((void)((cond) || lx_typeerror(L, (arg), (tname))))
+
 /* loop.c */
 LX_HIDDEN lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv);
 LX_HIDDEN lx_loop *lx_loop_check(lua_State *L, int idx);

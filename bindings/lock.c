@@ -22,9 +22,11 @@ static const char *const kind_name[] = {"Lock", "Semaphore",
 /* The lock or semaphore at idx (any of the three classes), or an error. */
 static lx_sem *check_sem(lua_State *L, int idx, const char *method) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  if (lx_classof(L, rt, idx, LX_MT_LOCK, 3) < 0)
-    luaL_error(L, "lasync.%s: expected a Lock or Semaphore (got %s)", method,
-               luaL_typename(L, idx));
+  if (lx_classof(L, rt, idx, LX_MT_LOCK, 3) < 0) {
+    const char *got = luaL_typename(L, idx); /* before a push moves idx */
+    luaL_error(L, "%s: expected a Lock or Semaphore (got %s)",
+               lx_fname(L, method), got); /* the method called */
+  }
   return lua_touserdata(L, idx);
 }
 

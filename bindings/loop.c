@@ -123,14 +123,14 @@ lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv) {
   lx_loop *loop = calloc(1, sizeof *loop);
   box->loop = NULL;
   lx_setclass(L, rt, LX_MT_LOOP);
-  if (loop == NULL) luaL_error(L, "lasync: out of memory");
+  if (loop == NULL) luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
   if (uv == NULL) {
     int err;
     uv = malloc(sizeof *uv);
     if (uv == NULL || (err = uv_loop_init(uv)) != 0) {
       free(uv);
       free(loop);
-      luaL_error(L, "lasync: cannot create an event loop: %s",
+      luaL_error(L, "%s: cannot create an event loop: %s", lx_fname(L, NULL),
                  uv ? uv_strerror(err) : "out of memory");
     }
     loop->own_uv = 1;
@@ -153,13 +153,15 @@ lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv) {
   return loop;
 }
 
+/* The loop at idx; errors name the running method ("lasync.Loop:time"). */
 lx_loop *lx_loop_check(lua_State *L, int idx) {
   lx_loop_box *box = luaL_testudata(L, idx, LX_LOOP);
-  if (box == NULL)
-    luaL_error(L, "lasync.Loop: expected a Loop (got %s)",
-               lx_typename(L, idx));
+  if (box == NULL) {
+    const char *got = lx_typename(L, idx); /* before a push moves idx */
+    luaL_error(L, "%s: expected a Loop (got %s)", lx_fname(L, "Loop"), got);
+  }
   if (box->loop == NULL) /* its __gc was called by hand */
-    luaL_error(L, "lasync.Loop: " LX_FINALIZED);
+    luaL_error(L, "%s: " LX_FINALIZED, lx_fname(L, "Loop"));
   return box->loop;
 }
 
@@ -179,11 +181,13 @@ static void until_wake(lua_State *L, lx_waiter *w, int fidx) {
 */
 /* Raise the error that running `loop` now would meet, if any. */
 static void check_runnable(lua_State *L, lx_loop *loop) {
-  if (loop->closed) luaL_error(L, "lasync: the event loop is closed");
-  if (loop->running) luaL_error(L, "lasync: the event loop is already running");
+  if (loop->closed)
+    luaL_error(L, "%s: the event loop is closed", lx_fname(L, NULL));
+  if (loop->running)
+    luaL_error(L, "%s: the event loop is already running", lx_fname(L, NULL));
   if (loop->rt->loop)
-    luaL_error(L, "lasync: cannot run an event loop while another loop is "
-                  "running in this Lua state");
+    luaL_error(L, "%s: cannot run an event loop while another loop is "
+                  "running in this Lua state", lx_fname(L, NULL));
 }
 
 /*
@@ -359,11 +363,11 @@ static int loop_get_exception_handler(lua_State *L) {
 
 /* loop:default_exception_handler(context): print to stderr */
 static int loop_default_exception_handler(lua_State *L) {
-  luaL_checktype(L, 2, LUA_TTABLE);
+  lx_checktype(L, 2, LUA_TTABLE);
   lua_getfield(L, 2, "message");
   lua_getfield(L, 2, "exception");
   lua_getfield(L, 2, "traceback");
-  lx_report(L, luaL_optstring(L, 3, "unhandled error"), 4,
+  lx_report(L, lx_optstring(L, 3, "unhandled error"), 4,
             lua_tostring(L, 5));
   return 0;
 }
@@ -371,7 +375,7 @@ static int loop_default_exception_handler(lua_State *L) {
 /* loop:call_exception_handler(context) */
 static int loop_call_exception_handler(lua_State *L) {
   lx_loop *loop = lx_loop_check(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
+  lx_checktype(L, 2, LUA_TTABLE);
   if (loop->handler_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, loop->handler_ref);
     lua_pushvalue(L, 1);

@@ -37,9 +37,11 @@ static const char *const join_name[] = {"Queue:join", "LifoQueue:join",
 
 static lx_queue *check_queue(lua_State *L, const char *method) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  if (lx_classof(L, rt, 1, LX_MT_QUEUE, 3) < 0)
-    luaL_error(L, "lasync.Queue:%s: expected a queue (got %s)", method,
-               luaL_typename(L, 1));
+  if (lx_classof(L, rt, 1, LX_MT_QUEUE, 3) < 0) {
+    const char *got = luaL_typename(L, 1); /* before a push moves 1 */
+    luaL_error(L, "%s: expected a queue (got %s)",
+               lx_fname(L, lua_pushfstring(L, "Queue:%s", method)), got);
+  }
   return lua_touserdata(L, 1);
 }
 

@@ -53,7 +53,7 @@ int lx_anchor(lua_State *L, lx_runtime *rt, int idx) {
     if (rt->slots == rt->cap) {
       int cap = rt->cap ? rt->cap * 2 : 1024;
       int *slots = realloc(rt->free_slots, cap * sizeof *slots);
-      if (slots == NULL) luaL_error(L, "lasync: out of memory");
+      if (slots == NULL) luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
       rt->free_slots = slots;
       rt->cap = cap;
     }
@@ -283,13 +283,21 @@ const char *lx_typename(lua_State *L, int idx) {
   return luaL_typename(L, idx);
 }
 
+/*
+** The userdata at idx if it is of class mt, else raise "NAME: expected a
+** Class (got type)". NAME is the running function's public name, so that
+** a checker shared by several methods names the one called; `fname` (the
+** name without "lasync.") is for a function that has none.
+*/
 void *lx_checkclass(lua_State *L, lx_runtime *rt, int idx, int mt,
                     const char *fname) {
   void *p = lx_testclass(L, rt, idx, mt);
-  if (p == NULL)
-    luaL_error(L, "lasync.%s: expected %s %s (got %s)", fname,
-               article(lx_class_names[mt]), lx_class_names[mt],
-               lx_typename(L, idx));
+  if (p == NULL) {
+    const char *got = lx_typename(L, idx); /* before a push moves idx */
+    luaL_error(L, "%s: expected %s %s (got %s)",
+               lx_fname(L, fname ? fname : lx_class_names[mt]),
+               article(lx_class_names[mt]), lx_class_names[mt], got);
+  }
   return p;
 }
 
@@ -340,13 +348,22 @@ static int core_set_debug(lua_State *L) {
 ** that the Lua side can add methods to C classes.
 */
 static int core_methods(lua_State *L) {
-  lua_pushfstring(L, "lasync.%s", luaL_checkstring(L, 1));
+  lua_pushfstring(L, "lasync.%s", lx_checkstring(L, 1));
   if (luaL_getmetatable(L, lua_tostring(L, -1)) != LUA_TTABLE)
     return luaL_error(L, "lasync._methods: no class %s", lua_tostring(L, 1));
   if (lua_getfield(L, -1, "_methods") != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_getfield(L, -1, "__index");
   }
+  return 1;
+}
+
+/*
+** lasync._names() -> {[function] = public name}: every C function lasync
+** registered, as argument errors name it (a copy, for the specs).
+*/
+static int core_names(lua_State *L) {
+  lx_push_names(L);
   return 1;
 }
 
@@ -391,6 +408,7 @@ LASYNC_API int luaopen_lasync_core(lua_State *L) {
     {"set_debug", core_set_debug},
     {"_stats", core_stats},
     {"_methods", core_methods},
+    {"_names", core_names},
     {NULL, NULL}
   };
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_key) == LUA_TNIL)
@@ -420,6 +438,7 @@ LASYNC_API int luaopen_lasync_core(lua_State *L) {
   lx_open_inbox(L);
   lx_open_run(L);
   lx_setfuncs(L, funcs);
+  lx_name_functions(L, lx_runtime_get(L));
   lua_pushliteral(L, LASYNC_VERSION);
   lua_setfield(L, -2, "_VERSION");
   return 1;

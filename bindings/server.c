@@ -287,7 +287,7 @@ int lx_opt_keepalive(lua_State *L, int opts, const char *fname) {
 static int read_opts(lua_State *L, int idx, const char *fname,
                      listen_opts *o) {
   int opts = lua_isnoneornil(L, idx) ? 0 : idx;
-  if (opts) luaL_checktype(L, opts, LUA_TTABLE);
+  if (opts) lx_checktype(L, opts, LUA_TTABLE);
   o->backlog = opt_backlog(L, opts, fname);
   o->limit = lx_check_limit(L, opts, fname);
   o->nodelay = lx_opt_bool(L, opts, "nodelay", 1);

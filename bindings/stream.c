@@ -133,9 +133,11 @@ static void box_release(lx_stream *s) {
 /* The StreamReader or StreamWriter at index 1, or an error. */
 static stream_box *check_box(lua_State *L, const char *fname) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  if (lx_classof(L, rt, 1, LX_MT_READER, 2) < 0) /* or LX_MT_WRITER */
-    luaL_error(L, "lasync.%s: expected a StreamReader or StreamWriter "
-                  "(got %s)", fname, luaL_typename(L, 1));
+  if (lx_classof(L, rt, 1, LX_MT_READER, 2) < 0) { /* or LX_MT_WRITER */
+    const char *got = luaL_typename(L, 1); /* before a push moves 1 */
+    luaL_error(L, "%s: expected a StreamReader or StreamWriter (got %s)",
+               lx_fname(L, fname), got);
+  }
   return lua_touserdata(L, 1);
 }
 
@@ -322,7 +324,7 @@ static int raise_overrun(lua_State *L, const char *msg, size_t consumed) {
 ** reset raises without dropping them.
 */
 static int try_read(lua_State *L, lx_stream *s) {
-  lua_Integer n = luaL_optinteger(L, 2, -1);
+  lua_Integer n = lx_optinteger(L, 2, -1);
   if (n == 0) {
     lua_pushliteral(L, "");
     return 1;
@@ -346,7 +348,7 @@ static int try_read(lua_State *L, lx_stream *s) {
 
 /* readexactly(n): n bytes, or IncompleteReadError at EOF */
 static int try_readexactly(lua_State *L, lx_stream *s) {
-  lua_Integer n = luaL_checkinteger(L, 2);
+  lua_Integer n = lx_checkinteger(L, 2);
   if (n < 0)
     return luaL_error(L, "lasync.StreamReader:readexactly: n must be >= 0");
   if (s->len >= (size_t)n) {
@@ -362,7 +364,7 @@ static int try_readexactly(lua_State *L, lx_stream *s) {
 
 /* Search for the separator at index 2 (default "\n"); -1 if absent. */
 static ptrdiff_t find_sep(lua_State *L, lx_stream *s, size_t *seplen) {
-  const char *sep = luaL_optlstring(L, 2, "\n", seplen);
+  const char *sep = lx_optlstring(L, 2, "\n", seplen);
   const char *p;
   if (*seplen == 0)
     luaL_error(L, "lasync.StreamReader:readuntil: the separator is empty");
@@ -654,7 +656,7 @@ static lx_stream *check_open_writer(lua_State *L, const char *fname) {
 static int writer_write(lua_State *L) {
   lx_stream *s = check_open_writer(L, "StreamWriter:write");
   size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
+  const char *data = lx_checklstring(L, 2, &len);
   send_bytes(s, data, len);
   return 0;
 }
@@ -663,7 +665,7 @@ static int writer_write(lua_State *L) {
 static int writer_writelines(lua_State *L) {
   lx_stream *s = check_open_writer(L, "StreamWriter:writelines");
   lua_Integer i, n;
-  luaL_checktype(L, 2, LUA_TTABLE);
+  lx_checktype(L, 2, LUA_TTABLE);
   n = luaL_len(L, 2);
   for (i = 1; i <= n; i++) {
     size_t len;
@@ -733,7 +735,7 @@ static int writer_write_eof(lua_State *L) {
   lx_stream *s = check_open_writer(L, "StreamWriter:write_eof");
   uv_shutdown_t *req = malloc(sizeof *req);
   int r;
-  if (req == NULL) return luaL_error(L, "lasync: out of memory");
+  if (req == NULL) return luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
   r = uv_shutdown(req, &s->h.stream, shutdown_cb);
   if (r < 0) {
     free(req);

@@ -393,7 +393,7 @@ int lx_suspend(lua_State *L, lx_task *t, lx_cancel_fn on_cancel,
                lua_KFunction k) {
   if (!lua_isyieldable(L)) { /* a path that skipped lx_check_await */
     task_unsuspend(t);
-    return luaL_error(L, "lasync: " LX_CANNOT_AWAIT);
+    return luaL_error(L, "%s: " LX_CANNOT_AWAIT, lx_fname(L, NULL));
   }
   t->on_cancel = on_cancel;
   t->in_await = 1;
@@ -451,7 +451,7 @@ int lx_task_cancel(lua_State *L, int tidx, int msgidx) {
 
 static lx_task *check_task(lua_State *L, int idx) {
   return lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), idx,
-                       LX_MT_TASK, "Task method");
+                       LX_MT_TASK, NULL); /* names the method called */
 }
 
 /* t:cancel([msg]) -> boolean */
@@ -483,7 +483,7 @@ static int task_get_name(lua_State *L) {
 /* t:set_name(name) -> t */
 static int task_set_name(lua_State *L) {
   check_task(L, 1);
-  luaL_checkstring(L, 2);
+  lx_checkstring(L, 2);
   lua_settop(L, 2);
   set_extra(L, 1, "name");
   return 1;
@@ -591,8 +591,8 @@ static int core_note_traceback(lua_State *L) {
 */
 static int core_check_task(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  lx_check_await(L, rt, luaL_checkstring(L, 1),
-                 (int)luaL_optinteger(L, 2, 2)); /* blame its caller */
+  lx_check_await(L, rt, lx_checkstring(L, 1),
+                 (int)lx_optinteger(L, 2, 2)); /* blame its caller */
   return 0;
 }
 

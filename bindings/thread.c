@@ -237,22 +237,26 @@ static int task_body(lua_State *L) {
   return lx_await(L, lx_current_task(L, rt, "to_thread"), 1);
 }
 
-/* pcall'd: copy the function and arguments (2..) into the buffer (1) */
+/*
+** pcall'd: copy the function and arguments (2..) into the buffer (1); the
+** upvalue is the name errors give (to_thread or Loop:run_in_executor).
+*/
 static int copy_args(lua_State *L) {
-  lx_copy_out(L, lua_touserdata(L, 1), 2, lua_gettop(L) - 1, 1, "to_thread",
-              "argument");
+  lx_copy_out(L, lua_touserdata(L, 1), 2, lua_gettop(L) - 1, 1,
+              lua_touserdata(L, lua_upvalueindex(1)), "argument");
   return 0;
 }
 
-/* lasync.to_thread(fn, ...) -> a task finishing with fn(...)'s results */
-static int core_to_thread(lua_State *L) {
+/* to_thread(fn, ...) for `fname`: a task finishing with fn(...)'s results */
+static int to_thread(lua_State *L, const char *fname) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  lx_loop *loop = lx_running_loop(L, rt, "to_thread");
+  lx_loop *loop = lx_running_loop(L, rt, fname);
   int n = lua_gettop(L), r;
   lx_buf in;
   pool_job *j;
   lx_buf_init(&in);
-  lua_pushcfunction(L, copy_args);
+  lua_pushlightuserdata(L, (void *)fname);
+  lua_pushcclosure(L, copy_args, 1);
   lua_pushlightuserdata(L, &in);
   lua_rotate(L, 1, 2); /* copy_args, buffer, fn, args... */
   if (lua_pcall(L, n + 1, 0, 0) != LUA_OK) {
@@ -262,7 +266,7 @@ static int core_to_thread(lua_State *L) {
   j = calloc(1, sizeof *j);
   if (j == NULL) {
     lx_buf_free(&in);
-    return luaL_error(L, "lasync.to_thread: out of memory");
+    return luaL_error(L, "lasync.%s: out of memory", fname);
   }
   j->in = in;
   lx_buf_init(&j->out);
@@ -284,9 +288,14 @@ static int core_to_thread(lua_State *L) {
     lx_unanchor(L, rt, &j->fut_ref);
     job_free(j);
     lx_task_cancel(L, 4, 0); /* it would wait for nothing */
-    return lx_os_error(L, r, "to_thread", NULL);
+    return lx_os_error(L, r, fname, NULL);
   }
   return 1;
+}
+
+/* lasync.to_thread(fn, ...) -> a task finishing with fn(...)'s results */
+static int core_to_thread(lua_State *L) {
+  return to_thread(L, "to_thread");
 }
 
 /* loop:run_in_executor(nil, fn, ...) -> the same task, asyncio's name */
@@ -298,7 +307,7 @@ static int loop_run_in_executor(lua_State *L) {
   if (lua_gettop(L) == 1) lua_pushnil(L); /* (): to_thread finds no fn */
   lua_rotate(L, 1, -2);
   lua_pop(L, 2);
-  return core_to_thread(L);
+  return to_thread(L, "Loop:run_in_executor");
 }
 
 /* }====================================================================== */
@@ -626,7 +635,7 @@ static thread_job *job_new(lua_State *L, int first, const char *fname) {
   job = calloc(1, sizeof *job);
   if (job == NULL) {
     lx_buf_free(&code);
-    luaL_error(L, "lasync: out of memory");
+    luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
   }
   job->code = code;
   lx_buf_init(&job->out);

@@ -143,7 +143,7 @@ typedef struct lx_handle {
 
 static lx_handle *handle_check(lua_State *L, int idx) {
   return lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), idx,
-                       LX_MT_HANDLE, "Handle method");
+                       LX_MT_HANDLE, NULL); /* names the method called */
 }
 
 /* msgh for callbacks: keep the error value and the traceback of where */
@@ -271,7 +271,7 @@ static int loop_call_later(lua_State *L) {
 /* loop:call_at(when, cb, ...) -> TimerHandle; `when` as loop:time() */
 static int loop_call_at(lua_State *L) {
   lx_loop *loop = check_callback(L, 3, "call_at");
-  lua_Number when = luaL_checknumber(L, 2);
+  lua_Number when = lx_checknumber(L, 2);
   if (when != when) luaL_error(L, "lasync.Loop:call_at: time is NaN");
   if (when <= 0) return schedule_at(L, loop, 0);
   return schedule_at(L, loop, when >= 1e9 ? UINT64_MAX

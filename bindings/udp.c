@@ -201,7 +201,7 @@ static void send_cb(uv_udp_send_t *req, int status) {
 static int udp_send(lua_State *L) {
   lx_udp *u = check_udp(L, "UdpEndpoint:send");
   size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
+  const char *data = lx_checklstring(L, 2, &len);
   struct sockaddr_storage ss;
   const struct sockaddr *to = NULL;
   uv_buf_t buf;
@@ -228,7 +228,7 @@ static int udp_send(lua_State *L) {
   if (r >= 0) return 0;
   if (r != UV_EAGAIN) return lx_os_error(L, r, "UdpEndpoint:send", NULL);
   req = malloc(offsetof(send_req, data) + len); /* the socket is busy */
-  if (req == NULL) return luaL_error(L, "lasync: out of memory");
+  if (req == NULL) return luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
   memcpy(req->data, data, len);
   buf = uv_buf_init(req->data, (unsigned)len);
   r = uv_udp_send(&req->req, &u->h, &buf, 1, to, send_cb);
@@ -390,7 +390,7 @@ static int core_open_udp(lua_State *L) {
   udp_opts o;
   int has_local, family, r;
   lx_udp *u;
-  luaL_checktype(L, 1, LUA_TTABLE);
+  lx_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   has_local = opt_addr(L, 1, "local_addr", &o.local);
   o.has_remote = opt_addr(L, 1, "remote_addr", &o.remote);

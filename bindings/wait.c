@@ -83,7 +83,7 @@ int lx_waitlist_wake_all(lx_waiter *list) {
 
 static lx_waiter *check_list(lua_State *L) {
   return lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
-                       LX_MT_WAITLIST, "_WaitList method");
+                       LX_MT_WAITLIST, NULL);
 }
 
 static int list_wait_k(lua_State *L, int status, lua_KContext ctx) {
@@ -109,7 +109,7 @@ static int list_wait(lua_State *L) {
 /* w:wake([n=1]) -> how many waiters were woken (first come, first) */
 static int list_wake(lua_State *L) {
   lx_waiter *list = check_list(L);
-  lua_Integer n = luaL_optinteger(L, 2, 1), woken = 0;
+  lua_Integer n = lx_optinteger(L, 2, 1), woken = 0;
   while (woken < n && lx_waitlist_wake_first(list)) woken++;
   lua_pushinteger(L, woken);
   return 1;

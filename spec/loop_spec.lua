@@ -612,8 +612,9 @@ describe("running loops inside loops", function()
     helper.run(function()
       local err = helper.error_of(other.run_until_complete, other,
         other:create_future())
-      assert.matches("lasync: cannot run an event loop while another loop " ..
-        "is running in this Lua state", err, 1, true)
+      assert.matches("lasync.Loop:run_until_complete: cannot run an " ..
+        "event loop while another loop is running in this Lua state", err, 1,
+        true)
       err = helper.error_of(other.run_forever, other)
       assert.matches("cannot run an event loop while another loop", err, 1,
         true)
@@ -638,7 +639,8 @@ describe("running loops inside loops", function()
     helper.run(function()
       local loop = lasync.get_running_loop()
       local err = helper.error_of(loop.run_forever, loop)
-      assert.matches("lasync: the event loop is already running", err, 1, true)
+      assert.matches("lasync.Loop:run_forever: the event loop is already " ..
+        "running", err, 1, true)
       err = helper.error_of(loop.run_until_complete, loop, lasync.Future())
       assert.matches("the event loop is already running", err, 1, true)
     end, 1)

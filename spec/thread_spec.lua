@@ -322,8 +322,8 @@ describe("values lasync.to_thread refuses", function()
       print(ok, e)
     ]])
     assert.are.equal("false\tlasync.to_thread: expected a function (got " ..
-      "no value)\nfalse\tlasync.to_thread: expected a function (got no " ..
-      "value)\n", out)
+      "no value)\nfalse\tlasync.Loop:run_in_executor: expected a function " ..
+      "(got no value)\n", out)
     assert.are.equal("", err)
     assert.are.equal(0, status)
   end)
@@ -459,8 +459,8 @@ describe("lasync.to_thread and the loop", function()
         "(nil) exists", loop.run_in_executor, loop, false, identity)
       raises_msg("the function has upvalue loop", loop.run_in_executor, loop,
         nil, function() return loop end)
-      raises_msg("lasync.to_thread: expected a function (got no value)",
-        loop.run_in_executor, loop)
+      raises_msg("lasync.Loop:run_in_executor: expected a function (got " ..
+        "no value)", loop.run_in_executor, loop)
     end)
   end)
 end)
