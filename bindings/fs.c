@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #define LX_READ_CHUNK 65536
+#define LX_READ_MAX 0x7ffff000 /* the most one read(2) returns (Linux) */
 
 typedef struct fs_op {
   lx_op op;
@@ -498,6 +499,23 @@ static int read_body(lua_State *L) {
                     "File:read", read_k);
 }
 
+/*
+** The buffer to allocate for read(n): no more than one read(2) returns and,
+** on a regular file, no more than is left of it (but at least a chunk, for
+** data appended since): read(2^40) must not allocate a terabyte.
+*/
+static lua_Integer read_size(lx_file *fl, lua_Integer n) {
+  struct stat st;
+  if (n > LX_READ_MAX) n = LX_READ_MAX;
+  if (!fl->stream && fl->fd >= 0 && fstat(fl->fd, &st) == 0 &&
+      S_ISREG(st.st_mode)) {
+    int64_t left = (int64_t)st.st_size - fl->pos;
+    if (left < LX_READ_CHUNK) left = LX_READ_CHUNK;
+    if (n > left) n = (lua_Integer)left;
+  }
+  return n;
+}
+
 /* file:read([n=65536]) -> up to n bytes; "" at the end of the file */
 static int file_read(lua_State *L) {
   lx_task *t = FS_TASK(L, "File:read");
@@ -509,7 +527,7 @@ static int file_read(lua_State *L) {
     return 1;
   }
   lua_settop(L, 1);
-  lua_pushinteger(L, n);
+  lua_pushinteger(L, read_size(fl, n));
   return turn_run(L, t, fl, read_body);
 }
 
