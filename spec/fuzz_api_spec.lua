@@ -31,8 +31,6 @@ local SKIP = {
 }
 
 -- Why the known failures fail (issue 9 and what this fuzzer found).
-local META_NIL = "SIGSEGV: a metamethod given the wrong receiver (nil " ..
-    "first; issue 9, item 3)"
 local LOOP_LEFT = "an event loop is left open after the target's calls " ..
     "(not reduced to one call yet)"
 local INCOMPARABLE = "priorities that cannot be compared: Lua's 'attempt " ..
@@ -103,7 +101,6 @@ local KNOWN = {
   ["lasync.QueueFull"] = { "message", CLASS_FIELDS },
   ["lasync.QueueShutDown"] = { "message", CLASS_FIELDS },
   ["lasync.Semaphore.__close"] = { "message", SHARED_CLOSE },
-  ["lasync.SignalHandler.__gc"] = { "crash", META_NIL },
   ["lasync.StreamReader:read"] = { "message", ARG_QUESTION },
   ["lasync.StreamReader:readexactly"] = { "message", ARG_QUESTION },
   ["lasync.StreamReader:readuntil"] = { "message", ARG_QUESTION },
