@@ -31,8 +31,6 @@ local SKIP = {
 }
 
 -- Why the known failures fail (issue 9 and what this fuzzer found).
-local LOOP_LEFT = "an event loop is left open after the target's calls " ..
-    "(not reduced to one call yet)"
 local INCOMPARABLE = "priorities that cannot be compared: Lua's 'attempt " ..
     "to compare string with boolean', naming nothing"
 local NAMES_SEND_SIGNAL = "a wrong receiver: the error names " ..
@@ -68,8 +66,6 @@ local KNOWN = {
   ["lasync.Handle:when"] = { "message", NO_METHOD_NAME },
   ["lasync.IncompleteReadError"] = { "message", CLASS_FIELDS },
   ["lasync.InvalidStateError"] = { "message", CLASS_FIELDS },
-  ["lasync.KeyboardInterrupt"] = { "leak", LOOP_LEFT },
-  ["lasync.LimitOverrunError"] = { "leak", LOOP_LEFT },
   ["lasync.Lock.__close"] = { "message", SHARED_CLOSE },
   ["lasync.Loop:call_at"] = { "message", ARG_QUESTION },
   ["lasync.Loop:call_exception_handler"] = { "message", ARG_QUESTION },
