@@ -35,13 +35,8 @@ local INCOMPARABLE = "priorities that cannot be compared: Lua's 'attempt " ..
     "to compare string with boolean', naming nothing"
 local NAMES_SEND_SIGNAL = "a wrong receiver: the error names " ..
     "Process:send_signal"
-local NAMES_WAIT = "without the lock: the error names Condition:wait"
-local SHARED_CLOSE = "the __close shared by Lock and the semaphores names " ..
-    "the receiver's release, or Lock for a BoundedSemaphore"
 local NO_METHOD_NAME = "a wrong receiver: 'lasync.Task method: expected a " ..
     "Task' (Handle alike) names no method"
-local LUA_SELF = "a Lua-written method given a wrong receiver: a raw Lua " ..
-    "error (issue 9)"
 local CLASS_FIELDS = "Class(message, fields) with fields not a table: " ..
     "'bad argument #3 to '?''"
 local ARG_QUESTION = "luaL_check* in a C method: 'bad argument #k to '?'' " ..
@@ -51,11 +46,8 @@ local ARG_QUESTION = "luaL_check* in a C method: 'bad argument #k to '?'' " ..
 -- fixed by another change of issue 9. Reproduce one with
 -- FUZZ_ONLY=<target> (see spec/fuzz_api_driver.lua).
 local KNOWN = {
-  ["lasync.BoundedSemaphore.__close"] = { "message", SHARED_CLOSE },
   ["lasync.BrokenBarrierError"] = { "message", CLASS_FIELDS },
   ["lasync.CancelledError"] = { "message", CLASS_FIELDS },
-  ["lasync.Condition.__close"] = { "message", LUA_SELF },
-  ["lasync.Condition:wait_for"] = { "message", NAMES_WAIT },
   ["lasync.Error"] = { "message", ARG_QUESTION },
   ["lasync.ExceptionGroup"] = { "message", CLASS_FIELDS },
   ["lasync.File:read"] = { "message", ARG_QUESTION },
@@ -66,7 +58,6 @@ local KNOWN = {
   ["lasync.Handle:when"] = { "message", NO_METHOD_NAME },
   ["lasync.IncompleteReadError"] = { "message", CLASS_FIELDS },
   ["lasync.InvalidStateError"] = { "message", CLASS_FIELDS },
-  ["lasync.Lock.__close"] = { "message", SHARED_CLOSE },
   ["lasync.Loop:call_at"] = { "message", ARG_QUESTION },
   ["lasync.Loop:call_exception_handler"] = { "message", ARG_QUESTION },
   ["lasync.Loop:call_later"] = { "message", ARG_QUESTION },
@@ -90,13 +81,11 @@ local KNOWN = {
   ["lasync.OSError"] = { "message", CLASS_FIELDS },
   ["lasync.PriorityQueue:put"] = { "message", INCOMPARABLE },
   ["lasync.PriorityQueue:put_nowait"] = { "message", INCOMPARABLE },
-  ["lasync.Process:communicate"] = { "message", LUA_SELF },
   ["lasync.Process:kill"] = { "message", NAMES_SEND_SIGNAL },
   ["lasync.Process:terminate"] = { "message", NAMES_SEND_SIGNAL },
   ["lasync.QueueEmpty"] = { "message", CLASS_FIELDS },
   ["lasync.QueueFull"] = { "message", CLASS_FIELDS },
   ["lasync.QueueShutDown"] = { "message", CLASS_FIELDS },
-  ["lasync.Semaphore.__close"] = { "message", SHARED_CLOSE },
   ["lasync.StreamReader:read"] = { "message", ARG_QUESTION },
   ["lasync.StreamReader:readexactly"] = { "message", ARG_QUESTION },
   ["lasync.StreamReader:readuntil"] = { "message", ARG_QUESTION },
