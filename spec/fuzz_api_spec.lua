@@ -31,8 +31,6 @@ local SKIP = {
 }
 
 -- Why the known failures fail (issue 9 and what this fuzzer found).
-local NAMES_SEND_SIGNAL = "a wrong receiver: the error names " ..
-    "Process:send_signal"
 local NO_METHOD_NAME = "a wrong receiver: 'lasync.Task method: expected a " ..
     "Task' (Handle alike) names no method"
 local CLASS_FIELDS = "Class(message, fields) with fields not a table: " ..
@@ -77,8 +75,6 @@ local KNOWN = {
   ["lasync.Loop:stop"] = { "message", ARG_QUESTION },
   ["lasync.Loop:time"] = { "message", ARG_QUESTION },
   ["lasync.OSError"] = { "message", CLASS_FIELDS },
-  ["lasync.Process:kill"] = { "message", NAMES_SEND_SIGNAL },
-  ["lasync.Process:terminate"] = { "message", NAMES_SEND_SIGNAL },
   ["lasync.QueueEmpty"] = { "message", CLASS_FIELDS },
   ["lasync.QueueFull"] = { "message", CLASS_FIELDS },
   ["lasync.QueueShutDown"] = { "message", CLASS_FIELDS },
