@@ -243,6 +243,27 @@ static void push_children(lua_State *L, lx_loop *loop, int first, int n,
   }
 }
 
+/* The options table at idx has no key but return_exceptions (read raw):
+   a typo raises before any child starts. */
+static void check_options(lua_State *L, int idx) {
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1); /* the value */
+    if (lua_type(L, -1) == LUA_TSTRING &&
+        strcmp(lua_tostring(L, -1), "return_exceptions") == 0)
+      continue;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      lua_pushfstring(L, "'%s'", lua_tostring(L, -1));
+    else if (lua_type(L, -1) == LUA_TNUMBER ||
+             lua_type(L, -1) == LUA_TBOOLEAN)
+      lua_pushfstring(L, "[%s]", luaL_tolstring(L, -1, NULL));
+    else
+      lua_pushfstring(L, "[%s]", luaL_typename(L, -1));
+    luaL_error(L, "lasync.gather: unknown option %s (options are named, as "
+                  "in {return_exceptions = true})", lua_tostring(L, -1));
+  }
+}
+
 /*
 ** lasync.gather(aw1, aw2, ... [, opts]) -> r1, r2, ...
 ** lasync.gather(list [, opts]) -> {r1, r2, ..., n = #list}
@@ -254,15 +275,19 @@ static int core_gather(lua_State *L) {
   int top = lua_gettop(L), list = 0, opts = 0, n, i, gidx, pending = 0;
   int ended = 0; /* a child already failed (without return_exceptions) */
   lx_gather *g;
-  if (top >= 1 && lua_type(L, 1) == LUA_TTABLE) {
+  if (top >= 1 && lua_type(L, 1) == LUA_TTABLE && !lx_is_callable(L, 1)) {
     list = 1;
     if (top >= 2) opts = 2;
     if (top > 2) luaL_error(L, "lasync.gather: too many arguments after the "
                                "list");
-  } else if (top >= 1 && lua_type(L, top) == LUA_TTABLE) {
+  } else if (top >= 1 && lua_type(L, top) == LUA_TTABLE &&
+             !lx_is_callable(L, top)) { /* a callable table is a child */
     opts = top--;
   }
-  if (opts) lx_checktype(L, opts, LUA_TTABLE);
+  if (opts) {
+    lx_checktype(L, opts, LUA_TTABLE);
+    check_options(L, opts);
+  }
   n = check_children(L, rt, t, 1, top, list);
   push_children(L, t->fut.loop, 1, n, list);
   if (n == 0) {
@@ -284,7 +309,8 @@ static int core_gather(lua_State *L) {
   g->return_exceptions = 0;
   for (i = 0; i < n; i++) g->slots[i].prev = g->slots[i].next = NULL;
   if (opts) {
-    lua_getfield(L, opts, "return_exceptions");
+    lua_pushliteral(L, "return_exceptions"); /* raw, as checked */
+    lua_rawget(L, opts);
     g->return_exceptions = (unsigned char)lua_toboolean(L, -1);
     lua_pop(L, 1);
   }

@@ -405,6 +405,8 @@ LX_HIDDEN void lx_open_future(lua_State *L);
 /* task.c */
 LX_HIDDEN lx_task *lx_task_new(lua_State *L, lx_loop *loop, int loopidx,
                                int fnidx, int nargs);
+LX_HIDDEN void lx_task_check_options(lua_State *L, int optidx,
+                                     const char *fname);
 LX_HIDDEN void lx_task_apply_options(lua_State *L, int tidx, int optidx);
 LX_HIDDEN void lx_task_detach(lua_State *L, lx_task *t);
 LX_HIDDEN void lx_task_unwait(lx_task *t);

@@ -19,15 +19,32 @@ static const int kind_class[] = {LX_MT_LOCK, LX_MT_SEMAPHORE, LX_MT_BOUNDED};
 static const char *const kind_name[] = {"Lock", "Semaphore",
                                         "BoundedSemaphore"};
 
-/* The lock or semaphore at idx (any of the three classes), or an error. */
-static lx_sem *check_sem(lua_State *L, int idx, const char *method) {
+/*
+** The three classes share these functions; each class's copies carry its
+** kind as upvalue 2 (sem_setfuncs), so that every error names the class
+** and function called: "lasync.BoundedSemaphore:__close: ...".
+*/
+enum { F_ACQUIRE, F_RELEASE, F_LOCKED, F_VALUE, F_CLOSE, F_TOSTRING };
+static const char *const fnames[][6] = {
+  {"Lock:acquire", "Lock:release", "Lock:locked", "Lock:value",
+   "Lock:__close", "Lock:__tostring"},
+  {"Semaphore:acquire", "Semaphore:release", "Semaphore:locked",
+   "Semaphore:value", "Semaphore:__close", "Semaphore:__tostring"},
+  {"BoundedSemaphore:acquire", "BoundedSemaphore:release",
+   "BoundedSemaphore:locked", "BoundedSemaphore:value",
+   "BoundedSemaphore:__close", "BoundedSemaphore:__tostring"},
+};
+
+/* The name of function f of the class being called, "Lock:acquire". */
+static const char *fname_of(lua_State *L, int f) {
+  return fnames[lua_tointeger(L, lua_upvalueindex(2))][f];
+}
+
+/* The lock or semaphore at idx, of the class called, or an error. */
+static lx_sem *check_sem(lua_State *L, int idx, int f) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  if (lx_classof(L, rt, idx, LX_MT_LOCK, 3) < 0) {
-    const char *got = luaL_typename(L, idx); /* before a push moves idx */
-    luaL_error(L, "%s: expected a Lock or Semaphore (got %s)",
-               lx_fname(L, method), got); /* the method called */
-  }
-  return lua_touserdata(L, idx);
+  int kind = (int)lua_tointeger(L, lua_upvalueindex(2));
+  return lx_checkclass(L, rt, idx, kind_class[kind], fnames[kind][f]);
 }
 
 /* Give a permit back: to the first waiter if any, else to the count. */
@@ -50,10 +67,8 @@ static int acquire_k(lua_State *L, int status, lua_KContext ctx) {
 /* x:acquire() -> true, once a permit is free (FIFO among waiters) */
 static int sem_acquire(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  static const char *const names[] = {"Lock:acquire", "Semaphore:acquire",
-                                      "BoundedSemaphore:acquire"};
-  lx_sem *s = check_sem(L, 1, "Lock:acquire");
-  lx_task *t = lx_current_task(L, rt, names[s->kind]);
+  lx_sem *s = check_sem(L, 1, F_ACQUIRE);
+  lx_task *t = lx_current_task(L, rt, fname_of(L, F_ACQUIRE));
   lua_settop(L, 1);
   if (s->value > 0) { /* no waiters then: they would hold the permits */
     s->value--;
@@ -63,38 +78,43 @@ static int sem_acquire(lua_State *L) {
   return lx_wait_on(L, t, &s->waiters, acquire_k);
 }
 
-/* x:release() */
-static int sem_release(lua_State *L) {
-  lx_sem *s = check_sem(L, 1, "Lock:release");
+/* Release s for function f (release or __close, named in the errors). */
+static int sem_give(lua_State *L, int f) {
+  lx_sem *s = check_sem(L, 1, f);
   if (s->kind == KIND_LOCK && s->value > 0)
-    return luaL_error(L, "lasync.Lock:release: the lock is not acquired");
+    return luaL_error(L, "lasync.%s: the lock is not acquired",
+                      fname_of(L, f));
   if (s->kind == KIND_BOUNDED && s->value >= s->bound)
-    return luaL_error(L, "lasync.BoundedSemaphore:release: released more "
-                         "times than acquired (the value would exceed %I)",
-                      s->bound);
+    return luaL_error(L, "lasync.%s: released more times than acquired (the "
+                         "value would exceed %I)", fname_of(L, f), s->bound);
   give_back(s);
   return 0;
 }
 
+/* x:release() */
+static int sem_release(lua_State *L) {
+  return sem_give(L, F_RELEASE);
+}
+
 /* x:locked() -> whether acquire() would wait */
 static int sem_locked(lua_State *L) {
-  lua_pushboolean(L, check_sem(L, 1, "Lock:locked")->value == 0);
+  lua_pushboolean(L, check_sem(L, 1, F_LOCKED)->value == 0);
   return 1;
 }
 
 /* x:value() -> the permits free now (a lock: 1 or 0) */
 static int sem_value(lua_State *L) {
-  lua_pushinteger(L, check_sem(L, 1, "Semaphore:value")->value);
+  lua_pushinteger(L, check_sem(L, 1, F_VALUE)->value);
   return 1;
 }
 
 /* __close of a held lock (see hold() in lua/lasync/sync.lua): release */
 static int sem__close(lua_State *L) {
-  return sem_release(L);
+  return sem_give(L, F_CLOSE);
 }
 
 static int sem__tostring(lua_State *L) {
-  lx_sem *s = check_sem(L, 1, "Lock:__tostring");
+  lx_sem *s = check_sem(L, 1, F_TOSTRING);
   int waiting = lx_waitlist_count(&s->waiters);
   if (s->kind == KIND_LOCK)
     lua_pushfstring(L, "lasync.Lock: %s, %d waiting",
@@ -144,6 +164,26 @@ static int core_bounded_semaphore(lua_State *L) {
   return sem_new(L, KIND_BOUNDED, check_value(L, "BoundedSemaphore"));
 }
 
+/* [-0, +0] set l in the table on top with upvalues the runtime and kind */
+static void sem_setfuncs(lua_State *L, const luaL_Reg *l, int kind) {
+  lx_push_runtime(L);
+  lua_pushinteger(L, kind);
+  luaL_setfuncs(L, l, 2);
+}
+
+/* Create the class of `kind` with its own copies of methods and meta. */
+static void sem_class(lua_State *L, int kind, const char *name,
+                      const luaL_Reg *methods, const luaL_Reg *meta) {
+  static const luaL_Reg none[] = {{NULL, NULL}};
+  lx_runtime *rt = lx_runtime_get(L);
+  lx_newclass(L, kind_class[kind], name, none, none);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->mt[kind_class[kind]]);
+  sem_setfuncs(L, meta, kind);
+  lua_getfield(L, -1, "__index");
+  sem_setfuncs(L, methods, kind);
+  lua_pop(L, 2); /* the methods and the metatable */
+}
+
 void lx_open_lock(lua_State *L) {
   static const luaL_Reg lock_methods[] = {
     {"acquire", sem_acquire},
@@ -169,9 +209,9 @@ void lx_open_lock(lua_State *L) {
     {"BoundedSemaphore", core_bounded_semaphore},
     {NULL, NULL}
   };
-  lx_newclass(L, LX_MT_LOCK, "lasync.Lock", lock_methods, meta);
-  lx_newclass(L, LX_MT_SEMAPHORE, "lasync.Semaphore", semaphore_methods, meta);
-  lx_newclass(L, LX_MT_BOUNDED, "lasync.BoundedSemaphore", semaphore_methods,
-              meta);
+  sem_class(L, KIND_LOCK, "lasync.Lock", lock_methods, meta);
+  sem_class(L, KIND_SEMAPHORE, "lasync.Semaphore", semaphore_methods, meta);
+  sem_class(L, KIND_BOUNDED, "lasync.BoundedSemaphore", semaphore_methods,
+            meta);
   lx_setfuncs(L, funcs);
 }

@@ -494,6 +494,7 @@ static int loop_create_task(lua_State *L) {
   if (!lx_is_callable(L, fnidx))
     luaL_error(L, "lasync.Loop:create_task: expected a function (got %s)",
                luaL_typename(L, fnidx));
+  if (fnidx == 3) lx_task_check_options(L, 2, "Loop:create_task");
   lx_task_new(L, loop, 1, fnidx, lua_gettop(L) - fnidx);
   if (fnidx == 3) lx_task_apply_options(L, -1, 2);
   return 1;

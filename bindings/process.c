@@ -429,27 +429,34 @@ static int proc_returncode(lua_State *L) {
   return 1;
 }
 
-/* proc:send_signal(sig); a process that exited is left alone */
-static int proc_send_signal(lua_State *L) {
-  lx_process *p = check_proc(L, "Process:send_signal");
-  int signum = lx_check_signal(L, 2, "Process:send_signal"), r;
+/* Send signum to p for function fname; a process that exited is left
+   alone. */
+static int proc_signal(lua_State *L, lx_process *p, int signum,
+                       const char *fname) {
+  int r;
   if (p->exited || p->closing) return 0;
   r = uv_process_kill(&p->h, signum);
-  if (r < 0 && r != UV_ESRCH)
-    return lx_os_error(L, r, "Process:send_signal", NULL);
+  if (r < 0 && r != UV_ESRCH) return lx_os_error(L, r, fname, NULL);
   return 0;
 }
 
-static int proc_terminate(lua_State *L) {
-  lua_settop(L, 1);
-  lua_pushinteger(L, SIGTERM);
-  return proc_send_signal(L);
+/* proc:send_signal(sig) */
+static int proc_send_signal(lua_State *L) {
+  lx_process *p = check_proc(L, "Process:send_signal");
+  return proc_signal(L, p, lx_check_signal(L, 2, "Process:send_signal"),
+                     "Process:send_signal");
 }
 
+/* proc:terminate(): SIGTERM */
+static int proc_terminate(lua_State *L) {
+  return proc_signal(L, check_proc(L, "Process:terminate"), SIGTERM,
+                     "Process:terminate");
+}
+
+/* proc:kill(): SIGKILL */
 static int proc_kill(lua_State *L) {
-  lua_settop(L, 1);
-  lua_pushinteger(L, SIGKILL);
-  return proc_send_signal(L);
+  return proc_signal(L, check_proc(L, "Process:kill"), SIGKILL,
+                     "Process:kill");
 }
 
 /* proc.pid, proc.stdin, proc.stdout, proc.stderr, or a method */

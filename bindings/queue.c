@@ -20,6 +20,8 @@ typedef struct lx_queue {
   lua_Integer head, count, cap; /* FIFO ring: slots 1..cap, first at head+1;
                                    stack and heap: slots 1..count */
   lua_Integer seq;        /* PriorityQueue: items put so far */
+  lua_Integer nnumbers, nstrings; /* PriorityQueue: the priorities of each
+                                     type in it (the two do not compare) */
   int kind, shutdown;
 } lx_queue;
 
@@ -38,8 +40,9 @@ static const char *const join_name[] = {"Queue:join", "LifoQueue:join",
 static lx_queue *check_queue(lua_State *L, const char *method) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   if (lx_classof(L, rt, 1, LX_MT_QUEUE, 3) < 0) {
-    const char *got = luaL_typename(L, 1); /* before a push moves 1 */
-    luaL_error(L, "%s: expected a queue (got %s)",
+    const char *got = lx_typename(L, 1); /* before a push moves 1 */
+    luaL_error(L, "%s: expected a Queue, LifoQueue or PriorityQueue "
+                  "(got %s)",
                lx_fname(L, lua_pushfstring(L, "Queue:%s", method)), got);
   }
   return lua_touserdata(L, 1);
@@ -158,6 +161,8 @@ static void store(lua_State *L, lx_queue *q, int qidx, int vidx) {
     lua_rawseti(L, items, i);
     lua_pushvalue(L, vidx);
     lua_rawseti(L, items + 1, i);
+    if (lua_type(L, vidx) == LUA_TNUMBER) q->nnumbers++;
+    else if (lua_type(L, vidx) == LUA_TSTRING) q->nstrings++;
     lua_pushinteger(L, ++q->seq);
     lua_rawseti(L, items + 2, i);
   } else {
@@ -185,6 +190,8 @@ static int take(lua_State *L, lx_queue *q, int qidx) {
     lua_Integer n = q->count--;
     items = push_heap(L, qidx);
     lua_rawgeti(L, items + 1, 1); /* results: priority, item */
+    if (lua_type(L, -1) == LUA_TNUMBER) q->nnumbers--;
+    else if (lua_type(L, -1) == LUA_TSTRING) q->nstrings--;
     lua_rawgeti(L, items, 1);
     if (n > 1) {
       heap_move(L, items, n, 1);
@@ -221,6 +228,31 @@ static int take(lua_State *L, lx_queue *q, int qidx) {
 ** put and get
 ** ======================================================================= */
 
+/*
+** The priority at idx must compare with those in the queue: a number
+** among numbers, a string among strings (Lua's < raises between the two,
+** and between other types), or a value whose __lt decides. Checked before
+** put waits and again when it stores, as the queue may have changed.
+*/
+static void check_priority(lua_State *L, lx_queue *q, int idx,
+                           const char *method) {
+  int t = lua_type(L, idx);
+  if (t == LUA_TNUMBER || t == LUA_TSTRING) {
+    int number = t == LUA_TNUMBER;
+    if (number ? q->nstrings > 0 : q->nnumbers > 0)
+      luaL_error(L, "lasync.PriorityQueue:%s: a %s priority does not "
+                    "compare with the %s priorities in the queue", method,
+                 number ? "number" : "string", number ? "string" : "number");
+  } else if ((t == LUA_TTABLE || t == LUA_TUSERDATA) &&
+             luaL_getmetafield(L, idx, "__lt") != LUA_TNIL) {
+    lua_pop(L, 1); /* the __lt */
+  } else {
+    luaL_error(L, "lasync.PriorityQueue:%s: priority must be a number, a "
+                  "string or a value with __lt (got %s)", method,
+               lx_typename(L, idx));
+  }
+}
+
 /* Check put's arguments (from index 2) before anything waits. */
 static void check_item(lua_State *L, lx_queue *q, const char *method) {
   if (q->kind == KIND_PRIORITY) {
@@ -230,6 +262,7 @@ static void check_item(lua_State *L, lx_queue *q, const char *method) {
     if (lua_type(L, 2) == LUA_TNUMBER &&
         lua_tonumber(L, 2) != lua_tonumber(L, 2))
       luaL_error(L, "lasync.PriorityQueue:%s: priority is NaN", method);
+    check_priority(L, q, 2, method);
   } else {
     lua_settop(L, 2);
     if (lua_isnil(L, 2))
@@ -246,7 +279,9 @@ static void put_now(lua_State *L, lx_queue *q) {
 }
 
 static int store_protected(lua_State *L) {
-  store(L, lua_touserdata(L, 1), 1, 2);
+  lx_queue *q = lua_touserdata(L, 1);
+  check_priority(L, q, 2, "put");
+  store(L, q, 1, 2);
   return 0;
 }
 
@@ -467,6 +502,7 @@ static int queue_new(lua_State *L, int kind) {
   lx_waitlist_init(&q->joiners);
   q->maxsize = maxsize;
   q->unfinished = q->head = q->count = q->cap = q->seq = 0;
+  q->nnumbers = q->nstrings = 0;
   q->kind = kind;
   q->shutdown = 0;
   for (i = UV_ITEMS; i <= (kind == KIND_PRIORITY ? UV_SEQS : UV_ITEMS); i++) {

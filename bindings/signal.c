@@ -133,6 +133,8 @@ static int sig__gc(lua_State *L) {
   lx_sigwatch *w = b->w;
   if (w == NULL) return 0;
   b->w = NULL;
+  lx_unanchor(L, rt, &w->ref); /* anchored only when __gc was called by
+                                  hand */
   w->has_box = 0;
   if (w->closing == 2)
     free(w);

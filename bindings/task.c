@@ -166,16 +166,45 @@ lx_task *lx_task_new(lua_State *L, lx_loop *loop, int loopidx, int fnidx,
   return t;
 }
 
-/* Apply create_task's options table at optidx to the task at tidx. */
+/*
+** Check create_task's options table at optidx (read raw, as applying it
+** does) before the task is made: a task made and then refused would run
+** anyway. fname names the function in the errors ("create_task").
+*/
+void lx_task_check_options(lua_State *L, int optidx, const char *fname) {
+  optidx = lua_absindex(L, optidx);
+  lua_pushnil(L);
+  while (lua_next(L, optidx)) {
+    lua_pop(L, 1); /* the value */
+    if (lua_type(L, -1) != LUA_TSTRING ||
+        strcmp(lua_tostring(L, -1), "name") != 0) {
+      int t = lua_type(L, -1);
+      if (t == LUA_TSTRING)
+        lua_pushfstring(L, "'%s'", lua_tostring(L, -1));
+      else if (t == LUA_TNUMBER || t == LUA_TBOOLEAN)
+        lua_pushfstring(L, "[%s]", luaL_tolstring(L, -1, NULL));
+      else
+        lua_pushfstring(L, "[%s]", luaL_typename(L, -1));
+      luaL_error(L, "lasync.%s: unknown option %s (options are named, as "
+                    "in {name = \"worker\"})", fname, lua_tostring(L, -1));
+    }
+  }
+  lua_pushliteral(L, "name");
+  if (lua_rawget(L, optidx) != LUA_TNIL && !lua_isstring(L, -1))
+    luaL_error(L, "lasync.%s: option 'name' must be a string (got %s)",
+               fname, lx_typename(L, -1));
+  lua_pop(L, 1);
+}
+
+/* Apply create_task's options table at optidx, checked by
+   lx_task_check_options, to the task at tidx. */
 void lx_task_apply_options(lua_State *L, int tidx, int optidx) {
   tidx = lua_absindex(L, tidx);
-  if (lua_getfield(L, optidx, "name") != LUA_TNIL) {
-    if (!lua_isstring(L, -1))
-      luaL_error(L, "lasync.create_task: option 'name' must be a string");
+  lua_pushliteral(L, "name");
+  if (lua_rawget(L, optidx) != LUA_TNIL)
     set_extra(L, tidx, "name");
-  } else {
+  else
     lua_pop(L, 1);
-  }
 }
 
 /* Take t off the waiter list or timer heap it is suspended on, if any. */
@@ -558,6 +587,7 @@ static int core_create_task(lua_State *L) {
   if (!lx_is_callable(L, fnidx))
     luaL_error(L, "lasync.create_task: expected a function (got %s)",
                luaL_typename(L, fnidx));
+  if (fnidx == 2) lx_task_check_options(L, 1, "create_task");
   lx_task_new(L, loop, 0, fnidx, lua_gettop(L) - fnidx);
   if (fnidx == 2) lx_task_apply_options(L, -1, 1);
   return 1;

@@ -235,8 +235,8 @@ describe("misuse errors of methods", function()
         e.wait)
       helper.raises_msg("lasync.Event:set: expected an Event (got number)",
         e.set, 1)
-      helper.raises_msg("lasync.Lock:acquire: expected a Lock or " ..
-        "Semaphore (got nil)", lasync.Lock().acquire, nil)
+      helper.raises_msg("lasync.Lock:acquire: expected a Lock (got nil)",
+        lasync.Lock().acquire, nil)
     end)
   end)
 end)

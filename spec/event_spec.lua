@@ -229,10 +229,10 @@ describe("lasync.Condition", function()
         c.notify, c)
       raises_msg("lasync.Condition:notify_all: the lock is not acquired",
         c.notify_all, c)
-      raises_msg("lasync.Condition:wait: the lock is not acquired",
+      raises_msg("lasync.Condition:wait_for: the lock is not acquired",
         c.wait_for, c, function() return false end)
-      raises_msg("lasync.Lock:release: the lock is not acquired", c.release,
-        c)
+      raises_msg("lasync.Condition:release: the lock is not acquired",
+        c.release, c)
     end, 1)
   end)
 

@@ -1349,9 +1349,8 @@ describe("cancelling a task in the middle of a file call", function()
           dir .. "/no/such", "x")
         fs.writefile(dir .. "/f", "x")
         local f <close> = fs.open(dir .. "/f")
-        raises_msg("lasync.File:read: expected a lasync.File (got nil)",
-          f.read)
-        raises_msg("lasync.File:lines: expected a lasync.File (got string)",
+        raises_msg("lasync.File:read: expected a File (got nil)", f.read)
+        raises_msg("lasync.File:lines: expected a File (got string)",
           f.lines, "f")
         f:close()
         raises_msg("lasync.File:read: the file is closed", f.read, f, "l")

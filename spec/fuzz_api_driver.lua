@@ -324,11 +324,31 @@ local function fail(target, kind, desc, msg)
     (msg or ""):gsub("[\t\n]", " "):sub(1, 300)))
 end
 
+-- args with a fresh copy of each table of VALUES: a call may keep or
+-- change a table it is given (Class(message, fields) makes `fields` the
+-- error object), and a shared one would carry what it holds (a task, and
+-- through it its loop) into every later call and target.
+local function fresh(args)
+  local copy = { n = args.n }
+  for i = 1, args.n do
+    local v = args[i]
+    for _, e in ipairs(VALUES) do
+      if type(v) == "table" and rawequal(e[2], v) then
+        v = table.move(v, 1, #v, 1, {})
+        break
+      end
+    end
+    copy[i] = v
+  end
+  return copy
+end
+
 -- Call target with args in a task of its own; cancel it if it waits.
 local function attempt(target, args, r)
   local desc = describe_call(target, args, r)
   out:write("call ", desc, "\n")
   local res
+  args = fresh(args)
   local t = lasync.spawn(function()
     res = pack(pcall(target.fn, unpack(args, 1, args.n)))
   end)

@@ -718,10 +718,10 @@ describe("reaping", function()
     it("communicate called with . names its receiver", function()
       helper.run(function()
         local p = sp.exec("true")
-        raises_msg("lasync.Process:communicate: expected a lasync.Process " ..
-          "(got nil)", p.communicate)
-        raises_msg("lasync.Process:communicate: expected a lasync.Process " ..
-          "(got string)", p.communicate, "input")
+        raises_msg("lasync.Process:communicate: expected a Process (got " ..
+          "no value)", p.communicate)
+        raises_msg("lasync.Process:communicate: expected a Process (got " ..
+          "string)", p.communicate, "input")
         p:wait()
       end)
     end)

@@ -6,12 +6,21 @@
 -- the function does anything (spawns, allocates, resolves).
 local M = {}
 
-local getmetatable, type, error, tostring = getmetatable, type, error,
-  tostring
+local getmetatable, type, error, tostring, rawget, select = getmetatable,
+  type, error, tostring, rawget, select
 
 -- "an Event", "a Lock": the article the C checker uses
 local function with_article(name)
   return (name:find("^[AEIO]") and "an " or "a ") .. name
+end
+
+--- check.typename(v): what the errors say v is, as the C core's
+-- lx_typename: its metatable's __name if a string ("lasync.Future"), else
+-- its type
+function M.typename(v)
+  local mt = getmetatable(v)
+  local name = type(mt) == "table" and rawget(mt, "__name")
+  return type(name) == "string" and name or type(v)
 end
 
 --{======================================================================
@@ -21,17 +30,20 @@ end
 --- check.method(methods, fname, fn) -> fn, refusing a receiver that is
 -- not of the class whose methods table is `methods`: a Lua class (its
 -- metatable is that table) or a C class (a userdata whose metatable's
--- __index is that table). fname is "Class:method", as in the errors.
+-- __index, or _methods when __index is a function, is that table). fname
+-- is "Class:method", as in the errors.
 function M.method(methods, fname, fn)
   local expected = with_article(fname:match("^[^:]+"))
-  return function(self, ...)
+  return function(...)
+    local self = ...
     local mt = getmetatable(self)
     if mt ~= methods and not (type(self) == "userdata" and
-        type(mt) == "table" and mt.__index == methods) then
+        type(mt) == "table" and (rawget(mt, "__index") == methods or
+          rawget(mt, "_methods") == methods)) then
       error(("lasync.%s: expected %s (got %s)"):format(fname, expected,
-        type(self)), 2)
+        select("#", ...) == 0 and "no value" or M.typename(self)), 2)
     end
-    return fn(self, ...) -- a tail call: fn's error levels stay the same
+    return fn(...) -- a tail call: fn's error levels stay the same
   end
 end
 

@@ -2,6 +2,7 @@
 -- formats of io's read ("l", "L", "n", "a") and iterating lines, on top
 -- of the C file object (bindings/fs.c).
 local core = require "lasync.core"
+local check = require "lasync.check"
 
 local fs = core.fs
 local File = core._methods("File")
@@ -14,8 +15,8 @@ local tonumber, math_type = tonumber, math.type
 local function check_open(f, fname)
   local ok, fd = pcall(fileno, f)
   if not ok then
-    error(("lasync.File:%s: expected a lasync.File (got %s)")
-      :format(fname, type(f)), 3)
+    error(("lasync.File:%s: expected a File (got %s)")
+      :format(fname, check.typename(f)), 3)
   end
   if not fd then
     error(("lasync.File:%s: the file is closed"):format(fname), 3)

@@ -450,12 +450,33 @@ function TaskGroup:_on_task_done(task)
   end
 end
 
+-- create_task's options, checked as the C core checks them (raw), before
+-- the group changes or a task is made
+local TASK_OPTIONS = { name = true }
+local function check_task_options(opts, fname)
+  for k in next, opts do
+    if not TASK_OPTIONS[k] then
+      local t = type(k)
+      error(("lasync.%s: unknown option %s (options are named, as in " ..
+        '{name = "worker"})'):format(fname, t == "string" and "'" .. k ..
+        "'" or "[" .. ((t == "number" or t == "boolean") and tostring(k) or
+        t) .. "]"), 3)
+    end
+  end
+  local name = rawget(opts, "name")
+  if name ~= nil and type(name) ~= "string" and type(name) ~= "number" then
+    error(("lasync.%s: option 'name' must be a string (got %s)")
+      :format(fname, check.typename(name)), 3)
+  end
+end
+
 --- tg:create_task([opts,] fn, ...) -> Task, a child of the group
 function TaskGroup:create_task(...)
   local first = ...
   local callable = type(first) ~= "table" or
       (getmetatable(first) or {}).__call ~= nil
   check.callable(select(callable and 1 or 2, ...), "TaskGroup:create_task")
+  if not callable then check_task_options(first, "TaskGroup:create_task") end
   if not self._entered then
     error("lasync.TaskGroup:create_task: the task group has not been " ..
       "entered (use tg:run or lasync.task_group)", 2)

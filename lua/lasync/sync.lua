@@ -85,7 +85,6 @@ end
 local Condition = { with = with, hold = hold }
 Condition.__index = Condition
 Condition.__name = "lasync.Condition"
-Condition.__close = function(self) self:release() end
 
 local lock_methods = getmetatable(core.Lock()).__index
 
@@ -96,8 +95,8 @@ function M.Condition(lock)
     lock = core.Lock()
   elseif getmetatable(lock) == nil or getmetatable(lock).__index ~=
       lock_methods then
-    error(("lasync.Condition: expected a Lock (got %s)"):format(type(lock)),
-      2)
+    error(("lasync.Condition: expected a Lock (got %s)")
+      :format(check.typename(lock)), 2)
   end
   return setmetatable({ _lock = lock, _waiters = core._WaitList() },
     Condition)
@@ -113,8 +112,6 @@ function Condition:acquire()
   return self._lock:acquire()
 end
 
-function Condition:release() return self._lock:release() end
-
 function Condition:locked() return self._lock:locked() end
 
 local function check_locked(self, method)
@@ -122,6 +119,17 @@ local function check_locked(self, method)
     error(("lasync.Condition:%s: the lock is not acquired"):format(method),
       3)
   end
+end
+
+function Condition:release()
+  check_locked(self, "release")
+  return self._lock:release()
+end
+
+-- the __close of hold()
+function Condition:__close()
+  check_locked(self, "__close")
+  return self._lock:release()
 end
 
 --- c:wait() -> true: release the lock, wait for a notify, re-acquire the
@@ -152,6 +160,10 @@ end
 function Condition:wait_for(predicate)
   check.callable(predicate, "Condition:wait_for")
   local result = predicate()
+  if not result then -- to wait, as wait() would check
+    check_task("Condition:wait_for")
+    check_locked(self, "wait_for")
+  end
   while not result do
     self:wait()
     result = predicate()

@@ -177,9 +177,10 @@ describe("issue 9: argument errors of C functions name the function", function()
         { "lasync.Loop:time: expected a Loop (got table)", loop.time, {} },
         { "lasync.Loop:call_soon: expected a Loop (got nil)",
           loop.call_soon, nil, print },
-        { "lasync.LifoQueue:put: expected a queue (got boolean)",
+        { "lasync.LifoQueue:put: expected a Queue, LifoQueue or " ..
+          "PriorityQueue (got boolean)",
           lasync.LifoQueue().put, true, 1 },
-        { "lasync.BoundedSemaphore:release: expected a Lock or Semaphore " ..
+        { "lasync.BoundedSemaphore:release: expected a BoundedSemaphore " ..
           "(got number)", lasync.BoundedSemaphore(1).release, 1 },
       } do
         assert.are.equal(case[1], helper.error_of(table.unpack(case, 2)))
