@@ -151,6 +151,14 @@ static int error_construct(lua_State *L) {
     return lx_argerror_as(L, 2, cls,
                           lua_pushfstring(L, "table expected, got %s",
                                           lx_typename(L, 3)));
+  } else if (lua_getmetatable(L, 3)) { /* an error already, or some
+                                         object: never reclassify it */
+    const char *cls = "lasync.Error";
+    if (lua_getfield(L, 1, "__name") == LUA_TSTRING) cls = lua_tostring(L, -1);
+    return lx_argerror_as(L, 2, cls,
+                          lua_pushfstring(L, "a plain table expected, got "
+                                          "one with a metatable (%s)",
+                                          lx_typename(L, 3)));
   } else {
     lua_pushvalue(L, 3);
   }

@@ -75,6 +75,19 @@ describe("error instances", function()
     assert.has_error(function() lasync.Error("m", "fields") end)
   end)
 
+  it("never reclassify a table that has a metatable", function()
+    local cancelled = lasync.CancelledError("stop")
+    local ok, err = pcall(lasync.TimeoutError, "x", cancelled)
+    assert.is_false(ok)
+    assert.are.equal("bad argument #2 to 'lasync.TimeoutError' (a plain " ..
+      "table expected, got one with a metatable (lasync.CancelledError))",
+      err)
+    assert.is_true(lasync.is_cancelled(cancelled))
+    local obj = setmetatable({}, { __name = "Thing" })
+    assert.has_error(function() lasync.Error("m", obj) end)
+    assert.are.equal("Thing", getmetatable(obj).__name)
+  end)
+
   it("survive error() and pcall by identity", function()
     local e = lasync.InvalidStateError("x")
     local ok, err = pcall(error, e)
