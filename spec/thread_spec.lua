@@ -471,20 +471,38 @@ describe("cancelling a to_thread task", function()
       helper.run(function()
         local path = os.tmpname()
         os.remove(path)
+        -- the worker says it runs (path.started), then waits (wall-clock
+        -- bounded) until told to go on (path.go), after the cancel
         local t = lasync.to_thread(function(p)
-          local t = os.clock() + 0.05
-          while os.clock() < t do end
-          local f = io.open(p, "w")
+          local function exists(name)
+            local f = io.open(name)
+            if f then f:close() end
+            return f ~= nil
+          end
+          io.open(p .. ".started", "w"):close()
+          local limit = os.time() + 10
+          while not exists(p .. ".go") and os.time() < limit do end
+          local f = io.open(p .. ".part", "w")
           f:write("ran")
           f:close()
+          os.rename(p .. ".part", p) -- appears whole
           return "dropped"
         end, path)
-        lasync.sleep(0.01) -- the worker is running
+        local function exists(name)
+          local f = io.open(name)
+          if f then f:close() end
+          return f ~= nil
+        end
+        helper.wait_until(function() return exists(path .. ".started") end)
         assert.is_true(t:cancel())
         local err = failure(t)
         assert(lasync.is_cancelled(err), helper.show(err))
         assert.is_true(t:cancelled())
-        lasync.sleep(0.15) -- it finishes; its results go nowhere
+        io.open(path .. ".go", "w"):close()
+        -- it finishes; its results go nowhere
+        helper.wait_until(function() return exists(path) end)
+        os.remove(path .. ".started")
+        os.remove(path .. ".go")
         assert.are.equal("ran", helper.slurp(path))
         assert.is_true(t:cancelled())
       end)
