@@ -15,6 +15,21 @@ end
 
 local function identity(...) return ... end
 
+-- Whether the file at path exists.
+local function exists(path)
+  local f = io.open(path)
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- A fresh path for a flag file that a worker creates when it has started
+-- (wall-clock: other threads are not held to the loop's timers).
+local function flag_path()
+  local path = os.tmpname()
+  os.remove(path)
+  return path
+end
+
 local function nested(depth)
   local t = { leaf = true }
   for _ = 2, depth do t = { t } end
@@ -400,8 +415,7 @@ describe("lasync.to_thread and the loop", function()
         end)
         local t0 = helper.now()
         local r = lasync.to_thread(function()
-          local t = os.clock() + 0.2
-          while os.clock() < t do end
+          os.execute("sleep 0.2") -- blocks 0.2 s of wall-clock time
           return "worked"
         end):await()
         running = false
@@ -469,8 +483,7 @@ describe("cancelling a to_thread task", function()
   it("raises CancelledError; the running function finishes on its own",
     function()
       helper.run(function()
-        local path = os.tmpname()
-        os.remove(path)
+        local path = flag_path()
         -- the worker says it runs (path.started), then waits (wall-clock
         -- bounded) until told to go on (path.go), after the cancel
         local t = lasync.to_thread(function(p)
@@ -488,11 +501,6 @@ describe("cancelling a to_thread task", function()
           os.rename(p .. ".part", p) -- appears whole
           return "dropped"
         end, path)
-        local function exists(name)
-          local f = io.open(name)
-          if f then f:close() end
-          return f ~= nil
-        end
         helper.wait_until(function() return exists(path .. ".started") end)
         assert.is_true(t:cancel())
         local err = failure(t)
@@ -533,7 +541,7 @@ describe("cancelling a to_thread task", function()
         f:write("ran")
         f:close()
       end, path)
-      lasync.sleep(0.01)
+      helper.settle_all() -- t is queued behind blockers that take 0.1 s
       t:cancel()
       failure(t)
       lasync.gather(table.unpack(blockers))
@@ -550,13 +558,12 @@ describe("cancelling a to_thread task", function()
       local aws = {}
       for i = 1, 50 do
         aws[i] = lasync.to_thread(function(n)
-          local t = os.clock() + 0.002
-          while os.clock() < t do end
+          os.execute("sleep 0.02") -- all 50 take 0.25 s or more on 4 threads
           return n
         end, i)
       end
       local g = lasync.spawn(lasync.gather, aws)
-      lasync.sleep(0.005)
+      helper.settle_all() -- g awaits the calls, most of them still queued
       g:cancel()
       local err = failure(g)
       assert(lasync.is_cancelled(err), helper.show(err))
@@ -597,8 +604,13 @@ describe("lasync.Thread", function()
     function()
       helper.run(function()
         local th = lasync.Thread(function() end)
-        local f = th:submit(function() _G.lasync.sleep(5) end)
-        lasync.sleep(0.02)
+        local started = flag_path()
+        local f = th:submit(function(p)
+          io.open(p, "w"):close()
+          _G.lasync.sleep(5)
+        end, started)
+        helper.wait_until(function() return exists(started) end)
+        os.remove(started)
         th:stop()
         local ok, err = pcall(lasync.wait_for, f, 2)
         assert.is_false(ok)
@@ -625,8 +637,13 @@ describe("lasync.Thread", function()
   it("a run ending with the thread busy leaves nothing behind", function()
     helper.run(function()
       local th = lasync.Thread(function() end)
-      th:submit(function() _G.lasync.sleep(5) end)
-      lasync.sleep(0.02)
+      local started = flag_path()
+      th:submit(function(p)
+        io.open(p, "w"):close()
+        _G.lasync.sleep(5)
+      end, started)
+      helper.wait_until(function() return exists(started) end)
+      os.remove(started)
     end)
   end)
 
@@ -635,7 +652,7 @@ describe("lasync.Thread", function()
       local status, out, err = helper.run_script([[
         local th = lasync.Thread(function() end)
         th:call_soon(function() error("call_soon boom") end)
-        lasync.sleep(0.1)
+        th:submit(function() end):await() -- runs after the call_soon
         th:stop()
         th:join()
         print("joined")

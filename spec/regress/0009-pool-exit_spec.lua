@@ -46,13 +46,30 @@ local function run_script(prog, source, env)
   return code, out, err, took
 end
 
+-- Lua source of reading(): whether a thread of this process waits in a
+-- pipe's read (Linux's wchan, "pipe_read" or "anon_pipe_read"), so that
+-- the script ends only once the read has left the pool's queue (a request
+-- still queued would be taken back, not abandoned).
+local READING = [[
+local function reading()
+  for name in lasync.fs.scandir("/proc/self/task") do
+    local h = io.open("/proc/self/task/" .. name .. "/wchan")
+    local w = h and h:read("a") or ""
+    if h then h:close() end
+    if w:find("pipe_read", 1, true) then return true end
+  end
+  return false
+end
+]]
+
 -- The FIFO is opened for reading and writing (both ends: it never gets
 -- EOF) and read by a task that the end of the script cancels.
-local FIFO_READ = [[
-local lasync = require "lasync"
+local FIFO_READ = READING .. [[
 local f = lasync.fs.open(%q, "r+")
 lasync.spawn(function() f:read(10) end)
-lasync.sleep(0.01)
+pcall(lasync.wait_for, function()
+  repeat lasync.sleep(0.001) until reading()
+end, 5)
 print("end of script")
 ]]
 
@@ -108,9 +125,12 @@ describe("issue 9: a thread-pool request left running at exit", function()
       local code, out, err = run_script("lua5.4", ([[
 local lasync = require "lasync"
 lasync.run(function()
+  ]] .. READING .. [[
   local f = lasync.fs.open(%q, "r+")
   lasync.spawn(function() f:read(10) end)
-  lasync.sleep(0.01)
+  pcall(lasync.wait_for, function()
+    repeat lasync.sleep(0.001) until reading()
+  end, 5)
 end)
 io.write("after run\n") -- stdout is a file: buffered until exit
 os.exit(3)
@@ -122,12 +142,18 @@ os.exit(3)
     end)
 
   it("a to_thread call that never returns is abandoned too", function()
-    local code, out, err = run_script(helper.bin, [[
+    local started = os.tmpname()
+    os.remove(started)
+    local code, out, err = run_script(helper.bin, ([[
 local lasync = require "lasync"
-lasync.spawn(lasync.to_thread, function() while true do end end)
-lasync.sleep(0.01)
+lasync.to_thread(function(p)
+  io.open(p, "w"):close()
+  while true do end
+end, %q)
+repeat lasync.sleep(0.001) until io.open(%q) -- it runs: cannot be taken back
 print("end of script")
-]], "LASYNC_SHUTDOWN_TIMEOUT=0.1")
+]]):format(started, started), "LASYNC_SHUTDOWN_TIMEOUT=0.1")
+    os.remove(started)
     assert.are.equal(0, code)
     assert.are.equal("end of script\n", out)
     assert.matches("abandoned 1 thread-pool request still running after " ..
@@ -140,16 +166,18 @@ print("end of script")
       os.remove(path)
       local code, out, err = run_script(helper.bin, ([[
 local lasync = require "lasync"
-lasync.spawn(lasync.to_thread, function(p)
+lasync.to_thread(function(p)
+  io.open(p .. ".started", "w"):close()
   local f = io.popen("sleep 0.1") -- the task is cancelled meanwhile
   f:close()
   f = io.open(p, "w")
   f:write("done")
   f:close()
 end, %q)
-lasync.sleep(0.01)
+repeat lasync.sleep(0.001) until io.open(%q .. ".started")
 print("end of script")
-]]):format(path), "LASYNC_SHUTDOWN_TIMEOUT=10")
+]]):format(path, path), "LASYNC_SHUTDOWN_TIMEOUT=10")
+      os.remove(path .. ".started")
       assert.are.equal(0, code)
       assert.are.equal("end of script\n", out)
       assert.are.equal("done", helper.slurp(path))
