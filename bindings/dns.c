@@ -79,6 +79,7 @@ typedef struct gai_op {
   lx_op op;
   uv_getaddrinfo_t req;
   struct addrinfo *res;
+  lx_pooled pooled; /* in its loop's list until gai_cb */
 } gai_op;
 
 /*
@@ -126,6 +127,7 @@ static void gai_abort(lx_op *op) {
 static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   gai_op *g = lx_container_of(req, gai_op, req);
   g->res = res;
+  lx_list_remove(&g->pooled.node);
   if (lx_op_finish(&g->op, status)) { /* cancelled: nobody waits */
     if (res) uv_freeaddrinfo(res);
     free(g);
@@ -234,6 +236,7 @@ static int core_getaddrinfo(lua_State *L) {
     free(g);
     return raise_dns_error(L, r, gai_fname(L), gai_target(L));
   }
+  lx_pooled_add(t->fut.loop, &g->pooled, &g->req);
   return lx_op_await(L, t, &g->op, getaddrinfo_k);
 }
 
@@ -246,6 +249,7 @@ static int core_getaddrinfo(lua_State *L) {
 typedef struct gni_op {
   lx_op op;
   uv_getnameinfo_t req;
+  lx_pooled pooled; /* in its loop's list until gni_cb */
 } gni_op;
 
 static void gni_abort(lx_op *op) {
@@ -257,6 +261,7 @@ static void gni_cb(uv_getnameinfo_t *req, int status, const char *hostname,
   gni_op *g = lx_container_of(req, gni_op, req);
   (void)hostname; /* copied by libuv into req->host and req->service */
   (void)service;
+  lx_list_remove(&g->pooled.node);
   if (lx_op_finish(&g->op, status)) free(g);
 }
 
@@ -300,6 +305,7 @@ static int core_getnameinfo(lua_State *L) {
     free(g);
     return lx_os_error(L, r, "getnameinfo", host);
   }
+  lx_pooled_add(t->fut.loop, &g->pooled, &g->req);
   return lx_op_await(L, t, &g->op, getnameinfo_k);
 }
 

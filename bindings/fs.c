@@ -22,6 +22,7 @@ typedef struct fs_op {
   char *buf;  /* read or write bytes, owned by the request */
   struct lx_file *owner; /* a read-ahead: the file that keeps its result */
   int unblock_fd; /* see open_unblock; -1, or closed in fs_free */
+  lx_pooled pooled; /* in its loop's list while the request runs */
 } fs_op;
 
 /*
@@ -68,12 +69,12 @@ static const char *const fname_open = "fs.open";
 
 /*
 ** An open of a FIFO waits in its pool thread until the other end is opened
-** too, for ever if nobody comes; and the loop cannot close (nor the process
-** exit: libuv joins its threads at exit) while a request runs. So when such
-** an open is cancelled, open the FIFO here for reading and writing (on
-** Linux that never waits, and is both ends at once) and keep it open until
-** the request has ended: the pool thread's open returns, and the request
-** frees itself as any cancelled one (see fs_discard).
+** too, for ever if nobody comes; and closing the loop waits for a running
+** request until its bound, then abandons it with its pool thread (loop.c).
+** So when such an open is cancelled, open the FIFO here for reading and
+** writing (on Linux that never waits, and is both ends at once) and keep
+** it open until the request has ended: the pool thread's open returns, and
+** the request frees itself as any cancelled one (see fs_discard).
 */
 static void open_unblock(fs_op *f) {
   struct stat st;
@@ -98,6 +99,7 @@ static fs_op *fs_alloc(size_t bufsize) {
   f->buf = NULL;
   f->owner = NULL;
   f->unblock_fd = -1;
+  f->pooled.node.next = NULL;
   f->op.abort = fs_abort;
   f->op.task = NULL;
   f->op.done = 0;
@@ -115,6 +117,7 @@ static fs_op *fs_new(lua_State *L, size_t bufsize) {
 }
 
 static void fs_free(fs_op *f) {
+  lx_list_remove(&f->pooled.node);
   if (f->unblock_fd >= 0) close(f->unblock_fd);
   uv_fs_req_cleanup(&f->req);
   free(f->buf);
@@ -134,6 +137,7 @@ static void fs_discard(fs_op *f) {
 static void fs_cb(uv_fs_t *req) {
   fs_op *f = lx_container_of(req, fs_op, req);
   int status = req->result < 0 ? (int)req->result : 0;
+  lx_list_remove(&f->pooled.node);
   if (lx_op_finish(&f->op, status) && f->owner == NULL) fs_discard(f);
 }
 
@@ -144,6 +148,7 @@ static int fs_await(lua_State *L, lx_task *t, fs_op *f, int r,
     fs_free(f);
     return lx_os_error(L, r, fname, target);
   }
+  lx_pooled_add(t->fut.loop, &f->pooled, &f->req);
   return lx_op_await(L, t, &f->op, k);
 }
 
@@ -333,6 +338,7 @@ static int turn_await(lua_State *L, lx_task *t, lx_file *fl, fs_op *f,
     fs_free(f);
     return turn_os_error(L, fl, r, fname);
   }
+  lx_pooled_add(t->fut.loop, &f->pooled, &f->req);
   return lx_op_await(L, t, &f->op, k);
 }
 
@@ -395,6 +401,7 @@ static fs_op *block_start(lx_loop *loop, lx_file *fl, int64_t at) {
     fs_free(f);
     return NULL;
   }
+  lx_pooled_add(loop, &f->pooled, &f->req);
   return f;
 }
 

@@ -109,6 +109,17 @@ static inline void lx_list_remove(lx_resource *r) {
   r->prev = r->next = NULL;
 }
 
+/*
+** A request on libuv's thread pool (fs, DNS, to_thread), in its loop's
+** list from the moment it starts until its callback runs: a loop that
+** gives up waiting for it at close names it (lx_loop_close). Zeroed (or
+** node.next NULL) when not listed.
+*/
+typedef struct lx_pooled {
+  lx_resource node; /* in loop->pooled; node.close unused */
+  const uv_req_t *req;
+} lx_pooled; /* lx_pooled_add below lx_loop; lx_list_remove(&p->node) */
+
 /* }====================================================================== */
 
 /* {======================================================================
@@ -245,6 +256,7 @@ struct lx_loop {
   lx_task *current;   /* the task being stepped, or NULL */
   lx_waiter until;    /* linked to run_until_complete's target */
   lx_resource resources; /* sentinel: open streams, servers, endpoints */
+  lx_resource pooled;  /* sentinel: its requests on the thread pool */
   uint64_t step_start; /* debug: when the current task step began */
   unsigned ntasks;    /* pending tasks */
   unsigned next_task_id;
@@ -258,6 +270,12 @@ struct lx_loop {
   unsigned char timers_due; /* a timer was armed already due: move it to
                                the ready queue after the running batch */
 };
+
+static inline void lx_pooled_add(lx_loop *loop, lx_pooled *p,
+                                 const void *req) {
+  p->req = req;
+  lx_list_add(&loop->pooled, &p->node);
+}
 
 /* Classes whose metatables the runtime keeps at hand (LX_TASK, ...). */
 enum { LX_MT_TASK, LX_MT_FUTURE, LX_MT_GATHER, LX_MT_HANDLE, LX_MT_LOOP,

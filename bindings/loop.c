@@ -3,9 +3,12 @@
 ** on top of libuv, running, stopping and closing, the exception handler,
 ** and the Loop object's Lua methods. Timer methods are in timer.c.
 */
+#define _GNU_SOURCE /* dladdr, on_exit */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -139,6 +142,7 @@ lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv) {
   loop->rt = rt;
   loop->handler_ref = loop->self_ref = LUA_NOREF;
   lx_list_init(&loop->resources);
+  lx_list_init(&loop->pooled);
   loop->debug = (unsigned char)rt->debug;
   uv_timer_init(uv, &loop->timer);
   uv_check_init(uv, &loop->check);
@@ -262,6 +266,145 @@ int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode) {
   return result;
 }
 
+/* {======================================================================
+** Pool requests left at close. A request running on libuv's thread pool
+** cannot be stopped (a read of a FIFO or a terminal nobody writes to, a
+** to_thread call that never returns), and libuv calls back only when it
+** ends. Closing the loop waits for such requests at most
+** LASYNC_SHUTDOWN_TIMEOUT seconds (default 1, as asyncio.run bounds its
+** wait for the executor), then abandons them: the uv loop stays allocated
+** and unclosed for the pool threads that still hold it, and one warning
+** names what was left.
+** ======================================================================= */
+
+#define LX_SHUTDOWN_TIMEOUT_MS 1000u
+
+/* The wait in ms (UINT64_MAX: for ever), from LASYNC_SHUTDOWN_TIMEOUT. */
+static uint64_t shutdown_timeout(lx_runtime *rt) {
+  const char *s = getenv("LASYNC_SHUTDOWN_TIMEOUT");
+  char *end;
+  double d;
+  if (s == NULL || *s == '\0') return LX_SHUTDOWN_TIMEOUT_MS;
+  d = strtod(s, &end);
+  if (*end != '\0' || end == s || d != d || d < 0) {
+    lx_warn(rt, "LASYNC_SHUTDOWN_TIMEOUT: expected seconds (got '%s'), "
+                "using %u s", s, LX_SHUTDOWN_TIMEOUT_MS / 1000);
+    return LX_SHUTDOWN_TIMEOUT_MS;
+  }
+  return d >= 1e12 ? UINT64_MAX : (uint64_t)(d * 1000 + 0.5);
+}
+
+/* What the pool request req is, for the warning: "File:read (fd 5)" */
+static void pooled_name(const uv_req_t *req, char *buf, size_t len) {
+  const uv_fs_t *fs = (const uv_fs_t *)req;
+  const char *what = NULL;
+  switch (req->type) {
+  case UV_WORK: snprintf(buf, len, "to_thread call"); return;
+  case UV_GETADDRINFO: snprintf(buf, len, "getaddrinfo"); return;
+  case UV_GETNAMEINFO: snprintf(buf, len, "getnameinfo"); return;
+  case UV_FS: break;
+  default: snprintf(buf, len, "%s request", uv_req_type_name(req->type));
+    return;
+  }
+  switch (uv_fs_get_type(fs)) {
+  case UV_FS_READ: what = "File:read"; break;
+  case UV_FS_WRITE: what = "File:write"; break;
+  case UV_FS_FSYNC: what = "File:sync"; break;
+  case UV_FS_FSTAT: what = "File:seek"; break;
+  case UV_FS_CLOSE: what = "File:close"; break;
+  default: break;
+  }
+  if (what)
+    snprintf(buf, len, "%s (fd %d)", what, (int)fs->file);
+  else
+    snprintf(buf, len, "fs request (%s)", fs->path ? fs->path : "?");
+}
+
+/*
+** From here on the process must not run libuv's exit-time cleanup: it
+** joins the pool threads, and one of them never returns. Keep this code
+** (and so libuv) mapped, since Lua unloads C modules at lua_close and an
+** abandoned to_thread call runs our code, and end the process with _exit
+** once exit() has run the handlers registered after this one.
+*/
+#if defined(__GLIBC__)
+static void exit_now(int status, void *ud) {
+  (void)ud;
+  fflush(NULL);
+  _exit(status);
+}
+#endif
+
+static void keep_until_exit(void) {
+  static int done;
+  Dl_info info;
+  if (done) return;
+  done = 1;
+  if (dladdr((void *)keep_until_exit, &info) && info.dli_fname)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+#if defined(__GLIBC__)
+  on_exit(exit_now, NULL);
+#endif
+}
+
+static void guard_cb(uv_timer_t *guard) {
+  *(int *)guard->data = 1;
+}
+
+/*
+** Close the loop's own uv loop once every request has called back, waiting
+** at most the shutdown timeout for those still on the pool; else abandon
+** them, and the uv loop with them (see above).
+*/
+static void uv_finish(lx_loop *loop) {
+  uv_loop_t *uv = loop->uv;
+  uint64_t ms;
+  uv_timer_t guard; /* unreferenced: ends the wait, never prolongs it */
+  int expired = 0;
+  unsigned left, shown = 0;
+  char names[1024], one[256];
+  size_t used = 0;
+  lx_resource *r;
+  uv_run(uv, UV_RUN_NOWAIT); /* close callbacks, cancelled requests */
+  if (uv_loop_close(uv) == 0) return;
+  ms = shutdown_timeout(loop->rt);
+  if (ms == UINT64_MAX) {
+    while (uv_loop_close(uv) == UV_EBUSY) uv_run(uv, UV_RUN_ONCE);
+    return;
+  }
+  if (uv_loop_alive(uv)) {
+    uv_update_time(uv);
+    uv_timer_init(uv, &guard);
+    guard.data = &expired;
+    uv_timer_start(&guard, guard_cb, ms, 0);
+    uv_unref((uv_handle_t *)&guard);
+    while (!expired && uv_loop_alive(uv)) uv_run(uv, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(uv, UV_RUN_NOWAIT); /* finish closing it */
+  }
+  if (uv_loop_close(uv) == 0) return;
+  names[0] = '\0';
+  for (r = loop->pooled.next; r != &loop->pooled && shown < 8; r = r->next) {
+    pooled_name(lx_container_of(r, lx_pooled, node)->req, one, sizeof one);
+    if (used + strlen(one) + 3 >= sizeof names) break;
+    used += (size_t)snprintf(names + used, sizeof names - used, "%s%s",
+                             shown++ ? ", " : "", one);
+  }
+  left = uv->active_reqs.count;
+  if (left > shown)
+    snprintf(names + used, sizeof names - used, "%s%u other%s",
+             shown ? " and " : "", left - shown, left - shown == 1 ? "" : "s");
+  else
+    left = shown;
+  lx_warn(loop->rt, "closing the event loop: abandoned %u thread-pool "
+                    "request%s still running after %g s: %s", left,
+          left == 1 ? "" : "s", (double)ms / 1000, names);
+  loop->own_uv = 0; /* leaked on purpose: the pool threads still use it */
+  keep_until_exit();
+}
+
+/* }====================================================================== */
+
 /*
 ** Close a loop that is not running: pending tasks are detached (they can
 ** never run again and are no longer anchored), scheduled callbacks are
@@ -298,10 +441,7 @@ void lx_loop_close(lua_State *L, lx_loop *loop) {
   uv_async_send(&loop->inbox);
   uv_run(loop->uv, UV_RUN_NOWAIT);
   uv_close((uv_handle_t *)&loop->inbox, handle_closed_cb);
-  if (loop->own_uv) { /* run the close callbacks and cancelled requests */
-    while (uv_loop_close(loop->uv) == UV_EBUSY)
-      uv_run(loop->uv, UV_RUN_ONCE);
-  }
+  if (loop->own_uv) uv_finish(loop);
   loop->L = NULL;
   loop->closed = 1;
 }

@@ -34,6 +34,7 @@ typedef struct pool_job {
                       job_close */
   lx_task *task;   /* the task awaiting it: pending (anchored) while the
                       future is, which is when after_cb uses it */
+  lx_pooled pooled; /* in its loop's list from uv_queue_work to after_cb */
 } pool_job;
 
 /* {======================================================================
@@ -142,6 +143,7 @@ static void work_cb(uv_work_t *req) {
 /* Unlinking is a no-op after after_cb's or job_close's own. */
 static void job_free(pool_job *j) {
   lx_list_remove(&j->node);
+  lx_list_remove(&j->pooled.node);
   lx_waiter_unlink(&j->fut_end);
   lx_buf_free(&j->in);
   lx_buf_free(&j->out);
@@ -290,6 +292,7 @@ static int to_thread(lua_State *L, const char *fname) {
     lx_task_cancel(L, 4, 0); /* it would wait for nothing */
     return lx_os_error(L, r, fname, NULL);
   }
+  lx_pooled_add(loop, &j->pooled, &j->work);
   return 1;
 }
 

@@ -23,34 +23,43 @@ local function raise(name)
   assert(os.execute("kill -" .. name .. " " .. my_pid))
 end
 
--- Wait (at most 1 s) until cond() holds.
+-- Wait (at most 5 s: a loose bound for a loaded machine) until cond() holds.
 local function wait_until(cond)
-  local limit = helper.now() + 1
+  local limit = helper.now() + 5
   while not cond() and helper.now() < limit do lasync.sleep(0.002) end
   return cond()
 end
 
 -- Run `source` as a child process (the lasync command, or `runner`, e.g.
--- "lua5.4"), send it SIGINT at each of `times` (seconds after the start),
--- and return its exit status, the milliseconds from the last SIGINT to its
--- exit, its stdout and its stderr.
-local function interrupt(source, times, runner)
+-- "lua5.4"), with `env` (e.g. "X=1") prepended, and send it SIGINT `n`
+-- times (default 1): each time once the script has called ready() (defined
+-- for it; the k-th call creates the file READY .. k, READY also defined),
+-- never after a fixed delay that a loaded machine could outlast. Returns
+-- its exit status, the milliseconds from the last SIGINT to its exit, its
+-- stdout and its stderr.
+local function interrupt(source, n, runner, env)
   local base = os.tmpname()
-  local script = helper.temp_script(source)
-  local steps, at = {}, 0
-  for _, t in ipairs(times or { 0.3 }) do
-    steps[#steps + 1] = ("sleep %.3f; kill -INT $pid; t0=$(date +%%s%%N)")
-        :format(t - at)
-    at = t
+  -- on the script's first line, so that its line numbers stay
+  local prelude = ("local READY, ready = %q do local k = 0 function " ..
+    "ready() k = k + 1 io.open(READY .. k, 'w'):close() end end "):format(
+    base .. ".r")
+  local script = helper.temp_script(prelude .. source)
+  local steps = {}
+  for k = 1, n or 1 do
+    steps[k] = ("i=0; until [ -e %s.r%d ] || [ $i -ge 2000 ]; do " ..
+      "sleep 0.005; i=$((i+1)); done; kill -INT $pid; t0=$(date +%%s%%N)")
+        :format(base, k)
   end
-  local cmd = ("%s %s >%s.out 2>%s.err & pid=$!; %s; wait $pid; rc=$?; " ..
+  local cmd = ("%s %s %s >%s.out 2>%s.err & pid=$!; %s; wait $pid; rc=$?; " ..
     "t1=$(date +%%s%%N); echo $rc $(( (t1 - t0) / 1000000 ))"):format(
-    runner or helper.bin, script, base, base, table.concat(steps, "; "))
+    env or "", runner or helper.bin, script, base, base,
+    table.concat(steps, "; "))
   local h = assert(io.popen("sh -c " .. shell_quote(cmd)))
   local line = h:read("a")
   h:close()
   os.remove(script)
   os.remove(base)
+  for k = 1, n or 1 do os.remove(base .. ".r" .. k) end
   local rc, ms = line:match("^(%d+) (%-?%d+)")
   return tonumber(rc), tonumber(ms), slurp(base .. ".out"),
       slurp(base .. ".err")
@@ -234,9 +243,10 @@ describe("lasync.wait_signal", function()
 
   it("each call waits for the next delivery", function()
     helper.run(function()
-      local keep <close> = lasync.signal("USR1", function() end)
+      local seen = 0
+      local keep <close> = lasync.signal("USR1", function() seen = seen + 1 end)
       raise("USR1")
-      lasync.sleep(0.01)
+      assert.is_true(wait_until(function() return seen == 1 end))
       local t = lasync.spawn(lasync.wait_signal, "USR1")
       lasync.sleep(0.01)
       assert.is_false(t:done()) -- the earlier delivery does not count
@@ -296,6 +306,7 @@ describe("Ctrl-C", function()
           local _ <close> = setmetatable({}, {__close = function(_, e)
             print("close saw", tostring(e))
           end})
+          ready()
           lasync.sleep(5)
         end)
         print("pcall caught", tostring(e), lasync.is_cancelled(e))
@@ -312,6 +323,7 @@ describe("Ctrl-C", function()
     local rc, ms, out, err = interrupt([[
       print("start")
       io.stdout:flush()
+      ready()
       lasync.sleep(5)
       print("not reached")
     ]])
@@ -323,6 +335,7 @@ describe("Ctrl-C", function()
 
   it("a script that swallows the cancel finishes normally", function()
     local rc, _, out, err = interrupt([[
+      ready()
       local ok = pcall(lasync.sleep, 5)
       lasync.sleep(0.01)
       print("went on", ok)
@@ -334,12 +347,14 @@ describe("Ctrl-C", function()
 
   it("a second SIGINT exits at once", function()
     local rc, ms, out, err = interrupt([[
+      ready()
       local ok = pcall(lasync.sleep, 5)
       print("cleanup", ok)
       io.stdout:flush()
+      ready()
       lasync.sleep(5) -- a slow cleanup ignoring the cancel
       print("not reached")
-    ]], { 0.3, 0.5 })
+    ]], 2)
     assert.are.equal(130, rc)
     assert(ms < 500, "took " .. ms .. " ms to exit")
     assert.are.equal("cleanup\tfalse\n", out)
@@ -347,20 +362,22 @@ describe("Ctrl-C", function()
   end)
 
   -- A thread cannot be killed: as asyncio.run waits for its executor, the
-  -- run ends only once the worker call in progress has returned.
+  -- run ends only once the worker call in progress has returned (within
+  -- LASYNC_SHUTDOWN_TIMEOUT, raised here: 1 s of CPU may take longer).
   it("ends a script awaiting a 1 s to_thread call once the call returns",
     function()
       local rc, ms, out, err = interrupt([[
         print("start")
         io.stdout:flush()
-        lasync.to_thread(function()
+        lasync.to_thread(function(ready_file)
+          io.open(ready_file, "w"):close() -- it runs: SIGINT now
           local t = os.clock() + 1
           while os.clock() < t do end
           io.write("worker done\n")
           io.stdout:flush()
-        end):await()
+        end, READY .. 1):await()
         print("not reached")
-      ]])
+      ]], 1, nil, "LASYNC_SHUTDOWN_TIMEOUT=30")
       assert.are.equal(130, rc)
       assert.are.equal("start\nworker done\n", out)
       assert.are.equal("lasync: interrupted\n", err)
@@ -372,6 +389,7 @@ describe("Ctrl-C", function()
       local lasync = require "lasync"
       local seen
       local ok, e = pcall(lasync.run, function()
+        ready()
         local ok2, e2 = pcall(lasync.sleep, 5)
         seen = tostring(e2)
         error(e2, 0)
@@ -390,14 +408,18 @@ describe("Ctrl-C", function()
     local rc, _, out, err = interrupt([[
       local got = {}
       local h = lasync.signal("SIGINT", function(n) got[#got + 1] = n end)
-      lasync.sleep(0.5)
+      ready()
+      local limit = lasync.get_running_loop():time() + 10
+      repeat lasync.sleep(0.005)
+      until #got > 0 or lasync.get_running_loop():time() > limit
       print("handler", #got, got[1])
       h:close()
       print("closed")
       io.stdout:flush()
+      ready()
       lasync.sleep(5)
       print("not reached")
-    ]], { 0.3, 0.7 })
+    ]], 2)
     assert.are.equal(130, rc) -- once closed, Ctrl-C interrupts again
     assert.are.equal("handler\t1\tSIGINT\nclosed\n", out)
     assert.are.equal("lasync: interrupted\n", err)
@@ -406,11 +428,15 @@ describe("Ctrl-C", function()
   it("wait_signal(\"SIGINT\") gets it; later Ctrl-C interrupts again",
     function()
       local rc, ms, out, err = interrupt([[
-        print("got", lasync.wait_signal("SIGINT"))
+        local t = lasync.spawn(lasync.wait_signal, "SIGINT")
+        lasync.sleep(0) -- t waits for SIGINT
+        ready()
+        print("got", t:await())
         io.stdout:flush()
-        lasync.sleep(1)
+        ready()
+        lasync.sleep(5)
         print("not interrupted")
-      ]], { 0.3, 0.6 })
+      ]], 2)
       assert.are.equal("got\tSIGINT\n", out)
       assert.are.equal(130, rc)
       assert(ms < 1000, "took " .. ms .. " ms to exit")
@@ -420,11 +446,12 @@ describe("Ctrl-C", function()
   it("a cancelled wait_signal(\"SIGINT\") gives Ctrl-C back", function()
     local rc, _, out, err = interrupt([[
       local t = lasync.spawn(lasync.wait_signal, "SIGINT")
-      lasync.sleep(0.05)
+      lasync.sleep(0) -- t waits for SIGINT
       t:cancel()
       pcall(t.await, t)
       print("cancelled")
       io.stdout:flush()
+      ready()
       lasync.sleep(5)
     ]])
     assert.are.equal(130, rc)

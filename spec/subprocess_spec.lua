@@ -183,13 +183,15 @@ describe("Process fields", function()
   it("a cancelled wait can be repeated and the child is still reaped",
     function()
       helper.run(function()
-        local p = sp.shell("sleep 0.05; exit 2")
+        -- the child runs until its stdin closes, after the cancel
+        local p = sp.shell("read x; exit 2", { stdin = "pipe" })
         local t = lasync.spawn(p.wait, p)
-        lasync.sleep(0.01)
+        helper.settle_all()
         t:cancel()
         local ok, err = pcall(t.await, t)
         assert.is_false(ok)
         assert(lasync.is_cancelled(err), helper.show(err))
+        p.stdin:close()
         assert.are.equal(2, p:wait())
         lasync.sleep(0.01)
         assert.is_nil(proc_state(p.pid))
@@ -560,19 +562,18 @@ describe("signalling a process", function()
     function()
       helper.run(function()
         local p = sp.exec("yes", {}, { stdout = "pipe" })
+        local n = 0
         local reader = lasync.spawn(function()
-          local n = 0
           while true do
             local s = p.stdout:read(65536)
             if s == "" then return n end
             n = n + #s
           end
         end)
-        lasync.sleep(0.03)
+        helper.wait_until(function() return n > 0 end, 5) -- it is writing
         p:kill()
         assert.are.equal(-9, p:wait())
-        local n = reader:await()
-        assert(n > 0, "nothing was read")
+        assert(reader:await() > 0, "nothing was read")
         assert.are.equal("", p.stdout:read())
       end)
     end)
@@ -626,10 +627,12 @@ describe("resources", function()
       p:kill()
       p:wait()
       p = nil
-      lasync.sleep(0.01)
-      collectgarbage()
-      collectgarbage()
-      lasync.sleep(0.01)
+      -- the pipes close in close callbacks, after the collection
+      pcall(helper.wait_until, function()
+        collectgarbage()
+        collectgarbage()
+        return count_fds() == before
+      end)
       assert.are.equal(before, count_fds())
     end)
   end)
@@ -646,7 +649,12 @@ describe("reaping", function()
       collectgarbage()
       collectgarbage()
       assert.is_not_nil(proc_state(pids[1])) -- still running
-      lasync.sleep(0.3)
+      pcall(helper.wait_until, function()
+        for _, pid in ipairs(pids) do
+          if proc_state(pid) then return false end
+        end
+        return true
+      end, 5)
       for _, pid in ipairs(pids) do
         assert.is_nil(proc_state(pid), "pid " .. pid .. " is a zombie: " ..
           tostring(proc_state(pid)))
@@ -680,8 +688,10 @@ describe("reaping", function()
     local pid = helper.run(function()
       return sp.shell("sleep 0.05").pid
     end)
-    os.execute("sleep 0.2")
-    helper.run(function() lasync.sleep(0.01) end)
+    os.execute("sleep 0.05")
+    helper.run(function()
+      pcall(helper.wait_until, function() return not proc_state(pid) end, 5)
+    end)
     local state = proc_state(pid)
     assert.is_nil(state, "pid " .. pid .. " left as a zombie")
   end)

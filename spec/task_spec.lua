@@ -295,16 +295,20 @@ describe("cancelling chains of tasks", function()
     function()
       local code, out, err = helper.run_script([[
 local cancelled = 0
+local bottom = lasync.Event() -- set once all 201 tasks are awaiting
 local function chain(n)
   local ok, e = pcall(function()
-    if n == 0 then return lasync.sleep(10) end
+    if n == 0 then
+      bottom:set()
+      return lasync.sleep(10)
+    end
     return lasync.create_task(chain, n - 1):await()
   end)
   if lasync.is_cancelled(e) then cancelled = cancelled + 1 end
   error(e, 0)
 end
 local top = lasync.create_task(chain, 200)
-lasync.sleep(0.01)
+bottom:wait()
 top:cancel()
 local ok, e = pcall(top.await, top)
 print(ok, lasync.is_cancelled(e), cancelled)

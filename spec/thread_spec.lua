@@ -15,6 +15,21 @@ end
 
 local function identity(...) return ... end
 
+-- Whether the file at path exists.
+local function exists(path)
+  local f = io.open(path)
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- A fresh path for a flag file that a worker creates when it has started
+-- (wall-clock: other threads are not held to the loop's timers).
+local function flag_path()
+  local path = os.tmpname()
+  os.remove(path)
+  return path
+end
+
 local function nested(depth)
   local t = { leaf = true }
   for _ = 2, depth do t = { t } end
@@ -400,8 +415,7 @@ describe("lasync.to_thread and the loop", function()
         end)
         local t0 = helper.now()
         local r = lasync.to_thread(function()
-          local t = os.clock() + 0.2
-          while os.clock() < t do end
+          os.execute("sleep 0.2") -- blocks 0.2 s of wall-clock time
           return "worked"
         end):await()
         running = false
@@ -469,22 +483,34 @@ describe("cancelling a to_thread task", function()
   it("raises CancelledError; the running function finishes on its own",
     function()
       helper.run(function()
-        local path = os.tmpname()
-        os.remove(path)
+        local path = flag_path()
+        -- the worker says it runs (path.started), then waits (wall-clock
+        -- bounded) until told to go on (path.go), after the cancel
         local t = lasync.to_thread(function(p)
-          local t = os.clock() + 0.05
-          while os.clock() < t do end
-          local f = io.open(p, "w")
+          local function exists(name)
+            local f = io.open(name)
+            if f then f:close() end
+            return f ~= nil
+          end
+          io.open(p .. ".started", "w"):close()
+          local limit = os.time() + 10
+          while not exists(p .. ".go") and os.time() < limit do end
+          local f = io.open(p .. ".part", "w")
           f:write("ran")
           f:close()
+          os.rename(p .. ".part", p) -- appears whole
           return "dropped"
         end, path)
-        lasync.sleep(0.01) -- the worker is running
+        helper.wait_until(function() return exists(path .. ".started") end)
         assert.is_true(t:cancel())
         local err = failure(t)
         assert(lasync.is_cancelled(err), helper.show(err))
         assert.is_true(t:cancelled())
-        lasync.sleep(0.15) -- it finishes; its results go nowhere
+        io.open(path .. ".go", "w"):close()
+        -- it finishes; its results go nowhere
+        helper.wait_until(function() return exists(path) end)
+        os.remove(path .. ".started")
+        os.remove(path .. ".go")
         assert.are.equal("ran", helper.slurp(path))
         assert.is_true(t:cancelled())
       end)
@@ -515,7 +541,7 @@ describe("cancelling a to_thread task", function()
         f:write("ran")
         f:close()
       end, path)
-      lasync.sleep(0.01)
+      helper.settle_all() -- t is queued behind blockers that take 0.1 s
       t:cancel()
       failure(t)
       lasync.gather(table.unpack(blockers))
@@ -532,13 +558,12 @@ describe("cancelling a to_thread task", function()
       local aws = {}
       for i = 1, 50 do
         aws[i] = lasync.to_thread(function(n)
-          local t = os.clock() + 0.002
-          while os.clock() < t do end
+          os.execute("sleep 0.02") -- all 50 take 0.25 s or more on 4 threads
           return n
         end, i)
       end
       local g = lasync.spawn(lasync.gather, aws)
-      lasync.sleep(0.005)
+      helper.settle_all() -- g awaits the calls, most of them still queued
       g:cancel()
       local err = failure(g)
       assert(lasync.is_cancelled(err), helper.show(err))
@@ -579,8 +604,13 @@ describe("lasync.Thread", function()
     function()
       helper.run(function()
         local th = lasync.Thread(function() end)
-        local f = th:submit(function() _G.lasync.sleep(5) end)
-        lasync.sleep(0.02)
+        local started = flag_path()
+        local f = th:submit(function(p)
+          io.open(p, "w"):close()
+          _G.lasync.sleep(5)
+        end, started)
+        helper.wait_until(function() return exists(started) end)
+        os.remove(started)
         th:stop()
         local ok, err = pcall(lasync.wait_for, f, 2)
         assert.is_false(ok)
@@ -607,8 +637,13 @@ describe("lasync.Thread", function()
   it("a run ending with the thread busy leaves nothing behind", function()
     helper.run(function()
       local th = lasync.Thread(function() end)
-      th:submit(function() _G.lasync.sleep(5) end)
-      lasync.sleep(0.02)
+      local started = flag_path()
+      th:submit(function(p)
+        io.open(p, "w"):close()
+        _G.lasync.sleep(5)
+      end, started)
+      helper.wait_until(function() return exists(started) end)
+      os.remove(started)
     end)
   end)
 
@@ -617,7 +652,7 @@ describe("lasync.Thread", function()
       local status, out, err = helper.run_script([[
         local th = lasync.Thread(function() end)
         th:call_soon(function() error("call_soon boom") end)
-        lasync.sleep(0.1)
+        th:submit(function() end):await() -- runs after the call_soon
         th:stop()
         th:join()
         print("joined")
