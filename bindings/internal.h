@@ -315,6 +315,7 @@ LX_HIDDEN lx_task *lx_current_task(lua_State *L, lx_runtime *rt,
                                    const char *fname);
 LX_HIDDEN lx_task *lx_check_await(lua_State *L, lx_runtime *rt,
                                   const char *fname, int level);
+LX_HIDDEN const char *lx_push_error_text(lua_State *L, int idx);
 LX_HIDDEN void lx_report(lua_State *L, const char *what, int erridx,
                          const char *traceback);
 LX_HIDDEN void lx_warn(lx_runtime *rt, const char *fmt, ...);

@@ -185,9 +185,33 @@ uv_loop_t *lasync_uv_loop(lua_State *L) {
   return rt && rt->loop && !rt->loop->closed ? rt->loop->uv : NULL;
 }
 
+/* pcall'd: tostring of the value at 1 (its __tostring may fail) */
 static int tostring_cf(lua_State *L) {
   luaL_tolstring(L, 1, NULL);
   return 1;
+}
+
+/*
+** [-0, +1] push the text of the error at idx: what tostring gives, or,
+** when its __tostring fails, what the error is and why, never the failure
+** alone (it would hide the error). Never raises: callers are reporting an
+** error nobody catches.
+*/
+const char *lx_push_error_text(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_pushcfunction(L, tostring_cf);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK) return lua_tostring(L, -1);
+  if (lua_isstring(L, -1))
+    lua_pushfstring(L, "(error object is a %s value; its __tostring "
+                       "failed: %s)", luaL_typename(L, idx),
+                    lua_tostring(L, -1));
+  else /* its own error is no text either: call nothing more */
+    lua_pushfstring(L, "(error object is a %s value; its __tostring "
+                       "failed: (error object is a %s value))",
+                    luaL_typename(L, idx), luaL_typename(L, -1));
+  lua_remove(L, -2); /* the failure */
+  return lua_tostring(L, -1);
 }
 
 /*
@@ -196,14 +220,7 @@ static int tostring_cf(lua_State *L) {
 */
 void lx_report(lua_State *L, const char *what, int erridx,
                const char *traceback) {
-  erridx = lua_absindex(L, erridx);
-  lua_pushcfunction(L, tostring_cf);
-  lua_pushvalue(L, erridx);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    lua_pop(L, 1);
-    lua_pushfstring(L, "(error object is a %s value)",
-                    luaL_typename(L, erridx));
-  }
+  lx_push_error_text(L, erridx);
   lx_warn(lx_runtime_get(L), "%s: %s%s%s", what, lua_tostring(L, -1),
           traceback ? "\n" : "", traceback ? traceback : "");
   lua_pop(L, 1);

@@ -77,38 +77,11 @@ static void set_error(lasync_host *h, const char *msg) {
   if (copy) memcpy(copy, msg, len + 1);
 }
 
-/* pcall'd: tostring of the value at 1 (its __tostring may fail) */
-static int error_tostring(lua_State *L) {
-  luaL_tolstring(L, 1, NULL);
-  return 1;
-}
-
-/*
-** [-0, +1] push the text of the error at idx: tostring's, or, when its
-** __tostring fails, what the error is and why (never a raise: the
-** application's call is not protected)
-*/
-static const char *push_error_text(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  lua_pushcfunction(L, error_tostring);
-  lua_pushvalue(L, idx);
-  if (lua_pcall(L, 1, 1, 0) == LUA_OK) return lua_tostring(L, -1);
-  if (lua_isstring(L, -1))
-    lua_pushfstring(L, "(error object is a %s value; its __tostring "
-                       "failed: %s)", luaL_typename(L, idx),
-                    lua_tostring(L, -1));
-  else
-    lua_pushfstring(L, "(error object is a %s value; its __tostring "
-                       "failed: (error object is a %s value))",
-                    luaL_typename(L, idx), luaL_typename(L, -1));
-  lua_remove(L, -2); /* the failure */
-  return lua_tostring(L, -1);
-}
 
 /* [-1, +0] the error on top (and a traceback, if given) as the message */
 static void take_error(lasync_host *h, const char *traceback) {
   lua_State *L = h->L;
-  const char *msg = push_error_text(L, -1);
+  const char *msg = lx_push_error_text(L, -1);
   if (traceback) {
     lua_pushfstring(L, "%s\n%s", msg, traceback);
     set_error(h, lua_tostring(L, -1));

@@ -17,6 +17,8 @@
 #include "lualib.h"
 #include "repl.h"
 
+#include "../bindings/internal.h" /* lx_push_error_text */
+
 static const char *progname = "lasync";
 static int exit_status = EXIT_FAILURE; /* when the run fails */
 
@@ -56,33 +58,6 @@ static void print_version(void) {
          uv_version_string());
 }
 
-/* pcall'd: tostring of the value at 1 (its __tostring may fail) */
-static int error_tostring(lua_State *L) {
-  luaL_tolstring(L, 1, NULL);
-  return 1;
-}
-
-/*
-** [-0, +1] push the text of the error value at idx: what tostring gives,
-** or, when its __tostring fails, what the error is and why, never the
-** __tostring failure alone (which would hide the error)
-*/
-static const char *push_error_text(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  lua_pushcfunction(L, error_tostring);
-  lua_pushvalue(L, idx);
-  if (lua_pcall(L, 1, 1, 0) == LUA_OK) return lua_tostring(L, -1);
-  if (lua_isstring(L, -1))
-    lua_pushfstring(L, "(error object is a %s value; its __tostring "
-                       "failed: %s)", luaL_typename(L, idx),
-                    lua_tostring(L, -1));
-  else /* its own error is no text either: call nothing more */
-    lua_pushfstring(L, "(error object is a %s value; its __tostring "
-                       "failed: (error object is a %s value))",
-                    luaL_typename(L, idx), luaL_typename(L, -1));
-  lua_remove(L, -2); /* the failure */
-  return lua_tostring(L, -1);
-}
 
 /*
 ** Print "lasync: message" and the traceback below it, if any, without
@@ -93,7 +68,7 @@ static void report_error(lua_State *L, int erridx, int tbidx) {
   static const char own_frame[] = "\n\t[C]: in ?";
   const char *tb = tbidx ? lua_tostring(L, tbidx) : NULL;
   erridx = lua_absindex(L, erridx);
-  fprintf(stderr, "%s: %s\n", progname, push_error_text(L, erridx));
+  fprintf(stderr, "%s: %s\n", progname, lx_push_error_text(L, erridx));
   if (tb) {
     size_t len = strlen(tb), own = sizeof own_frame - 1;
     if (len >= own && strcmp(tb + len - own, own_frame) == 0) len -= own;
