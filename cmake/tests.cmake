@@ -51,7 +51,7 @@ set_tests_properties(install.make PROPERTIES TIMEOUT 120
 # The man page renders without warnings (man -l, else groff).
 add_test(NAME install.man
          COMMAND ${CMAKE_SOURCE_DIR}/scripts/test-man.sh
-                 ${CMAKE_SOURCE_DIR}/host/lasync.1)
+                 ${CMAKE_BINARY_DIR}/lasync.1)
 set_tests_properties(install.man PROPERTIES TIMEOUT 60
                      PASS_REGULAR_EXPRESSION "test-man: OK")
 

@@ -11,7 +11,8 @@
 #include "lualib.h"
 #include "embedded.h"
 
-#include "../bindings/internal.h"
+#include "core/core.h"
+#include "thread/thread.h" /* lx_thread_openlibs */
 
 /* package.preload loader for one embedded Lua file (upvalue: its source) */
 static int load_embedded(lua_State *L) {
@@ -35,10 +36,6 @@ void lasync_openlibs(lua_State *L) {
     lua_setfield(L, -2, src->modname);
   }
   lua_pop(L, 1);
-}
-
-int lasync_is_interrupt(lua_State *L, int idx) {
-  return lx_error_is(L, idx, LX_ERR_INTERRUPT);
 }
 
 int lasync_run(lua_State *L, int nargs) {

@@ -17,7 +17,7 @@
 #include "lualib.h"
 #include "repl.h"
 
-#include "../bindings/internal.h" /* lx_push_error_text */
+#include "core/core.h" /* lx_push_error_text */
 
 static const char *progname = "lasync";
 static int exit_status = EXIT_FAILURE; /* when the run fails */

@@ -4,7 +4,7 @@
 ** nothing. A woken task is `granted` what it waited for; if it is cancelled
 ** before it runs, the primitive's continuation passes the grant on.
 */
-#include "internal.h"
+#include "core/core.h"
 
 void lx_waitlist_init(lx_waiter *list) {
   list->prev = list->next = list;

@@ -5,7 +5,7 @@
 */
 #include <stdio.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 /*
 ** Registry key: the main task of the loop lx_run_host_main started (the

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "internal.h"
+#include "io/io.h"
 
 #define LX_UDP_QUEUE_MAX 4096 /* datagrams kept for recv() */
 #define LX_UDP_BUFSIZE 65536

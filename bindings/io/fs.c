@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "io/io.h"
 
 #define LX_READ_CHUNK 65536
 #define LX_READ_MAX 0x7ffff000 /* the most one read(2) returns (Linux) */

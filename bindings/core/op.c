@@ -4,7 +4,7 @@
 ** owns it; if the task is cancelled first, ownership passes to the libuv
 ** callback, which will still run (luv's lreq.c does the same).
 */
-#include "internal.h"
+#include "core/core.h"
 
 /* The waiting task is cancelled: let go of the request and run. */
 static int op_cancel(lua_State *L, lx_task *t, int msgidx) {

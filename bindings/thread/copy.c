@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "thread/thread.h"
 
 #define LX_COPY_DEPTH 100 /* nesting limit: tables in tables ... */
 

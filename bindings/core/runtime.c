@@ -1,8 +1,8 @@
 /*
-** runtime.c — the per-lua_State runtime and the module entry point
-** luaopen_lasync_core. Owns the anchor table (pending tasks and scheduled
-** callbacks live there), the checks every awaiting function starts with,
-** and reporting of errors that nobody can catch.
+** runtime.c — the per-lua_State runtime (made by luaopen_lasync_core, in
+** init.c). Owns the anchor table (pending tasks and scheduled callbacks
+** live there), the checks every awaiting function starts with, and
+** reporting of errors that nobody can catch.
 */
 #include <signal.h>
 #include <stdarg.h>
@@ -10,12 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "lasync.h"
-
-#ifndef LASYNC_VERSION
-#define LASYNC_VERSION "0.1.0"
-#endif
+#include "core/core.h"
 
 static const char runtime_key = 'r'; /* registry: the runtime userdata */
 
@@ -167,20 +162,14 @@ void lx_warn(lx_runtime *rt, const char *fmt, ...) {
   rt->warn(rt->warn_ud, buf);
 }
 
-/* Public: where L's reports go; fn == NULL restores stderr. */
-void lasync_set_warn(lua_State *L, lasync_warn_fn fn, void *ud) {
-  lx_runtime *rt = lx_runtime_get(L);
-  if (rt == NULL) { /* before the core was loaded: load it now */
-    luaL_requiref(L, "lasync.core", luaopen_lasync_core, 0);
-    lua_pop(L, 1);
-    rt = lx_runtime_get(L);
-  }
+/* Where rt's reports go (lasync_set_warn); fn == NULL restores stderr. */
+void lx_set_warn(lx_runtime *rt, lx_warn_fn fn, void *ud) {
   rt->warn = fn ? fn : warn_stderr;
   rt->warn_ud = fn ? ud : NULL;
 }
 
-/* Public: the libuv loop of L's running lasync loop, or NULL. */
-uv_loop_t *lasync_uv_loop(lua_State *L) {
+/* The libuv loop of L's running loop, or NULL (lasync_uv_loop). */
+uv_loop_t *lx_running_uv(lua_State *L) {
   lx_runtime *rt = lx_runtime_get(L);
   return rt && rt->loop && !rt->loop->closed ? rt->loop->uv : NULL;
 }
@@ -420,7 +409,19 @@ static void ignore_sigpipe(void) {
   }
 }
 
-LASYNC_API int luaopen_lasync_core(lua_State *L) {
+/*
+** Make L's runtime unless it has one; luaopen_lasync_core (init.c) calls
+** this before any lx_open_*.
+*/
+void lx_runtime_init(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_key) == LUA_TNIL)
+    runtime_new(L);
+  lua_pop(L, 1);
+  ignore_sigpipe();
+}
+
+/* [-0, +0] the runtime's own functions into the module table on top */
+void lx_open_runtime(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"set_debug", core_set_debug},
     {"_stats", core_stats},
@@ -428,35 +429,5 @@ LASYNC_API int luaopen_lasync_core(lua_State *L) {
     {"_names", core_names},
     {NULL, NULL}
   };
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &runtime_key) == LUA_TNIL)
-    runtime_new(L);
-  lua_pop(L, 1);
-  ignore_sigpipe();
-  lua_newtable(L);
-  lx_open_errors(L);
-  lx_open_loop(L);
-  lx_open_timer(L);
-  lx_open_future(L);
-  lx_open_task(L);
-  lx_open_gather(L);
-  lx_open_wait(L);
-  lx_open_lock(L);
-  lx_open_event(L);
-  lx_open_queue(L);
-  lx_open_dns(L);
-  lx_open_stream(L);
-  lx_open_connect(L);
-  lx_open_server(L);
-  lx_open_udp(L);
-  lx_open_fs(L);
-  lx_open_signal(L);
-  lx_open_process(L);
-  lx_open_thread(L);
-  lx_open_inbox(L);
-  lx_open_run(L);
   lx_setfuncs(L, funcs);
-  lx_name_functions(L, lx_runtime_get(L));
-  lua_pushliteral(L, LASYNC_VERSION);
-  lua_setfield(L, -2, "_VERSION");
-  return 1;
 }

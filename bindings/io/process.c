@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "io/io.h"
 
 typedef struct lx_process {
   uv_process_t h;      /* freed (with the struct) after exit, close, __gc */

@@ -1,14 +1,14 @@
 /*
 ** inbox.c — the thread-safe way into a loop: any thread posts a callback
 ** (lx_loop_post) that runs on the loop's thread, woken through one
-** uv_async_t. On top: completions, the public C API that lets C code
-** settle a Future from any thread (lasync_completion_*, lasync.h), and
+** uv_async_t. On top: completions, which let C code settle a Future from
+** any thread (lx_completion_*: the public lasync_completion_* of lasync.h
+** wrap them in host/api.c, lasync.Thread uses them), and
 ** loop:call_soon_threadsafe.
 */
 #include <stdlib.h>
 
-#include "internal.h"
-#include "lasync.h"
+#include "core/core.h"
 
 typedef struct lx_post {
   struct lx_post *next;
@@ -97,22 +97,22 @@ void lx_loop_hold(lx_loop *loop, int delta) {
 /* }====================================================================== */
 
 /* {======================================================================
-** Completions: settle a future from any thread (public C API)
+** Completions: settle a future from any thread
 ** ======================================================================= */
 
-struct lasync_completion {
+struct lx_completion {
   lx_loop *loop;
   lx_resource node;          /* in the loop's resources until it runs, so
                                 that closing the loop releases fut_ref */
   int fut_ref;               /* the future, anchored until settled; released
                                 by completion_run or completion_close */
-  lasync_completion_fn fn;   /* pushes the results, on the loop thread */
+  lx_completion_fn fn;       /* pushes the results, on the loop thread */
   void *ud;
 };
 
 /* On the loop thread: the results come from c->fn, or its error. */
 static int settle_protected(lua_State *L) {
-  lasync_completion *c = lua_touserdata(L, 1);
+  lx_completion *c = lua_touserdata(L, 1);
   int n;
   lua_settop(L, 0);
   n = c->fn(L, c->ud);
@@ -127,12 +127,12 @@ static int settle_protected(lua_State *L) {
 ** post, which comes with L == NULL, only frees.
 */
 static void completion_close(lua_State *L, lx_resource *r) {
-  lasync_completion *c = lx_container_of(r, lasync_completion, node);
+  lx_completion *c = lx_container_of(r, lx_completion, node);
   lx_unanchor(L, c->loop->rt, &c->fut_ref);
 }
 
 static void completion_run(lua_State *L, void *ud) {
-  lasync_completion *c = ud;
+  lx_completion *c = ud;
   int top, fidx;
   lx_list_remove(&c->node);
   if (L == NULL) { /* the loop closed first: let the fn free its ud */
@@ -159,10 +159,10 @@ static void completion_run(lua_State *L, void *ud) {
   free(c);
 }
 
-lasync_completion *lasync_completion_new(lua_State *L) {
+lx_completion *lx_completion_new(lua_State *L) {
   lx_runtime *rt = lx_runtime_get(L);
   lx_loop *loop = lx_running_loop(L, rt, "completion_new");
-  lasync_completion *c = malloc(sizeof *c);
+  lx_completion *c = malloc(sizeof *c);
   if (c == NULL) luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
   lx_future_new(L, rt, loop, 0);
   c->loop = loop;
@@ -175,8 +175,7 @@ lasync_completion *lasync_completion_new(lua_State *L) {
   return c;
 }
 
-int lasync_completion_send(lasync_completion *c, lasync_completion_fn fn,
-                           void *ud) {
+int lx_completion_send(lx_completion *c, lx_completion_fn fn, void *ud) {
   c->fn = fn;
   c->ud = ud;
   return lx_loop_post(c->loop, completion_run, c);

@@ -15,7 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "io/io.h"
 
 #define SUN_PATH_SIZE sizeof(((struct sockaddr_un *)0)->sun_path)
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "io/io.h"
 
 #define LX_DEFAULT_LIMIT 65536     /* readline/readuntil, as asyncio */
 #define LX_WRITE_HIGH (64 * 1024)  /* drain() waits above this ... */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "io/io.h"
 
 typedef struct connect_op {
   lx_op op;

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "io/io.h"
 
 static const struct {
   const char *name;

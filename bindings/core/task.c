@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 
 static void task_step(lua_State *L, lx_loop *loop, lx_ready *node);

@@ -7,7 +7,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 static const char classes_key = 'c'; /* registry: array of built-in classes */
 

@@ -4,7 +4,7 @@
 ** them (FIFO, no barging); a waiter cancelled after it was handed the
 ** permit passes it on, so no permit is ever lost.
 */
-#include "internal.h"
+#include "sync/sync.h"
 
 enum { KIND_LOCK, KIND_SEMAPHORE, KIND_BOUNDED };
 

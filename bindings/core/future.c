@@ -4,7 +4,7 @@
 ** operation goes through. Tasks and gathers are futures too; the methods
 ** here (done, result, await, ...) serve all of them.
 */
-#include "internal.h"
+#include "core/core.h"
 
 /* {======================================================================
 ** Waiters

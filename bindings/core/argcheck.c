@@ -6,7 +6,7 @@
 */
 #include <string.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 static const char names_key = 'n'; /* registry: C function -> public name */
 

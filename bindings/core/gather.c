@@ -6,7 +6,7 @@
 ** A gather may outlive the task that awaited it (it failed first), so it
 ** never points at that task: it is anchored while a child is pending.
 */
-#include "internal.h"
+#include "core/core.h"
 
 enum { UV_CHILDREN = LX_FUTURE_NUV + 1, GATHER_NUV = UV_CHILDREN };
 

@@ -1,10 +1,11 @@
 /*
-** internal.h — declarations shared by the files of the lasync core.
-** Owns the core data structures: the runtime (one per lua_State), the loop
-** (ready queue, timer heap, libuv handles), futures, tasks and waiters.
+** core.h — declarations shared by the files of bindings/core/, the floor
+** every other layer (sync/, io/, thread/) stands on. Owns the core data
+** structures: the runtime (one per lua_State), the loop (ready queue,
+** timer heap, libuv handles), futures, tasks and waiters.
 */
-#ifndef LASYNC_INTERNAL_H
-#define LASYNC_INTERNAL_H
+#ifndef LASYNC_CORE_H
+#define LASYNC_CORE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +21,14 @@
 #else
 #define LX_HIDDEN
 #endif
+
+/* The one symbol bindings/ exports: the module entry point (init.c) */
+#if defined(__GNUC__)
+#define LX_EXPORT __attribute__((visibility("default")))
+#else
+#define LX_EXPORT
+#endif
+LX_EXPORT int luaopen_lasync_core(lua_State *L);
 
 #define lx_container_of(p, type, field) \
   ((type *)((char *)(p) - offsetof(type, field)))
@@ -237,6 +246,7 @@ enum { LX_ON_NOTHING, LX_ON_WAITER, LX_ON_TIMER };
 ** ======================================================================= */
 
 typedef void (*lx_post_fn)(lua_State *L, void *ud);
+typedef void (*lx_warn_fn)(void *ud, const char *msg);
 
 struct lx_loop {
   uv_loop_t *uv;      /* owned when own_uv, else borrowed */
@@ -296,7 +306,7 @@ struct lx_runtime {
   int sigint_users; /* SIGINT watchers of the script: the default steps back */
   int interrupted;  /* Ctrl-Cs seen by lasync.run's default handler */
   int debug;      /* LASYNC_DEBUG or --debug: new loops start in debug */
-  void (*warn)(void *ud, const char *msg); /* where reports go (lx_warn) */
+  lx_warn_fn warn; /* where reports go (lx_warn) */
   void *warn_ud;
 };
 
@@ -319,6 +329,10 @@ LX_HIDDEN const char *lx_push_error_text(lua_State *L, int idx);
 LX_HIDDEN void lx_report(lua_State *L, const char *what, int erridx,
                          const char *traceback);
 LX_HIDDEN void lx_warn(lx_runtime *rt, const char *fmt, ...);
+LX_HIDDEN void lx_set_warn(lx_runtime *rt, lx_warn_fn fn, void *ud);
+LX_HIDDEN uv_loop_t *lx_running_uv(lua_State *L);
+LX_HIDDEN void lx_runtime_init(lua_State *L);
+LX_HIDDEN void lx_open_runtime(lua_State *L);
 LX_HIDDEN void lx_setfuncs(lua_State *L, const luaL_Reg *l);
 LX_HIDDEN void lx_push_runtime(lua_State *L);
 LX_HIDDEN void lx_newclass(lua_State *L, int mt, const char *name,
@@ -372,10 +386,6 @@ enum { LX_RUN_DONE, LX_RUN_STOPPED, LX_RUN_IDLE };
 LX_HIDDEN int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode);
 LX_HIDDEN void lx_loop_attach(lua_State *L, int loopidx);
 LX_HIDDEN void lx_loop_detach(lua_State *L, lx_loop *loop);
-LX_HIDDEN int lx_reuse_port(uv_handle_t *h); /* server.c */
-LX_HIDDEN int lx_opt_bool(lua_State *L, int opts, const char *name,
-                          int dflt);
-LX_HIDDEN int lx_opt_keepalive(lua_State *L, int opts, const char *fname);
 LX_HIDDEN void lx_loop_close(lua_State *L, lx_loop *loop);
 LX_HIDDEN void lx_loop_report(lua_State *L, lx_loop *loop, const char *what,
                               int erridx, const char *traceback);
@@ -385,6 +395,18 @@ LX_HIDDEN void lx_open_loop(lua_State *L);
 LX_HIDDEN void lx_inbox_init(lx_loop *loop);
 LX_HIDDEN int lx_loop_post(lx_loop *loop, lx_post_fn fn, void *ud);
 LX_HIDDEN void lx_loop_hold(lx_loop *loop, int delta);
+/*
+** A future settled from any thread: lx_completion_new pushes a new future
+** of L's running loop and returns its completion; lx_completion_send, from
+** any thread and once, has fn(L, ud) push the results on the loop thread
+** (raise: the future fails), or fn(NULL, ud) only free ud when the future
+** was cancelled or the loop closed first. lasync.h's lasync_completion_*.
+*/
+typedef struct lx_completion lx_completion;
+typedef int (*lx_completion_fn)(lua_State *L, void *ud);
+LX_HIDDEN lx_completion *lx_completion_new(lua_State *L);
+LX_HIDDEN int lx_completion_send(lx_completion *c, lx_completion_fn fn,
+                                 void *ud);
 LX_HIDDEN void lx_open_inbox(lua_State *L);
 
 /* timer.c */
@@ -456,74 +478,9 @@ LX_HIDDEN int lx_op_finish(lx_op *op, int status);
 LX_HIDDEN lx_op *lx_op_resumed(lx_task *t);
 LX_HIDDEN void lx_op_detach(lx_task *t);
 
-/* stream.c: a connected TCP or Unix stream, read and written by tasks */
-typedef struct lx_stream {
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h;                   /* freed (with the struct) after its close_cb */
-  lx_resource node;      /* in the loop's resources while open */
-  lx_loop *loop;
-  char *buf;             /* read buffer: bytes [start, start+len) */
-  size_t start, len, cap;
-  size_t limit;          /* readline/readuntil limit; reading pauses at 2x */
-  lx_waiter readers;     /* the task waiting in a read (at most one) */
-  lx_waiter drainers;    /* tasks in drain() */
-  lx_waiter closers;     /* tasks in wait_closed() */
-  int read_err;          /* 0, UV_EOF or the error that ended reading */
-  int write_err;         /* the first write error: drain() raises it */
-  int writes;            /* write requests in flight */
-  int nboxes;            /* its reader and writer objects still alive */
-  unsigned char reading, closing, closed, eof_written, is_pipe;
-} lx_stream;
-LX_HIDDEN void lx_stream_init(lx_stream *s, lx_loop *loop);
-LX_HIDDEN void lx_stream_push(lua_State *L, lx_stream *s);
-LX_HIDDEN void lx_stream_discard(lx_stream *s);
-LX_HIDDEN void lx_open_stream(lua_State *L);
-
-/* dns.c */
-LX_HIDDEN void lx_addr_push(lua_State *L, const struct sockaddr *sa);
-LX_HIDDEN void lx_addr_push_text(lua_State *L, const struct sockaddr *sa);
-LX_HIDDEN int lx_addr_parse(const char *host, int port, int family,
-                            struct sockaddr_storage *ss);
-LX_HIDDEN int lx_check_port(lua_State *L, int idx, const char *fname);
-LX_HIDDEN int lx_check_family(lua_State *L, int optidx, const char *fname);
-LX_HIDDEN void lx_push_getaddrinfo(lua_State *L, const char *caller);
-LX_HIDDEN void lx_open_dns(lua_State *L);
-
-/* connect.c, server.c */
-LX_HIDDEN size_t lx_check_limit(lua_State *L, int optidx, const char *fname);
-LX_HIDDEN const char *lx_check_unix_path(lua_State *L, int idx,
-                                         const char *fname);
-LX_HIDDEN void lx_tcp_options(lx_stream *s, int nodelay, int keepalive);
-LX_HIDDEN void lx_open_connect(lua_State *L);
-LX_HIDDEN void lx_open_server(lua_State *L);
-LX_HIDDEN void lx_open_udp(lua_State *L);
-LX_HIDDEN void lx_open_fs(lua_State *L);
-LX_HIDDEN int lx_file_fd(lua_State *L, int idx);
-LX_HIDDEN void lx_open_process(lua_State *L);
-LX_HIDDEN void lx_open_thread(lua_State *L);
-LX_HIDDEN extern void (*lx_thread_openlibs)(lua_State *L);
-
-/* copy.c: values crossing between Lua states */
-typedef struct lx_buf {
-  char *data;
-  size_t len, cap, pos; /* pos: where reading goes on */
-} lx_buf;
-LX_HIDDEN void lx_buf_init(lx_buf *b);
-LX_HIDDEN void lx_buf_free(lx_buf *b);
-LX_HIDDEN void lx_copy_out(lua_State *L, lx_buf *b, int first, int n,
-                           int with_function, const char *fname,
-                           const char *what);
-LX_HIDDEN void lx_copy_error(lua_State *L, lx_buf *b, int idx,
-                             const char *fname);
-LX_HIDDEN int lx_copy_in(lua_State *L, lx_buf *b);
-LX_HIDDEN int lx_check_signal(lua_State *L, int idx, const char *fname);
+/* signal.c: the default SIGINT of lasync.run */
 LX_HIDDEN void *lx_interrupt_start(lx_loop *loop, lx_task *main);
 LX_HIDDEN void lx_interrupt_stop(void *interrupt);
-LX_HIDDEN void lx_open_signal(lua_State *L);
 
 /* wait.c */
 LX_HIDDEN void lx_waitlist_init(lx_waiter *list);
@@ -534,12 +491,7 @@ LX_HIDDEN int lx_wait_resumed(lx_task *t);
 LX_HIDDEN lx_task *lx_waitlist_wake_first(lx_waiter *list);
 LX_HIDDEN int lx_waitlist_wake_all(lx_waiter *list);
 LX_HIDDEN int lx_waitlist_count(const lx_waiter *list);
-
-/* lock.c, event.c, queue.c */
 LX_HIDDEN void lx_open_wait(lua_State *L);
-LX_HIDDEN void lx_open_lock(lua_State *L);
-LX_HIDDEN void lx_open_event(lua_State *L);
-LX_HIDDEN void lx_open_queue(lua_State *L);
 
 /* gather.c */
 LX_HIDDEN int lx_gather_cancel(lua_State *L, int gidx, int msgidx);

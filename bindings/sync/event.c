@@ -2,7 +2,7 @@
 ** event.c — Event: set() wakes every waiting task; they stay woken even if
 ** clear() follows at once (asyncio's semantics).
 */
-#include "internal.h"
+#include "sync/sync.h"
 
 typedef struct lx_event {
   lx_waiter waiters; /* tasks in wait(), FIFO */

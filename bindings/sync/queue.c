@@ -5,7 +5,7 @@
 ** waiting tasks use their own waiter nodes, so get and put allocate
 ** nothing once the table has grown.
 */
-#include "internal.h"
+#include "sync/sync.h"
 
 enum { KIND_FIFO, KIND_LIFO, KIND_PRIORITY };
 

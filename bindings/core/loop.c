@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 /*
 ** Scheduling policy. Work made ready while a batch runs goes to the next

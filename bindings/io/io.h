@@ -1,0 +1,76 @@
+/*
+** io.h — declarations shared by the files of bindings/io/: streams, TCP
+** and Unix connections and servers, UDP, DNS, files, subprocesses and
+** signals, each a libuv handle or request awaited through core.
+*/
+#ifndef LASYNC_IO_H
+#define LASYNC_IO_H
+
+#include "core/core.h"
+
+/* stream.c: a connected TCP or Unix stream, read and written by tasks */
+typedef struct lx_stream {
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h;                   /* freed (with the struct) after its close_cb */
+  lx_resource node;      /* in the loop's resources while open */
+  lx_loop *loop;
+  char *buf;             /* read buffer: bytes [start, start+len) */
+  size_t start, len, cap;
+  size_t limit;          /* readline/readuntil limit; reading pauses at 2x */
+  lx_waiter readers;     /* the task waiting in a read (at most one) */
+  lx_waiter drainers;    /* tasks in drain() */
+  lx_waiter closers;     /* tasks in wait_closed() */
+  int read_err;          /* 0, UV_EOF or the error that ended reading */
+  int write_err;         /* the first write error: drain() raises it */
+  int writes;            /* write requests in flight */
+  int nboxes;            /* its reader and writer objects still alive */
+  unsigned char reading, closing, closed, eof_written, is_pipe;
+} lx_stream;
+LX_HIDDEN void lx_stream_init(lx_stream *s, lx_loop *loop);
+LX_HIDDEN void lx_stream_push(lua_State *L, lx_stream *s);
+LX_HIDDEN void lx_stream_discard(lx_stream *s);
+LX_HIDDEN void lx_open_stream(lua_State *L);
+
+/* dns.c */
+LX_HIDDEN void lx_addr_push(lua_State *L, const struct sockaddr *sa);
+LX_HIDDEN void lx_addr_push_text(lua_State *L, const struct sockaddr *sa);
+LX_HIDDEN int lx_addr_parse(const char *host, int port, int family,
+                            struct sockaddr_storage *ss);
+LX_HIDDEN int lx_check_port(lua_State *L, int idx, const char *fname);
+LX_HIDDEN int lx_check_family(lua_State *L, int optidx, const char *fname);
+LX_HIDDEN void lx_push_getaddrinfo(lua_State *L, const char *caller);
+LX_HIDDEN void lx_open_dns(lua_State *L);
+
+/* connect.c */
+LX_HIDDEN size_t lx_check_limit(lua_State *L, int optidx, const char *fname);
+LX_HIDDEN void lx_tcp_options(lx_stream *s, int nodelay, int keepalive);
+LX_HIDDEN void lx_open_connect(lua_State *L);
+
+/* server.c */
+LX_HIDDEN int lx_opt_bool(lua_State *L, int opts, const char *name,
+                          int dflt);
+LX_HIDDEN int lx_opt_keepalive(lua_State *L, int opts, const char *fname);
+LX_HIDDEN int lx_reuse_port(uv_handle_t *h);
+LX_HIDDEN const char *lx_check_unix_path(lua_State *L, int idx,
+                                         const char *fname);
+LX_HIDDEN void lx_open_server(lua_State *L);
+
+/* udp.c */
+LX_HIDDEN void lx_open_udp(lua_State *L);
+
+/* fs.c */
+LX_HIDDEN int lx_file_fd(lua_State *L, int idx);
+LX_HIDDEN void lx_open_fs(lua_State *L);
+
+/* process.c */
+LX_HIDDEN void lx_open_process(lua_State *L);
+
+/* signal.c */
+LX_HIDDEN int lx_check_signal(lua_State *L, int idx, const char *fname);
+LX_HIDDEN void lx_open_signal(lua_State *L);
+
+#endif
