@@ -17,7 +17,7 @@
 #include "lualib.h"
 #include "repl.h"
 
-#include "core/core.h" /* lx_push_error_text */
+#include "core/core.h" /* lx_push_error_text, lx_set_interrupt_again */
 
 static const char *progname = "lasync";
 static int exit_status = EXIT_FAILURE; /* when the run fails */
@@ -51,6 +51,16 @@ static void print_bad_option(const char *badoption) {
   else
     fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
   print_usage(stderr);
+}
+
+/*
+** The command's policy for a second Ctrl-C while the first one's cleanup
+** runs: leave at once with 130, as a shell reports SIGINT (the library's
+** default, for embedders and lua5.4, ends the process by SIGINT itself).
+*/
+static void interrupted_again(void) {
+  fputs("\nlasync: interrupted again: exiting\n", stderr);
+  _exit(130);
 }
 
 static void print_version(void) {
@@ -308,6 +318,7 @@ static int pmain(lua_State *L) {
     return 1;
   }
   if (flags & HAS_DEBUG) setenv("LASYNC_DEBUG", "1", 1);
+  lx_set_interrupt_again(interrupted_again);
   lua_gc(L, LUA_GCGEN, 0, 0); /* as lua5.4 does: I/O makes short-lived
                                  strings, which this mode collects cheaply */
   luaL_openlibs(L);

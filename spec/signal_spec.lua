@@ -404,6 +404,29 @@ describe("Ctrl-C", function()
     assert.are.equal("", err)
   end)
 
+  -- Without the command's hook (stock lua5.4 + lasync.run), a second
+  -- Ctrl-C is asyncio's: not caught again, the process ends by SIGINT at
+  -- once (the shell's 130), with no message of the command's.
+  it("a second SIGINT under lua5.4 ends the process by SIGINT", function()
+    local rc, ms, out, err = interrupt([[
+      local lasync = require "lasync"
+      lasync.run(function()
+        ready()
+        local ok = pcall(lasync.sleep, 5)
+        print("cleanup", ok)
+        io.stdout:flush()
+        ready()
+        lasync.sleep(5) -- a slow cleanup ignoring the cancel
+        print("not reached")
+      end)
+      print("not reached either")
+    ]], 2, "lua5.4")
+    assert.are.equal(130, rc)
+    assert(ms < 500, "took " .. ms .. " ms to exit")
+    assert.are.equal("cleanup\tfalse\n", out)
+    assert.are.equal("", err)
+  end)
+
   it("steps back while the script watches SIGINT itself", function()
     local rc, _, out, err = interrupt([[
       local got = {}

@@ -478,9 +478,10 @@ LX_HIDDEN int lx_op_finish(lx_op *op, int status);
 LX_HIDDEN lx_op *lx_op_resumed(lx_task *t);
 LX_HIDDEN void lx_op_detach(lx_task *t);
 
-/* signal.c: the default SIGINT of lasync.run */
+/* interrupt.c: the default SIGINT of lasync.run */
 LX_HIDDEN void *lx_interrupt_start(lx_loop *loop, lx_task *main);
 LX_HIDDEN void lx_interrupt_stop(void *interrupt);
+LX_HIDDEN void lx_set_interrupt_again(void (*fn)(void));
 
 /* wait.c */
 LX_HIDDEN void lx_waitlist_init(lx_waiter *list);

@@ -1,14 +1,13 @@
 /*
 ** signal.c — signals: lasync.signal(name, handler) watches a signal and
 ** schedules handler(name) on the loop for each delivery; wait_signal(name)
-** awaits the next one; and the default SIGINT of lasync.run: the first
-** Ctrl-C cancels the main task (its cleanup runs), a second one exits.
+** awaits the next one. (The default SIGINT of lasync.run, which steps
+** back while these watch SIGINT, is core/interrupt.c.)
 */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "io/io.h"
 
@@ -256,61 +255,6 @@ static int core_wait_signal(lua_State *L) {
     return lx_os_error(L, r, "wait_signal", signal_name(signum, buf));
   }
   return lx_op_await(L, t, &s->op, wait_signal_k);
-}
-
-/* }====================================================================== */
-
-/* {======================================================================
-** The default SIGINT of lasync.run and the lasync command
-** ======================================================================= */
-
-typedef struct lx_interrupt {
-  uv_signal_t h;
-  lx_loop *loop;
-  lx_task *main; /* kept alive by lx_run_main while the loop runs */
-} lx_interrupt;
-
-static void interrupt_cb(uv_signal_t *handle, int signum) {
-  lx_interrupt *in = handle->data;
-  lx_runtime *rt = in->loop->rt;
-  lua_State *L = in->loop->L;
-  (void)signum;
-  if (rt->sigint_users > 0) return; /* the script watches SIGINT itself */
-  if (++rt->interrupted > 1 || L == NULL) {
-    fputs("\nlasync: interrupted again: exiting\n", stderr);
-    _exit(130);
-  }
-  if (in->main->fut.state != LX_PENDING) return; /* leftovers: let them */
-  lx_push_anchored(L, rt, in->main->ref);
-  lua_pushliteral(L, "interrupted (SIGINT)");
-  lx_task_cancel(L, -2, lua_gettop(L));
-  lua_pop(L, 2);
-}
-
-static void interrupt_closed_cb(uv_handle_t *handle) {
-  free(handle->data);
-}
-
-/* Watch SIGINT while the main task runs on loop. */
-void *lx_interrupt_start(lx_loop *loop, lx_task *main) {
-  lx_interrupt *in = malloc(sizeof *in);
-  if (in == NULL) return NULL;
-  loop->rt->interrupted = 0;
-  in->loop = loop;
-  in->main = main;
-  uv_signal_init(loop->uv, &in->h);
-  in->h.data = in;
-  if (uv_signal_start(&in->h, interrupt_cb, SIGINT) < 0) {
-    uv_close((uv_handle_t *)&in->h, interrupt_closed_cb);
-    return NULL;
-  }
-  uv_unref((uv_handle_t *)&in->h);
-  return in;
-}
-
-void lx_interrupt_stop(void *p) {
-  lx_interrupt *in = p;
-  if (in) uv_close((uv_handle_t *)&in->h, interrupt_closed_cb);
 }
 
 /* }====================================================================== */
