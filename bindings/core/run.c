@@ -111,10 +111,8 @@ static int run_main(lua_State *L, int nargs, int host) {
   loopidx = lua_gettop(L);
   lx_task_new(L, loop, loopidx, base, nargs);
   tidx = lua_gettop(L);
-  lua_newtable(L);
   lua_pushliteral(L, "main");
-  lua_setfield(L, -2, "name");
-  lua_setiuservalue(L, tidx, LX_UV_EXTRA);
+  lx_task_set_name(L, tidx);
   interrupt = lx_interrupt_start(loop, lua_touserdata(L, tidx));
   if (host) {
     lua_pushlightuserdata(L, lua_touserdata(L, tidx));

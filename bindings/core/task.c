@@ -333,9 +333,11 @@ static void warn_slow_step(lua_State *L, lx_loop *loop, lx_task *t,
     lua_pushfstring(L, "Task-%d", (int)t->id);
   }
   lx_task_where(L, t);
-  if (strcmp(lua_tostring(L, -1), "?") == 0 && t->ref != LUA_NOREF &&
-      get_extra(L, top + 1, "defined") == LUA_TSTRING) {
-    lua_replace(L, -2); /* it finished: where its function is defined */
+  if (strcmp(lua_tostring(L, -1), "?") == 0 && t->ref != LUA_NOREF) {
+    if (get_extra(L, top + 1, "defined") == LUA_TSTRING)
+      lua_replace(L, -2); /* it finished: where its function is defined */
+    else
+      lua_pop(L, 1); /* nil: a chunk or a C function, "?" it stays */
   }
   lx_warn(loop->rt, "task '%s' (%s) blocked the event loop for %.3f s",
           lua_tostring(L, -2), lua_tostring(L, -1), ns / 1e9);
