@@ -1,8 +1,8 @@
--- Issue 10: the debug-mode report of a slow step. lasync.run named its main task by replacing the task's private
--- table, which dropped what debug mode had written there (where the
--- function is defined, where the task was created): a main task that
--- blocked the loop in its last step was reported as "(?)". It now goes
--- through lx_task_set_name like every other name.
+-- Issue 10: the debug-mode report of a slow step. lasync.run named its
+-- main task by replacing the task's private table, which dropped what
+-- debug mode had written there (where the function is defined, where the
+-- task was created): a main task that blocked the loop in its last step
+-- was reported without its place. It now goes through lx_task_set_name.
 local helper = require "helper"
 
 describe("lasync.run's main task in debug mode", function()
