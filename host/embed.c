@@ -59,6 +59,7 @@ struct lasync_host {
   lua_State *L;
   lx_runtime *rt;
   lx_loop *loop;
+  int loop_ref; /* registry ref of its Loop object (freed by lua_close) */
   char *error;  /* the last error message, or NULL */
   int tasks;    /* registry ref of the table id -> task: the ids handed
                    out and not released (freed by lua_close) */
@@ -105,6 +106,7 @@ static int host_open(lua_State *L) {
   h->rt = lx_runtime_get(L);
   h->loop = lx_loop_new(L, h->rt, uv);
   lx_loop_attach(L, lua_gettop(L));
+  h->loop_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
 }
 
@@ -131,7 +133,7 @@ lua_State *lasync_host_state(lasync_host *h) {
 }
 
 uv_loop_t *lasync_host_loop(lasync_host *h) {
-  return h->loop->uv;
+  return lx_loop_uv(h->loop);
 }
 
 const char *lasync_host_error(lasync_host *h) {
@@ -261,55 +263,23 @@ int lasync_host_release(lasync_host *h, int task) {
 }
 
 int lasync_host_run(lasync_host *h, uv_run_mode mode) {
-  lx_loop *loop = h->loop;
-  if (mode != UV_RUN_DEFAULT) {
-    uv_run(loop->uv, mode);
-    return (int)loop->ntasks;
-  }
-  while (loop->ntasks > 0) {
-    if (uv_run(loop->uv, UV_RUN_ONCE) == 0 && loop->ntasks > 0 &&
-        loop->ready_head == NULL) {
-      set_error(h, "lasync_host_run: deadlock: tasks are waiting for "
-                   "something that nothing left can complete");
-      return -1;
-    }
-  }
-  return 0;
+  int pending = lx_loop_drive(h->loop, mode);
+  if (pending < 0)
+    set_error(h, "lasync_host_run: deadlock: tasks are waiting for "
+                 "something that nothing left can complete");
+  return pending;
 }
 
 /*
-** pcall'd: cancel what is still pending and run the loop until those tasks
-** have finished their cleanup (which may await), as lasync.run does.
+** The teardown lasync.run ends with (lx_loop_shutdown): the tasks still
+** pending are cancelled and run until their cleanup is over, then the
+** loop is closed; then the state.
 */
-static int host_shutdown(lua_State *L) {
-  lasync_host *h = lua_touserdata(L, 1);
-  lx_loop *loop = h->loop;
-  int i, n, loopidx;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->self_ref);
-  loopidx = lua_gettop(L);
-  lx_loop_detach(L, loop); /* the run below attaches it again */
-  n = lx_push_pending_tasks(L, loop);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    lx_task_cancel(L, -1, 0);
-    lua_pop(L, 1);
-  }
-  lx_loop_run(L, loopidx, 0, LX_RUN_DRAIN);
-  return 0;
-}
-
 void lasync_host_destroy(lasync_host *h) {
   lua_State *L = h->L;
-  lx_loop *loop = h->loop;
-  int own = loop->own_uv;
-  uv_loop_t *uv = loop->uv;
-  lua_pushcfunction(L, host_shutdown);
-  lua_pushlightuserdata(L, h);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
-  lx_loop_detach(L, loop);
-  lx_loop_close(L, loop);
-  if (!own) /* the application's loop: run our close callbacks */
-    while (loop->open_handles > 0) uv_run(uv, UV_RUN_NOWAIT);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->loop_ref);
+  lx_loop_shutdown(L, lua_gettop(L), 0, NULL);
+  lua_pop(L, 1);
   lua_close(L); /* frees the loop */
   free(h->error);
   free(h);

@@ -387,6 +387,9 @@ LX_HIDDEN int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode);
 LX_HIDDEN void lx_loop_attach(lua_State *L, int loopidx);
 LX_HIDDEN void lx_loop_detach(lua_State *L, lx_loop *loop);
 LX_HIDDEN void lx_loop_close(lua_State *L, lx_loop *loop);
+LX_HIDDEN void lx_loop_close_wait(lua_State *L, lx_loop *loop);
+LX_HIDDEN uv_loop_t *lx_loop_uv(const lx_loop *loop);
+LX_HIDDEN int lx_loop_drive(lx_loop *loop, uv_run_mode mode);
 LX_HIDDEN void lx_loop_report(lua_State *L, lx_loop *loop, const char *what,
                               int erridx, const char *traceback);
 LX_HIDDEN void lx_open_loop(lua_State *L);
@@ -501,6 +504,8 @@ LX_HIDDEN void lx_gather_close_all(lua_State *L, lx_loop *loop);
 LX_HIDDEN void lx_open_gather(lua_State *L);
 
 /* run.c */
+LX_HIDDEN void lx_loop_shutdown(lua_State *L, int loopidx, int report,
+                                void *interrupt);
 LX_HIDDEN int lx_run_main(lua_State *L, int nargs);
 LX_HIDDEN int lx_run_host_main(lua_State *L, int nargs);
 LX_HIDDEN void lx_open_run(lua_State *L);

@@ -446,6 +446,47 @@ void lx_loop_close(lua_State *L, lx_loop *loop) {
   loop->closed = 1;
 }
 
+/*
+** lx_loop_close, then, when the loop borrows its uv loop (a host on the
+** application's), run that without blocking until the close callbacks of
+** the loop's own handles have run, so that the loop can be freed.
+*/
+void lx_loop_close_wait(lua_State *L, lx_loop *loop) {
+  int own = loop->own_uv; /* uv_finish clears it when it abandons */
+  lx_loop_close(L, loop);
+  if (!own)
+    while (loop->open_handles > 0) uv_run(loop->uv, UV_RUN_NOWAIT);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Driven by a host (the embedding API)
+** ======================================================================= */
+
+/* The uv loop under loop (its own, or the one it borrows). */
+uv_loop_t *lx_loop_uv(const lx_loop *loop) {
+  return loop->uv;
+}
+
+/*
+** Drive a loop attached for a host (lx_loop_attach): one uv_run in mode,
+** or, with UV_RUN_DEFAULT, until no task is pending. Returns the number of
+** pending tasks, or -1 on a deadlock: tasks wait, and nothing (no handle,
+** no ready work) is left that could wake them.
+*/
+int lx_loop_drive(lx_loop *loop, uv_run_mode mode) {
+  if (mode != UV_RUN_DEFAULT) {
+    uv_run(loop->uv, mode);
+    return (int)loop->ntasks;
+  }
+  while (loop->ntasks > 0)
+    if (uv_run(loop->uv, UV_RUN_ONCE) == 0 && loop->ntasks > 0 &&
+        loop->ready_head == NULL)
+      return -1;
+  return 0;
+}
+
 /* }====================================================================== */
 
 /* {======================================================================

@@ -1,7 +1,8 @@
 /*
 ** run.c — lasync.run: run a function as the main task on a fresh loop,
-** then cancel (and name) the tasks it left behind and close the loop.
-** The lasync command runs scripts through lx_run_main too.
+** then cancel (and name) the tasks it left behind and close the loop
+** (lx_loop_shutdown, which the embedding host's teardown shares). The
+** lasync command runs scripts through lx_run_main too.
 */
 #include <stdio.h>
 
@@ -60,13 +61,20 @@ static void push_names(lua_State *L, int idx, int fresh) {
   luaL_pushresult(&b);
 }
 
-/* pcall'd: cancel the tasks still pending on the loop at 1, and wait */
+/*
+** pcall'd: cancel the tasks still pending on the loop at 1, and wait; with
+** 2 true, name them (those not cancelled before) in one warning, and those
+** that did not finish in another. A loop attached for a host is detached:
+** the run attaches it again.
+*/
 static int cancel_leftovers(lua_State *L) {
   lx_loop *loop = lx_loop_check(L, 1);
-  int i, n, listed = 0;
+  int i, n, listed = 0, report = lua_toboolean(L, 2);
+  lua_settop(L, 1);
+  if (loop->running) lx_loop_detach(L, loop);
   if (loop->ntasks == 0) return 0;
   n = lx_push_pending_tasks(L, loop); /* at 2 */
-  for (i = 1; i <= n; i++) {
+  for (i = 1; i <= n && report; i++) {
     lua_rawgeti(L, 2, i);
     if (((lx_task *)lua_touserdata(L, -1))->num_cancels == 0) listed++;
     lua_pop(L, 1);
@@ -82,7 +90,7 @@ static int cancel_leftovers(lua_State *L) {
     lx_task_cancel(L, -1, 0);
     lua_pop(L, 1);
   }
-  if (lx_loop_run(L, 1, 0, LX_RUN_DRAIN) != LX_RUN_DONE) {
+  if (lx_loop_run(L, 1, 0, LX_RUN_DRAIN) != LX_RUN_DONE && report) {
     lx_push_pending_tasks(L, loop);
     push_names(L, -1, 0);
     lx_warn(loop->rt, "%u task%s did not finish after being cancelled: %s",
@@ -127,14 +135,7 @@ static int run_main(lua_State *L, int nargs, int host) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &host_main_key);
   }
   lx_task_cancel(L, tidx, 0); /* the loop failed: main is not a leftover */
-  lua_pushcfunction(L, cancel_leftovers);
-  lua_pushvalue(L, loopidx);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    lx_report(L, "error while cancelling tasks at exit", -1, NULL);
-    lua_pop(L, 1);
-  }
-  lx_interrupt_stop(interrupt);
-  lx_loop_close(L, loop);
+  lx_loop_shutdown(L, loopidx, 1, interrupt);
   if (rt->unretrieved > 0)
     lua_gc(L, LUA_GCCOLLECT); /* report failed tasks nobody awaited now */
   if (status != LUA_OK) {
@@ -162,6 +163,30 @@ static int run_main(lua_State *L, int nargs, int host) {
   lua_rotate(L, base, 2);
   lua_settop(L, base + 1);
   return status;
+}
+
+/*
+** The end of a loop as asyncio.run ends it, for lasync.run and the host
+** API (lasync_host_destroy): cancel the tasks still pending (with
+** `report`, naming them in a warning first) and run the loop until their
+** cleanup, which may await, is over; stop the default SIGINT `interrupt`
+** (NULL: none); close the loop, and when it borrows the uv loop, run that
+** without blocking until the close callbacks of its handles have run.
+** Never raises: an error while cancelling is reported.
+*/
+void lx_loop_shutdown(lua_State *L, int loopidx, int report,
+                      void *interrupt) {
+  lx_loop *loop = lx_loop_check(L, loopidx);
+  lua_pushcfunction(L, cancel_leftovers);
+  lua_pushvalue(L, loopidx);
+  lua_pushboolean(L, report);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    lx_report(L, "error while cancelling tasks at exit", -1, NULL);
+    lua_pop(L, 1);
+  }
+  if (loop->running) lx_loop_detach(L, loop); /* the run above failed */
+  lx_interrupt_stop(interrupt);
+  lx_loop_close_wait(L, loop);
 }
 
 int lx_run_main(lua_State *L, int nargs) {
