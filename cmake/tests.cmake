@@ -48,6 +48,16 @@ set_tests_properties(install.make PROPERTIES TIMEOUT 120
   FAIL_REGULAR_EXPRESSION "test-make-install: FAILED"
   RESOURCE_LOCK install_manifest)
 
+# The include graph of bindings/ and host/ points down the layers
+# (docs/internals.md): no upward or sideways edge, nothing in bindings/
+# includes host/.
+find_program(PYTHON3_EXE NAMES python3 REQUIRED)
+add_test(NAME layers.includes
+         COMMAND ${PYTHON3_EXE} ${CMAKE_SOURCE_DIR}/scripts/check-includes.py
+                 ${CMAKE_SOURCE_DIR})
+set_tests_properties(layers.includes PROPERTIES TIMEOUT 60
+                     PASS_REGULAR_EXPRESSION "includes: OK")
+
 # The man page renders without warnings (man -l, else groff).
 add_test(NAME install.man
          COMMAND ${CMAKE_SOURCE_DIR}/scripts/test-man.sh
