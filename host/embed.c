@@ -16,7 +16,7 @@
 
 /* package.preload loader for one embedded Lua file (upvalue: its source) */
 static int load_embedded(lua_State *L) {
-  const lasync_lua_source *src = lua_touserdata(L, lua_upvalueindex(1));
+  const host_lua_source *src = lua_touserdata(L, lua_upvalueindex(1));
   if (luaL_loadbuffer(L, src->code, src->len, src->chunkname) != LUA_OK)
     return lua_error(L);
   lua_pushvalue(L, 1); /* module name */
@@ -25,12 +25,12 @@ static int load_embedded(lua_State *L) {
 }
 
 void lasync_openlibs(lua_State *L) {
-  const lasync_lua_source *src;
+  const host_lua_source *src;
   lx_thread_openlibs = lasync_openlibs; /* lasync.Thread's states too */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_lasync_core);
   lua_setfield(L, -2, "lasync.core");
-  for (src = lasync_lua_sources; src->modname; src++) {
+  for (src = host_lua_sources; src->modname; src++) {
     lua_pushlightuserdata(L, (void *)src);
     lua_pushcclosure(L, load_embedded, 1);
     lua_setfield(L, -2, src->modname);

@@ -7,13 +7,13 @@
 
 #include <stddef.h>
 
-typedef struct lasync_lua_source {
+typedef struct host_lua_source {
   const char *modname;   /* "lasync" for lua/lasync/init.lua */
   const char *chunkname; /* "@lasync/init.lua" */
   const char *code;
   size_t len;
-} lasync_lua_source;
+} host_lua_source;
 
-extern const lasync_lua_source lasync_lua_sources[];
+extern const host_lua_source host_lua_sources[];
 
 #endif

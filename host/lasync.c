@@ -324,7 +324,7 @@ static int pmain(lua_State *L) {
   luaL_openlibs(L);
   lasync_openlibs(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  lua_pushcfunction(L, lasync_open_readline);
+  lua_pushcfunction(L, host_open_readline);
   lua_setfield(L, -2, "lasync.readline");
   lua_pop(L, 1);
   create_arg_table(L, argv, argc, script);

@@ -325,7 +325,7 @@ static int rl_is_terminal(lua_State *L) {
   return 1;
 }
 
-int lasync_open_readline(lua_State *L) {
+int host_open_readline(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"is_terminal", rl_is_terminal},
     {"open", rl_open},

@@ -7,6 +7,6 @@
 
 #include "lua.h"
 
-int lasync_open_readline(lua_State *L);
+int host_open_readline(lua_State *L);
 
 #endif

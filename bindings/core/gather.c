@@ -8,7 +8,7 @@
 */
 #include "core/core.h"
 
-enum { UV_CHILDREN = LX_FUTURE_NUV + 1, GATHER_NUV = UV_CHILDREN };
+enum { GATHER_CHILDREN = LX_FUTURE_NUV + 1, GATHER_NUV = GATHER_CHILDREN };
 
 typedef struct lx_gather lx_gather;
 
@@ -45,7 +45,7 @@ static void gather_release(lua_State *L, lx_gather *g) {
 static void collect(lua_State *L, int gidx) {
   lx_gather *g = lua_touserdata(L, gidx);
   int i;
-  lua_getiuservalue(L, gidx, UV_CHILDREN);
+  lua_getiuservalue(L, gidx, GATHER_CHILDREN);
   lua_createtable(L, g->n, g->list_form);
   for (i = 1; i <= g->n; i++) {
     lx_future *child;
@@ -138,7 +138,7 @@ int lx_gather_cancel(lua_State *L, int gidx, int msgidx) {
     lua_pushvalue(L, msgidx);
     lua_setiuservalue(L, gidx, LX_UV_RESULT);
   }
-  lua_getiuservalue(L, gidx, UV_CHILDREN);
+  lua_getiuservalue(L, gidx, GATHER_CHILDREN);
   for (i = 1; i <= g->n; i++) {
     lua_rawgeti(L, -1, i);
     if (lx_future_cancel(L, lua_gettop(L), msgidx)) any = 1;
@@ -153,7 +153,7 @@ int lx_gather_cancel(lua_State *L, int gidx, int msgidx) {
 int lx_gather_push_failed(lua_State *L, int gidx) {
   lx_gather *g = lua_touserdata(L, gidx);
   if (g->failed == 0) return 0;
-  lua_getiuservalue(L, gidx, UV_CHILDREN);
+  lua_getiuservalue(L, gidx, GATHER_CHILDREN);
   lua_rawgeti(L, -1, g->failed);
   lua_remove(L, -2);
   return 1;
@@ -317,7 +317,7 @@ static int core_gather(lua_State *L) {
   lx_setclass(L, rt, LX_MT_GATHER);
   lx_future_bind(L, gidx, t->fut.loop, 0);
   lua_pushvalue(L, gidx - 1);
-  lua_setiuservalue(L, gidx, UV_CHILDREN);
+  lua_setiuservalue(L, gidx, GATHER_CHILDREN);
   for (i = 1; i <= n; i++) {
     lx_future *child;
     lx_waiter *s = &g->slots[i - 1];

@@ -32,7 +32,8 @@ typedef struct proc_box {
   lx_process *p;
 } proc_box;
 
-enum { UV_STDIN = 1, UV_STDOUT, UV_STDERR, UV_LOOPOBJ, PROC_NUV = UV_LOOPOBJ };
+enum { PROC_STDIN = 1, PROC_STDOUT, PROC_STDERR, PROC_LOOPOBJ,
+       PROC_NUV = PROC_LOOPOBJ };
 
 /* {======================================================================
 ** Lifetime
@@ -326,10 +327,10 @@ static int spawn(lua_State *L, lx_runtime *rt, int argvidx, int opts,
     lx_stream_push(L, pipes[i]); /* reader, writer: keep the one we need */
     if (i == 0) lua_remove(L, -2);
     else lua_pop(L, 1);
-    lua_setiuservalue(L, -2, UV_STDIN + i);
+    lua_setiuservalue(L, -2, PROC_STDIN + i);
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->self_ref);
-  lua_setiuservalue(L, -2, UV_LOOPOBJ);
+  lua_setiuservalue(L, -2, PROC_LOOPOBJ);
   return 1;
 }
 
@@ -473,7 +474,7 @@ static int proc__index(lua_State *L) {
   }
   for (i = 0; key && fields[i]; i++)
     if (strcmp(key, fields[i]) == 0) {
-      lua_getiuservalue(L, 1, UV_STDIN + i); /* nil if not a pipe */
+      lua_getiuservalue(L, 1, PROC_STDIN + i); /* nil if not a pipe */
       return 1;
     }
   lua_pushvalue(L, 2);

@@ -48,7 +48,7 @@ typedef struct server_box {
   lx_server *srv;
 } server_box;
 
-enum { UV_HANDLER = 1, UV_LOOPOBJ, SERVER_NUV = UV_LOOPOBJ };
+enum { SERVER_HANDLER = 1, SERVER_LOOPOBJ, SERVER_NUV = SERVER_LOOPOBJ };
 
 /* {======================================================================
 ** Lifetime
@@ -208,7 +208,7 @@ static void connection_cb(uv_stream_t *server, int status) {
   s->limit = srv->limit;
   base = lua_gettop(L);
   lx_push_anchored(L, loop->rt, srv->first->ref); /* base + 1: the server */
-  lua_getiuservalue(L, base + 1, UV_HANDLER);    /* base + 2 */
+  lua_getiuservalue(L, base + 1, SERVER_HANDLER);    /* base + 2 */
   lx_stream_push(L, s);                          /* base + 3, base + 4 */
   lx_task_new(L, loop, 0, base + 2, 2);          /* base + 5 */
   lua_pushvalue(L, base + 4);
@@ -327,9 +327,9 @@ static void server_push(lua_State *L, lx_server *srv, int handleridx) {
   }
   lx_setclass(L, srv->loop->rt, LX_MT_SERVER);
   lua_pushvalue(L, handleridx);
-  lua_setiuservalue(L, -2, UV_HANDLER);
+  lua_setiuservalue(L, -2, SERVER_HANDLER);
   lua_rawgeti(L, LUA_REGISTRYINDEX, srv->loop->self_ref);
-  lua_setiuservalue(L, -2, UV_LOOPOBJ);
+  lua_setiuservalue(L, -2, SERVER_LOOPOBJ);
   srv->ref = lx_anchor(L, srv->loop->rt, -1);
   lx_list_add(&srv->loop->resources, &srv->node);
 }

@@ -38,7 +38,7 @@ typedef struct send_req {
   char data[1];
 } send_req;
 
-enum { UV_QUEUE = 1, UV_LOOPOBJ, UDP_NUV = UV_LOOPOBJ };
+enum { UDP_QUEUE = 1, UDP_LOOPOBJ, UDP_NUV = UDP_LOOPOBJ };
 
 /* {======================================================================
 ** Lifetime
@@ -105,7 +105,7 @@ static void recv_cb(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf,
   if (addr == NULL || L == NULL) return; /* nothing more to read */
   top = lua_gettop(L);
   lx_push_anchored(L, u->loop->rt, u->ref);
-  lua_getiuservalue(L, -1, UV_QUEUE);
+  lua_getiuservalue(L, -1, UDP_QUEUE);
   if (u->count == LX_UDP_QUEUE_MAX) { /* full: drop the oldest */
     u->head = (u->head + 1) % LX_UDP_QUEUE_MAX;
     u->count--;
@@ -132,7 +132,7 @@ static lx_udp *check_udp(lua_State *L, const char *fname) {
 
 /* [-0, +3] pop the oldest datagram: data, host, port */
 static int pop_datagram(lua_State *L, lx_udp *u) {
-  lua_getiuservalue(L, 1, UV_QUEUE);
+  lua_getiuservalue(L, 1, UDP_QUEUE);
   lua_rawgeti(L, -1, u->head + 1);
   lua_pushnil(L);
   lua_rawseti(L, -3, u->head + 1);
@@ -344,9 +344,9 @@ static lx_udp *udp_new(lua_State *L, lx_runtime *rt, lx_loop *loop,
   u->has_box = 1;
   lx_setclass(L, rt, LX_MT_UDP);
   lua_createtable(L, 16, 0);
-  lua_setiuservalue(L, -2, UV_QUEUE);
+  lua_setiuservalue(L, -2, UDP_QUEUE);
   lua_rawgeti(L, LUA_REGISTRYINDEX, loop->self_ref);
-  lua_setiuservalue(L, -2, UV_LOOPOBJ);
+  lua_setiuservalue(L, -2, UDP_LOOPOBJ);
   lx_list_add(&loop->resources, &u->node);
   u->ref = lx_anchor(L, rt, -1);
   return u;

@@ -11,7 +11,7 @@ enum { KIND_FIFO, KIND_LIFO, KIND_PRIORITY };
 
 /* User values: the items; for a PriorityQueue also priorities and the
    insertion numbers that keep equal priorities in FIFO order. */
-enum { UV_ITEMS = 1, UV_PRIOS, UV_SEQS, QUEUE_NUV = UV_SEQS };
+enum { QUEUE_ITEMS = 1, QUEUE_PRIOS, QUEUE_SEQS, QUEUE_NUV = QUEUE_SEQS };
 
 typedef struct lx_queue {
   lx_waiter getters, putters, joiners; /* waiting tasks, FIFO */
@@ -71,7 +71,7 @@ static void ring_grow(lua_State *L, lx_queue *q, int qidx, int tidx) {
     lua_rawseti(L, -2, i + 1);
   }
   lua_copy(L, -1, tidx);
-  lua_setiuservalue(L, qidx, UV_ITEMS);
+  lua_setiuservalue(L, qidx, QUEUE_ITEMS);
   q->head = 0;
   q->cap = cap;
 }
@@ -129,9 +129,9 @@ static void heap_sift_down(lua_State *L, int items, lua_Integer n) {
 
 /* [-0, +3] push the items, priorities and insertion-number tables */
 static int push_heap(lua_State *L, int qidx) {
-  lua_getiuservalue(L, qidx, UV_ITEMS);
-  lua_getiuservalue(L, qidx, UV_PRIOS);
-  lua_getiuservalue(L, qidx, UV_SEQS);
+  lua_getiuservalue(L, qidx, QUEUE_ITEMS);
+  lua_getiuservalue(L, qidx, QUEUE_PRIOS);
+  lua_getiuservalue(L, qidx, QUEUE_SEQS);
   return lua_gettop(L) - 2;
 }
 
@@ -166,7 +166,7 @@ static void store(lua_State *L, lx_queue *q, int qidx, int vidx) {
     lua_pushinteger(L, ++q->seq);
     lua_rawseti(L, items + 2, i);
   } else {
-    lua_getiuservalue(L, qidx, UV_ITEMS);
+    lua_getiuservalue(L, qidx, QUEUE_ITEMS);
     items = lua_gettop(L);
     if (q->kind == KIND_LIFO) {
       lua_pushvalue(L, vidx);
@@ -205,7 +205,7 @@ static int take(lua_State *L, lx_queue *q, int qidx) {
     lua_settop(L, items + 1);
     return 2;
   }
-  lua_getiuservalue(L, qidx, UV_ITEMS);
+  lua_getiuservalue(L, qidx, QUEUE_ITEMS);
   items = lua_gettop(L);
   if (q->kind == KIND_LIFO) {
     lua_rawgeti(L, items, q->count);
@@ -485,7 +485,7 @@ static int queue_new(lua_State *L, int kind) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lua_Integer maxsize = 0;
   lx_queue *q;
-  int i;
+  int i, last;
   if (!lua_isnoneornil(L, 1)) {
     int isint;
     maxsize = lua_tointegerx(L, 1, &isint);
@@ -505,7 +505,8 @@ static int queue_new(lua_State *L, int kind) {
   q->nnumbers = q->nstrings = 0;
   q->kind = kind;
   q->shutdown = 0;
-  for (i = UV_ITEMS; i <= (kind == KIND_PRIORITY ? UV_SEQS : UV_ITEMS); i++) {
+  last = kind == KIND_PRIORITY ? QUEUE_SEQS : QUEUE_ITEMS;
+  for (i = QUEUE_ITEMS; i <= last; i++) {
     lua_newtable(L);
     lua_setiuservalue(L, -2, i);
   }

@@ -1,6 +1,6 @@
 -- lasync.check: the argument checks of the Lua-written API, worded as the
 -- C core words its own. Methods check their receiver as lx_checkclass
--- does (bindings/runtime.c), so that tg.run(fn), a method called with .
+-- does (bindings/core/runtime.c), so that tg.run(fn), a method called with .
 -- instead of :, says "lasync.TaskGroup:run: expected a TaskGroup (got
 -- function)" rather than failing on self inside. Every check runs before
 -- the function does anything (spawns, allocates, resolves).

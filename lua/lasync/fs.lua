@@ -1,6 +1,6 @@
 -- lasync.fs, the parts that read better in Lua: whole-file helpers, the
 -- formats of io's read ("l", "L", "n", "a") and iterating lines, on top
--- of the C file object (bindings/fs.c).
+-- of the C file object (bindings/io/fs.c).
 local core = require "lasync.core"
 local check = require "lasync.check"
 

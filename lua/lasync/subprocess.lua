@@ -1,5 +1,5 @@
 -- lasync.subprocess, the part that reads better in Lua: communicate(),
--- on top of the C Process (bindings/process.c).
+-- on top of the C Process (bindings/io/process.c).
 local core = require "lasync.core"
 local check = require "lasync.check"
 
