@@ -245,6 +245,9 @@ struct lx_loop {
   lx_task *current;   /* the task being stepped, or NULL */
   lx_waiter until;    /* linked to run_until_complete's target */
   lx_resource resources; /* sentinel: open streams, servers, endpoints */
+  struct lx_interrupt *interrupt; /* lasync.run's default SIGINT watcher
+                                     (signal.c) from lx_interrupt_start
+                                     to lx_interrupt_stop, else NULL */
   uint64_t step_start; /* debug: when the current task step began */
   unsigned ntasks;    /* pending tasks */
   unsigned next_task_id;
@@ -275,7 +278,7 @@ struct lx_runtime {
   int mt[LX_MT_COUNT]; /* registry refs of the class metatables */
   const void *mtp[LX_MT_COUNT]; /* the same, as pointers: type checks */
   int unretrieved; /* failed tasks whose error nobody has looked at yet */
-  int sigint_users; /* SIGINT watchers of the script: the default steps back */
+  int sigint_users; /* SIGINT watchers of the script (signal.c) */
   int interrupted;  /* Ctrl-Cs seen by lasync.run's default handler */
   int debug;      /* LASYNC_DEBUG or --debug: new loops start in debug */
   void (*warn)(void *ud, const char *msg); /* where reports go (lx_warn) */
