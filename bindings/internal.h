@@ -257,6 +257,9 @@ struct lx_loop {
   lx_waiter until;    /* linked to run_until_complete's target */
   lx_resource resources; /* sentinel: open streams, servers, endpoints */
   lx_resource pooled;  /* sentinel: its requests on the thread pool */
+  struct lx_interrupt *interrupt; /* lasync.run's default SIGINT watcher
+                                     (signal.c) from lx_interrupt_start
+                                     to lx_interrupt_stop, else NULL */
   uint64_t step_start; /* debug: when the current task step began */
   unsigned ntasks;    /* pending tasks */
   unsigned next_task_id;
@@ -293,7 +296,7 @@ struct lx_runtime {
   int mt[LX_MT_COUNT]; /* registry refs of the class metatables */
   const void *mtp[LX_MT_COUNT]; /* the same, as pointers: type checks */
   int unretrieved; /* failed tasks whose error nobody has looked at yet */
-  int sigint_users; /* SIGINT watchers of the script: the default steps back */
+  int sigint_users; /* SIGINT watchers of the script (signal.c) */
   int interrupted;  /* Ctrl-Cs seen by lasync.run's default handler */
   int debug;      /* LASYNC_DEBUG or --debug: new loops start in debug */
   void (*warn)(void *ud, const char *msg); /* where reports go (lx_warn) */

@@ -2,7 +2,8 @@
 ** signal.c — signals: lasync.signal(name, handler) watches a signal and
 ** schedules handler(name) on the loop for each delivery; wait_signal(name)
 ** awaits the next one; and the default SIGINT of lasync.run: the first
-** Ctrl-C cancels the main task (its cleanup runs), a second one exits.
+** Ctrl-C cancels the main task (its cleanup runs), a second one exits,
+** unless the script watches SIGINT when the loop dispatches it.
 */
 #include <signal.h>
 #include <stdio.h>
@@ -78,12 +79,98 @@ static const char *signal_name(int signum, char buf[SIGNAL_NAME_SIZE]) {
 }
 
 /* {======================================================================
+** SIGINT under lasync.run: one libuv handle, the default watcher's
+** ======================================================================= */
+
+/*
+** libuv's signal handler (src/unix/signal.c, uv__signal_handler) writes
+** one message into the loop's signal pipe for each handle started for the
+** signal at the moment it arrives; the loop later calls the callback of
+** each handle named in a message (uv__signal_event). A handle started
+** between the arrival and the dispatch gets nothing, so a script that
+** started watching SIGINT just after a Ctrl-C lost it to the default
+** watcher, which had stepped back. Hence, while lasync.run's default
+** watcher exists, the script's SIGINT watchers start no handle of their
+** own: they subscribe to it, and interrupt_cb hands each SIGINT to those
+** subscribed when the loop dispatches it, or interrupts the main task if
+** there are none.
+*/
+typedef struct lx_interrupt {
+  uv_signal_t h;     /* freed (with the struct) in its close callback */
+  lx_loop *loop;
+  lx_task *main;     /* kept alive by lx_run_main while the loop runs */
+  lx_resource subs;  /* sentinel: the subscribed watchers (sig_sub) */
+  int waits;         /* subscribed wait_signal calls: while there are any,
+                        h is referenced, as their own handles would be */
+  unsigned gen;      /* dispatches so far (interrupt_deliver) */
+} lx_interrupt;
+
+/* A SIGINT watcher of the script: its own handle, or a subscription. */
+typedef struct sig_sub {
+  lx_resource link;  /* in in->subs while subscribed (close is unused) */
+  lx_interrupt *in;  /* while subscribed, else NULL */
+  uv_signal_t *h;    /* the watcher's handle, started if not subscribed */
+  uv_signal_cb cb;   /* its callback: interrupt_deliver calls it alike */
+  unsigned gen;      /* the last dispatch it was given or missed */
+  unsigned char wait; /* a wait_signal call: it keeps the loop alive */
+} sig_sub;
+
+/* Watch signum for sub: a subscription for SIGINT under lasync.run. */
+static int sub_start(lx_loop *loop, sig_sub *sub, int signum) {
+  lx_interrupt *in = loop->interrupt;
+  if (signum != SIGINT || in == NULL)
+    return uv_signal_start(sub->h, sub->cb, signum);
+  sub->in = in;
+  sub->gen = in->gen; /* subscribed during a dispatch: not given that one */
+  lx_list_add(&in->subs, &sub->link);
+  if (sub->wait && in->waits++ == 0) uv_ref((uv_handle_t *)&in->h);
+  return 0;
+}
+
+/* End sub's subscription, if it has one. */
+static void sub_unlink(sig_sub *sub) {
+  lx_interrupt *in = sub->in;
+  if (in == NULL) return;
+  lx_list_remove(&sub->link);
+  sub->in = NULL;
+  if (sub->wait && --in->waits == 0) uv_unref((uv_handle_t *)&in->h);
+}
+
+/*
+** Give one SIGINT to each watcher subscribed now, as libuv would have
+** called its handle. A handler is only scheduled, but that allocates, so
+** a finalizer may close any watcher meanwhile, and a finished wait
+** leaves the list: never keep a pointer into it across a callback;
+** mark, and look for the next unmarked one from the head again.
+*/
+static void interrupt_deliver(lx_interrupt *in, int signum) {
+  unsigned gen = ++in->gen;
+  for (;;) {
+    lx_resource *r = in->subs.next;
+    sig_sub *sub = NULL;
+    for (; r != &in->subs; r = r->next) {
+      sig_sub *x = lx_container_of(r, sig_sub, link);
+      if (x->gen != gen) {
+        sub = x;
+        break;
+      }
+    }
+    if (sub == NULL) return;
+    sub->gen = gen;
+    sub->cb(sub->h, signum);
+  }
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
 ** lasync.signal: a handler for each delivery
 ** ======================================================================= */
 
 typedef struct lx_sigwatch {
   uv_signal_t h;       /* freed (with the struct) in its close callback */
   lx_resource node;    /* in the loop's resources while watching */
+  sig_sub sub;         /* its SIGINT subscription under lasync.run */
   lx_loop *loop;
   int ref;             /* anchor of the handle object while watching */
   int signum;
@@ -105,6 +192,7 @@ static void watch_close(lua_State *L, lx_sigwatch *w) {
   if (w->closing) return;
   w->closing = 1;
   if (w->signum == SIGINT) w->loop->rt->sigint_users--;
+  sub_unlink(&w->sub);
   uv_close((uv_handle_t *)&w->h, watch_closed_cb); /* stops it */
   signal_restore(w->signum);
   if (L) lx_unanchor(L, w->loop->rt, &w->ref);
@@ -168,7 +256,10 @@ static int core_signal(lua_State *L) {
   w->signum = signum;
   w->node.close = watch_close_resource;
   uv_signal_init(loop->uv, &w->h);
+  uv_unref((uv_handle_t *)&w->h); /* watching alone keeps nothing alive */
   w->h.data = w;
+  w->sub.h = &w->h;
+  w->sub.cb = watch_cb;
   b = lua_newuserdatauv(L, sizeof *b, 2);
   b->w = w;
   w->has_box = 1;
@@ -180,12 +271,11 @@ static int core_signal(lua_State *L) {
   w->ref = lx_anchor(L, rt, -1);
   lx_list_add(&loop->resources, &w->node);
   if (signum == SIGINT) rt->sigint_users++;
-  r = uv_signal_start(&w->h, watch_cb, signum);
+  r = sub_start(loop, &w->sub, signum);
   if (r < 0) {
     watch_close(L, w);
     return lx_os_error(L, r, "signal", signal_name(signum, buf));
   }
-  uv_unref((uv_handle_t *)&w->h); /* watching alone keeps nothing alive */
   return 1;
 }
 
@@ -198,6 +288,7 @@ static int core_signal(lua_State *L) {
 typedef struct sig_op {
   lx_op op;
   uv_signal_t h;
+  sig_sub sub; /* its SIGINT subscription under lasync.run */
   lx_runtime *rt;
   int signum; /* kept: uv_signal_stop zeroes h.signum, and closing needs it */
 } sig_op;
@@ -208,6 +299,7 @@ static void sig_op_closed_cb(uv_handle_t *handle) {
 
 static void sig_op_close(sig_op *s) {
   if (s->signum == SIGINT) s->rt->sigint_users--;
+  sub_unlink(&s->sub);
   uv_close((uv_handle_t *)&s->h, sig_op_closed_cb); /* stops it */
   signal_restore(s->signum);
 }
@@ -218,6 +310,7 @@ static void sig_op_abort(lx_op *op) {
 
 static void sig_op_cb(uv_signal_t *handle, int signum) {
   sig_op *s = lx_container_of(handle, sig_op, h);
+  sub_unlink(&s->sub); /* one delivery, as from its own handle */
   uv_signal_stop(handle);
   signal_restore(s->signum);
   if (lx_op_finish(&s->op, signum)) sig_op_close(s);
@@ -249,7 +342,12 @@ static int core_wait_signal(lua_State *L) {
   s->signum = signum;
   s->op.abort = sig_op_abort;
   uv_signal_init(t->fut.loop->uv, &s->h);
-  r = uv_signal_start(&s->h, sig_op_cb, signum);
+  s->sub.link.prev = s->sub.link.next = NULL;
+  s->sub.in = NULL;
+  s->sub.h = &s->h;
+  s->sub.cb = sig_op_cb;
+  s->sub.wait = 1;
+  r = sub_start(t->fut.loop, &s->sub, signum);
   if (signum == SIGINT) rt->sigint_users++;
   if (r < 0) {
     sig_op_close(s);
@@ -264,18 +362,21 @@ static int core_wait_signal(lua_State *L) {
 ** The default SIGINT of lasync.run and the lasync command
 ** ======================================================================= */
 
-typedef struct lx_interrupt {
-  uv_signal_t h;
-  lx_loop *loop;
-  lx_task *main; /* kept alive by lx_run_main while the loop runs */
-} lx_interrupt;
-
+/*
+** A SIGINT: the script's watchers subscribed now get it; without any, it
+** cancels the main task (a second one exits). Watchers left on another
+** loop of this runtime (one run with run_until_complete before) have
+** handles of their own that got it too: then it steps back, as before.
+*/
 static void interrupt_cb(uv_signal_t *handle, int signum) {
   lx_interrupt *in = handle->data;
   lx_runtime *rt = in->loop->rt;
   lua_State *L = in->loop->L;
-  (void)signum;
-  if (rt->sigint_users > 0) return; /* the script watches SIGINT itself */
+  if (in->subs.next != &in->subs) {
+    interrupt_deliver(in, signum);
+    return;
+  }
+  if (rt->sigint_users > 0) return; /* watched elsewhere */
   if (++rt->interrupted > 1 || L == NULL) {
     fputs("\nlasync: interrupted again: exiting\n", stderr);
     _exit(130);
@@ -298,6 +399,9 @@ void *lx_interrupt_start(lx_loop *loop, lx_task *main) {
   loop->rt->interrupted = 0;
   in->loop = loop;
   in->main = main;
+  lx_list_init(&in->subs);
+  in->waits = 0;
+  in->gen = 0;
   uv_signal_init(loop->uv, &in->h);
   in->h.data = in;
   if (uv_signal_start(&in->h, interrupt_cb, SIGINT) < 0) {
@@ -305,12 +409,27 @@ void *lx_interrupt_start(lx_loop *loop, lx_task *main) {
     return NULL;
   }
   uv_unref((uv_handle_t *)&in->h);
+  loop->interrupt = in;
   return in;
 }
 
+/*
+** The run is over (only closing the loop is left): the watchers still
+** subscribed go back to handles of their own, started before h stops so
+** that SIGINT never falls back to SIG_DFL in between. Starting a SIGINT
+** handle cannot fail once one is started (libuv only calls sigaction
+** again when the first handle of a signal starts).
+*/
 void lx_interrupt_stop(void *p) {
   lx_interrupt *in = p;
-  if (in) uv_close((uv_handle_t *)&in->h, interrupt_closed_cb);
+  if (in == NULL) return;
+  while (in->subs.next != &in->subs) {
+    sig_sub *sub = lx_container_of(in->subs.next, sig_sub, link);
+    sub_unlink(sub);
+    uv_signal_start(sub->h, sub->cb, SIGINT);
+  }
+  in->loop->interrupt = NULL;
+  uv_close((uv_handle_t *)&in->h, interrupt_closed_cb);
 }
 
 /* }====================================================================== */
