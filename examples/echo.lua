@@ -56,8 +56,8 @@ if wanted then
   stop:wait()
   server:close()
   server:wait_closed()
-  print(("\nserver: stopped; %d lines echoed, %d connections closed by " ..
-    "their clients"):format(echoed, closed))
+  print(("\nserver: stopped; lines echoed: %d; connections closed by " ..
+    "their clients: %d"):format(echoed, closed))
   return
 end
 

@@ -233,8 +233,9 @@ describe("lasync.gather errors", function()
       helper.run(function()
         local log = {}
         local e = { "first" }
+        local release = lasync.Event() -- slow runs on after gather raised
         local slow = lasync.create_task(function()
-          lasync.sleep(0.01)
+          release:wait()
           log[#log + 1] = "slow finished"
           return "slow"
         end)
@@ -251,6 +252,7 @@ describe("lasync.gather errors", function()
         assert.are.equal(e, err)
         assert.is_false(slow:done())
         assert.is_false(slow:cancelled())
+        release:set()
         assert.are.equal("slow", slow:await())
         assert.are.same({ "slow finished" }, log)
         assert.are.equal("second", helper.error_of(late_fail.await,

@@ -234,10 +234,12 @@ describe("lasync.timeout", function()
     "CancelledError", function()
       local events, log = recorder()
       helper.run(function()
+        local expired = lasync.Event()
         local t = lasync.spawn(function()
           local ok, err = pcall(lasync.timeout, 0.01, function()
             pcall(lasync.sleep, 1) -- the timeout's cancel
             log("expired")
+            expired:set()
             lasync.sleep(1) -- cancelled from outside during cleanup
           end)
           log(("cancelled=%s timeout=%s"):format(
@@ -245,7 +247,7 @@ describe("lasync.timeout", function()
             tostring(lasync.is_timeout(err))))
           error(err, 0)
         end)
-        lasync.sleep(0.03)
+        expired:wait() -- t is in its cleanup's sleep from now on
         t:cancel()
         local ok, err = pcall(t.await, t)
         assert.is_false(ok)

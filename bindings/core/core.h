@@ -267,6 +267,9 @@ struct lx_loop {
   lx_waiter until;    /* linked to run_until_complete's target */
   lx_resource resources; /* sentinel: open streams, servers, endpoints */
   lx_resource pooled;  /* sentinel: its requests on the thread pool */
+  struct lx_interrupt *interrupt; /* lasync.run's default SIGINT watcher
+                                     (interrupt.c) from lx_interrupt_start
+                                     to lx_interrupt_stop, else NULL */
   uint64_t step_start; /* debug: when the current task step began */
   unsigned ntasks;    /* pending tasks */
   unsigned next_task_id;
@@ -303,7 +306,7 @@ struct lx_runtime {
   int mt[LX_MT_COUNT]; /* registry refs of the class metatables */
   const void *mtp[LX_MT_COUNT]; /* the same, as pointers: type checks */
   int unretrieved; /* failed tasks whose error nobody has looked at yet */
-  int sigint_users; /* SIGINT watchers of the script: the default steps back */
+  int sigint_users; /* SIGINT watchers of the script (signal.c) */
   int interrupted;  /* Ctrl-Cs seen by lasync.run's default handler */
   int debug;      /* LASYNC_DEBUG or --debug: new loops start in debug */
   lx_warn_fn warn; /* where reports go (lx_warn) */
@@ -482,9 +485,26 @@ LX_HIDDEN lx_op *lx_op_resumed(lx_task *t);
 LX_HIDDEN void lx_op_detach(lx_task *t);
 
 /* interrupt.c: the default SIGINT of lasync.run */
+typedef struct lx_interrupt lx_interrupt;
 LX_HIDDEN void *lx_interrupt_start(lx_loop *loop, lx_task *main);
 LX_HIDDEN void lx_interrupt_stop(void *interrupt);
 LX_HIDDEN void lx_set_interrupt_again(void (*fn)(void));
+/*
+** A SIGINT watcher of the script (io/signal.c): under lasync.run it
+** subscribes to the default watcher instead of starting its own handle,
+** so that a Ctrl-C that arrives before it started is not lost.
+*/
+typedef struct lx_sigsub {
+  lx_resource link;  /* in the interrupt's list while subscribed (close is
+                        unused) */
+  lx_interrupt *in;  /* while subscribed, else NULL */
+  uv_signal_t *h;    /* the watcher's handle, started if not subscribed */
+  uv_signal_cb cb;   /* its callback: a delivery calls it alike */
+  unsigned gen;      /* the last dispatch it was given or missed */
+  unsigned char wait; /* a wait_signal call: it keeps the loop alive */
+} lx_sigsub;
+LX_HIDDEN int lx_sigsub_start(lx_loop *loop, lx_sigsub *sub, int signum);
+LX_HIDDEN void lx_sigsub_unlink(lx_sigsub *sub);
 
 /* wait.c */
 LX_HIDDEN void lx_waitlist_init(lx_waiter *list);

@@ -1,8 +1,9 @@
 /*
 ** signal.c — signals: lasync.signal(name, handler) watches a signal and
 ** schedules handler(name) on the loop for each delivery; wait_signal(name)
-** awaits the next one. (The default SIGINT of lasync.run, which steps
-** back while these watch SIGINT, is core/interrupt.c.)
+** awaits the next one. Under lasync.run, their SIGINT watchers subscribe
+** to the default SIGINT watcher (core/interrupt.c) instead of starting
+** handles of their own.
 */
 #include <signal.h>
 #include <stdio.h>
@@ -83,6 +84,7 @@ static const char *signal_name(int signum, char buf[SIGNAL_NAME_SIZE]) {
 typedef struct lx_sigwatch {
   uv_signal_t h;       /* freed (with the struct) in its close callback */
   lx_resource node;    /* in the loop's resources while watching */
+  lx_sigsub sub;       /* its SIGINT subscription under lasync.run */
   lx_loop *loop;
   int ref;             /* anchor of the handle object while watching */
   int signum;
@@ -104,6 +106,7 @@ static void watch_close(lua_State *L, lx_sigwatch *w) {
   if (w->closing) return;
   w->closing = 1;
   if (w->signum == SIGINT) w->loop->rt->sigint_users--;
+  lx_sigsub_unlink(&w->sub);
   uv_close((uv_handle_t *)&w->h, watch_closed_cb); /* stops it */
   signal_restore(w->signum);
   if (L) lx_unanchor(L, w->loop->rt, &w->ref);
@@ -167,7 +170,10 @@ static int core_signal(lua_State *L) {
   w->signum = signum;
   w->node.close = watch_close_resource;
   uv_signal_init(loop->uv, &w->h);
+  uv_unref((uv_handle_t *)&w->h); /* watching alone keeps nothing alive */
   w->h.data = w;
+  w->sub.h = &w->h;
+  w->sub.cb = watch_cb;
   b = lua_newuserdatauv(L, sizeof *b, 2);
   b->w = w;
   w->has_box = 1;
@@ -179,12 +185,11 @@ static int core_signal(lua_State *L) {
   w->ref = lx_anchor(L, rt, -1);
   lx_list_add(&loop->resources, &w->node);
   if (signum == SIGINT) rt->sigint_users++;
-  r = uv_signal_start(&w->h, watch_cb, signum);
+  r = lx_sigsub_start(loop, &w->sub, signum);
   if (r < 0) {
     watch_close(L, w);
     return lx_os_error(L, r, "signal", signal_name(signum, buf));
   }
-  uv_unref((uv_handle_t *)&w->h); /* watching alone keeps nothing alive */
   return 1;
 }
 
@@ -197,6 +202,7 @@ static int core_signal(lua_State *L) {
 typedef struct sig_op {
   lx_op op;
   uv_signal_t h;
+  lx_sigsub sub; /* its SIGINT subscription under lasync.run */
   lx_runtime *rt;
   int signum; /* kept: uv_signal_stop zeroes h.signum, and closing needs it */
 } sig_op;
@@ -207,6 +213,7 @@ static void sig_op_closed_cb(uv_handle_t *handle) {
 
 static void sig_op_close(sig_op *s) {
   if (s->signum == SIGINT) s->rt->sigint_users--;
+  lx_sigsub_unlink(&s->sub);
   uv_close((uv_handle_t *)&s->h, sig_op_closed_cb); /* stops it */
   signal_restore(s->signum);
 }
@@ -217,6 +224,7 @@ static void sig_op_abort(lx_op *op) {
 
 static void sig_op_cb(uv_signal_t *handle, int signum) {
   sig_op *s = lx_container_of(handle, sig_op, h);
+  lx_sigsub_unlink(&s->sub); /* one delivery, as from its own handle */
   uv_signal_stop(handle);
   signal_restore(s->signum);
   if (lx_op_finish(&s->op, signum)) sig_op_close(s);
@@ -248,7 +256,12 @@ static int core_wait_signal(lua_State *L) {
   s->signum = signum;
   s->op.abort = sig_op_abort;
   uv_signal_init(t->fut.loop->uv, &s->h);
-  r = uv_signal_start(&s->h, sig_op_cb, signum);
+  s->sub.link.prev = s->sub.link.next = NULL;
+  s->sub.in = NULL;
+  s->sub.h = &s->h;
+  s->sub.cb = sig_op_cb;
+  s->sub.wait = 1;
+  r = lx_sigsub_start(t->fut.loop, &s->sub, signum);
   if (signum == SIGINT) rt->sigint_users++;
   if (r < 0) {
     sig_op_close(s);

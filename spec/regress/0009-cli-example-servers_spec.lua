@@ -45,8 +45,8 @@ describe("the example servers, given a port", function()
     assert.are.equal("bye, 1 lines echoed\n", goodbye)
     local rest, code = interrupt(pid, pipe)
     assert.are.equal(0, code)
-    assert.matches("server: stopped; 1 lines echoed, 1 connections closed",
-      rest, 1, true)
+    assert.matches("server: stopped; lines echoed: 1; connections closed " ..
+      "by their clients: 1", rest, 1, true)
   end)
 
   it("echo.lua takes the port from PORT too", function()
