@@ -572,6 +572,7 @@ LX_HIDDEN void lx_error_new(lua_State *L, int cls, const char *msg);
 LX_HIDDEN void lx_error_newv(lua_State *L, int cls, int msgidx);
 LX_HIDDEN int lx_error_raise(lua_State *L, int cls, const char *fmt, ...);
 LX_HIDDEN int lx_error_is(lua_State *L, int idx, int cls);
+LX_HIDDEN int lx_traceback_msgh(lua_State *L);
 LX_HIDDEN void lx_os_error_new(lua_State *L, int uverr, const char *fname,
                                const char *target);
 LX_HIDDEN int lx_os_error(lua_State *L, int uverr, const char *fname,

@@ -146,16 +146,6 @@ static lx_handle *handle_check(lua_State *L, int idx) {
                        LX_MT_HANDLE, NULL); /* names the method called */
 }
 
-/* msgh for callbacks: keep the error value and the traceback of where */
-static int keep_traceback(lua_State *L) {
-  lua_createtable(L, 2, 0);
-  lua_pushvalue(L, 1);
-  lua_rawseti(L, -2, 1);
-  luaL_traceback(L, L, NULL, 1);
-  lua_rawseti(L, -2, 2);
-  return 1;
-}
-
 /* Debug mode: say which callback (handle at hidx) held up the loop. */
 static void warn_slow_callback(lua_State *L, int hidx, uint64_t ns) {
   lua_Debug ar;
@@ -184,7 +174,7 @@ static void handle_run(lua_State *L, lx_loop *loop, lx_ready *node) {
     lua_settop(L, base);
     return;
   }
-  lua_pushcfunction(L, keep_traceback);
+  lua_pushcfunction(L, lx_traceback_msgh);
   for (i = 1; i <= h->nargs + 1; i++) lua_getiuservalue(L, base + 1, i);
   if (debug) loop->step_start = lx_now();
   if (lua_pcall(L, h->nargs, 0, base + 2) != LUA_OK) {
