@@ -531,6 +531,7 @@ LX_HIDDEN int lx_waitlist_empty(const lx_waiter *list);
 LX_HIDDEN int lx_wait_on(lua_State *L, lx_task *t, lx_waiter *list,
                          lua_KFunction k);
 LX_HIDDEN int lx_wait_resumed(lx_task *t);
+LX_HIDDEN int lx_wait_k(lua_State *L, int status, lua_KContext ctx);
 LX_HIDDEN lx_task *lx_waitlist_wake_first(lx_waiter *list);
 LX_HIDDEN int lx_waitlist_wake_all(lx_waiter *list);
 LX_HIDDEN int lx_waitlist_count(const lx_waiter *list);

@@ -626,13 +626,6 @@ static int server_close_m(lua_State *L) {
   return 0;
 }
 
-static int closed_k(lua_State *L, int status, lua_KContext ctx) {
-  lx_task *t = (lx_task *)ctx;
-  (void)status;
-  if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
-  return 0;
-}
-
 /* server:wait_closed(): wait until the listening socket is closed */
 static int server_wait_closed(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
@@ -640,7 +633,7 @@ static int server_wait_closed(lua_State *L) {
   lx_task *t = lx_current_task(L, rt, "Server:wait_closed");
   lua_settop(L, 1);
   if (srv->nopen == 0) return 0; /* every socket is closed */
-  return lx_wait_on(L, t, &srv->closers, closed_k);
+  return lx_wait_on(L, t, &srv->closers, lx_wait_k);
 }
 
 static int forever_k(lua_State *L, int status, lua_KContext ctx) {

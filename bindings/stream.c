@@ -772,13 +772,6 @@ static int writer_abort(lua_State *L) {
   return 0;
 }
 
-static int closed_k(lua_State *L, int status, lua_KContext ctx) {
-  lx_task *t = (lx_task *)ctx;
-  (void)status;
-  if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
-  return 0;
-}
-
 /* w:wait_closed(): wait until the stream is closed */
 static int writer_wait_closed(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
@@ -786,7 +779,7 @@ static int writer_wait_closed(lua_State *L) {
   lx_task *t = lx_current_task(L, rt, "StreamWriter:wait_closed");
   lua_settop(L, 1);
   if (s->closed) return 0;
-  return lx_wait_on(L, t, &s->closers, closed_k);
+  return lx_wait_on(L, t, &s->closers, lx_wait_k);
 }
 
 /*
