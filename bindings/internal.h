@@ -311,6 +311,8 @@ LX_HIDDEN void lx_unanchor(lua_State *L, lx_runtime *rt, int *ref);
 LX_HIDDEN void lx_push_anchored(lua_State *L, lx_runtime *rt, int ref);
 LX_HIDDEN lx_loop *lx_running_loop(lua_State *L, lx_runtime *rt,
                                    const char *fname);
+LX_HIDDEN lx_loop *lx_check_loop(lua_State *L, lx_runtime *rt,
+                               const char *fname, int level);
 LX_HIDDEN lx_task *lx_current_task(lua_State *L, lx_runtime *rt,
                                    const char *fname);
 LX_HIDDEN lx_task *lx_check_await(lua_State *L, lx_runtime *rt,

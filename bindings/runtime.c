@@ -90,11 +90,24 @@ void lx_push_anchored(lua_State *L, lx_runtime *rt, int ref) {
 ** Checks shared by the module's functions
 ** ======================================================================= */
 
+/*
+** The running loop; else raise the error of every function that needs
+** one, naming `fname`, with the position of the function at `level` (as
+** luaL_where). The Lua side raises it through lasync._check_loop.
+*/
+lx_loop *lx_check_loop(lua_State *L, lx_runtime *rt, const char *fname,
+                       int level) {
+  if (rt->loop != NULL) return rt->loop;
+  luaL_where(L, level);
+  lua_pushfstring(L, "lasync.%s: no running event loop: run this code with "
+                     "lasync.run or the lasync command", fname);
+  lua_concat(L, 2);
+  lua_error(L);
+  return NULL;
+}
+
 lx_loop *lx_running_loop(lua_State *L, lx_runtime *rt, const char *fname) {
-  if (rt->loop == NULL)
-    luaL_error(L, "lasync.%s: no running event loop: run this code with "
-                  "lasync.run or the lasync command", fname);
-  return rt->loop;
+  return lx_check_loop(L, rt, fname, 1);
 }
 
 /*
