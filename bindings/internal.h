@@ -331,6 +331,8 @@ LX_HIDDEN int lx_classof(lua_State *L, lx_runtime *rt, int idx, int first,
                          int count);
 LX_HIDDEN void *lx_checkclass(lua_State *L, lx_runtime *rt, int idx, int mt,
                               const char *fname);
+LX_HIDDEN void *lx_checkbox(lua_State *L, lx_runtime *rt, int idx, int mt,
+                             const char *fname);
 LX_HIDDEN int lx_is_callable(lua_State *L, int idx);
 LX_HIDDEN const char *lx_typename(lua_State *L, int idx);
 

@@ -383,10 +383,8 @@ static int sp_shell(lua_State *L) {
 ** ======================================================================= */
 
 static lx_process *check_proc(lua_State *L, const char *fname) {
-  proc_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
-                              LX_MT_PROCESS, fname);
-  if (b->p == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
-  return b->p;
+  return lx_checkbox(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                     LX_MT_PROCESS, fname);
 }
 
 /* [-0, +1] the exit code, or minus the signal that ended it */

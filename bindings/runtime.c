@@ -331,6 +331,18 @@ void *lx_checkclass(lua_State *L, lx_runtime *rt, int idx, int mt,
   return p;
 }
 
+/*
+** The C object of the box at idx: a userdata of class `mt` whose first
+** field points to C-owned memory (stream_box, server_box, ...). Raises as
+** lx_checkclass for another value, and for a box its __gc emptied.
+*/
+void *lx_checkbox(lua_State *L, lx_runtime *rt, int idx, int mt,
+                  const char *fname) {
+  void **box = lx_checkclass(L, rt, idx, mt, fname);
+  if (*box == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
+  return *box;
+}
+
 /* [-0, +0] set class `mt`'s metatable on the value on top */
 void lx_setclass(lua_State *L, lx_runtime *rt, int mt) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->mt[mt]);

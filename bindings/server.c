@@ -614,10 +614,8 @@ static int core_start_unix_server(lua_State *L) {
 ** ======================================================================= */
 
 static lx_server *check_server(lua_State *L, const char *fname) {
-  server_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
-                                LX_MT_SERVER, fname);
-  if (b->srv == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
-  return b->srv;
+  return lx_checkbox(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                     LX_MT_SERVER, fname);
 }
 
 /* server:close(): stop listening (connections already made go on) */

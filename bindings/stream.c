@@ -259,10 +259,8 @@ void lx_stream_discard(lx_stream *s) {
 }
 
 static lx_stream *check_stream(lua_State *L, int mt, const char *fname) {
-  stream_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
-                                mt, fname);
-  if (b->s == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
-  return b->s;
+  return lx_checkbox(L, lua_touserdata(L, lua_upvalueindex(1)), 1, mt,
+                     fname);
 }
 
 /* In a continuation: the stream of the box at index 1, unless finalized. */

@@ -124,10 +124,8 @@ static void recv_cb(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf,
 }
 
 static lx_udp *check_udp(lua_State *L, const char *fname) {
-  udp_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
-                             LX_MT_UDP, fname);
-  if (b->u == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
-  return b->u;
+  return lx_checkbox(L, lua_touserdata(L, lua_upvalueindex(1)), 1, LX_MT_UDP,
+                     fname);
 }
 
 /* [-0, +3] pop the oldest datagram: data, host, port */
