@@ -90,6 +90,16 @@ void lx_push_anchored(lua_State *L, lx_runtime *rt, int ref) {
 ** Checks shared by the module's functions
 ** ======================================================================= */
 
+/* Raise "lasync.<fname>: <what>" at the position of the function at
+   `level` (as luaL_where): luaL_error with a level, for the checks below */
+static void raise_at(lua_State *L, int level, const char *fname,
+                     const char *what) {
+  luaL_where(L, level);
+  lua_pushfstring(L, "lasync.%s: %s", fname, what);
+  lua_concat(L, 2);
+  lua_error(L);
+}
+
 /*
 ** The running loop; else raise the error of every function that needs
 ** one, naming `fname`, with the position of the function at `level` (as
@@ -97,13 +107,10 @@ void lx_push_anchored(lua_State *L, lx_runtime *rt, int ref) {
 */
 lx_loop *lx_check_loop(lua_State *L, lx_runtime *rt, const char *fname,
                        int level) {
-  if (rt->loop != NULL) return rt->loop;
-  luaL_where(L, level);
-  lua_pushfstring(L, "lasync.%s: no running event loop: run this code with "
-                     "lasync.run or the lasync command", fname);
-  lua_concat(L, 2);
-  lua_error(L);
-  return NULL;
+  if (rt->loop == NULL)
+    raise_at(L, level, fname, "no running event loop: run this code with "
+                              "lasync.run or the lasync command");
+  return rt->loop;
 }
 
 lx_loop *lx_running_loop(lua_State *L, lx_runtime *rt, const char *fname) {
@@ -122,18 +129,15 @@ lx_task *lx_check_await(lua_State *L, lx_runtime *rt, const char *fname,
                         int level) {
   lx_task *t = rt->loop ? rt->loop->current : NULL;
   if (t && t->co == L && lua_isyieldable(L)) return t;
-  luaL_where(L, level);
   if (t && t->co == L)
-    lua_pushfstring(L, "lasync.%s: " LX_CANNOT_AWAIT, fname);
+    raise_at(L, level, fname, LX_CANNOT_AWAIT);
   else if (t)
-    lua_pushfstring(L, "lasync.%s: cannot await in a coroutine nested "
-                       "inside a task (only the task's own coroutine can "
-                       "await)", fname);
+    raise_at(L, level, fname, "cannot await in a coroutine nested inside a "
+                              "task (only the task's own coroutine can "
+                              "await)");
   else
-    lua_pushfstring(L, "lasync.%s: not inside a task: run this code with "
-                       "lasync.run or the lasync command", fname);
-  lua_concat(L, 2);
-  lua_error(L);
+    raise_at(L, level, fname, "not inside a task: run this code with "
+                              "lasync.run or the lasync command");
   return NULL;
 }
 
