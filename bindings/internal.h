@@ -392,6 +392,7 @@ LX_HIDDEN void lx_loop_hold(lx_loop *loop, int delta);
 LX_HIDDEN void lx_open_inbox(lua_State *L);
 
 /* timer.c */
+LX_HIDDEN void lx_timer_reserve(lua_State *L, lx_loop *loop);
 LX_HIDDEN void lx_timer_arm(lx_loop *loop, lx_timer *t, uint64_t when);
 LX_HIDDEN void lx_timer_disarm(lx_loop *loop, lx_timer *t);
 LX_HIDDEN void lx_timers_run_due(lx_loop *loop, uint64_t now);

@@ -73,14 +73,25 @@ void lx_timers_rearm(lx_loop *loop) {
                  0);
 }
 
+/*
+** Make room in the heap for one more timer, or raise "<function>: out of
+** memory". Called before anything is registered (the handle anchored, the
+** task marked as sleeping), so that lx_timer_arm never allocates: it runs
+** where raising would leave half-done bookkeeping behind.
+*/
+void lx_timer_reserve(lua_State *L, lx_loop *loop) {
+  unsigned cap;
+  lx_timer **heap;
+  if (loop->heap_len < loop->heap_cap) return;
+  cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
+  heap = realloc(loop->heap, cap * sizeof *heap);
+  if (heap == NULL) luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
+  loop->heap = heap;
+  loop->heap_cap = cap;
+}
+
+/* Arm t at `when` (ns); the heap has room (lx_timer_reserve). */
 void lx_timer_arm(lx_loop *loop, lx_timer *t, uint64_t when) {
-  if (loop->heap_len == loop->heap_cap) {
-    unsigned cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-    lx_timer **heap = realloc(loop->heap, cap * sizeof *heap);
-    if (heap == NULL) abort(); /* as Lua's allocator does on failure */
-    loop->heap = heap;
-    loop->heap_cap = cap;
-  }
   t->when = when;
   t->seq = loop->timer_seq++;
   loop->heap[loop->heap_len] = t;
@@ -242,7 +253,9 @@ static int loop_call_soon(lua_State *L) {
 }
 
 static int schedule_at(lua_State *L, lx_loop *loop, uint64_t when) {
-  lx_handle *h = handle_new(L, loop, lua_gettop(L) - 3);
+  lx_handle *h;
+  lx_timer_reserve(L, loop); /* before the handle is anchored */
+  h = handle_new(L, loop, lua_gettop(L) - 3);
   h->is_timer = 1;
   lx_timer_arm(loop, &h->timer, when);
   if (when <= lx_now()) loop->timers_due = 1; /* asyncio: next iteration */
@@ -343,6 +356,7 @@ static int core_sleep(lua_State *L) {
     lx_ready_push(t->fut.loop, &t->ready); /* to the back of the queue */
   } else {
     uint64_t now = lx_now();
+    lx_timer_reserve(L, t->fut.loop);
     t->on.timer.fire = sleep_fire;
     t->waits_on = LX_ON_TIMER;
     lx_timer_arm(t->fut.loop, &t->on.timer,
