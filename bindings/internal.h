@@ -293,6 +293,7 @@ struct lx_runtime {
   int mt[LX_MT_COUNT]; /* registry refs of the class metatables */
   const void *mtp[LX_MT_COUNT]; /* the same, as pointers: type checks */
   int unretrieved; /* failed tasks whose error nobody has looked at yet */
+  int nrefs;      /* live registry refs made by lx_ref (lasync._stats) */
   int sigint_users; /* SIGINT watchers of the script: the default steps back */
   int interrupted;  /* Ctrl-Cs seen by lasync.run's default handler */
   int debug;      /* LASYNC_DEBUG or --debug: new loops start in debug */
@@ -333,6 +334,8 @@ LX_HIDDEN void *lx_checkclass(lua_State *L, lx_runtime *rt, int idx, int mt,
                               const char *fname);
 LX_HIDDEN void *lx_checkbox(lua_State *L, lx_runtime *rt, int idx, int mt,
                              const char *fname);
+LX_HIDDEN int lx_ref(lua_State *L, lx_runtime *rt);
+LX_HIDDEN void lx_unref(lua_State *L, lx_runtime *rt, int *ref);
 LX_HIDDEN int lx_is_callable(lua_State *L, int idx);
 LX_HIDDEN const char *lx_typename(lua_State *L, int idx);
 
@@ -369,6 +372,8 @@ LX_HIDDEN lx_loop *lx_loop_check(lua_State *L, int idx);
 LX_HIDDEN void lx_ready_push(lx_loop *loop, lx_ready *node);
 LX_HIDDEN uint64_t lx_now(void);
 LX_HIDDEN int lx_live_loops(void);
+LX_HIDDEN void lx_count_handles(int delta);
+LX_HIDDEN int lx_live_handles(void);
 #define LX_SLOW_STEP_NS 100000000u /* debug: warn when a step takes 100 ms */
 
 enum { LX_RUN_UNTIL, LX_RUN_FOREVER, LX_RUN_DRAIN };

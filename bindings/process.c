@@ -40,6 +40,7 @@ enum { UV_STDIN = 1, UV_STDOUT, UV_STDERR, UV_LOOPOBJ, PROC_NUV = UV_LOOPOBJ };
 
 static void proc_closed_cb(uv_handle_t *handle) {
   lx_process *p = handle->data;
+  lx_count_handles(-1);
   p->closed = 1;
   if (!p->has_box) free(p);
 }
@@ -308,6 +309,7 @@ static int spawn(lua_State *L, lx_runtime *rt, int argvidx, int opts,
   p->node.close = proc_close_resource;
   p->h.data = p;
   r = uv_spawn(loop->uv, &p->h, &options);
+  lx_count_handles(1); /* initialized even when it fails: closed below */
   if (merged[1] >= 0) close(merged[1]); /* the child has its copy */
   if (r < 0) {
     pipes_discard(pipes);

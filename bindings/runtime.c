@@ -66,6 +66,25 @@ int lx_anchor(lua_State *L, lx_runtime *rt, int idx) {
   return slot;
 }
 
+/*
+** [-1, +0] a registry ref to the value on top (luaL_ref), counted in
+** rt->nrefs so that lasync._stats shows refs that are never released.
+*/
+int lx_ref(lua_State *L, lx_runtime *rt) {
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (ref >= 0) rt->nrefs++; /* not LUA_REFNIL: nil takes no slot */
+  return ref;
+}
+
+/* Release a ref made by lx_ref and reset it; idempotent. */
+void lx_unref(lua_State *L, lx_runtime *rt, int *ref) {
+  if (*ref >= 0) {
+    luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+    rt->nrefs--;
+  }
+  *ref = LUA_NOREF;
+}
+
 /* Release an anchor; idempotent (OpenResty's ngx_http_lua_del_thread). */
 void lx_unanchor(lua_State *L, lx_runtime *rt, int *ref) {
   if (*ref == LUA_NOREF) return;
@@ -268,9 +287,9 @@ void lx_newclass(lua_State *L, int mt, const char *name,
   lua_newtable(L);
   if (methods) lx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
-  luaL_unref(L, LUA_REGISTRYINDEX, rt->mt[mt]);
+  lx_unref(L, rt, &rt->mt[mt]);
   rt->mtp[mt] = lua_topointer(L, -1);
-  rt->mt[mt] = luaL_ref(L, LUA_REGISTRYINDEX);
+  rt->mt[mt] = lx_ref(L, rt);
 }
 
 /*
@@ -376,7 +395,7 @@ static int runtime_new(lua_State *L) {
   rt->debug = debug != NULL && *debug != '\0' && *debug != '0';
   rt->warn = warn_stderr;
   lua_newtable(L);
-  rt->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
+  rt->anchors = lx_ref(L, rt);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &runtime_key);
   return 0;
 }
@@ -414,14 +433,16 @@ static int core_names(lua_State *L) {
 }
 
 /*
-** lasync._stats() -> {anchors = n, loops = n}: live anchors (pending tasks
-** and scheduled callbacks) and loops not yet freed; the specs check that
-** they return to their baseline after every test.
+** lasync._stats() -> {anchors = n, loops = n, refs = n, handles = n}: live
+** anchors (pending tasks and scheduled callbacks), loops not yet freed,
+** registry refs of this state (lx_ref) and libuv handles whose close
+** callback has not run (lx_count_handles); the specs check that they
+** return to their baseline after every test.
 */
 static int core_stats(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lua_Integer anchors = 0;
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 4);
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
@@ -433,6 +454,10 @@ static int core_stats(lua_State *L) {
   lua_setfield(L, -2, "anchors");
   lua_pushinteger(L, lx_live_loops());
   lua_setfield(L, -2, "loops");
+  lua_pushinteger(L, rt->nrefs);
+  lua_setfield(L, -2, "refs");
+  lua_pushinteger(L, lx_live_handles());
+  lua_setfield(L, -2, "handles");
   return 1;
 }
 

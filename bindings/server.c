@@ -67,6 +67,7 @@ static void unlink_if_ours(lx_server *srv) {
    first socket is there as long as the box (has_box). */
 static void server_closed_cb(uv_handle_t *handle) {
   lx_server *srv = handle->data;
+  lx_count_handles(-1);
   lx_list_remove(&srv->node);
   srv->closed = 1;
   if (srv->is_pipe) unlink_if_ours(srv);
@@ -377,6 +378,7 @@ static int socket_listen(lua_State *L, lx_loop *loop,
     free(srv);
     return r;
   }
+  lx_count_handles(1);
   if (o->reuse_port) r = lx_reuse_port(&srv->h.handle);
   if (r == 0) r = uv_tcp_bind(&srv->h.tcp, sa, flags);
   if (r == 0) r = uv_listen(&srv->h.stream, o->backlog, connection_cb);
@@ -599,6 +601,7 @@ static int core_start_unix_server(lua_State *L) {
     unlink(path); /* a stale socket file, as asyncio removes it */
   srv = server_new(L, t->fut.loop, &o);
   uv_pipe_init(t->fut.loop->uv, &srv->h.pipe, 0);
+  lx_count_handles(1);
   srv->is_pipe = 1;
   r = unix_bind(srv, path);
   if (r == 0) r = uv_listen(&srv->h.stream, o.backlog, connection_cb);

@@ -87,6 +87,7 @@ static void buf_release(lx_stream *s) {
 
 static void close_cb(uv_handle_t *handle) {
   lx_stream *s = handle->data;
+  lx_count_handles(-1);
   lx_list_remove(&s->node);
   s->closed = 1;
   if (s->read_err == 0) s->read_err = eof_status(s);
@@ -233,6 +234,7 @@ void lx_stream_init(lx_stream *s, lx_loop *loop) {
   lx_waitlist_init(&s->closers);
   s->node.close = stream_close_resource;
   lx_list_add(&loop->resources, &s->node);
+  lx_count_handles(1); /* every caller inits the handle next */
 }
 
 /*

@@ -46,6 +46,7 @@ enum { UV_QUEUE = 1, UV_LOOPOBJ, UDP_NUV = UV_LOOPOBJ };
 
 static void udp_closed_cb(uv_handle_t *handle) {
   lx_udp *u = handle->data;
+  lx_count_handles(-1);
   lx_list_remove(&u->node);
   u->closed = 1;
   lx_waitlist_wake_all(&u->receivers);
@@ -336,6 +337,7 @@ static lx_udp *udp_new(lua_State *L, lx_runtime *rt, lx_loop *loop,
     free(u);
     lx_os_error(L, r, "open_udp", NULL);
   }
+  lx_count_handles(1);
   u->h.data = u;
   b = lua_newuserdatauv(L, sizeof *b, UDP_NUV); /* owns u from here */
   b->u = u;
