@@ -1,7 +1,8 @@
 -- spec/helper.lua: every async spec runs its body through helper.run, which
 -- runs it as the main task of lasync.run under a watchdog and checks
--- afterwards that no task or callback is left anchored and no loop is left
--- open. LASYNC_TEST_TIMEOUT_MULTIPLIER scales the watchdog (sanitizer
+-- afterwards that no task or callback is left anchored, no loop is left
+-- open, and the registry refs and libuv handles are back to their
+-- baseline. LASYNC_TEST_TIMEOUT_MULTIPLIER scales the watchdog (sanitizer
 -- builds raise it), as libuv's UV_TEST_TIMEOUT_MULTIPLIER does. Below
 -- them, the small helpers the spec files share (assertions on errors,
 -- tasks, test servers, temporary files and running commands).
@@ -20,7 +21,8 @@ local function counts()
 end
 
 -- Run body(...) as the main task; fail if it takes longer than `timeout`
--- seconds (default 5, scaled) or leaves tasks, callbacks or loops behind.
+-- seconds (default 5, scaled) or leaves tasks, callbacks, loops, registry
+-- refs or libuv handles behind.
 -- Returns body's results.
 function M.run(body, timeout, ...)
   local before = counts()
@@ -43,6 +45,10 @@ function M.run(body, timeout, ...)
   assert(after.anchors == before.anchors, ("%d task(s) or callback(s) " ..
     "left anchored"):format(after.anchors - before.anchors))
   assert(after.loops == before.loops, "an event loop was left open")
+  assert(after.refs == before.refs, ("%d registry ref(s) left"):format(
+    after.refs - before.refs))
+  assert(after.handles == before.handles, ("%d libuv handle(s) left " ..
+    "open"):format(after.handles - before.handles))
   return table.unpack(results, 2, results.n)
 end
 

@@ -480,6 +480,38 @@ describe("task state methods", function()
     local err = helper.error_of(lasync.tasks)
     assert.matches("^[^\n]*lasync%.tasks: no running event loop", err)
   end)
+
+  it("tasks() and t:where() say the same: the user's line, not lasync's",
+     function()
+    helper.run(function()
+      local never = lasync.Future()
+      local line
+      local inner = lasync.create_task(function()
+        line = debug.getinfo(1, "l").currentline + 1
+        lasync.wait({ never }) -- waits inside lasync's own init.lua
+      end)
+      local fresh -- created below, never started when tasks() runs
+      lasync.sleep(0)
+      fresh = lasync.create_task(function() end)
+      local rows = {}
+      for _, row in ipairs(lasync.tasks()) do rows[row.task] = row end
+      assert.matches("task_spec%.lua:" .. line .. "$", inner:where())
+      assert.are.equal(inner:where(), rows[inner].where)
+      assert.are.equal("not started", fresh:where())
+      assert.are.equal(fresh:where(), rows[fresh].where)
+      local me = lasync.current_task()
+      assert.matches("task_spec%.lua:%d+$", rows[me].where)
+      inner:cancel()
+      pcall(inner.await, inner)
+      fresh:await()
+    end, 1)
+    local err = helper.error_of(lasync.tasks)
+    assert.are.equal("lasync.tasks: no running event loop: run this " ..
+                     "code with lasync.run or the lasync command", err)
+    err = helper.error_of(function() lasync.tasks() end)
+    assert.matches("^[^\n]*task_spec%.lua:%d+: lasync%.tasks: no running " ..
+                   "event loop", err)
+  end)
 end)
 
 describe("task cancellation", function()

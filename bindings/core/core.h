@@ -306,6 +306,7 @@ struct lx_runtime {
   int mt[LX_MT_COUNT]; /* registry refs of the class metatables */
   const void *mtp[LX_MT_COUNT]; /* the same, as pointers: type checks */
   int unretrieved; /* failed tasks whose error nobody has looked at yet */
+  int nrefs;      /* live registry refs made by lx_ref (lasync._stats) */
   int sigint_users; /* SIGINT watchers of the script (signal.c) */
   int interrupted;  /* Ctrl-Cs seen by lasync.run's default handler */
   int debug;      /* LASYNC_DEBUG or --debug: new loops start in debug */
@@ -324,6 +325,8 @@ LX_HIDDEN void lx_unanchor(lua_State *L, lx_runtime *rt, int *ref);
 LX_HIDDEN void lx_push_anchored(lua_State *L, lx_runtime *rt, int ref);
 LX_HIDDEN lx_loop *lx_running_loop(lua_State *L, lx_runtime *rt,
                                    const char *fname);
+LX_HIDDEN lx_loop *lx_check_loop(lua_State *L, lx_runtime *rt,
+                               const char *fname, int level);
 LX_HIDDEN lx_task *lx_current_task(lua_State *L, lx_runtime *rt,
                                    const char *fname);
 LX_HIDDEN lx_task *lx_check_await(lua_State *L, lx_runtime *rt,
@@ -346,6 +349,10 @@ LX_HIDDEN int lx_classof(lua_State *L, lx_runtime *rt, int idx, int first,
                          int count);
 LX_HIDDEN void *lx_checkclass(lua_State *L, lx_runtime *rt, int idx, int mt,
                               const char *fname);
+LX_HIDDEN void *lx_checkbox(lua_State *L, lx_runtime *rt, int idx, int mt,
+                             const char *fname);
+LX_HIDDEN int lx_ref(lua_State *L, lx_runtime *rt);
+LX_HIDDEN void lx_unref(lua_State *L, lx_runtime *rt, int *ref);
 LX_HIDDEN int lx_is_callable(lua_State *L, int idx);
 LX_HIDDEN const char *lx_typename(lua_State *L, int idx);
 
@@ -382,6 +389,8 @@ LX_HIDDEN lx_loop *lx_loop_check(lua_State *L, int idx);
 LX_HIDDEN void lx_ready_push(lx_loop *loop, lx_ready *node);
 LX_HIDDEN uint64_t lx_now(void);
 LX_HIDDEN int lx_live_loops(void);
+LX_HIDDEN void lx_count_handles(int delta);
+LX_HIDDEN int lx_live_handles(void);
 #define LX_SLOW_STEP_NS 100000000u /* debug: warn when a step takes 100 ms */
 
 enum { LX_RUN_UNTIL, LX_RUN_FOREVER, LX_RUN_DRAIN };
@@ -416,6 +425,7 @@ LX_HIDDEN int lx_completion_send(lx_completion *c, lx_completion_fn fn,
 LX_HIDDEN void lx_open_inbox(lua_State *L);
 
 /* timer.c */
+LX_HIDDEN void lx_timer_reserve(lua_State *L, lx_loop *loop);
 LX_HIDDEN void lx_timer_arm(lx_loop *loop, lx_timer *t, uint64_t when);
 LX_HIDDEN void lx_timer_disarm(lx_loop *loop, lx_timer *t);
 LX_HIDDEN void lx_timers_run_due(lx_loop *loop, uint64_t now);
@@ -512,6 +522,7 @@ LX_HIDDEN int lx_waitlist_empty(const lx_waiter *list);
 LX_HIDDEN int lx_wait_on(lua_State *L, lx_task *t, lx_waiter *list,
                          lua_KFunction k);
 LX_HIDDEN int lx_wait_resumed(lx_task *t);
+LX_HIDDEN int lx_wait_k(lua_State *L, int status, lua_KContext ctx);
 LX_HIDDEN lx_task *lx_waitlist_wake_first(lx_waiter *list);
 LX_HIDDEN int lx_waitlist_wake_all(lx_waiter *list);
 LX_HIDDEN int lx_waitlist_count(const lx_waiter *list);
@@ -550,6 +561,7 @@ LX_HIDDEN void lx_error_new(lua_State *L, int cls, const char *msg);
 LX_HIDDEN void lx_error_newv(lua_State *L, int cls, int msgidx);
 LX_HIDDEN int lx_error_raise(lua_State *L, int cls, const char *fmt, ...);
 LX_HIDDEN int lx_error_is(lua_State *L, int idx, int cls);
+LX_HIDDEN int lx_traceback_msgh(lua_State *L);
 LX_HIDDEN void lx_os_error_new(lua_State *L, int uverr, const char *fname,
                                const char *target);
 LX_HIDDEN int lx_os_error(lua_State *L, int uverr, const char *fname,

@@ -44,6 +44,20 @@ static void make_instance(lua_State *L, int clsidx, int msgidx) {
   lua_setmetatable(L, -2);
 }
 
+/*
+** Message handler for lua_pcall where the error is reported later, or in
+** another state: [-0, +1] {error, traceback of where it was raised}. The
+** callbacks of call_soon/call_later and the functions of to_thread use it.
+*/
+int lx_traceback_msgh(lua_State *L) {
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  luaL_traceback(L, L, NULL, 1);
+  lua_rawseti(L, -2, 2);
+  return 1;
+}
+
 /* [-0, +1] push a new error of built-in class `cls` with message `msg` */
 void lx_error_new(lua_State *L, int cls, const char *msg) {
   if (msg)

@@ -142,6 +142,7 @@ static void interrupt_cb(uv_signal_t *handle, int signum) {
 }
 
 static void interrupt_closed_cb(uv_handle_t *handle) {
+  lx_count_handles(-1);
   free(handle->data);
 }
 
@@ -156,6 +157,7 @@ void *lx_interrupt_start(lx_loop *loop, lx_task *main) {
   in->waits = 0;
   in->gen = 0;
   uv_signal_init(loop->uv, &in->h);
+  lx_count_handles(1);
   in->h.data = in;
   if (uv_signal_start(&in->h, interrupt_cb, SIGINT) < 0) {
     uv_close((uv_handle_t *)&in->h, interrupt_closed_cb);

@@ -34,6 +34,22 @@ int lx_live_loops(void) {
   return live_loops;
 }
 
+/*
+** libuv handles opened and whose close callback has not run yet, in every
+** loop of the process (lasync._stats): each file that opens a handle adds
+** 1, and its close callback takes 1 away. Threads' loops count too, hence
+** the atomic.
+*/
+static int live_handles;
+
+void lx_count_handles(int delta) {
+  __atomic_add_fetch(&live_handles, delta, __ATOMIC_RELAXED);
+}
+
+int lx_live_handles(void) {
+  return __atomic_load_n(&live_handles, __ATOMIC_RELAXED);
+}
+
 uint64_t lx_now(void) {
   return uv_hrtime();
 }
@@ -117,6 +133,7 @@ static void loop_free(lx_loop *loop) {
 
 static void handle_closed_cb(uv_handle_t *handle) {
   lx_loop *loop = handle->data;
+  lx_count_handles(-1);
   if (--loop->open_handles == 0 && loop->orphan) loop_free(loop);
 }
 
@@ -150,6 +167,7 @@ lx_loop *lx_loop_new(lua_State *L, lx_runtime *rt, uv_loop_t *uv) {
   loop->timer.data = loop->check.data = loop->idle.data = loop;
   lx_inbox_init(loop);
   loop->open_handles = 4;
+  lx_count_handles(4); /* timer, check, idle, inbox */
   uv_check_start(&loop->check, check_cb);
   uv_unref((uv_handle_t *)&loop->check);
   box->loop = loop;
@@ -203,7 +221,7 @@ void lx_loop_attach(lua_State *L, int loopidx) {
   lx_loop *loop = lx_loop_check(L, loopidx);
   check_runnable(L, loop);
   lua_pushvalue(L, loopidx);
-  loop->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  loop->self_ref = lx_ref(L, loop->rt);
   loop->rt->loop = loop;
   loop->L = L;
   loop->running = 1;
@@ -215,8 +233,7 @@ void lx_loop_detach(lua_State *L, lx_loop *loop) {
   uv_idle_stop(&loop->idle);
   loop->rt->loop = NULL;
   loop->L = NULL;
-  luaL_unref(L, LUA_REGISTRYINDEX, loop->self_ref);
-  loop->self_ref = LUA_NOREF;
+  lx_unref(L, loop->rt, &loop->self_ref);
 }
 
 
@@ -229,7 +246,7 @@ int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode) {
   if (mode == LX_RUN_UNTIL && target->state != LX_PENDING) return LX_RUN_DONE;
   if (mode == LX_RUN_DRAIN && loop->ntasks == 0) return LX_RUN_DONE;
   lua_pushvalue(L, loopidx);
-  loop->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  loop->self_ref = lx_ref(L, loop->rt);
   rt->loop = loop;
   loop->L = L;
   loop->running = 1;
@@ -261,8 +278,7 @@ int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode) {
   uv_idle_stop(&loop->idle);
   rt->loop = NULL;
   loop->L = NULL;
-  luaL_unref(L, LUA_REGISTRYINDEX, loop->self_ref);
-  loop->self_ref = LUA_NOREF;
+  lx_unref(L, loop->rt, &loop->self_ref);
   return result;
 }
 
@@ -427,8 +443,7 @@ void lx_loop_close(lua_State *L, lx_loop *loop) {
   lx_gather_close_all(L, loop); /* they count tasks that never finish */
   lx_timers_run_due(loop, UINT64_MAX); /* handles left: release them */
   while (loop->ready_head) run_batch(loop);
-  luaL_unref(L, LUA_REGISTRYINDEX, loop->handler_ref);
-  loop->handler_ref = LUA_NOREF;
+  lx_unref(L, loop->rt, &loop->handler_ref);
   while (loop->resources.next != &loop->resources) { /* streams, servers */
     lx_resource *r = loop->resources.next;
     lx_list_remove(r);
@@ -529,10 +544,9 @@ static int loop_set_exception_handler(lua_State *L) {
   if (!lua_isnoneornil(L, 2) && !lx_is_callable(L, 2))
     luaL_error(L, "lasync.Loop:set_exception_handler: handler must be a "
                   "function or nil (got %s)", luaL_typename(L, 2));
-  luaL_unref(L, LUA_REGISTRYINDEX, loop->handler_ref);
+  lx_unref(L, loop->rt, &loop->handler_ref);
   lua_settop(L, 2);
-  loop->handler_ref = lua_isnil(L, 2) ? LUA_NOREF
-                                      : luaL_ref(L, LUA_REGISTRYINDEX);
+  loop->handler_ref = lua_isnil(L, 2) ? LUA_NOREF : lx_ref(L, loop->rt);
   return 0;
 }
 

@@ -61,6 +61,25 @@ int lx_anchor(lua_State *L, lx_runtime *rt, int idx) {
   return slot;
 }
 
+/*
+** [-1, +0] a registry ref to the value on top (luaL_ref), counted in
+** rt->nrefs so that lasync._stats shows refs that are never released.
+*/
+int lx_ref(lua_State *L, lx_runtime *rt) {
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (ref >= 0) rt->nrefs++; /* not LUA_REFNIL: nil takes no slot */
+  return ref;
+}
+
+/* Release a ref made by lx_ref and reset it; idempotent. */
+void lx_unref(lua_State *L, lx_runtime *rt, int *ref) {
+  if (*ref >= 0) {
+    luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+    rt->nrefs--;
+  }
+  *ref = LUA_NOREF;
+}
+
 /* Release an anchor; idempotent (OpenResty's ngx_http_lua_del_thread). */
 void lx_unanchor(lua_State *L, lx_runtime *rt, int *ref) {
   if (*ref == LUA_NOREF) return;
@@ -85,11 +104,31 @@ void lx_push_anchored(lua_State *L, lx_runtime *rt, int ref) {
 ** Checks shared by the module's functions
 ** ======================================================================= */
 
-lx_loop *lx_running_loop(lua_State *L, lx_runtime *rt, const char *fname) {
+/* Raise "lasync.<fname>: <what>" at the position of the function at
+   `level` (as luaL_where): luaL_error with a level, for the checks below */
+static void raise_at(lua_State *L, int level, const char *fname,
+                     const char *what) {
+  luaL_where(L, level);
+  lua_pushfstring(L, "lasync.%s: %s", fname, what);
+  lua_concat(L, 2);
+  lua_error(L);
+}
+
+/*
+** The running loop; else raise the error of every function that needs
+** one, naming `fname`, with the position of the function at `level` (as
+** luaL_where). The Lua side raises it through lasync._check_loop.
+*/
+lx_loop *lx_check_loop(lua_State *L, lx_runtime *rt, const char *fname,
+                       int level) {
   if (rt->loop == NULL)
-    luaL_error(L, "lasync.%s: no running event loop: run this code with "
-                  "lasync.run or the lasync command", fname);
+    raise_at(L, level, fname, "no running event loop: run this code with "
+                              "lasync.run or the lasync command");
   return rt->loop;
+}
+
+lx_loop *lx_running_loop(lua_State *L, lx_runtime *rt, const char *fname) {
+  return lx_check_loop(L, rt, fname, 1);
 }
 
 /*
@@ -104,18 +143,15 @@ lx_task *lx_check_await(lua_State *L, lx_runtime *rt, const char *fname,
                         int level) {
   lx_task *t = rt->loop ? rt->loop->current : NULL;
   if (t && t->co == L && lua_isyieldable(L)) return t;
-  luaL_where(L, level);
   if (t && t->co == L)
-    lua_pushfstring(L, "lasync.%s: " LX_CANNOT_AWAIT, fname);
+    raise_at(L, level, fname, LX_CANNOT_AWAIT);
   else if (t)
-    lua_pushfstring(L, "lasync.%s: cannot await in a coroutine nested "
-                       "inside a task (only the task's own coroutine can "
-                       "await)", fname);
+    raise_at(L, level, fname, "cannot await in a coroutine nested inside a "
+                              "task (only the task's own coroutine can "
+                              "await)");
   else
-    lua_pushfstring(L, "lasync.%s: not inside a task: run this code with "
-                       "lasync.run or the lasync command", fname);
-  lua_concat(L, 2);
-  lua_error(L);
+    raise_at(L, level, fname, "not inside a task: run this code with "
+                              "lasync.run or the lasync command");
   return NULL;
 }
 
@@ -240,9 +276,9 @@ void lx_newclass(lua_State *L, int mt, const char *name,
   lua_newtable(L);
   if (methods) lx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
-  luaL_unref(L, LUA_REGISTRYINDEX, rt->mt[mt]);
+  lx_unref(L, rt, &rt->mt[mt]);
   rt->mtp[mt] = lua_topointer(L, -1);
-  rt->mt[mt] = luaL_ref(L, LUA_REGISTRYINDEX);
+  rt->mt[mt] = lx_ref(L, rt);
 }
 
 /*
@@ -307,6 +343,18 @@ void *lx_checkclass(lua_State *L, lx_runtime *rt, int idx, int mt,
   return p;
 }
 
+/*
+** The C object of the box at idx: a userdata of class `mt` whose first
+** field points to C-owned memory (stream_box, server_box, ...). Raises as
+** lx_checkclass for another value, and for a box its __gc emptied.
+*/
+void *lx_checkbox(lua_State *L, lx_runtime *rt, int idx, int mt,
+                  const char *fname) {
+  void **box = lx_checkclass(L, rt, idx, mt, fname);
+  if (*box == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
+  return *box;
+}
+
 /* [-0, +0] set class `mt`'s metatable on the value on top */
 void lx_setclass(lua_State *L, lx_runtime *rt, int mt) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->mt[mt]);
@@ -336,7 +384,7 @@ static int runtime_new(lua_State *L) {
   rt->debug = debug != NULL && *debug != '\0' && *debug != '0';
   rt->warn = warn_stderr;
   lua_newtable(L);
-  rt->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
+  rt->anchors = lx_ref(L, rt);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &runtime_key);
   return 0;
 }
@@ -374,14 +422,16 @@ static int core_names(lua_State *L) {
 }
 
 /*
-** lasync._stats() -> {anchors = n, loops = n}: live anchors (pending tasks
-** and scheduled callbacks) and loops not yet freed; the specs check that
-** they return to their baseline after every test.
+** lasync._stats() -> {anchors = n, loops = n, refs = n, handles = n}: live
+** anchors (pending tasks and scheduled callbacks), loops not yet freed,
+** registry refs of this state (lx_ref) and libuv handles whose close
+** callback has not run (lx_count_handles); the specs check that they
+** return to their baseline after every test.
 */
 static int core_stats(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lua_Integer anchors = 0;
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 4);
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
@@ -393,6 +443,10 @@ static int core_stats(lua_State *L) {
   lua_setfield(L, -2, "anchors");
   lua_pushinteger(L, lx_live_loops());
   lua_setfield(L, -2, "loops");
+  lua_pushinteger(L, rt->nrefs);
+  lua_setfield(L, -2, "refs");
+  lua_pushinteger(L, lx_live_handles());
+  lua_setfield(L, -2, "handles");
   return 1;
 }
 

@@ -3,6 +3,7 @@
 ** queue. Owns creating, stepping and finishing tasks, cancellation and
 ** suspension (lx_suspend), tracebacks across awaits, and the Task methods.
 */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,21 @@ void lx_task_push_name(lua_State *L, int tidx) {
   }
 }
 
-/* [-0, +1] push "source:line" of where the task is (or "?") */
+/* Is `source` one of lasync's own Lua files ("@.../lasync/init.lua")? */
+static int is_lasync_source(const char *source) {
+  size_t n = strlen(source);
+  const char *end = source + n - 4, *p = end;
+  if (n < 4 || strcmp(end, ".lua") != 0) return 0;
+  while (p > source && (isalnum((unsigned char)p[-1]) || p[-1] == '_')) p--;
+  return p < end && p - source >= 7 && memcmp(p - 7, "lasync/", 7) == 0;
+}
+
+/*
+** [-0, +1] push where the task is: "source:line" of the innermost Lua
+** function on its stack outside lasync's own Lua files (where the user
+** awaited), "not started", or "?". The one answer for t:where(),
+** lasync.tasks() and the reports (leftover tasks, slow steps).
+*/
 void lx_task_where(lua_State *L, lx_task *t) {
   lua_Debug ar;
   int level;
@@ -63,7 +78,7 @@ void lx_task_where(lua_State *L, lx_task *t) {
   if (t->co)
     for (level = 0; lua_getstack(t->co, level, &ar); level++) {
       lua_getinfo(t->co, "Sl", &ar);
-      if (ar.currentline > 0) {
+      if (ar.currentline > 0 && !is_lasync_source(ar.source)) {
         lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
         return;
       }
@@ -628,6 +643,17 @@ static int core_check_task(lua_State *L) {
   return 0;
 }
 
+/*
+** lasync._check_loop(fname [, level=2]): raise the error of a function
+** that needs a running loop ("no running event loop"), naming fname, at
+** the position of the function at `level`; for the Lua side.
+*/
+static int core_check_loop(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_check_loop(L, rt, lx_checkstring(L, 1), (int)lx_optinteger(L, 2, 2));
+  return 0;
+}
+
 /* [-1, +0] name the task at tidx with the string on top */
 void lx_task_set_name(lua_State *L, int tidx) {
   set_extra(L, tidx, "name");
@@ -717,6 +743,7 @@ void lx_open_task(lua_State *L) {
     {"all_tasks", core_all_tasks},
     {"_note_traceback", core_note_traceback},
     {"_check_task", core_check_task},
+    {"_check_loop", core_check_loop},
     {NULL, NULL}
   };
   lx_newclass(L, LX_MT_TASK, LX_TASK, methods, meta);

@@ -73,14 +73,25 @@ void lx_timers_rearm(lx_loop *loop) {
                  0);
 }
 
+/*
+** Make room in the heap for one more timer, or raise "<function>: out of
+** memory". Called before anything is registered (the handle anchored, the
+** task marked as sleeping), so that lx_timer_arm never allocates: it runs
+** where raising would leave half-done bookkeeping behind.
+*/
+void lx_timer_reserve(lua_State *L, lx_loop *loop) {
+  unsigned cap;
+  lx_timer **heap;
+  if (loop->heap_len < loop->heap_cap) return;
+  cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
+  heap = realloc(loop->heap, cap * sizeof *heap);
+  if (heap == NULL) luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
+  loop->heap = heap;
+  loop->heap_cap = cap;
+}
+
+/* Arm t at `when` (ns); the heap has room (lx_timer_reserve). */
 void lx_timer_arm(lx_loop *loop, lx_timer *t, uint64_t when) {
-  if (loop->heap_len == loop->heap_cap) {
-    unsigned cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-    lx_timer **heap = realloc(loop->heap, cap * sizeof *heap);
-    if (heap == NULL) abort(); /* as Lua's allocator does on failure */
-    loop->heap = heap;
-    loop->heap_cap = cap;
-  }
   t->when = when;
   t->seq = loop->timer_seq++;
   loop->heap[loop->heap_len] = t;
@@ -146,16 +157,6 @@ static lx_handle *handle_check(lua_State *L, int idx) {
                        LX_MT_HANDLE, NULL); /* names the method called */
 }
 
-/* msgh for callbacks: keep the error value and the traceback of where */
-static int keep_traceback(lua_State *L) {
-  lua_createtable(L, 2, 0);
-  lua_pushvalue(L, 1);
-  lua_rawseti(L, -2, 1);
-  luaL_traceback(L, L, NULL, 1);
-  lua_rawseti(L, -2, 2);
-  return 1;
-}
-
 /* Debug mode: say which callback (handle at hidx) held up the loop. */
 static void warn_slow_callback(lua_State *L, int hidx, uint64_t ns) {
   lua_Debug ar;
@@ -184,7 +185,7 @@ static void handle_run(lua_State *L, lx_loop *loop, lx_ready *node) {
     lua_settop(L, base);
     return;
   }
-  lua_pushcfunction(L, keep_traceback);
+  lua_pushcfunction(L, lx_traceback_msgh);
   for (i = 1; i <= h->nargs + 1; i++) lua_getiuservalue(L, base + 1, i);
   if (debug) loop->step_start = lx_now();
   if (lua_pcall(L, h->nargs, 0, base + 2) != LUA_OK) {
@@ -252,7 +253,9 @@ static int loop_call_soon(lua_State *L) {
 }
 
 static int schedule_at(lua_State *L, lx_loop *loop, uint64_t when) {
-  lx_handle *h = handle_new(L, loop, lua_gettop(L) - 3);
+  lx_handle *h;
+  lx_timer_reserve(L, loop); /* before the handle is anchored */
+  h = handle_new(L, loop, lua_gettop(L) - 3);
   h->is_timer = 1;
   lx_timer_arm(loop, &h->timer, when);
   if (when <= lx_now()) loop->timers_due = 1; /* asyncio: next iteration */
@@ -353,6 +356,7 @@ static int core_sleep(lua_State *L) {
     lx_ready_push(t->fut.loop, &t->ready); /* to the back of the queue */
   } else {
     uint64_t now = lx_now();
+    lx_timer_reserve(L, t->fut.loop);
     t->on.timer.fire = sleep_fire;
     t->waits_on = LX_ON_TIMER;
     lx_timer_arm(t->fut.loop, &t->on.timer,

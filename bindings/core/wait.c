@@ -59,6 +59,17 @@ int lx_wait_resumed(lx_task *t) {
   return t->must_cancel;
 }
 
+/*
+** The continuation of a wait that returns nothing and passes nothing on
+** when cancelled (wait_closed, join): raise CancelledError, or return.
+*/
+int lx_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  (void)status;
+  if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
+  return 0;
+}
+
 /* Wake the first waiting task; it resumes granted. NULL if none waits. */
 lx_task *lx_waitlist_wake_first(lx_waiter *list) {
   lx_task *t;

@@ -577,13 +577,17 @@ static int file_write(lua_State *L) {
   return turn_run(L, t, fl, write_body);
 }
 
-static int sync_k(lua_State *L, int status, lua_KContext ctx) {
-  lx_task *t = (lx_task *)ctx;
+/* A continuation's end for an operation in its turn that returns nothing */
+static int turn_unit(lua_State *L, lua_KContext ctx, const char *fname) {
   lx_file *fl = lua_touserdata(L, 1);
-  (void)status;
-  fs_free(turn_resumed(L, t, fl, "File:sync"));
+  fs_free(turn_resumed(L, (lx_task *)ctx, fl, fname));
   turn_end(fl);
   return 0;
+}
+
+static int sync_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return turn_unit(L, ctx, "File:sync");
 }
 
 static int sync_body(lua_State *L) {
@@ -658,12 +662,8 @@ static int file_seek(lua_State *L) {
 }
 
 static int close_k(lua_State *L, int status, lua_KContext ctx) {
-  lx_task *t = (lx_task *)ctx;
-  lx_file *fl = lua_touserdata(L, 1);
   (void)status;
-  fs_free(turn_resumed(L, t, fl, "File:close"));
-  turn_end(fl);
-  return 0;
+  return turn_unit(L, ctx, "File:close");
 }
 
 /* close, in the turn */

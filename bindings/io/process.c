@@ -41,6 +41,7 @@ enum { PROC_STDIN = 1, PROC_STDOUT, PROC_STDERR, PROC_LOOPOBJ,
 
 static void proc_closed_cb(uv_handle_t *handle) {
   lx_process *p = handle->data;
+  lx_count_handles(-1);
   p->closed = 1;
   if (!p->has_box) free(p);
 }
@@ -309,6 +310,7 @@ static int spawn(lua_State *L, lx_runtime *rt, int argvidx, int opts,
   p->node.close = proc_close_resource;
   p->h.data = p;
   r = uv_spawn(loop->uv, &p->h, &options);
+  lx_count_handles(1); /* initialized even when it fails: closed below */
   if (merged[1] >= 0) close(merged[1]); /* the child has its copy */
   if (r < 0) {
     pipes_discard(pipes);
@@ -384,10 +386,8 @@ static int sp_shell(lua_State *L) {
 ** ======================================================================= */
 
 static lx_process *check_proc(lua_State *L, const char *fname) {
-  proc_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
-                              LX_MT_PROCESS, fname);
-  if (b->p == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
-  return b->p;
+  return lx_checkbox(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                     LX_MT_PROCESS, fname);
 }
 
 /* [-0, +1] the exit code, or minus the signal that ended it */

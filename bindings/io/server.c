@@ -67,6 +67,7 @@ static void unlink_if_ours(lx_server *srv) {
    first socket is there as long as the box (has_box). */
 static void server_closed_cb(uv_handle_t *handle) {
   lx_server *srv = handle->data;
+  lx_count_handles(-1);
   lx_list_remove(&srv->node);
   srv->closed = 1;
   if (srv->is_pipe) unlink_if_ours(srv);
@@ -377,6 +378,7 @@ static int socket_listen(lua_State *L, lx_loop *loop,
     free(srv);
     return r;
   }
+  lx_count_handles(1);
   if (o->reuse_port) r = lx_reuse_port(&srv->h.handle);
   if (r == 0) r = uv_tcp_bind(&srv->h.tcp, sa, flags);
   if (r == 0) r = uv_listen(&srv->h.stream, o->backlog, connection_cb);
@@ -599,6 +601,7 @@ static int core_start_unix_server(lua_State *L) {
     unlink(path); /* a stale socket file, as asyncio removes it */
   srv = server_new(L, t->fut.loop, &o);
   uv_pipe_init(t->fut.loop->uv, &srv->h.pipe, 0);
+  lx_count_handles(1);
   srv->is_pipe = 1;
   r = unix_bind(srv, path);
   if (r == 0) r = uv_listen(&srv->h.stream, o.backlog, connection_cb);
@@ -614,22 +617,13 @@ static int core_start_unix_server(lua_State *L) {
 ** ======================================================================= */
 
 static lx_server *check_server(lua_State *L, const char *fname) {
-  server_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
-                                LX_MT_SERVER, fname);
-  if (b->srv == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
-  return b->srv;
+  return lx_checkbox(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                     LX_MT_SERVER, fname);
 }
 
 /* server:close(): stop listening (connections already made go on) */
 static int server_close_m(lua_State *L) {
   server_close(L, check_server(L, "Server:close"));
-  return 0;
-}
-
-static int closed_k(lua_State *L, int status, lua_KContext ctx) {
-  lx_task *t = (lx_task *)ctx;
-  (void)status;
-  if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
   return 0;
 }
 
@@ -640,7 +634,7 @@ static int server_wait_closed(lua_State *L) {
   lx_task *t = lx_current_task(L, rt, "Server:wait_closed");
   lua_settop(L, 1);
   if (srv->nopen == 0) return 0; /* every socket is closed */
-  return lx_wait_on(L, t, &srv->closers, closed_k);
+  return lx_wait_on(L, t, &srv->closers, lx_wait_k);
 }
 
 static int forever_k(lua_State *L, int status, lua_KContext ctx) {

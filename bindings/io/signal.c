@@ -97,6 +97,7 @@ typedef struct sig_box {
 
 static void watch_closed_cb(uv_handle_t *handle) {
   lx_sigwatch *w = handle->data;
+  lx_count_handles(-1);
   lx_list_remove(&w->node);
   if (!w->has_box) free(w);
   else w->closing = 2; /* closed: the box frees it */
@@ -170,6 +171,7 @@ static int core_signal(lua_State *L) {
   w->signum = signum;
   w->node.close = watch_close_resource;
   uv_signal_init(loop->uv, &w->h);
+  lx_count_handles(1);
   uv_unref((uv_handle_t *)&w->h); /* watching alone keeps nothing alive */
   w->h.data = w;
   w->sub.h = &w->h;
@@ -208,6 +210,7 @@ typedef struct sig_op {
 } sig_op;
 
 static void sig_op_closed_cb(uv_handle_t *handle) {
+  lx_count_handles(-1);
   free(lx_container_of((uv_signal_t *)handle, sig_op, h));
 }
 
@@ -256,6 +259,7 @@ static int core_wait_signal(lua_State *L) {
   s->signum = signum;
   s->op.abort = sig_op_abort;
   uv_signal_init(t->fut.loop->uv, &s->h);
+  lx_count_handles(1);
   s->sub.link.prev = s->sub.link.next = NULL;
   s->sub.in = NULL;
   s->sub.h = &s->h;

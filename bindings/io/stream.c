@@ -87,6 +87,7 @@ static void buf_release(lx_stream *s) {
 
 static void close_cb(uv_handle_t *handle) {
   lx_stream *s = handle->data;
+  lx_count_handles(-1);
   lx_list_remove(&s->node);
   s->closed = 1;
   if (s->read_err == 0) s->read_err = eof_status(s);
@@ -233,6 +234,7 @@ void lx_stream_init(lx_stream *s, lx_loop *loop) {
   lx_waitlist_init(&s->closers);
   s->node.close = stream_close_resource;
   lx_list_add(&loop->resources, &s->node);
+  lx_count_handles(1); /* every caller inits the handle next */
 }
 
 /*
@@ -259,10 +261,8 @@ void lx_stream_discard(lx_stream *s) {
 }
 
 static lx_stream *check_stream(lua_State *L, int mt, const char *fname) {
-  stream_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
-                                mt, fname);
-  if (b->s == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
-  return b->s;
+  return lx_checkbox(L, lua_touserdata(L, lua_upvalueindex(1)), 1, mt,
+                     fname);
 }
 
 /* In a continuation: the stream of the box at index 1, unless finalized. */
@@ -772,13 +772,6 @@ static int writer_abort(lua_State *L) {
   return 0;
 }
 
-static int closed_k(lua_State *L, int status, lua_KContext ctx) {
-  lx_task *t = (lx_task *)ctx;
-  (void)status;
-  if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
-  return 0;
-}
-
 /* w:wait_closed(): wait until the stream is closed */
 static int writer_wait_closed(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
@@ -786,7 +779,7 @@ static int writer_wait_closed(lua_State *L) {
   lx_task *t = lx_current_task(L, rt, "StreamWriter:wait_closed");
   lua_settop(L, 1);
   if (s->closed) return 0;
-  return lx_wait_on(L, t, &s->closers, closed_k);
+  return lx_wait_on(L, t, &s->closers, lx_wait_k);
 }
 
 /*

@@ -46,6 +46,7 @@ enum { UDP_QUEUE = 1, UDP_LOOPOBJ, UDP_NUV = UDP_LOOPOBJ };
 
 static void udp_closed_cb(uv_handle_t *handle) {
   lx_udp *u = handle->data;
+  lx_count_handles(-1);
   lx_list_remove(&u->node);
   u->closed = 1;
   lx_waitlist_wake_all(&u->receivers);
@@ -124,10 +125,8 @@ static void recv_cb(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf,
 }
 
 static lx_udp *check_udp(lua_State *L, const char *fname) {
-  udp_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
-                             LX_MT_UDP, fname);
-  if (b->u == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
-  return b->u;
+  return lx_checkbox(L, lua_touserdata(L, lua_upvalueindex(1)), 1, LX_MT_UDP,
+                     fname);
 }
 
 /* [-0, +3] pop the oldest datagram: data, host, port */
@@ -338,6 +337,7 @@ static lx_udp *udp_new(lua_State *L, lx_runtime *rt, lx_loop *loop,
     free(u);
     lx_os_error(L, r, "open_udp", NULL);
   }
+  lx_count_handles(1);
   u->h.data = u;
   b = lua_newuserdatauv(L, sizeof *b, UDP_NUV); /* owns u from here */
   b->u = u;

@@ -404,13 +404,6 @@ static int queue_task_done(lua_State *L) {
   return 0;
 }
 
-static int join_k(lua_State *L, int status, lua_KContext ctx) {
-  lx_task *t = (lx_task *)ctx;
-  (void)status;
-  if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
-  return 0;
-}
-
 /* q:join(): wait until every item put has been marked task_done() */
 static int queue_join(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
@@ -418,7 +411,7 @@ static int queue_join(lua_State *L) {
   lx_task *t = lx_current_task(L, rt, join_name[q->kind]);
   lua_settop(L, 1);
   if (q->unfinished == 0) return 0;
-  return lx_wait_on(L, t, &q->joiners, join_k);
+  return lx_wait_on(L, t, &q->joiners, lx_wait_k);
 }
 
 /*

@@ -296,10 +296,8 @@ static void thread_close_resource(lua_State *L, lx_resource *r) {
 }
 
 static lx_thread *check_thread(lua_State *L, const char *fname) {
-  thread_box *b = lx_checkclass(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
-                                LX_MT_THREAD, fname);
-  if (b->th == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
-  return b->th;
+  return lx_checkbox(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                     LX_MT_THREAD, fname);
 }
 
 /* pcall'd: copy fn and args (2..) into the buffer (1) for `fname` */

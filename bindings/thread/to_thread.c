@@ -63,22 +63,12 @@ static lua_State *worker_state(void) {
   return W;
 }
 
-/* msgh: {error, traceback} */
-static int worker_msgh(lua_State *W) {
-  lua_createtable(W, 2, 0);
-  lua_pushvalue(W, 1);
-  lua_rawseti(W, -2, 1);
-  luaL_traceback(W, W, NULL, 1);
-  lua_rawseti(W, -2, 2);
-  return 1;
-}
-
 /* pcall'd in the worker: run the job, copy its results out */
 static int worker_run(lua_State *W) {
   pool_job *j = lua_touserdata(W, 1);
   int base, n;
   lua_settop(W, 1);
-  lua_pushcfunction(W, worker_msgh);
+  lua_pushcfunction(W, lx_traceback_msgh);
   base = lua_gettop(W);
   n = lx_copy_in(W, &j->in);
   if (lua_pcall(W, n - 1, LUA_MULTRET, base) != LUA_OK) {

@@ -3,11 +3,13 @@
 -- does (bindings/core/runtime.c), so that tg.run(fn), a method called with .
 -- instead of :, says "lasync.TaskGroup:run: expected a TaskGroup (got
 -- function)" rather than failing on self inside. Every check runs before
--- the function does anything (spawns, allocates, resolves).
+-- the function does anything (spawns, allocates, resolves). Also
+-- check.unwrap, which the Lua-written API uses to end a protected call.
 local M = {}
 
 local getmetatable, type, error, tostring, rawget, select = getmetatable,
   type, error, tostring, rawget, select
+local unpack = table.unpack
 
 -- "an Event", "a Lock": the article the C checker uses
 local function with_article(name)
@@ -57,6 +59,19 @@ function M.guard(cls)
       cls[k] = M.method(cls, name .. ":" .. k, v)
     end
   end
+end
+
+--}======================================================================
+
+--{======================================================================
+-- Results
+--=======================================================================
+
+--- check.unwrap(res) -> the results of table.pack(xpcall(fn, ...)) as fn
+-- returned them, or its error re-raised unchanged (level 0)
+function M.unwrap(res)
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, res.n)
 end
 
 --}======================================================================

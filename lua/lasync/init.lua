@@ -16,6 +16,7 @@ local Future, current_task = core.Future, core.current_task
 local get_running_loop, ensure_future = core.get_running_loop, core.ensure_future
 local is_cancelled, note_traceback = core.is_cancelled, core._note_traceback
 local pack, unpack = table.pack, table.unpack
+local unwrap = check.unwrap
 local type, error, xpcall, pcall = type, error, xpcall, pcall
 
 M.ExceptionGroup = core.error_class("ExceptionGroup")
@@ -52,12 +53,6 @@ local function check_not_self(aw, fname, list)
       end
     end
   end
-end
-
--- Results of xpcall(fn, ...) as returned by fn, or its error re-raised.
-local function unwrap(res)
-  if not res[1] then error(res[2], 0) end
-  return unpack(res, 2, res.n)
 end
 
 -- Raise unless aw is awaitable (a task, future or function), naming fname.

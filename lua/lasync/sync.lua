@@ -7,6 +7,7 @@ local check = require "lasync.check"
 local M = {}
 
 local pack, unpack = table.pack, table.unpack
+local unwrap = check.unwrap
 local is_cancelled, is_error = core.is_cancelled, core.is_error
 local note_traceback, check_task = core._note_traceback, core._check_task
 
@@ -14,12 +15,6 @@ local note_traceback, check_task = core._note_traceback, core._check_task
 local function class_name(x)
   local mt = getmetatable(x)
   return (mt and mt.__name or "?"):gsub("^lasync%.", "")
-end
-
--- Results of xpcall(fn, ...) as returned by fn, or its error re-raised.
-local function unwrap(res)
-  if not res[1] then error(res[2], 0) end
-  return unpack(res, 2, res.n)
 end
 
 --{======================================================================
