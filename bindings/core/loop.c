@@ -212,6 +212,25 @@ static void check_runnable(lua_State *L, lx_loop *loop) {
                   "running in this Lua state", lx_fname(L, NULL));
 }
 
+/* Make loop (its Loop object at loopidx, anchored meanwhile) the running
+   loop of its runtime, run by L: the one way in (lx_loop_run, attach). */
+static void loop_enter(lua_State *L, lx_loop *loop, int loopidx) {
+  lua_pushvalue(L, loopidx);
+  loop->self_ref = lx_ref(L, loop->rt);
+  loop->rt->loop = loop;
+  loop->L = L;
+  loop->running = 1;
+}
+
+/* The one way out: no running loop, the Loop object no longer anchored. */
+static void loop_leave(lua_State *L, lx_loop *loop) {
+  loop->running = 0;
+  uv_idle_stop(&loop->idle);
+  loop->rt->loop = NULL;
+  loop->L = NULL;
+  lx_unref(L, loop->rt, &loop->self_ref);
+}
+
 /*
 ** Attach the loop of the Loop object at loopidx to L for good: it is the
 ** running loop of L's runtime until lx_loop_detach, and whoever owns the
@@ -220,36 +239,22 @@ static void check_runnable(lua_State *L, lx_loop *loop) {
 void lx_loop_attach(lua_State *L, int loopidx) {
   lx_loop *loop = lx_loop_check(L, loopidx);
   check_runnable(L, loop);
-  lua_pushvalue(L, loopidx);
-  loop->self_ref = lx_ref(L, loop->rt);
-  loop->rt->loop = loop;
-  loop->L = L;
-  loop->running = 1;
+  loop_enter(L, loop, loopidx);
   sync_idle(loop);
 }
 
 void lx_loop_detach(lua_State *L, lx_loop *loop) {
-  loop->running = 0;
-  uv_idle_stop(&loop->idle);
-  loop->rt->loop = NULL;
-  loop->L = NULL;
-  lx_unref(L, loop->rt, &loop->self_ref);
+  loop_leave(L, loop);
 }
-
 
 int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode) {
   lx_loop *loop = lx_loop_check(L, loopidx);
-  lx_runtime *rt = loop->rt;
   int result = LX_RUN_IDLE, stopped_before = loop->stopping;
   lx_future *target = fidx ? lua_touserdata(L, fidx) : NULL;
   check_runnable(L, loop);
   if (mode == LX_RUN_UNTIL && target->state != LX_PENDING) return LX_RUN_DONE;
   if (mode == LX_RUN_DRAIN && loop->ntasks == 0) return LX_RUN_DONE;
-  lua_pushvalue(L, loopidx);
-  loop->self_ref = lx_ref(L, loop->rt);
-  rt->loop = loop;
-  loop->L = L;
-  loop->running = 1;
+  loop_enter(L, loop, loopidx);
   loop->stopping = 0;
   loop->drain = mode == LX_RUN_DRAIN;
   if (target) lx_waiter_link(target, &loop->until, until_wake);
@@ -274,11 +279,8 @@ int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode) {
     }
   }
   lx_waiter_unlink(&loop->until);
-  loop->running = loop->stopping = loop->drain = 0;
-  uv_idle_stop(&loop->idle);
-  rt->loop = NULL;
-  loop->L = NULL;
-  lx_unref(L, loop->rt, &loop->self_ref);
+  loop->stopping = loop->drain = 0;
+  loop_leave(L, loop);
   return result;
 }
 
