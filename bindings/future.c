@@ -269,8 +269,7 @@ static void task_wake(lua_State *L, lx_waiter *w, int fidx) {
   lx_task *t = lx_container_of(w, lx_task, on.wait);
   (void)L;
   (void)fidx;
-  t->waits_on = LX_ON_NOTHING; /* settling unlinked it */
-  lx_ready_push(t->fut.loop, &t->ready);
+  lx_ready_push(t->fut.loop, &t->ready); /* settling unlinked it */
 }
 
 /* A task awaiting a future is cancelled: cancel the future instead. */
@@ -285,12 +284,14 @@ static int cancel_awaited(lua_State *L, lx_task *t, int msgidx) {
   return r;
 }
 
+/* A future's waiter: released as a wait list's; a cancel goes to it. */
+static const lx_awaitable awaiting_future = {lx_wait_release,
+                                             cancel_awaited};
+
 static int await_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   (void)status;
-  t->on_cancel = NULL;
-  t->in_await = 0;
-  lx_task_unwait(t);
+  lx_wait_release(t); /* woken by a cancel, still linked */
   if (t->must_cancel) return lx_task_raise_cancelled(L, t);
   return lx_future_unwrap(L, t->await_idx);
 }
@@ -306,10 +307,9 @@ int lx_await(lua_State *L, lx_task *t, int idx) {
       luaL_error(L, "lasync.await: the future belongs to another event loop");
     lx_future_bind(L, idx, t->fut.loop, 0);
   }
-  t->waits_on = LX_ON_WAITER;
   lx_waiter_link(f, &t->on.wait, task_wake);
   t->await_idx = idx;
-  return lx_suspend(L, t, cancel_awaited, await_k);
+  return lx_suspend(L, t, &awaiting_future, await_k);
 }
 
 /*

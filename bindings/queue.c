@@ -320,7 +320,7 @@ static int put_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   lx_queue *q = lua_touserdata(L, 1);
   (void)status;
-  if (lx_wait_resumed(t)) { /* woken, then cancelled: the room is not */
+  if (t->must_cancel) { /* woken, then cancelled: the room is not */
     if (t->granted && !is_full(q)) /* used, so pass the turn on */
       lx_waitlist_wake_first(&q->putters);
     return lx_task_raise_cancelled(L, t);
@@ -367,7 +367,7 @@ static int get_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   lx_queue *q = lua_touserdata(L, 1);
   (void)status;
-  if (lx_wait_resumed(t)) { /* woken, then cancelled: leave the item to */
+  if (t->must_cancel) { /* woken, then cancelled: leave the item to */
     if (t->granted && q->count > 0) /* the next getter */
       lx_waitlist_wake_first(&q->getters);
     return lx_task_raise_cancelled(L, t);
@@ -407,7 +407,7 @@ static int queue_task_done(lua_State *L) {
 static int join_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   (void)status;
-  if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
+  if (t->must_cancel) return lx_task_raise_cancelled(L, t);
   return 0;
 }
 
