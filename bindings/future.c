@@ -115,10 +115,16 @@ static void wake_all(lua_State *L, int fidx) {
   lx_future *f = lua_touserdata(L, fidx);
   lua_Integer i = 1, n = 0;
   int cbs = 0;
+  if (!f->has_callbacks) { /* the common case: C waiters only, in order */
+    while (f->waiters.next != &f->waiters) {
+      lx_waiter *w = f->waiters.next;
+      lx_waiter_unlink(w);
+      w->wake(L, w, fidx);
+    }
+    return;
+  }
   luaL_checkstack(L, 6, NULL);
-  if (!f->has_callbacks) {
-    lua_pushnil(L);
-  } else if (lua_getiuservalue(L, fidx, LX_UV_CALLBACKS) == LUA_TTABLE) {
+  if (lua_getiuservalue(L, fidx, LX_UV_CALLBACKS) == LUA_TTABLE) {
     if (f->loop == NULL)
       luaL_error(L, "lasync.Future: cannot run done callbacks: the future "
                     "is not bound to an event loop");
@@ -136,7 +142,7 @@ static void wake_all(lua_State *L, int fidx) {
     w->wake(L, w, fidx);
   }
   for (; i < n; i += 2) schedule_callback(L, fidx, cbs, i);
-  lua_pop(L, 1); /* callbacks (or nil) */
+  lua_pop(L, 1); /* the callbacks */
 }
 
 /*
