@@ -142,9 +142,9 @@ static int push_heap(lua_State *L, int qidx) {
 */
 static void store(lua_State *L, lx_queue *q, int qidx, int vidx) {
   int top = lua_gettop(L), items;
-  luaL_checkstack(L, 8, NULL);
   if (q->kind == KIND_PRIORITY) {
     lua_Integer i = q->count + 1, j;
+    luaL_checkstack(L, 8, NULL); /* the others fit in LUA_MINSTACK */
     items = push_heap(L, qidx);
     while (i > 1) { /* find its place first: a failing compare changes
                        nothing (equal priorities stay behind: FIFO) */
@@ -185,9 +185,9 @@ static void store(lua_State *L, lx_queue *q, int qidx, int vidx) {
    item); return how many values were pushed */
 static int take(lua_State *L, lx_queue *q, int qidx) {
   int items, t;
-  luaL_checkstack(L, 8, NULL);
   if (q->kind == KIND_PRIORITY) {
     lua_Integer n = q->count--;
+    luaL_checkstack(L, 8, NULL); /* the others fit in LUA_MINSTACK */
     items = push_heap(L, qidx);
     lua_rawgeti(L, items + 1, 1); /* results: priority, item */
     if (lua_type(L, -1) == LUA_TNUMBER) q->nnumbers--;
