@@ -11,8 +11,12 @@
 --   round trips). Prints one RESULT line per workload and side (median and
 --   best rate) and a table of bare/lasync ratios (lower is better; issue 10's
 --   targets: spawn <= 2.0, pingpong <= 2.0, qpingpong <= 1.5).
+-- usage: lasync bench/handoff/handoff.lua once WORKLOAD SIDE N
+--   runs one workload once on one side with size N, untimed: for
+--   instruction counts (bench/handoff/callgrind.sh).
 local lasync = rawget(_G, "lasync") or require "lasync"
 
+local ONCE = arg and arg[1] == "once"
 local ROUNDS = tonumber(arg and arg[1]) or 5
 local SCALE = tonumber(arg and arg[2]) or 1
 local create, resume, yield = coroutine.create, coroutine.resume,
@@ -102,6 +106,12 @@ function W.qpingpong.lasync(n)
 end
 
 -- }======================================================================
+
+if ONCE then
+  local w = assert(W[arg[2]], "unknown workload")
+  assert(w[arg[3]], "unknown side")(assert(tonumber(arg[4]), "N"))
+  return
+end
 
 local function timed(fn, n)
   collectgarbage()

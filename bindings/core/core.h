@@ -202,22 +202,41 @@ struct lx_future {
 enum { LX_KIND_FUTURE, LX_KIND_TASK, LX_KIND_GATHER };
 
 /*
-** The pending operation of a suspended task knows how to cancel itself:
-** return 1 if it took care of delivering the cancellation (the awaited
-** future was cancelled), 0 if the task must get CancelledError when it is
-** next stepped.
+** The suspension protocol (docs/internals-suspension.md). A task suspends
+** on one awaitable at a time through lx_suspend, naming the kind of what
+** it awaits with one of these descriptors (static const, one per kind),
+** and a continuation that delivers the result when it runs again. The
+** kind's registration (a waiter node, a deadline, a request) lives in the
+** task's `on` union.
 */
-typedef int (*lx_cancel_fn)(lua_State *L, lx_task *t, int msgidx);
+typedef struct lx_awaitable {
+  /*
+  ** Take the task off what it waits on, if it still is (idempotent): it
+  ** is cancelled, it cannot suspend after all, its loop closes or it is
+  ** collected. Return 1 if it was still registered (it must be woken), 0
+  ** if what it waited for has woken it already. NULL: nothing to undo.
+  */
+  int (*release)(lx_task *t);
+  /*
+  ** Pass a cancel request on instead (a task awaiting a future cancels
+  ** the future, and the future's settling wakes it): return 1 if the
+  ** cancellation will reach the task that way. NULL or 0: the task is
+  ** released, woken, and raises CancelledError in its continuation.
+  */
+  int (*cancel)(lua_State *L, lx_task *t, int msgidx);
+} lx_awaitable;
 
 struct lx_task {
   lx_future fut;        /* must be first: a task is a future */
   lua_State *co;        /* coroutine, owned by user value LX_UV_CORO */
   lx_ready ready;       /* node in the loop's ready queue */
-  union {               /* what it is suspended on: see waits_on */
-    lx_waiter wait;     /* LX_ON_WAITER: node in a waiter list */
-    lx_timer timer;     /* LX_ON_TIMER: deadline of the current sleep */
+  union {               /* its registration with what it awaits */
+    lx_waiter wait;     /* a future's or a wait list's waiter node */
+    lx_timer timer;     /* the deadline of the current sleep */
+    struct lx_op *op;   /* the libuv request (op.c); owned by the
+                           request's callback once cleared */
   } on;
-  lx_cancel_fn on_cancel; /* hook of the pending operation, or NULL */
+  const lx_awaitable *awaiting; /* the kind it is suspended on, or NULL */
   int ref;              /* anchor in the runtime's anchor table while
                            pending; released in task_finish/loop close */
   int await_idx;        /* stack index (in the suspended C frame) of the
@@ -230,14 +249,9 @@ struct lx_task {
   unsigned char started;
   unsigned char in_await;  /* suspended by the core, not by a bare yield */
   unsigned char in_cancel; /* cancel() is passing itself on: no recursion */
-  unsigned char waits_on;  /* LX_ON_*: which member of `on` is in use */
   unsigned char granted;   /* a primitive woke it: it holds what it waited
                               for (a permit, a turn) until it runs */
-  struct lx_op *op;        /* the libuv request it awaits (op.c), or NULL;
-                              owned by the request's callback once cleared */
 };
-
-enum { LX_ON_NOTHING, LX_ON_WAITER, LX_ON_TIMER };
 
 /* }====================================================================== */
 
@@ -466,13 +480,13 @@ LX_HIDDEN void lx_task_check_options(lua_State *L, int optidx,
                                      const char *fname);
 LX_HIDDEN void lx_task_apply_options(lua_State *L, int tidx, int optidx);
 LX_HIDDEN void lx_task_detach(lua_State *L, lx_task *t);
-LX_HIDDEN void lx_task_unwait(lx_task *t);
+LX_HIDDEN void lx_task_release(lx_task *t);
 LX_HIDDEN int lx_push_pending_tasks(lua_State *L, lx_loop *loop);
 LX_HIDDEN int lx_task_cancel(lua_State *L, int tidx, int msgidx);
 LX_HIDDEN int lx_task_raise_cancelled(lua_State *L, lx_task *t);
 LX_HIDDEN void lx_task_push_name(lua_State *L, int tidx);
 LX_HIDDEN void lx_task_where(lua_State *L, lx_task *t);
-LX_HIDDEN int lx_suspend(lua_State *L, lx_task *t, lx_cancel_fn on_cancel,
+LX_HIDDEN int lx_suspend(lua_State *L, lx_task *t, const lx_awaitable *a,
                          lua_KFunction k);
 LX_HIDDEN void lx_task_note_cause(lua_State *L, lx_task *t, int causeidx);
 LX_HIDDEN void lx_task_set_name(lua_State *L, int tidx);
@@ -492,7 +506,6 @@ LX_HIDDEN int lx_op_await(lua_State *L, lx_task *t, lx_op *op,
                           lua_KFunction k);
 LX_HIDDEN int lx_op_finish(lx_op *op, int status);
 LX_HIDDEN lx_op *lx_op_resumed(lx_task *t);
-LX_HIDDEN void lx_op_detach(lx_task *t);
 
 /* interrupt.c: the default SIGINT of lasync.run */
 typedef struct lx_interrupt lx_interrupt;
@@ -521,7 +534,7 @@ LX_HIDDEN void lx_waitlist_init(lx_waiter *list);
 LX_HIDDEN int lx_waitlist_empty(const lx_waiter *list);
 LX_HIDDEN int lx_wait_on(lua_State *L, lx_task *t, lx_waiter *list,
                          lua_KFunction k);
-LX_HIDDEN int lx_wait_resumed(lx_task *t);
+LX_HIDDEN int lx_wait_release(lx_task *t);
 LX_HIDDEN int lx_wait_k(lua_State *L, int status, lua_KContext ctx);
 LX_HIDDEN lx_task *lx_waitlist_wake_first(lx_waiter *list);
 LX_HIDDEN int lx_waitlist_wake_all(lx_waiter *list);

@@ -115,10 +115,16 @@ static void wake_all(lua_State *L, int fidx) {
   lx_future *f = lua_touserdata(L, fidx);
   lua_Integer i = 1, n = 0;
   int cbs = 0;
+  if (!f->has_callbacks) { /* the common case: C waiters only, in order */
+    while (f->waiters.next != &f->waiters) {
+      lx_waiter *w = f->waiters.next;
+      lx_waiter_unlink(w);
+      w->wake(L, w, fidx);
+    }
+    return;
+  }
   luaL_checkstack(L, 6, NULL);
-  if (!f->has_callbacks) {
-    lua_pushnil(L);
-  } else if (lua_getiuservalue(L, fidx, LX_UV_CALLBACKS) == LUA_TTABLE) {
+  if (lua_getiuservalue(L, fidx, LX_UV_CALLBACKS) == LUA_TTABLE) {
     if (f->loop == NULL)
       luaL_error(L, "lasync.Future: cannot run done callbacks: the future "
                     "is not bound to an event loop");
@@ -136,7 +142,7 @@ static void wake_all(lua_State *L, int fidx) {
     w->wake(L, w, fidx);
   }
   for (; i < n; i += 2) schedule_callback(L, fidx, cbs, i);
-  lua_pop(L, 1); /* callbacks (or nil) */
+  lua_pop(L, 1); /* the callbacks */
 }
 
 /*
@@ -269,8 +275,7 @@ static void task_wake(lua_State *L, lx_waiter *w, int fidx) {
   lx_task *t = lx_container_of(w, lx_task, on.wait);
   (void)L;
   (void)fidx;
-  t->waits_on = LX_ON_NOTHING; /* settling unlinked it */
-  lx_ready_push(t->fut.loop, &t->ready);
+  lx_ready_push(t->fut.loop, &t->ready); /* settling unlinked it */
 }
 
 /* A task awaiting a future is cancelled: cancel the future instead. */
@@ -285,12 +290,14 @@ static int cancel_awaited(lua_State *L, lx_task *t, int msgidx) {
   return r;
 }
 
+/* A future's waiter: released as a wait list's; a cancel goes to it. */
+static const lx_awaitable awaiting_future = {lx_wait_release,
+                                             cancel_awaited};
+
 static int await_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   (void)status;
-  t->on_cancel = NULL;
-  t->in_await = 0;
-  lx_task_unwait(t);
+  lx_wait_release(t); /* woken by a cancel, still linked */
   if (t->must_cancel) return lx_task_raise_cancelled(L, t);
   return lx_future_unwrap(L, t->await_idx);
 }
@@ -306,10 +313,9 @@ int lx_await(lua_State *L, lx_task *t, int idx) {
       luaL_error(L, "lasync.await: the future belongs to another event loop");
     lx_future_bind(L, idx, t->fut.loop, 0);
   }
-  t->waits_on = LX_ON_WAITER;
   lx_waiter_link(f, &t->on.wait, task_wake);
   t->await_idx = idx;
-  return lx_suspend(L, t, cancel_awaited, await_k);
+  return lx_suspend(L, t, &awaiting_future, await_k);
 }
 
 /*

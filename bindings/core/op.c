@@ -6,26 +6,28 @@
 */
 #include "core/core.h"
 
-/* The waiting task is cancelled: let go of the request and run. */
-static int op_cancel(lua_State *L, lx_task *t, int msgidx) {
-  lx_op *op = t->op;
-  (void)L;
-  (void)msgidx;
-  if (op && !op->done) {
-    op->task = NULL; /* the callback frees it now */
-    t->op = NULL;
-    if (op->abort) op->abort(op);
-    lx_ready_push(t->fut.loop, &t->ready);
-  }
-  return 0;
+/*
+** The waiting task is cancelled, or leaves for good (its loop closes): let
+** go of the request (its callback frees it now) and stop it. A request
+** that completed already stays for the continuation to take and free.
+*/
+static int op_release(lx_task *t) {
+  lx_op *op = t->on.op;
+  if (op == NULL || op->done) return 0;
+  op->task = NULL;
+  t->on.op = NULL;
+  if (op->abort) op->abort(op);
+  return 1;
 }
+
+static const lx_awaitable awaiting_op = {op_release, NULL};
 
 /* Suspend the running task t until op's callback calls lx_op_finish. */
 int lx_op_await(lua_State *L, lx_task *t, lx_op *op, lua_KFunction k) {
   op->task = t;
   op->done = 0;
-  t->op = op;
-  return lx_suspend(L, t, op_cancel, k);
+  t->on.op = op;
+  return lx_suspend(L, t, &awaiting_op, k);
 }
 
 /*
@@ -45,21 +47,8 @@ int lx_op_finish(lx_op *op, int status) {
 ** if the task was cancelled before it completed. Check t->must_cancel.
 */
 lx_op *lx_op_resumed(lx_task *t) {
-  lx_op *op = t->op;
-  t->op = NULL;
+  lx_op *op = t->on.op;
+  t->on.op = NULL;
   if (op) op->task = NULL; /* nobody waits on it any more */
-  t->on_cancel = NULL;
-  t->in_await = 0;
   return op;
-}
-
-/* The task leaves for good (its loop closes): detach its request. */
-void lx_op_detach(lx_task *t) {
-  lx_op *op = t->op;
-  if (op == NULL) return;
-  t->op = NULL;
-  if (!op->done) {
-    op->task = NULL;
-    if (op->abort) op->abort(op);
-  }
 }

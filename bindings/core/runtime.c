@@ -95,7 +95,7 @@ void lx_unanchor(lua_State *L, lx_runtime *rt, int *ref) {
 void lx_push_anchored(lua_State *L, lx_runtime *rt, int ref) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
   lua_rawgeti(L, -1, ref);
-  lua_remove(L, -2);
+  lua_replace(L, -2); /* cheaper than lua_remove's rotation */
 }
 
 /* }====================================================================== */

@@ -222,21 +222,20 @@ void lx_task_apply_options(lua_State *L, int tidx, int optidx) {
     lua_pop(L, 1);
 }
 
-/* Take t off the waiter list or timer heap it is suspended on, if any. */
-void lx_task_unwait(lx_task *t) {
-  if (t->waits_on == LX_ON_WAITER)
-    lx_waiter_unlink(&t->on.wait);
-  else if (t->waits_on == LX_ON_TIMER)
-    lx_timer_disarm(t->fut.loop, &t->on.timer);
-  t->waits_on = LX_ON_NOTHING;
+/*
+** Take t off what it is suspended on, if anything (the kind's release),
+** and forget the kind: it will not be woken by it any more.
+*/
+void lx_task_release(lx_task *t) {
+  const lx_awaitable *a = t->awaiting;
+  t->awaiting = NULL;
+  if (a && a->release) a->release(t);
 }
 
 /* Unlink t from everything of its loop: it is done, or the loop closes. */
 static void task_release(lua_State *L, lx_task *t) {
   lx_loop *loop = t->fut.loop;
-  lx_task_unwait(t);
-  lx_op_detach(t);
-  t->on_cancel = NULL;
+  lx_task_release(t);
   lx_unanchor(L, loop->rt, &t->ref);
   if (--loop->ntasks == 0 && loop->drain) { /* lx_loop_run's LX_RUN_DRAIN */
     loop->stopping = 1;
@@ -395,8 +394,7 @@ static void task_step(lua_State *L, lx_loop *loop, lx_ready *node) {
 */
 static void task_unsuspend(lx_task *t) {
   lx_loop *loop = t->fut.loop;
-  lx_task_unwait(t);
-  lx_op_detach(t);
+  lx_task_release(t);
   if (t->ready.next != LX_NOT_QUEUED) { /* sleep(0) queued it */
     lx_ready **p = &loop->ready_head, *prev = NULL;
     while (*p != NULL && *p != &t->ready) {
@@ -409,17 +407,31 @@ static void task_unsuspend(lx_task *t) {
     }
     t->ready.next = LX_NOT_QUEUED;
   }
-  t->on_cancel = NULL;
   t->in_await = 0;
   t->granted = 0;
 }
 
 /*
-** The one continuation of every suspension. Only the scheduler may resume
-** a suspended task (task_step makes it the loop's current task first):
-** resumed by anyone else (coroutine.resume of t:get_coro()), the task
-** would run its continuation with nothing to deliver and leave its
-** registration behind. Then it yields straight back, unchanged.
+** Deliver a cancel request to the suspended task t through its kind: the
+** kind passes it on (1), or t is taken off what it waits on, woken, and
+** raises CancelledError when it runs (0).
+*/
+static int cancel_suspended(lua_State *L, lx_task *t, int msgidx) {
+  const lx_awaitable *a = t->awaiting;
+  if (a->cancel && a->cancel(L, t, msgidx)) return 1;
+  if (a->release && a->release(t)) lx_ready_push(t->fut.loop, &t->ready);
+  return 0;
+}
+
+/*
+** The way back up, one for every suspension: the task runs again, woken
+** by what it awaited (or by a cancel); forget the kind and run the
+** continuation, which delivers the result (or, if t->must_cancel, raises
+** CancelledError). Only the scheduler may resume a suspended task
+** (task_step makes it the loop's current task first): resumed by anyone
+** else (coroutine.resume of t:get_coro()), the task would run its
+** continuation with nothing to deliver and leave its registration behind.
+** Then it yields straight back, unchanged.
 */
 static int suspend_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
@@ -427,28 +439,32 @@ static int suspend_k(lua_State *L, int status, lua_KContext ctx) {
     lua_settop(L, t->suspend_top); /* drop what the stranger passed */
     return lua_yieldk(L, 0, ctx, suspend_k);
   }
+  t->awaiting = NULL;
+  t->in_await = 0;
   return t->k(L, status, ctx);
 }
 
 /*
-** Suspend the running task t until its pending operation wakes it; `k`
-** continues the awaiting C function. A cancel requested while t was
-** running is passed to the operation now, as asyncio's Task.__step does.
+** The way down, one for every suspension: suspend the running task t,
+** registered already with what it awaits (of kind a), until that wakes it;
+** `k` (its context is t) then continues the awaiting C function. A cancel
+** requested while t was running is delivered now, as asyncio's
+** Task.__step does.
 */
-int lx_suspend(lua_State *L, lx_task *t, lx_cancel_fn on_cancel,
+int lx_suspend(lua_State *L, lx_task *t, const lx_awaitable *a,
                lua_KFunction k) {
+  t->awaiting = a;
   if (!lua_isyieldable(L)) { /* a path that skipped lx_check_await */
     task_unsuspend(t);
     return luaL_error(L, "%s: " LX_CANNOT_AWAIT, lx_fname(L, NULL));
   }
-  t->on_cancel = on_cancel;
   t->in_await = 1;
   if (t->must_cancel) {
     int msgidx;
     lx_push_anchored(L, t->fut.loop->rt, t->ref);
     lua_getiuservalue(L, -1, LX_UV_RESULT);
     msgidx = lua_gettop(L);
-    if (on_cancel(L, t, msgidx)) t->must_cancel = 0;
+    if (cancel_suspended(L, t, msgidx)) t->must_cancel = 0;
     lua_pop(L, 2);
   }
   t->k = k;
@@ -478,10 +494,10 @@ int lx_task_cancel(lua_State *L, int tidx, int msgidx) {
   else
     lua_pushnil(L);
   lua_setiuservalue(L, tidx, LX_UV_RESULT);
-  if (t->on_cancel && t->fut.loop->current != t && !t->in_cancel) {
+  if (t->awaiting && t->fut.loop->current != t && !t->in_cancel) {
     int took;
     t->in_cancel = 1; /* two tasks awaiting each other: no endless loop */
-    took = t->on_cancel(L, t, msgidx);
+    took = cancel_suspended(L, t, msgidx);
     t->in_cancel = 0;
     if (took) return 1;
   }
@@ -572,7 +588,7 @@ static int task__tostring(lua_State *L) {
 static int task__gc(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_task *t = lx_checkclass(L, rt, 1, LX_MT_TASK, "Task:__gc");
-  lx_task_unwait(t);
+  lx_task_release(t);
   if (t->fut.state == LX_FAILED && !t->fut.retrieved) {
     t->fut.retrieved = 1; /* not lx_future_retrieved: its loop may be gone */
     rt->unretrieved--;

@@ -324,27 +324,23 @@ static int handle__tostring(lua_State *L) {
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   (void)status;
-  t->on_cancel = NULL;
-  t->in_await = 0;
   if (t->must_cancel) return lx_task_raise_cancelled(L, t);
   return lua_gettop(L) - 1; /* the extra arguments */
 }
 
-/* The sleep is cancelled: stop the timer and run the task now. */
-static int sleep_cancel(lua_State *L, lx_task *t, int msgidx) {
-  (void)L;
-  (void)msgidx;
-  if (t->waits_on == LX_ON_TIMER) { /* not fired yet */
-    lx_task_unwait(t);
-    lx_ready_push(t->fut.loop, &t->ready);
-  }
-  return 0;
+/* The sleep is cancelled (or its loop closes): disarm, if not fired. */
+static int sleep_release(lx_task *t) {
+  if (t->on.timer.idx == 0) return 0; /* fired: the heap let go of it */
+  lx_timer_disarm(t->fut.loop, &t->on.timer);
+  return 1;
 }
 
+static const lx_awaitable awaiting_deadline = {sleep_release, NULL};
+/* sleep(0): queued at the back of the ready queue, nothing to undo */
+static const lx_awaitable awaiting_turn = {NULL, NULL};
+
 static void sleep_fire(lx_loop *loop, lx_timer *timer) {
-  lx_task *t = lx_container_of(timer, lx_task, on.timer);
-  t->waits_on = LX_ON_NOTHING; /* the heap let go of it */
-  lx_ready_push(loop, &t->ready);
+  lx_ready_push(loop, &lx_container_of(timer, lx_task, on.timer)->ready);
 }
 
 /* lasync.sleep(delay, ...) -> ... */
@@ -352,17 +348,17 @@ static int core_sleep(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   uint64_t delay = lx_delay_to_ns(L, 1, "sleep");
   lx_task *t = lx_current_task(L, rt, "sleep");
+  uint64_t now;
   if (delay == 0) {
     lx_ready_push(t->fut.loop, &t->ready); /* to the back of the queue */
-  } else {
-    uint64_t now = lx_now();
-    lx_timer_reserve(L, t->fut.loop);
-    t->on.timer.fire = sleep_fire;
-    t->waits_on = LX_ON_TIMER;
-    lx_timer_arm(t->fut.loop, &t->on.timer,
-                 delay > UINT64_MAX - now ? UINT64_MAX : now + delay);
+    return lx_suspend(L, t, &awaiting_turn, sleep_k);
   }
-  return lx_suspend(L, t, sleep_cancel, sleep_k);
+  lx_timer_reserve(L, t->fut.loop); /* may raise: before anything is armed */
+  now = lx_now();
+  t->on.timer.fire = sleep_fire;
+  lx_timer_arm(t->fut.loop, &t->on.timer,
+               delay > UINT64_MAX - now ? UINT64_MAX : now + delay);
+  return lx_suspend(L, t, &awaiting_deadline, sleep_k);
 }
 
 /* }====================================================================== */

@@ -21,16 +21,18 @@ int lx_waitlist_count(const lx_waiter *list) {
   return n;
 }
 
-/* A waiting task is cancelled: leave the list and run, to raise. */
-static int waitlist_cancel(lua_State *L, lx_task *t, int msgidx) {
-  (void)L;
-  (void)msgidx;
-  if (t->waits_on == LX_ON_WAITER) { /* still waiting: not granted */
-    lx_task_unwait(t);
-    lx_ready_push(t->fut.loop, &t->ready);
-  }
-  return 0; /* it gets CancelledError when it runs */
+/*
+** The release of a task waiting with its waiter node (in a wait list or
+** a future's waiters): unlink it if it is still linked. A cancelled task
+** still waiting was not granted anything; it runs to raise.
+*/
+int lx_wait_release(lx_task *t) {
+  if (t->on.wait.next == NULL) return 0; /* woken: the waker unlinked it */
+  lx_waiter_unlink(&t->on.wait);
+  return 1;
 }
+
+static const lx_awaitable awaiting_list = {lx_wait_release, NULL};
 
 /*
 ** Suspend the running task t at the end of `list` until a wake_* call (or
@@ -43,20 +45,8 @@ int lx_wait_on(lua_State *L, lx_task *t, lx_waiter *list, lua_KFunction k) {
   w->prev = list->prev;
   list->prev->next = w;
   list->prev = w;
-  t->waits_on = LX_ON_WAITER;
   t->granted = 0;
-  return lx_suspend(L, t, waitlist_cancel, k);
-}
-
-/*
-** In the continuation of a wait: finish the await bookkeeping and tell
-** whether the task must now raise CancelledError (t->granted says whether
-** it was woken first and holds something to pass on).
-*/
-int lx_wait_resumed(lx_task *t) {
-  t->on_cancel = NULL;
-  t->in_await = 0;
-  return t->must_cancel;
+  return lx_suspend(L, t, &awaiting_list, k);
 }
 
 /*
@@ -66,16 +56,20 @@ int lx_wait_resumed(lx_task *t) {
 int lx_wait_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   (void)status;
-  if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
+  if (t->must_cancel) return lx_task_raise_cancelled(L, t);
   return 0;
 }
 
-/* Wake the first waiting task; it resumes granted. NULL if none waits. */
+/*
+** Wake the first waiting task; it resumes granted (in its continuation,
+** t->must_cancel says it was cancelled since, and must pass on what it
+** was granted). NULL if none waits.
+*/
 lx_task *lx_waitlist_wake_first(lx_waiter *list) {
   lx_task *t;
   if (list->next == list) return NULL;
   t = lx_container_of(list->next, lx_task, on.wait);
-  lx_task_unwait(t);
+  lx_waiter_unlink(&t->on.wait);
   t->granted = 1;
   lx_ready_push(t->fut.loop, &t->ready);
   return t;
@@ -100,7 +94,7 @@ static lx_waiter *check_list(lua_State *L) {
 static int list_wait_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   (void)status;
-  if (lx_wait_resumed(t)) { /* woken, then cancelled: wake another */
+  if (t->must_cancel) { /* woken, then cancelled: wake another */
     if (t->granted) lx_waitlist_wake_first(lua_touserdata(L, 1));
     return lx_task_raise_cancelled(L, t);
   }

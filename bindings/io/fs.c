@@ -359,7 +359,7 @@ static int turn_k(lua_State *L, int status, lua_KContext ctx) {
   lx_file *fl = lua_touserdata(L, 1);
   lua_CFunction body = lua_tocfunction(L, 4);
   (void)status;
-  if (lx_wait_resumed(t)) {
+  if (t->must_cancel) {
     if (t->granted) turn_end(fl); /* handed the turn, then cancelled */
     return lx_task_raise_cancelled(L, t);
   }

@@ -402,7 +402,7 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   (void)status;
   lx_process *p;
-  if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
+  if (t->must_cancel) return lx_task_raise_cancelled(L, t);
   p = ((proc_box *)lua_touserdata(L, 1))->p;
   if (p == NULL) return luaL_error(L, "lasync.Process:wait: " LX_FINALIZED);
   push_returncode(L, p);

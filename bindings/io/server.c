@@ -640,7 +640,7 @@ static int server_wait_closed(lua_State *L) {
 static int forever_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   (void)status;
-  if (lx_wait_resumed(t)) { /* cancelled: the server closes, as asyncio */
+  if (t->must_cancel) { /* cancelled: the server closes, as asyncio */
     lx_server *srv = ((server_box *)lua_touserdata(L, 1))->srv;
     if (srv) server_close(L, srv); /* NULL: finalized by hand */
     return lx_task_raise_cancelled(L, t);

@@ -455,7 +455,7 @@ static int read_again(lua_State *L, lua_KContext ctx, const char *fname,
   lx_task *t = (lx_task *)ctx;
   lx_stream *s;
   int n;
-  if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
+  if (t->must_cancel) return lx_task_raise_cancelled(L, t);
   s = box_stream(L, fname);
   n = fn(L, s);
   return n == TRY_WAIT ? wait_data(L, t, s, fname, k) : n;
@@ -703,7 +703,7 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   lx_stream *s;
   (void)status;
-  if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
+  if (t->must_cancel) return lx_task_raise_cancelled(L, t);
   s = box_stream(L, "StreamWriter:drain");
   if (conn_failed(s)) return raise_conn_error(L, s);
   if (!s->closed && uv_stream_get_write_queue_size(&s->h.stream) >

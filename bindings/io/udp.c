@@ -163,7 +163,7 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   lx_udp *u = ((udp_box *)lua_touserdata(L, 1))->u;
   int n;
   (void)status;
-  if (lx_wait_resumed(t)) {
+  if (t->must_cancel) {
     if (t->granted && u && (u->count > 0 || u->recv_err))
       lx_waitlist_wake_first(&u->receivers);
     return lx_task_raise_cancelled(L, t);

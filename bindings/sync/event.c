@@ -17,7 +17,7 @@ static lx_event *check_event(lua_State *L, const char *fname) {
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   (void)status;
-  if (lx_wait_resumed(t)) return lx_task_raise_cancelled(L, t);
+  if (t->must_cancel) return lx_task_raise_cancelled(L, t);
   lua_pushboolean(L, 1);
   return 1;
 }

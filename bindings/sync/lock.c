@@ -56,7 +56,7 @@ static int acquire_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   lx_sem *s = lua_touserdata(L, 1);
   (void)status;
-  if (lx_wait_resumed(t)) {
+  if (t->must_cancel) {
     if (t->granted) give_back(s); /* handed the permit, then cancelled */
     return lx_task_raise_cancelled(L, t);
   }

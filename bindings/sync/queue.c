@@ -142,9 +142,9 @@ static int push_heap(lua_State *L, int qidx) {
 */
 static void store(lua_State *L, lx_queue *q, int qidx, int vidx) {
   int top = lua_gettop(L), items;
-  luaL_checkstack(L, 8, NULL);
   if (q->kind == KIND_PRIORITY) {
     lua_Integer i = q->count + 1, j;
+    luaL_checkstack(L, 8, NULL); /* the others fit in LUA_MINSTACK */
     items = push_heap(L, qidx);
     while (i > 1) { /* find its place first: a failing compare changes
                        nothing (equal priorities stay behind: FIFO) */
@@ -185,9 +185,9 @@ static void store(lua_State *L, lx_queue *q, int qidx, int vidx) {
    item); return how many values were pushed */
 static int take(lua_State *L, lx_queue *q, int qidx) {
   int items, t;
-  luaL_checkstack(L, 8, NULL);
   if (q->kind == KIND_PRIORITY) {
     lua_Integer n = q->count--;
+    luaL_checkstack(L, 8, NULL); /* the others fit in LUA_MINSTACK */
     items = push_heap(L, qidx);
     lua_rawgeti(L, items + 1, 1); /* results: priority, item */
     if (lua_type(L, -1) == LUA_TNUMBER) q->nnumbers--;
@@ -320,7 +320,7 @@ static int put_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   lx_queue *q = lua_touserdata(L, 1);
   (void)status;
-  if (lx_wait_resumed(t)) { /* woken, then cancelled: the room is not */
+  if (t->must_cancel) { /* woken, then cancelled: the room is not */
     if (t->granted && !is_full(q)) /* used, so pass the turn on */
       lx_waitlist_wake_first(&q->putters);
     return lx_task_raise_cancelled(L, t);
@@ -367,7 +367,7 @@ static int get_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   lx_queue *q = lua_touserdata(L, 1);
   (void)status;
-  if (lx_wait_resumed(t)) { /* woken, then cancelled: leave the item to */
+  if (t->must_cancel) { /* woken, then cancelled: leave the item to */
     if (t->granted && q->count > 0) /* the next getter */
       lx_waitlist_wake_first(&q->getters);
     return lx_task_raise_cancelled(L, t);

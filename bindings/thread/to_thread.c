@@ -168,6 +168,9 @@ static int cancel_unstarted(lua_State *L, lx_task *t, int msgidx) {
   return 0;
 }
 
+/* What the task awaits until its first step: nothing to take it off. */
+static const lx_awaitable awaiting_start = {NULL, cancel_unstarted};
+
 /*
 ** The loop closes (its tasks are detached already): release the future
 ** while there is a Lua state to do it, take back a call not yet started,
@@ -271,7 +274,7 @@ static int to_thread(lua_State *L, const char *fname) {
   j->task = lx_task_new(L, loop, 0, 2, 1); /* 4 */
   lua_pushliteral(L, "to_thread");
   lx_task_set_name(L, 4);
-  j->task->on_cancel = cancel_unstarted;
+  j->task->awaiting = &awaiting_start;
   j->node.close = job_close;
   lx_list_add(&loop->resources, &j->node);
   r = uv_queue_work(loop->uv, &j->work, work_cb, after_cb);
