@@ -2,7 +2,8 @@
 # Install whatever is missing of lasync's build and test dependencies.
 # Only Debian packages; runs as root on a fresh Debian 12 (uses sudo otherwise).
 set -e
-PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3"
+# netcat-openbsd and curl: the README tries the example servers with them
+PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
