@@ -15,7 +15,7 @@
 #              (the regex matches any part of a name: '^pingpong' for pingpong alone,
 #              'echo' for the three echo workloads)
 #   peers:     lasync asyncio uvloop node luv go bare clibuv cat pysync
-#              (bare: spawn, pingpong, qpingpong; go, clibuv: the echo workloads;
+#              (bare: spawn, pingpong, qpingpong, sleepers; go, clibuv: the echo workloads;
 #              cat, pysync: fileread; go is a SKIP without golang-go)
 # env: RUNS=3                 runs per workload x peer
 #      LASYNC=path            lasync binary (default: $BUILD/lasync, BUILD=build,
