@@ -224,6 +224,13 @@ typedef struct lx_awaitable {
   ** released, woken, and raises CancelledError in its continuation.
   */
   int (*cancel)(lua_State *L, lx_task *t, int msgidx);
+  /*
+  ** The task leaves for good (lx_task_release: its loop closes, it is
+  ** collected) after what it waited for woke it (release returned 0) but
+  ** before its continuation ran: free what the wake-up handed over to
+  ** the continuation. NULL: a wake-up hands nothing over.
+  */
+  void (*forget)(lx_task *t);
 } lx_awaitable;
 
 struct lx_task {
@@ -499,6 +506,8 @@ typedef struct lx_op lx_op;
 struct lx_op {
   lx_task *task;            /* the waiting task; NULL once it stopped */
   void (*abort)(lx_op *op); /* stop the request (uv_cancel, uv_close) */
+  void (*dispose)(lx_op *op); /* free a completed request nobody will take,
+                                 with what it holds (required; op.c) */
   int status;               /* set by the callback */
   int done;                 /* the callback ran */
 };

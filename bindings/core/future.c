@@ -292,7 +292,7 @@ static int cancel_awaited(lua_State *L, lx_task *t, int msgidx) {
 
 /* A future's waiter: released as a wait list's; a cancel goes to it. */
 static const lx_awaitable awaiting_future = {lx_wait_release,
-                                             cancel_awaited};
+                                             cancel_awaited, NULL};
 
 static int await_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;

@@ -2,7 +2,8 @@
 ** op.c — a libuv request awaited by a task (connect, getaddrinfo, shutdown,
 ** fs). The request is C memory: while the task waits, the continuation
 ** owns it; if the task is cancelled first, ownership passes to the libuv
-** callback, which will still run (luv's lreq.c does the same).
+** callback, which will still run (luv's lreq.c does the same); if the task
+** leaves for good after the request completed, op_forget frees it.
 */
 #include "core/core.h"
 
@@ -20,7 +21,23 @@ static int op_release(lx_task *t) {
   return 1;
 }
 
-static const lx_awaitable awaiting_op = {op_release, NULL};
+/*
+** The waiting task leaves for good and will never run its continuation
+** (its loop closes, or it is collected), but op_release found nothing to
+** let go of: the request completed, and waits in t->on.op for the
+** continuation, which is the only other owner. Dispose of it here, with
+** what it holds (addresses, a descriptor, a stream, a signal handle).
+** Without t->on.op, a cancel gave the request to its callback already.
+*/
+static void op_forget(lx_task *t) {
+  lx_op *op = t->on.op;
+  if (op == NULL) return;
+  t->on.op = NULL;
+  op->task = NULL;
+  op->dispose(op);
+}
+
+static const lx_awaitable awaiting_op = {op_release, NULL, op_forget};
 
 /* Suspend the running task t until op's callback calls lx_op_finish. */
 int lx_op_await(lua_State *L, lx_task *t, lx_op *op, lua_KFunction k) {

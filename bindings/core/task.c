@@ -224,12 +224,15 @@ void lx_task_apply_options(lua_State *L, int tidx, int optidx) {
 
 /*
 ** Take t off what it is suspended on, if anything (the kind's release),
-** and forget the kind: it will not be woken by it any more.
+** and forget the kind: it will not be woken by it any more, and its
+** continuation will not run. If it was woken already, what the wake-up
+** handed over to the continuation is freed (the kind's forget).
 */
 void lx_task_release(lx_task *t) {
   const lx_awaitable *a = t->awaiting;
   t->awaiting = NULL;
-  if (a && a->release) a->release(t);
+  if (a == NULL) return;
+  if ((a->release == NULL || !a->release(t)) && a->forget) a->forget(t);
 }
 
 /* Unlink t from everything of its loop: it is done, or the loop closes. */

@@ -335,9 +335,9 @@ static int sleep_release(lx_task *t) {
   return 1;
 }
 
-static const lx_awaitable awaiting_deadline = {sleep_release, NULL};
+static const lx_awaitable awaiting_deadline = {sleep_release, NULL, NULL};
 /* sleep(0): queued at the back of the ready queue, nothing to undo */
-static const lx_awaitable awaiting_turn = {NULL, NULL};
+static const lx_awaitable awaiting_turn = {NULL, NULL, NULL};
 
 static void sleep_fire(lx_loop *loop, lx_timer *timer) {
   lx_ready_push(loop, &lx_container_of(timer, lx_task, on.timer)->ready);

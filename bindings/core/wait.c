@@ -32,7 +32,7 @@ int lx_wait_release(lx_task *t) {
   return 1;
 }
 
-static const lx_awaitable awaiting_list = {lx_wait_release, NULL};
+static const lx_awaitable awaiting_list = {lx_wait_release, NULL, NULL};
 
 /*
 ** Suspend the running task t at the end of `list` until a wake_* call (or

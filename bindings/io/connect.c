@@ -37,6 +37,12 @@ static void connect_abort(lx_op *op) {
   lx_stream_discard(((connect_op *)op)->s); /* connect_cb: ECANCELED */
 }
 
+/* A completed connect nobody takes (see lx_op.dispose): close its socket */
+static void connect_dispose(lx_op *op) {
+  lx_stream_discard(((connect_op *)op)->s);
+  free(op);
+}
+
 static void connect_cb(uv_connect_t *req, int status) {
   connect_op *c = lx_container_of(req, connect_op, req);
   if (lx_op_finish(&c->op, status)) free(c);
@@ -88,10 +94,8 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   connect_op *c = (connect_op *)lx_op_resumed(t);
   (void)status;
   if (t->must_cancel) {
-    if (c) { /* it completed, but the task was cancelled meanwhile */
-      lx_stream_discard(c->s);
-      free(c);
-    }
+    if (c) connect_dispose(&c->op); /* it completed, but the task was
+                                       cancelled meanwhile */
     return lx_task_raise_cancelled(L, t);
   }
   if (c->op.status == 0) {
@@ -130,6 +134,7 @@ static int connect_next(lua_State *L, lx_task *t, conn_state *cs) {
     if (r == 0) r = uv_tcp_connect(&c->req, &c->s->h.tcp, sa, connect_cb);
     if (r == 0) {
       c->op.abort = connect_abort;
+      c->op.dispose = connect_dispose;
       return lx_op_await(L, t, &c->op, connect_k);
     }
     cs->last_err = r;
@@ -236,10 +241,7 @@ static int unix_connect_k(lua_State *L, int status, lua_KContext ctx) {
   connect_op *c = (connect_op *)lx_op_resumed(t);
   (void)status;
   if (t->must_cancel) {
-    if (c) {
-      lx_stream_discard(c->s);
-      free(c);
-    }
+    if (c) connect_dispose(&c->op);
     return lx_task_raise_cancelled(L, t);
   }
   if (c->op.status < 0) {
@@ -271,6 +273,7 @@ static int core_open_unix_connection(lua_State *L) {
   uv_pipe_init(t->fut.loop->uv, &c->s->h.pipe, 0);
   c->s->is_pipe = 1;
   c->op.abort = connect_abort;
+  c->op.dispose = connect_dispose;
   uv_pipe_connect(&c->req, &c->s->h.pipe, path, connect_cb);
   return lx_op_await(L, t, &c->op, unix_connect_k);
 }

@@ -124,14 +124,18 @@ static void gai_abort(lx_op *op) {
   uv_cancel((uv_req_t *)&((gai_op *)op)->req);
 }
 
+/* A completed lookup nobody takes (see lx_op.dispose): with its results */
+static void gai_dispose(lx_op *op) {
+  gai_op *g = (gai_op *)op;
+  if (g->res) uv_freeaddrinfo(g->res);
+  free(g);
+}
+
 static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   gai_op *g = lx_container_of(req, gai_op, req);
   g->res = res;
   lx_list_remove(&g->pooled.node);
-  if (lx_op_finish(&g->op, status)) { /* cancelled: nobody waits */
-    if (res) uv_freeaddrinfo(res);
-    free(g);
-  }
+  if (lx_op_finish(&g->op, status)) gai_dispose(&g->op); /* cancelled */
 }
 
 static const char *family_name(int family) {
@@ -161,10 +165,7 @@ static int getaddrinfo_k(lua_State *L, int status, lua_KContext ctx) {
   gai_op *g = (gai_op *)lx_op_resumed(t);
   (void)status;
   if (t->must_cancel) {
-    if (g) {
-      if (g->res) uv_freeaddrinfo(g->res);
-      free(g);
-    }
+    if (g) gai_dispose(&g->op);
     return lx_task_raise_cancelled(L, t);
   }
   if (g->op.status < 0) {
@@ -230,6 +231,7 @@ static int core_getaddrinfo(lua_State *L) {
   g = malloc(sizeof *g);
   if (g == NULL) return luaL_error(L, "lasync.getaddrinfo: out of memory");
   g->op.abort = gai_abort;
+  g->op.dispose = gai_dispose;
   g->res = NULL;
   r = uv_getaddrinfo(t->fut.loop->uv, &g->req, gai_cb, host, service, &hints);
   if (r < 0) {
@@ -254,6 +256,10 @@ typedef struct gni_op {
 
 static void gni_abort(lx_op *op) {
   uv_cancel((uv_req_t *)&((gni_op *)op)->req);
+}
+
+static void gni_dispose(lx_op *op) {
+  free(op); /* the names are in the request itself */
 }
 
 static void gni_cb(uv_getnameinfo_t *req, int status, const char *hostname,
@@ -299,6 +305,7 @@ static int core_getnameinfo(lua_State *L) {
   g = malloc(sizeof *g);
   if (g == NULL) return luaL_error(L, "lasync.getnameinfo: out of memory");
   g->op.abort = gni_abort;
+  g->op.dispose = gni_dispose;
   r = uv_getnameinfo(t->fut.loop->uv, &g->req, gni_cb,
                      (const struct sockaddr *)&ss, 0);
   if (r < 0) {

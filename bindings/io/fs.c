@@ -92,6 +92,8 @@ static void fs_abort(lx_op *op) {
     open_unblock(f);
 }
 
+static void fs_dispose(lx_op *op);
+
 /* A request with a buffer of bufsize bytes (none if 0); NULL if no memory */
 static fs_op *fs_alloc(size_t bufsize) {
   fs_op *f = malloc(sizeof *f);
@@ -101,6 +103,7 @@ static fs_op *fs_alloc(size_t bufsize) {
   f->unblock_fd = -1;
   f->pooled.node.next = NULL;
   f->op.abort = fs_abort;
+  f->op.dispose = fs_dispose;
   f->op.task = NULL;
   f->op.done = 0;
   if (bufsize && (f->buf = malloc(bufsize)) == NULL) {
@@ -134,11 +137,20 @@ static void fs_discard(fs_op *f) {
   fs_free(f);
 }
 
+/*
+** A completed request nobody takes (see lx_op.dispose): discard it, unless
+** it is a read-ahead block, which stays its file's (block_drop frees it).
+*/
+static void fs_dispose(lx_op *op) {
+  fs_op *f = (fs_op *)op;
+  if (f->owner == NULL) fs_discard(f);
+}
+
 static void fs_cb(uv_fs_t *req) {
   fs_op *f = lx_container_of(req, fs_op, req);
   int status = req->result < 0 ? (int)req->result : 0;
   lx_list_remove(&f->pooled.node);
-  if (lx_op_finish(&f->op, status) && f->owner == NULL) fs_discard(f);
+  if (lx_op_finish(&f->op, status)) fs_dispose(&f->op);
 }
 
 /* After starting a request (r: what uv_fs_* returned), await it. */

@@ -225,6 +225,11 @@ static void sig_op_abort(lx_op *op) {
   sig_op_close((sig_op *)op);
 }
 
+/* A delivery nobody takes (see lx_op.dispose): close the handle */
+static void sig_op_dispose(lx_op *op) {
+  sig_op_close((sig_op *)op);
+}
+
 static void sig_op_cb(uv_signal_t *handle, int signum) {
   sig_op *s = lx_container_of(handle, sig_op, h);
   lx_sigsub_unlink(&s->sub); /* one delivery, as from its own handle */
@@ -258,6 +263,7 @@ static int core_wait_signal(lua_State *L) {
   s->rt = rt;
   s->signum = signum;
   s->op.abort = sig_op_abort;
+  s->op.dispose = sig_op_dispose;
   uv_signal_init(t->fut.loop->uv, &s->h);
   lx_count_handles(1);
   s->sub.link.prev = s->sub.link.next = NULL;

@@ -169,7 +169,7 @@ static int cancel_unstarted(lua_State *L, lx_task *t, int msgidx) {
 }
 
 /* What the task awaits until its first step: nothing to take it off. */
-static const lx_awaitable awaiting_start = {NULL, cancel_unstarted};
+static const lx_awaitable awaiting_start = {NULL, cancel_unstarted, NULL};
 
 /*
 ** The loop closes (its tasks are detached already): release the future
