@@ -446,6 +446,8 @@ void lx_loop_close(lua_State *L, lx_loop *loop) {
   lx_timers_run_due(loop, UINT64_MAX); /* handles left: release them */
   while (loop->ready_head) run_batch(loop);
   lx_unref(L, loop->rt, &loop->handler_ref);
+  if (loop->interrupt) /* still watching: its state is closing under it */
+    lx_interrupt_stop(loop->interrupt); /* (os.exit(code, true) in a task) */
   while (loop->resources.next != &loop->resources) { /* streams, servers */
     lx_resource *r = loop->resources.next;
     lx_list_remove(r);
