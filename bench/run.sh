@@ -2,20 +2,23 @@
 # lasync benchmark runner: runs each selected workload on each selected peer
 # RUNS times, interleaved (run 1 of every peer, then run 2, ...), every program
 # pinned to CPU 0 (taskset -c 0). The echo workloads run each peer's echo
-# server on CPU 0 and the C load generator (echo/loadgen.c) on CPU 1. RESULT /
+# server on CPU 0 and the C load generator (echo/loadgen.c) on CPU 1; so do the
+# TLS workloads (tls/: TLS echo servers, the load generator with -T). RESULT /
 # SKIP / FAIL lines go to stdout and to a log in bench/results/; at the end
 # summarize.py prints the tables. The C programs (load generator, C libuv echo
-# server) are built with gcc -O2, and the Go echo server with `go build`
+# server, C libuv + OpenSSL TLS echo server) are built with gcc -O2, and the Go
+# echo servers with `go build`
 # (GOCACHE and GOPATH in bench/build/go/), into bench/build/ (gitignored) when
 # needed. The Go server runs with GOMAXPROCS=1 (as taskset -c 0 implies anyway).
 #
 # usage: bench/run.sh [WORKLOAD_REGEX] [PEER_REGEX]
 #   workloads: spawn pingpong sleepers timers qpingpong qthroughput lockcontention
-#              echo64 echo4096 echoidle tothread fileread
+#              echo64 echo4096 echoidle tlsecho tlshandshake tlsidle tothread fileread
 #              (the regex matches any part of a name: '^pingpong' for pingpong alone,
-#              'echo' for the three echo workloads)
+#              '^echo' for the three echo workloads, '^tls' for the three TLS ones;
+#              'echo' also selects tlsecho)
 #   peers:     lasync asyncio uvloop node luv go bare clibuv cat pysync
-#              (bare: spawn, pingpong, qpingpong, sleepers; go, clibuv: the echo workloads;
+#              (bare: spawn, pingpong, qpingpong, sleepers; go, clibuv: the echo and TLS workloads;
 #              cat, pysync: fileread; go is a SKIP without golang-go)
 # env: RUNS=3                 runs per workload x peer
 #      LASYNC=path            lasync binary (default: $BUILD/lasync, BUILD=build,
@@ -27,6 +30,9 @@
 #                             the targets assume the default sizes); not the echo
 #                             workloads': ECHO_T=5 measured seconds, WARMUP=1 s,
 #                             ECHO_C=100 connections, IDLE_C=1000 idle connections
+#                             (the TLS workloads use them too); HS_C=100 connections
+#                             handshaking at once (tlshandshake); TLS_GROUP=X25519
+#                             the ECDHE group the load generator offers (or P-256)
 #      FILEREAD_MB=1024       fileread's file size in MiB (N overrides it too); the
 #                             file is made once in bench/build/ (gitignored) and kept
 #      THREAD_CPUS=0          taskset CPU list for tothread and fileread, whose pool
@@ -46,6 +52,8 @@ ECHO_T=${ECHO_T:-5}
 ECHO_C=${ECHO_C:-100}
 WARMUP=${WARMUP:-1}
 IDLE_C=${IDLE_C:-1000}
+HS_C=${HS_C:-100}
+TLS_GROUP=${TLS_GROUP:-X25519}
 THREAD_CPUS=${THREAD_CPUS:-0}
 # echoidle: the server and the load generator each hold IDLE_C sockets
 [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge $((IDLE_C + 100)) ] || ulimit -n $((IDLE_C + 100)) 2>/dev/null
@@ -73,7 +81,7 @@ emit() { echo "$*"; echo "$*" >>"$LOG"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 lua_has() { have "$1" && "$1" -e "require '$2'" >/dev/null 2>&1; }
 
-WORKLOADS="spawn pingpong sleepers timers qpingpong qthroughput lockcontention echo64 echo4096 echoidle tothread fileread"
+WORKLOADS="spawn pingpong sleepers timers qpingpong qthroughput lockcontention echo64 echo4096 echoidle tlsecho tlshandshake tlsidle tothread fileread"
 PEERS="lasync asyncio uvloop node luv go bare clibuv cat pysync"
 
 # folder of a workload's programs
@@ -83,25 +91,56 @@ PEERS="lasync asyncio uvloop node luv go bare clibuv cat pysync"
 wdir() {
   case $1/${2:-} in
   echo*) echo echo ;;
+  tls*) echo tls ;;
   qpingpong/lasync) echo qpingpong ;;
   qpingpong/*) echo pingpong ;;
   *) echo "$1" ;;
   esac
 }
 
-# the C programs: echo load generator and the C libuv echo server, into build/
+# the C programs: the echo load generator (TLS-capable, so it links OpenSSL),
+# the C libuv echo server and the C libuv + OpenSSL TLS echo server, into build/
 C_OK=""
 build_c() {
   local out=$HERE/build
   mkdir -p "$out"
-  if ! have gcc || [ ! -f /usr/include/uv.h ]; then
-    C_WHY="gcc or libuv1-dev missing (apt-get install gcc libuv1-dev)"; C_OK=no; return
+  if ! have gcc || [ ! -f /usr/include/uv.h ] || [ ! -f /usr/include/openssl/ssl.h ]; then
+    C_WHY="gcc, libuv1-dev or libssl-dev missing (apt-get install gcc libuv1-dev libssl-dev)"; C_OK=no; return
   fi
   C_OK=yes
   [ "$out/loadgen" -nt echo/loadgen.c ] ||
-    gcc -O2 -Wall -o "$out/loadgen" echo/loadgen.c 2>>"$out/build.err" || { C_OK=no; C_WHY="loadgen build failed (bench/build/build.err)"; }
+    gcc -O2 -Wall -o "$out/loadgen" echo/loadgen.c -lssl -lcrypto 2>>"$out/build.err" || { C_OK=no; C_WHY="loadgen build failed (bench/build/build.err)"; }
   [ "$out/echo_clibuv" -nt echo/clibuv.c ] ||
     gcc -O2 -Wall -o "$out/echo_clibuv" echo/clibuv.c -luv 2>>"$out/build.err" || CLIBUV_WHY="echo/clibuv.c build failed (bench/build/build.err)"
+  [ "$out/tls_clibuv" -nt tls/clibuv.c ] ||
+    gcc -O2 -Wall -o "$out/tls_clibuv" tls/clibuv.c -luv -lssl -lcrypto 2>>"$out/build.err" || TLS_CLIBUV_WHY="tls/clibuv.c build failed (bench/build/build.err)"
+}
+
+# the TLS workloads' certificates, made once with the openssl command into
+# build/tls/ (and again when missing or within a day of expiring): a CA, and
+# a server certificate it signs for IP 127.0.0.1 (the address the load
+# generator verifies) and localhost. RSA-2048, the common web key: signing
+# costs the server about 1 ms a handshake and verifying costs the client
+# little, so tlshandshake measures the server (with P-256 ECDSA keys the
+# client's verification costs more than the server's signature, and the
+# load generator's core is the bottleneck).
+TLS_DIR=$HERE/build/tls
+tls_certs() { # sets TLS_WHY when they cannot be made
+  TLS_WHY=""
+  have openssl || { TLS_WHY="openssl command not found (apt-get install openssl)"; return; }
+  openssl x509 -checkend 86400 -noout -in "$TLS_DIR/server.pem" >/dev/null 2>&1 && [ -f "$TLS_DIR/ca.pem" ] && return
+  mkdir -p "$TLS_DIR"
+  (
+    cd "$TLS_DIR" && set -e
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem \
+      -days 30 -subj "/CN=lasync bench CA"
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
+      -subj "/CN=localhost"
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+      "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+      -extfile server.ext -out server.pem
+  ) >"$TLS_DIR/openssl.log" 2>&1 || TLS_WHY="certificates not made (bench/build/tls/openssl.log)"
 }
 
 # the Go echo server, into build/ (Go's build cache and GOPATH in build/go/, so
@@ -114,20 +153,39 @@ build_go() {
   [ "$out/echo_go" -nt echo/go.go ] ||
     GOCACHE=$out/go/cache GOPATH=$out/go/path go build -o "$out/echo_go" echo/go.go 2>>"$out/build.err" ||
     GO_WHY="echo/go.go build failed (bench/build/build.err)"
+  [ "$out/tls_go" -nt tls/go.go ] ||
+    GOCACHE=$out/go/cache GOPATH=$out/go/path go build -o "$out/tls_go" tls/go.go 2>>"$out/build.err" ||
+    TLS_GO_WHY="tls/go.go build failed (bench/build/build.err)"
 }
 
 # peer_cmd WORKLOAD PEER: sets the array CMD to the command, or CMD=() and WHY to the reason
 peer_cmd() {
   local w=$1 p=$2 f d
   d=$(wdir "$w" "$p")
-  CMD=() WHY=""
+  CMD=() WHY="" SARGS=()
   case $p in
   asyncio) f=$d/asyncio.py ;; uvloop) f=$d/uvloop.py ;; node) f=$d/node.js ;;
   luv) f=$d/luv54.lua ;; lasync) f=$d/lasync.lua ;; bare) f=$d/bare.lua ;; clibuv) f=$d/clibuv.c ;; go) f=$d/go.go ;;
   cat) f=$d/cat.sh ;; pysync) f=$d/pysync.py ;;
   esac
   if [ ! -f "$f" ]; then WHY="no $f (not defined for this workload)"; return; fi
-  if [ "$d" = echo ] && [ "$C_OK" != yes ]; then WHY="no echo load generator: $C_WHY"; return; fi
+  case $d in echo | tls) [ "$C_OK" = yes ] || { WHY="no echo load generator: $C_WHY"; return; } ;; esac
+  if [ "$d" = tls ]; then # the server's arguments after its port
+    [ -z "$TLS_WHY" ] || { WHY=$TLS_WHY; return; }
+    SARGS=("$TLS_DIR/server.pem" "$TLS_DIR/server.key")
+    case $p in
+    clibuv) [ -x build/tls_clibuv ] && [ -z "${TLS_CLIBUV_WHY:-}" ] && CMD=(build/tls_clibuv) || WHY="${TLS_CLIBUV_WHY:-no build/tls_clibuv}"; return ;;
+    go) [ -z "$GO_WHY" ] && [ -z "${TLS_GO_WHY:-}" ] && [ -x build/tls_go ] && CMD=(env GOMAXPROCS=1 build/tls_go) || WHY="${GO_WHY:-${TLS_GO_WHY:-no build/tls_go}}"; return ;;
+    lasync) # tls/lasync.lua says SKIP (and why) until lasync.ssl exists
+      [ -x "$LASYNC" ] || { WHY="no lasync binary at $LASYNC (build it, or set LASYNC=path)"; return; }
+      local probe
+      probe=$("$LASYNC" "$f" probe 2>&1)
+      [ "$probe" = OK ] && CMD=("$LASYNC" "$f") ||
+        WHY=$(sed -n 's/^SKIP reason="\(.*\)"$/\1/p' <<<"$probe" | head -1)
+      [ ${#CMD[@]} -gt 0 ] || [ -n "$WHY" ] || WHY="tls/lasync.lua probe failed: $(tr '\n"' ' \047' <<<"$probe" | tail -c 200)"
+      return ;;
+    esac
+  fi
   case $p in
   asyncio) have "$PY" && CMD=("$PY" -P "$f") || WHY="$PY not found" ;;
   uvloop) "$PY" -c "import uvloop" >/dev/null 2>&1 && CMD=("$PY" -P "$f") || WHY="uvloop not importable by $PY (apt-get install python3-uvloop)" ;;
@@ -178,7 +236,7 @@ start_server() { # sets SPID and PORT; one retry on another port
   local try
   for try in 1 2; do
     next_port
-    taskset -c 0 "${CMD[@]}" "$PORT" >/dev/null 2>"$SERR" &
+    taskset -c 0 "${CMD[@]}" "$PORT" "${SARGS[@]}" >/dev/null 2>"$SERR" &
     SPID=$!
     wait_port && return 0
     stop_server
@@ -196,8 +254,14 @@ run_echo() {
     WHY="server did not start cmd=\"${CMD[*]} PORT\" err=\"$(tail_of "$SERR")\""
     return
   fi
+  local tls=(-T "$TLS_DIR/ca.pem" -g "$TLS_GROUP")
   case $w in
   echoidle) out=$(timeout 60 taskset -c 1 build/loadgen -i -p "$PORT" -c "$IDLE_C" -P "$SPID" -W "$w" -N "$p" 2>&1) ;;
+  tlsidle) out=$(timeout 60 taskset -c 1 build/loadgen -i -p "$PORT" -c "$IDLE_C" -P "$SPID" -W "$w" -N "$p" "${tls[@]}" 2>&1) ;;
+  tlsecho) out=$(timeout "$TIMEOUT" taskset -c 1 build/loadgen -p "$PORT" -c "$ECHO_C" -s 4096 \
+    -t "$ECHO_T" -w "$WARMUP" -P "$SPID" -W "$w" -N "$p" "${tls[@]}" 2>&1) ;;
+  tlshandshake) out=$(timeout "$TIMEOUT" taskset -c 1 build/loadgen -H -p "$PORT" -c "$HS_C" \
+    -t "$ECHO_T" -w "$WARMUP" -P "$SPID" -W "$w" -N "$p" "${tls[@]}" 2>&1) ;;
   *) out=$(timeout "$TIMEOUT" taskset -c 1 build/loadgen -p "$PORT" -c "$ECHO_C" -s "${w#echo}" \
     -t "$ECHO_T" -w "$WARMUP" -P "$SPID" -W "$w" -N "$p" 2>&1) ;;
   esac
@@ -236,6 +300,7 @@ versions() {
   v+=" aiofiles=$("$PY" -c 'import importlib.metadata as m; print(m.version("aiofiles"))' 2>/dev/null || echo -)"
   v+=" libuv=$(pkg-config --modversion libuv 2>/dev/null || echo -)"
   v+=" gcc=$(gcc -dumpfullversion 2>/dev/null || echo -)"
+  v+=" openssl=$(openssl version 2>/dev/null | awk '{print $2}' || echo -)"
   v+=" go=$(have go && go version | awk '{print $3}' || echo -)"
   v+=" lasync=$([ -x "$LASYNC" ] && (git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo present) || echo missing)"
   echo "$v"
@@ -245,8 +310,10 @@ emit "# run.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) host=$(hostname) nproc=$(nproc) cp
 emit "# versions:$(versions)"
 nfail=0
 for w in $WORKLOADS; do # build the C programs (and the Go server) if an echo workload is selected
-  case $w in echo*) grep -Eq -- "$WF" <<<"$w" && { build_c; selected go "$PF" && build_go; break; } ;; esac
+  case $w in echo* | tls*) grep -Eq -- "$WF" <<<"$w" && { build_c; selected go "$PF" && build_go; break; } ;; esac
 done
+TLS_WHY=""
+for w in tlsecho tlshandshake tlsidle; do grep -Eq -- "$WF" <<<"$w" && { tls_certs; break; }; done
 grep -Eq -- "$WF" <<<fileread && fileread_file
 for w in $WORKLOADS; do
   grep -Eq -- "$WF" <<<"$w" || continue
@@ -266,7 +333,7 @@ for w in $WORKLOADS; do
       peer_cmd "$w" "$p"
       [ ${#CMD[@]} -gt 0 ] || continue
       case $w in
-      echo*) ;;
+      echo* | tls*) ;;
       fileread)
         [ -z "$FREAD_WHY" ] || { emit "FAIL workload=$w peer=$p run=$r $FREAD_WHY"; nfail=$((nfail + 1)); continue; }
         CMD+=("$FREAD")
@@ -277,7 +344,7 @@ for w in $WORKLOADS; do
       quiet_wait
       b0=$(busy_ticks); k0=$(child_ticks); t0=$(now)
       case $w in
-      echo*)
+      echo* | tls*)
         run_echo "$w" "$p"
         line=$LINE
         b1=$(busy_ticks); k1=$(child_ticks); t1=$(now)

@@ -8,7 +8,9 @@ RSS, bytes/task (sleepers) or bytes/timer (timers), and the ratio of the
 peer's median rate to asyncio's and to luv's (higher = faster). The echo
 workloads show round trips/s, p50/p99 latency, server and client CPU, server
 peak RSS and the ratios to asyncio and to the C libuv server; echoidle shows
-the server's RSS growth per idle connection. tothread shows gathered calls/s
+the server's RSS growth per idle connection. The TLS workloads (tlsecho,
+tlshandshake: handshakes/s, tlsidle) use the same tables, with the
+protocol, cipher suite and ECDHE group the load generator negotiated. tothread shows gathered calls/s
 and the one-at-a-time round-trip latency; fileread shows MiB/s and the ratios
 to cat and to asyncio. Then the issue's targets, checked
 on the medians, PASS / MISS (or n/a without data).
@@ -21,14 +23,17 @@ from collections import defaultdict
 
 PEERS = ["lasync", "asyncio", "uvloop", "node", "luv", "go", "bare", "clibuv", "cat", "pysync"]
 WORKLOADS = ["spawn", "pingpong", "sleepers", "timers", "qpingpong", "qthroughput", "lockcontention",
-             "echo64", "echo4096", "echoidle", "tothread", "fileread"]
+             "echo64", "echo4096", "echoidle", "tlsecho", "tlshandshake", "tlsidle", "tothread", "fileread"]
 ECHO = ("echo64", "echo4096")
+TLS = ("tlsecho", "tlshandshake")
+TLS_PEERS = ["asyncio", "uvloop", "node", "go"]  # lasync must be ≥ each (clibuv is the ceiling)
 ECHO_PEERS = ["asyncio", "uvloop", "node", "luv", "go"]  # lasync must be ahead of each (clibuv is the ceiling)
 UNIT = {"spawn": "tasks/s", "pingpong": "round trips/s", "sleepers": "tasks/s", "timers": "timers/s",
         "qpingpong": "round trips/s", "qthroughput": "items/s", "lockcontention": "acquisitions/s",
-        "echo64": "round trips/s", "echo4096": "round trips/s", "tothread": "calls/s", "fileread": "MiB/s"}
+        "echo64": "round trips/s", "echo4096": "round trips/s",
+        "tlsecho": "round trips/s", "tlshandshake": "handshakes/s", "tothread": "calls/s", "fileread": "MiB/s"}
 DEFAULT_N = {"spawn": 200000, "pingpong": 500000, "sleepers": 100000, "timers": 1000000,
-             "qpingpong": 500000, "qthroughput": 1000000, "lockcontention": 1000000, "echoidle": 1000,
+             "qpingpong": 500000, "qthroughput": 1000000, "lockcontention": 1000000, "echoidle": 1000, "tlsidle": 1000,
              "tothread": 10000, "fileread": 1024}
 ECHO_DEFAULT = {"conns": "100", "seconds": 5.0}  # run.sh's ECHO_C and ECHO_T
 PER = {"sleepers": ("bytes_per_task", "bytes/task"), "timers": ("bytes_per_timer", "bytes/timer")}
@@ -68,8 +73,12 @@ def fmt_ratio(x):
     return f"{x:,.0f}×" if x >= 100 else f"{x:.2f}×" if x < 10 else f"{x:.1f}×"
 
 
-def notes_lines(w, notes):
+def notes_lines(w, notes, runs=None):
     out = []
+    tls = sorted({" ".join(r.get(k, "?") for k in ("tls", "cipher", "group")) + (", unverified" if r.get("verify") == "no" else "")
+                  for p in PEERS for r in (runs or {}).get((w, p), []) if "tls" in r})
+    if tls:
+        out.append(f"- negotiated: {'; '.join(tls)}")
     for p in PEERS:
         for kind, d, line in notes.get((w, p), []):
             if kind == "SKIP":
@@ -116,7 +125,7 @@ def echo_table(w, runs, notes):
         row += [fmt_ratio(rate / ref[q]) if ref[q] else "" for q in ("asyncio", "clibuv")]
         row += [str(len(rs)), foreign(rs)]
         print("| " + " | ".join(row) + " |")
-    notes_lines(w, notes)
+    notes_lines(w, notes, runs)
 
 
 def idle_table(w, runs, notes):
@@ -135,7 +144,7 @@ def idle_table(w, runs, notes):
                "/".join(sorted({r.get("n", "?") for r in rs})),
                mib(med(rs, "rss_before_kb")), mib(med(rs, "rss_after_kb")), str(len(rs)), foreign(rs)]
         print("| " + " | ".join(row) + " |")
-    notes_lines(w, notes)
+    notes_lines(w, notes, runs)
 
 
 def cpus(rs):  # run.sh's THREAD_CPUS (taskset list) for tothread and fileread
@@ -193,9 +202,9 @@ def table(w, runs, notes):
         return tothread_table(w, runs, notes)
     if w == "fileread":
         return fileread_table(w, runs, notes)
-    if w in ECHO:
+    if w in ECHO or w in TLS:
         return echo_table(w, runs, notes)
-    if w == "echoidle":
+    if w in ("echoidle", "tlsidle"):
         return idle_table(w, runs, notes)
     per = PER.get(w)
     cols = [f"{UNIT[w]} (median)", "range", "seconds", "peak RSS MiB"]
@@ -246,6 +255,15 @@ def targets(runs, notes):
         missing = [p for p in ECHO_PEERS if p not in have]
         return (x / have[best], best, missing)
 
+    def at_least(w):
+        # lasync's median rate over the best median among TLS_PEERS that ran
+        have = {p: m(w, p) for p in TLS_PEERS if m(w, p) is not None}
+        x = m(w, "lasync")
+        if x is None or not have:
+            return None
+        best = max(have, key=have.get)
+        return (x / have[best], best, [p for p in TLS_PEERS if p not in have])
+
     def show_ahead(v):
         r, best, missing = v
         return f"{fmt_ratio(r)} the best peer ({best})" + (f"; no data: {', '.join(missing)}" if missing else "")
@@ -284,6 +302,16 @@ def targets(runs, notes):
         ]
     checks.append(("echoidle", "echoidle: lasync server RSS per idle connection ≤ 4096 B",
                    m("echoidle", "lasync", "bytes_per_conn"), lambda v: v <= 4096, lambda v: f"{v:,.0f} B"))
+    checks += [
+        ("tlsecho", "tlsecho: lasync ≥ 0.9× the C libuv + OpenSSL server (rate)", ratio("tlsecho", "lasync", "clibuv"),
+         lambda v: v >= 0.9, fmt_ratio),
+        ("tlsecho", f"tlsecho: lasync ≥ every peer ({', '.join(TLS_PEERS)}) (rate)", at_least("tlsecho"),
+         lambda v: v[0] >= 1, show_ahead),
+        ("tlshandshake", f"tlshandshake: lasync ≥ every peer ({', '.join(TLS_PEERS)}) (handshakes/s)",
+         at_least("tlshandshake"), lambda v: v[0] >= 1, show_ahead),
+        ("tlsidle", "tlsidle: lasync server RSS per idle TLS connection ≤ 16 KB (16384 B)",
+         m("tlsidle", "lasync", "bytes_per_conn"), lambda v: v <= 16384, lambda v: f"{v:,.0f} B"),
+    ]
     checks.append(("fileread", "fileread: lasync ≥ 0.7× cat (MiB/s, 64 KiB reads from the page cache)",
                    ratio("fileread", "lasync", "cat"), lambda v: v >= 0.7, fmt_ratio))
     ran = {w for w, _ in list(runs) + list(notes)}
@@ -299,7 +327,7 @@ def targets(runs, notes):
 
 def size_warning(w, runs):
     rs = [r for p in PEERS for r in runs.get((w, p), [])]
-    if w in ECHO:
+    if w in ECHO or w in TLS:
         odd = [r for r in rs if r.get("conns") != ECHO_DEFAULT["conns"]
                or abs(float(r.get("seconds", 0)) - ECHO_DEFAULT["seconds"]) > 0.5]
         if not odd:
