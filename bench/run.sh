@@ -323,7 +323,7 @@ for w in $WORKLOADS; do
     [ "$p" = clibuv ] && [ ! -f "$HERE/$(wdir "$w" "$p")/clibuv.c" ] && continue # (the same)
     [ "$p" = go ] && [ ! -f "$HERE/$(wdir "$w" "$p")/go.go" ] && continue         # (the same)
     case $p in cat | pysync) [ "$w" = fileread ] || continue ;; esac          # (fileread only)
-    case $w/$p in tothread/node | tothread/luv | fileread/node | fileread/luv) continue ;; esac # (none)
+    case $w/$p in tothread/node | tothread/luv | fileread/node | fileread/luv | tls*/luv) continue ;; esac # (none)
     peer_cmd "$w" "$p"
     [ ${#CMD[@]} -gt 0 ] || emit "SKIP workload=$w peer=$p reason=\"$WHY\""
   done

@@ -20,6 +20,7 @@ typedef struct {
   uv_tcp_t tcp;
   SSL *ssl;
   BIO *rbio, *wbio; /* socket -> SSL, SSL -> socket */
+  int fresh_bios;   /* replaced once after the handshake (see on_read) */
 } conn_t;
 
 static uv_loop_t *loop;
@@ -65,6 +66,14 @@ static void flush(conn_t *c) {
   }
 }
 
+/* give the connection new, empty memory BIOs (SSL_set_bio frees the old) */
+static void conn_bios(conn_t *c) {
+  c->rbio = BIO_new(BIO_s_mem());
+  c->wbio = BIO_new(BIO_s_mem());
+  BIO_set_mem_eof_return(c->rbio, -1); /* empty = would block, not EOF */
+  SSL_set_bio(c->ssl, c->rbio, c->wbio);
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   conn_t *c = (conn_t *)s;
   if (n < 0) { conn_close(c); return; }
@@ -75,7 +84,16 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     if (r <= 0) {
       int e = SSL_get_error(c->ssl, r);
       flush(c);
-      if (e != SSL_ERROR_WANT_READ) conn_close(c); /* close_notify or an error */
+      if (e != SSL_ERROR_WANT_READ) {
+        conn_close(c); /* close_notify or an error */
+      } else if (!c->fresh_bios && SSL_is_init_finished(c->ssl) && !BIO_pending(c->rbio) &&
+                 !BIO_pending(c->wbio)) {
+        /* the handshake grew both memory BIOs to its largest flight (the
+         * certificate chain), and a memory BIO never shrinks: empty, they
+         * are swapped once for new ones, so an idle connection holds none */
+        conn_bios(c);
+        c->fresh_bios = 1;
+      }
       ERR_clear_error();
       return;
     }
@@ -88,10 +106,7 @@ static void on_conn(uv_stream_t *server, int status) {
   conn_t *c = calloc(1, sizeof *c);
   uv_tcp_init(loop, &c->tcp);
   c->ssl = SSL_new(ctx);
-  c->rbio = BIO_new(BIO_s_mem());
-  c->wbio = BIO_new(BIO_s_mem());
-  BIO_set_mem_eof_return(c->rbio, -1); /* empty = would block, not EOF */
-  SSL_set_bio(c->ssl, c->rbio, c->wbio);
+  conn_bios(c);
   SSL_set_accept_state(c->ssl);
   if (uv_accept(server, (uv_stream_t *)&c->tcp) == 0) {
     uv_tcp_nodelay(&c->tcp, 1);
