@@ -2,8 +2,9 @@
 # Install whatever is missing of lasync's build and test dependencies.
 # Only Debian packages; runs as root on a fresh Debian 12 (uses sudo otherwise).
 set -e
-# netcat-openbsd and curl: the README tries the example servers with them
-PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl"
+# netcat-openbsd and curl: the README tries the example servers with them;
+# libssl-dev for TLS, openssl (the command) makes the TLS specs' certificates
+PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl libssl-dev openssl"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
