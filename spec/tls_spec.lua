@@ -219,4 +219,33 @@ describe("TLS streams", function()
                  function() end, "127.0.0.1", 0, { ssl = client_ctx() })
     end)
   end)
+
+  it("leaves the argument errors of the wrapped functions at the " ..
+     "caller's line, TLS or not", function()
+    helper.run(function()
+      local here = debug.getinfo(1, "S").short_src
+      local function line_of(f)
+        local ok, err = pcall(f)
+        assert.is_false(ok)
+        return err
+      end
+      local line = debug.getinfo(1, "l").currentline
+      local e1 = line_of(function()
+        lasync.open_connection("127.0.0.1", {}) end)
+      local e2 = line_of(function()
+        lasync.start_server(print, "127.0.0.1", 0, { backlog = "x" }) end)
+      local e3 = line_of(function()
+        lasync.open_connection("127.0.0.1", 1, { ssl = "yes" }) end)
+      local e4 = line_of(function()
+        lasync.open_unix_connection("/tmp/never.sock", 5) end)
+      assert.equals(here .. ":" .. (line + 2) .. ": lasync.open_connection: " ..
+        "port must be an integer from 0 to 65535 (got table)", e1)
+      assert.equals(here .. ":" .. (line + 4) .. ": lasync.start_server: " ..
+        "option 'backlog' must be an integer (got string)", e2)
+      assert.matches("^" .. here:gsub("%p", "%%%0") .. ":" .. (line + 6) ..
+        ": lasync.open_connection: option 'ssl' must be", e3)
+      assert.matches("^" .. here:gsub("%p", "%%%0") .. ":" .. (line + 8) ..
+        ": bad argument #2 to '", e4)
+    end)
+  end)
 end)

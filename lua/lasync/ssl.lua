@@ -77,7 +77,18 @@ local function handshake(lasync, w, tls, fname)
 end
 M._handshake = handshake
 
--- Wrap lasync's connection functions (lasync is the module table).
+-- Raise again an error of a wrapped C function, called through pcall: the
+-- C function's caller is then pcall, so luaL_error added no position, and
+-- a string gets the position of the wrapper's caller (level 3 from here),
+-- exactly as when the user called the C function directly; an error object
+-- goes on unchanged.
+local function rethrow(err)
+  if type(err) == "string" then error(err, 3) end
+  error(err, 0)
+end
+
+-- Wrap lasync's connection functions (lasync is the module table). A
+-- wrapper never tail-calls (rethrow counts its frame).
 function M._install(lasync)
   local open_connection, start_server = lasync.open_connection,
                                         lasync.start_server
@@ -88,9 +99,9 @@ function M._install(lasync)
     return function(...)
       local opts = select(optidx, ...)
       local tls = tls_opts(fname, opts, false, optidx == 3 and (...) or nil)
-      if not tls then return open(...) end -- a tail call: errors as before
-      local r, w = open(...)
-      handshake(lasync, w, tls, fname)
+      local ok, r, w = pcall(open, ...)
+      if not ok then rethrow(r) end
+      if tls then handshake(lasync, w, tls, fname) end
       return r, w
     end
   end
@@ -101,15 +112,16 @@ function M._install(lasync)
     return function(handler, ...)
       local opts = select(optidx - 1, ...)
       local tls = tls_opts(fname, opts, true)
-      if not tls then return start(handler, ...) end -- errors as before
-      if type(handler) == "function" then
+      if tls and type(handler) == "function" then
         local h = handler
         handler = function(r, w)
           handshake(lasync, w, tls, fname)
           return h(r, w)
         end
       end
-      return start(handler, ...)
+      local ok, srv = pcall(start, handler, ...)
+      if not ok then rethrow(srv) end
+      return srv
     end
   end
   lasync.start_server = server("start_server", start_server, 4)
