@@ -144,7 +144,20 @@ describe("TLS streams", function()
         end
         shutdown()
       end
-      helper.wait_until(function() return #reports >= 4 end)
+      -- five failed handshakes on the server (wrongname twice), each
+      -- reported once, in one line, as a peer that went away; waiting for
+      -- four let the fifth fail after the loop stopped, so that its task
+      -- was reported at collection as "Task exception was never retrieved"
+      helper.wait_until(function() return #reports >= 5 end)
+      lasync.sleep(0.02)
+      assert.equals(5, #reports)
+      for _, r in ipairs(reports) do
+        assert.equals("connection lost in connection handler", r.message)
+        assert.is_true(lasync.is_error(r.exception, lasync.SSLError))
+        assert.matches("^SSLError: lasync.start_server: TLS handshake " ..
+                       "failed: ", tostring(r.exception))
+        assert.is_nil(r.traceback)
+      end
     end, 10)
   end)
 
