@@ -233,6 +233,76 @@ describe("TLS streams", function()
     end)
   end)
 
+  it("answers get_extra_info with the TLS names, on both ends", function()
+    helper.run(function()
+      local seen
+      local sctx = lasync.ssl.context { purpose = "server",
+        certfile = certs.server.cert, keyfile = certs.server.key,
+        alpn = { "h2", "http/1.1" } }
+      local _, _, port, shutdown = helper.serve(function(r, w)
+        seen = { alpn = w:get_extra_info("alpn_protocol"),
+                 sni = w:get_extra_info("server_hostname"),
+                 peercert = w:get_extra_info("peercert") }
+        return helper.echo(r, w)
+      end, { ssl = sctx })
+      local cctx = lasync.ssl.context { cafile = certs.ca.cert,
+                                        alpn = { "http/1.1" } }
+      local r, w = lasync.open_connection("localhost", port, { ssl = cctx })
+      assert.equals("http/1.1", w:get_extra_info("alpn_protocol"))
+      assert.equals("localhost", w:get_extra_info("server_hostname"))
+      local o = w:get_extra_info("ssl_object")
+      assert.equals("http/1.1", o.alpn_protocol)
+      assert.equals(w:get_extra_info("cipher"), o.cipher)
+      assert.equals(w:get_extra_info("tls_version"), o.tls_version)
+      assert.equals("localhost", o.server_hostname)
+      assert.equals("CN = localhost", o.peercert.subject)
+      assert.is_false(o.session_reused)
+      local pc = w:get_extra_info("peercert")
+      assert.is_string(pc.notBefore)
+      assert.is_string(pc.notAfter)
+      assert.same({ { "IP Address", "127.0.0.1" }, { "DNS", "localhost" },
+                    { "IP Address", "::1" } }, pc.subjectAltName)
+      w:write("x\n")
+      assert.equals("x\n", r:readline())
+      assert.equals("http/1.1", seen.alpn)
+      assert.equals("localhost", seen.sni)
+      assert.is_nil(seen.peercert) -- no client certificate asked for
+      w:close()
+      w:wait_closed()
+      -- a plain stream has none of them
+      local _, _, pport, pshutdown = helper.serve(helper.echo)
+      local _, pw = lasync.open_connection("127.0.0.1", pport)
+      for _, k in ipairs { "peercert", "cipher", "tls_version",
+                           "alpn_protocol", "ssl_object" } do
+        assert.is_nil(pw:get_extra_info(k), k)
+      end
+      pw:close()
+      pshutdown()
+      shutdown()
+    end, 10)
+  end)
+
+  it("close sends close_notify: the peer reads a clean EOF", function()
+    helper.run(function()
+      local reports = helper.capture_reports()
+      local _, _, port, shutdown = helper.serve(function(_, w)
+        w:write("bye\n")
+        w:close()
+        w:wait_closed()
+      end, { ssl = lasync.ssl.context { purpose = "server",
+        certfile = certs.server.cert, keyfile = certs.server.key } })
+      local r, w = lasync.open_connection("127.0.0.1", port,
+                                          { ssl = client_ctx() })
+      assert.equals("bye\n", r:read())
+      assert.equals("", r:read()) -- close_notify, then EOF
+      assert.is_true(r:at_eof())
+      w:close()
+      w:wait_closed()
+      shutdown()
+      assert.equals(0, #reports)
+    end, 10)
+  end)
+
   it("leaves the argument errors of the wrapped functions at the " ..
      "caller's line, TLS or not", function()
     helper.run(function()
@@ -344,6 +414,11 @@ describe("TLS interop", function()
         assert.equals("CN = localhost", w:get_extra_info("peercert").subject)
         w:write("olleh\n")
         assert.equals("hello\n", r:readline())
+        -- killed, s_server sends no close_notify: the bare EOF is taken
+        -- for a truncation, a reset
+        p:kill()
+        p:wait()
+        helper.os_error({ "ECONNRESET" }, "StreamReader:read", nil, r.read, r)
         w:close()
         w:wait_closed()
       end)
