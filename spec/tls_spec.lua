@@ -303,6 +303,34 @@ describe("TLS streams", function()
     end, 10)
   end)
 
+  it("runs over Unix sockets: start_unix_server and open_unix_connection",
+     function()
+    helper.in_dir(function(dir)
+      local path = dir .. "/tls.sock"
+      local reports = helper.capture_reports()
+      local srv = lasync.start_unix_server(helper.echo, path,
+        { ssl = lasync.ssl.context { purpose = "server",
+          certfile = certs.server.cert, keyfile = certs.server.key } })
+      local r, w = lasync.open_unix_connection(path,
+        { ssl = client_ctx(), server_hostname = "localhost" })
+      assert.equals("CN = localhost", w:get_extra_info("peercert").subject)
+      w:write("unix\n")
+      assert.equals("unix\n", r:readline())
+      w:close()
+      w:wait_closed()
+      local ok, e = pcall(lasync.open_unix_connection, path,
+        { ssl = client_ctx(), server_hostname = "wrong.example" })
+      assert.is_false(ok)
+      assert.equals("CERTIFICATE_VERIFY_FAILED", e.reason)
+      assert.equals(62, e.verify_code) -- hostname mismatch
+      helper.wait_until(function() return #reports == 1 end) -- the server's
+      assert.matches("^SSLError: lasync.start_unix_server: TLS handshake",
+                     tostring(reports[1].exception))
+      srv:close()
+      srv:wait_closed()
+    end, 10)
+  end)
+
   it("leaves the argument errors of the wrapped functions at the " ..
      "caller's line, TLS or not", function()
     helper.run(function()
