@@ -230,6 +230,21 @@ describe("TLS streams", function()
       raises_msg("lasync.start_server: option 'ssl' must be a server " ..
                  "context (got a client one)", lasync.start_server,
                  function() end, "127.0.0.1", 0, { ssl = client_ctx() })
+      raises_msg("lasync.start_server: option 'ssl' must be a server " ..
+                 "lasync.ssl.context (got boolean)", lasync.start_server,
+                 function() end, "127.0.0.1", 0, { ssl = true })
+      local sctx = lasync.ssl.context { purpose = "server",
+        certfile = certs.server.cert, keyfile = certs.server.key }
+      raises_msg("lasync.start_server: option 'server_hostname' is for " ..
+                 "clients", lasync.start_server, function() end,
+                 "127.0.0.1", 0, { ssl = sctx, server_hostname = "x" })
+      raises_msg("lasync.start_unix_server: option 'ssl_handshake_timeout' " ..
+                 "needs option 'ssl'", lasync.start_unix_server,
+                 function() end, "/tmp/never.sock",
+                 { ssl_handshake_timeout = 1 })
+      raises_msg("lasync.open_connection: option 'server_hostname' must " ..
+                 "be a string (got number)", oc, "127.0.0.1", 1,
+                 { ssl = true, server_hostname = 5 })
     end)
   end)
 
