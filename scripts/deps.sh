@@ -3,7 +3,8 @@
 # Only Debian packages; runs as root on a fresh Debian 12 (uses sudo otherwise).
 set -e
 # netcat-openbsd and curl: the README tries the example servers with them;
-# libssl-dev and openssl: TLS (issue 11) and the TLS benchmarks
+# libssl-dev for TLS; openssl (the command) makes the certificates of the TLS
+# specs and benchmarks
 PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl libssl-dev openssl"
 missing=""
 for p in $PKGS; do

@@ -11,9 +11,9 @@ version=$(sed -n 's/^#define LASYNC_VERSION "\(.*\)"/\1/p' \
 cc -std=c99 -D_GNU_SOURCE -O1 -g -fsanitize=thread -fPIE -pie \
   -I"$src/bindings" -I"$src/host/include" -I"$src/host" \
   -DLX_VERSION="\"$version\"" \
-  $(pkg-config --cflags lua5.4 libuv) \
+  $(pkg-config --cflags lua5.4 libuv openssl) \
   "$src"/bindings/*.c "$src"/bindings/*/*.c \
   "$src/host/api.c" "$src/host/embed.c" "$2/embedded.c" \
   "$src/host/tests/test_completion.c" \
-  -o "$out/test_completion" $(pkg-config --libs lua5.4 libuv) -lpthread -lm
+  -o "$out/test_completion" $(pkg-config --libs lua5.4 libuv openssl) -lpthread -lm
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" "$out/test_completion"

@@ -3,7 +3,8 @@
 --
 -- The rule for "documented" (luv's docscov idea):
 -- * a module field k (every key of require "lasync" not starting with "_",
---   and every key of its submodules lasync.fs and lasync.subprocess) is
+--   and every key of its submodules lasync.fs, lasync.subprocess and
+--   lasync.ssl) is
 --   documented when api.md contains "`lasync.k" (or "`lasync.fs.k", ...)
 --   followed by a character that cannot continue a name, e.g.
 --   "`lasync.sleep(delay, ...)`" or "`lasync.CancelledError`";
@@ -72,7 +73,7 @@ local RECEIVERS = {
   ["lasync.StreamReader"] = "r", ["lasync.StreamWriter"] = "w",
   ["lasync.UdpEndpoint"] = "ep", ["lasync.File"] = "file",
   ["lasync.Process"] = "proc", ["lasync.Thread"] = "thread",
-  ["lasync.SignalHandler"] = "handler",
+  ["lasync.SignalHandler"] = "handler", ["lasync.ssl.Context"] = "ctx",
 }
 -- classes whose objects user code never gets
 local INTERNAL = {
@@ -133,7 +134,7 @@ local function module_fields()
   local names = {}
   for _, k in ipairs(sorted_keys(lasync, all)) do
     names[#names + 1] = "lasync." .. k
-    if k == "fs" or k == "subprocess" then
+    if k == "fs" or k == "subprocess" or k == "ssl" then
       for _, sub in ipairs(sorted_keys(lasync[k], all)) do
         names[#names + 1] = "lasync." .. k .. "." .. sub
       end

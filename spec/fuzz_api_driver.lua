@@ -104,6 +104,7 @@ local MAKE = {
       stdout = "pipe" })
   end,
   ["lasync.Thread"] = function() return lasync.Thread(function() end) end,
+  ["lasync.ssl.Context"] = function() return lasync.ssl.context() end,
   ["lasync.SignalHandler"] = function()
     return lasync.signal("SIGUSR2", function() end)
   end,
@@ -116,7 +117,7 @@ local ORDER = {
   "lasync.Condition", "lasync.Barrier", "lasync.TaskGroup", "lasync.File",
   "lasync.Server", "lasync.StreamReader", "lasync.StreamWriter",
   "lasync.UdpEndpoint", "lasync.Process", "lasync.Thread",
-  "lasync.SignalHandler",
+  "lasync.SignalHandler", "lasync.ssl.Context",
 }
 
 -- Make every receiver; returns the table name -> object.

@@ -316,7 +316,7 @@ enum { LX_MT_TASK, LX_MT_FUTURE, LX_MT_GATHER, LX_MT_HANDLE, LX_MT_LOOP,
        LX_MT_LOCK, LX_MT_SEMAPHORE, LX_MT_BOUNDED, LX_MT_EVENT, LX_MT_QUEUE,
        LX_MT_LIFO, LX_MT_PRIORITY, LX_MT_WAITLIST, LX_MT_READER,
        LX_MT_WRITER, LX_MT_SERVER, LX_MT_UDP, LX_MT_FILE, LX_MT_SIGNAL,
-       LX_MT_PROCESS, LX_MT_THREAD, LX_MT_COUNT };
+       LX_MT_PROCESS, LX_MT_THREAD, LX_MT_SSLCTX, LX_MT_COUNT };
 
 struct lx_runtime {
   lx_loop *loop;  /* the running loop of this lua_State, or NULL */
@@ -577,6 +577,7 @@ enum {
   LX_ERR_INCOMPLETE_READ,
   LX_ERR_LIMIT_OVERRUN,
   LX_ERR_INTERRUPT,
+  LX_ERR_SSL, /* a subclass of OSError */
   LX_ERR_COUNT
 };
 LX_HIDDEN void lx_error_new(lua_State *L, int cls, const char *msg);

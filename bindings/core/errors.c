@@ -14,7 +14,8 @@ static const char classes_key = 'c'; /* registry: array of built-in classes */
 static const char *const builtin_names[LX_ERR_COUNT] = {
   NULL, "Error", "CancelledError", "TimeoutError", "InvalidStateError",
   "QueueEmpty", "QueueFull", "QueueShutDown", "BrokenBarrierError",
-  "OSError", "IncompleteReadError", "LimitOverrunError", "KeyboardInterrupt"
+  "OSError", "IncompleteReadError", "LimitOverrunError", "KeyboardInterrupt",
+  "SSLError"
 };
 
 /* [-0, +1] push built-in class `cls` */
@@ -292,8 +293,8 @@ void lx_open_errors(lua_State *L) {
   for (cls = LX_ERR_BASE; cls < LX_ERR_COUNT; cls++) {
     if (cls == LX_ERR_BASE)
       new_class(L, builtin_names[cls], 0);
-    else {
-      lua_rawgeti(L, -1, LX_ERR_BASE);
+    else { /* SSLError is an OSError, as in Python */
+      lua_rawgeti(L, -1, cls == LX_ERR_SSL ? LX_ERR_OS : LX_ERR_BASE);
       new_class(L, builtin_names[cls], -1);
       lua_remove(L, -2);
     }

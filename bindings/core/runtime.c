@@ -18,7 +18,7 @@ static const char *const lx_class_names[LX_MT_COUNT] = {
   "Task", "Future", "gather", "Handle", "Loop", "Lock", "Semaphore",
   "BoundedSemaphore", "Event", "Queue", "LifoQueue", "PriorityQueue",
   "WaitList", "StreamReader", "StreamWriter", "Server", "UdpEndpoint",
-  "File", "SignalHandler", "Process", "Thread"
+  "File", "SignalHandler", "Process", "Thread", "ssl.Context"
 };
 
 /* The runtime of L; luaopen_lasync_core must have run. */

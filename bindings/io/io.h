@@ -29,11 +29,46 @@ typedef struct lx_stream {
   int writes;            /* write requests in flight */
   int nboxes;            /* its reader and writer objects still alive */
   unsigned char reading, closing, closed, eof_written, is_pipe;
+  struct lx_tls *tls;    /* TLS on this stream (tls.c), or NULL */
 } lx_stream;
 LX_HIDDEN void lx_stream_init(lx_stream *s, lx_loop *loop);
 LX_HIDDEN void lx_stream_push(lua_State *L, lx_stream *s);
 LX_HIDDEN void lx_stream_discard(lx_stream *s);
 LX_HIDDEN void lx_open_stream(lua_State *L);
+LX_HIDDEN char *lx_stream_room(lx_stream *s, size_t want, size_t *avail);
+LX_HIDDEN void lx_stream_send_raw(lx_stream *s, const char *data,
+                                  size_t len);
+LX_HIDDEN void lx_stream_read_start(lx_stream *s);
+LX_HIDDEN void lx_stream_read_stop(lx_stream *s);
+
+/* tls.c: TLS over a stream, through memory BIOs */
+LX_HIDDEN void lx_tls_alloc(lx_stream *s, uv_buf_t *buf);
+LX_HIDDEN void lx_tls_read(lx_stream *s, ssize_t nread, const uv_buf_t *buf);
+LX_HIDDEN void lx_tls_write(lx_stream *s, const char *data, size_t len);
+LX_HIDDEN int lx_tls_check_write(lua_State *L, lx_stream *s,
+                                 const char *fname);
+LX_HIDDEN void lx_tls_close_notify(lx_stream *s);
+LX_HIDDEN void lx_tls_free(lx_stream *s);
+LX_HIDDEN int lx_tls_start_m(lua_State *L);
+LX_HIDDEN int lx_tls_handshake_m(lua_State *L);
+LX_HIDDEN void lx_open_tls(lua_State *L);
+LX_HIDDEN int lx_tls_extra_info(lua_State *L, lx_stream *s,
+                                const char *name);
+
+/* tls_context.c: lasync.ssl.context, an OpenSSL SSL_CTX (immutable) */
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct lx_sslctx {
+  SSL_CTX *ctx;          /* NULL only while it is made */
+  int server, check_hostname;
+  unsigned char alpn[256 * 8]; /* wire format, for the server's choice */
+  size_t alpn_len;
+} lx_sslctx;
+LX_HIDDEN void lx_ssl_error_new(lua_State *L, const char *fname,
+                                const char *what, unsigned long err,
+                                long vcode);
+LX_HIDDEN lx_sslctx *lx_check_sslctx(lua_State *L, int idx,
+                                     const char *fname);
+LX_HIDDEN void lx_open_tls_context(lua_State *L);
 
 /* dns.c */
 LX_HIDDEN void lx_addr_push(lua_State *L, const struct sockaddr *sa);

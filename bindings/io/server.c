@@ -133,6 +133,7 @@ static int peer_gone(lua_State *L, int idx) {
   const char *code;
   int i, gone = 0;
   if (lx_error_is(L, idx, LX_ERR_INCOMPLETE_READ)) return 1;
+  if (lx_error_is(L, idx, LX_ERR_SSL)) return 1; /* a failed handshake */
   if (!lx_error_is(L, idx, LX_ERR_OS)) return 0;
   lua_getfield(L, idx, "code");
   code = lua_tostring(L, -1);

@@ -33,6 +33,7 @@ typedef struct stream_box {
 ** ======================================================================= */
 
 static void stream_free(lx_stream *s) {
+  if (s->tls) lx_tls_free(s);
   free(s->buf);
   free(s);
 }
@@ -108,6 +109,7 @@ static void stream_abort(lx_stream *s) {
 /* Close once what was written has gone out (asyncio's transport.close). */
 static void stream_close(lx_stream *s) {
   if (s->closing) return;
+  if (s->tls) lx_tls_close_notify(s); /* queued like any write */
   s->closing = 1;
   if (uv_stream_get_write_queue_size(&s->h.stream) == 0 && s->writes == 0)
     uv_close(&s->h.handle, close_cb);
@@ -155,9 +157,12 @@ static int box__gc(lua_State *L) {
 ** Reading from the socket
 ** ======================================================================= */
 
-static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
-  lx_stream *s = handle->data;
-  size_t want = suggested < 65536 ? 65536 : suggested;
+/*
+** Room for at least want more bytes at the end of the read buffer (its
+** free space: *avail bytes), or NULL when memory is out. The plaintext
+** of a TLS stream lands here too (tls.c).
+*/
+char *lx_stream_room(lx_stream *s, size_t want, size_t *avail) {
   if (s->start > 0 && s->cap - (s->start + s->len) < want) {
     memmove(s->buf, s->buf + s->start, s->len); /* compact */
     s->start = 0;
@@ -167,21 +172,32 @@ static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
     char *p;
     while (cap - s->len < want) cap *= 2;
     p = realloc(s->buf, cap);
-    if (p == NULL) {
-      buf->base = NULL;
-      buf->len = 0; /* libuv reports UV_ENOBUFS */
-      return;
-    }
+    if (p == NULL) return NULL;
     s->buf = p;
     s->cap = cap;
   }
-  buf->base = s->buf + s->start + s->len;
-  buf->len = s->cap - (s->start + s->len);
+  *avail = s->cap - (s->start + s->len);
+  return s->buf + s->start + s->len;
+}
+
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  lx_stream *s = handle->data;
+  size_t avail = 0;
+  if (s->tls) { /* ciphertext: into TLS's own buffer */
+    lx_tls_alloc(s, buf);
+    return;
+  }
+  buf->base = lx_stream_room(s, suggested < 65536 ? 65536 : suggested,
+                             &avail);
+  buf->len = avail; /* 0 when out of memory: libuv reports UV_ENOBUFS */
 }
 
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   lx_stream *s = stream->data;
-  (void)buf;
+  if (s->tls) {
+    lx_tls_read(s, nread, buf);
+    return;
+  }
   if (nread > 0) {
     s->len += (size_t)nread;
     if (s->len >= 2 * s->limit && lx_waitlist_empty(&s->readers)) {
@@ -196,6 +212,17 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     s->reading = 0;
   }
   lx_waitlist_wake_first(&s->readers);
+}
+
+void lx_stream_read_start(lx_stream *s) {
+  if (!s->reading && s->read_err == 0 && !s->closing &&
+      uv_read_start(&s->h.stream, alloc_cb, read_cb) == 0)
+    s->reading = 1;
+}
+
+void lx_stream_read_stop(lx_stream *s) {
+  uv_read_stop(&s->h.stream);
+  s->reading = 0;
 }
 
 /* Read again if paused and the buffer has room. */
@@ -607,8 +634,11 @@ static void write_cb(uv_write_t *req, int status) {
     uv_close(&s->h.handle, close_cb); /* close() waited for the writes */
 }
 
-/* Send bytes: at once as far as the socket takes them, the rest queued. */
-static void send_bytes(lx_stream *s, const char *data, size_t len) {
+/*
+** Send bytes: at once as far as the socket takes them, the rest queued.
+** For a TLS stream, these are its ciphertext (tls.c).
+*/
+void lx_stream_send_raw(lx_stream *s, const char *data, size_t len) {
   write_req *w;
   uv_buf_t buf;
   int r;
@@ -643,12 +673,21 @@ static void send_bytes(lx_stream *s, const char *data, size_t len) {
   s->writes++;
 }
 
+/* Send bytes: through TLS if the stream has it. */
+static void send_bytes(lx_stream *s, const char *data, size_t len) {
+  if (s->tls)
+    lx_tls_write(s, data, len);
+  else
+    lx_stream_send_raw(s, data, len);
+}
+
 static lx_stream *check_open_writer(lua_State *L, const char *fname) {
   lx_stream *s = check_stream(L, LX_MT_WRITER, fname);
   if (s->closing)
     luaL_error(L, "lasync.%s: the stream is closed", fname);
   if (s->eof_written)
     luaL_error(L, "lasync.%s: write_eof() was called", fname);
+  if (s->tls) lx_tls_check_write(L, s, fname);
   return s;
 }
 
@@ -733,8 +772,12 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
 /* w:write_eof(): half-close, once what was written has gone out */
 static int writer_write_eof(lua_State *L) {
   lx_stream *s = check_open_writer(L, "StreamWriter:write_eof");
-  uv_shutdown_t *req = malloc(sizeof *req);
+  uv_shutdown_t *req;
   int r;
+  if (s->tls) /* TLS has no half-close (asyncio raises the same) */
+    return luaL_error(L, "lasync.StreamWriter:write_eof: a TLS stream "
+                         "cannot half-close (close() sends close_notify)");
+  req = malloc(sizeof *req);
   if (req == NULL) return luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
   r = uv_shutdown(req, &s->h.stream, shutdown_cb);
   if (r < 0) {
@@ -746,8 +789,8 @@ static int writer_write_eof(lua_State *L) {
 }
 
 static int writer_can_write_eof(lua_State *L) {
-  check_stream(L, LX_MT_WRITER, "StreamWriter:can_write_eof");
-  lua_pushboolean(L, 1);
+  lx_stream *s = check_stream(L, LX_MT_WRITER, "StreamWriter:can_write_eof");
+  lua_pushboolean(L, s->tls == NULL);
   return 1;
 }
 
@@ -828,6 +871,7 @@ static int writer_get_extra_info(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)fd);
     return 1;
   }
+  if (s->tls) return lx_tls_extra_info(L, s, name);
   return 0;
 }
 
@@ -871,6 +915,8 @@ void lx_open_stream(lua_State *L) {
     {"wait_closed", writer_wait_closed},
     {"is_closing", writer_is_closing},
     {"get_extra_info", writer_get_extra_info},
+    {"_start_tls", lx_tls_start_m},
+    {"_tls_handshake", lx_tls_handshake_m},
     {NULL, NULL}
   };
   static const luaL_Reg reader_meta[] = {

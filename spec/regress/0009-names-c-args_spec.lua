@@ -22,6 +22,7 @@ local TAKES_ANYTHING = {
   ["lasync._WaitList"] = true, ["lasync._names"] = true,
   ["lasync._note_traceback"] = true, ["lasync._stats"] = true,
   ["lasync._open_udp"] = true, -- its options table is lasync.open_udp's
+  ["lasync._ssl_context"] = true, -- lasync.ssl.context: {} is a context
 }
 
 -- Documented aliases: the error may name the function the alias stands for.

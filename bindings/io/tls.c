@@ -1,0 +1,437 @@
+/*
+** tls.c — TLS over a stream (stream.c), as Node and uvloop do it: OpenSSL
+** talks to two memory BIOs. What the socket reads goes into the read BIO;
+** the plaintext SSL_read makes lands in the stream's read buffer, where
+** StreamReader finds it as it would plain bytes. Plaintext written goes
+** through SSL_write; the ciphertext it leaves in the write BIO goes out
+** by the stream's own write path, so drain() follows the encrypted side.
+** The handshake is awaited through w:_tls_handshake (the Lua side, in
+** lua/lasync/ssl.lua, puts the timeout around it).
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "io/io.h"
+
+#define TLS_CBUF 16384 /* ciphertext read at once: one TLS record */
+
+enum { TLS_HANDSHAKE, TLS_OPEN, TLS_FAILED };
+
+typedef struct lx_tls {
+  SSL *ssl;
+  BIO *rbio, *wbio;      /* network side: into rbio, out of wbio */
+  char *cbuf;            /* the socket reads ciphertext here */
+  int state;
+  unsigned long err;     /* OpenSSL's error that failed the connection */
+  long vcode;            /* its X509 verification result */
+  int shut;              /* close_notify sent */
+} lx_tls;
+
+/* {======================================================================
+** The engine
+** ======================================================================= */
+
+/* Send what OpenSSL wrote into the write BIO. */
+static void flush(lx_stream *s) {
+  lx_tls *t = s->tls;
+  char *p;
+  long n = BIO_get_mem_data(t->wbio, &p);
+  if (n > 0) {
+    lx_stream_send_raw(s, p, (size_t)n);
+    (void)BIO_reset(t->wbio);
+  }
+}
+
+/* The connection failed: keep OpenSSL's reason, stop reading. */
+static void fail(lx_stream *s) {
+  lx_tls *t = s->tls;
+  t->err = ERR_peek_last_error();
+  t->vcode = ERR_GET_REASON(t->err) == SSL_R_CERTIFICATE_VERIFY_FAILED
+                 ? SSL_get_verify_result(t->ssl) : X509_V_OK;
+  ERR_clear_error();
+  if (t->state == TLS_HANDSHAKE) t->state = TLS_FAILED;
+  if (s->read_err == 0) s->read_err = UV_EPROTO;
+  lx_stream_read_stop(s);
+}
+
+/* Go on with the handshake, then decrypt what has come. */
+static void pump(lx_stream *s) {
+  lx_tls *t = s->tls;
+  int r, e;
+  if (t->state == TLS_HANDSHAKE) {
+    r = SSL_do_handshake(t->ssl);
+    if (r == 1) {
+      t->state = TLS_OPEN;
+    } else {
+      e = SSL_get_error(t->ssl, r);
+      if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) fail(s);
+    }
+  }
+  while (t->state == TLS_OPEN && s->read_err == 0) {
+    size_t avail;
+    char *room = lx_stream_room(s, TLS_CBUF, &avail);
+    if (room == NULL) {
+      s->read_err = UV_ENOMEM;
+      lx_stream_read_stop(s);
+      break;
+    }
+    r = SSL_read(t->ssl, room, avail > INT_MAX ? INT_MAX : (int)avail);
+    if (r > 0) {
+      s->len += (size_t)r;
+      continue;
+    }
+    e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) break;
+    if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify: a clean EOF */
+      s->read_err = UV_EOF;
+      lx_stream_read_stop(s);
+    } else {
+      fail(s);
+    }
+  }
+  flush(s); /* handshake messages, alerts, session tickets, key updates */
+}
+
+void lx_tls_alloc(lx_stream *s, uv_buf_t *buf) {
+  lx_tls *t = s->tls;
+  if (t->cbuf == NULL) t->cbuf = malloc(TLS_CBUF);
+  buf->base = t->cbuf;
+  buf->len = t->cbuf ? TLS_CBUF : 0; /* 0: libuv reports UV_ENOBUFS */
+}
+
+void lx_tls_read(lx_stream *s, ssize_t nread, const uv_buf_t *buf) {
+  lx_tls *t = s->tls;
+  if (nread > 0) {
+    BIO_write(t->rbio, buf->base, (int)nread);
+    pump(s);
+    if (s->reading && s->len >= 2 * s->limit &&
+        lx_waitlist_empty(&s->readers))
+      lx_stream_read_stop(s); /* the reader falls behind: pause */
+  } else if (nread < 0) {
+    /* an EOF without close_notify could be a truncation: a reset, as in
+       asyncio and uvloop */
+    s->read_err = nread == UV_EOF ? UV_ECONNRESET : (int)nread;
+    if (t->state == TLS_HANDSHAKE) t->state = TLS_FAILED;
+    lx_stream_read_stop(s);
+  }
+  if (nread == 0) return;
+  lx_waitlist_wake_first(&s->readers); /* a reader, or the handshake */
+}
+
+void lx_tls_write(lx_stream *s, const char *data, size_t len) {
+  lx_tls *t = s->tls;
+  while (len > 0 && s->write_err == 0) {
+    int n = SSL_write(t->ssl, data, len > INT_MAX ? INT_MAX : (int)len);
+    if (n <= 0) {
+      ERR_clear_error();
+      s->write_err = UV_EPROTO;
+      break;
+    }
+    data += n;
+    len -= (size_t)n;
+  }
+  flush(s);
+}
+
+/* Writing plaintext needs the handshake done. */
+int lx_tls_check_write(lua_State *L, lx_stream *s, const char *fname) {
+  if (s->tls->state != TLS_OPEN)
+    return luaL_error(L, "lasync.%s: the TLS handshake %s", fname,
+                      s->tls->state == TLS_FAILED ? "failed"
+                                                  : "is not done yet");
+  return 0;
+}
+
+/* close(): tell the peer (close_notify); its answer is not waited for. */
+void lx_tls_close_notify(lx_stream *s) {
+  lx_tls *t = s->tls;
+  if (t->state != TLS_OPEN || t->shut || s->write_err) return;
+  t->shut = 1;
+  if (SSL_shutdown(t->ssl) < 0) ERR_clear_error();
+  flush(s);
+}
+
+void lx_tls_free(lx_stream *s) {
+  lx_tls *t = s->tls;
+  SSL_free(t->ssl); /* and its BIOs, and its reference to the context */
+  free(t->cbuf);
+  free(t);
+  s->tls = NULL;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Lua methods (internal: lua/lasync/ssl.lua calls them)
+** ======================================================================= */
+
+static lx_stream *check_writer(lua_State *L, const char *fname) {
+  return lx_checkbox(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
+                     LX_MT_WRITER, fname);
+}
+
+/* Set up who we expect the server to be: SNI, then name or IP check. */
+static int set_peer_name(SSL *ssl, const char *host, int check) {
+  X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+  unsigned char ip[16];
+  int is_ip = inet_pton(AF_INET, host, ip) == 1 ||
+              inet_pton(AF_INET6, host, ip) == 1;
+  if (!is_ip && !SSL_set_tlsext_host_name(ssl, host)) return 0;
+  if (!check) return 1;
+  X509_VERIFY_PARAM_set_hostflags(param,
+                                  X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  /* SNI is no authentication: the certificate must name the host */
+  return is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host)
+               : SSL_set1_host(ssl, host);
+}
+
+/*
+** w:_start_tls(ctx, server_hostname|nil): put TLS on the stream and
+** start the handshake. Bytes already read but not taken are the first
+** ciphertext (STARTTLS: the peer may have sent its hello already).
+*/
+int lx_tls_start_m(lua_State *L) {
+  const char *fname = "StreamWriter:start_tls";
+  lx_stream *s = check_writer(L, fname);
+  lx_sslctx *c = lx_check_sslctx(L, 2, fname);
+  const char *host = lx_optcstring(L, 3, fname, "server_hostname", NULL);
+  lx_tls *t;
+  if (s->tls) return luaL_error(L, "lasync.%s: TLS is on already", fname);
+  if (s->closing || s->read_err)
+    return luaL_error(L, "lasync.%s: the stream is closed", fname);
+  if (c->ctx == NULL)
+    return luaL_error(L, "lasync.%s: the context is not usable", fname);
+  t = calloc(1, sizeof *t);
+  if (t == NULL) return luaL_error(L, "lasync.%s: out of memory", fname);
+  t->ssl = SSL_new(c->ctx);
+  t->rbio = BIO_new(BIO_s_mem());
+  t->wbio = BIO_new(BIO_s_mem());
+  if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
+    BIO_free(t->rbio);
+    BIO_free(t->wbio);
+    SSL_free(t->ssl);
+    free(t);
+    ERR_clear_error();
+    return luaL_error(L, "lasync.%s: out of memory", fname);
+  }
+  BIO_set_mem_eof_return(t->rbio, -1); /* empty: "want more", not EOF */
+  SSL_set_bio(t->ssl, t->rbio, t->wbio);
+  if (c->server) {
+    SSL_set_accept_state(t->ssl);
+  } else {
+    SSL_set_connect_state(t->ssl);
+    if (host && !set_peer_name(t->ssl, host, c->check_hostname)) {
+      SSL_free(t->ssl);
+      free(t);
+      ERR_clear_error();
+      return luaL_error(L, "lasync.%s: server_hostname is not a valid "
+                           "host name (got \"%s\")", fname, host);
+    }
+  }
+  if (s->len > 0) { /* read already: ciphertext */
+    BIO_write(t->rbio, s->buf + s->start, (int)s->len);
+    s->start = s->len = 0;
+  }
+  s->tls = t;
+  pump(s); /* a client sends its hello */
+  lx_stream_read_start(s);
+  return 0;
+}
+
+/* Raise the failure of the handshake, naming fname. */
+static int raise_failed(lua_State *L, lx_stream *s, const char *fname) {
+  lx_tls *t = s->tls;
+  if (t->err == 0 && t->vcode == X509_V_OK) {
+    int err = s->read_err && s->read_err != UV_EOF ? s->read_err
+                                                   : UV_ECONNRESET;
+    return lx_os_error(L, err, fname, "during the TLS handshake");
+  }
+  lx_ssl_error_new(L, fname, "TLS handshake failed", t->err, t->vcode);
+  return lua_error(L);
+}
+
+static int handshake_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *task = (lx_task *)ctx;
+  const char *fname = lua_tostring(L, 2);
+  lx_stream *s;
+  (void)status;
+  if (task->must_cancel) return lx_task_raise_cancelled(L, task);
+  s = ((lx_stream **)lua_touserdata(L, 1))[0];
+  if (s == NULL || s->tls == NULL)
+    return luaL_error(L, "lasync.%s: the stream is gone", fname);
+  if (s->tls->state == TLS_OPEN) return 0;
+  if (s->tls->state == TLS_FAILED || s->read_err || s->closed)
+    return raise_failed(L, s, fname);
+  lx_stream_read_start(s);
+  return lx_wait_on(L, task, &s->readers, handshake_k);
+}
+
+/* w:_tls_handshake(fname): wait until the handshake is done, or raise */
+int lx_tls_handshake_m(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  lx_stream *s = check_writer(L, "StreamWriter:_tls_handshake");
+  lx_task *task = lx_current_task(L, rt, "StreamWriter:_tls_handshake");
+  lua_settop(L, 2);
+  if (s->tls == NULL)
+    return luaL_error(L, "lasync.StreamWriter:_tls_handshake: no TLS");
+  if (!lx_waitlist_empty(&s->readers))
+    return luaL_error(L, "lasync.%s: another task is reading from this "
+                         "stream", lua_tostring(L, 2));
+  return handshake_k(L, LUA_OK, (lua_KContext)task);
+}
+
+/*
+** lasync._tls_timeout_error(fname, seconds) -> the OSError ECONNABORTED
+** of a handshake that took too long (asyncio raises the same)
+*/
+static int core_tls_timeout_error(lua_State *L) {
+  const char *fname = lx_checkstring(L, 1);
+  lua_Number secs = lx_checknumber(L, 2);
+  lua_pushfstring(L, "the TLS handshake took longer than %f s", secs);
+  lx_os_error_new(L, UV_ECONNABORTED, fname, lua_tostring(L, -1));
+  return 1;
+}
+
+void lx_open_tls(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    {"_tls_timeout_error", core_tls_timeout_error},
+    {NULL, NULL}
+  };
+  lx_setfuncs(L, funcs);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** get_extra_info
+** ======================================================================= */
+
+/* [-0, +1] the text of an X509 name, one line ("CN=localhost, O=...") */
+static void push_name(lua_State *L, X509_NAME *name) {
+  BIO *b = BIO_new(BIO_s_mem());
+  char *p;
+  long n;
+  if (b == NULL) {
+    lua_pushnil(L);
+    return;
+  }
+  X509_NAME_print_ex(b, name, 0, XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB);
+  n = BIO_get_mem_data(b, &p);
+  lua_pushlstring(L, p, n > 0 ? (size_t)n : 0);
+  BIO_free(b);
+}
+
+static void push_time(lua_State *L, const ASN1_TIME *tm) {
+  BIO *b = BIO_new(BIO_s_mem());
+  char *p;
+  long n;
+  if (b == NULL) {
+    lua_pushnil(L);
+    return;
+  }
+  ASN1_TIME_print(b, tm);
+  n = BIO_get_mem_data(b, &p);
+  lua_pushlstring(L, p, n > 0 ? (size_t)n : 0);
+  BIO_free(b);
+}
+
+/* [-0, +1] the peer's certificate as a table, or nil */
+static int push_peercert(lua_State *L, SSL *ssl) {
+  X509 *x = SSL_get1_peer_certificate(ssl);
+  GENERAL_NAMES *san;
+  int i, n = 0;
+  if (x == NULL) return 0;
+  lua_createtable(L, 0, 5);
+  push_name(L, X509_get_subject_name(x));
+  lua_setfield(L, -2, "subject");
+  push_name(L, X509_get_issuer_name(x));
+  lua_setfield(L, -2, "issuer");
+  push_time(L, X509_get0_notBefore(x));
+  lua_setfield(L, -2, "notBefore");
+  push_time(L, X509_get0_notAfter(x));
+  lua_setfield(L, -2, "notAfter");
+  lua_newtable(L); /* subjectAltName: {{"DNS", name}, {"IP Address", ip}} */
+  san = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+  for (i = 0; san && i < sk_GENERAL_NAME_num(san); i++) {
+    GENERAL_NAME *g = sk_GENERAL_NAME_value(san, i);
+    char ip[64];
+    if (g->type == GEN_DNS) {
+      lua_createtable(L, 2, 0);
+      lua_pushliteral(L, "DNS");
+      lua_rawseti(L, -2, 1);
+      lua_pushlstring(L, (const char *)ASN1_STRING_get0_data(g->d.dNSName),
+                      (size_t)ASN1_STRING_length(g->d.dNSName));
+      lua_rawseti(L, -2, 2);
+      lua_rawseti(L, -2, ++n);
+    } else if (g->type == GEN_IPADD &&
+               (ASN1_STRING_length(g->d.iPAddress) == 4 ||
+                ASN1_STRING_length(g->d.iPAddress) == 16)) {
+      int len = ASN1_STRING_length(g->d.iPAddress);
+      inet_ntop(len == 4 ? AF_INET : AF_INET6,
+                ASN1_STRING_get0_data(g->d.iPAddress), ip, sizeof ip);
+      lua_createtable(L, 2, 0);
+      lua_pushliteral(L, "IP Address");
+      lua_rawseti(L, -2, 1);
+      lua_pushstring(L, ip);
+      lua_rawseti(L, -2, 2);
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+  GENERAL_NAMES_free(san);
+  lua_setfield(L, -2, "subjectAltName");
+  X509_free(x);
+  return 1;
+}
+
+/*
+** w:get_extra_info(name) for TLS: "peercert", "cipher", "tls_version",
+** "alpn_protocol", "server_hostname", "ssl_object" (a table of them).
+*/
+int lx_tls_extra_info(lua_State *L, lx_stream *s, const char *name) {
+  SSL *ssl = s->tls->ssl;
+  if (s->tls->state != TLS_OPEN) return 0;
+  if (strcmp(name, "peercert") == 0) return push_peercert(L, ssl);
+  if (strcmp(name, "cipher") == 0) {
+    lua_pushstring(L, SSL_get_cipher_name(ssl));
+    return 1;
+  }
+  if (strcmp(name, "tls_version") == 0) {
+    lua_pushstring(L, SSL_get_version(ssl));
+    return 1;
+  }
+  if (strcmp(name, "alpn_protocol") == 0) {
+    const unsigned char *p;
+    unsigned len;
+    SSL_get0_alpn_selected(ssl, &p, &len);
+    if (len == 0) return 0;
+    lua_pushlstring(L, (const char *)p, len);
+    return 1;
+  }
+  if (strcmp(name, "server_hostname") == 0) {
+    const char *h = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (h == NULL) return 0;
+    lua_pushstring(L, h);
+    return 1;
+  }
+  if (strcmp(name, "ssl_object") == 0) {
+    static const char *const keys[] = {"cipher", "tls_version",
+                                       "alpn_protocol", "server_hostname",
+                                       "peercert", NULL};
+    int i;
+    lua_createtable(L, 0, 6);
+    for (i = 0; keys[i]; i++) {
+      if (lx_tls_extra_info(L, s, keys[i]) == 1)
+        lua_setfield(L, -2, keys[i]);
+    }
+    lua_pushboolean(L, SSL_session_reused(ssl));
+    lua_setfield(L, -2, "session_reused");
+    return 1;
+  }
+  return 0;
+}
+
+/* }====================================================================== */
