@@ -268,6 +268,13 @@ int lx_loop_run(lua_State *L, int loopidx, int fidx, int mode) {
       int alive = uv_run(loop->uv, UV_RUN_DEFAULT);
       if (target ? target->state != LX_PENDING
                  : (mode == LX_RUN_DRAIN && loop->ntasks == 0)) {
+        if (mode == LX_RUN_DRAIN && loop->ready_head) {
+          /* the done callbacks the last tasks scheduled as they ended: one
+             more batch, as asyncio's run_until_complete runs the iteration
+             that settles its future */
+          loop->stopping = 1;
+          uv_run(loop->uv, UV_RUN_NOWAIT);
+        }
         result = LX_RUN_DONE;
         break;
       }

@@ -113,6 +113,8 @@ static int job_copy(lua_State *L) {
     if (f->state == LX_FAILED) {
       lx_future_retrieved(f);
       lua_getiuservalue(L, 2, LX_UV_RESULT);
+    } else if (f->loop->drain) { /* cancelled as the thread's run ends */
+      lua_pushliteral(L, "lasync.Thread: the thread stopped first");
     } else {
       lua_pushliteral(L, "lasync.Thread:submit: the job was cancelled");
     }
