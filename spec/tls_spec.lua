@@ -318,6 +318,77 @@ describe("TLS streams", function()
     end, 10)
   end)
 
+  it("start_tls upgrades a live plain connection on both ends (STARTTLS)",
+     function()
+    helper.run(function()
+      local reports = helper.capture_reports()
+      local sctx = lasync.ssl.context { purpose = "server",
+        certfile = certs.server.cert, keyfile = certs.server.key }
+      local _, _, port, shutdown = helper.serve(function(r, w)
+        assert.equals("STARTTLS\n", r:readline())
+        w:write("OK\n")
+        w:start_tls(sctx)
+        assert.matches("^TLSv1", w:get_extra_info("tls_version"))
+        w:write("secret " .. r:readline())
+        w:close()
+        w:wait_closed()
+      end)
+      local r, w = lasync.open_connection("127.0.0.1", port)
+      assert.is_nil(w:get_extra_info("tls_version"))
+      -- argument errors come first, before anything changes
+      raises_msg("lasync.StreamWriter:start_tls: argument #1 must be a " ..
+                 "lasync.ssl.context (got nil)", w.start_tls, w)
+      raises_msg("lasync.StreamWriter:start_tls: unknown option 'ssl'",
+                 w.start_tls, w, client_ctx(), { ssl = true })
+      raises_msg("lasync.StreamWriter:start_tls: option 'server_hostname' " ..
+                 "is for clients", w.start_tls, w, sctx,
+                 { server_hostname = "localhost" })
+      raises_msg("lasync.StreamWriter:start_tls: a context that checks " ..
+                 "host names needs option 'server_hostname'",
+                 w.start_tls, w, client_ctx())
+      w:write("STARTTLS\n")
+      assert.equals("OK\n", r:readline())
+      w:start_tls(client_ctx(), { server_hostname = "localhost",
+                                  ssl_handshake_timeout = 5 })
+      assert.equals("CN = localhost", w:get_extra_info("peercert").subject)
+      raises_msg("lasync.StreamWriter:start_tls: TLS is on already",
+                 w.start_tls, w, client_ctx(),
+                 { server_hostname = "localhost" })
+      w:write("hello\n")
+      assert.equals("secret hello\n", r:readline())
+      assert.equals("", r:read())
+      w:close()
+      w:wait_closed()
+      shutdown()
+      assert.equals(0, #reports)
+    end, 10)
+  end)
+
+  it("start_tls hands bytes the reader holds already to TLS", function()
+    helper.run(function()
+      local sctx = lasync.ssl.context { purpose = "server",
+        certfile = certs.server.cert, keyfile = certs.server.key }
+      local _, _, port, shutdown = helper.serve(function(r, w)
+        -- the client's hello may come with its STARTTLS line: wait for it
+        -- so that the reader's buffer surely holds it
+        assert.equals("STARTTLS\n", r:readline())
+        lasync.sleep(0.05)
+        w:start_tls(sctx)
+        w:write(r:readline())
+        w:close()
+        w:wait_closed()
+      end)
+      local r, w = lasync.open_connection("127.0.0.1", port)
+      w:write("STARTTLS\n") -- no answer awaited: the hello follows at once
+      w:start_tls(client_ctx(), { server_hostname = "127.0.0.1" })
+      w:write("pipelined\n")
+      assert.equals("pipelined\n", r:readline())
+      w:close()
+      w:wait_closed()
+      shutdown()
+    end, 10)
+  end)
+
   it("runs over Unix sockets: start_unix_server and open_unix_connection",
      function()
     helper.in_dir(function(dir)

@@ -190,8 +190,9 @@ static int set_peer_name(SSL *ssl, const char *host, int check) {
 }
 
 /*
-** w:_start_tls(ctx, server_hostname|nil): put TLS on the stream and
-** start the handshake. Bytes already read but not taken are the first
+** w:_start_tls(ctx, server_hostname|nil[, need_host]): put TLS on the
+** stream and start the handshake (need_host: start_tls, where no host
+** name is known unless given). Bytes already read but not taken are the first
 ** ciphertext (STARTTLS: the peer may have sent its hello already).
 */
 int lx_tls_start_m(lua_State *L) {
@@ -205,6 +206,9 @@ int lx_tls_start_m(lua_State *L) {
     return luaL_error(L, "lasync.%s: the stream is closed", fname);
   if (c->ctx == NULL)
     return luaL_error(L, "lasync.%s: the context is not usable", fname);
+  if (!c->server && c->check_hostname && host == NULL && lua_toboolean(L, 4))
+    return luaL_error(L, "lasync.%s: a context that checks host names "
+                         "needs option 'server_hostname'", fname);
   t = calloc(1, sizeof *t);
   if (t == NULL) return luaL_error(L, "lasync.%s: out of memory", fname);
   t->ssl = SSL_new(c->ctx);

@@ -64,8 +64,7 @@ M._tls_opts = tls_opts
 -- Put TLS on the stream of w and wait for the handshake, at most
 -- tls.timeout seconds; on any failure the connection is aborted and the
 -- error raised (a timeout as OSError ECONNABORTED, as asyncio).
-local function handshake(lasync, w, tls, fname)
-  w:_start_tls(tls.ctx, tls.hostname)
+local function handshake_wait(lasync, w, tls, fname)
   local ok, err = pcall(lasync.timeout, tls.timeout, w._tls_handshake, w,
                         fname)
   if ok then return end
@@ -74,6 +73,11 @@ local function handshake(lasync, w, tls, fname)
     err = core._tls_timeout_error(fname, tls.timeout)
   end
   error(err, 0)
+end
+
+local function handshake(lasync, w, tls, fname)
+  w:_start_tls(tls.ctx, tls.hostname)
+  handshake_wait(lasync, w, tls, fname)
 end
 M._handshake = handshake
 
@@ -86,6 +90,9 @@ local function rethrow(err)
   if type(err) == "string" then error(err, 3) end
   error(err, 0)
 end
+
+local START_TLS_OPTS = { server_hostname = true,
+                         ssl_handshake_timeout = true }
 
 -- Wrap lasync's connection functions (lasync is the module table). A
 -- wrapper never tail-calls (rethrow counts its frame).
@@ -126,6 +133,37 @@ function M._install(lasync)
   end
   lasync.start_server = server("start_server", start_server, 4)
   lasync.start_unix_server = server("start_unix_server", start_unix, 3)
+
+  -- w:start_tls(ctx[, opts]) (asyncio's StreamWriter.start_tls): put TLS
+  -- on a live plain connection and wait for the handshake; a server
+  -- context makes this end the server. Bytes the reader holds already,
+  -- not taken, are handed to TLS as the peer's first ciphertext.
+  local fname = "StreamWriter:start_tls"
+  local function start_tls(w, ctx, opts)
+    if getmetatable(ctx) ~= getmetatable(default_client or M.context()) then
+      error(("lasync.%s: argument #1 must be a lasync.ssl.context (got %s)")
+        :format(fname, type(ctx)), 2)
+    end
+    if opts ~= nil and type(opts) ~= "table" then
+      error(("lasync.%s: argument #2 must be a table (got %s)")
+        :format(fname, type(opts)), 2)
+    end
+    opts = opts or {}
+    for k in pairs(opts) do
+      if not START_TLS_OPTS[k] then
+        error(("lasync.%s: unknown option '%s'"):format(fname, tostring(k)),
+              2)
+      end
+    end
+    local tls = tls_opts(fname, { ssl = ctx,
+      server_hostname = opts.server_hostname,
+      ssl_handshake_timeout = opts.ssl_handshake_timeout },
+      ctx:purpose() == "server")
+    local ok, err = pcall(w._start_tls, w, tls.ctx, tls.hostname, true)
+    if not ok then rethrow(err) end
+    handshake_wait(lasync, w, tls, fname)
+  end
+  debug.getregistry()["lasync.StreamWriter"].__index.start_tls = start_tls
 end
 
 return M
