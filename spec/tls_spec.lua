@@ -389,6 +389,49 @@ describe("TLS streams", function()
     end, 10)
   end)
 
+  it("authenticates clients by certificate with verify = \"required\"",
+     function()
+    helper.run(function()
+      local reports = helper.capture_reports()
+      local seen
+      local sctx = lasync.ssl.context { purpose = "server",
+        certfile = certs.server.cert, keyfile = certs.server.key,
+        verify = "required", cafile = certs.ca.cert }
+      local _, _, port, shutdown = helper.serve(function(r, w)
+        seen = w:get_extra_info("peercert").subject
+        w:write(r:readline())
+        w:close()
+        w:wait_closed()
+      end, { ssl = sctx })
+      local with = lasync.ssl.context { cafile = certs.ca.cert,
+        certfile = certs.client.cert, keyfile = certs.client.key }
+      local r, w = lasync.open_connection("127.0.0.1", port, { ssl = with })
+      w:write("hi\n")
+      assert.equals("hi\n", r:readline())
+      assert.equals("CN = lasync client", seen)
+      w:close()
+      w:wait_closed()
+      -- without a certificate: TLS 1.3 ends the client's handshake before
+      -- the server checks, so the client learns it at its first read
+      r, w = lasync.open_connection("127.0.0.1", port,
+                                    { ssl = client_ctx() })
+      assert.equals("TLSv1.3", w:get_extra_info("tls_version"))
+      local e = helper.error_of(r.read, r)
+      assert.is_true(lasync.is_error(e, lasync.SSLError))
+      assert.equals("TLSV13_ALERT_CERTIFICATE_REQUIRED", e.reason)
+      assert.matches("^SSLError: lasync.StreamReader:read: TLS failed: ",
+                     tostring(e))
+      w:close()
+      w:wait_closed()
+      shutdown()
+      -- the server: the handshake failed, one line, and it goes on
+      assert.equals(1, #reports)
+      assert.equals("connection lost in connection handler",
+                    reports[1].message)
+      assert.equals("PEER_DID_NOT_RETURN_A_CERTIFICATE", reports[1].exception.reason)
+    end, 10)
+  end)
+
   it("runs over Unix sockets: start_unix_server and open_unix_connection",
      function()
     helper.in_dir(function(dir)

@@ -314,6 +314,7 @@ typedef int (*try_fn)(lua_State *L, lx_stream *s);
 
 /* The reading failed (not at EOF): raise it as an OSError. */
 static int raise_read_error(lua_State *L, lx_stream *s, const char *fname) {
+  if (s->tls) lx_tls_raise_read_error(L, s, fname); /* SSLError if TLS's */
   return lx_os_error(L, s->read_err, fname, NULL);
 }
 

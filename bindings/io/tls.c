@@ -146,6 +146,19 @@ int lx_tls_check_write(lua_State *L, lx_stream *s, const char *fname) {
   return 0;
 }
 
+/*
+** A read failed: when TLS failed it (an alert from the peer, such as TLS
+** 1.3's late "certificate required", or garbage), raise its SSLError;
+** else return and let the caller raise the OSError.
+*/
+void lx_tls_raise_read_error(lua_State *L, lx_stream *s, const char *fname) {
+  lx_tls *t = s->tls;
+  if (s->read_err != UV_EPROTO || (t->err == 0 && t->vcode == X509_V_OK))
+    return;
+  lx_ssl_error_new(L, fname, "TLS failed", t->err, t->vcode);
+  lua_error(L);
+}
+
 /* close(): tell the peer (close_notify); its answer is not waited for. */
 void lx_tls_close_notify(lx_stream *s) {
   lx_tls *t = s->tls;
