@@ -432,6 +432,53 @@ describe("TLS streams", function()
     end, 10)
   end)
 
+  it("close waits for the peer's close_notify, at most " ..
+     "ssl_shutdown_timeout", function()
+    helper.run(function()
+      local reports = helper.capture_reports()
+      local release = lasync.Event()
+      local sctx = lasync.ssl.context { purpose = "server",
+        certfile = certs.server.cert, keyfile = certs.server.key }
+      local answered
+      local _, _, port, shutdown = helper.serve(function(r, w)
+        local line = r:readline()
+        if line == "mute\n" then -- never answers close_notify
+          release:wait()
+        else -- answers it at once: EOF, then close
+          answered = r:read()
+        end
+        w:close()
+        w:wait_closed()
+      end, { ssl = sctx })
+      raises_msg("lasync.open_connection: option 'ssl_shutdown_timeout' " ..
+                 "must be a positive number of seconds (got 0)",
+                 lasync.open_connection, "127.0.0.1", port,
+                 { ssl = client_ctx(), ssl_shutdown_timeout = 0 })
+      raises_msg("lasync.open_connection: option 'ssl_shutdown_timeout' " ..
+                 "needs option 'ssl'", lasync.open_connection, "127.0.0.1",
+                 port, { ssl_shutdown_timeout = 1 })
+      -- a peer that never answers holds wait_closed the timeout, no more
+      local _, w = lasync.open_connection("127.0.0.1", port,
+        { ssl = client_ctx(), ssl_shutdown_timeout = 0.2 })
+      w:write("mute\n")
+      w:close()
+      local t = helper.timed(w.wait_closed, w)
+      assert.is_true(t >= 0.15 and t < 1, "waited " .. t)
+      release:set()
+      -- a peer that answers: wait_closed returns as soon as it does
+      local r2, w2 = lasync.open_connection("127.0.0.1", port,
+        { ssl = client_ctx(), ssl_shutdown_timeout = 5 })
+      w2:write("talk\n")
+      w2:close()
+      t = helper.timed(w2.wait_closed, w2)
+      assert.is_true(t < 1, "waited " .. t)
+      assert.equals("", answered)
+      assert.equals("", r2:read()) -- its close_notify: a clean EOF
+      shutdown()
+      assert.equals(0, #reports)
+    end, 10)
+  end)
+
   it("runs over Unix sockets: start_unix_server and open_unix_connection",
      function()
     helper.in_dir(function(dir)

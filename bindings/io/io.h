@@ -40,6 +40,7 @@ LX_HIDDEN void lx_stream_send_raw(lx_stream *s, const char *data,
                                   size_t len);
 LX_HIDDEN void lx_stream_read_start(lx_stream *s);
 LX_HIDDEN void lx_stream_read_stop(lx_stream *s);
+LX_HIDDEN void lx_stream_finish_close(lx_stream *s);
 
 /* tls.c: TLS over a stream, through memory BIOs */
 LX_HIDDEN void lx_tls_alloc(lx_stream *s, uv_buf_t *buf);
@@ -48,6 +49,8 @@ LX_HIDDEN void lx_tls_write(lx_stream *s, const char *data, size_t len);
 LX_HIDDEN int lx_tls_check_write(lua_State *L, lx_stream *s,
                                  const char *fname);
 LX_HIDDEN void lx_tls_close_notify(lx_stream *s);
+LX_HIDDEN int lx_tls_shutting_down(const lx_stream *s);
+LX_HIDDEN void lx_tls_closed(lx_stream *s);
 LX_HIDDEN void lx_tls_raise_read_error(lua_State *L, lx_stream *s,
                                        const char *fname);
 LX_HIDDEN void lx_tls_free(lx_stream *s);

@@ -88,6 +88,7 @@ static void buf_release(lx_stream *s) {
 
 static void close_cb(uv_handle_t *handle) {
   lx_stream *s = handle->data;
+  if (s->tls) lx_tls_closed(s); /* its shutdown timer too */
   lx_count_handles(-1);
   lx_list_remove(&s->node);
   s->closed = 1;
@@ -111,8 +112,8 @@ static void stream_close(lx_stream *s) {
   if (s->closing) return;
   if (s->tls) lx_tls_close_notify(s); /* queued like any write */
   s->closing = 1;
-  if (uv_stream_get_write_queue_size(&s->h.stream) == 0 && s->writes == 0)
-    uv_close(&s->h.handle, close_cb);
+  if (uv_stream_get_write_queue_size(&s->h.stream) == 0)
+    lx_stream_finish_close(s);
 }
 
 /* The loop closes: close what is still open. */
@@ -631,8 +632,18 @@ static void write_cb(uv_write_t *req, int status) {
   if (s->write_err ||
       uv_stream_get_write_queue_size(&s->h.stream) <= LX_WRITE_LOW)
     lx_waitlist_wake_all(&s->drainers);
-  if (s->closing && s->writes == 0 && !uv_is_closing(&s->h.handle))
-    uv_close(&s->h.handle, close_cb); /* close() waited for the writes */
+  lx_stream_finish_close(s); /* if close() waited for the writes */
+}
+
+/*
+** close() was called: close the handle once the writes are out, and on
+** TLS once the peer answered close_notify or the shutdown timeout passed
+** (tls.c calls this again then).
+*/
+void lx_stream_finish_close(lx_stream *s) {
+  if (s->closing && s->writes == 0 && !uv_is_closing(&s->h.handle) &&
+      !(s->tls && lx_tls_shutting_down(s)))
+    uv_close(&s->h.handle, close_cb);
 }
 
 /*

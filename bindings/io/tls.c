@@ -29,6 +29,9 @@ typedef struct lx_tls {
   unsigned long err;     /* OpenSSL's error that failed the connection */
   long vcode;            /* its X509 verification result */
   int shut;              /* close_notify sent */
+  int waiting;           /* close() waits for the peer's close_notify */
+  double shutdown_timeout; /* seconds it waits at most */
+  uv_timer_t *timer;     /* that wait's timer (freed by its close_cb) */
 } lx_tls;
 
 /* {======================================================================
@@ -103,12 +106,14 @@ void lx_tls_alloc(lx_stream *s, uv_buf_t *buf) {
   buf->len = t->cbuf ? TLS_CBUF : 0; /* 0: libuv reports UV_ENOBUFS */
 }
 
+static void shutdown_done(lx_stream *s);
+
 void lx_tls_read(lx_stream *s, ssize_t nread, const uv_buf_t *buf) {
   lx_tls *t = s->tls;
   if (nread > 0) {
     BIO_write(t->rbio, buf->base, (int)nread);
     pump(s);
-    if (s->reading && s->len >= 2 * s->limit &&
+    if (s->reading && !t->waiting && s->len >= 2 * s->limit &&
         lx_waitlist_empty(&s->readers))
       lx_stream_read_stop(s); /* the reader falls behind: pause */
   } else if (nread < 0) {
@@ -119,6 +124,7 @@ void lx_tls_read(lx_stream *s, ssize_t nread, const uv_buf_t *buf) {
     lx_stream_read_stop(s);
   }
   if (nread == 0) return;
+  if (t->waiting && s->read_err != 0) shutdown_done(s); /* answered */
   lx_waitlist_wake_first(&s->readers); /* a reader, or the handshake */
 }
 
@@ -159,13 +165,59 @@ void lx_tls_raise_read_error(lua_State *L, lx_stream *s, const char *fname) {
   lua_error(L);
 }
 
-/* close(): tell the peer (close_notify); its answer is not waited for. */
+static void timer_close_cb(uv_handle_t *h) { free(h); }
+
+/* Stop waiting for the peer's close_notify; close if the writes are out. */
+static void shutdown_done(lx_stream *s) {
+  lx_tls *t = s->tls;
+  t->waiting = 0;
+  if (t->timer) {
+    uv_close((uv_handle_t *)t->timer, timer_close_cb);
+    t->timer = NULL;
+  }
+  lx_stream_read_stop(s);
+  lx_stream_finish_close(s);
+}
+
+static void shutdown_timer_cb(uv_timer_t *timer) {
+  shutdown_done(timer->data); /* the peer never answered */
+}
+
+/*
+** close(): tell the peer (close_notify), then wait for its own at most
+** the shutdown timeout, reading (and keeping) what comes meanwhile; the
+** stream closes then (lx_stream_finish_close). No wait when the peer
+** closed first or the connection failed.
+*/
 void lx_tls_close_notify(lx_stream *s) {
   lx_tls *t = s->tls;
   if (t->state != TLS_OPEN || t->shut || s->write_err) return;
   t->shut = 1;
   if (SSL_shutdown(t->ssl) < 0) ERR_clear_error();
   flush(s);
+  if (s->read_err != 0 || s->write_err != 0 || t->shutdown_timeout <= 0)
+    return;
+  t->timer = malloc(sizeof *t->timer);
+  if (t->timer == NULL) return; /* close at once */
+  uv_timer_init(s->h.handle.loop, t->timer);
+  t->timer->data = s;
+  uv_unref((uv_handle_t *)t->timer); /* the stream keeps the loop alive */
+  uv_timer_start(t->timer, shutdown_timer_cb,
+                 (uint64_t)(t->shutdown_timeout * 1000 + 0.5), 0);
+  t->waiting = 1;
+  lx_stream_read_start(s); /* s->closing is not set yet */
+}
+
+int lx_tls_shutting_down(const lx_stream *s) { return s->tls->waiting; }
+
+/* The stream's handle is closed (or closing): the wait is over. */
+void lx_tls_closed(lx_stream *s) {
+  lx_tls *t = s->tls;
+  t->waiting = 0;
+  if (t->timer) {
+    uv_close((uv_handle_t *)t->timer, timer_close_cb);
+    t->timer = NULL;
+  }
 }
 
 void lx_tls_free(lx_stream *s) {
@@ -203,9 +255,10 @@ static int set_peer_name(SSL *ssl, const char *host, int check) {
 }
 
 /*
-** w:_start_tls(ctx, server_hostname|nil[, need_host]): put TLS on the
-** stream and start the handshake (need_host: start_tls, where no host
-** name is known unless given). Bytes already read but not taken are the first
+** w:_start_tls(ctx, server_hostname|nil[, need_host[, shutdown_timeout]]):
+** put TLS on the stream and start the handshake (need_host: start_tls,
+** where no host name is known unless given; shutdown_timeout: seconds
+** close() waits for the peer's close_notify, default 30). Bytes already read but not taken are the first
 ** ciphertext (STARTTLS: the peer may have sent its hello already).
 */
 int lx_tls_start_m(lua_State *L) {
@@ -235,6 +288,7 @@ int lx_tls_start_m(lua_State *L) {
     ERR_clear_error();
     return luaL_error(L, "lasync.%s: out of memory", fname);
   }
+  t->shutdown_timeout = luaL_optnumber(L, 5, 30); /* asyncio's */
   BIO_set_mem_eof_return(t->rbio, -1); /* empty: "want more", not EOF */
   SSL_set_bio(t->ssl, t->rbio, t->wbio);
   if (c->server) {

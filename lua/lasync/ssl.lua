@@ -11,6 +11,7 @@ local M = {}
 M.context = core._ssl_context
 
 local DEFAULT_TIMEOUT = 60 -- asyncio's ssl_handshake_timeout
+local SHUTDOWN_TIMEOUT = 30 -- asyncio's ssl_shutdown_timeout
 
 local default_client -- the context of ssl = true, made once per state
 
@@ -19,10 +20,12 @@ local default_client -- the context of ssl = true, made once per state
 local function tls_opts(fname, opts, server, host)
   if type(opts) ~= "table" then return nil end
   local ssl, hn, to = opts.ssl, opts.server_hostname, opts.ssl_handshake_timeout
+  local sto = opts.ssl_shutdown_timeout
   if ssl == nil or ssl == false then
-    if hn ~= nil or to ~= nil then
+    if hn ~= nil or to ~= nil or sto ~= nil then
       error(("lasync.%s: option '%s' needs option 'ssl'"):format(fname,
-        hn ~= nil and "server_hostname" or "ssl_handshake_timeout"), 3)
+        hn ~= nil and "server_hostname" or to ~= nil and
+        "ssl_handshake_timeout" or "ssl_shutdown_timeout"), 3)
     end
     return nil
   end
@@ -46,6 +49,10 @@ local function tls_opts(fname, opts, server, host)
     error(("lasync.%s: option 'ssl_handshake_timeout' must be a positive " ..
       "number of seconds (got %s)"):format(fname, tostring(to)), 3)
   end
+  if sto ~= nil and (math.type(sto) == nil or sto <= 0) then
+    error(("lasync.%s: option 'ssl_shutdown_timeout' must be a positive " ..
+      "number of seconds (got %s)"):format(fname, tostring(sto)), 3)
+  end
   if hn ~= nil then
     if server then
       error(("lasync.%s: option 'server_hostname' is for clients")
@@ -57,7 +64,8 @@ local function tls_opts(fname, opts, server, host)
     end
   end
   if hn == nil and not server then hn = host end
-  return { ctx = ctx, timeout = to or DEFAULT_TIMEOUT, hostname = hn }
+  return { ctx = ctx, timeout = to or DEFAULT_TIMEOUT, hostname = hn,
+           shutdown_timeout = sto or SHUTDOWN_TIMEOUT }
 end
 M._tls_opts = tls_opts
 
@@ -76,7 +84,7 @@ local function handshake_wait(lasync, w, tls, fname)
 end
 
 local function handshake(lasync, w, tls, fname)
-  w:_start_tls(tls.ctx, tls.hostname)
+  w:_start_tls(tls.ctx, tls.hostname, false, tls.shutdown_timeout)
   handshake_wait(lasync, w, tls, fname)
 end
 M._handshake = handshake
@@ -92,7 +100,8 @@ local function rethrow(err)
 end
 
 local START_TLS_OPTS = { server_hostname = true,
-                         ssl_handshake_timeout = true }
+                         ssl_handshake_timeout = true,
+                         ssl_shutdown_timeout = true }
 
 -- Wrap lasync's connection functions (lasync is the module table). A
 -- wrapper never tail-calls (rethrow counts its frame).
@@ -157,9 +166,11 @@ function M._install(lasync)
     end
     local tls = tls_opts(fname, { ssl = ctx,
       server_hostname = opts.server_hostname,
-      ssl_handshake_timeout = opts.ssl_handshake_timeout },
+      ssl_handshake_timeout = opts.ssl_handshake_timeout,
+      ssl_shutdown_timeout = opts.ssl_shutdown_timeout },
       ctx:purpose() == "server")
-    local ok, err = pcall(w._start_tls, w, tls.ctx, tls.hostname, true)
+    local ok, err = pcall(w._start_tls, w, tls.ctx, tls.hostname, true,
+                          tls.shutdown_timeout)
     if not ok then rethrow(err) end
     handshake_wait(lasync, w, tls, fname)
   end
