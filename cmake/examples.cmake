@@ -79,6 +79,17 @@ lasync_example(port_checker lasync
   "ssh-like +open +[0-9.]+ s +banner \"SSH-2\\.0-lasync_demo\"\n\
  +web +open [^\n]*no banner\n +old-api +closed [^\n]*ECONNREFUSED\n\
  +spare +closed [^\n]*ECONNREFUSED\n2 open, 2 closed, 0 filtered")
+# TLS: both make a throwaway CA and certificate with the openssl command
+lasync_example(tls_echo lasync
+  "cid: sent 3 lines over TLSv1\\.[23], got back: eins \\| zwei \\| drei\n\
+cid: after quit the server said: bye, 3 lines echoed\n\
+server: 3 connections, 9 lines echoed, 3 quit")
+lasync_example(https_get lasync
+  "GET https://localhost/ -> HTTP/1\\.1 200 OK\n\
+certificate subject: CN = localhost\n\
+certificate issuer:  CN = lasync example CA\n\
+TLS version: TLSv1\\.[23], cipher [^\n]+\npage title: \"Hello over TLS\"\n\
+with ssl = true: SSLError CERTIFICATE_VERIFY_FAILED \\(")
 
 # An example added without a test above is worth a warning.
 file(GLOB example_files ${CMAKE_SOURCE_DIR}/examples/*.lua)

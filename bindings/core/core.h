@@ -298,6 +298,9 @@ struct lx_loop {
                          released in lx_loop_close */
   int self_ref;       /* the loop object, anchored while running */
   int open_handles;   /* libuv handles not yet closed */
+  char *tls_cbuf;     /* the ciphertext read buffer of all its TLS streams
+                         (tls.c): each read goes into a memory BIO at once,
+                         so an idle connection holds none */
   unsigned char own_uv, running, stopping, closing, closed, debug;
   unsigned char drain;  /* run until no task is pending */
   unsigned char orphan; /* its Loop object is gone: free when closed */

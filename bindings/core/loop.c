@@ -128,6 +128,7 @@ static void loop_free(lx_loop *loop) {
   uv_mutex_destroy(&loop->inbox_mutex);
   if (loop->own_uv) free(loop->uv);
   free(loop->heap);
+  free(loop->tls_cbuf);
   free(loop);
 }
 

@@ -24,8 +24,8 @@ enum { TLS_HANDSHAKE, TLS_OPEN, TLS_FAILED };
 typedef struct lx_tls {
   SSL *ssl;
   BIO *rbio, *wbio;      /* network side: into rbio, out of wbio */
-  char *cbuf;            /* the socket reads ciphertext here */
   int state;
+  int fresh_bios;        /* the BIOs were swapped after the handshake */
   unsigned long err;     /* OpenSSL's error that failed the connection */
   long vcode;            /* its X509 verification result */
   int shut;              /* close_notify sent */
@@ -47,6 +47,32 @@ static void flush(lx_stream *s) {
     lx_stream_send_raw(s, p, (size_t)n);
     (void)BIO_reset(t->wbio);
   }
+}
+
+/*
+** Once the handshake is over and both memory BIOs are empty, give the
+** connection new ones: a memory BIO never shrinks, and the handshake grew
+** them to its largest flight (the certificate chain, session tickets), so
+** an idle connection would keep that memory. SSL_set_bio frees the old.
+*/
+static void swap_bios(lx_tls *t) {
+  BIO *r, *w;
+  if (t->fresh_bios || BIO_ctrl_pending(t->rbio) ||
+      BIO_ctrl_pending(t->wbio))
+    return;
+  r = BIO_new(BIO_s_mem());
+  w = BIO_new(BIO_s_mem());
+  if (r == NULL || w == NULL) { /* keep the old ones: they work */
+    BIO_free(r);
+    BIO_free(w);
+    ERR_clear_error();
+    return;
+  }
+  BIO_set_mem_eof_return(r, -1);
+  SSL_set_bio(t->ssl, r, w);
+  t->rbio = r;
+  t->wbio = w;
+  t->fresh_bios = 1;
 }
 
 /* The connection failed: keep OpenSSL's reason, stop reading. */
@@ -76,7 +102,11 @@ static void pump(lx_stream *s) {
   }
   while (t->state == TLS_OPEN && s->read_err == 0) {
     size_t avail;
-    char *room = lx_stream_room(s, TLS_CBUF, &avail);
+    char *room;
+    /* nothing to decrypt: no read buffer for a connection that only
+       finished its handshake */
+    if (!BIO_ctrl_pending(t->rbio) && !SSL_has_pending(t->ssl)) break;
+    room = lx_stream_room(s, TLS_CBUF, &avail);
     if (room == NULL) {
       s->read_err = UV_ENOMEM;
       lx_stream_read_stop(s);
@@ -97,13 +127,15 @@ static void pump(lx_stream *s) {
     }
   }
   flush(s); /* handshake messages, alerts, session tickets, key updates */
+  if (t->state == TLS_OPEN) swap_bios(t);
 }
 
+/* The loop's one ciphertext buffer: lx_tls_read empties it at once. */
 void lx_tls_alloc(lx_stream *s, uv_buf_t *buf) {
-  lx_tls *t = s->tls;
-  if (t->cbuf == NULL) t->cbuf = malloc(TLS_CBUF);
-  buf->base = t->cbuf;
-  buf->len = t->cbuf ? TLS_CBUF : 0; /* 0: libuv reports UV_ENOBUFS */
+  lx_loop *loop = s->loop;
+  if (loop->tls_cbuf == NULL) loop->tls_cbuf = malloc(TLS_CBUF);
+  buf->base = loop->tls_cbuf;
+  buf->len = loop->tls_cbuf ? TLS_CBUF : 0; /* 0: libuv: UV_ENOBUFS */
 }
 
 static void shutdown_done(lx_stream *s);
@@ -223,7 +255,6 @@ void lx_tls_closed(lx_stream *s) {
 void lx_tls_free(lx_stream *s) {
   lx_tls *t = s->tls;
   SSL_free(t->ssl); /* and its BIOs, and its reference to the context */
-  free(t->cbuf);
   free(t);
   s->tls = NULL;
 }
