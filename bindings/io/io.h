@@ -48,6 +48,8 @@ LX_HIDDEN void lx_tls_write(lx_stream *s, const char *data, size_t len);
 LX_HIDDEN int lx_tls_check_write(lua_State *L, lx_stream *s,
                                  const char *fname);
 LX_HIDDEN void lx_tls_close_notify(lx_stream *s);
+LX_HIDDEN void lx_tls_raise_failure(lua_State *L, lx_stream *s,
+                                    const char *fname);
 LX_HIDDEN void lx_tls_free(lx_stream *s);
 LX_HIDDEN int lx_tls_start_m(lua_State *L);
 LX_HIDDEN int lx_tls_handshake_m(lua_State *L);

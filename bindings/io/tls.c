@@ -146,6 +146,17 @@ int lx_tls_check_write(lua_State *L, lx_stream *s, const char *fname) {
   return 0;
 }
 
+/*
+** A read failed: if OpenSSL failed the connection (a corrupted record, an
+** alert), raise its SSLError, as the handshake does; else return.
+*/
+void lx_tls_raise_failure(lua_State *L, lx_stream *s, const char *fname) {
+  lx_tls *t = s->tls;
+  if (t->err == 0 && t->vcode == X509_V_OK) return;
+  lx_ssl_error_new(L, fname, "TLS connection failed", t->err, t->vcode);
+  lua_error(L);
+}
+
 /* close(): tell the peer (close_notify); its answer is not waited for. */
 void lx_tls_close_notify(lx_stream *s) {
   lx_tls *t = s->tls;
