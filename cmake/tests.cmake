@@ -89,6 +89,20 @@ function(lasync_c_test test target regex)
   endif()
 endfunction()
 
+# A TLS round trip (spec/tls_memcheck.lua) in the stock lua5.4 under
+# memcheck: OpenSSL's and tls.c's memory, no errors, no leaks.
+if(VALGRIND_EXE AND NOT LASYNC_SANITIZE)
+  add_test(NAME tls.memcheck
+           COMMAND ${CMAKE_COMMAND} -E env
+             "LUA_PATH=${CMAKE_SOURCE_DIR}/lua/?.lua;${CMAKE_SOURCE_DIR}/lua/?/init.lua;${CMAKE_SOURCE_DIR}/spec/?.lua;;"
+             "LUA_CPATH=${CMAKE_BINARY_DIR}/lib/?.so;;"
+             ${VALGRIND_EXE} -q --leak-check=full --error-exitcode=9
+             lua5.4 ${CMAKE_SOURCE_DIR}/spec/tls_memcheck.lua)
+  set_tests_properties(tls.memcheck PROPERTIES TIMEOUT 120
+    PASS_REGULAR_EXPRESSION "tls-memcheck: hello over TLS"
+    FAIL_REGULAR_EXPRESSION "==[0-9]+== ")
+endif()
+
 lasync_c_test(embed.minimal embed_minimal "hello embedder, slept")
 lasync_c_test(embed.game_loop embed_game_loop
   "game over: 2 waves, 5 enemies arrived, the player jumped and landed, \

@@ -313,7 +313,8 @@ static lx_stream *box_stream(lua_State *L, const char *fname) {
 
 typedef int (*try_fn)(lua_State *L, lx_stream *s);
 
-/* The reading failed (not at EOF): raise it as an OSError. */
+/* The reading failed (not at EOF): raise it as an OSError (SSLError when
+   TLS failed). */
 static int raise_read_error(lua_State *L, lx_stream *s, const char *fname) {
   if (s->tls) lx_tls_raise_read_error(L, s, fname); /* SSLError if TLS's */
   return lx_os_error(L, s->read_err, fname, NULL);

@@ -14,6 +14,7 @@ local DEFAULT_TIMEOUT = 60 -- asyncio's ssl_handshake_timeout
 local SHUTDOWN_TIMEOUT = 30 -- asyncio's ssl_shutdown_timeout
 
 local default_client -- the context of ssl = true, made once per state
+local ctx_mt -- the metatable of contexts
 
 -- The TLS options of opts, checked (before anything connects): nil when
 -- opts asks for no TLS, else {ctx=, timeout=, hostname=}.
@@ -30,11 +31,14 @@ local function tls_opts(fname, opts, server, host)
     return nil
   end
   local ctx
+  -- the contexts' metatable, from a context that loads no CA store (a
+  -- default one per connection cost a read of the system's CA bundle)
+  ctx_mt = ctx_mt or getmetatable(M.context { verify = "none",
+                                              check_hostname = false })
   if ssl == true and not server then
     default_client = default_client or M.context()
     ctx = default_client
-  elseif getmetatable(ssl) ~= getmetatable(default_client or M.context())
-  then
+  elseif getmetatable(ssl) ~= ctx_mt then
     error(("lasync.%s: option 'ssl' must be %s (got %s)"):format(fname,
       server and "a server lasync.ssl.context" or
       "true or a lasync.ssl.context", type(ssl)), 3)
