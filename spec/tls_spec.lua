@@ -507,6 +507,37 @@ describe("TLS streams", function()
     end, 10)
   end)
 
+  it("open_unix_connection refuses a context that checks host names " ..
+     "without server_hostname", function()
+    helper.in_dir(function(dir)
+      local path = dir .. "/tls.sock"
+      local msg = "lasync.open_unix_connection: option 'ssl' with a " ..
+                  "context that checks host names needs option " ..
+                  "'server_hostname'"
+      -- before connecting: there is no socket at path yet
+      raises_msg(msg, lasync.open_unix_connection, path,
+                 { ssl = client_ctx() })
+      raises_msg(msg, lasync.open_unix_connection, path, { ssl = true })
+      assert.is_true(client_ctx():check_hostname())
+      local loose = lasync.ssl.context { cafile = certs.ca.cert,
+                                         check_hostname = false }
+      assert.is_false(loose:check_hostname())
+      -- check_hostname = false: the chain only, any name
+      local srv = lasync.start_unix_server(helper.echo, path,
+        { ssl = lasync.ssl.context { purpose = "server",
+          certfile = certs.wrongname.cert, keyfile = certs.wrongname.key } })
+      local r, w = lasync.open_unix_connection(path, { ssl = loose })
+      assert.equals("CN = wrong.example",
+                    w:get_extra_info("peercert").subject)
+      w:write("unix\n")
+      assert.equals("unix\n", r:readline())
+      w:close()
+      w:wait_closed()
+      srv:close()
+      srv:wait_closed()
+    end, 10)
+  end)
+
   it("leaves the argument errors of the wrapped functions at the " ..
      "caller's line, TLS or not", function()
     helper.run(function()

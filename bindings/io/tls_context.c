@@ -371,11 +371,19 @@ static int ctx_purpose(lua_State *L) {
   return 1;
 }
 
+/* ctx:check_hostname() -> whether the context checks the peer's name */
+static int ctx_check_hostname(lua_State *L) {
+  lx_sslctx *c = lx_check_sslctx(L, 1, "ssl.Context:check_hostname");
+  lua_pushboolean(L, c->check_hostname);
+  return 1;
+}
+
 /* }====================================================================== */
 
 void lx_open_tls_context(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"purpose", ctx_purpose},
+    {"check_hostname", ctx_check_hostname},
     {NULL, NULL}
   };
   static const luaL_Reg meta[] = {

@@ -119,6 +119,12 @@ function M._install(lasync)
     return function(...)
       local opts = select(optidx, ...)
       local tls = tls_opts(fname, opts, false, optidx == 3 and (...) or nil)
+      if tls and optidx == 2 and tls.hostname == nil and
+         tls.ctx:check_hostname() then
+        -- no name to check the certificate against: asyncio refuses too
+        error(("lasync.%s: option 'ssl' with a context that checks host " ..
+          "names needs option 'server_hostname'"):format(fname), 2)
+      end
       local ok, r, w = pcall(open, ...)
       if not ok then rethrow(r) end
       if tls then handshake(lasync, w, tls, fname) end
