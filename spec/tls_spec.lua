@@ -507,6 +507,40 @@ describe("TLS streams", function()
     end, 10)
   end)
 
+  it("resumes the session a client context kept for the same host " ..
+     "and port", function()
+    helper.run(function()
+      local sctx = lasync.ssl.context { purpose = "server",
+        certfile = certs.server.cert, keyfile = certs.server.key }
+      local _, _, port, shutdown = helper.serve(helper.echo, { ssl = sctx })
+      local function reused(ctx, name)
+        local r, w = lasync.open_connection("127.0.0.1", port,
+          { ssl = ctx, server_hostname = name })
+        -- TLS 1.3 sends its session tickets after the handshake: read
+        w:write("x\n")
+        assert.equals("x\n", r:readline())
+        local o = w:get_extra_info("ssl_object")
+        w:close()
+        w:wait_closed()
+        return o.session_reused
+      end
+      local cctx = client_ctx()
+      assert.is_false(reused(cctx, "localhost"))
+      assert.is_true(reused(cctx, "localhost"))
+      assert.is_true(reused(cctx, "localhost"))
+      assert.is_false(reused(client_ctx(), "localhost")) -- a fresh context
+      assert.is_false(reused(cctx, "127.0.0.1")) -- another name: its own
+      assert.is_true(reused(cctx, "127.0.0.1"))
+      shutdown()
+      -- another port: another server, no session offered
+      local _, _, port2, shutdown2 = helper.serve(helper.echo,
+                                                  { ssl = sctx })
+      port = port2
+      assert.is_false(reused(cctx, "localhost"))
+      shutdown2()
+    end, 10)
+  end)
+
   it("open_unix_connection refuses a context that checks host names " ..
      "without server_hostname", function()
     helper.in_dir(function(dir)
