@@ -538,6 +538,24 @@ describe("TLS streams", function()
       port = port2
       assert.is_false(reused(cctx, "localhost"))
       shutdown2()
+      -- start_tls: keyed by server_hostname and the peer's address
+      local _, _, port3, shutdown3 = helper.serve(function(r, w)
+        w:start_tls(sctx)
+        return helper.echo(r, w)
+      end)
+      local function upgraded(ctx)
+        local r, w = lasync.open_connection("127.0.0.1", port3)
+        w:start_tls(ctx, { server_hostname = "localhost" })
+        w:write("y\n")
+        assert.equals("y\n", r:readline())
+        local o = w:get_extra_info("ssl_object")
+        w:close()
+        w:wait_closed()
+        return o.session_reused
+      end
+      assert.is_false(upgraded(cctx))
+      assert.is_true(upgraded(cctx))
+      shutdown3()
     end, 10)
   end)
 
