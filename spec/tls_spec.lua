@@ -507,6 +507,89 @@ describe("TLS streams", function()
     end, 10)
   end)
 
+  it("resumes the session a client context kept for the same host " ..
+     "and port", function()
+    helper.run(function()
+      local sctx = lasync.ssl.context { purpose = "server",
+        certfile = certs.server.cert, keyfile = certs.server.key }
+      local _, _, port, shutdown = helper.serve(helper.echo, { ssl = sctx })
+      local function reused(ctx, name)
+        local r, w = lasync.open_connection("127.0.0.1", port,
+          { ssl = ctx, server_hostname = name })
+        -- TLS 1.3 sends its session tickets after the handshake: read
+        w:write("x\n")
+        assert.equals("x\n", r:readline())
+        local o = w:get_extra_info("ssl_object")
+        w:close()
+        w:wait_closed()
+        return o.session_reused
+      end
+      local cctx = client_ctx()
+      assert.is_false(reused(cctx, "localhost"))
+      assert.is_true(reused(cctx, "localhost"))
+      assert.is_true(reused(cctx, "localhost"))
+      assert.is_false(reused(client_ctx(), "localhost")) -- a fresh context
+      assert.is_false(reused(cctx, "127.0.0.1")) -- another name: its own
+      assert.is_true(reused(cctx, "127.0.0.1"))
+      shutdown()
+      -- another port: another server, no session offered
+      local _, _, port2, shutdown2 = helper.serve(helper.echo,
+                                                  { ssl = sctx })
+      port = port2
+      assert.is_false(reused(cctx, "localhost"))
+      shutdown2()
+      -- start_tls: keyed by server_hostname and the peer's address
+      local _, _, port3, shutdown3 = helper.serve(function(r, w)
+        w:start_tls(sctx)
+        return helper.echo(r, w)
+      end)
+      local function upgraded(ctx)
+        local r, w = lasync.open_connection("127.0.0.1", port3)
+        w:start_tls(ctx, { server_hostname = "localhost" })
+        w:write("y\n")
+        assert.equals("y\n", r:readline())
+        local o = w:get_extra_info("ssl_object")
+        w:close()
+        w:wait_closed()
+        return o.session_reused
+      end
+      assert.is_false(upgraded(cctx))
+      assert.is_true(upgraded(cctx))
+      shutdown3()
+    end, 10)
+  end)
+
+  it("open_unix_connection refuses a context that checks host names " ..
+     "without server_hostname", function()
+    helper.in_dir(function(dir)
+      local path = dir .. "/tls.sock"
+      local msg = "lasync.open_unix_connection: option 'ssl' with a " ..
+                  "context that checks host names needs option " ..
+                  "'server_hostname'"
+      -- before connecting: there is no socket at path yet
+      raises_msg(msg, lasync.open_unix_connection, path,
+                 { ssl = client_ctx() })
+      raises_msg(msg, lasync.open_unix_connection, path, { ssl = true })
+      assert.is_true(client_ctx():check_hostname())
+      local loose = lasync.ssl.context { cafile = certs.ca.cert,
+                                         check_hostname = false }
+      assert.is_false(loose:check_hostname())
+      -- check_hostname = false: the chain only, any name
+      local srv = lasync.start_unix_server(helper.echo, path,
+        { ssl = lasync.ssl.context { purpose = "server",
+          certfile = certs.wrongname.cert, keyfile = certs.wrongname.key } })
+      local r, w = lasync.open_unix_connection(path, { ssl = loose })
+      assert.equals("CN = wrong.example",
+                    w:get_extra_info("peercert").subject)
+      w:write("unix\n")
+      assert.equals("unix\n", r:readline())
+      w:close()
+      w:wait_closed()
+      srv:close()
+      srv:wait_closed()
+    end, 10)
+  end)
+
   it("leaves the argument errors of the wrapped functions at the " ..
      "caller's line, TLS or not", function()
     helper.run(function()

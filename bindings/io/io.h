@@ -74,6 +74,9 @@ LX_HIDDEN void lx_ssl_error_new(lua_State *L, const char *fname,
 LX_HIDDEN lx_sslctx *lx_check_sslctx(lua_State *L, int idx,
                                      const char *fname);
 LX_HIDDEN void lx_open_tls_context(lua_State *L);
+typedef struct ssl_st SSL;
+LX_HIDDEN void lx_sslctx_offer_session(SSL *ssl, const char *key);
+LX_HIDDEN const char *lx_tls_session_key(SSL *ssl);
 
 /* dns.c */
 LX_HIDDEN void lx_addr_push(lua_State *L, const struct sockaddr *sa);

@@ -32,6 +32,7 @@ typedef struct lx_tls {
   int waiting;           /* close() waits for the peer's close_notify */
   double shutdown_timeout; /* seconds it waits at most */
   uv_timer_t *timer;     /* that wait's timer (freed by its close_cb) */
+  char *sess_key;        /* a client's key in its context's session cache */
 } lx_tls;
 
 /* {======================================================================
@@ -255,6 +256,7 @@ void lx_tls_closed(lx_stream *s) {
 void lx_tls_free(lx_stream *s) {
   lx_tls *t = s->tls;
   SSL_free(t->ssl); /* and its BIOs, and its reference to the context */
+  free(t->sess_key);
   free(t);
   s->tls = NULL;
 }
@@ -285,18 +287,28 @@ static int set_peer_name(SSL *ssl, const char *host, int check) {
                : SSL_set1_host(ssl, host);
 }
 
+/* The session cache's key of a client's connection, or NULL: none. */
+const char *lx_tls_session_key(SSL *ssl) {
+  lx_tls *t = SSL_get_app_data(ssl);
+  return t ? t->sess_key : NULL;
+}
+
 /*
-** w:_start_tls(ctx, server_hostname|nil[, need_host[, shutdown_timeout]]):
-** put TLS on the stream and start the handshake (need_host: start_tls,
-** where no host name is known unless given; shutdown_timeout: seconds
-** close() waits for the peer's close_notify, default 30). Bytes already read but not taken are the first
-** ciphertext (STARTTLS: the peer may have sent its hello already).
+** w:_start_tls(ctx, server_hostname|nil[, need_host[, shutdown_timeout
+** [, session_key]]]): put TLS on the stream and start the handshake
+** (need_host: start_tls, where no host name is known unless given;
+** shutdown_timeout: seconds close() waits for the peer's close_notify,
+** default 30; session_key: a client offers the session its context kept
+** under this key, and keeps the ones it gets there). Bytes already read
+** but not taken are the first ciphertext (STARTTLS: the peer may have
+** sent its hello already).
 */
 int lx_tls_start_m(lua_State *L) {
   const char *fname = "StreamWriter:start_tls";
   lx_stream *s = check_writer(L, fname);
   lx_sslctx *c = lx_check_sslctx(L, 2, fname);
   const char *host = lx_optcstring(L, 3, fname, "server_hostname", NULL);
+  const char *key = lx_optcstring(L, 6, fname, "session_key", NULL);
   lx_tls *t;
   if (s->tls) return luaL_error(L, "lasync.%s: TLS is on already", fname);
   if (s->closing || s->read_err)
@@ -332,6 +344,10 @@ int lx_tls_start_m(lua_State *L) {
       ERR_clear_error();
       return luaL_error(L, "lasync.%s: server_hostname is not a valid "
                            "host name (got \"%s\")", fname, host);
+    }
+    if (key && (t->sess_key = strdup(key)) != NULL) {
+      SSL_set_app_data(t->ssl, t);
+      lx_sslctx_offer_session(t->ssl, key);
     }
   }
   if (s->len > 0) { /* read already: ciphertext */

@@ -7,6 +7,8 @@
 ** holds a reference of its own, SSL_CTX_up_ref).
 */
 #include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -224,6 +226,109 @@ static void read_ctx_opts(lua_State *L, ctx_opts *o) {
 /* }====================================================================== */
 
 /* {======================================================================
+** Client sessions, kept for resumption
+** ======================================================================= */
+
+/*
+** A client context keeps the last session it got per peer (the key
+** lx_tls_session_key gives: server_hostname and address), at most
+** SESS_MAX, the oldest dropped first. The cache hangs on the SSL_CTX (ex
+** data), not on the Lua object: connections still hold the SSL_CTX after
+** the context is collected, and TLS 1.3 sends its tickets after the
+** handshake. A context never leaves its Lua state, so one thread uses it.
+*/
+#define SESS_MAX 64
+
+typedef struct sess_entry {
+  char *key;
+  SSL_SESSION *sess;
+} sess_entry;
+
+typedef struct sess_cache {
+  int n;
+  sess_entry e[SESS_MAX]; /* oldest first */
+} sess_cache;
+
+static int sess_idx = -1;
+static pthread_once_t sess_once = PTHREAD_ONCE_INIT;
+
+static void cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+                       long argl, void *argp) {
+  sess_cache *c = ptr;
+  int i;
+  (void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
+  if (c == NULL) return;
+  for (i = 0; i < c->n; i++) {
+    free(c->e[i].key);
+    SSL_SESSION_free(c->e[i].sess);
+  }
+  free(c);
+}
+
+static void sess_idx_init(void) {
+  sess_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, cache_free);
+}
+
+static int cache_find(sess_cache *c, const char *key) {
+  int i;
+  for (i = 0; i < c->n; i++)
+    if (strcmp(c->e[i].key, key) == 0) return i;
+  return -1;
+}
+
+static void cache_drop(sess_cache *c, int i) {
+  free(c->e[i].key);
+  SSL_SESSION_free(c->e[i].sess);
+  memmove(c->e + i, c->e + i + 1, (size_t)(c->n - i - 1) * sizeof *c->e);
+  c->n--;
+}
+
+/* OpenSSL's new-session callback: keep sess (1: the reference is ours) */
+static int new_session_cb(SSL *ssl, SSL_SESSION *sess) {
+  sess_cache *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), sess_idx);
+  const char *key = lx_tls_session_key(ssl);
+  char *k;
+  int i;
+  if (c == NULL || key == NULL || (k = strdup(key)) == NULL) return 0;
+  if ((i = cache_find(c, key)) >= 0) cache_drop(c, i);
+  if (c->n == SESS_MAX) cache_drop(c, 0);
+  c->e[c->n].key = k;
+  c->e[c->n].sess = sess;
+  c->n++;
+  return 1;
+}
+
+/* Offer the session kept for key on ssl, a client's, if there is one. */
+void lx_sslctx_offer_session(SSL *ssl, const char *key) {
+  sess_cache *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), sess_idx);
+  int i = c ? cache_find(c, key) : -1;
+  if (i < 0) return;
+  if (!SSL_SESSION_is_resumable(c->e[i].sess) ||
+      !SSL_set_session(ssl, c->e[i].sess)) {
+    cache_drop(c, i);
+    ERR_clear_error();
+  }
+}
+
+/* Give the client context ctx its cache; 0: out of memory. */
+static int cache_setup(SSL_CTX *ctx) {
+  sess_cache *c;
+  pthread_once(&sess_once, sess_idx_init);
+  if (sess_idx < 0 || (c = calloc(1, sizeof *c)) == NULL) return 0;
+  if (!SSL_CTX_set_ex_data(ctx, sess_idx, c)) {
+    free(c);
+    return 0;
+  }
+  /* the client keeps its sessions here only, not in OpenSSL's store */
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+                                          SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
 ** Contexts
 ** ======================================================================= */
 
@@ -312,8 +417,12 @@ static void ctx_setup(lua_State *L, lx_sslctx *c, const ctx_opts *o) {
                                      (unsigned)o->alpn_len) != 0)
       ctx_fail(L, ctx, "option 'alpn'", NULL);
   }
-  if (!o->server) /* resumption: the client keeps the sessions it gets */
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+  if (!o->server && !cache_setup(ctx))
+    ctx_fail(L, ctx, "making the session cache", NULL);
+  /* a server resumes sessions also when it verifies clients */
+  if (o->server && !SSL_CTX_set_session_id_context(
+                       ctx, (const unsigned char *)"lasync", 6))
+    ctx_fail(L, ctx, "setting the session id context", NULL);
   c->ctx = ctx;
   c->server = o->server;
   c->check_hostname = o->check_hostname;
@@ -371,11 +480,19 @@ static int ctx_purpose(lua_State *L) {
   return 1;
 }
 
+/* ctx:check_hostname() -> whether the context checks the peer's name */
+static int ctx_check_hostname(lua_State *L) {
+  lx_sslctx *c = lx_check_sslctx(L, 1, "ssl.Context:check_hostname");
+  lua_pushboolean(L, c->check_hostname);
+  return 1;
+}
+
 /* }====================================================================== */
 
 void lx_open_tls_context(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"purpose", ctx_purpose},
+    {"check_hostname", ctx_check_hostname},
     {NULL, NULL}
   };
   static const luaL_Reg meta[] = {

@@ -88,10 +88,19 @@ local function handshake_wait(lasync, w, tls, fname)
 end
 
 local function handshake(lasync, w, tls, fname)
-  w:_start_tls(tls.ctx, tls.hostname, false, tls.shutdown_timeout)
+  w:_start_tls(tls.ctx, tls.hostname, false, tls.shutdown_timeout,
+               tls.session_key)
   handshake_wait(lasync, w, tls, fname)
 end
 M._handshake = handshake
+
+-- The key under which a client context keeps the session of a connection
+-- to addr (host and port, or a socket's path) for server_hostname hn:
+-- a session is offered again only to the same name at the same place.
+local function session_key(hn, addr, port)
+  hn = hn or ""
+  return ("%d:%s|%s|%s"):format(#hn, hn, tostring(addr), tostring(port))
+end
 
 -- Raise again an error of a wrapped C function, called through pcall: the
 -- C function's caller is then pcall, so luaL_error added no position, and
@@ -119,6 +128,17 @@ function M._install(lasync)
     return function(...)
       local opts = select(optidx, ...)
       local tls = tls_opts(fname, opts, false, optidx == 3 and (...) or nil)
+      if tls and optidx == 2 and tls.hostname == nil and
+         tls.ctx:check_hostname() then
+        -- no name to check the certificate against: asyncio refuses too
+        error(("lasync.%s: option 'ssl' with a context that checks host " ..
+          "names needs option 'server_hostname'"):format(fname), 2)
+      end
+      if tls then
+        tls.session_key = optidx == 3
+          and session_key(tls.hostname, (...), select(2, ...))
+          or session_key(tls.hostname, "unix", (...))
+      end
       local ok, r, w = pcall(open, ...)
       if not ok then rethrow(r) end
       if tls then handshake(lasync, w, tls, fname) end
@@ -173,8 +193,13 @@ function M._install(lasync)
       ssl_handshake_timeout = opts.ssl_handshake_timeout,
       ssl_shutdown_timeout = opts.ssl_shutdown_timeout },
       ctx:purpose() == "server")
+    local key
+    if tls.hostname and ctx:purpose() == "client" then
+      local ok, addr, port = pcall(w.get_extra_info, w, "peername")
+      if ok and addr then key = session_key(tls.hostname, addr, port) end
+    end
     local ok, err = pcall(w._start_tls, w, tls.ctx, tls.hostname, true,
-                          tls.shutdown_timeout)
+                          tls.shutdown_timeout, key)
     if not ok then rethrow(err) end
     handshake_wait(lasync, w, tls, fname)
   end
