@@ -24,36 +24,11 @@
 --   with ssl = true: SSLError CERTIFICATE_VERIFY_FAILED (unable to get
 --     local issuer certificate)
 
-local fs, sp = lasync.fs, lasync.subprocess
 
--- {==================== throwaway certificates ====================
-local dir = fs.mkdtemp((os.getenv("TMPDIR") or "/tmp") .. "/lasync-httpsXXXXXX")
-local function path(name) return dir .. "/" .. name end
-
-local function openssl(args)
-  local p = sp.exec("openssl", args, { cwd = dir, stdin = "null",
-                                       stdout = "null", stderr = "pipe" })
-  local _, err = p:communicate()
-  assert(p:returncode() == 0, "openssl " .. args[1] .. " failed: " .. err)
-end
-
--- a CA, then a key and a request for localhost, signed by the CA with the
--- names a client may check (subjectAltName: DNS and IP)
-local ec = { "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes" }
-local function req(...)
-  local args = { "req", ... }
-  table.move(ec, 1, #ec, #args + 1, args)
-  openssl(args)
-end
-req("-x509", "-days", "1", "-subj", "/CN=lasync example CA",
-    "-keyout", "ca.key", "-out", "ca.pem")
-req("-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr")
-fs.writefile(path("server.ext"),
-  "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-openssl { "x509", "-req", "-in", "server.csr", "-CA", "ca.pem",
-          "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
-          "-extfile", "server.ext", "-out", "server.pem" }
--- }====================
+-- throwaway certificates for localhost (examples/lib/certs.lua)
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+local certs = dofile(here .. "/lib/certs.lua").make("https")
+local path = certs.path
 
 -- {==================== the https server ====================
 local function handle(reader, writer)
@@ -108,8 +83,4 @@ print(("with ssl = true: %s %s (%s)"):format(
 
 server:close()
 server:wait_closed()
-for _, name in ipairs { "ca.key", "ca.pem", "ca.srl", "server.key",
-                        "server.csr", "server.ext", "server.pem" } do
-  fs.unlink(path(name))
-end
-fs.rmdir(dir)
+certs.remove()

@@ -24,42 +24,10 @@
 --   cid: after quit the server said: bye, 3 lines echoed
 --   server: 3 connections, 9 lines echoed, 3 quit
 
-local fs, sp = lasync.fs, lasync.subprocess
-
--- {==================== throwaway certificates ====================
-local dir = fs.mkdtemp((os.getenv("TMPDIR") or "/tmp") .. "/lasync-tlsXXXXXX")
-local function path(name) return dir .. "/" .. name end
-
-local function openssl(args)
-  local p = sp.exec("openssl", args, { cwd = dir, stdin = "null",
-                                       stdout = "null", stderr = "pipe" })
-  local _, err = p:communicate()
-  assert(p:returncode() == 0, "openssl " .. args[1] .. " failed: " .. err)
-end
-
-local ec = { "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes" }
-local function req(...)
-  local args = { "req", ... }
-  table.move(ec, 1, #ec, #args + 1, args)
-  openssl(args)
-end
-req("-x509", "-days", "1", "-subj", "/CN=lasync example CA",
-    "-keyout", "ca.key", "-out", "ca.pem")
-req("-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr")
-fs.writefile(path("server.ext"),
-  "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-openssl { "x509", "-req", "-in", "server.csr", "-CA", "ca.pem",
-          "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
-          "-extfile", "server.ext", "-out", "server.pem" }
-
-local function remove_certificates()
-  for _, name in ipairs { "ca.key", "ca.pem", "ca.srl", "server.key",
-                          "server.csr", "server.ext", "server.pem" } do
-    fs.unlink(path(name))
-  end
-  fs.rmdir(dir)
-end
--- }====================
+-- throwaway certificates for localhost (examples/lib/certs.lua)
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+local certs = dofile(here .. "/lib/certs.lua").make("tls")
+local path = certs.path
 
 local echoed, quit = 0, 0
 
@@ -103,7 +71,7 @@ if wanted then
   stop:wait()
   server:close()
   server:wait_closed()
-  remove_certificates()
+  certs.remove()
   print(("\nserver: stopped; lines echoed: %d; clients that quit: %d")
     :format(echoed, quit))
   return
@@ -144,6 +112,6 @@ io.write("cid: after quit the server said: ", results[3][2])
 
 server:close()
 server:wait_closed()
-remove_certificates()
+certs.remove()
 print(("server: %d connections, %d lines echoed, %d quit"):format(#results,
   echoed, quit))
