@@ -4,7 +4,8 @@
 The layers (docs/internals.md, "Layers"): host/ may include anything;
 bindings/init.c (the module entry point) includes every layer of
 bindings/; core/ includes only core/; sync/, io/ and thread/ include core/
-and themselves, never each other; proto/ (planned) stands on all four.
+and themselves, never each other; the protocol layers (http/) stand on
+core/ and io/.
 Nothing in bindings/ includes a file of host/. A quoted include that is
 not in the tree (lua.h, a generated header) is outside the layers.
 Prints "includes: OK" or each bad edge as file:line, and exits 1.
@@ -20,9 +21,9 @@ ALLOWED = {
     "sync": {"core", "sync"},
     "io": {"core", "io"},
     "thread": {"core", "thread"},
-    "proto": {"core", "sync", "io", "thread", "proto"},
-    "init": {"core", "sync", "io", "thread", "proto"},
-    "host": {"core", "sync", "io", "thread", "proto", "init", "host"},
+    "http": {"core", "io", "http"},
+    "init": {"core", "sync", "io", "thread", "http"},
+    "host": {"core", "sync", "io", "thread", "http", "init", "host"},
 }
 SOURCES = (".c", ".h", ".cpp")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
