@@ -263,12 +263,23 @@ function Router:resolve(method, path)
   local dynamic = self.dynamic
   for i = 1, #dynamic do
     local route = dynamic[i]
-    local caps = { match(path, route.lua_pattern) }
-    if #caps > 0 then
+    local names = route.names
+    -- up to 4 captures without a table, so a miss allocates nothing
+    local c1, c2, c3, c4 = match(path, route.lua_pattern)
+    if c1 ~= nil then
       local h = pick(route.methods, method)
       if h then
-        local info, names = {}, route.names
-        for j = 1, #names do info[names[j]] = caps[j] end
+        local info = { [names[1]] = c1 }
+        if #names > 1 then
+          if #names > 4 then
+            local caps = { match(path, route.lua_pattern) }
+            for j = 2, #names do info[names[j]] = caps[j] end
+          else
+            info[names[2]] = c2
+            if names[3] then info[names[3]] = c3 end
+            if names[4] then info[names[4]] = c4 end
+          end
+        end
         return h, info
       end
       allowed = allowed or {}
