@@ -49,6 +49,8 @@ describe("lasync.http.cookies.format", function()
       { samesite = "sometimes" })
     raises_msg("unknown cookie attribute maxage", cookies.format, "a", "b",
       { maxage = 1 })
+    raises_msg("expires must be an epoch in range (got inf)",
+      cookies.format, "a", "b", { expires = math.huge })
     raises_msg("max_age must be an integer (got float)", cookies.format,
       "a", "b", { max_age = 1.5 })
   end)

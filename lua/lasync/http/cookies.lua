@@ -95,11 +95,11 @@ function M.format(name, value, attrs, fname)
   local expires = attrs.expires
   if expires ~= nil then
     if type(expires) == "number" then
-      if expires ~= expires or expires == math.huge or
-          expires == -math.huge then
-        fail("expires must be a finite epoch (got %s)", tostring(expires))
+      local t = math.tointeger(math.floor(expires))
+      if not t then
+        fail("expires must be an epoch in range (got %s)", tostring(expires))
       end
-      expires = date.format(expires)
+      expires = date.format(t)
     else
       expires = text("expires")
     end
