@@ -256,6 +256,33 @@ describe("lasync.http.static", function()
     assert.matches("http_static_spec.lua:%d+:", err)
   end)
 
+  it("never answers with a file outside the root (seeded random " ..
+    "targets)", function()
+      helper.in_dir(function(dir)
+        local www = tree(dir)
+        local real = fs.realpath(www)
+        local s = static.new("/s", www, { show_index = true })
+        local bits = { "..", "%2e", "%2E", ".", "/", "/", "%2f", "%5C", "\\",
+          "%00", "hello.txt", "out.txt", "in.txt", "sub%20dir", "%252e",
+          "page.html", "%", "secret.txt" }
+        math.randomseed(tonumber(os.getenv("LASYNC_FUZZ_SEED")) or 7)
+        local served = 0
+        for _ = 1, 1500 do
+          local t = { "/s/" }
+          for _ = 1, math.random(1, 7) do t[#t + 1] = bits[math.random(#bits)] end
+          local target = table.concat(t)
+          local r = s:handle("GET", target)
+          if r.file then
+            served = served + 1
+            assert.are.equal(real .. "/", r.file.path:sub(1, #real + 1), target)
+            assert.is_nil(r.file.path:find("/../", 1, true), target)
+          end
+          assert.is_nil((r.body or ""):find("secret", 1, true), target)
+        end
+        assert.is_true(served > 0)
+      end, 20)
+    end)
+
   it("parses byte ranges", function()
     local br = static._byte_range
     assert.are.same({ 0, 0 }, { br("bytes=0-0", 1) })

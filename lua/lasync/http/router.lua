@@ -248,6 +248,10 @@ end
 --- r:resolve(method, path) -> handler, match_info | nil, 404 | nil, 405,
 -- allowed (a sorted array of methods; "*" routes never give 405)
 function Router:resolve(method, path)
+  if getmetatable(self) ~= Router then
+    error(("lasync.http.Router:resolve: expected a Router (got %s)")
+      :format(type(self)), 2)
+  end
   if type(method) ~= "string" or type(path) ~= "string" then
     error(("lasync.http.Router:resolve: method and path must be " ..
       "strings (got %s, %s)"):format(type(method), type(path)), 2)
@@ -293,6 +297,10 @@ end
 --- r:routes() -> an array of {method =, pattern =} in the order they are
 -- tried (plain paths first, in no particular order among themselves)
 function Router:routes()
+  if getmetatable(self) ~= Router then
+    error(("lasync.http.Router:routes: expected a Router (got %s)")
+      :format(type(self)), 2)
+  end
   local out = {}
   local exact = {}
   for p in pairs(self.exact) do exact[#exact + 1] = p end
