@@ -129,8 +129,8 @@ describe("lasync.http.router", function()
         local err = raises_msg(case[2], function()
           get(case[1], h "x")
         end)
-        assert.matches("^[^:]*http_router_spec%.lua:%d+: lasync%.http%.App:get: ",
-          err)
+        assert.matches("^[^:]*http_router_spec%.lua:%d+: " ..
+          "lasync%.http%.App:get: ", err)
       end
       raises_msg("lasync.http.Router:add: method must be a token",
         r.add, r, "G T", "/", h "x")

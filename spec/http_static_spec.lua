@@ -79,7 +79,9 @@ describe("lasync.http.static", function()
       local s = static.new("/s", www)
       local r = s:handle("GET", "/s/hello.txt")
       local etag, lm = r.headers.ETag, r.headers["Last-Modified"]
-      local function status(h) return s:handle("GET", "/s/hello.txt", h).status end
+      local function status(h)
+        return s:handle("GET", "/s/hello.txt", h).status
+      end
       assert.are.equal(304, status { ["if-none-match"] = etag })
       assert.are.equal(304, status { ["if-none-match"] = '"x", W/' .. etag })
       assert.are.equal(304, status { ["if-none-match"] = "*" })
@@ -269,7 +271,9 @@ describe("lasync.http.static", function()
         local served = 0
         for _ = 1, 1500 do
           local t = { "/s/" }
-          for _ = 1, math.random(1, 7) do t[#t + 1] = bits[math.random(#bits)] end
+          for _ = 1, math.random(1, 7) do
+            t[#t + 1] = bits[math.random(#bits)]
+          end
           local target = table.concat(t)
           local r = s:handle("GET", target)
           if r.file then

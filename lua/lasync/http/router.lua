@@ -323,6 +323,5 @@ function Router:routes()
 end
 
 M._lua_pattern_error = lua_pattern_error
-M.Router = Router
 
 return M
