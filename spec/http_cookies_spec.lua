@@ -66,6 +66,22 @@ describe("lasync.http.cookies.format", function()
         set_cookie("a", "\n")
       end)
     assert.matches("http_cookies_spec.lua:%d+: ", err)
+    -- a wrapper one call deeper passes its depth
+    local function add_cookie(name, value)
+      local v = cookies.format(name, value, nil,
+        "lasync.http.Response:set_cookie", 4)
+      return v
+    end
+    local function set_cookie2(name, value)
+      local v = add_cookie(name, value)
+      return v
+    end
+    local line
+    err = raises_msg("lasync.http.Response:set_cookie: cookie name", function()
+      line = debug.getinfo(1, "l").currentline + 1
+      set_cookie2("a b", "x")
+    end)
+    assert.matches("http_cookies_spec.lua:" .. line .. ": ", err)
   end)
 end)
 

@@ -43,15 +43,21 @@ local SAMESITE = { strict = "Strict", lax = "Lax", none = "None" }
 local ATTRS = { max_age = true, expires = true, path = true, domain = true,
   secure = true, httponly = true, samesite = true }
 
---- cookies.format(name, value [, attrs [, fname]]) -> a Set-Cookie value.
+--- cookies.format(name, value [, attrs [, fname [, level]]]) -> a
+-- Set-Cookie value.
 -- attrs: max_age (integer seconds), expires (epoch number, written as an
 -- IMF-fixdate, or a string), path, domain, secure, httponly (booleans),
 -- samesite ("Strict", "Lax" or "None", any case). Errors name fname
--- (default "lasync.http.cookies.format") and blame its caller; given
--- fname, they blame the caller's caller, so that Response:set_cookie
--- passes its own name (and calls format other than as a tail call).
-function M.format(name, value, attrs, fname)
-  local level = fname and 3 or 2
+-- (default "lasync.http.cookies.format") and blame the function at
+-- `level`, counted as error() counts from format: by default its caller
+-- (2), or with fname its caller's caller (3), so that
+-- Response:set_cookie passes its own name (and calls format other than
+-- as a tail call); a deeper wrapper passes its depth.
+function M.format(name, value, attrs, fname, level)
+  if level ~= nil and math_type(level) ~= "integer" then
+    error("lasync.http.cookies.format: level must be an integer", 2)
+  end
+  level = level or (fname and 3 or 2)
   fname = fname or "lasync.http.cookies.format"
   local function fail(fmt, ...)
     error(fname .. ": " .. fmt:format(...), level + 1)
