@@ -51,6 +51,8 @@ describe("lasync.http.cookies.format", function()
       { maxage = 1 })
     raises_msg("expires must be an epoch in range (got inf)",
       cookies.format, "a", "b", { expires = math.huge })
+    raises_msg("expires must be an epoch in range (got 1e+15)",
+      cookies.format, "a", "b", { expires = 1e15 })
     raises_msg("max_age must be an integer (got float)", cookies.format,
       "a", "b", { max_age = 1.5 })
   end)

@@ -101,8 +101,9 @@ function M.format(name, value, attrs, fname, level)
   local expires = attrs.expires
   if expires ~= nil then
     if type(expires) == "number" then
+      -- years 1 to 9999, what an IMF-fixdate can say
       local t = math.tointeger(math.floor(expires))
-      if not t then
+      if not t or t < -62135596800 or t > 253402300799 then
         fail("expires must be an epoch in range (got %s)", tostring(expires))
       end
       expires = date.format(t)
