@@ -248,6 +248,21 @@ describe("TLS streams", function()
     end)
   end)
 
+  it("takes the ssl options in C: no Lua wrapper around the connection " ..
+     "functions", function()
+    local w = debug.getregistry()["lasync.StreamWriter"].__index
+    for _, f in ipairs { lasync.open_connection, lasync.open_unix_connection,
+                         lasync.start_server, lasync.start_unix_server,
+                         w.start_tls } do
+      assert.equals("C", debug.getinfo(f, "S").what)
+    end
+    assert.same({ "context" }, (function()
+      local keys = {}
+      for k in pairs(lasync.ssl) do keys[#keys + 1] = k end
+      return keys
+    end)())
+  end)
+
   it("answers get_extra_info with the TLS names, on both ends", function()
     helper.run(function()
       local seen

@@ -37,6 +37,7 @@ typedef struct lx_server {
   lx_waiter closers;   /* tasks in wait_closed() or serve_forever() */
   size_t limit;
   int nodelay, keepalive;
+  double ssl_handshake_timeout, ssl_shutdown_timeout; /* with TLS */
   unsigned char is_pipe, closing, closed, has_box;
   unsigned char owns_file; /* Unix: remove path on close if it still is */
   dev_t dev;           /* the file bound (dev, ino); a newer server may */
@@ -48,7 +49,9 @@ typedef struct server_box {
   lx_server *srv;
 } server_box;
 
-enum { SERVER_HANDLER = 1, SERVER_LOOPOBJ, SERVER_NUV = SERVER_LOOPOBJ };
+enum { SERVER_HANDLER = 1, SERVER_LOOPOBJ,
+       SERVER_SSL, /* the context of the ssl option, or nil */
+       SERVER_NUV = SERVER_SSL };
 
 /* {======================================================================
 ** Lifetime
@@ -171,6 +174,52 @@ static int handler_done(lua_State *L) {
   return 0;
 }
 
+/* A TLS connection's task: handler, ctx, timeouts, reader, writer */
+enum { SERVE_HANDLER = 1, SERVE_CTX, SERVE_HS_TIMEOUT, SERVE_SD_TIMEOUT,
+       SERVE_READER, SERVE_WRITER };
+
+static const char *serve_fname(lua_State *L) {
+  lx_stream *s = *(lx_stream **)lua_touserdata(L, SERVE_WRITER);
+  return s && s->is_pipe ? "start_unix_server" : "start_server";
+}
+
+static int serve_done_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)L; (void)status; (void)ctx;
+  return 0;
+}
+
+/* The handshake moved: run the handler once it is done. */
+static int serve_k(lua_State *L, int status, lua_KContext ctx) {
+  int r = lx_tls_handshake(L, (lx_task *)ctx, SERVE_WRITER, serve_fname(L),
+                           serve_k);
+  (void)status;
+  if (r >= 0) return r;
+  lua_settop(L, SERVE_WRITER);
+  lua_pushvalue(L, SERVE_HANDLER);
+  lua_pushvalue(L, SERVE_READER);
+  lua_pushvalue(L, SERVE_WRITER);
+  lua_callk(L, 2, 0, ctx, serve_done_k);
+  return 0;
+}
+
+/*
+** The function of a TLS connection's task: the handshake (with the ssl
+** options of the server), then handler(reader, writer). A failed
+** handshake fails the task, which handler_done reports.
+*/
+static int tls_serve(lua_State *L) {
+  const char *fname = serve_fname(L);
+  lx_task *t = lx_current_task(L, lx_runtime_get(L), fname);
+  lx_tls_opts o;
+  o.ctx = lua_touserdata(L, SERVE_CTX);
+  o.hostname = NULL;
+  o.handshake_timeout = lua_tonumber(L, SERVE_HS_TIMEOUT);
+  o.shutdown_timeout = lua_tonumber(L, SERVE_SD_TIMEOUT);
+  lx_tls_start(L, *(lx_stream **)lua_touserdata(L, SERVE_WRITER), &o,
+               NULL, fname);
+  return serve_k(L, LUA_OK, (lua_KContext)t);
+}
+
 static void report_accept_error(lx_server *srv, int err) {
   lua_State *L = srv->loop->L;
   lx_os_error_new(L, err, "start_server", "accepting a connection");
@@ -184,7 +233,7 @@ static void connection_cb(uv_stream_t *server, int status) {
   lx_loop *loop = srv->loop;
   lua_State *L = loop->L;
   lx_stream *s;
-  int base, r;
+  int base, fn, r;
   if (status < 0) { /* e.g. EMFILE: report, keep listening */
     report_accept_error(srv, status);
     return;
@@ -210,12 +259,21 @@ static void connection_cb(uv_stream_t *server, int status) {
   s->limit = srv->limit;
   base = lua_gettop(L);
   lx_push_anchored(L, loop->rt, srv->first->ref); /* base + 1: the server */
-  lua_getiuservalue(L, base + 1, SERVER_HANDLER);    /* base + 2 */
-  lx_stream_push(L, s);                          /* base + 3, base + 4 */
-  lx_task_new(L, loop, 0, base + 2, 2);          /* base + 5 */
-  lua_pushvalue(L, base + 4);
+  fn = base + 3; /* after the context of TLS, or nil (base + 2) */
+  if (lua_getiuservalue(L, base + 1, SERVER_SSL) != LUA_TNIL) {
+    lua_pushcfunction(L, tls_serve); /* tls_serve(handler, ctx, timeouts, */
+    lua_getiuservalue(L, base + 1, SERVER_HANDLER); /* reader, writer) */
+    lua_pushvalue(L, base + 2);
+    lua_pushnumber(L, srv->ssl_handshake_timeout);
+    lua_pushnumber(L, srv->ssl_shutdown_timeout);
+  } else {                                           /* handler(reader, */
+    lua_getiuservalue(L, base + 1, SERVER_HANDLER); /* writer) */
+  }
+  lx_stream_push(L, s);
+  lx_task_new(L, loop, 0, fn, lua_gettop(L) - fn);
+  lua_pushvalue(L, -2); /* the writer */
   lua_pushcclosure(L, handler_done, 1);
-  lx_future_add_callback(L, base + 5, base + 6);
+  lx_future_add_callback(L, -2, -1);
   lua_settop(L, base);
 }
 
@@ -231,6 +289,8 @@ typedef struct listen_opts {
   int backlog;
   size_t limit;
   int nodelay, keepalive, reuse_port; /* keepalive: seconds, 0 for off */
+  int optsidx;      /* the options table (0: none) */
+  lx_tls_opts tls;  /* its ssl options; tls.ctx NULL: plain */
 } listen_opts;
 
 /* Raise "option 'name' must be <what> (got ...)" for the value on top. */
@@ -290,6 +350,8 @@ static int read_opts(lua_State *L, int idx, const char *fname,
                      listen_opts *o) {
   int opts = lua_isnoneornil(L, idx) ? 0 : idx;
   if (opts) lx_checktype(L, opts, LUA_TTABLE);
+  o->optsidx = opts;
+  lx_tls_check_opts(L, opts, fname, 1, &o->tls);
   o->backlog = opt_backlog(L, opts, fname);
   o->limit = lx_check_limit(L, opts, fname);
   o->nodelay = lx_opt_bool(L, opts, "nodelay", 1);
@@ -311,6 +373,8 @@ static lx_server *server_new(lua_State *L, lx_loop *loop,
   srv->limit = o->limit;
   srv->nodelay = o->nodelay;
   srv->keepalive = o->keepalive;
+  srv->ssl_handshake_timeout = o->tls.handshake_timeout;
+  srv->ssl_shutdown_timeout = o->tls.shutdown_timeout;
   return srv;
 }
 
@@ -318,7 +382,8 @@ static lx_server *server_new(lua_State *L, lx_loop *loop,
 ** [-0, +1] push the Server object of a listening srv (its first socket;
 ** the others follow in srv->next) and anchor it
 */
-static void server_push(lua_State *L, lx_server *srv, int handleridx) {
+static void server_push(lua_State *L, lx_server *srv, int handleridx,
+                        const listen_opts *o) {
   server_box *b = lua_newuserdatauv(L, sizeof *b, SERVER_NUV);
   lx_server *s;
   b->srv = srv;
@@ -332,6 +397,10 @@ static void server_push(lua_State *L, lx_server *srv, int handleridx) {
   lua_setiuservalue(L, -2, SERVER_HANDLER);
   lua_rawgeti(L, LUA_REGISTRYINDEX, srv->loop->self_ref);
   lua_setiuservalue(L, -2, SERVER_LOOPOBJ);
+  if (o->tls.ctx) { /* what was checked: nothing ran since */
+    lua_getfield(L, o->optsidx, "ssl");
+    lua_setiuservalue(L, -2, SERVER_SSL);
+  }
   srv->ref = lx_anchor(L, srv->loop->rt, -1);
   lx_list_add(&srv->loop->resources, &srv->node);
 }
@@ -441,7 +510,7 @@ static int tcp_listen(lua_State *L, lx_loop *loop,
     }
     last = srv;
   }
-  server_push(L, first, SRV_HANDLER);
+  server_push(L, first, SRV_HANDLER, o);
   return 1;
 }
 
@@ -607,7 +676,7 @@ static int core_start_unix_server(lua_State *L) {
   r = unix_bind(srv, path);
   if (r == 0) r = uv_listen(&srv->h.stream, o.backlog, connection_cb);
   if (r < 0) return server_fail(L, srv, r, "start_unix_server", path);
-  server_push(L, srv, 1);
+  server_push(L, srv, 1, &o);
   return 1;
 }
 
