@@ -43,7 +43,8 @@ LX_HIDDEN void lx_stream_read_stop(lx_stream *s);
 LX_HIDDEN void lx_stream_finish_close(lx_stream *s);
 LX_HIDDEN void lx_stream_abort(lx_stream *s);
 
-/* tls.c: TLS over a stream, through memory BIOs */
+/* tls.c: TLS over a stream, through memory BIOs; tls_conn.c: the
+   options that ask for it */
 typedef struct lx_sslctx lx_sslctx;
 typedef struct lx_tls_opts { /* the ssl options of a connection */
   lx_sslctx *ctx;            /* NULL: no TLS */
@@ -60,6 +61,7 @@ LX_HIDDEN void lx_tls_start(lua_State *L, lx_stream *s,
 LX_HIDDEN int lx_tls_handshake(lua_State *L, lx_task *t, int widx,
                                const char *fname, lua_KFunction k);
 LX_HIDDEN int lx_tls_start_tls_m(lua_State *L);
+LX_HIDDEN int lx_tls_serve(lua_State *L);
 LX_HIDDEN void lx_tls_alloc(lx_stream *s, uv_buf_t *buf);
 LX_HIDDEN void lx_tls_read(lx_stream *s, ssize_t nread, const uv_buf_t *buf);
 LX_HIDDEN void lx_tls_write(lx_stream *s, const char *data, size_t len);

@@ -1,9 +1,10 @@
 /*
 ** server.c — lasync.start_server and lasync.start_unix_server: a listening
 ** socket whose every connection runs handler(reader, writer) as its own
-** task. A handler's error is reported through the loop's exception
-** handler and closes that connection only; the server keeps serving. The
-** Server object is anchored while it listens.
+** task (with the ssl option, after the TLS handshake: lx_tls_serve in
+** tls_conn.c). A handler's error is reported through the loop's
+** exception handler and closes that connection only; the server keeps
+** serving. The Server object is anchored while it listens.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -174,52 +175,6 @@ static int handler_done(lua_State *L) {
   return 0;
 }
 
-/* A TLS connection's task: handler, ctx, timeouts, reader, writer */
-enum { SERVE_HANDLER = 1, SERVE_CTX, SERVE_HS_TIMEOUT, SERVE_SD_TIMEOUT,
-       SERVE_READER, SERVE_WRITER };
-
-static const char *serve_fname(lua_State *L) {
-  lx_stream *s = *(lx_stream **)lua_touserdata(L, SERVE_WRITER);
-  return s && s->is_pipe ? "start_unix_server" : "start_server";
-}
-
-static int serve_done_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)L; (void)status; (void)ctx;
-  return 0;
-}
-
-/* The handshake moved: run the handler once it is done. */
-static int serve_k(lua_State *L, int status, lua_KContext ctx) {
-  int r = lx_tls_handshake(L, (lx_task *)ctx, SERVE_WRITER, serve_fname(L),
-                           serve_k);
-  (void)status;
-  if (r >= 0) return r;
-  lua_settop(L, SERVE_WRITER);
-  lua_pushvalue(L, SERVE_HANDLER);
-  lua_pushvalue(L, SERVE_READER);
-  lua_pushvalue(L, SERVE_WRITER);
-  lua_callk(L, 2, 0, ctx, serve_done_k);
-  return 0;
-}
-
-/*
-** The function of a TLS connection's task: the handshake (with the ssl
-** options of the server), then handler(reader, writer). A failed
-** handshake fails the task, which handler_done reports.
-*/
-static int tls_serve(lua_State *L) {
-  const char *fname = serve_fname(L);
-  lx_task *t = lx_current_task(L, lx_runtime_get(L), fname);
-  lx_tls_opts o;
-  o.ctx = lua_touserdata(L, SERVE_CTX);
-  o.hostname = NULL;
-  o.handshake_timeout = lua_tonumber(L, SERVE_HS_TIMEOUT);
-  o.shutdown_timeout = lua_tonumber(L, SERVE_SD_TIMEOUT);
-  lx_tls_start(L, *(lx_stream **)lua_touserdata(L, SERVE_WRITER), &o,
-               NULL, fname);
-  return serve_k(L, LUA_OK, (lua_KContext)t);
-}
-
 static void report_accept_error(lx_server *srv, int err) {
   lua_State *L = srv->loop->L;
   lx_os_error_new(L, err, "start_server", "accepting a connection");
@@ -261,7 +216,7 @@ static void connection_cb(uv_stream_t *server, int status) {
   lx_push_anchored(L, loop->rt, srv->first->ref); /* base + 1: the server */
   fn = base + 3; /* after the context of TLS, or nil (base + 2) */
   if (lua_getiuservalue(L, base + 1, SERVER_SSL) != LUA_TNIL) {
-    lua_pushcfunction(L, tls_serve); /* tls_serve(handler, ctx, timeouts, */
+    lua_pushcfunction(L, lx_tls_serve); /* (handler, ctx, timeouts, */
     lua_getiuservalue(L, base + 1, SERVER_HANDLER); /* reader, writer) */
     lua_pushvalue(L, base + 2);
     lua_pushnumber(L, srv->ssl_handshake_timeout);
