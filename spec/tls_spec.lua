@@ -392,6 +392,33 @@ describe("TLS streams", function()
     end, 10)
   end)
 
+  it("start_tls refuses a stream another task reads, and leaves it " ..
+     "plain", function()
+    helper.run(function()
+      local _, _, port, shutdown = helper.serve(helper.echo)
+      local r, w = lasync.open_connection("127.0.0.1", port)
+      local reader = lasync.create_task(function() return r:readline() end)
+      lasync.sleep(0) -- it waits for a line
+      raises_msg("lasync.StreamWriter:start_tls: another task is reading " ..
+                 "from this stream", w.start_tls, w, client_ctx(),
+                 { server_hostname = "localhost" })
+      raises_msg("lasync.StreamWriter:start_tls: unknown option 'sni'",
+                 w.start_tls, w, client_ctx(), { sni = "localhost" })
+      raises_msg("lasync.StreamWriter:start_tls: option " ..
+                 "'ssl_handshake_timeout' must be a positive number of " ..
+                 "seconds (got -1)", w.start_tls, w, client_ctx(),
+                 { ssl_handshake_timeout = -1 })
+      -- nothing changed: the connection is still plain and open
+      assert.is_nil(w:get_extra_info("tls_version"))
+      assert.is_true(w:can_write_eof())
+      w:write("plain\n")
+      assert.equals("plain\n", lasync.wait_for(reader, 1))
+      w:close()
+      w:wait_closed()
+      shutdown()
+    end, 10)
+  end)
+
   it("start_tls hands bytes the reader holds already to TLS", function()
     helper.run(function()
       local sctx = lasync.ssl.context { purpose = "server",
