@@ -230,6 +230,7 @@ static void shutdown_timer_cb(uv_timer_t *timer) {
 */
 void lx_tls_close_notify(lx_stream *s) {
   lx_tls *t = s->tls;
+  double ms;
   if (t->state != TLS_OPEN || t->shut || s->write_err) return;
   t->shut = 1;
   if (SSL_shutdown(t->ssl) < 0) ERR_clear_error();
@@ -241,8 +242,9 @@ void lx_tls_close_notify(lx_stream *s) {
   uv_timer_init(s->h.handle.loop, t->timer);
   t->timer->data = s;
   uv_unref((uv_handle_t *)t->timer); /* the stream keeps the loop alive */
+  ms = t->shutdown_timeout * 1000 + 0.5; /* math.huge too: never */
   uv_timer_start(t->timer, shutdown_timer_cb,
-                 (uint64_t)(t->shutdown_timeout * 1000 + 0.5), 0);
+                 ms >= 1e18 ? UINT64_MAX : (uint64_t)ms, 0);
   t->waiting = 1;
   lx_stream_read_start(s); /* s->closing is not set yet */
 }
