@@ -258,6 +258,13 @@ describe("TLS streams", function()
       raises_msg("lasync.open_connection: option 'server_hostname' must " ..
                  "be a string (got number)", oc, "127.0.0.1", 1,
                  { ssl = true, server_hostname = 5 })
+      raises_msg("lasync.open_connection: option 'ssl_shutdown_timeout' " ..
+                 "must be a positive number of seconds (got " .. tostring(0/0) .. ")", oc,
+                 "127.0.0.1", 1, { ssl = true, ssl_shutdown_timeout = 0/0 })
+      local gone = client_ctx()
+      getmetatable(gone).__gc(gone)
+      raises_msg("lasync.open_connection: option 'ssl': the context is " ..
+                 "not usable", oc, "127.0.0.1", 1, { ssl = gone })
     end)
   end)
 

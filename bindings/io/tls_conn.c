@@ -123,6 +123,9 @@ int lx_tls_check_opts(lua_State *L, int opts, const char *fname, int server,
                   "one)", fname, server ? "server" : "client",
                server ? "client" : "server");
   lua_pop(L, 1);
+  if (o->ctx->ctx == NULL) /* its __gc was called by hand */
+    luaL_error(L, "lasync.%s: option 'ssl': the context is not usable",
+               fname);
   read_tls_opts(L, opts, fname, server, o);
   return 1;
 }
