@@ -16,7 +16,7 @@ static void (*const opens[])(lua_State *L) = {
   lx_open_errors, lx_open_loop, lx_open_timer, lx_open_future,
   lx_open_task, lx_open_gather, lx_open_wait,
   lx_open_lock, lx_open_event, lx_open_queue,
-  lx_open_dns, lx_open_tls_context, lx_open_tls, lx_open_stream, lx_open_connect,
+  lx_open_dns, lx_open_tls_context, lx_open_stream, lx_open_connect,
   lx_open_server,
   lx_open_udp, lx_open_fs, lx_open_signal, lx_open_process,
   lx_open_to_thread, lx_open_thread,

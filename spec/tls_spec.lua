@@ -24,6 +24,10 @@ describe("lasync.ssl.context", function()
       ciphersuites = "TLS_AES_128_GCM_SHA256", ciphers = "ECDHE+AESGCM",
       verify = "optional", check_hostname = false }
     assert.equals("client", a:purpose())
+    for _, v in ipairs { "TLSv1.2", "TLSv1.3" } do
+      assert.equals("client", lasync.ssl.context { maximum_version = v,
+        minimum_version = "TLSv1.2" }:purpose())
+    end
   end)
 
   it("checks every option before making anything", function()
@@ -40,6 +44,15 @@ describe("lasync.ssl.context", function()
                check_hostname = true })
     raises_msg("option 'minimum_version' must be \"TLSv1.2\" or " ..
                "\"TLSv1.3\" (got \"TLSv1\")", C, { minimum_version = "TLSv1" })
+    raises_msg("option 'maximum_version' must be \"TLSv1.2\" or " ..
+               "\"TLSv1.3\" (got \"TLSv1.1\")", C,
+               { maximum_version = "TLSv1.1" })
+    raises_msg("option 'maximum_version' must be \"TLSv1.2\" or " ..
+               "\"TLSv1.3\" (got number)", C, { maximum_version = 1.2 })
+    raises_msg("lasync.ssl.context: option 'maximum_version' " ..
+               "(\"TLSv1.2\") is below option 'minimum_version' " ..
+               "(\"TLSv1.3\")", C, { minimum_version = "TLSv1.3",
+                                    maximum_version = "TLSv1.2" })
     raises_msg("option 'certfile' must be a string (got table)", C,
                { certfile = {} })
     raises_msg("option 'cafile' contains an embedded NUL byte", C,
@@ -245,7 +258,29 @@ describe("TLS streams", function()
       raises_msg("lasync.open_connection: option 'server_hostname' must " ..
                  "be a string (got number)", oc, "127.0.0.1", 1,
                  { ssl = true, server_hostname = 5 })
+      raises_msg("lasync.open_connection: option 'ssl_shutdown_timeout' " ..
+                 "must be a positive number of seconds (got " .. tostring(0/0) .. ")", oc,
+                 "127.0.0.1", 1, { ssl = true, ssl_shutdown_timeout = 0/0 })
+      local gone = client_ctx()
+      getmetatable(gone).__gc(gone)
+      raises_msg("lasync.open_connection: option 'ssl': the context is " ..
+                 "not usable", oc, "127.0.0.1", 1, { ssl = gone })
     end)
+  end)
+
+  it("takes the ssl options in C: no Lua wrapper around the connection " ..
+     "functions", function()
+    local w = debug.getregistry()["lasync.StreamWriter"].__index
+    for _, f in ipairs { lasync.open_connection, lasync.open_unix_connection,
+                         lasync.start_server, lasync.start_unix_server,
+                         w.start_tls } do
+      assert.equals("C", debug.getinfo(f, "S").what)
+    end
+    assert.same({ "context" }, (function()
+      local keys = {}
+      for k in pairs(lasync.ssl) do keys[#keys + 1] = k end
+      return keys
+    end)())
   end)
 
   it("answers get_extra_info with the TLS names, on both ends", function()
@@ -361,6 +396,33 @@ describe("TLS streams", function()
       w:wait_closed()
       shutdown()
       assert.equals(0, #reports)
+    end, 10)
+  end)
+
+  it("start_tls refuses a stream another task reads, and leaves it " ..
+     "plain", function()
+    helper.run(function()
+      local _, _, port, shutdown = helper.serve(helper.echo)
+      local r, w = lasync.open_connection("127.0.0.1", port)
+      local reader = lasync.create_task(function() return r:readline() end)
+      lasync.sleep(0) -- it waits for a line
+      raises_msg("lasync.StreamWriter:start_tls: another task is reading " ..
+                 "from this stream", w.start_tls, w, client_ctx(),
+                 { server_hostname = "localhost" })
+      raises_msg("lasync.StreamWriter:start_tls: unknown option 'sni'",
+                 w.start_tls, w, client_ctx(), { sni = "localhost" })
+      raises_msg("lasync.StreamWriter:start_tls: option " ..
+                 "'ssl_handshake_timeout' must be a positive number of " ..
+                 "seconds (got -1)", w.start_tls, w, client_ctx(),
+                 { ssl_handshake_timeout = -1 })
+      -- nothing changed: the connection is still plain and open
+      assert.is_nil(w:get_extra_info("tls_version"))
+      assert.is_true(w:can_write_eof())
+      w:write("plain\n")
+      assert.equals("plain\n", lasync.wait_for(reader, 1))
+      w:close()
+      w:wait_closed()
+      shutdown()
     end, 10)
   end)
 
@@ -617,6 +679,113 @@ describe("TLS streams", function()
       assert.matches("^" .. here:gsub("%p", "%%%0") .. ":" .. (line + 8) ..
         ": bad argument #2 to '", e4)
     end)
+  end)
+end)
+
+-- TLS 1.2 (issue 11): a client context capped with maximum_version
+-- against a server that speaks both; what differs from TLS 1.3.
+describe("TLS 1.2", function()
+  local function server_ctx(opts)
+    opts = opts or {}
+    opts.purpose = "server"
+    opts.certfile = certs.server.cert
+    opts.keyfile = certs.server.key
+    return lasync.ssl.context(opts)
+  end
+
+  local function client12(opts)
+    opts = opts or {}
+    opts.cafile = certs.ca.cert
+    opts.maximum_version = "TLSv1.2"
+    return lasync.ssl.context(opts)
+  end
+
+  it("negotiates TLSv1.2 and ALPN, on both ends", function()
+    helper.run(function()
+      local seen
+      local _, _, port, shutdown = helper.serve(function(r, w)
+        seen = { version = w:get_extra_info("tls_version"),
+                 alpn = w:get_extra_info("alpn_protocol") }
+        return helper.echo(r, w)
+      end, { ssl = server_ctx { alpn = { "h2", "http/1.1" } } })
+      local r, w = lasync.open_connection("localhost", port,
+        { ssl = client12 { alpn = { "http/1.1", "h2" } } })
+      assert.equals("TLSv1.2", w:get_extra_info("tls_version"))
+      assert.equals("h2", w:get_extra_info("alpn_protocol")) -- the server's
+      local o = w:get_extra_info("ssl_object")
+      assert.equals("TLSv1.2", o.tls_version)
+      assert.equals("h2", o.alpn_protocol)
+      assert.is_string(o.cipher)
+      w:write("x\n")
+      assert.equals("x\n", r:readline())
+      assert.same({ version = "TLSv1.2", alpn = "h2" }, seen)
+      w:close()
+      w:wait_closed()
+      -- no name in common: no ALPN, the connection goes on
+      r, w = lasync.open_connection("localhost", port,
+        { ssl = client12 { alpn = { "spdy/3" } } })
+      assert.is_nil(w:get_extra_info("alpn_protocol"))
+      w:write("y\n")
+      assert.equals("y\n", r:readline())
+      w:close()
+      w:wait_closed()
+      shutdown()
+    end, 10)
+  end)
+
+  it("resumes the session of the first connection in the second", function()
+    helper.run(function()
+      local _, _, port, shutdown = helper.serve(helper.echo,
+                                                { ssl = server_ctx() })
+      local function connect(ctx)
+        local r, w = lasync.open_connection("127.0.0.1", port, { ssl = ctx })
+        w:write("z\n")
+        assert.equals("z\n", r:readline())
+        local o = w:get_extra_info("ssl_object")
+        w:close()
+        w:wait_closed()
+        return o.tls_version, o.session_reused
+      end
+      local cctx = client12()
+      -- TLS 1.2 hands the session over in the handshake itself
+      assert.same({ "TLSv1.2", false }, { connect(cctx) })
+      assert.same({ "TLSv1.2", true }, { connect(cctx) })
+      assert.same({ "TLSv1.2", true }, { connect(cctx) })
+      assert.same({ "TLSv1.2", false }, { connect(client12()) })
+      shutdown()
+    end, 10)
+  end)
+
+  it("fails the client's handshake when the server requires a " ..
+     "certificate it lacks", function()
+    helper.run(function()
+      local reports = helper.capture_reports()
+      local _, _, port, shutdown = helper.serve(helper.echo,
+        { ssl = server_ctx { verify = "required", cafile = certs.ca.cert } })
+      -- unlike TLS 1.3 (see "authenticates clients by certificate"), the
+      -- server's alert comes before the client's handshake ends
+      local ok, e = pcall(lasync.open_connection, "127.0.0.1", port,
+                          { ssl = client12() })
+      assert.is_false(ok)
+      assert.is_true(lasync.is_error(e, lasync.SSLError), tostring(e))
+      assert.equals("SSLV3_ALERT_HANDSHAKE_FAILURE", e.reason)
+      assert.is_nil(e.verify_code)
+      assert.matches("^SSLError: lasync.open_connection: TLS handshake " ..
+                     "failed: ", tostring(e))
+      -- with its certificate, the same client gets through
+      local r, w = lasync.open_connection("127.0.0.1", port,
+        { ssl = client12 { certfile = certs.client.cert,
+                           keyfile = certs.client.key } })
+      assert.equals("TLSv1.2", w:get_extra_info("tls_version"))
+      w:write("in\n")
+      assert.equals("in\n", r:readline())
+      w:close()
+      w:wait_closed()
+      shutdown()
+      assert.equals(1, #reports)
+      assert.equals("PEER_DID_NOT_RETURN_A_CERTIFICATE",
+                    reports[1].exception.reason)
+    end, 10)
   end)
 end)
 

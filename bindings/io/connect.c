@@ -1,7 +1,8 @@
 /*
 ** connect.c — lasync.open_connection (TCP) and lasync.open_unix_connection:
 ** resolve the host, connect to each address in turn until one answers, and
-** return the stream's reader and writer. A cancel closes the socket being
+** return the stream's reader and writer, after the TLS handshake when
+** the ssl option asks for TLS. A cancel closes the socket being
 ** connected; the connect callback still runs and frees its request.
 */
 #include <stdlib.h>
@@ -26,9 +27,13 @@ typedef struct conn_state {
   size_t limit;
   struct sockaddr_storage local;
   int has_local;
+  lx_tls_opts tls;          /* tls.ctx NULL: plain; its context and name
+                               are the state's user values */
 } conn_state;
 
+/* The stack of open_connection: its arguments, then the state. */
 enum { CONN_HOST = 1, CONN_PORT, CONN_OPTS, CONN_STATE };
+enum { CONN_UV_SSL = 1, CONN_UV_HOSTNAME, CONN_NUV = CONN_UV_HOSTNAME };
 
 static const char *const fname_tcp = "open_connection";
 static const char *const fname_unix = "open_unix_connection";
@@ -87,6 +92,14 @@ static void push_target(lua_State *L) {
 
 static int connect_next(lua_State *L, lx_task *t, conn_state *cs);
 
+/* After the TLS handshake moved: r, w (on top) once it is done. */
+static int tls_k(lua_State *L, int status, lua_KContext ctx) {
+  int r = lx_tls_handshake(L, (lx_task *)ctx, CONN_STATE + 2, fname_tcp,
+                           tls_k);
+  (void)status;
+  return r >= 0 ? r : 2;
+}
+
 /* After a connect attempt: done, the next address, or the error. */
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
@@ -103,8 +116,12 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
     free(c);
     if (!s->is_pipe) lx_tcp_options(s, cs->nodelay, cs->keepalive);
     s->limit = cs->limit;
-    lx_stream_push(L, s);
-    return 2;
+    lx_stream_push(L, s); /* CONN_STATE + 1, + 2 */
+    if (cs->tls.ctx == NULL) return 2;
+    lx_tls_push_session_key(L, cs->tls.hostname, CONN_HOST, CONN_PORT);
+    lx_tls_start(L, s, &cs->tls, lua_tostring(L, -1), fname_tcp);
+    lua_pop(L, 1);
+    return tls_k(L, LUA_OK, ctx);
   }
   cs->last_err = c->op.status;
   lx_stream_discard(c->s);
@@ -180,7 +197,9 @@ static int numeric_addr(const char *host, int port, int family,
 /*
 ** lasync.open_connection(host, port [, opts]) -> reader, writer
 ** opts: family, local_addr = {host, port}, nodelay (default true),
-** keepalive (true or seconds), limit (default 65536)
+** keepalive (true or seconds), limit (default 65536), ssl (true or a
+** client context), server_hostname (default: host),
+** ssl_handshake_timeout, ssl_shutdown_timeout
 */
 static int core_open_connection(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
@@ -189,12 +208,25 @@ static int core_open_connection(lua_State *L) {
   int port = lx_check_port(L, CONN_PORT, fname_tcp);
   int opts = check_opts(L, CONN_OPTS), family;
   conn_state *cs;
+  lx_tls_opts tls;
   if (*host == '\0') /* not "every address": there is no such peer */
     return luaL_error(L, "lasync.open_connection: host is empty");
   lua_settop(L, CONN_OPTS);
+  lx_tls_check_opts(L, opts, fname_tcp, 0, &tls);
   family = lx_check_family(L, opts, fname_tcp);
-  cs = lua_newuserdatauv(L, sizeof *cs, 0); /* at CONN_STATE */
+  cs = lua_newuserdatauv(L, sizeof *cs, CONN_NUV); /* at CONN_STATE */
   memset(cs, 0, sizeof *cs);
+  cs->tls = tls;
+  if (tls.ctx) { /* kept as given, whatever becomes of opts meanwhile */
+    lua_getfield(L, opts, "ssl");
+    lua_setiuservalue(L, CONN_STATE, CONN_UV_SSL);
+    if (tls.hostname == NULL) {
+      cs->tls.hostname = host; /* the argument's string */
+    } else {
+      lua_getfield(L, opts, "server_hostname");
+      lua_setiuservalue(L, CONN_STATE, CONN_UV_HOSTNAME);
+    }
+  }
   cs->nodelay = lx_opt_bool(L, opts, "nodelay", 1);
   cs->keepalive = lx_opt_keepalive(L, opts, fname_tcp);
   cs->limit = lx_check_limit(L, opts, fname_tcp);
@@ -236,9 +268,25 @@ static int core_open_connection(lua_State *L) {
 ** Unix sockets
 ** ======================================================================= */
 
+/*
+** The stack of open_unix_connection: its arguments, then the ssl option's
+** context and server_hostname as given (nil if none), kept while it
+** connects, and the checked options (a userdata) when TLS is asked for.
+*/
+enum { UNIX_PATH = 1, UNIX_OPTS, UNIX_SSL, UNIX_HOSTNAME, UNIX_TLS };
+
+static int unix_tls_k(lua_State *L, int status, lua_KContext ctx) {
+  int r = lx_tls_handshake(L, (lx_task *)ctx, UNIX_TLS + 2, fname_unix,
+                           unix_tls_k);
+  (void)status;
+  return r >= 0 ? r : 2;
+}
+
 static int unix_connect_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   connect_op *c = (connect_op *)lx_op_resumed(t);
+  lx_tls_opts *tls;
+  lx_stream *s;
   (void)status;
   if (t->must_cancel) {
     if (c) connect_dispose(&c->op);
@@ -250,18 +298,45 @@ static int unix_connect_k(lua_State *L, int status, lua_KContext ctx) {
     free(c);
     return lx_os_error(L, err, fname_unix, lua_tostring(L, 1));
   }
-  lx_stream_push(L, c->s);
+  s = c->s;
   free(c);
-  return 2;
+  lx_stream_push(L, s); /* UNIX_TLS + 1, + 2 */
+  tls = lua_touserdata(L, UNIX_TLS);
+  if (tls == NULL) return 2;
+  lua_pushliteral(L, "unix"); /* the key's place: "unix", the path */
+  lx_tls_push_session_key(L, tls->hostname, -1, UNIX_PATH);
+  lx_tls_start(L, s, tls, lua_tostring(L, -1), fname_unix);
+  lua_settop(L, UNIX_TLS + 2);
+  return unix_tls_k(L, LUA_OK, ctx);
 }
 
-/* lasync.open_unix_connection(path [, {limit=}]) -> reader, writer */
+/*
+** lasync.open_unix_connection(path [, opts]) -> reader, writer
+** opts: limit, and the ssl options of open_connection (server_hostname
+** has no default: a context that checks host names needs it)
+*/
 static int core_open_unix_connection(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_task *t = lx_current_task(L, rt, fname_unix);
-  const char *path = lx_check_unix_path(L, 1, fname_unix);
-  size_t limit = lx_check_limit(L, check_opts(L, 2), fname_unix);
-  connect_op *c = malloc(sizeof *c);
+  const char *path = lx_check_unix_path(L, UNIX_PATH, fname_unix);
+  int opts = check_opts(L, UNIX_OPTS);
+  size_t limit = lx_check_limit(L, opts, fname_unix);
+  lx_tls_opts tls;
+  connect_op *c;
+  lua_settop(L, UNIX_OPTS);
+  if (lx_tls_check_opts(L, opts, fname_unix, 0, &tls)) {
+    if (tls.hostname == NULL && tls.ctx->check_hostname)
+      return luaL_error(L, "lasync.%s: option 'ssl' with a context that "
+                           "checks host names needs option "
+                           "'server_hostname'", fname_unix);
+    lua_getfield(L, opts, "ssl");             /* UNIX_SSL */
+    lua_getfield(L, opts, "server_hostname"); /* UNIX_HOSTNAME */
+    if (tls.hostname) tls.hostname = lua_tostring(L, UNIX_HOSTNAME);
+    *(lx_tls_opts *)lua_newuserdatauv(L, sizeof tls, 0) = tls;
+  } else {
+    lua_settop(L, UNIX_TLS); /* nil at UNIX_TLS: no TLS */
+  }
+  c = malloc(sizeof *c);
   if (c == NULL) return luaL_error(L, "lasync.%s: out of memory", fname_unix);
   c->s = malloc(sizeof *c->s);
   if (c->s == NULL) {

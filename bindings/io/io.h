@@ -41,8 +41,27 @@ LX_HIDDEN void lx_stream_send_raw(lx_stream *s, const char *data,
 LX_HIDDEN void lx_stream_read_start(lx_stream *s);
 LX_HIDDEN void lx_stream_read_stop(lx_stream *s);
 LX_HIDDEN void lx_stream_finish_close(lx_stream *s);
+LX_HIDDEN void lx_stream_abort(lx_stream *s);
 
-/* tls.c: TLS over a stream, through memory BIOs */
+/* tls.c: TLS over a stream, through memory BIOs; tls_conn.c: the
+   options that ask for it */
+typedef struct lx_sslctx lx_sslctx;
+typedef struct lx_tls_opts { /* the ssl options of a connection */
+  lx_sslctx *ctx;            /* NULL: no TLS */
+  const char *hostname;      /* server_hostname, or NULL */
+  double handshake_timeout, shutdown_timeout; /* seconds */
+} lx_tls_opts;
+LX_HIDDEN int lx_tls_check_opts(lua_State *L, int opts, const char *fname,
+                                int server, lx_tls_opts *o);
+LX_HIDDEN void lx_tls_push_session_key(lua_State *L, const char *hn,
+                                       int addr, int port);
+LX_HIDDEN void lx_tls_start(lua_State *L, lx_stream *s,
+                            const lx_tls_opts *o, const char *key,
+                            const char *fname);
+LX_HIDDEN int lx_tls_handshake(lua_State *L, lx_task *t, int widx,
+                               const char *fname, lua_KFunction k);
+LX_HIDDEN int lx_tls_start_tls_m(lua_State *L);
+LX_HIDDEN int lx_tls_serve(lua_State *L);
 LX_HIDDEN void lx_tls_alloc(lx_stream *s, uv_buf_t *buf);
 LX_HIDDEN void lx_tls_read(lx_stream *s, ssize_t nread, const uv_buf_t *buf);
 LX_HIDDEN void lx_tls_write(lx_stream *s, const char *data, size_t len);
@@ -54,20 +73,18 @@ LX_HIDDEN void lx_tls_closed(lx_stream *s);
 LX_HIDDEN void lx_tls_raise_read_error(lua_State *L, lx_stream *s,
                                        const char *fname);
 LX_HIDDEN void lx_tls_free(lx_stream *s);
-LX_HIDDEN int lx_tls_start_m(lua_State *L);
-LX_HIDDEN int lx_tls_handshake_m(lua_State *L);
-LX_HIDDEN void lx_open_tls(lua_State *L);
 LX_HIDDEN int lx_tls_extra_info(lua_State *L, lx_stream *s,
                                 const char *name);
 
 /* tls_context.c: lasync.ssl.context, an OpenSSL SSL_CTX (immutable) */
 typedef struct ssl_ctx_st SSL_CTX;
-typedef struct lx_sslctx {
+struct lx_sslctx {
   SSL_CTX *ctx;          /* NULL only while it is made */
   int server, check_hostname;
   unsigned char alpn[256 * 8]; /* wire format, for the server's choice */
   size_t alpn_len;
-} lx_sslctx;
+};
+LX_HIDDEN int lx_sslctx_new(lua_State *L);
 LX_HIDDEN void lx_ssl_error_new(lua_State *L, const char *fname,
                                 const char *what, unsigned long err,
                                 long vcode);

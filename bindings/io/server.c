@@ -1,9 +1,10 @@
 /*
 ** server.c — lasync.start_server and lasync.start_unix_server: a listening
 ** socket whose every connection runs handler(reader, writer) as its own
-** task. A handler's error is reported through the loop's exception
-** handler and closes that connection only; the server keeps serving. The
-** Server object is anchored while it listens.
+** task (with the ssl option, after the TLS handshake: lx_tls_serve in
+** tls_conn.c). A handler's error is reported through the loop's
+** exception handler and closes that connection only; the server keeps
+** serving. The Server object is anchored while it listens.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +38,7 @@ typedef struct lx_server {
   lx_waiter closers;   /* tasks in wait_closed() or serve_forever() */
   size_t limit;
   int nodelay, keepalive;
+  double ssl_handshake_timeout, ssl_shutdown_timeout; /* with TLS */
   unsigned char is_pipe, closing, closed, has_box;
   unsigned char owns_file; /* Unix: remove path on close if it still is */
   dev_t dev;           /* the file bound (dev, ino); a newer server may */
@@ -48,7 +50,9 @@ typedef struct server_box {
   lx_server *srv;
 } server_box;
 
-enum { SERVER_HANDLER = 1, SERVER_LOOPOBJ, SERVER_NUV = SERVER_LOOPOBJ };
+enum { SERVER_HANDLER = 1, SERVER_LOOPOBJ,
+       SERVER_SSL, /* the context of the ssl option, or nil */
+       SERVER_NUV = SERVER_SSL };
 
 /* {======================================================================
 ** Lifetime
@@ -184,7 +188,7 @@ static void connection_cb(uv_stream_t *server, int status) {
   lx_loop *loop = srv->loop;
   lua_State *L = loop->L;
   lx_stream *s;
-  int base, r;
+  int base, fn, r;
   if (status < 0) { /* e.g. EMFILE: report, keep listening */
     report_accept_error(srv, status);
     return;
@@ -210,12 +214,21 @@ static void connection_cb(uv_stream_t *server, int status) {
   s->limit = srv->limit;
   base = lua_gettop(L);
   lx_push_anchored(L, loop->rt, srv->first->ref); /* base + 1: the server */
-  lua_getiuservalue(L, base + 1, SERVER_HANDLER);    /* base + 2 */
-  lx_stream_push(L, s);                          /* base + 3, base + 4 */
-  lx_task_new(L, loop, 0, base + 2, 2);          /* base + 5 */
-  lua_pushvalue(L, base + 4);
+  fn = base + 3; /* after the context of TLS, or nil (base + 2) */
+  if (lua_getiuservalue(L, base + 1, SERVER_SSL) != LUA_TNIL) {
+    lua_pushcfunction(L, lx_tls_serve); /* (handler, ctx, timeouts, */
+    lua_getiuservalue(L, base + 1, SERVER_HANDLER); /* reader, writer) */
+    lua_pushvalue(L, base + 2);
+    lua_pushnumber(L, srv->ssl_handshake_timeout);
+    lua_pushnumber(L, srv->ssl_shutdown_timeout);
+  } else {                                           /* handler(reader, */
+    lua_getiuservalue(L, base + 1, SERVER_HANDLER); /* writer) */
+  }
+  lx_stream_push(L, s);
+  lx_task_new(L, loop, 0, fn, lua_gettop(L) - fn);
+  lua_pushvalue(L, -2); /* the writer */
   lua_pushcclosure(L, handler_done, 1);
-  lx_future_add_callback(L, base + 5, base + 6);
+  lx_future_add_callback(L, -2, -1);
   lua_settop(L, base);
 }
 
@@ -231,6 +244,8 @@ typedef struct listen_opts {
   int backlog;
   size_t limit;
   int nodelay, keepalive, reuse_port; /* keepalive: seconds, 0 for off */
+  int optsidx;      /* the options table (0: none) */
+  lx_tls_opts tls;  /* its ssl options; tls.ctx NULL: plain */
 } listen_opts;
 
 /* Raise "option 'name' must be <what> (got ...)" for the value on top. */
@@ -290,6 +305,8 @@ static int read_opts(lua_State *L, int idx, const char *fname,
                      listen_opts *o) {
   int opts = lua_isnoneornil(L, idx) ? 0 : idx;
   if (opts) lx_checktype(L, opts, LUA_TTABLE);
+  o->optsidx = opts;
+  lx_tls_check_opts(L, opts, fname, 1, &o->tls);
   o->backlog = opt_backlog(L, opts, fname);
   o->limit = lx_check_limit(L, opts, fname);
   o->nodelay = lx_opt_bool(L, opts, "nodelay", 1);
@@ -311,6 +328,8 @@ static lx_server *server_new(lua_State *L, lx_loop *loop,
   srv->limit = o->limit;
   srv->nodelay = o->nodelay;
   srv->keepalive = o->keepalive;
+  srv->ssl_handshake_timeout = o->tls.handshake_timeout;
+  srv->ssl_shutdown_timeout = o->tls.shutdown_timeout;
   return srv;
 }
 
@@ -318,7 +337,8 @@ static lx_server *server_new(lua_State *L, lx_loop *loop,
 ** [-0, +1] push the Server object of a listening srv (its first socket;
 ** the others follow in srv->next) and anchor it
 */
-static void server_push(lua_State *L, lx_server *srv, int handleridx) {
+static void server_push(lua_State *L, lx_server *srv, int handleridx,
+                        const listen_opts *o) {
   server_box *b = lua_newuserdatauv(L, sizeof *b, SERVER_NUV);
   lx_server *s;
   b->srv = srv;
@@ -332,6 +352,10 @@ static void server_push(lua_State *L, lx_server *srv, int handleridx) {
   lua_setiuservalue(L, -2, SERVER_HANDLER);
   lua_rawgeti(L, LUA_REGISTRYINDEX, srv->loop->self_ref);
   lua_setiuservalue(L, -2, SERVER_LOOPOBJ);
+  if (o->tls.ctx) { /* what was checked: nothing ran since */
+    lua_getfield(L, o->optsidx, "ssl");
+    lua_setiuservalue(L, -2, SERVER_SSL);
+  }
   srv->ref = lx_anchor(L, srv->loop->rt, -1);
   lx_list_add(&srv->loop->resources, &srv->node);
 }
@@ -441,7 +465,7 @@ static int tcp_listen(lua_State *L, lx_loop *loop,
     }
     last = srv;
   }
-  server_push(L, first, SRV_HANDLER);
+  server_push(L, first, SRV_HANDLER, o);
   return 1;
 }
 
@@ -607,7 +631,7 @@ static int core_start_unix_server(lua_State *L) {
   r = unix_bind(srv, path);
   if (r == 0) r = uv_listen(&srv->h.stream, o.backlog, connection_cb);
   if (r < 0) return server_fail(L, srv, r, "start_unix_server", path);
-  server_push(L, srv, 1);
+  server_push(L, srv, 1, &o);
   return 1;
 }
 

@@ -820,12 +820,16 @@ static int writer_close(lua_State *L) {
 ** drain() raises ECONNABORTED.
 */
 static int writer_abort(lua_State *L) {
-  lx_stream *s = check_writer(L, "abort");
-  if (uv_is_closing(&s->h.handle)) return 0; /* closed or closing */
+  lx_stream_abort(check_writer(L, "abort"));
+  return 0;
+}
+
+/* w:abort() (also a failed TLS handshake's, tls.c) */
+void lx_stream_abort(lx_stream *s) {
+  if (uv_is_closing(&s->h.handle)) return; /* closed or closing */
   if (s->read_err == 0) s->read_err = UV_EOF; /* not eof_status: ours */
   if (s->write_err == 0) s->write_err = UV_ECONNABORTED;
   stream_abort(s); /* queued writes: write_cb gets UV_ECANCELED */
-  return 0;
 }
 
 /* w:wait_closed(): wait until the stream is closed */
@@ -928,8 +932,7 @@ void lx_open_stream(lua_State *L) {
     {"wait_closed", writer_wait_closed},
     {"is_closing", writer_is_closing},
     {"get_extra_info", writer_get_extra_info},
-    {"_start_tls", lx_tls_start_m},
-    {"_tls_handshake", lx_tls_handshake_m},
+    {"start_tls", lx_tls_start_tls_m},
     {NULL, NULL}
   };
   static const luaL_Reg reader_meta[] = {

@@ -5,8 +5,8 @@
 ** StreamReader finds it as it would plain bytes. Plaintext written goes
 ** through SSL_write; the ciphertext it leaves in the write BIO goes out
 ** by the stream's own write path, so drain() follows the encrypted side.
-** The handshake is awaited through w:_tls_handshake (the Lua side, in
-** lua/lasync/ssl.lua, puts the timeout around it).
+** Also the handshake a task awaits, with its deadline (lx_tls_handshake);
+** tls_conn.c has the options that ask for TLS.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +33,12 @@ typedef struct lx_tls {
   double shutdown_timeout; /* seconds it waits at most */
   uv_timer_t *timer;     /* that wait's timer (freed by its close_cb) */
   char *sess_key;        /* a client's key in its context's session cache */
+  lx_timer hs_timer;     /* the handshake's deadline: in the loop's heap
+                            from lx_tls_start until the handshake ends or
+                            the stream closes (lx_tls_closed) */
+  lx_stream *stream;     /* the stream it is on (for hs_timer) */
+  double hs_timeout;     /* ssl_handshake_timeout, for its error */
+  unsigned char timed_out; /* hs_timer fired before the handshake ended */
 } lx_tls;
 
 /* {======================================================================
@@ -224,6 +230,7 @@ static void shutdown_timer_cb(uv_timer_t *timer) {
 */
 void lx_tls_close_notify(lx_stream *s) {
   lx_tls *t = s->tls;
+  double ms;
   if (t->state != TLS_OPEN || t->shut || s->write_err) return;
   t->shut = 1;
   if (SSL_shutdown(t->ssl) < 0) ERR_clear_error();
@@ -235,17 +242,19 @@ void lx_tls_close_notify(lx_stream *s) {
   uv_timer_init(s->h.handle.loop, t->timer);
   t->timer->data = s;
   uv_unref((uv_handle_t *)t->timer); /* the stream keeps the loop alive */
+  ms = t->shutdown_timeout * 1000 + 0.5; /* math.huge too: never */
   uv_timer_start(t->timer, shutdown_timer_cb,
-                 (uint64_t)(t->shutdown_timeout * 1000 + 0.5), 0);
+                 ms >= 1e18 ? UINT64_MAX : (uint64_t)ms, 0);
   t->waiting = 1;
   lx_stream_read_start(s); /* s->closing is not set yet */
 }
 
 int lx_tls_shutting_down(const lx_stream *s) { return s->tls->waiting; }
 
-/* The stream's handle is closed (or closing): the wait is over. */
+/* The stream's handle is closed (or closing): the waits are over. */
 void lx_tls_closed(lx_stream *s) {
   lx_tls *t = s->tls;
+  lx_timer_disarm(s->loop, &t->hs_timer);
   t->waiting = 0;
   if (t->timer) {
     uv_close((uv_handle_t *)t->timer, timer_close_cb);
@@ -264,12 +273,14 @@ void lx_tls_free(lx_stream *s) {
 /* }====================================================================== */
 
 /* {======================================================================
-** Lua methods (internal: lua/lasync/ssl.lua calls them)
+** The handshake
 ** ======================================================================= */
 
-static lx_stream *check_writer(lua_State *L, const char *fname) {
-  return lx_checkbox(L, lua_touserdata(L, lua_upvalueindex(1)), 1,
-                     LX_MT_WRITER, fname);
+static void handshake_timeout_cb(lx_loop *loop, lx_timer *timer) {
+  lx_tls *t = lx_container_of(timer, lx_tls, hs_timer);
+  (void)loop;
+  t->timed_out = 1;
+  lx_waitlist_wake_first(&t->stream->readers); /* the handshake's task */
 }
 
 /* Set up who we expect the server to be: SNI, then name or IP check. */
@@ -294,32 +305,26 @@ const char *lx_tls_session_key(SSL *ssl) {
 }
 
 /*
-** w:_start_tls(ctx, server_hostname|nil[, need_host[, shutdown_timeout
-** [, session_key]]]): put TLS on the stream and start the handshake
-** (need_host: start_tls, where no host name is known unless given;
-** shutdown_timeout: seconds close() waits for the peer's close_notify,
-** default 30; session_key: a client offers the session its context kept
-** under this key, and keeps the ones it gets there). Bytes already read
-** but not taken are the first ciphertext (STARTTLS: the peer may have
-** sent its hello already).
+** Put TLS with the checked options o on the stream s and start the
+** handshake (a client: with o->hostname, and offering the session its
+** context kept under key, if not NULL); its deadline starts now. Bytes
+** already read but not taken are the first ciphertext (STARTTLS: the
+** peer may have sent its hello already). On failure nothing is left and
+** the error names fname.
 */
-int lx_tls_start_m(lua_State *L) {
-  const char *fname = "StreamWriter:start_tls";
-  lx_stream *s = check_writer(L, fname);
-  lx_sslctx *c = lx_check_sslctx(L, 2, fname);
-  const char *host = lx_optcstring(L, 3, fname, "server_hostname", NULL);
-  const char *key = lx_optcstring(L, 6, fname, "session_key", NULL);
+void lx_tls_start(lua_State *L, lx_stream *s, const lx_tls_opts *o,
+                  const char *key, const char *fname) {
+  lx_sslctx *c = o->ctx;
   lx_tls *t;
-  if (s->tls) return luaL_error(L, "lasync.%s: TLS is on already", fname);
+  double d = o->handshake_timeout * 1e9;
+  if (s->tls) luaL_error(L, "lasync.%s: TLS is on already", fname);
   if (s->closing || s->read_err)
-    return luaL_error(L, "lasync.%s: the stream is closed", fname);
+    luaL_error(L, "lasync.%s: the stream is closed", fname);
   if (c->ctx == NULL)
-    return luaL_error(L, "lasync.%s: the context is not usable", fname);
-  if (!c->server && c->check_hostname && host == NULL && lua_toboolean(L, 4))
-    return luaL_error(L, "lasync.%s: a context that checks host names "
-                         "needs option 'server_hostname'", fname);
+    luaL_error(L, "lasync.%s: the context is not usable", fname);
+  lx_timer_reserve(L, s->loop); /* before anything is made */
   t = calloc(1, sizeof *t);
-  if (t == NULL) return luaL_error(L, "lasync.%s: out of memory", fname);
+  if (t == NULL) luaL_error(L, "lasync.%s: out of memory", fname);
   t->ssl = SSL_new(c->ctx);
   t->rbio = BIO_new(BIO_s_mem());
   t->wbio = BIO_new(BIO_s_mem());
@@ -329,21 +334,24 @@ int lx_tls_start_m(lua_State *L) {
     SSL_free(t->ssl);
     free(t);
     ERR_clear_error();
-    return luaL_error(L, "lasync.%s: out of memory", fname);
+    luaL_error(L, "lasync.%s: out of memory", fname);
   }
-  t->shutdown_timeout = luaL_optnumber(L, 5, 30); /* asyncio's */
+  t->shutdown_timeout = o->shutdown_timeout;
+  t->hs_timeout = o->handshake_timeout;
+  t->stream = s;
   BIO_set_mem_eof_return(t->rbio, -1); /* empty: "want more", not EOF */
   SSL_set_bio(t->ssl, t->rbio, t->wbio);
   if (c->server) {
     SSL_set_accept_state(t->ssl);
   } else {
     SSL_set_connect_state(t->ssl);
-    if (host && !set_peer_name(t->ssl, host, c->check_hostname)) {
+    if (o->hostname && !set_peer_name(t->ssl, o->hostname,
+                                      c->check_hostname)) {
       SSL_free(t->ssl);
       free(t);
       ERR_clear_error();
-      return luaL_error(L, "lasync.%s: server_hostname is not a valid "
-                           "host name (got \"%s\")", fname, host);
+      luaL_error(L, "lasync.%s: server_hostname is not a valid host name "
+                    "(got \"%s\")", fname, o->hostname);
     }
     if (key && (t->sess_key = strdup(key)) != NULL) {
       SSL_set_app_data(t->ssl, t);
@@ -355,71 +363,59 @@ int lx_tls_start_m(lua_State *L) {
     s->start = s->len = 0;
   }
   s->tls = t;
+  t->hs_timer.fire = handshake_timeout_cb;
+  lx_timer_arm(s->loop, &t->hs_timer,
+               d >= 1e18 ? UINT64_MAX : lx_now() + (uint64_t)d);
   pump(s); /* a client sends its hello */
   lx_stream_read_start(s);
-  return 0;
 }
 
-/* Raise the failure of the handshake, naming fname. */
-static int raise_failed(lua_State *L, lx_stream *s, const char *fname) {
+/* [-0, +1] the error of a failed handshake, naming fname */
+static void push_failure(lua_State *L, lx_stream *s, const char *fname) {
   lx_tls *t = s->tls;
-  if (t->err == 0 && t->vcode == X509_V_OK) {
+  if (t->state != TLS_FAILED && t->timed_out) { /* asyncio's, the same */
+    lua_pushfstring(L, "the TLS handshake took longer than %f s",
+                    (lua_Number)t->hs_timeout);
+    lx_os_error_new(L, UV_ECONNABORTED, fname, lua_tostring(L, -1));
+    lua_remove(L, -2);
+  } else if (t->err == 0 && t->vcode == X509_V_OK) {
     int err = s->read_err && s->read_err != UV_EOF ? s->read_err
                                                    : UV_ECONNRESET;
-    return lx_os_error(L, err, fname, "during the TLS handshake");
+    lx_os_error_new(L, err, fname, "during the TLS handshake");
+  } else {
+    lx_ssl_error_new(L, fname, "TLS handshake failed", t->err, t->vcode);
   }
-  lx_ssl_error_new(L, fname, "TLS handshake failed", t->err, t->vcode);
-  return lua_error(L);
-}
-
-static int handshake_k(lua_State *L, int status, lua_KContext ctx) {
-  lx_task *task = (lx_task *)ctx;
-  const char *fname = lua_tostring(L, 2);
-  lx_stream *s;
-  (void)status;
-  if (task->must_cancel) return lx_task_raise_cancelled(L, task);
-  s = ((lx_stream **)lua_touserdata(L, 1))[0];
-  if (s == NULL || s->tls == NULL)
-    return luaL_error(L, "lasync.%s: the stream is gone", fname);
-  if (s->tls->state == TLS_OPEN) return 0;
-  if (s->tls->state == TLS_FAILED || s->read_err || s->closed)
-    return raise_failed(L, s, fname);
-  lx_stream_read_start(s);
-  return lx_wait_on(L, task, &s->readers, handshake_k);
-}
-
-/* w:_tls_handshake(fname): wait until the handshake is done, or raise */
-int lx_tls_handshake_m(lua_State *L) {
-  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  lx_stream *s = check_writer(L, "StreamWriter:_tls_handshake");
-  lx_task *task = lx_current_task(L, rt, "StreamWriter:_tls_handshake");
-  lua_settop(L, 2);
-  if (s->tls == NULL)
-    return luaL_error(L, "lasync.StreamWriter:_tls_handshake: no TLS");
-  if (!lx_waitlist_empty(&s->readers))
-    return luaL_error(L, "lasync.%s: another task is reading from this "
-                         "stream", lua_tostring(L, 2));
-  return handshake_k(L, LUA_OK, (lua_KContext)task);
 }
 
 /*
-** lasync._tls_timeout_error(fname, seconds) -> the OSError ECONNABORTED
-** of a handshake that took too long (asyncio raises the same)
+** Await in task t the handshake on the stream of the writer at widx
+** (started by lx_tls_start): -1 once it is done. When it fails, its
+** deadline passes or t is cancelled, the connection is aborted and the
+** error raised (fname names the function). Else t waits for the stream's
+** next read and continues in k, which calls this again: then return what
+** this returns, if it is not -1 (the result of the wait).
 */
-static int core_tls_timeout_error(lua_State *L) {
-  const char *fname = lx_checkstring(L, 1);
-  lua_Number secs = lx_checknumber(L, 2);
-  lua_pushfstring(L, "the TLS handshake took longer than %f s", secs);
-  lx_os_error_new(L, UV_ECONNABORTED, fname, lua_tostring(L, -1));
-  return 1;
-}
-
-void lx_open_tls(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-    {"_tls_timeout_error", core_tls_timeout_error},
-    {NULL, NULL}
-  };
-  lx_setfuncs(L, funcs);
+int lx_tls_handshake(lua_State *L, lx_task *t, int widx, const char *fname,
+                     lua_KFunction k) {
+  lx_stream *s = *(lx_stream **)lua_touserdata(L, widx);
+  lx_tls *tls;
+  if (s == NULL || s->tls == NULL) /* the writer was finalized by hand */
+    return luaL_error(L, "lasync.%s: the stream is gone", fname);
+  tls = s->tls;
+  if (tls->state == TLS_OPEN && !t->must_cancel) {
+    lx_timer_disarm(s->loop, &tls->hs_timer);
+    return -1;
+  }
+  if (t->must_cancel || tls->state == TLS_FAILED || tls->timed_out ||
+      s->read_err || s->closed) {
+    if (!t->must_cancel) push_failure(L, s, fname);
+    lx_timer_disarm(s->loop, &tls->hs_timer);
+    lx_stream_abort(s);
+    if (t->must_cancel) return lx_task_raise_cancelled(L, t);
+    return lua_error(L);
+  }
+  lx_stream_read_start(s);
+  return lx_wait_on(L, t, &s->readers, k);
 }
 
 /* }====================================================================== */

@@ -20,7 +20,7 @@
 static const char *const fname_ctx = "ssl.context";
 
 typedef struct ctx_opts {
-  int server, verify, check_hostname, min_version;
+  int server, verify, check_hostname, min_version, max_version;
   const char *certfile, *keyfile, *password, *cafile, *capath;
   const char *ciphers, *ciphersuites;
   unsigned char alpn[256 * 8]; /* wire format: length-prefixed names */
@@ -29,8 +29,8 @@ typedef struct ctx_opts {
 
 static const char *const known_opts[] = {
   "purpose", "certfile", "keyfile", "password", "cafile", "capath",
-  "verify", "check_hostname", "minimum_version", "ciphers", "ciphersuites",
-  "alpn", NULL
+  "verify", "check_hostname", "minimum_version", "maximum_version",
+  "ciphers", "ciphersuites", "alpn", NULL
 };
 
 /* {======================================================================
@@ -207,6 +207,16 @@ static void read_ctx_opts(lua_State *L, ctx_opts *o) {
   o->min_version = opt_choice(L, "minimum_version", versions, 0,
                               "\"TLSv1.2\" or \"TLSv1.3\"") == 1
                        ? TLS1_3_VERSION : TLS1_2_VERSION;
+  /* Python's maximum_version; default: the newest OpenSSL knows */
+  switch (opt_choice(L, "maximum_version", versions, -1,
+                     "\"TLSv1.2\" or \"TLSv1.3\"")) {
+    case 0: o->max_version = TLS1_2_VERSION; break;
+    case 1: o->max_version = TLS1_3_VERSION; break;
+    default: o->max_version = 0;
+  }
+  if (o->max_version && o->max_version < o->min_version)
+    luaL_error(L, "lasync.%s: option 'maximum_version' (\"TLSv1.2\") is "
+                  "below option 'minimum_version' (\"TLSv1.3\")", fname_ctx);
   o->certfile = opt_string(L, "certfile", NULL);
   o->keyfile = opt_string(L, "keyfile", NULL);
   o->password = opt_string(L, "password", NULL);
@@ -372,6 +382,7 @@ static void ctx_setup(lua_State *L, lx_sslctx *c, const ctx_opts *o) {
   ERR_clear_error();
   if (ctx == NULL) ctx_fail(L, NULL, "creating a context", NULL);
   SSL_CTX_set_min_proto_version(ctx, o->min_version);
+  SSL_CTX_set_max_proto_version(ctx, o->max_version); /* 0: no cap */
   /* renegotiation refused; idle connections give their buffers back */
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
@@ -431,9 +442,10 @@ static void ctx_setup(lua_State *L, lx_sslctx *c, const ctx_opts *o) {
 /*
 ** lasync.ssl.context([opts]) -> context. opts: purpose, certfile,
 ** keyfile, password, cafile, capath, verify, check_hostname,
-** minimum_version, ciphers, ciphersuites, alpn (see docs/api.md, "TLS").
+** minimum_version, maximum_version, ciphers, ciphersuites, alpn (see
+** docs/api.md, "TLS").
 */
-static int core_ssl_context(lua_State *L) {
+int lx_sslctx_new(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   ctx_opts o;
   lx_sslctx *c;
@@ -501,7 +513,7 @@ void lx_open_tls_context(lua_State *L) {
     {NULL, NULL}
   };
   static const luaL_Reg funcs[] = {
-    {"_ssl_context", core_ssl_context},
+    {"_ssl_context", lx_sslctx_new},
     {NULL, NULL}
   };
   lx_newclass(L, LX_MT_SSLCTX, "lasync.ssl.Context", methods, meta);

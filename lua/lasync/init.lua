@@ -10,8 +10,7 @@ for k, v in pairs(core) do M[k] = v end
 for k, v in pairs(require "lasync.sync") do M[k] = v end -- Condition, ...
 M.fs = require "lasync.fs"                               -- readfile, ...
 M.subprocess = require "lasync.subprocess"               -- communicate
-M.ssl = require "lasync.ssl"                             -- context
-M.ssl._install(M) -- the ssl options of open_connection, start_server
+M.ssl = { context = core._ssl_context }                 -- TLS contexts
 M.tasks = require("lasync.introspect").tasks
 
 local Future, current_task = core.Future, core.current_task
