@@ -3,7 +3,8 @@
 -- per connection, tls.c) instead of two memory BIOs per connection. These
 -- cover the paths that change: records split over many reads, ciphertext
 -- that came before start_tls, one write far larger than the output
--- buffer, and many idle connections that still serve afterwards.
+-- buffer, and many idle connections that still serve afterwards. A
+-- reader that took every byte leaves its TLS stream no plaintext buffer.
 local helper = require "helper"
 local tls = require "tls_helper"
 local lasync = helper.lasync
@@ -20,6 +21,14 @@ end
 
 local function client_ctx()
   return lasync.ssl.context { cafile = certs.ca.cert }
+end
+
+-- The resident set of this process in KiB.
+local function rss_kib()
+  local f = assert(io.open("/proc/self/status"))
+  local kib = tonumber(f:read("a"):match("VmRSS:%s*(%d+)"))
+  f:close()
+  return kib
 end
 
 -- Copy r to w one byte per write and per loop turn, so that the other
@@ -137,6 +146,73 @@ describe("regress 0011: TLS through lasync's own BIO", function()
       end
       for _, c in ipairs(conns) do c[2]:wait_closed() end
       shutdown()
+    end, 30)
+  end)
+
+  it("a TLS stream whose reader took everything holds no read buffer",
+     function()
+    -- the server in a process of its own, measuring its own RSS: "RSS"
+    -- on a connection answers it; any other line is echoed
+    local script = helper.temp_script([[
+      local lasync = require "lasync"
+      local cert, key = ...
+      local srv = lasync.start_server(function(r, w)
+        while true do
+          local line = r:readline()
+          if line == "" then break end
+          if line == "RSS\n" then
+            collectgarbage()
+            local f = assert(io.open("/proc/self/status"))
+            line = f:read("a"):match("VmRSS:%s*(%d+)") .. "\n"
+            f:close()
+          end
+          w:write(line)
+        end
+        w:close()
+      end, "127.0.0.1", 0, { ssl = lasync.ssl.context { purpose = "server",
+        certfile = cert, keyfile = key } })
+      local _, port = srv:address()
+      print(port)
+      io.stdout:flush()
+      srv:serve_forever()
+    ]])
+    helper.run(function()
+      local N = 200
+      local msg = ("m"):rep(4000) .. "\n"
+      local p = lasync.subprocess.exec(helper.bin, { script,
+        certs.server.cert, certs.server.key }, { stdout = "pipe" })
+      local port = tonumber(p.stdout:readline())
+      local ctx = client_ctx()
+      local conns = {}
+      for i = 1, N do
+        local r, w = lasync.open_connection("127.0.0.1", port, { ssl = ctx })
+        conns[i] = { r, w }
+      end
+      local function rss()
+        conns[1][2]:write("RSS\n")
+        return tonumber(conns[1][1]:readline())
+      end
+      local before = rss()
+      -- one round trip on every connection, one after the other, then
+      -- idle again
+      for _, c in ipairs(conns) do
+        c[2]:write(msg)
+        assert.equals(msg, c[1]:readline())
+      end
+      lasync.sleep(0.05)
+      local per_conn = (rss() - before) / N
+      for _, c in ipairs(conns) do c[2]:close() end
+      for _, c in ipairs(conns) do c[2]:wait_closed() end
+      p:kill()
+      p:wait()
+      os.remove(script)
+      -- a 16 KiB plaintext buffer kept per connection stays resident
+      -- where the message went (about 8 KiB measured)
+      local sanitized = (os.getenv("LD_PRELOAD") or ""):find("asan") ~= nil
+      if not sanitized then
+        assert.is_true(per_conn < 2, ("RSS grew by %.1f KiB per idle " ..
+          "connection after one message"):format(per_conn))
+      end
     end, 30)
   end)
 end)
