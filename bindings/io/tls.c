@@ -110,6 +110,13 @@ static int net_create(BIO *b) {
   return 1;
 }
 
+/* At exit, or when lasync's module is unloaded (glibc runs a shared
+   object's atexit handlers then): valgrind would call it lost. */
+static void net_method_free(void) {
+  BIO_meth_free(net_method);
+  net_method = NULL;
+}
+
 static void net_method_init(void) {
   BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
                                "lasync stream");
@@ -120,6 +127,7 @@ static void net_method_init(void) {
     return;
   }
   net_method = m;
+  atexit(net_method_free);
 }
 
 /* A net_bio for the stream s, or NULL when memory is out. */
