@@ -299,8 +299,11 @@ struct lx_loop {
   int self_ref;       /* the loop object, anchored while running */
   int open_handles;   /* libuv handles not yet closed */
   char *tls_cbuf;     /* the ciphertext read buffer of all its TLS streams
-                         (tls.c): each read goes into a memory BIO at once,
-                         so an idle connection holds none */
+                         (tls.c): OpenSSL reads each read at once, so an
+                         idle connection holds none */
+  char *tls_obuf;     /* their ciphertext output, sent and emptied before
+                         each TLS operation returns (tls.c) */
+  size_t tls_olen, tls_ocap;
   unsigned char own_uv, running, stopping, closing, closed, debug;
   unsigned char drain;  /* run until no task is pending */
   unsigned char orphan; /* its Loop object is gone: free when closed */

@@ -129,6 +129,7 @@ static void loop_free(lx_loop *loop) {
   if (loop->own_uv) free(loop->uv);
   free(loop->heap);
   free(loop->tls_cbuf);
+  free(loop->tls_obuf);
   free(loop);
 }
 

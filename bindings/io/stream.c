@@ -242,7 +242,16 @@ static void take(lua_State *L, lx_stream *s, size_t n) {
   lua_pushlstring(L, s->buf + s->start, n);
   s->start += n;
   s->len -= n;
-  if (s->len == 0) s->start = 0;
+  if (s->len == 0) {
+    s->start = 0;
+    /* a TLS stream's socket reads go elsewhere (tls.c): an idle TLS
+       connection keeps no plaintext buffer, the next record gets one */
+    if (s->tls) {
+      free(s->buf);
+      s->buf = NULL;
+      s->cap = 0;
+    }
+  }
   maybe_resume(s);
 }
 

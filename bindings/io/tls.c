@@ -1,13 +1,15 @@
 /*
 ** tls.c — TLS over a stream (stream.c), as Node and uvloop do it: OpenSSL
-** talks to two memory BIOs. What the socket reads goes into the read BIO;
+** reads and writes memory, not the socket, through one BIO of our own
+** (net_bio). What the socket reads is handed to OpenSSL where it lies;
 ** the plaintext SSL_read makes lands in the stream's read buffer, where
 ** StreamReader finds it as it would plain bytes. Plaintext written goes
-** through SSL_write; the ciphertext it leaves in the write BIO goes out
-** by the stream's own write path, so drain() follows the encrypted side.
-** Also the handshake a task awaits, with its deadline (lx_tls_handshake);
-** tls_conn.c has the options that ask for TLS.
+** through SSL_write; the ciphertext it leaves in the loop's output buffer
+** goes out by the stream's own write path, so drain() follows the
+** encrypted side. Also the handshake a task awaits, with its deadline
+** (lx_tls_handshake); tls_conn.c has the options that ask for TLS.
 */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,14 +20,17 @@
 #include "io/io.h"
 
 #define TLS_CBUF 16384 /* ciphertext read at once: one TLS record */
+#define TLS_OBUF_FLUSH 65536 /* ciphertext gathered before it is sent */
 
 enum { TLS_HANDSHAKE, TLS_OPEN, TLS_FAILED };
 
 typedef struct lx_tls {
-  SSL *ssl;
-  BIO *rbio, *wbio;      /* network side: into rbio, out of wbio */
+  SSL *ssl;              /* and its net_bio, both ways */
+  const char *in;        /* ciphertext not yet read by OpenSSL: in_len */
+  size_t in_len;         /* bytes at in (the loop's read buffer during a
+                            read, else keep) */
+  char *keep;            /* those bytes kept between reads, or NULL */
   int state;
-  int fresh_bios;        /* the BIOs were swapped after the handshake */
   unsigned long err;     /* OpenSSL's error that failed the connection */
   long vcode;            /* its X509 verification result */
   int shut;              /* close_notify sent */
@@ -45,41 +50,135 @@ typedef struct lx_tls {
 ** The engine
 ** ======================================================================= */
 
-/* Send what OpenSSL wrote into the write BIO. */
-static void flush(lx_stream *s) {
+/*
+** net_bio: OpenSSL's network side, one BIO for both ways, owning no
+** memory. Reads take the ciphertext at t->in (where the socket's read
+** put it); writes append to the loop's output buffer, which flush()
+** sends and empties before the operation that filled it returns. Two
+** memory BIOs would keep two BIO structs and two buffers (which never
+** shrink) per connection, idle or not.
+*/
+static BIO_METHOD *net_method;
+static pthread_once_t net_once = PTHREAD_ONCE_INIT;
+
+static void flush(lx_stream *s);
+
+static int net_write(BIO *b, const char *data, int len) {
+  lx_stream *s = BIO_get_data(b);
+  lx_loop *loop = s->loop;
+  BIO_clear_retry_flags(b);
+  if (len <= 0) return 0;
+  if (loop->tls_olen >= TLS_OBUF_FLUSH) flush(s); /* a big write */
+  if (loop->tls_olen + (size_t)len > loop->tls_ocap) {
+    size_t cap = loop->tls_ocap ? loop->tls_ocap : TLS_CBUF;
+    char *p;
+    while (cap < loop->tls_olen + (size_t)len) cap *= 2;
+    p = realloc(loop->tls_obuf, cap);
+    if (p == NULL) return -1; /* SSL_write fails: write_err */
+    loop->tls_obuf = p;
+    loop->tls_ocap = cap;
+  }
+  memcpy(loop->tls_obuf + loop->tls_olen, data, (size_t)len);
+  loop->tls_olen += (size_t)len;
+  return len;
+}
+
+static int net_read(BIO *b, char *out, int len) {
+  lx_stream *s = BIO_get_data(b);
   lx_tls *t = s->tls;
-  char *p;
-  long n = BIO_get_mem_data(t->wbio, &p);
-  if (n > 0) {
-    lx_stream_send_raw(s, p, (size_t)n);
-    (void)BIO_reset(t->wbio);
+  size_t n = t->in_len < (size_t)len ? t->in_len : (size_t)len;
+  BIO_clear_retry_flags(b);
+  if (n == 0) { /* nothing yet: "want more", not EOF */
+    BIO_set_retry_read(b);
+    return -1;
+  }
+  memcpy(out, t->in, n);
+  t->in += n;
+  t->in_len -= n;
+  return (int)n;
+}
+
+static long net_ctrl(BIO *b, int cmd, long num, void *ptr) {
+  lx_stream *s = BIO_get_data(b);
+  (void)num;
+  (void)ptr;
+  switch (cmd) {
+  case BIO_CTRL_FLUSH: return 1; /* flush() sends when OpenSSL is done */
+  case BIO_CTRL_PENDING: return s->tls ? (long)s->tls->in_len : 0;
+  case BIO_CTRL_WPENDING: return (long)s->loop->tls_olen;
+  default: return 0;
+  }
+}
+
+static int net_create(BIO *b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+/* At exit, or when lasync's module is unloaded (glibc runs a shared
+   object's atexit handlers then): valgrind would call it lost. */
+static void net_method_free(void) {
+  BIO_meth_free(net_method);
+  net_method = NULL;
+}
+
+static void net_method_init(void) {
+  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                               "lasync stream");
+  if (m == NULL) return;
+  if (!BIO_meth_set_write(m, net_write) || !BIO_meth_set_read(m, net_read) ||
+      !BIO_meth_set_ctrl(m, net_ctrl) || !BIO_meth_set_create(m, net_create)) {
+    BIO_meth_free(m);
+    return;
+  }
+  net_method = m;
+  atexit(net_method_free);
+}
+
+/* A net_bio for the stream s, or NULL when memory is out. */
+static BIO *net_bio_new(lx_stream *s) {
+  BIO *b;
+  pthread_once(&net_once, net_method_init);
+  if (net_method == NULL || (b = BIO_new(net_method)) == NULL) return NULL;
+  BIO_set_data(b, s);
+  return b;
+}
+
+/* Send what OpenSSL wrote (net_write) and empty the loop's buffer. */
+static void flush(lx_stream *s) {
+  lx_loop *loop = s->loop;
+  if (loop->tls_olen > 0) {
+    lx_stream_send_raw(s, loop->tls_obuf, loop->tls_olen);
+    loop->tls_olen = 0;
   }
 }
 
 /*
-** Once the handshake is over and both memory BIOs are empty, give the
-** connection new ones: a memory BIO never shrinks, and the handshake grew
-** them to its largest flight (the certificate chain, session tickets), so
-** an idle connection would keep that memory. SSL_set_bio frees the old.
+** After OpenSSL read what it could: keep the ciphertext it left (reading
+** paused, or it failed) in the connection's own memory, as the loop's
+** read buffer is the next read's; an idle connection keeps none.
 */
-static void swap_bios(lx_tls *t) {
-  BIO *r, *w;
-  if (t->fresh_bios || BIO_ctrl_pending(t->rbio) ||
-      BIO_ctrl_pending(t->wbio))
-    return;
-  r = BIO_new(BIO_s_mem());
-  w = BIO_new(BIO_s_mem());
-  if (r == NULL || w == NULL) { /* keep the old ones: they work */
-    BIO_free(r);
-    BIO_free(w);
-    ERR_clear_error();
+static void keep_rest(lx_stream *s) {
+  lx_tls *t = s->tls;
+  char *p;
+  if (t->in_len == 0) {
+    free(t->keep);
+    t->keep = NULL;
+    t->in = NULL;
     return;
   }
-  BIO_set_mem_eof_return(r, -1);
-  SSL_set_bio(t->ssl, r, w);
-  t->rbio = r;
-  t->wbio = w;
-  t->fresh_bios = 1;
+  if (t->in == t->keep) return;
+  p = malloc(t->in_len);
+  if (p == NULL) { /* the bytes are lost: the connection with them */
+    t->in_len = 0;
+    s->read_err = UV_ENOMEM;
+    lx_stream_read_stop(s);
+  } else {
+    memcpy(p, t->in, t->in_len);
+  }
+  free(t->keep);
+  t->keep = p;
+  t->in = p;
 }
 
 /* The connection failed: keep OpenSSL's reason, stop reading. */
@@ -112,7 +211,7 @@ static void pump(lx_stream *s) {
     char *room;
     /* nothing to decrypt: no read buffer for a connection that only
        finished its handshake */
-    if (!BIO_ctrl_pending(t->rbio) && !SSL_has_pending(t->ssl)) break;
+    if (t->in_len == 0 && !SSL_has_pending(t->ssl)) break;
     room = lx_stream_room(s, TLS_CBUF, &avail);
     if (room == NULL) {
       s->read_err = UV_ENOMEM;
@@ -134,7 +233,6 @@ static void pump(lx_stream *s) {
     }
   }
   flush(s); /* handshake messages, alerts, session tickets, key updates */
-  if (t->state == TLS_OPEN) swap_bios(t);
 }
 
 /* The loop's one ciphertext buffer: lx_tls_read empties it at once. */
@@ -150,8 +248,26 @@ static void shutdown_done(lx_stream *s);
 void lx_tls_read(lx_stream *s, ssize_t nread, const uv_buf_t *buf) {
   lx_tls *t = s->tls;
   if (nread > 0) {
-    BIO_write(t->rbio, buf->base, (int)nread);
+    if (t->in_len > 0) { /* after what was kept */
+      size_t off = (size_t)(t->in - t->keep); /* OpenSSL read that much */
+      char *p = realloc(t->keep, off + t->in_len + (size_t)nread);
+      if (p == NULL) {
+        s->read_err = UV_ENOMEM;
+        lx_stream_read_stop(s);
+        lx_waitlist_wake_first(&s->readers);
+        return;
+      }
+      memmove(p, p + off, t->in_len);
+      memcpy(p + t->in_len, buf->base, (size_t)nread);
+      t->keep = p;
+      t->in = p;
+      t->in_len += (size_t)nread;
+    } else {
+      t->in = buf->base;
+      t->in_len = (size_t)nread;
+    }
     pump(s);
+    keep_rest(s);
     if (s->reading && !t->waiting && s->len >= 2 * s->limit &&
         lx_waitlist_empty(&s->readers))
       lx_stream_read_stop(s); /* the reader falls behind: pause */
@@ -264,7 +380,8 @@ void lx_tls_closed(lx_stream *s) {
 
 void lx_tls_free(lx_stream *s) {
   lx_tls *t = s->tls;
-  SSL_free(t->ssl); /* and its BIOs, and its reference to the context */
+  SSL_free(t->ssl); /* and its BIO, and its reference to the context */
+  free(t->keep);
   free(t->sess_key);
   free(t);
   s->tls = NULL;
@@ -317,6 +434,7 @@ void lx_tls_start(lua_State *L, lx_stream *s, const lx_tls_opts *o,
   lx_sslctx *c = o->ctx;
   lx_tls *t;
   double d = o->handshake_timeout * 1e9;
+  BIO *bio;
   if (s->tls) luaL_error(L, "lasync.%s: TLS is on already", fname);
   if (s->closing || s->read_err)
     luaL_error(L, "lasync.%s: the stream is closed", fname);
@@ -326,21 +444,19 @@ void lx_tls_start(lua_State *L, lx_stream *s, const lx_tls_opts *o,
   t = calloc(1, sizeof *t);
   if (t == NULL) luaL_error(L, "lasync.%s: out of memory", fname);
   t->ssl = SSL_new(c->ctx);
-  t->rbio = BIO_new(BIO_s_mem());
-  t->wbio = BIO_new(BIO_s_mem());
-  if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
-    BIO_free(t->rbio);
-    BIO_free(t->wbio);
+  bio = net_bio_new(s);
+  if (t->ssl == NULL || bio == NULL) {
+    BIO_free(bio);
     SSL_free(t->ssl);
     free(t);
     ERR_clear_error();
     luaL_error(L, "lasync.%s: out of memory", fname);
+    return; /* not reached: luaL_error does not return */
   }
   t->shutdown_timeout = o->shutdown_timeout;
   t->hs_timeout = o->handshake_timeout;
   t->stream = s;
-  BIO_set_mem_eof_return(t->rbio, -1); /* empty: "want more", not EOF */
-  SSL_set_bio(t->ssl, t->rbio, t->wbio);
+  SSL_set_bio(t->ssl, bio, bio); /* one reference, both ways */
   if (c->server) {
     SSL_set_accept_state(t->ssl);
   } else {
@@ -352,6 +468,7 @@ void lx_tls_start(lua_State *L, lx_stream *s, const lx_tls_opts *o,
       ERR_clear_error();
       luaL_error(L, "lasync.%s: server_hostname is not a valid host name "
                     "(got \"%s\")", fname, o->hostname);
+      return;
     }
     if (key && (t->sess_key = strdup(key)) != NULL) {
       SSL_set_app_data(t->ssl, t);
@@ -359,7 +476,17 @@ void lx_tls_start(lua_State *L, lx_stream *s, const lx_tls_opts *o,
     }
   }
   if (s->len > 0) { /* read already: ciphertext */
-    BIO_write(t->rbio, s->buf + s->start, (int)s->len);
+    t->keep = malloc(s->len);
+    if (t->keep == NULL) {
+      SSL_free(t->ssl);
+      free(t->sess_key);
+      free(t);
+      luaL_error(L, "lasync.%s: out of memory", fname);
+      return;
+    }
+    memcpy(t->keep, s->buf + s->start, s->len);
+    t->in = t->keep;
+    t->in_len = s->len;
     s->start = s->len = 0;
   }
   s->tls = t;
@@ -367,6 +494,7 @@ void lx_tls_start(lua_State *L, lx_stream *s, const lx_tls_opts *o,
   lx_timer_arm(s->loop, &t->hs_timer,
                d >= 1e18 ? UINT64_MAX : lx_now() + (uint64_t)d);
   pump(s); /* a client sends its hello */
+  keep_rest(s);
   lx_stream_read_start(s);
 }
 
