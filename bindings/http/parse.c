@@ -71,12 +71,11 @@ static int on_header_value_complete(llhttp_t *p) {
   lx_http_parser *hp = parser_of(p);
   lx_http_hdr *h = &hp->hdr[hp->nhdr];
   const char *v = hp->base + h->value;
-  uint32_t i;
   if (hp->span != SPAN_VALUE) h->value = h->value_len = 0; /* empty */
-  for (i = 0; i < h->value_len; i++)
-    if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
-      return reject(hp, 400, "obs-fold or a control byte in a header "
-                             "value");
+  if (memchr(v, '\n', h->value_len) || memchr(v, '\r', h->value_len) ||
+      memchr(v, '\0', h->value_len)) /* llhttp refuses the last two too */
+    return reject(hp, 400, "obs-fold or a control byte in a header "
+                           "value");
   hp->nhdr++;
   hp->span = SPAN_NONE;
   return 0;
@@ -96,6 +95,7 @@ static int name_is(const lx_http_parser *hp, const lx_http_hdr *h,
 */
 static int check_te(lx_http_parser *hp) {
   uint32_t i, n = 0;
+  if (!(hp->p.flags & F_TRANSFER_ENCODING)) return 0;
   for (i = 0; i < hp->nhdr; i++) {
     const lx_http_hdr *h = &hp->hdr[i];
     const char *v = hp->base + h->value, *end = v + h->value_len, *last;
