@@ -385,6 +385,31 @@ describe("lasync.core._http_conn", function()
       end)
     end)
 
+    it("body: progress re-arms body_timeout; idle gives way to head",
+       function()
+      helper.run(function()
+        local srv, port, log = server({body_timeout = 0.06,
+                                       idle_timeout = 0.06,
+                                       head_timeout = 5}, serve)
+        local r, w = lasync.open_connection(LOCAL, port)
+        lasync.sleep(0.03)
+        w:write("POST /slow HTTP/1.1\r\nContent-Length: 5\r\n")
+        lasync.sleep(0.09) -- past idle_timeout: the head has begun
+        w:write("Connection: close\r\n\r\n")
+        for i = 1, 5 do -- 0.15 s in all, never 0.06 s without a byte
+          lasync.sleep(0.03)
+          w:write(("x"):rep(1))
+        end
+        local reply = r:read()
+        w:close()
+        assert.equal("/slow", log[1].raw_path)
+        assert.equal("xxxxx", log[1].body)
+        assert.equal(200, responses(reply)[1].status)
+        srv:close()
+        srv:wait_closed()
+      end)
+    end)
+
     it("body: 408 after body_timeout without progress", function()
       helper.run(function()
         local srv, port, log = server({body_timeout = 0.05}, serve)

@@ -299,9 +299,10 @@ static int next_request_step(lua_State *L, lx_http_conn *c, lx_task *t) {
   lx_stream *s = c->s;
   size_t head_len = 0;
   int r = LX_HTTP_MORE;
-  if (!c->head_started && s->len > 0) { /* the head's deadline: once */
+  if (!c->head_started && s->len > 0) { /* the idle wait is over */
     c->head_started = 1;
-    lx_http_arm(c, c->head_ns);
+    c->timed_out = 0; /* bytes came in time, whatever fired since */
+    lx_http_disarm(c);
   }
   if (s->len > 0)
     r = lx_http_parse_head(&c->hp, s->buf + s->start, s->len, &head_len);
@@ -335,6 +336,9 @@ static int next_request_step(lua_State *L, lx_http_conn *c, lx_task *t) {
     lua_pushliteral(L, "the request head took too long");
     return 3;
   }
+  if (c->timer.idx == 0) /* armed once per phase: the head's deadline is
+                            never pushed back by the bytes that arrive */
+    lx_http_arm(c, c->head_started ? c->head_ns : c->idle_ns);
   c->waiter = t;
   c->peer_wait = 0;
   return lx_stream_wait_data(L, t, s, "http.conn:next_request",
@@ -386,7 +390,8 @@ static int conn_next_request(lua_State *L) {
   c->head_started = 0;
   c->minor = 1; /* until a head says otherwise: an error is answered as
                    HTTP/1.1 (Connection: close) */
-  lx_http_arm(c, c->idle_ns); /* replaced by the head's at its first byte */
+  c->timed_out = 0;
+  lx_http_disarm(c);
   return next_request_step(L, c, t);
 }
 
