@@ -123,7 +123,7 @@ static int body_start(lua_State *L, int what, lua_Integer dflt) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_http_conn *c = lx_http_check(L, fnames[what] + 10);
   lx_task *t;
-  lua_Integer lim = dflt;
+  lua_Integer lim = dflt < 0 ? (lua_Integer)c->max_body : dflt;
   if (what != READ_CHUNK && !lua_isnoneornil(L, 2)) {
     int isint;
     lim = lua_tointegerx(L, 2, &isint);
@@ -177,8 +177,7 @@ static int body_start(lua_State *L, int what, lua_Integer dflt) {
 
 /* conn:read_body([max]) -> the whole body | false, status, message */
 int lx_http_read_body(lua_State *L) {
-  lx_http_conn *c = lua_touserdata(L, 1);
-  return body_start(L, READ_ALL, c ? (lua_Integer)c->max_body : 0);
+  return body_start(L, READ_ALL, -1); /* -1: the connection's max_body */
 }
 
 /* conn:read_chunk() -> the next piece | nil at the end | false, ... */
