@@ -59,6 +59,7 @@ static int body_step(lua_State *L, lx_http_conn *c, lx_task *t, int what) {
       r = lx_http_parse_body(hp, s->buf + s->start, len, &used);
     if (r == LX_HTTP_ERROR) return body_error(L, c, hp->status, hp->msg);
     if (what != READ_DISCARD && hp->npieces > 0) {
+      luaL_checkstack(L, LX_HTTP_PIECES, fnames[what]);
       for (i = 0; i < hp->npieces; i++)
         lua_pushlstring(L, hp->piece[i], hp->piece_len[i]);
       lua_concat(L, (int)hp->npieces + (what == READ_ALL));
@@ -80,6 +81,7 @@ static int body_step(lua_State *L, lx_http_conn *c, lx_task *t, int what) {
     if (what == READ_DISCARD &&
         hp->body_total > (uint64_t)lua_tointeger(L, 2)) {
       lx_http_disarm(c);
+      c->state = LX_CONN_DEAD; /* the caller closes instead */
       lua_pushboolean(L, 0);
       return 1;
     }
@@ -157,6 +159,7 @@ static int body_start(lua_State *L, int what, lua_Integer dflt) {
   }
   if (what == READ_DISCARD && c->expect_continue && !c->continue_sent) {
     /* the client waits for our word and may never send the body */
+    c->state = LX_CONN_DEAD;
     lua_pushboolean(L, 0);
     return 1;
   }
