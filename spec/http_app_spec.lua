@@ -207,7 +207,7 @@ describe("http.App", function()
       "handler (got string)", app.post, app, "/", "handler")
     helper.raises_msg("lasync.http.App:route: the method must be a token",
       app.route, app, "GE T", "/", function() end)
-    helper.raises_msg("lasync.http.App:get: expected an App (got nil)",
+    helper.raises_msg("lasync.http.App:get: expected a http.App (got nil)",
       app.get, nil, "/", function() end)
     app:get("/", function() return "root" end)
     app:route("purge", "/cache", function() return "purged" end)

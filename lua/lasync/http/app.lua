@@ -116,7 +116,7 @@ local function add_route(app, method, pattern, handler, fname)
       fname, type(pattern)), 3)
   end
   check.callable(handler, "http." .. fname, "as the handler")
-  app._router:add(method, pattern, handler, "lasync.http." .. fname)
+  app._router:add(method, pattern, handler, "lasync.http." .. fname, 4)
 end
 
 --- app:route(method, pattern, handler): method is "GET", "POST", ...

@@ -286,14 +286,11 @@ function methods.post(req)
     max_size = app.client_max_size, max_parts = app.max_form_parts,
     spool_threshold = app.spool_threshold })
   if not fields then
-    if type(err) == "table" and err.status then
-      if err.status == 413 then st.keep = false end
-      local cls = response.by_status[err.status] or response.HTTPBadRequest
-      error(cls(err.message), 0)
-    end
-    error(err, 0)
+    if err.status == 413 then st.keep = false end
+    local cls = response.by_status[err.status] or response.HTTPBadRequest
+    error(cls(err.message), 0)
   end
-  if fields.cleanup then st.cleanup = fields.cleanup end
+  st.cleanup = err -- the second result: removes spooled files
   rawset(req, "_form", fields)
   return fields
 end

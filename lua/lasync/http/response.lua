@@ -135,7 +135,7 @@ local RESPONSE_OPTS = { status = true, reason = true, headers = true,
 -- content_type =, stream =} -> a response
 local function new_response(opts, fname)
   fname = fname or "Response"
-  opts = check.options(opts, fname, RESPONSE_OPTS,
+  opts = check.options(opts, "http." .. fname, RESPONSE_OPTS,
     "{status = 200, body = \"hi\"}")
   local status = opts.status or 200
   check_status(status, fname)
@@ -244,7 +244,8 @@ local STREAM_OPTS = { status = true, reason = true, headers = true,
 -- content_length =} -> a response whose body the handler writes
 setmetatable(StreamResponse, { __call = function(_, opts)
   local fname = "StreamResponse"
-  opts = check.options(opts, fname, STREAM_OPTS, "{status = 200}")
+  opts = check.options(opts, "http." .. fname, STREAM_OPTS,
+    "{status = 200}")
   local status = opts.status or 200
   check_status(status, fname)
   if opts.reason ~= nil then check_value(opts.reason, "reason", fname) end
