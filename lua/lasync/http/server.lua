@@ -454,10 +454,7 @@ end
 
 --- run(app, opts): serve until SIGINT or SIGTERM, then close gracefully
 function M.run(app, opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    check.options(opts, "http.App:run", RUN_OPTS, "{port = 8080}")
-  end
-  opts = opts or {}
+  opts = check.options(opts, "http.App:run", RUN_OPTS, "{port = 8080}")
   if opts.print ~= nil and opts.print ~= false then
     check.callable(opts.print, "http.App:run", "or false as option 'print'")
   end
