@@ -300,14 +300,13 @@ function StreamResponse:prepare(req)
   local keep = st.keep
   if len == nil and req.version == "1.0" then keep = false end
   st.keep = keep
-  st.sent = true
-  self._st, self._head_only = st, req.method == "HEAD"
-  self._chunked = len == nil
+  local head_only = req.method == "HEAD"
+  local full = st.conn:send_head(self.status, self.headers, len, keep,
+                                 head_only, self.reason)
+  st.sent, st.status, st.size = true, self.status, 0
+  self._st, self._head_only, self._chunked = st, head_only, len == nil
   self.prepared = true
-  if st.conn:send_head(self.status, self.headers, len, keep, self._head_only,
-                       self.reason) then
-    st.writer:drain()
-  end
+  if full then st.writer:drain() end
 end
 
 --- resp:write(data): send body bytes; waits while the peer is slow
@@ -324,6 +323,7 @@ function StreamResponse:write(data)
     error("lasync.http.StreamResponse:write: write_eof() was called", 2)
   end
   if self._head_only or data == "" then return end
+  st.size = st.size + #data
   if st.conn:send_chunk(data) then st.writer:drain() end
 end
 

@@ -40,7 +40,6 @@ local FILE_CHUNK = 65536
 local function keep_of(st)
   local keep = st.keep and not st.server._closing
   st.keep = keep
-  st.sent = true
   return keep
 end
 
@@ -55,10 +54,10 @@ local function send_file(st, req, status, reason, headers, file)
     if left == nil then left = f:seek("end") - offset end
     f:seek("set", offset)
   end
-  if conn:send_head(status, headers, left, keep_of(st), head_only, reason)
-  then
-    writer:drain()
-  end
+  local full = conn:send_head(status, headers, left, keep_of(st), head_only,
+                              reason)
+  st.sent = true
+  if full then writer:drain() end
   st.status, st.size = status, left
   if head_only then return end
   while left > 0 do
@@ -87,20 +86,20 @@ end
 local function send_exception(st, req, e)
   local status, reason, headers, body = exception_response(e)
   st.status, st.size = status, body and #body or 0
-  if st.conn:send(status, headers, body or "", keep_of(st),
-                  req.method == "HEAD", reason) then
-    st.writer:drain()
-  end
+  local full = st.conn:send(status, headers, body or "", keep_of(st),
+                            req.method == "HEAD", reason)
+  st.sent = true
+  if full then st.writer:drain() end
 end
 
 -- Send res, what the handler (through the middlewares) returned.
 local function send(st, req, res)
   if type(res) == "string" then
     st.status, st.size = 200, #res
-    if st.conn:send(200, TEXT_HEADERS, res, keep_of(st),
-                    req.method == "HEAD") then
-      st.writer:drain()
-    end
+    local full = st.conn:send(200, TEXT_HEADERS, res, keep_of(st),
+                              req.method == "HEAD")
+    st.sent = true
+    if full then st.writer:drain() end
     return
   end
   local mt = getmetatable(res)
@@ -124,10 +123,10 @@ local function send(st, req, res)
   end
   local body = res.body or ""
   st.status, st.size = status, #body
-  if st.conn:send(status, headers, body, keep_of(st), req.method == "HEAD",
-                  res.reason) then
-    st.writer:drain()
-  end
+  local full = st.conn:send(status, headers, body, keep_of(st),
+                            req.method == "HEAD", res.reason)
+  st.sent = true
+  if full then st.writer:drain() end
 end
 
 --}======================================================================
