@@ -153,11 +153,10 @@ local function dispatch(st, req)
   end
   req.path, req.query_string = path, qs
   local app = st.app
-  local handler, info, status, allowed = app._router:resolve(req.method,
-                                                               path)
+  local handler, info, allowed = app._router:resolve(req.method, path)
   if handler then
-    if info then req.match_info = info end
-  elseif status == 405 then
+    req.match_info = info
+  elseif info == 405 then
     req._allowed, handler = allowed, method_not_allowed
   else
     handler = not_found
