@@ -84,7 +84,7 @@ end
 local methods = {}
 local getters = {}
 
-local Request = { __name = "lasync.http.Request" }
+local Request = { __name = "lasync.http.Request", _methods = methods }
 M.Request = Request
 
 function Request.__index(req, k)
@@ -298,6 +298,7 @@ end
 -- The streaming reader of a request body.
 local Content = { __name = "lasync.http.Content" }
 Content.__index = Content
+M.Content = Content
 
 --- reader:read_chunk() -> the next piece of the body (at most 64 KiB), or
 -- nil at its end
