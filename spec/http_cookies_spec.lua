@@ -49,6 +49,10 @@ describe("lasync.http.cookies.format", function()
       { samesite = "sometimes" })
     raises_msg("unknown cookie attribute maxage", cookies.format, "a", "b",
       { maxage = 1 })
+    raises_msg("expires must be an epoch in range (got inf)",
+      cookies.format, "a", "b", { expires = math.huge })
+    raises_msg("expires must be an epoch in range (got 1e+15)",
+      cookies.format, "a", "b", { expires = 1e15 })
     raises_msg("max_age must be an integer (got float)", cookies.format,
       "a", "b", { max_age = 1.5 })
   end)
@@ -64,6 +68,22 @@ describe("lasync.http.cookies.format", function()
         set_cookie("a", "\n")
       end)
     assert.matches("http_cookies_spec.lua:%d+: ", err)
+    -- a wrapper one call deeper passes its depth
+    local function add_cookie(name, value)
+      local v = cookies.format(name, value, nil,
+        "lasync.http.Response:set_cookie", 4)
+      return v
+    end
+    local function set_cookie2(name, value)
+      local v = add_cookie(name, value)
+      return v
+    end
+    local line
+    err = raises_msg("lasync.http.Response:set_cookie: cookie name", function()
+      line = debug.getinfo(1, "l").currentline + 1
+      set_cookie2("a b", "x")
+    end)
+    assert.matches("http_cookies_spec.lua:" .. line .. ": ", err)
   end)
 end)
 

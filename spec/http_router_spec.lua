@@ -129,8 +129,8 @@ describe("lasync.http.router", function()
         local err = raises_msg(case[2], function()
           get(case[1], h "x")
         end)
-        assert.matches("^[^:]*http_router_spec%.lua:%d+: lasync%.http%.App:get: ",
-          err)
+        assert.matches("^[^:]*http_router_spec%.lua:%d+: " ..
+          "lasync%.http%.App:get: ", err)
       end
       raises_msg("lasync.http.Router:add: method must be a token",
         r.add, r, "G T", "/", h "x")
@@ -142,6 +142,10 @@ describe("lasync.http.router", function()
       r:add("GET", "/d/{x}", h "x")
       raises_msg("route GET /d/{x} is already added", r.add, r, "GET",
         "/d/{x}", h "y")
+      raises_msg("lasync.http.Router:resolve: expected a Router (got nil)",
+        r.resolve)
+      raises_msg("lasync.http.Router:resolve: method and path must be " ..
+        "strings (got string, nil)", r.resolve, r, "GET")
       assert.is_nil(router._lua_pattern_error("[%]]+%b()%f[%w]x-"))
       assert.are.equal("it ends with %", router._lua_pattern_error("a%"))
     end)

@@ -125,3 +125,27 @@ describe("lasync.http.url.split_target", function()
       "nil)", url.split_target)
   end)
 end)
+
+describe("lasync.http.url fuzz", function()
+  it("never raises on random input and round-trips quote", function()
+    math.randomseed(tonumber(os.getenv("LASYNC_FUZZ_SEED")) or 3)
+    local alphabet = { "%", "2", "f", "F", "?", "/", "+", "&", "=", "\0",
+      "a", "%2", "%00", "%zz", "http://", "*" }
+    for _ = 1, 10000 do
+      local t = {}
+      for _ = 1, math.random(0, 12) do
+        t[#t + 1] = alphabet[math.random(#alphabet)]
+      end
+      local s = table.concat(t)
+      local path, query = url.split_target(s)
+      if path then
+        assert.is_nil(path:find("\0", 1, true))
+        assert.is_string(query)
+      end
+      url.parse_qs(s)
+      local d = url.unquote(s, true)
+      assert.are.equal(s, url.unquote(url.quote(s, "")))
+      if d then assert.is_string(d) end
+    end
+  end)
+end)

@@ -43,15 +43,21 @@ local SAMESITE = { strict = "Strict", lax = "Lax", none = "None" }
 local ATTRS = { max_age = true, expires = true, path = true, domain = true,
   secure = true, httponly = true, samesite = true }
 
---- cookies.format(name, value [, attrs [, fname]]) -> a Set-Cookie value.
+--- cookies.format(name, value [, attrs [, fname [, level]]]) -> a
+-- Set-Cookie value.
 -- attrs: max_age (integer seconds), expires (epoch number, written as an
 -- IMF-fixdate, or a string), path, domain, secure, httponly (booleans),
 -- samesite ("Strict", "Lax" or "None", any case). Errors name fname
--- (default "lasync.http.cookies.format") and blame its caller; given
--- fname, they blame the caller's caller, so that Response:set_cookie
--- passes its own name (and calls format other than as a tail call).
-function M.format(name, value, attrs, fname)
-  local level = fname and 3 or 2
+-- (default "lasync.http.cookies.format") and blame the function at
+-- `level`, counted as error() counts from format: by default its caller
+-- (2), or with fname its caller's caller (3), so that
+-- Response:set_cookie passes its own name (and calls format other than
+-- as a tail call); a deeper wrapper passes its depth.
+function M.format(name, value, attrs, fname, level)
+  if level ~= nil and math_type(level) ~= "integer" then
+    error("lasync.http.cookies.format: level must be an integer", 2)
+  end
+  level = level or (fname and 3 or 2)
   fname = fname or "lasync.http.cookies.format"
   local function fail(fmt, ...)
     error(fname .. ": " .. fmt:format(...), level + 1)
@@ -95,11 +101,12 @@ function M.format(name, value, attrs, fname)
   local expires = attrs.expires
   if expires ~= nil then
     if type(expires) == "number" then
-      if expires ~= expires or expires == math.huge or
-          expires == -math.huge then
-        fail("expires must be a finite epoch (got %s)", tostring(expires))
+      -- years 1 to 9999, what an IMF-fixdate can say
+      local t = math.tointeger(math.floor(expires))
+      if not t or t < -62135596800 or t > 253402300799 then
+        fail("expires must be an epoch in range (got %s)", tostring(expires))
       end
-      expires = date.format(expires)
+      expires = date.format(t)
     else
       expires = text("expires")
     end

@@ -4,13 +4,16 @@
 -- method ("add") is read with md:get(key).
 local M = {}
 
-local type, error, select, setmetatable, getmetatable = type, error,
-  select, setmetatable, getmetatable
+local type, error, rawset, setmetatable, getmetatable = type, error,
+  rawset, setmetatable, getmetatable
 local lower = string.lower
 
 -- The private fields of a multidict are under these keys (tables, which
--- no string key can collide with).
-local KEYS, VALS, FIRST, LISTS, CI = {}, {}, {}, {}, {}
+-- no string key can collide with): ENTRIES, an array of key, value,
+-- key, value...; FIRST, key -> first value; LISTS (made on the first
+-- repeated key), key -> array of all its values; CI, true for a
+-- CIMultiDict.
+local ENTRIES, FIRST, LISTS, CI = {}, {}, {}, {}
 
 local methods = {}
 local mt = { __name = "lasync.http.MultiDict" }
@@ -46,14 +49,18 @@ end
 
 -- Appends (key, value); key already folded.
 local function push(self, key, value)
-  local keys, vals = self[KEYS], self[VALS]
-  local n = #keys + 1
-  keys[n], vals[n] = key, value
+  local entries = self[ENTRIES]
+  local n = #entries
+  entries[n + 1], entries[n + 2] = key, value
   local first = self[FIRST]
   if first[key] == nil then
     first[key] = value
   else
     local lists = self[LISTS]
+    if not lists then
+      lists = {}
+      rawset(self, LISTS, lists) -- past __newindex
+    end
     local list = lists[key]
     if list then
       list[#list + 1] = value
@@ -66,20 +73,20 @@ end
 -- Removes every entry of key (already folded); returns how many.
 local function remove_all(self, key)
   if self[FIRST][key] == nil then return 0 end
-  local keys, vals = self[KEYS], self[VALS]
-  local j, removed = 0, 0
-  for i = 1, #keys do
-    local k, v = keys[i], vals[i]
-    keys[i], vals[i] = nil, nil
+  local entries = self[ENTRIES]
+  local j, removed, n = 0, 0, #entries
+  for i = 1, n, 2 do
+    local k, v = entries[i], entries[i + 1]
     if k == key then
       removed = removed + 1
     else
-      j = j + 1
-      keys[j], vals[j] = k, v
+      entries[j + 1], entries[j + 2] = k, v
+      j = j + 2
     end
   end
+  for i = j + 1, n do entries[i] = nil end
   self[FIRST][key] = nil
-  self[LISTS][key] = nil
+  if self[LISTS] then self[LISTS][key] = nil end
   return removed
 end
 
@@ -95,7 +102,7 @@ end
 function methods.getall(self, key)
   check_self(self, "getall")
   key = check_key(self, key, "getall")
-  local list = self[LISTS][key]
+  local list = self[LISTS] and self[LISTS][key]
   if list then return { table.unpack(list) } end
   local v = self[FIRST][key]
   if v == nil then return {} end
@@ -136,16 +143,16 @@ end
 --- md:len() -> the number of (key, value) entries
 function methods.len(self)
   check_self(self, "len")
-  return #self[KEYS]
+  return #self[ENTRIES] // 2
 end
 
 --- md:items() -> an iterator of key, value in insertion order
 function methods.items(self)
   check_self(self, "items")
-  local keys, vals, i = self[KEYS], self[VALS], 0
+  local entries, i = self[ENTRIES], -1
   return function()
-    i = i + 1
-    return keys[i], vals[i]
+    i = i + 2
+    return entries[i], entries[i + 1]
   end
 end
 
@@ -153,8 +160,9 @@ end
 -- insertion
 function methods.keys(self)
   check_self(self, "keys")
-  local out, seen = {}, {}
-  for _, k in ipairs(self[KEYS]) do
+  local out, seen, entries = {}, {}, self[ENTRIES]
+  for i = 1, #entries, 2 do
+    local k = entries[i]
     if not seen[k] then
       seen[k] = true
       out[#out + 1] = k
@@ -200,9 +208,9 @@ local function items_pairs(self)
 end
 
 local function tostr(self)
-  local parts = {}
-  for i, k in ipairs(self[KEYS]) do
-    local v = self[VALS][i]
+  local parts, entries = {}, self[ENTRIES]
+  for i = 1, #entries, 2 do
+    local k, v = entries[i], entries[i + 1]
     parts[#parts + 1] = ("%q: %s"):format(k, type(v) == "string" and
       ("%q"):format(v) or tostring(v))
   end
@@ -261,8 +269,8 @@ local function fill(md, init, fname)
 end
 
 local function make(meta, ci)
-  return setmetatable({ [KEYS] = {}, [VALS] = {}, [FIRST] = {},
-    [LISTS] = {}, [CI] = ci or nil }, meta)
+  return setmetatable({ [ENTRIES] = {}, [FIRST] = {}, [CI] = ci or nil },
+    meta)
 end
 
 --- multidict.new([init]) -> a MultiDict (keys compared exactly)
@@ -278,5 +286,9 @@ end
 
 --- multidict.is(x) -> whether x is a MultiDict or a CIMultiDict
 M.is = is_md
+
+-- md:add without the checks, for the parsers here (key a string, value
+-- not nil, key already lowercased for a CIMultiDict)
+M._push = push
 
 return M

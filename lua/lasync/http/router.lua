@@ -248,6 +248,10 @@ end
 --- r:resolve(method, path) -> handler, match_info | nil, 404 | nil, 405,
 -- allowed (a sorted array of methods; "*" routes never give 405)
 function Router:resolve(method, path)
+  if getmetatable(self) ~= Router then
+    error(("lasync.http.Router:resolve: expected a Router (got %s)")
+      :format(type(self)), 2)
+  end
   if type(method) ~= "string" or type(path) ~= "string" then
     error(("lasync.http.Router:resolve: method and path must be " ..
       "strings (got %s, %s)"):format(type(method), type(path)), 2)
@@ -263,12 +267,23 @@ function Router:resolve(method, path)
   local dynamic = self.dynamic
   for i = 1, #dynamic do
     local route = dynamic[i]
-    local caps = { match(path, route.lua_pattern) }
-    if #caps > 0 then
+    local names = route.names
+    -- up to 4 captures without a table, so a miss allocates nothing
+    local c1, c2, c3, c4 = match(path, route.lua_pattern)
+    if c1 ~= nil then
       local h = pick(route.methods, method)
       if h then
-        local info, names = {}, route.names
-        for j = 1, #names do info[names[j]] = caps[j] end
+        local info = { [names[1]] = c1 }
+        if #names > 1 then
+          if #names > 4 then
+            local caps = { match(path, route.lua_pattern) }
+            for j = 2, #names do info[names[j]] = caps[j] end
+          else
+            info[names[2]] = c2
+            if names[3] then info[names[3]] = c3 end
+            if names[4] then info[names[4]] = c4 end
+          end
+        end
         return h, info
       end
       allowed = allowed or {}
@@ -282,6 +297,10 @@ end
 --- r:routes() -> an array of {method =, pattern =} in the order they are
 -- tried (plain paths first, in no particular order among themselves)
 function Router:routes()
+  if getmetatable(self) ~= Router then
+    error(("lasync.http.Router:routes: expected a Router (got %s)")
+      :format(type(self)), 2)
+  end
   local out = {}
   local exact = {}
   for p in pairs(self.exact) do exact[#exact + 1] = p end
@@ -304,6 +323,5 @@ function Router:routes()
 end
 
 M._lua_pattern_error = lua_pattern_error
-M.Router = Router
 
 return M

@@ -104,6 +104,7 @@ function M.parse_qs(s, max_fields)
       "nil (got %s)"):format(type(max_fields)), 2)
   end
   local md = multidict.new()
+  local push = multidict._push
   local n, pos, len = 0, 1, #s
   while pos <= len do
     local amp = find(s, "&", pos, true) or len + 1
@@ -112,14 +113,26 @@ function M.parse_qs(s, max_fields)
       if max_fields and n > max_fields then
         return nil, ("more than %d fields"):format(max_fields), 413
       end
-      local piece = sub(s, pos, amp - 1)
-      local k, v = match(piece, "^([^=]*)=(.*)$")
-      if not k then k, v = piece, "" end
-      local at = bad_escape(k) or bad_escape(v)
-      if at then
-        return nil, ("bad percent-escape in field %d"):format(n), 400
+      local eq = find(s, "=", pos, true)
+      local k, v
+      if eq and eq < amp then
+        k, v = sub(s, pos, eq - 1), sub(s, eq + 1, amp - 1)
+      else
+        k, v = sub(s, pos, amp - 1), ""
       end
-      md:add(decode(k, true), decode(v, true))
+      if find(k, "[%%+]") then
+        if bad_escape(k) then
+          return nil, ("bad percent-escape in field %d"):format(n), 400
+        end
+        k = decode(k, true)
+      end
+      if find(v, "[%%+]") then
+        if bad_escape(v) then
+          return nil, ("bad percent-escape in field %d"):format(n), 400
+        end
+        v = decode(v, true)
+      end
+      push(md, k, v)
     end
     pos = amp + 1
   end
@@ -176,13 +189,10 @@ end
 -- "%" nor "?" is returned as it is, without allocating.
 function M.split_target(raw)
   check_string(raw, "split_target", "raw")
-  local q = find(raw, "?", 1, true)
-  if not q and not find(raw, "%", 1, true) then
-    if find(raw, "\0", 1, true) then
-      return nil, "NUL byte in the path"
-    end
-    if byte(raw, 1) == 47 or raw == "*" then return raw, "" end
+  if not find(raw, "[%%?%z]") and (byte(raw, 1) == 47 or raw == "*") then
+    return raw, ""
   end
+  local q = find(raw, "?", 1, true)
   local path, query = raw, ""
   if q then path, query = sub(raw, 1, q - 1), sub(raw, q + 1) end
   if byte(path, 1) ~= 47 and path ~= "*" then
