@@ -123,6 +123,8 @@ end
 --}======================================================================
 
 describe("lasync.http server", function()
+  teardown(function() require("tls_helper").cleanup() end)
+
   it("answers a handler's string with 200 text/plain", function()
     helper.run(function()
       local app = http.App()
@@ -785,6 +787,125 @@ describe("lasync.http server", function()
     end)
   end)
 
+  it("serves static files: Range, conditional, HEAD, traversal refused",
+    function()
+      helper.in_dir(function(dir)
+        local content = ("0123456789"):rep(30000) -- 300000 bytes
+        lasync.fs.writefile(dir .. "/data.txt", content)
+        lasync.fs.writefile(dir .. "/page.html", "<p>hi</p>")
+        lasync.fs.mkdir(dir .. "/sub")
+        lasync.fs.writefile(dir .. "/sub/<b>.txt", "x")
+        local secret = dir .. "-secret"
+        lasync.fs.writefile(secret, "secret")
+        os.execute(("ln -s %s %s/link"):format(helper.shell_quote(secret),
+          helper.shell_quote(dir)))
+        local app = http.App()
+        app:static("/static", dir, { show_index = true })
+        app:get("/one", function() return http.file(dir .. "/page.html",
+          { headers = { ["X-Extra"] = "1" } }) end)
+        local server, port = serve(app)
+        local base = ("http://127.0.0.1:%d"):format(port)
+        local code, out, err = curl { base .. "/static/data.txt" }
+        assert.are.equal(0, code, err)
+        assert.are.equal(content, out)
+        code, out = curl { "-r", "10-19", base .. "/static/data.txt" }
+        assert.are.equal("0123456789", out)
+        local res = get(port, "/static/data.txt", "Range: bytes=299995-\r\n")
+        assert.are.equal(206, res.status)
+        assert.are.equal("56789", res.body)
+        assert.are.equal("bytes 299995-299999/300000",
+          res.headers["content-range"])
+        res = get(port, "/static/data.txt", "Range: bytes=400000-\r\n")
+        assert.are.equal(416, res.status)
+        res = get(port, "/static/page.html")
+        assert.are.equal("<p>hi</p>", res.body)
+        assert.are.equal("text/html; charset=utf-8",
+          res.headers["content-type"])
+        local etag = res.headers.etag
+        res = get(port, "/static/page.html", "If-None-Match: " .. etag ..
+          "\r\n")
+        assert.are.equal(304, res.status)
+        assert.are.equal("", res.body)
+        local got = exchange(port, "HEAD /static/data.txt HTTP/1.1\r\n" ..
+          "Connection: close\r\n\r\n")
+        assert.matches("Content%-Length: 300000\r\n", got)
+        assert.are.equal("", got:match("\r\n\r\n(.*)$"))
+        for _, bad in ipairs { "/static/../x", "/static/%2e%2e/x",
+          "/static/sub%2f..%2f..%2fx", "/static/link", "/static/a%00" } do
+          res = get(port, bad)
+          assert.is_true(res.status == 403 or res.status == 404 or
+            res.status == 400, bad .. " gave " .. res.status)
+          assert.is_nil(res.body:find("secret", 1, true))
+        end
+        res = get(port, "/static/sub/")
+        assert.are.equal(200, res.status)
+        assert.matches("&lt;b&gt;.txt", res.body)
+        assert.is_nil(res.body:find("<b>", 1, true))
+        res = get(port, "/one")
+        assert.are.equal("<p>hi</p>", res.body)
+        assert.are.equal("1", res.headers["x-extra"])
+        assert.is_string(res.headers["last-modified"])
+        stop(server)
+        os.remove(secret)
+      end, 10)
+    end)
+
+  it("answers over TLS", function()
+    helper.run(function()
+      local certs = require("tls_helper").certs()
+      local app = http.App()
+      app:get("/", function(req) return req.scheme end)
+      local server, port = serve(app, { ssl = lasync.ssl.context {
+        purpose = "server", certfile = certs.server.cert,
+        keyfile = certs.server.key } })
+      local r, w = lasync.open_connection("127.0.0.1", port, { ssl =
+        lasync.ssl.context { cafile = certs.ca.cert },
+        server_hostname = "localhost" })
+      w:write("GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+      local res = parse_response(r:read())
+      assert.are.equal("https", res.body)
+      w:close()
+      stop(server)
+    end)
+  end)
+
+  it("closes an idle keep-alive connection after keepalive_timeout, " ..
+     "and answers a slow head with 408", function()
+    helper.run(function()
+      local app = http.App { keepalive_timeout = 0.05, head_timeout = 0.1 }
+      app:get("/", function() return "x" end)
+      local server, port = serve(app)
+      local r, w = lasync.open_connection("127.0.0.1", port)
+      w:write("GET / HTTP/1.1\r\n\r\n")
+      local t = helper.timed(function()
+        local got = r:read()
+        assert.are.equal("x", parse_response(got).body)
+      end)
+      assert.is_true(t >= 0.04)
+      w:close()
+      -- slowloris: a byte every 20 ms does not extend the head deadline
+      r, w = lasync.open_connection("127.0.0.1", port)
+      local done = false
+      local feeder = lasync.spawn(function()
+        for c in ("GET / HTTP/1.1\r\nX-Slow: " .. ("a"):rep(100)):gmatch(".")
+        do
+          if done then break end
+          pcall(w.write, w, c)
+          lasync.sleep(0.02)
+        end
+      end)
+      t = helper.timed(function()
+        local res = parse_response(r:read())
+        assert.are.equal(408, res.status)
+      end)
+      done = true
+      feeder:await()
+      assert.is_true(t < 1)
+      w:close()
+      stop(server)
+    end)
+  end)
+
   it("serves many connections at once", function()
     helper.run(function()
       local app = http.App()
@@ -807,6 +928,8 @@ describe("lasync.http server", function()
 end)
 
 describe("app:run", function()
+
+
   it("prints one line, serves, and stops on SIGTERM", function()
     helper.run(function()
       local script = helper.temp_script([[

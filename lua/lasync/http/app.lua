@@ -4,8 +4,8 @@
 local check = require "lasync.check"
 local Router = require("lasync.http.router")
 
-local type, error, tostring, setmetatable, math_type, pairs =
-  type, error, tostring, setmetatable, math.type, pairs
+local type, error, tostring, setmetatable, getmetatable, math_type, pairs =
+  type, error, tostring, setmetatable, getmetatable, math.type, pairs
 
 local M = {}
 
@@ -141,14 +141,13 @@ end
 --- app:static(prefix, dir [, opts]): serve the files under dir at
 -- prefix .. "/..." (opts: show_index, follow_symlinks, chunk_size)
 function App:static(prefix, dir, opts)
-  local Static = require "lasync.http.static"
-  local s = Static.new(prefix, dir, opts, "lasync.http.App:static")
+  local s = require("lasync.http.static").new(prefix, dir, opts,
+    "lasync.http.App:static", 3)
   local function handler(req)
-    return s:handle(req.method, req.path, req.headers)
+    return s:handle(req.method, req.raw_path, req.headers)
   end
-  local base = prefix:gsub("/+$", "")
-  self._router:add("GET", base .. "/{_static_tail:.*}", handler,
-    "lasync.http.App:static")
+  self._router:add("GET", s.prefix .. "/{_static_tail:.*}", handler,
+    "lasync.http.App:static", 3)
 end
 
 --- app:use(middleware): add a middleware after those already given.

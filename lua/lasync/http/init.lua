@@ -16,7 +16,7 @@ M.App = setmetatable({}, {
 M.Response = response.Response
 M.StreamResponse = response.StreamResponse
 M.text, M.html, M.json = response.text, response.html, response.json
-M.redirect = response.redirect
+M.redirect, M.file = response.redirect, response.file
 M.is_exception = response.is_exception
 M.HTTPException = response.HTTPException
 for _, group in ipairs { "HTTPSuccessful", "HTTPRedirection", "HTTPError",

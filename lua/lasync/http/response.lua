@@ -227,6 +227,28 @@ function M.json(value, status)
     headers = { ["Content-Type"] = JSON }, body = body }, Response)
 end
 
+--- http.file(path [, opts]) -> a response sending the file at path, as
+-- a static route does (content type, ETag, Last-Modified, 304, Range);
+-- resolved when it is sent. opts: headers (added), chunk_size.
+local FILE_OPTS = { headers = true, chunk_size = true }
+function M.file(path, opts)
+  if type(path) ~= "string" or path == "" or find(path, "\0", 1, true) then
+    error("lasync.http.file: path must be a non-empty string without NUL",
+      2)
+  end
+  opts = check.options(opts, "http.file", FILE_OPTS,
+    "{headers = {[\"Content-Disposition\"] = \"attachment\"}}")
+  check_headers(opts.headers, "file")
+  local cs = opts.chunk_size
+  if cs ~= nil and (math_type(cs) ~= "integer" or cs < 1) then
+    error("lasync.http.file: chunk_size must be a positive integer", 2)
+  end
+  local headers = {}
+  for k, v in pairs(opts.headers or {}) do headers[k] = v end
+  return setmetatable({ status = 200, headers = headers, file_path = path,
+    chunk_size = cs }, Response)
+end
+
 --}======================================================================
 
 --{======================================================================

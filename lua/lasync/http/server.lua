@@ -50,6 +50,7 @@ local function send_file(st, req, status, reason, headers, file)
   local head_only = req.method == "HEAD"
   local f <close> = not head_only and lasync.fs.open(file.path) or nil
   local offset, left = file.offset or 0, file.length
+  local chunk = file.chunk_size or FILE_CHUNK
   if f then
     if left == nil then left = f:seek("end") - offset end
     f:seek("set", offset)
@@ -61,7 +62,7 @@ local function send_file(st, req, status, reason, headers, file)
   st.status, st.size = status, left
   if head_only then return end
   while left > 0 do
-    local data = f:read(min(left, FILE_CHUNK))
+    local data = f:read(min(left, chunk))
     if data == "" then
       -- the file shrank under us: the promised length cannot be kept
       st.keep = false
@@ -70,6 +71,20 @@ local function send_file(st, req, status, reason, headers, file)
     left = left - #data
     if conn:send_chunk(data) then writer:drain() end
   end
+end
+
+local static -- lasync.http.static, loaded on first use
+
+-- The response of http.file(path): static's answer for the file, with
+-- the headers given to http.file added.
+local function resolve_file(req, res)
+  static = static or require "lasync.http.static"
+  local out = static.file_response(res.file_path, req.headers,
+    { chunk_size = res.chunk_size })
+  local h = out.headers or {}
+  for k, v in pairs(res.headers) do h[k] = v end
+  out.headers = h
+  return out
 end
 
 -- A body written by a function: fn(w) with w a prepared StreamResponse.
@@ -117,6 +132,7 @@ local function send(st, req, res)
       req.raw_path, check.typename(res)), 0)
   end
   if res.stream then return send_stream(st, req, res) end
+  if res.file_path then res = resolve_file(req, res) end
   local status, headers, file = res.status, res.headers, res.file
   if file then
     return send_file(st, req, status, res.reason, headers, file)
