@@ -83,7 +83,8 @@ local RECEIVERS = {
 local INTERNAL = {
   ["lasync.WaitList"] = true, -- lasync._WaitList, inside Condition
   ["lasync.Gather"] = true,   -- what gather awaits inside; never returned
-  ["lasync.http.conn"] = true, -- the parser of one connection, in server.lua
+  ["lasync.http.conn"] = true, -- core._http_conn, inside lasync.http's
+                               -- serve loop (docs/internals.md)
 }
 
 -- The classes: name -> metatable.

@@ -10,7 +10,7 @@ local LOCAL = "127.0.0.1"
 
 -- A server whose connections run on_conn(conn, r, w) (default: the serve
 -- loop below); returns the server, its port and the list it records in.
-local function server(opts, on_conn)
+local function server(opts, on_conn, server_opts)
   local log = {}
   local srv = lasync.start_server(function(r, w)
     local conn = core._http_conn(r, w, opts)
@@ -18,7 +18,7 @@ local function server(opts, on_conn)
     if not ok then log.error = err end
     conn:close()
     w:close()
-  end, LOCAL, 0)
+  end, LOCAL, 0, server_opts)
   local _, port = srv:address()
   return srv, port, log
 end
@@ -385,6 +385,31 @@ describe("lasync.core._http_conn", function()
       end)
     end)
 
+    it("body: progress re-arms body_timeout; idle gives way to head",
+       function()
+      helper.run(function()
+        local srv, port, log = server({body_timeout = 0.06,
+                                       idle_timeout = 0.06,
+                                       head_timeout = 5}, serve)
+        local r, w = lasync.open_connection(LOCAL, port)
+        lasync.sleep(0.03)
+        w:write("POST /slow HTTP/1.1\r\nContent-Length: 5\r\n")
+        lasync.sleep(0.09) -- past idle_timeout: the head has begun
+        w:write("Connection: close\r\n\r\n")
+        for i = 1, 5 do -- 0.15 s in all, never 0.06 s without a byte
+          lasync.sleep(0.03)
+          w:write(("x"):rep(1))
+        end
+        local reply = r:read()
+        w:close()
+        assert.equal("/slow", log[1].raw_path)
+        assert.equal("xxxxx", log[1].body)
+        assert.equal(200, responses(reply)[1].status)
+        srv:close()
+        srv:wait_closed()
+      end)
+    end)
+
     it("body: 408 after body_timeout without progress", function()
       helper.run(function()
         local srv, port, log = server({body_timeout = 0.05}, serve)
@@ -526,6 +551,66 @@ describe("lasync.core._http_conn", function()
         assert.is_true(res[2])
         assert.equal(4 * 1024 * 1024, #responses(raw)[1].body)
       end)
+    end)
+  end)
+
+  it("works unchanged over TLS", function()
+    local tls_helper = require "tls_helper"
+    local certs = tls_helper.certs()
+    helper.run(function()
+      local ctx = lasync.ssl.context { purpose = "server",
+        certfile = certs.server.cert, keyfile = certs.server.key }
+      local srv, port, log = server(nil, serve, { ssl = ctx })
+      local r, w = lasync.open_connection(LOCAL, port, {
+        ssl = lasync.ssl.context { cafile = certs.ca.cert } })
+      w:write("POST /t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+              "3\r\nabc\r\n0\r\n\r\nGET /u HTTP/1.1\r\nConnection: " ..
+              "close\r\n\r\n")
+      local raw = r:read()
+      w:close()
+      assert.equal("abc", log[1].body)
+      assert.equal("/u", log[2].raw_path)
+      local res = responses(raw)
+      assert.equal(2, #res)
+      assert.equal("abc", res[1].body)
+      srv:close()
+      srv:wait_closed()
+    end)
+    tls_helper.cleanup()
+  end)
+
+  it("a cancelled next_request leaves the bytes for the next", function()
+    helper.run(function()
+      local srv, port, log = server(nil, function(conn, log)
+        local t = lasync.create_task(function() return conn:next_request() end)
+        helper.wait_until(function() return log.go end)
+        t:cancel()
+        log.cancelled = pcall(lasync.wait_for, t, 1) == false
+        local inner = lasync.create_task(function()
+          return conn:next_request()
+        end)
+        lasync.sleep(0)
+        log.busy = helper.error_of(conn.next_request, conn)
+        inner:cancel()
+        pcall(lasync.wait_for, inner, 1)
+        local req = conn:next_request()
+        log.path = req.raw_path
+        conn:send(200, nil, "", false, false)
+      end)
+      local r, w = lasync.open_connection(LOCAL, port)
+      w:write("GET /par")
+      lasync.sleep(0.01)
+      log.go = true
+      helper.wait_until(function() return log.cancelled ~= nil end)
+      w:write("tial HTTP/1.1\r\n\r\n")
+      local raw = r:read()
+      w:close()
+      assert.is_true(log.cancelled)
+      assert.matches("another task is reading", log.busy)
+      assert.equal("/partial", log.path)
+      assert.equal(200, responses(raw)[1].status)
+      srv:close()
+      srv:wait_closed()
     end)
   end)
 

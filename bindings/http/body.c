@@ -63,10 +63,7 @@ static int body_step(lua_State *L, lx_http_conn *c, lx_task *t, int what) {
         lua_pushlstring(L, hp->piece[i], hp->piece_len[i]);
       lua_concat(L, (int)hp->npieces + (what == READ_ALL));
     }
-    if (used > 0) {
-      lx_stream_consume(s, used);
-      lx_http_arm(c, c->body_ns); /* progress */
-    }
+    if (used > 0) lx_stream_consume(s, used);
     if (what == READ_CHUNK && hp->npieces > 0) {
       lx_http_disarm(c);
       return 1;
@@ -94,6 +91,7 @@ static int body_step(lua_State *L, lx_http_conn *c, lx_task *t, int what) {
   if (s->read_err)
     return body_error(L, c, 400, "the connection closed before the body "
                                  "ended");
+  if (c->timer.idx == 0) lx_http_arm(c, c->body_ns);
   c->waiter = t;
   c->peer_wait = 0;
   return lx_stream_wait_data(L, t, s, fnames[what], body_k);
@@ -172,7 +170,8 @@ static int body_start(lua_State *L, int what, lua_Integer dflt) {
   } else {
     c->hp.max_body = UINT64_MAX; /* bounded by the cap instead */
   }
-  lx_http_arm(c, c->body_ns);
+  c->timed_out = 0;
+  lx_http_disarm(c);
   return body_step(L, c, t, what);
 }
 

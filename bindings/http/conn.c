@@ -28,15 +28,21 @@ enum { UV_READER = 1, UV_WRITER, CONN_NUV = UV_WRITER };
 
 /*
 ** The connection at index 1 for method fname (upvalue 2 is the class's
-** metatable), still attached to its stream.
+** metatable), attached to its stream or not.
 */
-lx_http_conn *lx_http_check(lua_State *L, const char *fname) {
+static lx_http_conn *test_conn(lua_State *L, const char *fname) {
   lx_http_conn *c = lua_touserdata(L, 1);
   if (c == NULL || !lua_getmetatable(L, 1) ||
       !lua_rawequal(L, -1, lua_upvalueindex(2)))
     luaL_error(L, "lasync.http.conn:%s: expected an http connection (got "
                   "%s)", fname, luaL_typename(L, 1));
   lua_pop(L, 1);
+  return c;
+}
+
+/* The connection at index 1, still attached to its stream. */
+lx_http_conn *lx_http_check(lua_State *L, const char *fname) {
+  lx_http_conn *c = test_conn(L, fname);
   if (c->s == NULL)
     luaL_error(L, "lasync.http.conn:%s: the connection is closed", fname);
   return c;
@@ -79,7 +85,7 @@ static void conn_detach(lx_http_conn *c) {
 }
 
 static int conn__gc(lua_State *L) {
-  lx_http_conn *c = lua_touserdata(L, 1);
+  lx_http_conn *c = test_conn(L, "__gc");
   c->waiter = NULL; /* nobody can be waiting on a collected object */
   conn_detach(c);
   return 0;
@@ -87,17 +93,17 @@ static int conn__gc(lua_State *L) {
 
 /* conn:close(): detach from the stream (the writer stays open) */
 static int conn_close(lua_State *L) {
-  lx_http_conn *c = lua_touserdata(L, 1);
-  if (c == NULL || !lua_getmetatable(L, 1) ||
-      !lua_rawequal(L, -1, lua_upvalueindex(2)))
-    return luaL_error(L, "lasync.http.conn:close: expected an http "
-                         "connection (got %s)", luaL_typename(L, 1));
-  conn_detach(c);
+  conn_detach(test_conn(L, "close"));
+  return 0;
+}
+
+static int conn__close(lua_State *L) {
+  conn_detach(test_conn(L, "__close"));
   return 0;
 }
 
 static int conn__tostring(lua_State *L) {
-  lx_http_conn *c = lua_touserdata(L, 1);
+  lx_http_conn *c = test_conn(L, "__tostring");
   lua_pushfstring(L, "lasync.http.conn: %p%s", (void *)c,
                   c->s ? "" : " (closed)");
   return 1;
@@ -299,9 +305,10 @@ static int next_request_step(lua_State *L, lx_http_conn *c, lx_task *t) {
   lx_stream *s = c->s;
   size_t head_len = 0;
   int r = LX_HTTP_MORE;
-  if (!c->head_started && s->len > 0) { /* the head's deadline: once */
+  if (!c->head_started && s->len > 0) { /* the idle wait is over */
     c->head_started = 1;
-    lx_http_arm(c, c->head_ns);
+    c->timed_out = 0; /* bytes came in time, whatever fired since */
+    lx_http_disarm(c);
   }
   if (s->len > 0)
     r = lx_http_parse_head(&c->hp, s->buf + s->start, s->len, &head_len);
@@ -335,6 +342,9 @@ static int next_request_step(lua_State *L, lx_http_conn *c, lx_task *t) {
     lua_pushliteral(L, "the request head took too long");
     return 3;
   }
+  if (c->timer.idx == 0) /* armed once per phase: the head's deadline is
+                            never pushed back by the bytes that arrive */
+    lx_http_arm(c, c->head_started ? c->head_ns : c->idle_ns);
   c->waiter = t;
   c->peer_wait = 0;
   return lx_stream_wait_data(L, t, s, "http.conn:next_request",
@@ -386,7 +396,8 @@ static int conn_next_request(lua_State *L) {
   c->head_started = 0;
   c->minor = 1; /* until a head says otherwise: an error is answered as
                    HTTP/1.1 (Connection: close) */
-  lx_http_arm(c, c->idle_ns); /* replaced by the head's at its first byte */
+  c->timed_out = 0;
+  lx_http_disarm(c);
   return next_request_step(L, c, t);
 }
 
@@ -440,6 +451,28 @@ static int conn_wait_peer_close(lua_State *L) {
 
 /* }====================================================================== */
 
+/*
+** [-0, +0] name the methods and metamethods of the class at mt
+** "lasync.http.conn:<name>" (argcheck.c's table of public names, which
+** only knows the runtime's own classes).
+*/
+static void name_class(lua_State *L, int mt) {
+  int t;
+  for (t = 0; t < 2; t++) {
+    if (t == 0)
+      lua_pushvalue(L, mt);
+    else
+      lua_getfield(L, mt, "__index");
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      if (lua_type(L, -2) == LUA_TSTRING)
+        lx_name_function(L, -1, "lasync.http.conn:", lua_tostring(L, -2));
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+}
+
 void lx_open_http(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"next_request", conn_next_request},
@@ -456,7 +489,7 @@ void lx_open_http(lua_State *L) {
   };
   static const luaL_Reg meta[] = {
     {"__gc", conn__gc},
-    {"__close", conn_close},
+    {"__close", conn__close},
     {"__tostring", conn__tostring},
     {NULL, NULL}
   };
@@ -479,10 +512,14 @@ void lx_open_http(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pushliteral(L, "lasync.http.conn");
   lua_setfield(L, -2, "__name");
+  name_class(L, lua_gettop(L));
   lua_pushcclosure(L, core_http_conn, 2);
+  lx_name_function(L, -1, "lasync.http.", "conn"); /* as its errors say */
   lua_setfield(L, -2, "_http_conn");
   lua_pushcfunction(L, lx_http_date);
+  lx_name_function(L, -1, "lasync.http.", "date");
   lua_setfield(L, -2, "_http_date");
   lua_pushcfunction(L, lx_http_parse_date);
+  lx_name_function(L, -1, "lasync.http.", "parse_date");
   lua_setfield(L, -2, "_http_parse_date");
 }

@@ -71,12 +71,11 @@ static int on_header_value_complete(llhttp_t *p) {
   lx_http_parser *hp = parser_of(p);
   lx_http_hdr *h = &hp->hdr[hp->nhdr];
   const char *v = hp->base + h->value;
-  uint32_t i;
   if (hp->span != SPAN_VALUE) h->value = h->value_len = 0; /* empty */
-  for (i = 0; i < h->value_len; i++)
-    if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
-      return reject(hp, 400, "obs-fold or a control byte in a header "
-                             "value");
+  if (memchr(v, '\n', h->value_len) || memchr(v, '\r', h->value_len) ||
+      memchr(v, '\0', h->value_len)) /* llhttp refuses the last two too */
+    return reject(hp, 400, "obs-fold or a control byte in a header "
+                           "value");
   hp->nhdr++;
   hp->span = SPAN_NONE;
   return 0;
@@ -96,6 +95,7 @@ static int name_is(const lx_http_parser *hp, const lx_http_hdr *h,
 */
 static int check_te(lx_http_parser *hp) {
   uint32_t i, n = 0;
+  if (!(hp->p.flags & F_TRANSFER_ENCODING)) return 0;
   for (i = 0; i < hp->nhdr; i++) {
     const lx_http_hdr *h = &hp->hdr[i];
     const char *v = hp->base + h->value, *end = v + h->value_len, *last;
@@ -172,31 +172,25 @@ static int on_message_complete(llhttp_t *p) {
   return HPE_PAUSED;
 }
 
-static const llhttp_settings_t *settings(void) {
-  static llhttp_settings_t s;
-  static int ready;
-  if (!ready) { /* the same values each time: no race that matters */
-    llhttp_settings_init(&s);
-    s.on_url = on_url;
-    s.on_header_field = on_header_field;
-    s.on_header_value = on_header_value;
-    s.on_header_value_complete = on_header_value_complete;
-    s.on_headers_complete = on_headers_complete;
-    s.on_body = on_body;
-    s.on_chunk_header = on_chunk_header;
-    s.on_chunk_extension_name = on_chunk_ext;
-    s.on_chunk_extension_value = on_chunk_ext;
-    s.on_message_complete = on_message_complete;
-    ready = 1;
-  }
-  return &s;
-}
+/* The callbacks, shared by every parser (constant: no thread sets it up). */
+static const llhttp_settings_t settings = {
+  .on_url = on_url,
+  .on_header_field = on_header_field,
+  .on_header_value = on_header_value,
+  .on_header_value_complete = on_header_value_complete,
+  .on_headers_complete = on_headers_complete,
+  .on_body = on_body,
+  .on_chunk_header = on_chunk_header,
+  .on_chunk_extension_name = on_chunk_ext,
+  .on_chunk_extension_value = on_chunk_ext,
+  .on_message_complete = on_message_complete,
+};
 
 void lx_http_parser_init(lx_http_parser *hp, lx_http_hdr *hdr,
                          uint32_t max_headers, size_t max_head,
                          uint64_t max_body) {
   memset(hp, 0, sizeof *hp);
-  llhttp_init(&hp->p, HTTP_REQUEST, settings());
+  llhttp_init(&hp->p, HTTP_REQUEST, &settings);
   hp->hdr = hdr;
   hp->max_headers = max_headers;
   hp->max_head = max_head;
