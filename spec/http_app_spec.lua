@@ -81,7 +81,9 @@ describe("http.Response", function()
     assert.are.equal("theme=dark", c[2])
     assert.matches("^old=", c[3])
     assert.matches("Max%-Age=0", c[3])
-    helper.raises_msg("Response:set_cookie", r.set_cookie, r, "a;b", "1")
+    local err = helper.raises_msg("lasync.http.Response:set_cookie: ",
+      function() r:set_cookie("a;b", "1") end)
+    assert.matches("http_app_spec.lua:%d+: lasync", err) -- blames the caller
   end)
 end)
 

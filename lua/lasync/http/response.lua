@@ -84,7 +84,8 @@ local cookies -- lasync.http.cookies, loaded on first use
 -- Add one Set-Cookie header to headers.
 local function add_set_cookie(headers, name, value, attrs, fname)
   cookies = cookies or require "lasync.http.cookies"
-  local line = cookies.format(name, value, attrs, fname)
+  -- level 4: format, add_set_cookie, set_cookie, its caller
+  local line = cookies.format(name, value, attrs, "lasync.http." .. fname, 4)
   local key = header_key(headers, "Set-Cookie") or "Set-Cookie"
   local cur = headers[key]
   if cur == nil then
