@@ -62,7 +62,7 @@ local HEADERS_MT = { __index = headers_index,
 -- (multi) or is named like a method ("get", "getall": they would hide the
 -- method) gets a metatable of its own, which holds them.
 function M.setup_headers(h, multi)
-  local g, ga = rawget(h, "get"), rawget(h, "getall")
+  local g, ga = h.get, h.getall -- h has no metatable yet: raw reads
   if multi == nil and g == nil and ga == nil then
     return setmetatable(h, HEADERS_MT)
   end

@@ -15,6 +15,7 @@ local type, error, tostring, pairs, setmetatable, getmetatable, xpcall,
   pcall, rawget, math_type = type, error, tostring, pairs, setmetatable,
   getmetatable, xpcall, pcall, rawget, math.type
 local min, traceback, os_date = math.min, debug.traceback, os.date
+local byte, find = string.byte, string.find
 
 local Request, setup_headers = request.Request, request.setup_headers
 local Response, StreamResponse = response.Response, response.StreamResponse
@@ -162,7 +163,12 @@ end
 
 -- Route req, run its handler through the middlewares, send the answer.
 local function dispatch(st, req)
-  local path, qs = split_target(req.raw_path)
+  local raw = req.raw_path
+  local path, qs = raw, ""
+  -- the common target, "/" and a plain path, needs no call
+  if byte(raw, 1) ~= 47 or find(raw, "[%%?%z]") then
+    path, qs = split_target(raw)
+  end
   if not path then
     st.keep = false
     return send_exception(st, req, response.HTTPBadRequest(qs))
@@ -266,11 +272,12 @@ local function serve_requests(st)
       if req == false then refuse(st, status, msg) end
       return
     end
-    setmetatable(req, Request)
+    -- read before the metatable: a missing field would go to __index
+    st.body_done = not req.chunked and (req.content_length or 0) == 0
     setup_headers(req.headers, req.multi)
+    setmetatable(req, Request)
     req._c = st
     st.req, st.keep, st.sent = req, req.keep_alive, false
-    st.body_done = not req.chunked and (req.content_length or 0) == 0
     local ok, err = xpcall(dispatch, on_error, st, req)
     st.req = nil
     if st.watcher then srv:_unwatch_peer(st) end
