@@ -655,6 +655,22 @@ describe("lasync.http server", function()
     end)
   end)
 
+  it("passes its limits to the parser: 431 past max_head, max_headers",
+    function()
+      helper.run(function()
+        local app = http.App { max_head = 200, max_headers = 3 }
+        app:get("/", function() return "ok" end)
+        local server, port = serve(app)
+        assert.are.equal("ok", get(port, "/").body)
+        local res = get(port, "/", "X-Long: " .. ("a"):rep(300) .. "\r\n")
+        assert.are.equal(431, res.status)
+        assert.are.equal("close", res.headers.connection)
+        res = get(port, "/", "A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n")
+        assert.are.equal(431, res.status)
+        stop(server)
+      end)
+    end)
+
   it("refuses malformed requests with 400 and closes", function()
     helper.run(function()
       local app = http.App()
