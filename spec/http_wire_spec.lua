@@ -207,6 +207,48 @@ describe("lasync.core._http_conn", function()
     end)
   end)
 
+  it("read_body: many chunks, a large Content-Length body, after a chunk",
+     function()
+    helper.run(function()
+      local srv, port, log = server({max_body = 4 * 1024 * 1024},
+                                    function(conn, log)
+        while true do
+          local req = conn:next_request()
+          if not req then return end
+          local first = ""
+          if req.raw_path == "/mixed" then first = conn:read_chunk() end
+          local body = first .. conn:read_body()
+          log[#log + 1] = body
+          conn:send(200, nil, tostring(#body), true, false)
+        end
+      end)
+      local pieces = {}
+      for i = 1, 300 do pieces[i] = ("%x\r\n%s\r\n"):format(100,
+        string.rep(string.char(64 + i % 26), 100)) end
+      local big = string.rep("0123456789", 60000)
+      local r, w = lasync.open_connection(LOCAL, port)
+      w:write("POST /many HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+              table.concat(pieces) .. "0\r\n\r\n")
+      w:write("POST /big HTTP/1.1\r\nContent-Length: " .. #big ..
+              "\r\n\r\n")
+      for i = 1, #big, 65536 do -- in parts, with pauses
+        w:write(big:sub(i, i + 65535))
+        lasync.sleep(0.001)
+      end
+      w:write("POST /mixed HTTP/1.1\r\nContent-Length: 6\r\n\r\nabcdef")
+      w:write_eof()
+      local raw = r:read()
+      w:close()
+      assert.equal(30000, #log[1])
+      assert.equal(string.rep("B", 100), log[1]:sub(101, 200))
+      assert.equal(big, log[2])
+      assert.equal("abcdef", log[3])
+      assert.equal(3, #responses(raw))
+      srv:close()
+      srv:wait_closed()
+    end)
+  end)
+
   it("answers Expect: 100-continue on the first body read only", function()
     helper.run(function()
       local srv, port, log = server(nil, function(conn, log)

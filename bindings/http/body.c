@@ -59,6 +59,7 @@ static int body_step(lua_State *L, lx_http_conn *c, lx_task *t, int what) {
       r = lx_http_parse_body(hp, s->buf + s->start, len, &used);
     if (r == LX_HTTP_ERROR) return body_error(L, c, hp->status, hp->msg);
     if (what != READ_DISCARD && hp->npieces > 0) {
+      luaL_checkstack(L, LX_HTTP_PIECES, fnames[what]);
       for (i = 0; i < hp->npieces; i++)
         lua_pushlstring(L, hp->piece[i], hp->piece_len[i]);
       lua_concat(L, (int)hp->npieces + (what == READ_ALL));
@@ -80,6 +81,7 @@ static int body_step(lua_State *L, lx_http_conn *c, lx_task *t, int what) {
     if (what == READ_DISCARD &&
         hp->body_total > (uint64_t)lua_tointeger(L, 2)) {
       lx_http_disarm(c);
+      c->state = LX_CONN_DEAD; /* the caller closes instead */
       lua_pushboolean(L, 0);
       return 1;
     }
@@ -123,7 +125,7 @@ static int body_start(lua_State *L, int what, lua_Integer dflt) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_http_conn *c = lx_http_check(L, fnames[what] + 10);
   lx_task *t;
-  lua_Integer lim = dflt;
+  lua_Integer lim = dflt < 0 ? (lua_Integer)c->max_body : dflt;
   if (what != READ_CHUNK && !lua_isnoneornil(L, 2)) {
     int isint;
     lim = lua_tointegerx(L, 2, &isint);
@@ -157,6 +159,7 @@ static int body_start(lua_State *L, int what, lua_Integer dflt) {
   }
   if (what == READ_DISCARD && c->expect_continue && !c->continue_sent) {
     /* the client waits for our word and may never send the body */
+    c->state = LX_CONN_DEAD;
     lua_pushboolean(L, 0);
     return 1;
   }
@@ -177,8 +180,7 @@ static int body_start(lua_State *L, int what, lua_Integer dflt) {
 
 /* conn:read_body([max]) -> the whole body | false, status, message */
 int lx_http_read_body(lua_State *L) {
-  lx_http_conn *c = lua_touserdata(L, 1);
-  return body_start(L, READ_ALL, c ? (lua_Integer)c->max_body : 0);
+  return body_start(L, READ_ALL, -1); /* -1: the connection's max_body */
 }
 
 /* conn:read_chunk() -> the next piece | nil at the end | false, ... */
