@@ -234,9 +234,10 @@ local function failed(st, req, err)
     body = ("%s\n\n%s\n%s"):format(ERROR_500, tostring(value), tb)
   end
   st.status, st.size, st.sent = 500, #body, true
-  if st.conn:send(500, TEXT_HEADERS, body, false, req.method == "HEAD") then
-    st.writer:drain()
-  end
+  -- protected: the peer may be gone, and the connection closes anyway
+  local ok, full = pcall(st.conn.send, st.conn, 500, TEXT_HEADERS, body,
+                         false, req.method == "HEAD")
+  if ok and full then pcall(st.writer.drain, st.writer) end
 end
 
 -- One line in the Common Log Format for the request just answered.
