@@ -42,7 +42,8 @@ local function parse_response(s, pos)
   local head_end = s:find("\r\n\r\n", pos, true)
   assert(head_end, "no complete response head in: " .. s:sub(pos))
   local head = s:sub(pos, head_end - 1)
-  local version, status, reason = head:match("^HTTP/(%d%.%d) (%d%d%d) ?([^\r]*)")
+  local version, status, reason =
+    head:match("^HTTP/(%d%.%d) (%d%d%d) ?([^\r]*)")
   assert(version, "bad status line: " .. head)
   local res = { version = version, status = tonumber(status),
     reason = reason, headers = {}, raw_head = head }
