@@ -6,9 +6,9 @@
 local lasync = require "lasync"
 local check = require "lasync.check"
 
-local type, error, pairs, ipairs, tostring, setmetatable, getmetatable,
-  rawget, math_type = type, error, pairs, ipairs, tostring, setmetatable,
-  getmetatable, rawget, math.type
+local type, error, pairs, ipairs, tostring, setmetatable, rawget,
+  math_type = type, error, pairs, ipairs, tostring, setmetatable, rawget,
+  math.type
 local find, lower = string.find, string.lower
 
 local M = {}
