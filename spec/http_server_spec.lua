@@ -940,6 +940,49 @@ describe("lasync.http server", function()
     end)
   end)
 
+  it("meets random request shapes without a handler error or a report",
+    function()
+      helper.run(function()
+        local reports = helper.capture_reports()
+        local app, logs = app_with_log { client_max_size = 1000 }
+        app:get("/", function() return "root" end)
+        app:post("/form", function(req)
+          return http.json({ n = req:post():len() })
+        end)
+        app:post("/json", function(req) return http.json(req:json()) end)
+        app:post("/read", function(req) return req:read() end)
+        app:get("/q", function(req) return tostring(req.query.a) end)
+        app:get("/c", function(req) return tostring(req.cookies.a) end)
+        local server, port = serve(app)
+        local pieces = { "GET", "POST", "HEAD", "PUT", " ", "/", "/form",
+          "/json", "/read", "/q?a=%zz", "/q?a=1&a=2", " HTTP/1.1\r\n",
+          " HTTP/1.0\r\n", "Content-Length: 5\r\n",
+          "Transfer-Encoding: chunked\r\n",
+          "Content-Type: multipart/form-data; boundary=xx\r\n",
+          "Content-Type: application/x-www-form-urlencoded\r\n",
+          "Cookie: a=1; b\r\n", "Expect: 100-continue\r\n", "\r\n",
+          "5\r\nhello\r\n0\r\n\r\n", "--xx\r\n", "a=1&b=%", '{"a":',
+          "\0", "\r", "\n" }
+        local rng = 12345
+        local function rand(n) -- a fixed sequence, whatever math.random does
+          rng = (rng * 1103515245 + 12345) % 2147483648
+          return rng % n + 1
+        end
+        for _ = 1, 150 do
+          local t = {}
+          for _ = 1, rand(12) do t[#t + 1] = pieces[rand(#pieces)] end
+          local r, w = lasync.open_connection("127.0.0.1", port)
+          w:write(table.concat(t))
+          if rand(2) == 1 then w:write_eof() end
+          pcall(lasync.wait_for, function() r:read() end, 0.05)
+          w:abort()
+        end
+        stop(server)
+        assert.are.same({}, logs)
+        assert.are.equal(0, #reports)
+      end, 20)
+    end)
+
   it("serves many connections at once", function()
     helper.run(function()
       local app = http.App()
