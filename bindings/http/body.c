@@ -22,6 +22,7 @@ static const char *const fnames[] = {
 */
 
 static int body_k(lua_State *L, int status, lua_KContext ctx);
+static int body_step(lua_State *L, lx_http_conn *c, lx_task *t, int what);
 
 /* [-0, +3] false, status, message: the connection is done for */
 static int body_error(lua_State *L, lx_http_conn *c, int status,
@@ -39,7 +40,8 @@ static int body_error(lua_State *L, lx_http_conn *c, int status,
 ** or wait for more. A Content-Length body is decoded once it is all
 ** buffered, in one piece (no concatenation), unless a chunk is asked.
 */
-static int body_step(lua_State *L, lx_http_conn *c, lx_task *t, int what) {
+static int decode_step(lua_State *L, lx_http_conn *c, lx_task *t,
+                       int what) {
   lx_stream *s = c->s;
   lx_http_parser *hp = &c->hp;
   for (;;) {
@@ -95,8 +97,17 @@ static int body_step(lua_State *L, lx_http_conn *c, lx_task *t, int what) {
                                  "ended");
   if (c->timer.idx == 0) lx_http_arm(c, c->body_ns);
   c->waiter = t;
-  c->peer_wait = 0;
   return lx_stream_wait_data(L, t, s, fnames[what], body_k);
+}
+
+/*
+** decode_step, and the end of the read when it returns (a wait does not
+** return: lx_suspend yields for good, and the continuation comes back).
+*/
+static int body_step(lua_State *L, lx_http_conn *c, lx_task *t, int what) {
+  int n = decode_step(L, c, t, what);
+  lx_http_read_end(c);
+  return n;
 }
 
 static int body_k(lua_State *L, int status, lua_KContext ctx) {
@@ -107,6 +118,7 @@ static int body_k(lua_State *L, int status, lua_KContext ctx) {
   c->waiter = NULL;
   if (t->must_cancel) {
     lx_http_disarm(c);
+    lx_http_read_end(c);
     return lx_task_raise_cancelled(L, t);
   }
   if (c->s == NULL)
@@ -175,6 +187,7 @@ static int body_start(lua_State *L, int what, lua_Integer dflt) {
   }
   c->timed_out = 0;
   lx_http_disarm(c);
+  lx_http_read_begin(c);
   return body_step(L, c, t, what);
 }
 

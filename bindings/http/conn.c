@@ -48,12 +48,43 @@ lx_http_conn *lx_http_check(lua_State *L, const char *fname) {
   return c;
 }
 
+/* Move the waiter node w (linked in some wait list) to the end of `to`. */
+static void list_move(lx_waiter *to, lx_waiter *w) {
+  lx_waiter_unlink(w);
+  w->next = to;
+  w->prev = to->prev;
+  to->prev->next = w;
+  to->prev = w;
+}
+
+/* Wake t, suspended in a wait list (whichever: the stream's or ours). */
+static void wake_task(lx_http_conn *c, lx_task *t) {
+  if (t->on.wait.next == NULL) return; /* woken already */
+  list_move(&c->parked, &t->on.wait);
+  lx_waitlist_wake_first(&c->parked);
+}
+
+/*
+** A read (next_request or a body read) begins: a watcher waiting in the
+** stream's readers leaves them to it, parked until the read ends (the
+** stream has room for one reader).
+*/
+void lx_http_read_begin(lx_http_conn *c) {
+  lx_task *w = c->watcher;
+  if (w && !c->watch_closers && w->on.wait.next != NULL)
+    list_move(&c->parked, &w->on.wait);
+}
+
+/* The read ended: the parked watcher looks again (and waits again). */
+void lx_http_read_end(lx_http_conn *c) {
+  lx_waitlist_wake_first(&c->parked);
+}
+
 static void timer_fire(lx_loop *loop, lx_timer *timer) {
   lx_http_conn *c = lx_container_of(timer, lx_http_conn, timer);
   (void)loop;
   c->timed_out = 1;
-  if (c->waiter && c->s)
-    lx_waitlist_wake_first(c->peer_wait ? &c->s->closers : &c->s->readers);
+  if (c->waiter) wake_task(c, c->waiter);
 }
 
 /*
@@ -78,15 +109,17 @@ static void conn_detach(lx_http_conn *c) {
   lx_http_disarm(c);
   if (s == NULL) return;
   c->state = LX_CONN_DEAD;
-  if (c->waiter && !c->loop->closed) /* its continuation sees c->s NULL */
-    lx_waitlist_wake_first(c->peer_wait ? &s->closers : &s->readers);
+  if (!c->loop->closed) { /* their continuations see c->s NULL */
+    if (c->waiter) wake_task(c, c->waiter);
+    if (c->watcher) wake_task(c, c->watcher);
+  }
   c->s = NULL;
   lx_stream_release(s);
 }
 
 static int conn__gc(lua_State *L) {
   lx_http_conn *c = test_conn(L, "__gc");
-  c->waiter = NULL; /* nobody can be waiting on a collected object */
+  c->waiter = c->watcher = NULL; /* nobody waits on a collected object */
   conn_detach(c);
   return 0;
 }
@@ -190,6 +223,7 @@ static int core_http_conn(lua_State *L) {
   c->body_ns = body;
   c->max_body = (uint64_t)max_body;
   c->state = LX_CONN_IDLE;
+  lx_waitlist_init(&c->parked);
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_setmetatable(L, -2);
   lua_pushvalue(L, 1);
@@ -301,7 +335,7 @@ static void push_request(lua_State *L, lx_http_conn *c, char *base) {
 static int next_request_k(lua_State *L, int status, lua_KContext ctx);
 
 /* A step of next_request: parse what is buffered, or wait for more. */
-static int next_request_step(lua_State *L, lx_http_conn *c, lx_task *t) {
+static int head_step(lua_State *L, lx_http_conn *c, lx_task *t) {
   lx_stream *s = c->s;
   size_t head_len = 0;
   int r = LX_HTTP_MORE;
@@ -346,9 +380,18 @@ static int next_request_step(lua_State *L, lx_http_conn *c, lx_task *t) {
                             never pushed back by the bytes that arrive */
     lx_http_arm(c, c->head_started ? c->head_ns : c->idle_ns);
   c->waiter = t;
-  c->peer_wait = 0;
   return lx_stream_wait_data(L, t, s, "http.conn:next_request",
                              next_request_k);
+}
+
+/*
+** head_step, and the end of the read when it returns (a wait does not
+** return: lx_suspend yields for good, and the continuation comes back).
+*/
+static int next_request_step(lua_State *L, lx_http_conn *c, lx_task *t) {
+  int n = head_step(L, c, t);
+  lx_http_read_end(c);
+  return n;
 }
 
 static int next_request_k(lua_State *L, int status, lua_KContext ctx) {
@@ -358,6 +401,7 @@ static int next_request_k(lua_State *L, int status, lua_KContext ctx) {
   c->waiter = NULL;
   if (t->must_cancel) {
     lx_http_disarm(c);
+    lx_http_read_end(c);
     return lx_task_raise_cancelled(L, t);
   }
   if (c->s == NULL) { /* closed meanwhile */
@@ -398,6 +442,7 @@ static int conn_next_request(lua_State *L) {
                    HTTP/1.1 (Connection: close) */
   c->timed_out = 0;
   lx_http_disarm(c);
+  lx_http_read_begin(c);
   return next_request_step(L, c, t);
 }
 
@@ -411,18 +456,21 @@ static int peer_close_k(lua_State *L, int status, lua_KContext ctx);
 
 /*
 ** Wait until the peer closes or resets, leaving buffered bytes alone (a
-** pipelined request stays for next_request). Past the stream's limit no
-** more is read; then only the stream's close ends the wait.
+** pipelined request stays for next_request): as a reader of the stream
+** while no read runs, parked on the connection while one does (it wakes
+** us when it ends), on the stream's closers when its buffer is full
+** (nothing more is read then; only the stream's close ends the wait).
 */
 static int peer_close_step(lua_State *L, lx_http_conn *c, lx_task *t) {
   lx_stream *s = c->s;
   if (s == NULL || s->read_err || s->closed) return 0;
-  c->waiter = t;
+  c->watcher = t;
+  c->watch_closers = 0;
+  if (c->waiter) return lx_wait_on(L, t, &c->parked, peer_close_k);
   if (s->len >= s->limit) {
-    c->peer_wait = 1;
+    c->watch_closers = 1;
     return lx_wait_on(L, t, &s->closers, peer_close_k);
   }
-  c->peer_wait = 0;
   return lx_stream_wait_data(L, t, s, "http.conn:wait_peer_close",
                              peer_close_k);
 }
@@ -431,13 +479,16 @@ static int peer_close_k(lua_State *L, int status, lua_KContext ctx) {
   lx_task *t = (lx_task *)ctx;
   lx_http_conn *c = lua_touserdata(L, 1);
   (void)status;
-  c->waiter = NULL;
-  c->peer_wait = 0;
+  c->watcher = NULL;
+  c->watch_closers = 0;
   if (t->must_cancel) return lx_task_raise_cancelled(L, t);
   return peer_close_step(L, c, t);
 }
 
-/* conn:wait_peer_close(): returns once the peer has closed or reset */
+/*
+** conn:wait_peer_close(): returns once the peer has closed or reset; not
+** while a read is suspended (a read that starts later is not disturbed)
+*/
 static int conn_wait_peer_close(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   lx_http_conn *c = lx_http_check(L, "wait_peer_close");
@@ -445,6 +496,9 @@ static int conn_wait_peer_close(lua_State *L) {
   if (c->waiter)
     return luaL_error(L, "lasync.http.conn:wait_peer_close: another task "
                          "is reading from this connection");
+  if (c->watcher)
+    return luaL_error(L, "lasync.http.conn:wait_peer_close: another task "
+                         "is waiting for the peer to close");
   lua_settop(L, 1);
   return peer_close_step(L, c, t);
 }

@@ -34,12 +34,17 @@ typedef struct lx_http_conn {
                            continuation, close or __gc) */
   uint64_t idle_ns, head_ns, body_ns; /* 0: no timeout */
   uint64_t max_body;    /* opts.max_body, read_body's default */
-  lx_task *waiter;      /* the task in a read or wait, or NULL */
+  lx_task *waiter;      /* the task suspended in a read, or NULL */
+  lx_task *watcher;     /* the task in wait_peer_close, or NULL */
+  lx_waiter parked;     /* wait list: the watcher while a read runs (it
+                           leaves the stream's readers to the read), and
+                           any task conn_detach wakes */
   int state;            /* LX_CONN_* */
   int out;              /* LX_OUT_* of the response being streamed */
   unsigned char timed_out, head_started, minor, keep_alive;
   unsigned char expect_continue, continue_sent, head_only;
-  unsigned char peer_wait; /* the waiter is in wait_peer_close */
+  unsigned char watch_closers; /* the watcher waits on the stream's
+                                  closers (its buffer is full) */
   lx_http_hdr hdr[1];   /* max_headers entries (the userdata's size) */
 } lx_http_conn;
 
@@ -47,6 +52,8 @@ typedef struct lx_http_conn {
 LX_HIDDEN lx_http_conn *lx_http_check(lua_State *L, const char *fname);
 LX_HIDDEN void lx_http_arm(lx_http_conn *c, uint64_t timeout_ns);
 LX_HIDDEN void lx_http_disarm(lx_http_conn *c);
+LX_HIDDEN void lx_http_read_begin(lx_http_conn *c);
+LX_HIDDEN void lx_http_read_end(lx_http_conn *c);
 LX_HIDDEN void lx_open_http(lua_State *L);
 
 /* body.c */
