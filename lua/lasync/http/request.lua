@@ -123,8 +123,8 @@ local function body_failed(st, status, msg)
   error(cls(msg), 0)
 end
 
--- Once the body is read, a peer that goes away cancels the handler
--- (app.handler_cancellation).
+-- The body is read: with app.handler_cancellation, the wait for the peer
+-- to go away begins again if a read kept it from beginning.
 local function body_done(st)
   st.body_done = true
   if st.app.handler_cancellation then st.server:_watch_peer(st) end

@@ -184,9 +184,7 @@ local function dispatch(st, req)
     handler = not_found
   end
   local chain = app._chains[handler] or app:_chain(handler)
-  if st.body_done and app.handler_cancellation then
-    st.server:_watch_peer(st)
-  end
+  if app.handler_cancellation then st.server:_watch_peer(st) end
   return send(st, req, chain(req))
 end
 
@@ -419,14 +417,20 @@ function Server:wait_closed()
   self._done:await()
 end
 
--- app.handler_cancellation: once the request's body is read, a task
--- waits for the peer to go away and then cancels the handler.
+-- app.handler_cancellation: while the handler runs, a task waits for the
+-- peer to go away and then cancels it. The wait cannot begin while the
+-- handler is suspended in a body read (conn parks a wait begun earlier
+-- during reads): then it begins again once the body is read.
 function Server:_watch_peer(st)
   if st.watcher then return end
   local task, req = st.task, st.req
   st.watcher = lasync.spawn(function()
     local ok = pcall(st.conn.wait_peer_close, st.conn)
-    if ok and st.req == req then task:cancel("the client disconnected") end
+    if ok and st.req == req then
+      task:cancel("the client disconnected")
+    elseif not ok and st.watcher == current_task() then
+      st.watcher = nil -- a read is in progress: its end restarts us
+    end
   end)
 end
 
