@@ -57,6 +57,7 @@ end
 
 local HEADERS_MT = { __index = headers_index,
   __name = "lasync.http.Headers" }
+M.HEADERS_MT = HEADERS_MT -- server.lua sets it inline
 
 -- Give the parser's header table h its metatable. A header that repeats
 -- (multi) or is named like a method ("get", "getall": they would hide the

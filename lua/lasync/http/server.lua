@@ -18,6 +18,7 @@ local min, traceback, os_date = math.min, debug.traceback, os.date
 local byte, find = string.byte, string.find
 
 local Request, setup_headers = request.Request, request.setup_headers
+local HEADERS_MT = request.HEADERS_MT
 local Response, StreamResponse = response.Response, response.StreamResponse
 local HTTPException = response.HTTPException
 local exception_response = response.exception_response
@@ -185,7 +186,15 @@ local function dispatch(st, req)
   end
   local chain = app._chains[handler] or app:_chain(handler)
   if app.handler_cancellation then st.server:_watch_peer(st) end
-  return send(st, req, chain(req))
+  local res = chain(req)
+  if type(res) ~= "string" then return send(st, req, res) end
+  -- the common answer, inline (send's first case)
+  local keep = st.keep and not st.server._closing
+  st.keep, st.status, st.size = keep, 200, #res
+  local full = st.conn:send(200, TEXT_HEADERS, res, keep,
+                            req.method == "HEAD")
+  st.sent = true
+  if full then st.writer:drain() end
 end
 
 -- A failure kept for the log: the value raised and where.
@@ -273,7 +282,12 @@ local function serve_requests(st)
     end
     -- read before the metatable: a missing field would go to __index
     st.body_done = not req.chunked and (req.content_length or 0) == 0
-    setup_headers(req.headers, req.multi)
+    local h, multi = req.headers, req.multi
+    if multi == nil and h.get == nil and h.getall == nil then
+      setmetatable(h, HEADERS_MT) -- setup_headers' common case, inline
+    else
+      setup_headers(h, multi)
+    end
     setmetatable(req, Request)
     req._c = st
     st.req, st.keep, st.sent = req, req.keep_alive, false
