@@ -4,7 +4,6 @@
 ** _http_parse_date for the Lua side (Last-Modified, If-Modified-Since).
 ** Parsing accepts IMF-fixdate, RFC 850 and asctime, as recipients must.
 */
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -26,14 +25,36 @@ static int64_t days_from_civil(int64_t y, int m, int d) {
   return era * 146097 + doe - 719468;
 }
 
+static char *two(char *p, int v) {
+  p[0] = (char)('0' + v / 10 % 10);
+  p[1] = (char)('0' + v % 10);
+  return p + 2;
+}
+
 /* out: "Sun, 06 Nov 1994 08:49:37 GMT" and a NUL (30 bytes) */
 void lx_http_format_date(char out[30], int64_t epoch) {
   struct tm tm;
   time_t t = (time_t)epoch;
+  char *p = out;
+  int year;
   gmtime_r(&t, &tm);
-  snprintf(out, 30, "%s, %02d %s %04d %02d:%02d:%02d GMT",
-           days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
-           (tm.tm_year + 1900) % 10000, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  year = (tm.tm_year + 1900) % 10000;
+  memcpy(p, days[tm.tm_wday], 3);
+  p[3] = ',';
+  p[4] = ' ';
+  p = two(p + 5, tm.tm_mday);
+  *p++ = ' ';
+  memcpy(p, months[tm.tm_mon], 3);
+  p[3] = ' ';
+  p = two(p + 4, year / 100);
+  p = two(p, year % 100);
+  *p++ = ' ';
+  p = two(p, tm.tm_hour);
+  *p++ = ':';
+  p = two(p, tm.tm_min);
+  *p++ = ':';
+  p = two(p, tm.tm_sec);
+  memcpy(p, " GMT", 5); /* with the NUL */
 }
 
 /*
