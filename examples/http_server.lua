@@ -63,13 +63,14 @@ end
 local server = app:start { host = "127.0.0.1", port = 0 }
 local host, port = server:address()
 
--- One request on a connection of its own: status, headers, body.
-local function fetch(method, target, body, content_type)
+-- One request on a connection of its own (a body as a urlencoded form):
+-- status, headers, body.
+local function fetch(method, target, body)
   local r, w = lasync.open_connection(host, port)
   local head = { ("%s %s HTTP/1.1"):format(method, target),
     "Host: " .. host, "Connection: close" }
   if body then
-    head[#head + 1] = "Content-Type: " .. content_type
+    head[#head + 1] = "Content-Type: application/x-www-form-urlencoded"
     head[#head + 1] = "Content-Length: " .. #body
   end
   w:write(table.concat(head, "\r\n") .. "\r\n\r\n" .. (body or ""))
@@ -89,8 +90,7 @@ local answered = 0
 -- Fetch, check the status and the content type, print a line with what
 -- shown(body) makes of the body, and return the body.
 local function expect(method, target, body, status, ctype, shown)
-  local got, headers, text = fetch(method, target, body,
-    "application/x-www-form-urlencoded")
+  local got, headers, text = fetch(method, target, body)
   local got_type = (headers["content-type"] or "-"):match("^[^;]*")
   assert(got == status and got_type == ctype, ("%s %s: got %s %s, " ..
     "expected %d %s"):format(method, target, got, got_type, status, ctype))
