@@ -4,15 +4,18 @@
 # uncaught error). cmake/run-example.sh reports a non-zero exit in the
 # output, because a PASS_REGULAR_EXPRESSION makes ctest ignore exit codes.
 
-# lasync_example(<name> <runner> <pass regex>): runner is "lasync" (the
-# lasync command) or "lua" (stock lua5.4, for examples that drive a loop).
+# lasync_example(<name> <runner> <pass regex> [args...]): runner is
+# "lasync" (the lasync command) or "lua" (stock lua5.4, for examples that
+# drive a loop); args go to the example (--self-test for one that serves
+# by default).
 function(lasync_example name runner regex)
   if(runner STREQUAL "lua")
     set(runner ${LUA_EXE})
   endif()
   add_test(NAME example.${name}
            COMMAND ${CMAKE_SOURCE_DIR}/cmake/run-example.sh
-                   ${CMAKE_BINARY_DIR} ${runner} examples/${name}.lua)
+                   ${CMAKE_BINARY_DIR} ${runner} examples/${name}.lua
+                   ${ARGN})
   set_tests_properties(example.${name} PROPERTIES
     TIMEOUT 30
     LABELS example
@@ -90,6 +93,12 @@ certificate subject: CN = localhost\n\
 certificate issuer:  CN = lasync example CA\n\
 TLS version: TLSv1\\.[23], cipher [^\n]+\npage title: \"Hello over TLS\"\n\
 with ssl = true: SSLError CERTIFICATE_VERIFY_FAILED \\(")
+# HTTP: lasync.http's App; it serves on port 8080 unless told to self-test
+lasync_example(http_server lasync
+  "GET  /  +200 text/plain  \"Hello, world\"\n\
+POST /demo1/J%C3%BCrgen +200 application/json  {[^\n]*\"name\":\"J[^\"]+rgen\"\
+[^\n]*\nGET  /static/ +200 text/html  index lists: css/ hello\\.txt\n\
+.*self-test: 5 requests answered as expected" --self-test)
 
 # An example added without a test above is worth a warning.
 file(GLOB example_files ${CMAKE_SOURCE_DIR}/examples/*.lua)

@@ -7,8 +7,9 @@ set -e
 # specs and benchmarks; node-llhttp ships llhttp's C sources, which the
 # HTTP layer compiles (bindings/http/); clang builds the libFuzzer targets
 # (fuzz/, scripts/fuzz.sh); lua-cjson: lasync.http's JSON (http.json,
-# req:json())
-PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl libssl-dev openssl node-llhttp clang lua-cjson"
+# req:json()); chromium: spec/http_browser_spec.lua loads examples/web/ in
+# a headless browser (the spec is pending without it)
+PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl libssl-dev openssl node-llhttp clang lua-cjson chromium"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
