@@ -32,6 +32,12 @@ local M = {}
 local TEXT_HEADERS = { ["Content-Type"] = response.TEXT }
 local ERROR_500 = "500 Internal Server Error"
 local FILE_CHUNK = 65536
+-- Lingering close (nginx's lingering_close): a connection that ends with
+-- request bytes unread (a refused request, a body not read) first shuts
+-- its sending side and drops what the peer still sends, for at most
+-- LINGER_TIME seconds and LINGER_BYTES bytes, so that closing does not
+-- reset the connection and destroy the response before the peer reads it.
+local LINGER_TIME, LINGER_BYTES = 2, 1048576
 
 --{======================================================================
 -- Sending a handler's answer
@@ -265,6 +271,7 @@ end
 -- The protocol error of a request the parser refused: its status, and the
 -- connection closes.
 local function refuse(st, status, msg)
+  st.linger = true
   local body = ("%d: %s"):format(status, tostring(msg or ""))
   pcall(st.conn.send, st.conn, status, TEXT_HEADERS, body, false, false)
 end
@@ -301,9 +308,28 @@ local function serve_requests(st)
       pcall(cleanup)
     end
     if st.app.access_log then access_log(st, req) end
-    if not st.keep then return end
-    if not st.body_done and not conn:discard_body() then return end
+    if not st.keep then
+      st.linger = st.linger or not st.body_done
+      return
+    end
+    if not st.body_done and not conn:discard_body() then
+      st.linger = true
+      return
+    end
   end
+end
+
+-- Drop what the peer still sends, after our last response (LINGER_TIME).
+local function linger(reader, writer)
+  if writer:get_extra_info("ssl_object") then return end -- no write_eof
+  if not pcall(writer.write_eof, writer) then return end
+  pcall(lasync.timeout, LINGER_TIME, function()
+    local dropped = 0
+    repeat
+      local chunk = reader:read(65536)
+      dropped = dropped + #chunk
+    until chunk == "" or dropped > LINGER_BYTES
+  end)
 end
 
 -- The start_server handler: one connection, until it ends.
@@ -317,9 +343,10 @@ local function serve(srv, reader, writer)
   srv._nconns = srv._nconns + 1
   local ok, err = pcall(serve_requests, st)
   srv._conns[st] = nil
-  srv._nconns = srv._nconns - 1
   if st.cleanup then pcall(st.cleanup) end
   conn:close()
+  if ok and st.linger then linger(reader, writer) end
+  srv._nconns = srv._nconns - 1
   if srv._closing and srv._nconns == 0 then srv:_all_closed() end
   if not ok then
     if is_error(err, lasync.OSError) and PEER_GONE[err.code] then
