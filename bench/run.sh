@@ -370,7 +370,9 @@ http_check() {
 # a warm-up of WARMUP s (rounded up: wrk takes whole seconds), then HTTP_T s
 # measured with --latency; the RESULT line is made from wrk's report, the
 # server's CPU time over that window (/proc/PID/stat), its VmHWM and VmRSS at
-# the end and wrk's CPU time (the runner's child ticks). httpidle: build/http_idle.
+# the end and wrk's CPU time (the runner's child ticks); server_us_per_req =
+# the server's CPU time over that window / the requests wrk counted, which a
+# busy machine disturbs less than the rate. httpidle: build/http_idle.
 run_http() {
   local w=$1 p=$2 out rc alive path=/ t0 t1 c0 c1 k0 k1 hwm rss rps
   LINE="" WHY=""
@@ -412,9 +414,9 @@ run_http() {
       -v e="$(awk '/Non-2xx/{n+=$NF} /Socket errors/{gsub(/,/,""); n+=$4+$6+$8+$10} END{print n+0}' <<<"$out")" \
       -v sc="$(awk -v c="$((c1 - c0))" -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN{printf "%.2f", c/hz/(b-a)}')" \
       -v cc="$(awk -v c="$((k1 - k0))" -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN{printf "%.2f", c/hz/(b-a)}')" \
-      -v c="$HTTP_C" -v u="$path" \
-      'BEGIN{printf "RESULT workload=%s peer=%s n=%s seconds=%s rate=%.0f rss_kb=%s rss_end_kb=%s p50_us=%s p99_us=%s errors=%s conns=%s path=%s server_cpu=%s client_cpu=%s",
-        w, p, n, s, r, h, m, a, b, e, c, u, sc, cc}')
+      -v c="$HTTP_C" -v u="$path" -v ct="$((c1 - c0))" -v hz="$HZ" \
+      'BEGIN{printf "RESULT workload=%s peer=%s n=%s seconds=%s rate=%.0f rss_kb=%s rss_end_kb=%s p50_us=%s p99_us=%s errors=%s conns=%s path=%s server_cpu=%s client_cpu=%s server_us_per_req=%.2f",
+        w, p, n, s, r, h, m, a, b, e, c, u, sc, cc, (n > 0) ? ct / hz * 1e6 / n : -1}')
   fi
   if [ $rc -ne 0 ] || [ -z "$LINE" ] || [ $alive = 0 ]; then
     WHY="client rc=$rc"; [ $rc -eq 124 ] && WHY="client rc=124(timeout)"

@@ -12,7 +12,7 @@ the server's RSS growth per idle connection. The TLS workloads (tlsecho,
 tlshandshake: handshakes/s, tlsidle) use the same tables, with the
 protocol, cipher suite and ECDHE group the load generator negotiated. The HTTP
 workloads (httphello, httpjson) show wrk's requests/s, p50/p99 latency, server
-and wrk CPU, server peak RSS, errors and the ratios to nginx + Lua, Go and the C
+CPU (cores, and CPU time per request), wrk's CPU, server peak RSS, errors and the ratios to nginx + Lua, Go and the C
 libuv server; httpidle is shown as echoidle. tothread shows gathered calls/s
 and the one-at-a-time round-trip latency; fileread shows MiB/s and the ratios
 to cat and to asyncio. Then the issue's targets, checked
@@ -140,7 +140,8 @@ def http_table(w, runs, notes):
     if not any(runs.get((w, p)) for p in PEERS):
         print("(no results)")
     else:
-        head([f"{UNIT[w]} (median)", "range", "p50 µs", "p99 µs", "server CPU", "wrk CPU", "server RSS MiB",
+        head([f"{UNIT[w]} (median)", "range", "p50 µs", "p99 µs", "server CPU", "server CPU µs/req", "wrk CPU",
+              "server RSS MiB",
               "× nginx + Lua", "× go", "× clibuv", "errors", "runs", "max foreign CPU"])
     ref = {p: med(runs.get((w, p), []), "rate") for p in ("nginx", "go", "clibuv")}
     for p in PEERS:
@@ -151,7 +152,8 @@ def http_table(w, runs, notes):
         rates = [float(r["rate"]) for r in rs]
         row = [f"**{p}**" if p == "lasync" else HTTP_LABEL.get(p, p), f"{rate:,.0f}",
                f"{min(rates):,.0f}–{max(rates):,.0f}", f"{med(rs, 'p50_us'):,.0f}", f"{med(rs, 'p99_us'):,.0f}",
-               f"{med(rs, 'server_cpu'):.2f}", f"{med(rs, 'client_cpu'):.2f}", mib(med(rs, "rss_kb"))]
+               f"{med(rs, 'server_cpu'):.2f}", f"{med(rs, 'server_us_per_req'):.1f}",
+               f"{med(rs, 'client_cpu'):.2f}", mib(med(rs, "rss_kb"))]
         row += [fmt_ratio(rate / ref[q]) if ref[q] else "" for q in ("nginx", "go", "clibuv")]
         row += [f"{sum(int(r.get('errors', 0)) for r in rs):,}", str(len(rs)), foreign(rs)]
         print("| " + " | ".join(row) + " |")
