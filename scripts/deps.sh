@@ -4,12 +4,15 @@
 set -e
 # netcat-openbsd and curl: the README tries the example servers with them;
 # libssl-dev for TLS; openssl (the command) makes the certificates of the TLS
-# specs and benchmarks
-PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl libssl-dev openssl"
+# specs and benchmarks; node-llhttp ships llhttp's C sources, which the
+# HTTP layer compiles (bindings/http/); clang builds the libFuzzer targets
+# (fuzz/, scripts/fuzz.sh); lua-cjson: lasync.http's JSON (http.json,
+# req:json())
+PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl libssl-dev openssl node-llhttp clang lua-cjson"
 # for bench/ and the HTTP specs: wrk and ab (apache2-utils) load HTTP
-# servers; nginx with its Lua module and lua-cjson (the JSON encoder its
-# LuaJIT loads) and python3-aiohttp are HTTP peers of lasync.http in bench/
-PKGS="$PKGS nginx libnginx-mod-http-lua lua-cjson wrk apache2-utils python3-aiohttp"
+# servers; nginx with its Lua module (whose LuaJIT loads lua-cjson, above)
+# and python3-aiohttp are HTTP peers of lasync.http in bench/
+PKGS="$PKGS nginx libnginx-mod-http-lua wrk apache2-utils python3-aiohttp"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

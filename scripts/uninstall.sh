@@ -1,8 +1,8 @@
 #!/bin/sh
 # make uninstall: remove exactly the files the last make install from
 # BUILD_DIR put (BUILD_DIR/installed.txt, cmake's install manifest with
-# DESTDIR), then lasync's own directories (.../lasync) once empty, and run
-# ldconfig (or $LDCONFIG) if that install ran it.
+# DESTDIR), then lasync's own directories (.../lasync and those below it)
+# once empty, and run ldconfig (or $LDCONFIG) if that install ran it.
 # usage: [LDCONFIG=cmd] scripts/uninstall.sh BUILD_DIR
 set -e
 list=$1/installed.txt
@@ -19,9 +19,14 @@ grep -v '^#' "$list" | while IFS= read -r file; do
 done
 grep -v '^#' "$list" | while IFS= read -r file; do
   dir=$(dirname "$file")
-  case $dir in
-  */lasync) rmdir "$dir" 2>/dev/null || true ;;
-  esac
+  # the file's directories up to .../lasync, deepest first (lasync/http/)
+  while :; do
+    case $dir in
+    */lasync) rmdir "$dir" 2>/dev/null || true; break ;;
+    */lasync/*) rmdir "$dir" 2>/dev/null || true; dir=$(dirname "$dir") ;;
+    *) break ;;
+    esac
+  done
 done
 rm -f "$list"
 if [ -z "$destdir" ] && [ "$(id -u)" -eq 0 ]; then
