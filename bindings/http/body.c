@@ -58,7 +58,8 @@ static int decode_step(lua_State *L, lx_http_conn *c, lx_task *t,
         len < hp->p.content_length && s->read_err == 0 && !c->timed_out)
       r = LX_HTTP_MORE; /* wait for all of it */
     else
-      r = lx_http_parse_body(hp, s->buf + s->start, len, &used);
+      r = lx_http_parse_body(hp, len ? s->buf + s->start : NULL, len,
+                             &used); /* an empty buffer may be NULL */
     if (r == LX_HTTP_ERROR) return body_error(L, c, hp->status, hp->msg);
     if (what != READ_DISCARD && hp->npieces > 0) {
       luaL_checkstack(L, LX_HTTP_PIECES, fnames[what]);
