@@ -3,22 +3,27 @@
 # RUNS times, interleaved (run 1 of every peer, then run 2, ...), every program
 # pinned to CPU 0 (taskset -c 0). The echo workloads run each peer's echo
 # server on CPU 0 and the C load generator (echo/loadgen.c) on CPU 1; so do the
-# TLS workloads (tls/: TLS echo servers, the load generator with -T). RESULT /
+# TLS workloads (tls/: TLS echo servers, the load generator with -T) and the
+# HTTP workloads (http/: HTTP servers; wrk, or http/idle.c for httpidle). RESULT /
 # SKIP / FAIL lines go to stdout and to a log in bench/results/; at the end
 # summarize.py prints the tables. The C programs (load generator, C libuv echo
 # server, C libuv + OpenSSL TLS echo server) are built with gcc -O2, and the Go
 # echo servers with `go build`
 # (GOCACHE and GOPATH in bench/build/go/), into bench/build/ (gitignored) when
-# needed. The Go server runs with GOMAXPROCS=1 (as taskset -c 0 implies anyway).
+# needed; so are the C libuv HTTP server, the httpidle client and the Go HTTP
+# server. The Go servers run with GOMAXPROCS=1 (as taskset -c 0 implies anyway).
 #
 # usage: bench/run.sh [WORKLOAD_REGEX] [PEER_REGEX]
 #   workloads: spawn pingpong sleepers timers qpingpong qthroughput lockcontention
-#              echo64 echo4096 echoidle tlsecho tlshandshake tlsidle tothread fileread
+#              echo64 echo4096 echoidle tlsecho tlshandshake tlsidle httphello httpjson
+#              httpidle tothread fileread
 #              (the regex matches any part of a name: '^pingpong' for pingpong alone,
-#              '^echo' for the three echo workloads, '^tls' for the three TLS ones;
-#              'echo' also selects tlsecho)
-#   peers:     lasync asyncio uvloop node luv go bare clibuv cat pysync
-#              (bare: spawn, pingpong, qpingpong, sleepers; go, clibuv: the echo and TLS workloads;
+#              '^echo' for the three echo workloads, '^tls' for the three TLS ones,
+#              '^http' for the three HTTP ones; 'echo' also selects tlsecho)
+#   peers:     lasync asyncio uvloop node luv go nginx bare clibuv cat pysync
+#              (bare: spawn, pingpong, qpingpong, sleepers; go, clibuv: the echo, TLS and
+#              HTTP workloads; nginx: the HTTP workloads (nginx + its Lua module); for
+#              the HTTP workloads asyncio and uvloop are aiohttp on those loops;
 #              cat, pysync: fileread; go is a SKIP without golang-go)
 # env: RUNS=3                 runs per workload x peer
 #      LASYNC=path            lasync binary (default: $BUILD/lasync, BUILD=build,
@@ -32,7 +37,11 @@
 #                             ECHO_C=100 connections, IDLE_C=1000 idle connections
 #                             (the TLS workloads use them too); HS_C=100 connections
 #                             handshaking at once (tlshandshake); TLS_GROUP=X25519
-#                             the ECDHE group the load generator offers (or P-256)
+#                             the ECDHE group the load generator offers (or P-256);
+#                             HTTP_T=5 measured seconds of httphello/httpjson and
+#                             HTTP_C=100 wrk connections (wrk takes whole seconds:
+#                             WARMUP is rounded up for it, 0 skips the warm-up);
+#                             httpidle uses IDLE_C
 #      FILEREAD_MB=1024       fileread's file size in MiB (N overrides it too); the
 #                             file is made once in bench/build/ (gitignored) and kept
 #      THREAD_CPUS=0          taskset CPU list for tothread and fileread, whose pool
@@ -54,6 +63,8 @@ WARMUP=${WARMUP:-1}
 IDLE_C=${IDLE_C:-1000}
 HS_C=${HS_C:-100}
 TLS_GROUP=${TLS_GROUP:-X25519}
+HTTP_T=${HTTP_T:-5}
+HTTP_C=${HTTP_C:-100}
 THREAD_CPUS=${THREAD_CPUS:-0}
 # echoidle: the server and the load generator each hold IDLE_C sockets
 [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge $((IDLE_C + 100)) ] || ulimit -n $((IDLE_C + 100)) 2>/dev/null
@@ -81,8 +92,8 @@ emit() { echo "$*"; echo "$*" >>"$LOG"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 lua_has() { have "$1" && "$1" -e "require '$2'" >/dev/null 2>&1; }
 
-WORKLOADS="spawn pingpong sleepers timers qpingpong qthroughput lockcontention echo64 echo4096 echoidle tlsecho tlshandshake tlsidle tothread fileread"
-PEERS="lasync asyncio uvloop node luv go bare clibuv cat pysync"
+WORKLOADS="spawn pingpong sleepers timers qpingpong qthroughput lockcontention echo64 echo4096 echoidle tlsecho tlshandshake tlsidle httphello httpjson httpidle tothread fileread"
+PEERS="lasync asyncio uvloop node luv go nginx bare clibuv cat pysync"
 
 # folder of a workload's programs
 # The directory of a workload's programs. qpingpong is pingpong for every
@@ -92,6 +103,7 @@ wdir() {
   case $1/${2:-} in
   echo*) echo echo ;;
   tls*) echo tls ;;
+  http*) echo http ;;
   qpingpong/lasync) echo qpingpong ;;
   qpingpong/*) echo pingpong ;;
   *) echo "$1" ;;
@@ -114,6 +126,32 @@ build_c() {
     gcc -O2 -Wall -o "$out/echo_clibuv" echo/clibuv.c -luv 2>>"$out/build.err" || CLIBUV_WHY="echo/clibuv.c build failed (bench/build/build.err)"
   [ "$out/tls_clibuv" -nt tls/clibuv.c ] ||
     gcc -O2 -Wall -o "$out/tls_clibuv" tls/clibuv.c -luv -lssl -lcrypto 2>>"$out/build.err" || TLS_CLIBUV_WHY="tls/clibuv.c build failed (bench/build/build.err)"
+}
+
+# the HTTP workloads' C programs: the C libuv HTTP server (the ceiling, not
+# an HTTP parser) and the httpidle client, into build/
+HTTP_C_WHY=""
+build_http_c() {
+  local out=$HERE/build
+  mkdir -p "$out"
+  if ! have gcc || [ ! -f /usr/include/uv.h ]; then
+    HTTP_C_WHY="gcc or libuv1-dev missing (apt-get install gcc libuv1-dev)"; return
+  fi
+  [ "$out/http_clibuv" -nt http/clibuv.c ] ||
+    gcc -O2 -Wall -o "$out/http_clibuv" http/clibuv.c -luv 2>>"$out/build.err" || HTTP_CLIBUV_WHY="http/clibuv.c build failed (bench/build/build.err)"
+  [ "$out/http_idle" -nt http/idle.c ] ||
+    gcc -O2 -Wall -o "$out/http_idle" http/idle.c 2>>"$out/build.err" || HTTP_IDLE_WHY="http/idle.c build failed (bench/build/build.err)"
+}
+
+# nginx + its Lua module + lua-cjson for its LuaJIT (the nginx peer of the
+# HTTP workloads; http/nginx.sh runs it): sets NGINX_WHY when one is missing
+nginx_why() {
+  NGINX_WHY=""
+  have nginx || { NGINX_WHY="nginx not found (apt-get install nginx)"; return; }
+  [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] && [ -f /usr/lib/nginx/modules/ndk_http_module.so ] ||
+    { NGINX_WHY="nginx's Lua module not found (apt-get install libnginx-mod-http-lua)"; return; }
+  compgen -G "/usr/lib/*/lua/5.1/cjson.so" >/dev/null ||
+    NGINX_WHY="cjson for LuaJIT not found (apt-get install lua-cjson)"
 }
 
 # the TLS workloads' certificates, made once with the openssl command into
@@ -156,6 +194,20 @@ build_go() {
   [ "$out/tls_go" -nt tls/go.go ] ||
     GOCACHE=$out/go/cache GOPATH=$out/go/path go build -o "$out/tls_go" tls/go.go 2>>"$out/build.err" ||
     TLS_GO_WHY="tls/go.go build failed (bench/build/build.err)"
+  [ "$out/http_go" -nt http/go.go ] ||
+    GOCACHE=$out/go/cache GOPATH=$out/go/path go build -o "$out/http_go" http/go.go 2>>"$out/build.err" ||
+    HTTP_GO_WHY="http/go.go build failed (bench/build/build.err)"
+}
+
+# lasync_probe FILE: CMD to run FILE with lasync, or WHY; the program says
+# SKIP (and why) while the API it needs is missing from this build
+lasync_probe() {
+  local f=$1 probe
+  [ -x "$LASYNC" ] || { WHY="no lasync binary at $LASYNC (build it, or set LASYNC=path)"; return; }
+  probe=$("$LASYNC" "$f" probe 2>&1)
+  [ "$probe" = OK ] && CMD=("$LASYNC" "$f") ||
+    WHY=$(sed -n 's/^SKIP reason="\(.*\)"$/\1/p' <<<"$probe" | head -1)
+  [ ${#CMD[@]} -gt 0 ] || [ -n "$WHY" ] || WHY="$f probe failed: $(tr '\n"' ' \047' <<<"$probe" | tail -c 200)"
 }
 
 # peer_cmd WORKLOAD PEER: sets the array CMD to the command, or CMD=() and WHY to the reason
@@ -166,7 +218,7 @@ peer_cmd() {
   case $p in
   asyncio) f=$d/asyncio.py ;; uvloop) f=$d/uvloop.py ;; node) f=$d/node.js ;;
   luv) f=$d/luv54.lua ;; lasync) f=$d/lasync.lua ;; bare) f=$d/bare.lua ;; clibuv) f=$d/clibuv.c ;; go) f=$d/go.go ;;
-  cat) f=$d/cat.sh ;; pysync) f=$d/pysync.py ;;
+  cat) f=$d/cat.sh ;; pysync) f=$d/pysync.py ;; nginx) f=$d/nginx.sh ;;
   esac
   if [ ! -f "$f" ]; then WHY="no $f (not defined for this workload)"; return; fi
   case $d in echo | tls) [ "$C_OK" = yes ] || { WHY="no echo load generator: $C_WHY"; return; } ;; esac
@@ -176,14 +228,25 @@ peer_cmd() {
     case $p in
     clibuv) [ -x build/tls_clibuv ] && [ -z "${TLS_CLIBUV_WHY:-}" ] && CMD=(build/tls_clibuv) || WHY="${TLS_CLIBUV_WHY:-no build/tls_clibuv}"; return ;;
     go) [ -z "$GO_WHY" ] && [ -z "${TLS_GO_WHY:-}" ] && [ -x build/tls_go ] && CMD=(env GOMAXPROCS=1 build/tls_go) || WHY="${GO_WHY:-${TLS_GO_WHY:-no build/tls_go}}"; return ;;
-    lasync) # tls/lasync.lua says SKIP (and why) until lasync.ssl exists
-      [ -x "$LASYNC" ] || { WHY="no lasync binary at $LASYNC (build it, or set LASYNC=path)"; return; }
-      local probe
-      probe=$("$LASYNC" "$f" probe 2>&1)
-      [ "$probe" = OK ] && CMD=("$LASYNC" "$f") ||
-        WHY=$(sed -n 's/^SKIP reason="\(.*\)"$/\1/p' <<<"$probe" | head -1)
-      [ ${#CMD[@]} -gt 0 ] || [ -n "$WHY" ] || WHY="tls/lasync.lua probe failed: $(tr '\n"' ' \047' <<<"$probe" | tail -c 200)"
-      return ;;
+    lasync) lasync_probe "$f"; return ;; # SKIP (and why) until lasync.ssl exists
+    esac
+  fi
+  if [ "$d" = http ]; then # the load: wrk, or build/http_idle for httpidle
+    if [ "$w" = httpidle ]; then
+      [ -z "$HTTP_C_WHY" ] && [ -z "${HTTP_IDLE_WHY:-}" ] && [ -x build/http_idle ] ||
+        { WHY="${HTTP_C_WHY:-${HTTP_IDLE_WHY:-no build/http_idle}}"; return; }
+    else
+      have wrk || { WHY="wrk not found (apt-get install wrk)"; return; }
+    fi
+    case $p in
+    clibuv) [ -z "$HTTP_C_WHY" ] && [ -z "${HTTP_CLIBUV_WHY:-}" ] && [ -x build/http_clibuv ] && CMD=(build/http_clibuv) ||
+      WHY="${HTTP_C_WHY:-${HTTP_CLIBUV_WHY:-no build/http_clibuv}}"; return ;;
+    go) [ -z "$GO_WHY" ] && [ -z "${HTTP_GO_WHY:-}" ] && [ -x build/http_go ] && CMD=(env GOMAXPROCS=1 build/http_go) ||
+      WHY="${GO_WHY:-${HTTP_GO_WHY:-no build/http_go}}"; return ;;
+    nginx) nginx_why; [ -z "$NGINX_WHY" ] && CMD=(bash "$f") || WHY=$NGINX_WHY; return ;;
+    lasync) lasync_probe "$f"; return ;; # SKIP (and why) until lasync.http exists
+    asyncio | uvloop) "$PY" -c "import aiohttp" >/dev/null 2>&1 ||
+      { WHY="aiohttp not importable by $PY (apt-get install python3-aiohttp)"; return; } ;;
     esac
   fi
   case $p in
@@ -277,6 +340,92 @@ run_echo() {
   fi
 }
 
+# ---- HTTP workloads: server on CPU 0, wrk (or build/http_idle) on CPU 1
+proc_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+proc_kb() { awk -v k="$2:" '$1==k{print $2}' "/proc/$1/status" 2>/dev/null || echo -1; }
+to_us() { # a wrk latency (812.00us, 1.23ms, 2.00s) in whole microseconds
+  awk -v v="$1" 'BEGIN{f=1; if (v ~ /ms$/) f=1000; else if (v ~ /us$/) f=1; else if (v ~ /s$/) f=1000000;
+    sub(/[a-z]+$/, "", v); printf "%d", v*f}'
+}
+# http_check PATH: the server's answer to GET PATH is right (the exact
+# hello body; a JSON object with message "Hello, world" and an integer n);
+# sets WHY otherwise
+http_check() {
+  local path=$1 body code
+  body=$(mktemp)
+  code=$(curl -s --max-time 5 -o "$body" -w '%{http_code}' "http://127.0.0.1:$PORT$path")
+  if [ "$code" != 200 ]; then
+    WHY="GET $path answered status ${code:-none}"
+  elif [ "$path" = / ]; then
+    printf 'Hello, world\n' | cmp -s - "$body" || WHY="GET / body is not 'Hello, world\\n': $(head -c 80 "$body" | tr '\n"' ' \047')"
+  else
+    "$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["message"] == "Hello, world" and type(d["n"]) is int' \
+      "$body" 2>/dev/null || WHY="GET $path body is not the JSON object: $(head -c 80 "$body" | tr '\n"' ' \047')"
+  fi
+  rm -f "$body"
+}
+
+# run_http WORKLOAD PEER: sets LINE (the RESULT line) or WHY (why it FAILed).
+# httphello/httpjson: wrk -t1 -c HTTP_C keep-alive on GET / or GET /json,
+# a warm-up of WARMUP s (rounded up: wrk takes whole seconds), then HTTP_T s
+# measured with --latency; the RESULT line is made from wrk's report, the
+# server's CPU time over that window (/proc/PID/stat), its VmHWM and VmRSS at
+# the end and wrk's CPU time (the runner's child ticks); server_us_per_req =
+# the server's CPU time over that window / the requests wrk counted, which a
+# busy machine disturbs less than the rate. httpidle: build/http_idle.
+run_http() {
+  local w=$1 p=$2 out rc alive path=/ t0 t1 c0 c1 k0 k1 hwm rss rps
+  LINE="" WHY=""
+  if ! start_server; then
+    WHY="server did not start cmd=\"${CMD[*]} PORT\" err=\"$(tail_of "$SERR")\""
+    return
+  fi
+  [ "$w" = httpjson ] && path=/json
+  if [ "$w" = httpidle ]; then
+    out=$(timeout 60 taskset -c 1 build/http_idle -p "$PORT" -c "$IDLE_C" -P "$SPID" -W "$w" -N "$p" 2>&1)
+    rc=$?
+  else
+    http_check "$path"
+    if [ -n "$WHY" ]; then
+      stop_server
+      WHY="$WHY cmd=\"${CMD[*]} $PORT\" server_err=\"$(tail_of "$SERR")\""
+      return
+    fi
+    local warm
+    warm=$(awk -v w="$WARMUP" 'BEGIN{printf "%d", (w == int(w)) ? w : int(w) + 1}')
+    [ "$warm" -gt 0 ] && taskset -c 1 wrk -t1 -c"$HTTP_C" -d"${warm}s" "http://127.0.0.1:$PORT$path" >/dev/null 2>&1
+    c0=$(proc_ticks "$SPID"); k0=$(child_ticks); t0=$(now)
+    out=$(timeout "$TIMEOUT" taskset -c 1 wrk -t1 -c"$HTTP_C" -d"${HTTP_T}s" --latency "http://127.0.0.1:$PORT$path" 2>&1)
+    rc=$?
+    t1=$(now); c1=$(proc_ticks "$SPID"); k1=$(child_ticks)
+    hwm=$(proc_kb "$SPID" VmHWM); rss=$(proc_kb "$SPID" VmRSS)
+  fi
+  kill -0 "$SPID" 2>/dev/null && alive=1 || alive=0
+  stop_server
+  if [ "$w" = httpidle ]; then
+    LINE=$(grep -m1 '^RESULT ' <<<"$out")
+  else
+    rps=$(awk '/^Requests\/sec:/{print $2}' <<<"$out")
+    [ -n "$rps" ] && LINE=$(awk -v w="$w" -v p="$p" -v r="$rps" -v h="${hwm:--1}" -v m="${rss:--1}" \
+      -v n="$(awk '/ requests in /{print $1; exit}' <<<"$out")" \
+      -v s="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b - a}')" \
+      -v a="$(to_us "$(awk '$1=="50%"{print $2}' <<<"$out")")" \
+      -v b="$(to_us "$(awk '$1=="99%"{print $2}' <<<"$out")")" \
+      -v e="$(awk '/Non-2xx/{n+=$NF} /Socket errors/{gsub(/,/,""); n+=$4+$6+$8+$10} END{print n+0}' <<<"$out")" \
+      -v sc="$(awk -v c="$((c1 - c0))" -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN{printf "%.2f", c/hz/(b-a)}')" \
+      -v cc="$(awk -v c="$((k1 - k0))" -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN{printf "%.2f", c/hz/(b-a)}')" \
+      -v c="$HTTP_C" -v u="$path" -v ct="$((c1 - c0))" -v hz="$HZ" \
+      'BEGIN{printf "RESULT workload=%s peer=%s n=%s seconds=%s rate=%.0f rss_kb=%s rss_end_kb=%s p50_us=%s p99_us=%s errors=%s conns=%s path=%s server_cpu=%s client_cpu=%s server_us_per_req=%.2f",
+        w, p, n, s, r, h, m, a, b, e, c, u, sc, cc, (n > 0) ? ct / hz * 1e6 / n : -1}')
+  fi
+  if [ $rc -ne 0 ] || [ -z "$LINE" ] || [ $alive = 0 ]; then
+    WHY="client rc=$rc"; [ $rc -eq 124 ] && WHY="client rc=124(timeout)"
+    [ $alive = 0 ] && WHY="$WHY server-exited-early"
+    WHY="$WHY cmd=\"${CMD[*]} $PORT\" client=\"$(tr '\n"' ' \047' <<<"$out" | tail -c 200)\" server_err=\"$(tail_of "$SERR")\""
+    LINE=""
+  fi
+}
+
 # ---- fileread: a file of FILEREAD_MB MiB (random bytes) in build/, made once
 # and kept; every run reads it from the page cache (warmed before each run)
 fileread_file() { # sets FREAD (the file's path) or FREAD_WHY
@@ -302,6 +451,9 @@ versions() {
   v+=" gcc=$(gcc -dumpfullversion 2>/dev/null || echo -)"
   v+=" openssl=$(openssl version 2>/dev/null | awk '{print $2}' || echo -)"
   v+=" go=$(have go && go version | awk '{print $3}' || echo -)"
+  v+=" nginx=$(nginx -v 2>&1 | sed -n 's|.*nginx/||p' || echo -)"
+  v+=" wrk=$(wrk -v 2>&1 | awk '/^wrk/{print $2; exit}' || echo -)"
+  v+=" aiohttp=$("$PY" -c 'import aiohttp; print(aiohttp.__version__)' 2>/dev/null || echo -)"
   v+=" lasync=$([ -x "$LASYNC" ] && (git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo present) || echo missing)"
   echo "$v"
 }
@@ -314,6 +466,9 @@ for w in $WORKLOADS; do # build the C programs (and the Go server) if an echo wo
 done
 TLS_WHY=""
 for w in tlsecho tlshandshake tlsidle; do grep -Eq -- "$WF" <<<"$w" && { tls_certs; break; }; done
+for w in httphello httpjson httpidle; do
+  grep -Eq -- "$WF" <<<"$w" && { build_http_c; selected go "$PF" && build_go; break; }
+done
 grep -Eq -- "$WF" <<<fileread && fileread_file
 for w in $WORKLOADS; do
   grep -Eq -- "$WF" <<<"$w" || continue
@@ -323,7 +478,8 @@ for w in $WORKLOADS; do
     [ "$p" = clibuv ] && [ ! -f "$HERE/$(wdir "$w" "$p")/clibuv.c" ] && continue # (the same)
     [ "$p" = go ] && [ ! -f "$HERE/$(wdir "$w" "$p")/go.go" ] && continue         # (the same)
     case $p in cat | pysync) [ "$w" = fileread ] || continue ;; esac          # (fileread only)
-    case $w/$p in tothread/node | tothread/luv | fileread/node | fileread/luv | tls*/luv) continue ;; esac # (none)
+    case $p/$w in nginx/http*) ;; nginx/*) continue ;; esac                  # (HTTP only)
+    case $w/$p in tothread/node | tothread/luv | fileread/node | fileread/luv | tls*/luv | http*/luv) continue ;; esac # (none)
     peer_cmd "$w" "$p"
     [ ${#CMD[@]} -gt 0 ] || emit "SKIP workload=$w peer=$p reason=\"$WHY\""
   done
@@ -333,7 +489,7 @@ for w in $WORKLOADS; do
       peer_cmd "$w" "$p"
       [ ${#CMD[@]} -gt 0 ] || continue
       case $w in
-      echo* | tls*) ;;
+      echo* | tls* | http*) ;;
       fileread)
         [ -z "$FREAD_WHY" ] || { emit "FAIL workload=$w peer=$p run=$r $FREAD_WHY"; nfail=$((nfail + 1)); continue; }
         CMD+=("$FREAD")
@@ -344,8 +500,8 @@ for w in $WORKLOADS; do
       quiet_wait
       b0=$(busy_ticks); k0=$(child_ticks); t0=$(now)
       case $w in
-      echo* | tls*)
-        run_echo "$w" "$p"
+      echo* | tls* | http*)
+        if [[ $w == http* ]]; then run_http "$w" "$p"; else run_echo "$w" "$p"; fi
         line=$LINE
         b1=$(busy_ticks); k1=$(child_ticks); t1=$(now)
         if [ -z "$line" ]; then

@@ -10,7 +10,10 @@ workloads show round trips/s, p50/p99 latency, server and client CPU, server
 peak RSS and the ratios to asyncio and to the C libuv server; echoidle shows
 the server's RSS growth per idle connection. The TLS workloads (tlsecho,
 tlshandshake: handshakes/s, tlsidle) use the same tables, with the
-protocol, cipher suite and ECDHE group the load generator negotiated. tothread shows gathered calls/s
+protocol, cipher suite and ECDHE group the load generator negotiated. The HTTP
+workloads (httphello, httpjson) show wrk's requests/s, p50/p99 latency, server
+CPU (cores, and CPU time per request), wrk's CPU, server peak RSS, errors and the ratios to nginx + Lua, Go and the C
+libuv server; httpidle is shown as echoidle. tothread shows gathered calls/s
 and the one-at-a-time round-trip latency; fileread shows MiB/s and the ratios
 to cat and to asyncio. Then the issue's targets, checked
 on the medians, PASS / MISS (or n/a without data).
@@ -21,21 +24,25 @@ import statistics
 import sys
 from collections import defaultdict
 
-PEERS = ["lasync", "asyncio", "uvloop", "node", "luv", "go", "bare", "clibuv", "cat", "pysync"]
+PEERS = ["lasync", "asyncio", "uvloop", "node", "luv", "go", "nginx", "bare", "clibuv", "cat", "pysync"]
 WORKLOADS = ["spawn", "pingpong", "sleepers", "timers", "qpingpong", "qthroughput", "lockcontention",
-             "echo64", "echo4096", "echoidle", "tlsecho", "tlshandshake", "tlsidle", "tothread", "fileread"]
+             "echo64", "echo4096", "echoidle", "tlsecho", "tlshandshake", "tlsidle", "httphello", "httpjson", "httpidle",
+             "tothread", "fileread"]
 ECHO = ("echo64", "echo4096")
 TLS = ("tlsecho", "tlshandshake")
+HTTP = ("httphello", "httpjson")
+HTTP_LABEL = {"asyncio": "aiohttp (asyncio)", "uvloop": "aiohttp (uvloop)", "nginx": "nginx + Lua"}
 TLS_PEERS = ["asyncio", "uvloop", "node", "go"]  # lasync must be ≥ each (clibuv is the ceiling)
 ECHO_PEERS = ["asyncio", "uvloop", "node", "luv", "go"]  # lasync must be ahead of each (clibuv is the ceiling)
 UNIT = {"spawn": "tasks/s", "pingpong": "round trips/s", "sleepers": "tasks/s", "timers": "timers/s",
         "qpingpong": "round trips/s", "qthroughput": "items/s", "lockcontention": "acquisitions/s",
         "echo64": "round trips/s", "echo4096": "round trips/s",
-        "tlsecho": "round trips/s", "tlshandshake": "handshakes/s", "tothread": "calls/s", "fileread": "MiB/s"}
+        "tlsecho": "round trips/s", "tlshandshake": "handshakes/s",
+        "httphello": "requests/s", "httpjson": "requests/s", "tothread": "calls/s", "fileread": "MiB/s"}
 DEFAULT_N = {"spawn": 200000, "pingpong": 500000, "sleepers": 100000, "timers": 1000000,
-             "qpingpong": 500000, "qthroughput": 1000000, "lockcontention": 1000000, "echoidle": 1000, "tlsidle": 1000,
+             "qpingpong": 500000, "qthroughput": 1000000, "lockcontention": 1000000, "echoidle": 1000, "tlsidle": 1000, "httpidle": 1000,
              "tothread": 10000, "fileread": 1024}
-ECHO_DEFAULT = {"conns": "100", "seconds": 5.0}  # run.sh's ECHO_C and ECHO_T
+ECHO_DEFAULT = {"conns": "100", "seconds": 5.0}  # run.sh's ECHO_C and ECHO_T (HTTP_C and HTTP_T alike)
 PER = {"sleepers": ("bytes_per_task", "bytes/task"), "timers": ("bytes_per_timer", "bytes/timer")}
 KV = re.compile(r'(\w+)=("[^"]*"|\S+)')
 
@@ -128,6 +135,31 @@ def echo_table(w, runs, notes):
     notes_lines(w, notes, runs)
 
 
+def http_table(w, runs, notes):
+    print(f"\n### {w}\n")
+    if not any(runs.get((w, p)) for p in PEERS):
+        print("(no results)")
+    else:
+        head([f"{UNIT[w]} (median)", "range", "p50 µs", "p99 µs", "server CPU", "server CPU µs/req", "wrk CPU",
+              "server RSS MiB",
+              "× nginx + Lua", "× go", "× clibuv", "errors", "runs", "max foreign CPU"])
+    ref = {p: med(runs.get((w, p), []), "rate") for p in ("nginx", "go", "clibuv")}
+    for p in PEERS:
+        rs = runs.get((w, p), [])
+        if not rs:
+            continue
+        rate = med(rs, "rate")
+        rates = [float(r["rate"]) for r in rs]
+        row = [f"**{p}**" if p == "lasync" else HTTP_LABEL.get(p, p), f"{rate:,.0f}",
+               f"{min(rates):,.0f}–{max(rates):,.0f}", f"{med(rs, 'p50_us'):,.0f}", f"{med(rs, 'p99_us'):,.0f}",
+               f"{med(rs, 'server_cpu'):.2f}", f"{med(rs, 'server_us_per_req'):.1f}",
+               f"{med(rs, 'client_cpu'):.2f}", mib(med(rs, "rss_kb"))]
+        row += [fmt_ratio(rate / ref[q]) if ref[q] else "" for q in ("nginx", "go", "clibuv")]
+        row += [f"{sum(int(r.get('errors', 0)) for r in rs):,}", str(len(rs)), foreign(rs)]
+        print("| " + " | ".join(row) + " |")
+    notes_lines(w, notes, runs)
+
+
 def idle_table(w, runs, notes):
     print(f"\n### {w}\n")
     if not any(runs.get((w, p)) for p in PEERS):
@@ -140,7 +172,8 @@ def idle_table(w, runs, notes):
         if not rs:
             continue
         b = [float(r["bytes_per_conn"]) for r in rs]
-        row = [f"**{p}**" if p == "lasync" else p, f"{statistics.median(b):,.0f}", f"{min(b):,.0f}–{max(b):,.0f}",
+        label = HTTP_LABEL.get(p, p) if w == "httpidle" else p
+        row = [f"**{p}**" if p == "lasync" else label, f"{statistics.median(b):,.0f}", f"{min(b):,.0f}–{max(b):,.0f}",
                "/".join(sorted({r.get("n", "?") for r in rs})),
                mib(med(rs, "rss_before_kb")), mib(med(rs, "rss_after_kb")), str(len(rs)), foreign(rs)]
         print("| " + " | ".join(row) + " |")
@@ -204,7 +237,9 @@ def table(w, runs, notes):
         return fileread_table(w, runs, notes)
     if w in ECHO or w in TLS:
         return echo_table(w, runs, notes)
-    if w in ("echoidle", "tlsidle"):
+    if w in HTTP:
+        return http_table(w, runs, notes)
+    if w in ("echoidle", "tlsidle", "httpidle"):
         return idle_table(w, runs, notes)
     per = PER.get(w)
     cols = [f"{UNIT[w]} (median)", "range", "seconds", "peak RSS MiB"]
@@ -312,6 +347,16 @@ def targets(runs, notes):
         ("tlsidle", "tlsidle: lasync server RSS per idle TLS connection ≤ 16 KB (16384 B)",
          m("tlsidle", "lasync", "bytes_per_conn"), lambda v: v <= 16384, lambda v: f"{v:,.0f} B"),
     ]
+    checks += [
+        ("httphello", "httphello: lasync ≥ 1.0× nginx + its Lua module (requests/s)",
+         ratio("httphello", "lasync", "nginx"), lambda v: v >= 1.0, fmt_ratio),
+        ("httphello", "httphello: lasync ≥ 1.3× Go net/http (requests/s)",
+         ratio("httphello", "lasync", "go"), lambda v: v >= 1.3, fmt_ratio),
+        ("httpjson", "httpjson: lasync ≥ 1.2× Go net/http (requests/s)",
+         ratio("httpjson", "lasync", "go"), lambda v: v >= 1.2, fmt_ratio),
+        ("httpidle", "httpidle: lasync server RSS per idle keep-alive HTTP connection ≤ 8 KB (8192 B)",
+         m("httpidle", "lasync", "bytes_per_conn"), lambda v: v <= 8192, lambda v: f"{v:,.0f} B"),
+    ]
     checks.append(("fileread", "fileread: lasync ≥ 0.7× cat (MiB/s, 64 KiB reads from the page cache)",
                    ratio("fileread", "lasync", "cat"), lambda v: v >= 0.7, fmt_ratio))
     ran = {w for w, _ in list(runs) + list(notes)}
@@ -327,7 +372,7 @@ def targets(runs, notes):
 
 def size_warning(w, runs):
     rs = [r for p in PEERS for r in runs.get((w, p), [])]
-    if w in ECHO or w in TLS:
+    if w in ECHO or w in TLS or w in HTTP:
         odd = [r for r in rs if r.get("conns") != ECHO_DEFAULT["conns"]
                or abs(float(r.get("seconds", 0)) - ECHO_DEFAULT["seconds"]) > 0.5]
         if not odd:

@@ -10,6 +10,10 @@ set -e
 # req:json()); chromium: spec/http_browser_spec.lua loads examples/web/ in
 # a headless browser (the spec is pending without it)
 PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl libssl-dev openssl node-llhttp clang lua-cjson chromium"
+# for bench/ and the HTTP specs: wrk and ab (apache2-utils) load HTTP
+# servers; nginx with its Lua module (whose LuaJIT loads lua-cjson, above)
+# and python3-aiohttp are HTTP peers of lasync.http in bench/
+PKGS="$PKGS nginx libnginx-mod-http-lua wrk apache2-utils python3-aiohttp"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
