@@ -146,6 +146,33 @@ describe("lasync.http server", function()
     end)
   end)
 
+  it("gives a plain route an empty match_info of its own per request",
+    function()
+      helper.run(function()
+        local app = http.App()
+        local seen = {}
+        app:get("/plain", function(req)
+          local info = req.match_info
+          seen[#seen + 1] = info
+          local n = next(info) == nil and "empty" or "dirty"
+          info.mark = true -- a handler may write to it: the next gets none
+          return n
+        end)
+        local server, port = serve(app)
+        local got = exchange(port, "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n"
+          .. "GET /plain HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        local all = parse_all(got)
+        assert.are.equal(2, #all)
+        assert.are.equal("empty", all[1].body)
+        assert.are.equal("empty", all[2].body)
+        assert.are_not.equal(seen[1], seen[2])
+        local handler, info = app._router:resolve("GET", "/plain")
+        assert.is_function(handler)
+        assert.are.same({}, info)
+        stop(server)
+      end)
+    end)
+
   it("keeps connections alive and answers pipelined requests in order",
     function()
       helper.run(function()

@@ -10,6 +10,7 @@ local check = require "lasync.check"
 local request = require "lasync.http.request"
 local response = require "lasync.http.response"
 local url = require "lasync.http.url"
+local router = require "lasync.http.router"
 
 local type, error, tostring, pairs, setmetatable, getmetatable, xpcall,
   pcall, rawget, math_type = type, error, tostring, pairs, setmetatable,
@@ -23,6 +24,7 @@ local Response, StreamResponse = response.Response, response.StreamResponse
 local HTTPException = response.HTTPException
 local exception_response = response.exception_response
 local split_target = url.split_target
+local lookup = router.lookup
 local is_error, is_cancelled = lasync.is_error, lasync.is_cancelled
 local current_task = lasync.current_task
 
@@ -176,9 +178,10 @@ local function dispatch(st, req)
   end
   req.path, req.query_string = path, qs
   local app = st.app
-  local handler, info, allowed = app._router:resolve(req.method, path)
+  -- a plain path's empty match_info is made only if asked for (Request)
+  local handler, info, allowed = lookup(app._router, req.method, path)
   if handler then
-    req.match_info = info
+    if info then req.match_info = info end
   elseif info == 405 then
     req._allowed, handler = allowed, method_not_allowed
   else
