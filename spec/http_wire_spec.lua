@@ -510,6 +510,30 @@ describe("lasync.core._http_conn", function()
       end)
     end)
 
+    it("send: content_type, as the first header; checked", function()
+      helper.run(function()
+        local raw = respond(function(conn)
+          conn:send(200, {["X-One"] = "1"}, "hi", true, false, nil,
+                    "text/plain")
+        end)
+        assert.matches("^HTTP/1%.1 200 OK\r\nContent%-Type: text/plain\r\n" ..
+                       "X%-One: 1\r\nDate: [^\r]+\r\nContent%-Length: 2\r\n" ..
+                       "\r\nhi$", raw)
+        local res
+        raw, res = respond(function(conn)
+          return helper.error_of(conn.send, conn, 200, nil, "", true, false,
+                                 nil, "a\r\nX: 1"),
+                 helper.error_of(conn.send, conn, 200, nil, "", true, false,
+                                 nil, 42)
+        end)
+        assert.equal("", raw)
+        assert.matches("^lasync%.http%.conn:send: the content type " ..
+                       "contains CR, LF or NUL", res[2])
+        assert.matches("^lasync%.http%.conn:send: content_type must be a " ..
+                       "string or nil %(got number%)", res[3])
+      end)
+    end)
+
     it("refuses header injection and framing headers; writes nothing",
        function()
       helper.run(function()
