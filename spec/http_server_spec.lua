@@ -276,6 +276,36 @@ describe("lasync.http server", function()
     end)
   end)
 
+  it("splits targets without escapes as url.split_target does", function()
+    helper.run(function()
+      local app = http.App()
+      local seen = {}
+      app:route("*", "/{p:.*}", function(req)
+        seen[#seen + 1] = { path = req.path, qs = req.query_string,
+          a = req.query:getall("a"), get = req.headers:get("get"),
+          getall = req.headers:getall("getall"),
+          multi = req.headers:getall("x-m"), plain = req.headers.host }
+        return "ok"
+      end)
+      local server, port = serve(app)
+      local all = parse_all(exchange(port,
+        "GET /p?a=1&a=2?x HTTP/1.1\r\nHost: h\r\nGet: g\r\n\r\n" ..
+        "GET /? HTTP/1.1\r\nGetAll: 1\r\nX-M: 1\r\nx-m: 2\r\n\r\n" ..
+        "GET http://h/q?a=3 HTTP/1.1\r\nHost: h\r\n\r\n" ..
+        "GET /%41?a=%41 HTTP/1.1\r\nConnection: close\r\n\r\n"))
+      assert.are.equal(4, #all)
+      assert.are.same({ path = "/p", qs = "a=1&a=2?x", a = { "1", "2?x" },
+        get = "g", getall = {}, multi = {}, plain = "h" }, seen[1])
+      assert.are.same({ path = "/", qs = "", a = {}, getall = { "1" },
+        multi = { "1", "2" } }, seen[2])
+      assert.are.same({ path = "/q", qs = "a=3", a = { "3" }, getall = {},
+        multi = {}, plain = "h" }, seen[3])
+      assert.are.same({ path = "/A", qs = "a=%41", a = { "A" },
+        getall = {}, multi = {} }, seen[4])
+      stop(server)
+    end)
+  end)
+
   it("answers 400 for a path with a bad escape and closes", function()
     helper.run(function()
       local app = http.App()

@@ -90,6 +90,11 @@ describe("lasync.core._http_conn", function()
                         core._http_conn, r, w, {max_head = 0})
       helper.raises_msg("option 'idle_timeout' must be a number",
                         core._http_conn, r, w, {idle_timeout = -1})
+      helper.raises_msg("'setup_headers' (a function) go together",
+                        core._http_conn, r, w, {request_mt = {}})
+      helper.raises_msg("'setup_headers' (a function) go together",
+                        core._http_conn, r, w, {request_mt = {},
+                        headers_mt = {}, setup_headers = 1})
       local conn = core._http_conn(r, w)
       assert.matches("^lasync.http.conn: ", tostring(conn))
       conn:close()

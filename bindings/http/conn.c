@@ -19,8 +19,31 @@
 #define DEFAULT_HEAD 60.0
 #define DEFAULT_BODY 60.0
 
-/* User values of a connection object. */
-enum { UV_READER = 1, UV_WRITER, CONN_NUV = UV_WRITER };
+/*
+** User values of a connection object: its streams, and what the serve
+** loop gives (opts.request_mt, opts.headers_mt, opts.setup_headers) to
+** have the metatables set here, without a Lua call per request.
+*/
+enum { UV_READER = 1, UV_WRITER, UV_REQ_MT, UV_HDR_MT, UV_SETUP,
+       CONN_NUV = UV_SETUP };
+
+/*
+** The request's field names, upvalues of next_request from K_FIRST on:
+** pushing an upvalue is cheaper than lua_setfield's interning of a C
+** string, done nine times per request.
+*/
+enum { K_METHOD, K_RAW_PATH, K_VERSION, K_HEADERS, K_KEEP_ALIVE,
+       K_CONTENT_LENGTH, K_CHUNKED, K_EXPECT, K_PATH, K_QUERY, K_MULTI,
+       K_COUNT };
+static const char *const key_names[K_COUNT] = {
+  "method", "raw_path", "version", "headers", "keep_alive",
+  "content_length", "chunked", "expect_continue", "path", "query_string",
+  "multi"
+};
+#define K_FIRST 3 /* after the runtime and the class's metatable */
+
+/* [-0, +1] push the field name k (next_request and its callees only). */
+#define push_key(L, k) lua_pushvalue(L, lua_upvalueindex(K_FIRST + (k)))
 
 /* {======================================================================
 ** The object
@@ -177,6 +200,21 @@ static uint64_t opt_timeout(lua_State *L, const char *name, double dflt) {
 }
 
 /*
+** opts.request_mt, headers_mt (tables) and setup_headers (a function):
+** all three or none.
+*/
+static void check_class(lua_State *L) {
+  int r = lua_getfield(L, 3, "request_mt");
+  int h = lua_getfield(L, 3, "headers_mt");
+  int f = lua_getfield(L, 3, "setup_headers");
+  lua_pop(L, 3);
+  if (r == LUA_TNIL && h == LUA_TNIL && f == LUA_TNIL) return;
+  if (r != LUA_TTABLE || h != LUA_TTABLE || f != LUA_TFUNCTION)
+    luaL_error(L, "lasync.http.conn: options 'request_mt', 'headers_mt' "
+                  "(tables) and 'setup_headers' (a function) go together");
+}
+
+/*
 ** _http_conn(reader, writer[, opts]) -> conn: the server side of the
 ** connection of reader and writer (one stream). Every argument is
 ** checked before anything is made.
@@ -209,6 +247,7 @@ static int core_http_conn(lua_State *L) {
   body = opt_timeout(L, "body_timeout", DEFAULT_BODY);
   if (s->closed)
     return luaL_error(L, "lasync.http.conn: the stream is closed");
+  check_class(L);
   size = offsetof(lx_http_conn, hdr) + (size_t)max_headers *
                                            sizeof(lx_http_hdr);
   c = lua_newuserdatauv(L, size, CONN_NUV);
@@ -230,6 +269,12 @@ static int core_http_conn(lua_State *L) {
   lua_setiuservalue(L, -2, UV_READER); /* keeps the stream's loop alive */
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, -2, UV_WRITER);
+  lua_getfield(L, 3, "request_mt");
+  lua_setiuservalue(L, -2, UV_REQ_MT);
+  lua_getfield(L, 3, "headers_mt");
+  lua_setiuservalue(L, -2, UV_HDR_MT);
+  lua_getfield(L, 3, "setup_headers");
+  lua_setiuservalue(L, -2, UV_SETUP);
   lx_stream_retain(s); /* released by conn_detach */
   return 1;
 }
@@ -249,25 +294,19 @@ static void trim(const char **v, size_t *len) {
 }
 
 /*
-** [-0, +1] push the request whose head starts at base: names are
-** lowercased in place (the bytes are consumed right after), a repeated
-** name keeps its first value in headers and all of them in multi.
+** [-0, +1] push the headers of the request whose head starts at base:
+** names are lowercased in place (the bytes are consumed right after), a
+** repeated name keeps its first value in headers and all of them in
+** multi, set on the request at req (an absolute index). Returns whether
+** headers is plain: no repeat, no header named as a method of the
+** headers' metatable ("get", "getall").
 */
-static void push_request(lua_State *L, lx_http_conn *c, char *base) {
-  llhttp_t *p = &c->hp.p;
+static int push_headers(lua_State *L, lx_http_conn *c, char *base,
+                        int req) {
   uint32_t i;
-  int multi = 0;
-  lua_createtable(L, 0, 9);
-  lua_pushstring(L, llhttp_method_name((llhttp_method_t)p->method));
-  lua_setfield(L, -2, "method");
-  lua_pushlstring(L, base + c->hp.url, c->hp.url_len);
-  lua_setfield(L, -2, "raw_path");
-  if (p->http_minor == 1)
-    lua_pushliteral(L, "1.1");
-  else
-    lua_pushliteral(L, "1.0");
-  lua_setfield(L, -2, "version");
-  lua_createtable(L, 0, (int)c->hp.nhdr); /* headers */
+  int hs, multi = 0, plain = 1;
+  lua_createtable(L, 0, (int)c->hp.nhdr);
+  hs = lua_gettop(L);
   for (i = 0; i < c->hp.nhdr; i++) {
     lx_http_hdr *h = &c->hdr[i];
     char *name = base + h->name;
@@ -276,45 +315,117 @@ static void push_request(lua_State *L, lx_http_conn *c, char *base) {
     for (k = 0; k < h->name_len; k++)
       name[k] = (char)tolower((unsigned char)name[k]);
     trim(&v, &vlen);
-    lua_pushlstring(L, name, h->name_len);
-    if (lua_rawget(L, -2) == LUA_TNIL) { /* the first of its name */
+    if ((h->name_len == 3 && memcmp(name, "get", 3) == 0) ||
+        (h->name_len == 6 && memcmp(name, "getall", 6) == 0))
+      plain = 0;
+    lua_pushlstring(L, name, h->name_len); /* name, pushed once */
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, hs) == LUA_TNIL) { /* the first of its name */
       lua_pop(L, 1);
-      lua_pushlstring(L, name, h->name_len);
       lua_pushlstring(L, v, vlen);
-      lua_rawset(L, -3);
+      lua_rawset(L, hs);
       continue;
     }
-    /* repeated: headers, first value, multi table */
+    /* repeated: stack name, first value */
+    plain = 0;
     if (!multi) {
+      push_key(L, K_MULTI);
       lua_newtable(L);
-      lua_setfield(L, -4, "multi");
+      lua_rawset(L, req);
       multi = 1;
     }
-    lua_getfield(L, -3, "multi");
-    lua_pushlstring(L, name, h->name_len);
+    push_key(L, K_MULTI);
+    lua_rawget(L, req); /* name, first, multi */
+    lua_pushvalue(L, -3);
     if (lua_rawget(L, -2) == LUA_TNIL) { /* {first, this} */
       lua_pop(L, 1);
       lua_createtable(L, 2, 0);
       lua_pushvalue(L, -3); /* the first value */
       lua_rawseti(L, -2, 1);
-      lua_pushlstring(L, name, h->name_len);
+      lua_pushvalue(L, -4); /* the name */
       lua_pushvalue(L, -2);
       lua_rawset(L, -4);
     }
     lua_pushlstring(L, v, vlen);
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-    lua_pop(L, 3); /* list, multi, first value */
+    lua_pop(L, 4); /* list, multi, first value, name */
   }
-  lua_setfield(L, -2, "headers");
+  return plain;
+}
+
+/*
+** path and query_string of the request at req (absolute) for a target
+** the serve loop needs no Lua for: an origin-form path without "%" or
+** NUL (nothing to decode, nothing to refuse), split at its first "?".
+** Otherwise path is false: the loop splits and decodes it
+** (lasync.http.url).
+*/
+static void set_path(lua_State *L, int req, const char *t, size_t len) {
+  size_t i, q = len;
+  for (i = 0; i < len; i++) {
+    if (t[i] == '%' || t[i] == '\0') break;
+    if (t[i] == '?' && q == len) q = i;
+  }
+  push_key(L, K_PATH);
+  if (len == 0 || t[0] != '/' || i < len) {
+    lua_pushboolean(L, 0);
+    lua_rawset(L, req);
+    return;
+  }
+  if (q == len) { /* the whole target: the raw_path string itself */
+    push_key(L, K_RAW_PATH);
+    lua_rawget(L, req);
+    lua_rawset(L, req);
+    push_key(L, K_QUERY);
+    lua_pushliteral(L, "");
+  } else {
+    lua_pushlstring(L, t, q);
+    lua_rawset(L, req);
+    push_key(L, K_QUERY);
+    lua_pushlstring(L, t + q + 1, len - q - 1);
+  }
+  lua_rawset(L, req);
+}
+
+/*
+** [-0, +1] push the request whose head starts at base. With the serve
+** loop's metatables (user values of the connection at index 1), also
+** its path and query_string, and both metatables set (setup_headers
+** called for headers that are not plain).
+*/
+static void push_request(lua_State *L, lx_http_conn *c, char *base) {
+  llhttp_t *p = &c->hp.p;
+  uint32_t i;
+  int req, plain;
+  lua_createtable(L, 0, 12);
+  req = lua_gettop(L);
+  push_key(L, K_METHOD);
+  lua_pushstring(L, llhttp_method_name((llhttp_method_t)p->method));
+  lua_rawset(L, req);
+  push_key(L, K_RAW_PATH);
+  lua_pushlstring(L, base + c->hp.url, c->hp.url_len);
+  lua_rawset(L, req);
+  push_key(L, K_VERSION);
+  if (p->http_minor == 1)
+    lua_pushliteral(L, "1.1");
+  else
+    lua_pushliteral(L, "1.0");
+  lua_rawset(L, req);
+  push_key(L, K_HEADERS);
+  plain = push_headers(L, c, base, req);
+  lua_rawset(L, req);
   c->keep_alive = (unsigned char)llhttp_should_keep_alive(p);
+  push_key(L, K_KEEP_ALIVE);
   lua_pushboolean(L, c->keep_alive);
-  lua_setfield(L, -2, "keep_alive");
+  lua_rawset(L, req);
   if (p->flags & F_CONTENT_LENGTH) {
+    push_key(L, K_CONTENT_LENGTH);
     lua_pushinteger(L, (lua_Integer)p->content_length);
-    lua_setfield(L, -2, "content_length");
+    lua_rawset(L, req);
   }
+  push_key(L, K_CHUNKED);
   lua_pushboolean(L, (p->flags & F_CHUNKED) != 0);
-  lua_setfield(L, -2, "chunked");
+  lua_rawset(L, req);
   c->expect_continue = 0;
   if (p->http_minor == 1 && lx_http_has_body(&c->hp)) {
     for (i = 0; i < c->hp.nhdr; i++) {
@@ -327,9 +438,29 @@ static void push_request(lua_State *L, lx_http_conn *c, char *base) {
         c->expect_continue = 1;
     }
   }
+  push_key(L, K_EXPECT);
   lua_pushboolean(L, c->expect_continue);
-  lua_setfield(L, -2, "expect_continue");
+  lua_rawset(L, req);
   c->minor = p->http_minor;
+  if (lua_getiuservalue(L, 1, UV_REQ_MT) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_setmetatable(L, req);
+  set_path(L, req, base + c->hp.url, c->hp.url_len);
+  push_key(L, K_HEADERS);
+  lua_rawget(L, req);
+  if (plain) {
+    lua_getiuservalue(L, 1, UV_HDR_MT);
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
+  } else { /* rare: setup_headers(headers, req.multi) */
+    lua_getiuservalue(L, 1, UV_SETUP);
+    lua_insert(L, -2);
+    push_key(L, K_MULTI);
+    lua_rawget(L, req);
+    lua_call(L, 2, 0);
+  }
 }
 
 static int next_request_k(lua_State *L, int status, lua_KContext ctx);
@@ -353,7 +484,8 @@ static int head_step(lua_State *L, lx_http_conn *c, lx_task *t) {
     c->state = LX_CONN_BODY;
     c->continue_sent = 0;
     c->out = LX_OUT_NONE;
-    return 1;
+    lua_pushboolean(L, lx_http_has_body(&c->hp));
+    return 2;
   }
   if (r == LX_HTTP_ERROR) {
     lx_http_disarm(c);
@@ -413,8 +545,8 @@ static int next_request_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 /*
-** conn:next_request() -> req | nil | false, status, message (see
-** docs/internals.md "HTTP layer" and the contract in the issue)
+** conn:next_request() -> req, has_body | nil | false, status, message
+** (see docs/internals.md "HTTP layer" and the contract in the issue)
 */
 static int conn_next_request(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
@@ -529,7 +661,6 @@ static void name_class(lua_State *L, int mt) {
 
 void lx_open_http(lua_State *L) {
   static const luaL_Reg methods[] = {
-    {"next_request", conn_next_request},
     {"read_body", lx_http_read_body},
     {"read_chunk", lx_http_read_chunk},
     {"discard_body", lx_http_discard_body},
@@ -563,6 +694,11 @@ void lx_open_http(lua_State *L) {
     lua_pushcclosure(L, methods[i].func, 2);
     lua_setfield(L, -2, methods[i].name);
   }
+  lua_pushvalue(L, -3);
+  lua_pushvalue(L, -3);
+  for (i = 0; i < K_COUNT; i++) lua_pushstring(L, key_names[i]);
+  lua_pushcclosure(L, conn_next_request, K_FIRST - 1 + K_COUNT);
+  lua_setfield(L, -2, "next_request");
   lua_setfield(L, -2, "__index");
   lua_pushliteral(L, "lasync.http.conn");
   lua_setfield(L, -2, "__name");

@@ -16,10 +16,8 @@ local type, error, tostring, pairs, setmetatable, getmetatable, xpcall,
   pcall, rawget, math_type = type, error, tostring, pairs, setmetatable,
   getmetatable, xpcall, pcall, rawget, math.type
 local min, traceback, os_date = math.min, debug.traceback, os.date
-local byte, find = string.byte, string.find
 
-local Request, setup_headers = request.Request, request.setup_headers
-local HEADERS_MT = request.HEADERS_MT
+local Request = request.Request
 local Response, StreamResponse = response.Response, response.StreamResponse
 local HTTPException = response.HTTPException
 local exception_response = response.exception_response
@@ -167,17 +165,17 @@ end
 
 -- Route req, run its handler through the middlewares, send the answer.
 local function dispatch(st, req)
-  local raw = req.raw_path
-  local path, qs = raw, ""
-  -- the common target, "/" and a plain path, needs no call
-  if byte(raw, 1) ~= 47 or find(raw, "[%%?%z]") then
-    path, qs = split_target(raw)
-  end
+  local path = req.path -- set by next_request; false: it needs decoding
   if not path then
-    st.keep = false
-    return send_exception(st, req, response.HTTPBadRequest(qs))
+    local qs
+    path, qs = split_target(req.raw_path)
+    if not path then
+      st.keep = false
+      req.path = nil -- as before: computed by the getter, if asked for
+      return send_exception(st, req, response.HTTPBadRequest(qs))
+    end
+    req.path, req.query_string = path, qs
   end
-  req.path, req.query_string = path, qs
   local app = st.app
   -- a plain path's empty match_info is made only if asked for (Request)
   local handler, info, allowed = lookup(app._router, req.method, path)
@@ -278,21 +276,15 @@ local function serve_requests(st)
   local conn, srv = st.conn, st.server
   while not srv._closing do
     st.idle = true
+    -- the request comes with its metatables, path and query_string set
+    -- (conn_opts: request_mt, headers_mt, setup_headers)
     local req, status, msg = conn:next_request()
     st.idle = false
     if not req then
       if req == false then refuse(st, status, msg) end
       return
     end
-    -- read before the metatable: a missing field would go to __index
-    st.body_done = not req.chunked and (req.content_length or 0) == 0
-    local h, multi = req.headers, req.multi
-    if multi == nil and h.get == nil and h.getall == nil then
-      setmetatable(h, HEADERS_MT) -- setup_headers' common case, inline
-    else
-      setup_headers(h, multi)
-    end
-    setmetatable(req, Request)
+    st.body_done = not status -- next_request's second result: has_body
     req._c = st
     st.req, st.keep, st.sent = req, req.keep_alive, false
     local ok, err = xpcall(dispatch, on_error, st, req)
@@ -313,7 +305,7 @@ end
 -- The start_server handler: one connection, until it ends.
 local function serve(srv, reader, writer)
   local app = srv._app
-  local conn = core._http_conn(reader, writer, app._conn_opts)
+  local conn = core._http_conn(reader, writer, srv._conn_opts)
   local st = { conn = conn, writer = writer, server = srv, app = app,
     task = current_task(), req = nil, keep = false, sent = false,
     idle = false, body_done = true }
@@ -359,7 +351,12 @@ function M.start(app, opts, fname, extra)
   end
   local port = opts.port
   if port == nil then port = 8080 end
+  -- the app's limits, and what makes conn hand out Requests
+  local conn_opts = { request_mt = Request, headers_mt = request.HEADERS_MT,
+    setup_headers = request.setup_headers }
+  for k, v in pairs(app._conn_opts) do conn_opts[k] = v end
   local srv = setmetatable({ _app = app, _conns = {}, _nconns = 0,
+    _conn_opts = conn_opts,
     _closing = false, _tls = opts.ssl ~= nil,
     shutdown_timeout = st or 60 }, Server)
   local ok, s = pcall(lasync.start_server, function(r, w)
