@@ -146,6 +146,38 @@ describe("lasync.http server", function()
     end)
   end)
 
+  it("goes on after raised HTTP exceptions on a kept-alive connection",
+    function()
+      helper.run(function()
+        local app = http.App()
+        local conns = {}
+        app:get("/raise", function(req)
+          conns[rawget(req, "_c")] = true
+          error(http.HTTPForbidden("no"))
+        end)
+        app:get("/ok", function(req)
+          conns[rawget(req, "_c")] = true
+          return "ok"
+        end)
+        local server, port = serve(app)
+        local got = exchange(port, "GET /raise HTTP/1.1\r\nHost: t\r\n\r\n"
+          .. "GET /missing HTTP/1.1\r\nHost: t\r\n\r\n"
+          .. "GET /raise HTTP/1.1\r\nHost: t\r\n\r\n"
+          .. "GET /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        local all = parse_all(got)
+        assert.are.equal(4, #all)
+        assert.are.equal(403, all[1].status)
+        assert.are.equal(404, all[2].status)
+        assert.are.equal(403, all[3].status)
+        assert.are.equal(200, all[4].status)
+        assert.are.equal("ok", all[4].body)
+        local n = 0
+        for _ in pairs(conns) do n = n + 1 end
+        assert.are.equal(1, n)
+        stop(server)
+      end)
+    end)
+
   it("gives a plain route an empty match_info of its own per request",
     function()
       helper.run(function()

@@ -177,14 +177,21 @@ local function dispatch(st, req)
     req.path, req.query_string = path, qs
   end
   local app = st.app
-  -- a plain path's empty match_info is made only if asked for (Request)
-  local handler, info, allowed = lookup(app._router, req.method, path)
-  if handler then
-    if info then req.match_info = info end
-  elseif info == 405 then
-    req._allowed, handler = allowed, method_not_allowed
-  else
-    handler = not_found
+  local router, method = app._router, req.method
+  -- a plain path's route found here, without a call; its empty
+  -- match_info is made only if asked for (Request)
+  local methods = router.exact[path]
+  local handler = methods and methods[method]
+  if not handler then
+    local info, allowed
+    handler, info, allowed = lookup(router, method, path)
+    if handler then
+      if info then req.match_info = info end
+    elseif info == 405 then
+      req._allowed, handler = allowed, method_not_allowed
+    else
+      handler = not_found
+    end
   end
   local chain = app._chains[handler] or app:_chain(handler)
   if app.handler_cancellation then st.server:_watch_peer(st) end
@@ -271,8 +278,24 @@ local function refuse(st, status, msg)
   pcall(st.conn.send, st.conn, status, nil, body, false, false, nil, TEXT)
 end
 
--- The request loop of one connection.
-local function serve_requests(st)
+-- After the request's handler returned or failed (st.req is nil again):
+-- its cleanup and log line; whether the connection goes on.
+local function finish(st, req)
+  if st.cleanup then
+    local cleanup = st.cleanup
+    st.cleanup = nil
+    pcall(cleanup)
+  end
+  if st.app.access_log then access_log(st, req) end
+  if not st.keep then return false end
+  if not st.body_done and not st.conn:discard_body() then return false end
+  return true
+end
+
+-- The requests of one connection until it ends (returns), or until a
+-- request fails (raises, with st.req that request): one xpcall covers
+-- many requests, not one each.
+local function requests(st)
   local conn, srv = st.conn, st.server
   while not srv._closing do
     st.idle = true
@@ -287,18 +310,28 @@ local function serve_requests(st)
     st.body_done = not status -- next_request's second result: has_body
     req._c = st
     st.req, st.keep, st.sent = req, req.keep_alive, false
-    local ok, err = xpcall(dispatch, on_error, st, req)
+    dispatch(st, req)
     st.req = nil
     if st.watcher then srv:_unwatch_peer(st) end
-    if not ok then failed(st, req, err) end
-    if st.cleanup then
-      local cleanup = st.cleanup
-      st.cleanup = nil
-      pcall(cleanup)
+    if not finish(st, req) then return end
+  end
+end
+
+-- The request loop of one connection. An error with no request in
+-- flight (the wait for one, finish) ends it as it came.
+local function serve_requests(st)
+  while true do
+    local ok, err = xpcall(requests, on_error, st)
+    if ok then return end
+    local req = st.req
+    if req == nil then
+      if getmetatable(err) == Failure then err = err.value end
+      error(err, 0)
     end
-    if st.app.access_log then access_log(st, req) end
-    if not st.keep then return end
-    if not st.body_done and not conn:discard_body() then return end
+    st.req = nil
+    if st.watcher then st.server:_unwatch_peer(st) end
+    failed(st, req, err)
+    if not finish(st, req) or st.server._closing then return end
   end
 end
 
