@@ -136,6 +136,36 @@ describe("lasync.core._http_conn", function()
     end)
   end)
 
+  it("reads heads and bodies of any size after an idle wait", function()
+    -- an idle connection gives its read buffer back; the next read gets a
+    -- small one, which grows for a large head or body
+    helper.run(function()
+      local srv, port, log = server(nil, serve)
+      local r, w = lasync.open_connection(LOCAL, port)
+      local big = ("x"):rep(3000)
+      local body = ("b"):rep(100000)
+      local function ask(req, want)
+        w:write(req)
+        local head = r:readuntil("\r\n\r\n")
+        local len = tonumber(head:match("Content%-Length: (%d+)"))
+        assert.equal(want, r:readexactly(len))
+      end
+      ask("GET /1 HTTP/1.1\r\n\r\n", "")
+      lasync.sleep(0.01) -- the server waits idle
+      ask("POST /2 HTTP/1.1\r\nX-Big: " .. big .. "\r\nContent-Length: " ..
+          #body .. "\r\n\r\n" .. body, body)
+      lasync.sleep(0.01)
+      ask("GET /3 HTTP/1.1\r\nX-Big: " .. big .. "\r\n\r\n", "")
+      ask("GET /4 HTTP/1.1\r\nConnection: close\r\n\r\n", "")
+      assert.equal("", r:read())
+      w:close()
+      assert.equal(big, log[2].headers["x-big"])
+      assert.equal(4, #log)
+      srv:close()
+      srv:wait_closed()
+    end)
+  end)
+
   it("answers pipelined requests in order", function()
     helper.run(function()
       local srv, port, log = server(nil, serve)

@@ -255,6 +255,7 @@ static int core_http_conn(lua_State *L) {
   lx_http_parser_init(&c->hp, c->hdr, (uint32_t)max_headers,
                       (size_t)max_head, (uint64_t)max_body);
   c->s = s;
+  s->small_first = 1; /* see lx_stream_drop_buffer */
   c->loop = s->loop;
   c->timer.fire = timer_fire;
   c->idle_ns = idle;
@@ -511,6 +512,7 @@ static int head_step(lua_State *L, lx_http_conn *c, lx_task *t) {
   if (c->timer.idx == 0) /* armed once per phase: the head's deadline is
                             never pushed back by the bytes that arrive */
     lx_http_arm(c, c->head_started ? c->head_ns : c->idle_ns);
+  if (!c->head_started) lx_stream_drop_buffer(s); /* idle: no buffer */
   c->waiter = t;
   return lx_stream_wait_data(L, t, s, "http.conn:next_request",
                              next_request_k);
