@@ -338,6 +338,30 @@ describe("lasync.http server", function()
     end)
   end)
 
+  it("gives chunked and expect_continue as booleans", function()
+    helper.run(function()
+      local app = http.App()
+      local seen = {}
+      app:route("*", "/", function(req)
+        seen[#seen + 1] = { req.chunked, req.expect_continue,
+          req.content_length, req.method == "POST" and req:read() or "" }
+        return "ok"
+      end)
+      local server, port = serve(app)
+      local all = parse_all(exchange(port,
+        "GET / HTTP/1.1\r\nHost: h\r\n\r\n" ..
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+        "2\r\nab\r\n0\r\n\r\n" ..
+        "POST / HTTP/1.1\r\nContent-Length: 1\r\nExpect: 100-continue" ..
+        "\r\nConnection: close\r\n\r\nc"))
+      assert.are.equal(3, #all) -- no 100 Continue: the body is there
+      assert.are.same({ false, false, nil, "" }, seen[1])
+      assert.are.same({ true, false, nil, "ab" }, seen[2])
+      assert.are.same({ false, true, 1, "c" }, seen[3])
+      stop(server)
+    end)
+  end)
+
   it("answers 400 for a path with a bad escape and closes", function()
     helper.run(function()
       local app = http.App()

@@ -397,7 +397,8 @@ static void set_path(lua_State *L, int req, const char *t, size_t len) {
 static void push_request(lua_State *L, lx_http_conn *c, char *base) {
   llhttp_t *p = &c->hp.p;
   uint32_t i;
-  int req, plain;
+  int req, plain, classed = lua_getiuservalue(L, 1, UV_REQ_MT) == LUA_TTABLE;
+  lua_pop(L, 1);
   lua_createtable(L, 0, 12);
   req = lua_gettop(L);
   push_key(L, K_METHOD);
@@ -424,9 +425,13 @@ static void push_request(lua_State *L, lx_http_conn *c, char *base) {
     lua_pushinteger(L, (lua_Integer)p->content_length);
     lua_rawset(L, req);
   }
-  push_key(L, K_CHUNKED);
-  lua_pushboolean(L, (p->flags & F_CHUNKED) != 0);
-  lua_rawset(L, req);
+  /* chunked and expect_continue are mostly false: for a Request, which
+     reads an absent one as false, set only when true */
+  if ((p->flags & F_CHUNKED) || !classed) {
+    push_key(L, K_CHUNKED);
+    lua_pushboolean(L, (p->flags & F_CHUNKED) != 0);
+    lua_rawset(L, req);
+  }
   c->expect_continue = 0;
   if (p->http_minor == 1 && lx_http_has_body(&c->hp)) {
     for (i = 0; i < c->hp.nhdr; i++) {
@@ -439,14 +444,14 @@ static void push_request(lua_State *L, lx_http_conn *c, char *base) {
         c->expect_continue = 1;
     }
   }
-  push_key(L, K_EXPECT);
-  lua_pushboolean(L, c->expect_continue);
-  lua_rawset(L, req);
-  c->minor = p->http_minor;
-  if (lua_getiuservalue(L, 1, UV_REQ_MT) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    return;
+  if (c->expect_continue || !classed) {
+    push_key(L, K_EXPECT);
+    lua_pushboolean(L, c->expect_continue);
+    lua_rawset(L, req);
   }
+  c->minor = p->http_minor;
+  if (!classed) return;
+  lua_getiuservalue(L, 1, UV_REQ_MT);
   lua_setmetatable(L, req);
   set_path(L, req, base + c->hp.url, c->hp.url_len);
   push_key(L, K_HEADERS);

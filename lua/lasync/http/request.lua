@@ -161,6 +161,12 @@ function getters.query(req)
   return md
 end
 
+-- chunked and expect_continue: the connection sets them only when true
+function getters.chunked()
+  return false
+end
+getters.expect_continue = getters.chunked
+
 function getters.match_info(req)
   local t = {}
   rawset(req, "match_info", t)
