@@ -34,11 +34,11 @@ enum { UV_READER = 1, UV_WRITER, UV_REQ_MT, UV_HDR_MT, UV_SETUP,
 */
 enum { K_METHOD, K_RAW_PATH, K_VERSION, K_HEADERS, K_KEEP_ALIVE,
        K_CONTENT_LENGTH, K_CHUNKED, K_EXPECT, K_PATH, K_QUERY, K_MULTI,
-       K_COUNT };
+       K_STATE, K_COUNT };
 static const char *const key_names[K_COUNT] = {
   "method", "raw_path", "version", "headers", "keep_alive",
   "content_length", "chunked", "expect_continue", "path", "query_string",
-  "multi"
+  "multi", "_c"
 };
 #define K_FIRST 3 /* after the runtime and the class's metatable */
 
@@ -391,8 +391,8 @@ static void set_path(lua_State *L, int req, const char *t, size_t len) {
 /*
 ** [-0, +1] push the request whose head starts at base. With the serve
 ** loop's metatables (user values of the connection at index 1), also
-** its path and query_string, and both metatables set (setup_headers
-** called for headers that are not plain).
+** its path and query_string, both metatables set (setup_headers called
+** for headers that are not plain) and _c, the state at index 2, if any.
 */
 static void push_request(lua_State *L, lx_http_conn *c, char *base) {
   llhttp_t *p = &c->hp.p;
@@ -453,6 +453,11 @@ static void push_request(lua_State *L, lx_http_conn *c, char *base) {
   if (!classed) return;
   lua_getiuservalue(L, 1, UV_REQ_MT);
   lua_setmetatable(L, req);
+  if (!lua_isnil(L, 2)) { /* req._c: next_request's argument */
+    push_key(L, K_STATE);
+    lua_pushvalue(L, 2);
+    lua_rawset(L, req);
+  }
   set_path(L, req, base + c->hp.url, c->hp.url_len);
   push_key(L, K_HEADERS);
   lua_rawget(L, req);
@@ -552,8 +557,9 @@ static int next_request_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 /*
-** conn:next_request() -> req, has_body | nil | false, status, message
-** (see docs/internals.md "HTTP layer" and the contract in the issue)
+** conn:next_request([state]) -> req, has_body | nil | false, status,
+** message (see docs/internals.md "HTTP layer" and the contract in the
+** issue); state becomes req._c when the connection makes Requests
 */
 static int conn_next_request(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
@@ -572,7 +578,7 @@ static int conn_next_request(lua_State *L) {
                          "request's body was not consumed (call "
                          "discard_body)");
   lx_timer_reserve(L, c->loop); /* may raise: before anything changes */
-  lua_settop(L, 1);
+  lua_settop(L, 2);
   lx_http_head_begin(&c->hp);
   c->hp.max_body = c->max_body; /* read_body(max) may have changed it */
   c->state = LX_CONN_IDLE;

@@ -299,16 +299,15 @@ local function requests(st)
   local conn, srv = st.conn, st.server
   while not srv._closing do
     st.idle = true
-    -- the request comes with its metatables, path and query_string set
-    -- (conn_opts: request_mt, headers_mt, setup_headers)
-    local req, status, msg = conn:next_request()
+    -- the request comes with its metatables, path, query_string and _c
+    -- set (conn_opts: request_mt, headers_mt, setup_headers)
+    local req, status, msg = conn:next_request(st) -- req._c = st
     st.idle = false
     if not req then
       if req == false then refuse(st, status, msg) end
       return
     end
     st.body_done = not status -- next_request's second result: has_body
-    req._c = st
     st.req, st.keep, st.sent = req, req.keep_alive, false
     dispatch(st, req)
     st.req = nil
