@@ -141,8 +141,9 @@ local function send(st, req, res)
     return send_file(st, req, status, res.reason, headers, file)
   end
   local body = res.body or ""
-  st.status, st.size = status, #body
-  local full = st.conn:send(status, headers, body, keep_of(st),
+  local keep = st.keep and not st.server._closing -- keep_of, inline
+  st.keep, st.status, st.size = keep, status, #body
+  local full = st.conn:send(status, headers, body, keep,
                             req.method == "HEAD", res.reason)
   st.sent = true
   if full then st.writer:drain() end
