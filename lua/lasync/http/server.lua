@@ -297,12 +297,13 @@ end
 -- request fails (raises, with st.req that request): one xpcall covers
 -- many requests, not one each.
 local function requests(st)
-  local conn, srv = st.conn, st.server
+  local conn, srv, app = st.conn, st.server, st.app
+  local next_request = conn.next_request
   while not srv._closing do
     st.idle = true
     -- the request comes with its metatables, path, query_string and _c
     -- set (conn_opts: request_mt, headers_mt, setup_headers)
-    local req, status, msg = conn:next_request(st) -- req._c = st
+    local req, status, msg = next_request(conn, st) -- req._c = st
     st.idle = false
     if not req then
       if req == false then refuse(st, status, msg) end
@@ -313,7 +314,10 @@ local function requests(st)
     dispatch(st, req)
     st.req = nil
     if st.watcher then srv:_unwatch_peer(st) end
-    if not finish(st, req) then return end
+    -- finish(st, req) only when it has something to do
+    if st.cleanup or app.access_log or not st.keep or not st.body_done then
+      if not finish(st, req) then return end
+    end
   end
 end
 
