@@ -41,6 +41,8 @@ static const char *const key_names[K_COUNT] = {
   "multi", "_c"
 };
 #define K_FIRST 3 /* after the runtime and the class's metatable */
+/* then a table method number -> name (no strlen or interning per request) */
+#define UP_METHODS (K_FIRST + K_COUNT)
 
 /* [-0, +1] push the field name k (next_request and its callees only). */
 #define push_key(L, k) lua_pushvalue(L, lua_upvalueindex(K_FIRST + (k)))
@@ -402,7 +404,7 @@ static void push_request(lua_State *L, lx_http_conn *c, char *base) {
   lua_createtable(L, 0, 12);
   req = lua_gettop(L);
   push_key(L, K_METHOD);
-  lua_pushstring(L, llhttp_method_name((llhttp_method_t)p->method));
+  lua_rawgeti(L, lua_upvalueindex(UP_METHODS), p->method);
   lua_rawset(L, req);
   push_key(L, K_RAW_PATH);
   lua_pushlstring(L, base + c->hp.url, c->hp.url_len);
@@ -710,7 +712,13 @@ void lx_open_http(lua_State *L) {
   lua_pushvalue(L, -3);
   lua_pushvalue(L, -3);
   for (i = 0; i < K_COUNT; i++) lua_pushstring(L, key_names[i]);
-  lua_pushcclosure(L, conn_next_request, K_FIRST - 1 + K_COUNT);
+  lua_createtable(L, 64, 0);
+#define METHOD_NAME(NUM, NAME, STRING) \
+  lua_pushliteral(L, #STRING);         \
+  lua_rawseti(L, -2, NUM);
+  HTTP_ALL_METHOD_MAP(METHOD_NAME)
+#undef METHOD_NAME
+  lua_pushcclosure(L, conn_next_request, UP_METHODS);
   lua_setfield(L, -2, "next_request");
   lua_setfield(L, -2, "__index");
   lua_pushliteral(L, "lasync.http.conn");
