@@ -166,6 +166,34 @@ describe("lasync.core._http_conn", function()
     end)
   end)
 
+  it("takes heads with more headers than it keeps inline", function()
+    -- 24 header offsets live in the connection; a head with more gets an
+    -- array of max_headers until the next head begins
+    helper.run(function()
+      local srv, port, log = server({max_headers = 40}, serve)
+      local many = {}
+      for i = 1, 39 do many[#many + 1] = ("X-H%d: v%d\r\n"):format(i, i) end
+      many = table.concat(many)
+      local raw = exchange(port, "GET /1 HTTP/1.1\r\n" .. many .. "\r\n" ..
+        "GET /2 HTTP/1.1\r\nA: 1\r\n\r\n" ..
+        "GET /3 HTTP/1.1\r\n" .. many .. "X-More: 1\r\n\r\n" ..
+        "GET /4 HTTP/1.1\r\n" .. many .. "X-More: 1\r\nX-Last: 1\r\n\r\n")
+      local res = responses(raw)
+      assert.equal(4, #res)
+      assert.same({200, 200, 200, 431},
+                  {res[1].status, res[2].status, res[3].status, res[4].status})
+      for i = 1, 39 do
+        assert.equal("v" .. i, log[1].headers["x-h" .. i])
+        assert.equal("v" .. i, log[3].headers["x-h" .. i])
+      end
+      assert.same({a = "1"}, log[2].headers)
+      assert.equal("1", log[3].headers["x-more"])
+      assert.equal(431, log[4])
+      srv:close()
+      srv:wait_closed()
+    end)
+  end)
+
   it("answers pipelined requests in order", function()
     helper.run(function()
       local srv, port, log = server(nil, serve)

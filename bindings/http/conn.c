@@ -132,6 +132,7 @@ void lx_http_disarm(lx_http_conn *c) {
 static void conn_detach(lx_http_conn *c) {
   lx_stream *s = c->s;
   lx_http_disarm(c);
+  lx_http_parser_free(&c->hp);
   if (s == NULL) return;
   c->state = LX_CONN_DEAD;
   if (!c->loop->closed) { /* their continuations see c->s NULL */
@@ -229,6 +230,7 @@ static int core_http_conn(lua_State *L) {
   uint64_t idle, head, body;
   lx_http_conn *c;
   size_t size;
+  uint32_t ninline;
   if (s != w)
     return luaL_error(L, "lasync.http.conn: the reader and the writer are "
                          "of different streams");
@@ -250,11 +252,12 @@ static int core_http_conn(lua_State *L) {
   if (s->closed)
     return luaL_error(L, "lasync.http.conn: the stream is closed");
   check_class(L);
-  size = offsetof(lx_http_conn, hdr) + (size_t)max_headers *
-                                           sizeof(lx_http_hdr);
+  ninline = max_headers < LX_HTTP_INLINE_HDRS ? (uint32_t)max_headers
+                                              : LX_HTTP_INLINE_HDRS;
+  size = offsetof(lx_http_conn, hdr) + ninline * sizeof(lx_http_hdr);
   c = lua_newuserdatauv(L, size, CONN_NUV);
   memset(c, 0, offsetof(lx_http_conn, hdr));
-  lx_http_parser_init(&c->hp, c->hdr, (uint32_t)max_headers,
+  lx_http_parser_init(&c->hp, c->hdr, ninline, (uint32_t)max_headers,
                       (size_t)max_head, (uint64_t)max_body);
   c->s = s;
   s->small_first = 1; /* see lx_stream_drop_buffer */
@@ -311,7 +314,7 @@ static int push_headers(lua_State *L, lx_http_conn *c, char *base,
   lua_createtable(L, 0, (int)c->hp.nhdr);
   hs = lua_gettop(L);
   for (i = 0; i < c->hp.nhdr; i++) {
-    lx_http_hdr *h = &c->hdr[i];
+    lx_http_hdr *h = &c->hp.hdr[i];
     char *name = base + h->name;
     const char *v = base + h->value;
     size_t vlen = h->value_len, k;
@@ -437,7 +440,7 @@ static void push_request(lua_State *L, lx_http_conn *c, char *base) {
   c->expect_continue = 0;
   if (p->http_minor == 1 && lx_http_has_body(&c->hp)) {
     for (i = 0; i < c->hp.nhdr; i++) {
-      lx_http_hdr *h = &c->hdr[i];
+      lx_http_hdr *h = &c->hp.hdr[i];
       const char *v = base + h->value;
       size_t vlen = h->value_len;
       trim(&v, &vlen);
