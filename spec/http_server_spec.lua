@@ -324,8 +324,9 @@ describe("lasync.http server", function()
         "GET /p?a=1&a=2?x HTTP/1.1\r\nHost: h\r\nGet: g\r\n\r\n" ..
         "GET /? HTTP/1.1\r\nGetAll: 1\r\nX-M: 1\r\nx-m: 2\r\n\r\n" ..
         "GET http://h/q?a=3 HTTP/1.1\r\nHost: h\r\n\r\n" ..
-        "GET /%41?a=%41 HTTP/1.1\r\nConnection: close\r\n\r\n"))
-      assert.are.equal(4, #all)
+        "GET /%41?a=%41 HTTP/1.1\r\n\r\n" ..
+        "GET /none HTTP/1.1\r\nConnection: close\r\n\r\n"))
+      assert.are.equal(5, #all)
       assert.are.same({ path = "/p", qs = "a=1&a=2?x", a = { "1", "2?x" },
         get = "g", getall = {}, multi = {}, plain = "h" }, seen[1])
       assert.are.same({ path = "/", qs = "", a = {}, getall = { "1" },
@@ -334,6 +335,8 @@ describe("lasync.http server", function()
         multi = {}, plain = "h" }, seen[3])
       assert.are.same({ path = "/A", qs = "a=%41", a = { "A" },
         getall = {}, multi = {} }, seen[4])
+      assert.are.same({ path = "/none", qs = "", a = {}, getall = {},
+        multi = {} }, seen[5])
       stop(server)
     end)
   end)

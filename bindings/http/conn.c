@@ -362,9 +362,9 @@ static int push_headers(lua_State *L, lx_http_conn *c, char *base,
 /*
 ** path and query_string of the request at req (absolute) for a target
 ** the serve loop needs no Lua for: an origin-form path without "%" or
-** NUL (nothing to decode, nothing to refuse), split at its first "?".
-** Otherwise path is false: the loop splits and decodes it
-** (lasync.http.url).
+** NUL (nothing to decode, nothing to refuse), split at its first "?";
+** without a "?", no query_string (the Request reads it as ""). Otherwise
+** path is false: the loop splits and decodes it (lasync.http.url).
 */
 static void set_path(lua_State *L, int req, const char *t, size_t len) {
   size_t i, q = len;
@@ -382,8 +382,7 @@ static void set_path(lua_State *L, int req, const char *t, size_t len) {
     push_key(L, K_RAW_PATH);
     lua_rawget(L, req);
     lua_rawset(L, req);
-    push_key(L, K_QUERY);
-    lua_pushliteral(L, "");
+    return;
   } else {
     lua_pushlstring(L, t, q);
     lua_rawset(L, req);
@@ -403,8 +402,15 @@ static void push_request(lua_State *L, lx_http_conn *c, char *base) {
   llhttp_t *p = &c->hp.p;
   uint32_t i;
   int req, plain, classed = lua_getiuservalue(L, 1, UV_REQ_MT) == LUA_TTABLE;
+  int nfields = 8; /* method, raw_path, version, headers, keep_alive,
+                      path, _c, and room for one more (match_info) */
   lua_pop(L, 1);
-  lua_createtable(L, 0, 12);
+  if (p->flags & F_CONTENT_LENGTH) nfields++;
+  if (p->flags & F_CHUNKED) nfields++;
+  if (memchr(base + c->hp.url, '?', c->hp.url_len)) nfields++;
+  if (!classed) nfields += 2;
+  /* 8 slots for the common GET: less to allocate and collect than 16 */
+  lua_createtable(L, 0, nfields);
   req = lua_gettop(L);
   push_key(L, K_METHOD);
   lua_rawgeti(L, lua_upvalueindex(UP_METHODS), p->method);

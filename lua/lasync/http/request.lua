@@ -144,6 +144,8 @@ function getters.path(req)
 end
 
 function getters.query_string(req)
+  -- next_request sets no query_string for a target without "?"
+  if rawget(req, "path") then return "" end
   getters.path(req)
   return rawget(req, "query_string")
 end
