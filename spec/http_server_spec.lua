@@ -146,6 +146,65 @@ describe("lasync.http server", function()
     end)
   end)
 
+  it("goes on after raised HTTP exceptions on a kept-alive connection",
+    function()
+      helper.run(function()
+        local app = http.App()
+        local conns = {}
+        app:get("/raise", function(req)
+          conns[rawget(req, "_c")] = true
+          error(http.HTTPForbidden("no"))
+        end)
+        app:get("/ok", function(req)
+          conns[rawget(req, "_c")] = true
+          return "ok"
+        end)
+        local server, port = serve(app)
+        local got = exchange(port, "GET /raise HTTP/1.1\r\nHost: t\r\n\r\n"
+          .. "GET /missing HTTP/1.1\r\nHost: t\r\n\r\n"
+          .. "GET /raise HTTP/1.1\r\nHost: t\r\n\r\n"
+          .. "GET /ok HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        local all = parse_all(got)
+        assert.are.equal(4, #all)
+        assert.are.equal(403, all[1].status)
+        assert.are.equal(404, all[2].status)
+        assert.are.equal(403, all[3].status)
+        assert.are.equal(200, all[4].status)
+        assert.are.equal("ok", all[4].body)
+        local n = 0
+        for _ in pairs(conns) do n = n + 1 end
+        assert.are.equal(1, n)
+        stop(server)
+      end)
+    end)
+
+  it("gives a plain route an empty match_info of its own per request",
+    function()
+      helper.run(function()
+        local app = http.App()
+        local seen = {}
+        app:get("/plain", function(req)
+          local info = req.match_info
+          seen[#seen + 1] = info
+          local n = next(info) == nil and "empty" or "dirty"
+          info.mark = true -- a handler may write to it: the next gets none
+          return n
+        end)
+        local server, port = serve(app)
+        local got = exchange(port, "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n"
+          .. "GET /plain HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        local all = parse_all(got)
+        assert.are.equal(2, #all)
+        assert.are.equal("empty", all[1].body)
+        assert.are.equal("empty", all[2].body)
+        assert.are_not.equal(seen[1], seen[2])
+        local handler, info = app._router:resolve("GET", "/plain")
+        assert.is_function(handler)
+        assert.are.same({}, info)
+        stop(server)
+      end)
+    end)
+
   it("keeps connections alive and answers pipelined requests in order",
     function()
       helper.run(function()
@@ -245,6 +304,63 @@ describe("lasync.http server", function()
         remote = "127.0.0.1", host = "h:1",
         cookies = { sid = "abc", theme = "dark" }, scheme = "http",
         app = app, ctype = "application/octet-stream" }, seen)
+      stop(server)
+    end)
+  end)
+
+  it("splits targets without escapes as url.split_target does", function()
+    helper.run(function()
+      local app = http.App()
+      local seen = {}
+      app:route("*", "/{p:.*}", function(req)
+        seen[#seen + 1] = { path = req.path, qs = req.query_string,
+          a = req.query:getall("a"), get = req.headers:get("get"),
+          getall = req.headers:getall("getall"),
+          multi = req.headers:getall("x-m"), plain = req.headers.host }
+        return "ok"
+      end)
+      local server, port = serve(app)
+      local all = parse_all(exchange(port,
+        "GET /p?a=1&a=2?x HTTP/1.1\r\nHost: h\r\nGet: g\r\n\r\n" ..
+        "GET /? HTTP/1.1\r\nGetAll: 1\r\nX-M: 1\r\nx-m: 2\r\n\r\n" ..
+        "GET http://h/q?a=3 HTTP/1.1\r\nHost: h\r\n\r\n" ..
+        "GET /%41?a=%41 HTTP/1.1\r\n\r\n" ..
+        "GET /none HTTP/1.1\r\nConnection: close\r\n\r\n"))
+      assert.are.equal(5, #all)
+      assert.are.same({ path = "/p", qs = "a=1&a=2?x", a = { "1", "2?x" },
+        get = "g", getall = {}, multi = {}, plain = "h" }, seen[1])
+      assert.are.same({ path = "/", qs = "", a = {}, getall = { "1" },
+        multi = { "1", "2" } }, seen[2])
+      assert.are.same({ path = "/q", qs = "a=3", a = { "3" }, getall = {},
+        multi = {}, plain = "h" }, seen[3])
+      assert.are.same({ path = "/A", qs = "a=%41", a = { "A" },
+        getall = {}, multi = {} }, seen[4])
+      assert.are.same({ path = "/none", qs = "", a = {}, getall = {},
+        multi = {} }, seen[5])
+      stop(server)
+    end)
+  end)
+
+  it("gives chunked and expect_continue as booleans", function()
+    helper.run(function()
+      local app = http.App()
+      local seen = {}
+      app:route("*", "/", function(req)
+        seen[#seen + 1] = { req.chunked, req.expect_continue,
+          req.content_length, req.method == "POST" and req:read() or "" }
+        return "ok"
+      end)
+      local server, port = serve(app)
+      local all = parse_all(exchange(port,
+        "GET / HTTP/1.1\r\nHost: h\r\n\r\n" ..
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+        "2\r\nab\r\n0\r\n\r\n" ..
+        "POST / HTTP/1.1\r\nContent-Length: 1\r\nExpect: 100-continue" ..
+        "\r\nConnection: close\r\n\r\nc"))
+      assert.are.equal(3, #all) -- no 100 Continue: the body is there
+      assert.are.same({ false, false, nil, "" }, seen[1])
+      assert.are.same({ true, false, nil, "ab" }, seen[2])
+      assert.are.same({ false, true, 1, "c" }, seen[3])
       stop(server)
     end)
   end)

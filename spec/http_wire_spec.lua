@@ -90,6 +90,11 @@ describe("lasync.core._http_conn", function()
                         core._http_conn, r, w, {max_head = 0})
       helper.raises_msg("option 'idle_timeout' must be a number",
                         core._http_conn, r, w, {idle_timeout = -1})
+      helper.raises_msg("'setup_headers' (a function) go together",
+                        core._http_conn, r, w, {request_mt = {}})
+      helper.raises_msg("'setup_headers' (a function) go together",
+                        core._http_conn, r, w, {request_mt = {},
+                        headers_mt = {}, setup_headers = 1})
       local conn = core._http_conn(r, w)
       assert.matches("^lasync.http.conn: ", tostring(conn))
       conn:close()
@@ -126,6 +131,64 @@ describe("lasync.core._http_conn", function()
       assert.equal(1, #res)
       assert.equal(200, res[1].status)
       assert.is_nil(req.multi.host)
+      srv:close()
+      srv:wait_closed()
+    end)
+  end)
+
+  it("reads heads and bodies of any size after an idle wait", function()
+    -- an idle connection gives its read buffer back; the next read gets a
+    -- small one, which grows for a large head or body
+    helper.run(function()
+      local srv, port, log = server(nil, serve)
+      local r, w = lasync.open_connection(LOCAL, port)
+      local big = ("x"):rep(3000)
+      local body = ("b"):rep(100000)
+      local function ask(req, want)
+        w:write(req)
+        local head = r:readuntil("\r\n\r\n")
+        local len = tonumber(head:match("Content%-Length: (%d+)"))
+        assert.equal(want, r:readexactly(len))
+      end
+      ask("GET /1 HTTP/1.1\r\n\r\n", "")
+      lasync.sleep(0.01) -- the server waits idle
+      ask("POST /2 HTTP/1.1\r\nX-Big: " .. big .. "\r\nContent-Length: " ..
+          #body .. "\r\n\r\n" .. body, body)
+      lasync.sleep(0.01)
+      ask("GET /3 HTTP/1.1\r\nX-Big: " .. big .. "\r\n\r\n", "")
+      ask("GET /4 HTTP/1.1\r\nConnection: close\r\n\r\n", "")
+      assert.equal("", r:read())
+      w:close()
+      assert.equal(big, log[2].headers["x-big"])
+      assert.equal(4, #log)
+      srv:close()
+      srv:wait_closed()
+    end)
+  end)
+
+  it("takes heads with more headers than it keeps inline", function()
+    -- 24 header offsets live in the connection; a head with more gets an
+    -- array of max_headers until the next head begins
+    helper.run(function()
+      local srv, port, log = server({max_headers = 40}, serve)
+      local many = {}
+      for i = 1, 39 do many[#many + 1] = ("X-H%d: v%d\r\n"):format(i, i) end
+      many = table.concat(many)
+      local raw = exchange(port, "GET /1 HTTP/1.1\r\n" .. many .. "\r\n" ..
+        "GET /2 HTTP/1.1\r\nA: 1\r\n\r\n" ..
+        "GET /3 HTTP/1.1\r\n" .. many .. "X-More: 1\r\n\r\n" ..
+        "GET /4 HTTP/1.1\r\n" .. many .. "X-More: 1\r\nX-Last: 1\r\n\r\n")
+      local res = responses(raw)
+      assert.equal(4, #res)
+      assert.same({200, 200, 200, 431},
+                  {res[1].status, res[2].status, res[3].status, res[4].status})
+      for i = 1, 39 do
+        assert.equal("v" .. i, log[1].headers["x-h" .. i])
+        assert.equal("v" .. i, log[3].headers["x-h" .. i])
+      end
+      assert.same({a = "1"}, log[2].headers)
+      assert.equal("1", log[3].headers["x-more"])
+      assert.equal(431, log[4])
       srv:close()
       srv:wait_closed()
     end)
@@ -507,6 +570,30 @@ describe("lasync.core._http_conn", function()
         end)
         assert.matches("^HTTP/1%.1 304 Not Modified\r\nDate: [^\r]+\r\n" ..
                        "\r\n$", raw)
+      end)
+    end)
+
+    it("send: content_type, as the first header; checked", function()
+      helper.run(function()
+        local raw = respond(function(conn)
+          conn:send(200, {["X-One"] = "1"}, "hi", true, false, nil,
+                    "text/plain")
+        end)
+        assert.matches("^HTTP/1%.1 200 OK\r\nContent%-Type: text/plain\r\n" ..
+                       "X%-One: 1\r\nDate: [^\r]+\r\nContent%-Length: 2\r\n" ..
+                       "\r\nhi$", raw)
+        local res
+        raw, res = respond(function(conn)
+          return helper.error_of(conn.send, conn, 200, nil, "", true, false,
+                                 nil, "a\r\nX: 1"),
+                 helper.error_of(conn.send, conn, 200, nil, "", true, false,
+                                 nil, 42)
+        end)
+        assert.equal("", raw)
+        assert.matches("^lasync%.http%.conn:send: the content type " ..
+                       "contains CR, LF or NUL", res[2])
+        assert.matches("^lasync%.http%.conn:send: content_type must be a " ..
+                       "string or nil %(got number%)", res[3])
       end)
     end)
 

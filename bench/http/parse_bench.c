@@ -73,7 +73,7 @@ static void run(const char *name, const char *req, long iters) {
   size_t len = strlen(req);
   double t0, t1, t2;
   long i;
-  lx_http_parser_init(&hp, hdr, 100, 8192, 1048576);
+  lx_http_parser_init(&hp, hdr, 100, 100, 8192, 1048576);
   for (i = 0; i < iters / 10; i++) lasync_parse(&hp, req, len); /* warm */
   t0 = now_ns();
   for (i = 0; i < iters; i++) lasync_parse(&hp, req, len);

@@ -304,6 +304,10 @@ struct lx_loop {
   char *tls_obuf;     /* their ciphertext output, sent and emptied before
                          each TLS operation returns (tls.c) */
   size_t tls_olen, tls_ocap;
+  char *small_bufs;   /* free small read buffers of its streams, each
+                         linked through its first bytes (io/stream.c):
+                         idle HTTP connections give theirs back */
+  unsigned nsmall_bufs;
   unsigned char own_uv, running, stopping, closing, closed, debug;
   unsigned char drain;  /* run until no task is pending */
   unsigned char orphan; /* its Loop object is gone: free when closed */

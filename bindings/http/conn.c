@@ -19,8 +19,33 @@
 #define DEFAULT_HEAD 60.0
 #define DEFAULT_BODY 60.0
 
-/* User values of a connection object. */
-enum { UV_READER = 1, UV_WRITER, CONN_NUV = UV_WRITER };
+/*
+** User values of a connection object: its streams, and what the serve
+** loop gives (opts.request_mt, opts.headers_mt, opts.setup_headers) to
+** have the metatables set here, without a Lua call per request.
+*/
+enum { UV_READER = 1, UV_WRITER, UV_REQ_MT, UV_HDR_MT, UV_SETUP,
+       CONN_NUV = UV_SETUP };
+
+/*
+** The request's field names, upvalues of next_request from K_FIRST on:
+** pushing an upvalue is cheaper than lua_setfield's interning of a C
+** string, done nine times per request.
+*/
+enum { K_METHOD, K_RAW_PATH, K_VERSION, K_HEADERS, K_KEEP_ALIVE,
+       K_CONTENT_LENGTH, K_CHUNKED, K_EXPECT, K_PATH, K_QUERY, K_MULTI,
+       K_STATE, K_COUNT };
+static const char *const key_names[K_COUNT] = {
+  "method", "raw_path", "version", "headers", "keep_alive",
+  "content_length", "chunked", "expect_continue", "path", "query_string",
+  "multi", "_c"
+};
+#define K_FIRST 3 /* after the runtime and the class's metatable */
+/* then a table method number -> name (no strlen or interning per request) */
+#define UP_METHODS (K_FIRST + K_COUNT)
+
+/* [-0, +1] push the field name k (next_request and its callees only). */
+#define push_key(L, k) lua_pushvalue(L, lua_upvalueindex(K_FIRST + (k)))
 
 /* {======================================================================
 ** The object
@@ -107,6 +132,7 @@ void lx_http_disarm(lx_http_conn *c) {
 static void conn_detach(lx_http_conn *c) {
   lx_stream *s = c->s;
   lx_http_disarm(c);
+  lx_http_parser_free(&c->hp);
   if (s == NULL) return;
   c->state = LX_CONN_DEAD;
   if (!c->loop->closed) { /* their continuations see c->s NULL */
@@ -177,6 +203,21 @@ static uint64_t opt_timeout(lua_State *L, const char *name, double dflt) {
 }
 
 /*
+** opts.request_mt, headers_mt (tables) and setup_headers (a function):
+** all three or none.
+*/
+static void check_class(lua_State *L) {
+  int r = lua_getfield(L, 3, "request_mt");
+  int h = lua_getfield(L, 3, "headers_mt");
+  int f = lua_getfield(L, 3, "setup_headers");
+  lua_pop(L, 3);
+  if (r == LUA_TNIL && h == LUA_TNIL && f == LUA_TNIL) return;
+  if (r != LUA_TTABLE || h != LUA_TTABLE || f != LUA_TFUNCTION)
+    luaL_error(L, "lasync.http.conn: options 'request_mt', 'headers_mt' "
+                  "(tables) and 'setup_headers' (a function) go together");
+}
+
+/*
 ** _http_conn(reader, writer[, opts]) -> conn: the server side of the
 ** connection of reader and writer (one stream). Every argument is
 ** checked before anything is made.
@@ -189,6 +230,7 @@ static int core_http_conn(lua_State *L) {
   uint64_t idle, head, body;
   lx_http_conn *c;
   size_t size;
+  uint32_t ninline;
   if (s != w)
     return luaL_error(L, "lasync.http.conn: the reader and the writer are "
                          "of different streams");
@@ -209,13 +251,16 @@ static int core_http_conn(lua_State *L) {
   body = opt_timeout(L, "body_timeout", DEFAULT_BODY);
   if (s->closed)
     return luaL_error(L, "lasync.http.conn: the stream is closed");
-  size = offsetof(lx_http_conn, hdr) + (size_t)max_headers *
-                                           sizeof(lx_http_hdr);
+  check_class(L);
+  ninline = max_headers < LX_HTTP_INLINE_HDRS ? (uint32_t)max_headers
+                                              : LX_HTTP_INLINE_HDRS;
+  size = offsetof(lx_http_conn, hdr) + ninline * sizeof(lx_http_hdr);
   c = lua_newuserdatauv(L, size, CONN_NUV);
   memset(c, 0, offsetof(lx_http_conn, hdr));
-  lx_http_parser_init(&c->hp, c->hdr, (uint32_t)max_headers,
+  lx_http_parser_init(&c->hp, c->hdr, ninline, (uint32_t)max_headers,
                       (size_t)max_head, (uint64_t)max_body);
   c->s = s;
+  s->small_first = 1; /* see lx_stream_drop_buffer */
   c->loop = s->loop;
   c->timer.fire = timer_fire;
   c->idle_ns = idle;
@@ -230,6 +275,12 @@ static int core_http_conn(lua_State *L) {
   lua_setiuservalue(L, -2, UV_READER); /* keeps the stream's loop alive */
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, -2, UV_WRITER);
+  lua_getfield(L, 3, "request_mt");
+  lua_setiuservalue(L, -2, UV_REQ_MT);
+  lua_getfield(L, 3, "headers_mt");
+  lua_setiuservalue(L, -2, UV_HDR_MT);
+  lua_getfield(L, 3, "setup_headers");
+  lua_setiuservalue(L, -2, UV_SETUP);
   lx_stream_retain(s); /* released by conn_detach */
   return 1;
 }
@@ -249,76 +300,153 @@ static void trim(const char **v, size_t *len) {
 }
 
 /*
-** [-0, +1] push the request whose head starts at base: names are
-** lowercased in place (the bytes are consumed right after), a repeated
-** name keeps its first value in headers and all of them in multi.
+** [-0, +1] push the headers of the request whose head starts at base:
+** names are lowercased in place (the bytes are consumed right after), a
+** repeated name keeps its first value in headers and all of them in
+** multi, set on the request at req (an absolute index). Returns whether
+** headers is plain: no repeat, no header named as a method of the
+** headers' metatable ("get", "getall").
 */
-static void push_request(lua_State *L, lx_http_conn *c, char *base) {
-  llhttp_t *p = &c->hp.p;
+static int push_headers(lua_State *L, lx_http_conn *c, char *base,
+                        int req) {
   uint32_t i;
-  int multi = 0;
-  lua_createtable(L, 0, 9);
-  lua_pushstring(L, llhttp_method_name((llhttp_method_t)p->method));
-  lua_setfield(L, -2, "method");
-  lua_pushlstring(L, base + c->hp.url, c->hp.url_len);
-  lua_setfield(L, -2, "raw_path");
-  if (p->http_minor == 1)
-    lua_pushliteral(L, "1.1");
-  else
-    lua_pushliteral(L, "1.0");
-  lua_setfield(L, -2, "version");
-  lua_createtable(L, 0, (int)c->hp.nhdr); /* headers */
+  int hs, multi = 0, plain = 1;
+  lua_createtable(L, 0, (int)c->hp.nhdr);
+  hs = lua_gettop(L);
   for (i = 0; i < c->hp.nhdr; i++) {
-    lx_http_hdr *h = &c->hdr[i];
+    lx_http_hdr *h = &c->hp.hdr[i];
     char *name = base + h->name;
     const char *v = base + h->value;
     size_t vlen = h->value_len, k;
     for (k = 0; k < h->name_len; k++)
       name[k] = (char)tolower((unsigned char)name[k]);
     trim(&v, &vlen);
-    lua_pushlstring(L, name, h->name_len);
-    if (lua_rawget(L, -2) == LUA_TNIL) { /* the first of its name */
+    if ((h->name_len == 3 && memcmp(name, "get", 3) == 0) ||
+        (h->name_len == 6 && memcmp(name, "getall", 6) == 0))
+      plain = 0;
+    lua_pushlstring(L, name, h->name_len); /* name, pushed once */
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, hs) == LUA_TNIL) { /* the first of its name */
       lua_pop(L, 1);
-      lua_pushlstring(L, name, h->name_len);
       lua_pushlstring(L, v, vlen);
-      lua_rawset(L, -3);
+      lua_rawset(L, hs);
       continue;
     }
-    /* repeated: headers, first value, multi table */
+    /* repeated: stack name, first value */
+    plain = 0;
     if (!multi) {
+      push_key(L, K_MULTI);
       lua_newtable(L);
-      lua_setfield(L, -4, "multi");
+      lua_rawset(L, req);
       multi = 1;
     }
-    lua_getfield(L, -3, "multi");
-    lua_pushlstring(L, name, h->name_len);
+    push_key(L, K_MULTI);
+    lua_rawget(L, req); /* name, first, multi */
+    lua_pushvalue(L, -3);
     if (lua_rawget(L, -2) == LUA_TNIL) { /* {first, this} */
       lua_pop(L, 1);
       lua_createtable(L, 2, 0);
       lua_pushvalue(L, -3); /* the first value */
       lua_rawseti(L, -2, 1);
-      lua_pushlstring(L, name, h->name_len);
+      lua_pushvalue(L, -4); /* the name */
       lua_pushvalue(L, -2);
       lua_rawset(L, -4);
     }
     lua_pushlstring(L, v, vlen);
     lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-    lua_pop(L, 3); /* list, multi, first value */
+    lua_pop(L, 4); /* list, multi, first value, name */
   }
-  lua_setfield(L, -2, "headers");
+  return plain;
+}
+
+/*
+** path and query_string of the request at req (absolute) for a target
+** the serve loop needs no Lua for: an origin-form path without "%" or
+** NUL (nothing to decode, nothing to refuse), split at its first "?";
+** without a "?", no query_string (the Request reads it as ""). Otherwise
+** path is false: the loop splits and decodes it (lasync.http.url).
+*/
+static void set_path(lua_State *L, int req, const char *t, size_t len) {
+  size_t i, q = len;
+  for (i = 0; i < len; i++) {
+    if (t[i] == '%' || t[i] == '\0') break;
+    if (t[i] == '?' && q == len) q = i;
+  }
+  push_key(L, K_PATH);
+  if (len == 0 || t[0] != '/' || i < len) {
+    lua_pushboolean(L, 0);
+    lua_rawset(L, req);
+    return;
+  }
+  if (q == len) { /* the whole target: the raw_path string itself */
+    push_key(L, K_RAW_PATH);
+    lua_rawget(L, req);
+    lua_rawset(L, req);
+    return;
+  } else {
+    lua_pushlstring(L, t, q);
+    lua_rawset(L, req);
+    push_key(L, K_QUERY);
+    lua_pushlstring(L, t + q + 1, len - q - 1);
+  }
+  lua_rawset(L, req);
+}
+
+/*
+** [-0, +1] push the request whose head starts at base. With the serve
+** loop's metatables (user values of the connection at index 1), also
+** its path and query_string, both metatables set (setup_headers called
+** for headers that are not plain) and _c, the state at index 2, if any.
+*/
+static void push_request(lua_State *L, lx_http_conn *c, char *base) {
+  llhttp_t *p = &c->hp.p;
+  uint32_t i;
+  int req, plain, classed = lua_getiuservalue(L, 1, UV_REQ_MT) == LUA_TTABLE;
+  int nfields = 8; /* method, raw_path, version, headers, keep_alive,
+                      path, _c, and room for one more (match_info) */
+  lua_pop(L, 1);
+  if (p->flags & F_CONTENT_LENGTH) nfields++;
+  if (p->flags & F_CHUNKED) nfields++;
+  if (memchr(base + c->hp.url, '?', c->hp.url_len)) nfields++;
+  if (!classed) nfields += 2;
+  /* 8 slots for the common GET: less to allocate and collect than 16 */
+  lua_createtable(L, 0, nfields);
+  req = lua_gettop(L);
+  push_key(L, K_METHOD);
+  lua_rawgeti(L, lua_upvalueindex(UP_METHODS), p->method);
+  lua_rawset(L, req);
+  push_key(L, K_RAW_PATH);
+  lua_pushlstring(L, base + c->hp.url, c->hp.url_len);
+  lua_rawset(L, req);
+  push_key(L, K_VERSION);
+  if (p->http_minor == 1)
+    lua_pushliteral(L, "1.1");
+  else
+    lua_pushliteral(L, "1.0");
+  lua_rawset(L, req);
+  push_key(L, K_HEADERS);
+  plain = push_headers(L, c, base, req);
+  lua_rawset(L, req);
   c->keep_alive = (unsigned char)llhttp_should_keep_alive(p);
+  push_key(L, K_KEEP_ALIVE);
   lua_pushboolean(L, c->keep_alive);
-  lua_setfield(L, -2, "keep_alive");
+  lua_rawset(L, req);
   if (p->flags & F_CONTENT_LENGTH) {
+    push_key(L, K_CONTENT_LENGTH);
     lua_pushinteger(L, (lua_Integer)p->content_length);
-    lua_setfield(L, -2, "content_length");
+    lua_rawset(L, req);
   }
-  lua_pushboolean(L, (p->flags & F_CHUNKED) != 0);
-  lua_setfield(L, -2, "chunked");
+  /* chunked and expect_continue are mostly false: for a Request, which
+     reads an absent one as false, set only when true */
+  if ((p->flags & F_CHUNKED) || !classed) {
+    push_key(L, K_CHUNKED);
+    lua_pushboolean(L, (p->flags & F_CHUNKED) != 0);
+    lua_rawset(L, req);
+  }
   c->expect_continue = 0;
   if (p->http_minor == 1 && lx_http_has_body(&c->hp)) {
     for (i = 0; i < c->hp.nhdr; i++) {
-      lx_http_hdr *h = &c->hdr[i];
+      lx_http_hdr *h = &c->hp.hdr[i];
       const char *v = base + h->value;
       size_t vlen = h->value_len;
       trim(&v, &vlen);
@@ -327,9 +455,34 @@ static void push_request(lua_State *L, lx_http_conn *c, char *base) {
         c->expect_continue = 1;
     }
   }
-  lua_pushboolean(L, c->expect_continue);
-  lua_setfield(L, -2, "expect_continue");
+  if (c->expect_continue || !classed) {
+    push_key(L, K_EXPECT);
+    lua_pushboolean(L, c->expect_continue);
+    lua_rawset(L, req);
+  }
   c->minor = p->http_minor;
+  if (!classed) return;
+  lua_getiuservalue(L, 1, UV_REQ_MT);
+  lua_setmetatable(L, req);
+  if (!lua_isnil(L, 2)) { /* req._c: next_request's argument */
+    push_key(L, K_STATE);
+    lua_pushvalue(L, 2);
+    lua_rawset(L, req);
+  }
+  set_path(L, req, base + c->hp.url, c->hp.url_len);
+  push_key(L, K_HEADERS);
+  lua_rawget(L, req);
+  if (plain) {
+    lua_getiuservalue(L, 1, UV_HDR_MT);
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
+  } else { /* rare: setup_headers(headers, req.multi) */
+    lua_getiuservalue(L, 1, UV_SETUP);
+    lua_insert(L, -2);
+    push_key(L, K_MULTI);
+    lua_rawget(L, req);
+    lua_call(L, 2, 0);
+  }
 }
 
 static int next_request_k(lua_State *L, int status, lua_KContext ctx);
@@ -353,7 +506,8 @@ static int head_step(lua_State *L, lx_http_conn *c, lx_task *t) {
     c->state = LX_CONN_BODY;
     c->continue_sent = 0;
     c->out = LX_OUT_NONE;
-    return 1;
+    lua_pushboolean(L, lx_http_has_body(&c->hp));
+    return 2;
   }
   if (r == LX_HTTP_ERROR) {
     lx_http_disarm(c);
@@ -379,6 +533,7 @@ static int head_step(lua_State *L, lx_http_conn *c, lx_task *t) {
   if (c->timer.idx == 0) /* armed once per phase: the head's deadline is
                             never pushed back by the bytes that arrive */
     lx_http_arm(c, c->head_started ? c->head_ns : c->idle_ns);
+  if (!c->head_started) lx_stream_drop_buffer(s); /* idle: no buffer */
   c->waiter = t;
   return lx_stream_wait_data(L, t, s, "http.conn:next_request",
                              next_request_k);
@@ -413,8 +568,9 @@ static int next_request_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 /*
-** conn:next_request() -> req | nil | false, status, message (see
-** docs/internals.md "HTTP layer" and the contract in the issue)
+** conn:next_request([state]) -> req, has_body | nil | false, status,
+** message (see docs/internals.md "HTTP layer" and the contract in the
+** issue); state becomes req._c when the connection makes Requests
 */
 static int conn_next_request(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
@@ -433,7 +589,7 @@ static int conn_next_request(lua_State *L) {
                          "request's body was not consumed (call "
                          "discard_body)");
   lx_timer_reserve(L, c->loop); /* may raise: before anything changes */
-  lua_settop(L, 1);
+  lua_settop(L, 2);
   lx_http_head_begin(&c->hp);
   c->hp.max_body = c->max_body; /* read_body(max) may have changed it */
   c->state = LX_CONN_IDLE;
@@ -529,7 +685,6 @@ static void name_class(lua_State *L, int mt) {
 
 void lx_open_http(lua_State *L) {
   static const luaL_Reg methods[] = {
-    {"next_request", conn_next_request},
     {"read_body", lx_http_read_body},
     {"read_chunk", lx_http_read_chunk},
     {"discard_body", lx_http_discard_body},
@@ -563,6 +718,17 @@ void lx_open_http(lua_State *L) {
     lua_pushcclosure(L, methods[i].func, 2);
     lua_setfield(L, -2, methods[i].name);
   }
+  lua_pushvalue(L, -3);
+  lua_pushvalue(L, -3);
+  for (i = 0; i < K_COUNT; i++) lua_pushstring(L, key_names[i]);
+  lua_createtable(L, 64, 0);
+#define METHOD_NAME(NUM, NAME, STRING) \
+  lua_pushliteral(L, #STRING);         \
+  lua_rawseti(L, -2, NUM);
+  HTTP_ALL_METHOD_MAP(METHOD_NAME)
+#undef METHOD_NAME
+  lua_pushcclosure(L, conn_next_request, UP_METHODS);
+  lua_setfield(L, -2, "next_request");
   lua_setfield(L, -2, "__index");
   lua_pushliteral(L, "lasync.http.conn");
   lua_setfield(L, -2, "__name");

@@ -12,6 +12,8 @@
 #include "http/parse.h"
 
 #define LX_HTTP_CONN "lasync.http.conn"
+#define LX_HTTP_INLINE_HDRS 24 /* header offsets kept in the connection:
+                                  a browser's head fits */
 
 /* What the connection is doing between its calls. */
 enum {
@@ -45,7 +47,9 @@ typedef struct lx_http_conn {
   unsigned char expect_continue, continue_sent, head_only;
   unsigned char watch_closers; /* the watcher waits on the stream's
                                   closers (its buffer is full) */
-  lx_http_hdr hdr[1];   /* max_headers entries (the userdata's size) */
+  lx_http_hdr hdr[1];   /* LX_HTTP_INLINE_HDRS entries at most (the
+                           userdata's size): the parser's own array for
+                           a head with more (see parse.h) */
 } lx_http_conn;
 
 /* conn.c */

@@ -6,6 +6,7 @@
 ** (CVE-2024-27982), trailers, bare CR or LF inside values and any transfer
 ** coding but chunked, and applies the head, header-count and body limits.
 */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h> /* strncasecmp */
 
@@ -40,6 +41,13 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   if (hp->span != SPAN_FIELD) { /* a new header */
     if (hp->nhdr >= hp->max_headers)
       return reject(hp, 431, "too many header fields");
+    if (hp->nhdr >= hp->hdr_cap) { /* more than the embedder's array */
+      lx_http_hdr *big = malloc(hp->max_headers * sizeof *big);
+      if (big == NULL) return reject(hp, 503, "out of memory");
+      memcpy(big, hp->hdr, hp->nhdr * sizeof *big);
+      hp->hdr = big;
+      hp->hdr_cap = hp->max_headers;
+    }
     h = &hp->hdr[hp->nhdr];
     h->name = (uint32_t)(at - hp->base);
     h->name_len = 0;
@@ -186,20 +194,36 @@ static const llhttp_settings_t settings = {
   .on_message_complete = on_message_complete,
 };
 
+/*
+** hdr has room for nhdr headers (at most max_headers): a head with more
+** gets an array of max_headers, until the next head begins. A server
+** keeps a few inline per connection, not max_headers.
+*/
 void lx_http_parser_init(lx_http_parser *hp, lx_http_hdr *hdr,
-                         uint32_t max_headers, size_t max_head,
-                         uint64_t max_body) {
+                         uint32_t nhdr, uint32_t max_headers,
+                         size_t max_head, uint64_t max_body) {
   memset(hp, 0, sizeof *hp);
   llhttp_init(&hp->p, HTTP_REQUEST, &settings);
-  hp->hdr = hdr;
+  hp->hdr = hp->own_hdr = hdr;
+  hp->hdr_cap = hp->own_cap = nhdr < max_headers ? nhdr : max_headers;
   hp->max_headers = max_headers;
   hp->max_head = max_head;
   hp->max_body = max_body;
   hp->msg_done = 1; /* no request yet */
 }
 
+/* Free the header array of a head with many headers, if any. */
+void lx_http_parser_free(lx_http_parser *hp) {
+  if (hp->hdr != hp->own_hdr) {
+    free(hp->hdr);
+    hp->hdr = hp->own_hdr;
+    hp->hdr_cap = hp->own_cap;
+  }
+}
+
 /* Get ready for the next request's head. */
 void lx_http_head_begin(lx_http_parser *hp) {
+  lx_http_parser_free(hp); /* a big array is this head's only */
   llhttp_reset(&hp->p);
   hp->base = NULL;
   hp->fed = 0;

@@ -28,7 +28,12 @@ typedef struct lx_http_parser {
   uint64_t body_total;   /* decoded body bytes so far */
   uint32_t url, url_len; /* the request target, offsets from base */
   uint32_t nhdr, max_headers;
-  lx_http_hdr *hdr;      /* max_headers entries, owned by the embedder */
+  uint32_t hdr_cap, own_cap; /* entries at hdr, at own_hdr */
+  lx_http_hdr *hdr;      /* the embedder's array, or while a head has more
+                            headers than that, max_headers entries of our
+                            own (malloc; freed by lx_http_head_begin and
+                            lx_http_parser_free) */
+  lx_http_hdr *own_hdr;  /* the embedder's array */
   int span;              /* what the last header span was (parse.c) */
   int status;            /* the status to answer a rejected request */
   const char *msg;       /* why, for the log (static text) */
@@ -42,8 +47,9 @@ typedef struct lx_http_parser {
 enum { LX_HTTP_MORE, LX_HTTP_DONE, LX_HTTP_ERROR };
 
 void lx_http_parser_init(lx_http_parser *hp, lx_http_hdr *hdr,
-                         uint32_t max_headers, size_t max_head,
-                         uint64_t max_body);
+                         uint32_t nhdr, uint32_t max_headers,
+                         size_t max_head, uint64_t max_body);
+void lx_http_parser_free(lx_http_parser *hp);
 void lx_http_head_begin(lx_http_parser *hp);
 int lx_http_parse_head(lx_http_parser *hp, const char *buf, size_t len,
                        size_t *head_len);

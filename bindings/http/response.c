@@ -13,12 +13,28 @@
 
 #define COPY_MAX 16384 /* larger bodies go out as a second buffer */
 
-/* RFC 9110's tchar, as a table. */
-static int is_tchar(unsigned char ch) {
-  static const char extra[] = "!#$%&'*+-.^_`|~";
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-         (ch >= '0' && ch <= '9') || (ch != 0 && strchr(extra, ch) != NULL);
-}
+/*
+** RFC 9110's tchar (letters, digits and !#$%&'*+-.^_`|~), as a table:
+** checked for every byte of every header name a handler gives.
+*/
+static const unsigned char tchar[256] = {
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+  0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+};
 
 static const char *reason_of(int status) {
   switch (status) {
@@ -141,7 +157,7 @@ static size_t check_headers(lua_State *L, int hidx, const char *fname,
                     "(got %s)", fname, luaL_typename(L, -2));
     name = lua_tolstring(L, -2, &nlen);
     for (i = 0; i < nlen; i++)
-      if (!is_tchar((unsigned char)name[i])) break;
+      if (!tchar[(unsigned char)name[i]]) break;
     if (nlen == 0 || i < nlen)
       luaL_error(L, "lasync.http.conn:%s: header name '%s' is not a "
                     "token", fname, name);
@@ -168,21 +184,32 @@ static size_t check_headers(lua_State *L, int hidx, const char *fname,
   return total;
 }
 
-static void add_line(luaL_Buffer *b, const char *name, size_t nlen,
-                     const char *v, size_t vlen) {
-  luaL_addlstring(b, name, nlen);
-  luaL_addlstring(b, ": ", 2);
-  luaL_addlstring(b, v, vlen);
-  luaL_addlstring(b, "\r\n", 2);
+/* name: v CRLF at p, which has room; returns the end. */
+static char *put_line(char *p, const char *name, size_t nlen,
+                      const char *v, size_t vlen) {
+  memcpy(p, name, nlen);
+  p += nlen;
+  *p++ = ':';
+  *p++ = ' ';
+  memcpy(p, v, vlen);
+  p += vlen;
+  *p++ = '\r';
+  *p++ = '\n';
+  return p;
+}
+
+static char *put(char *p, const char *s, size_t len) {
+  memcpy(p, s, len);
+  return p + len;
 }
 
 /*
-** Add the checked headers at hidx to b, which has room for them: no
-** buffer operation grows it, so the keys lua_next pushes do not disturb
-** it (lauxlib's rule for the stack while a buffer is in use).
+** Add the checked headers at hidx at p, which has room for them (the
+** keys lua_next pushes sit above the buffer's slot on the stack, which
+** is not resized while we write).
 */
-static void add_headers(lua_State *L, luaL_Buffer *b, int hidx) {
-  if (lua_isnil(L, hidx)) return;
+static char *put_headers(lua_State *L, char *p, int hidx) {
+  if (lua_isnil(L, hidx)) return p;
   lua_pushnil(L);
   while (lua_next(L, hidx)) {
     size_t nlen, vlen;
@@ -192,30 +219,36 @@ static void add_headers(lua_State *L, luaL_Buffer *b, int hidx) {
       for (k = 1; k <= n; k++) {
         lua_rawgeti(L, -1, k);
         v = lua_tolstring(L, -1, &vlen);
-        add_line(b, name, nlen, v, vlen);
+        p = put_line(p, name, nlen, v, vlen);
         lua_pop(L, 1);
       }
     } else {
       v = lua_tolstring(L, -1, &vlen);
-      add_line(b, name, nlen, v, vlen);
+      p = put_line(p, name, nlen, v, vlen);
     }
     lua_pop(L, 1);
   }
+  return p;
 }
 
 /*
-** The head of a response into b (and `extra` more bytes of room for the
-** body): status line, the user's headers, Date, the framing header
-** `framing` (or none) and Connection. Arguments as send and send_head: 2
-** status, 3 headers, 7 reason.
+** The head of a response into b, with `extra` more bytes of room (the
+** body), returning where the head ends: status line, Content-Type
+** ctype (if not NULL), the user's headers, Date, the framing header
+** `framing` (or none) and Connection. Every size is known first, so the
+** buffer is sized once and filled by memcpy; up to LUAL_BUFFERSIZE it is
+** luaL_Buffer's own array, no allocation. Arguments as send and
+** send_head: 2 status, 3 headers, 7 reason.
 */
-static void build_head(lua_State *L, lx_http_conn *c, luaL_Buffer *b,
-                       const char *fname, int status, const char *framing,
-                       int keep_alive, size_t extra) {
+static char *build_head(lua_State *L, lx_http_conn *c, luaL_Buffer *b,
+                        const char *fname, int status, const char *ctype,
+                        size_t ctlen, const char *framing, int keep_alive,
+                        size_t extra) {
   char line[64];
-  size_t rlen, size;
+  size_t rlen, size, llen, flen = strlen(framing);
   int has_date;
   const char *reason = NULL;
+  char *p;
   if (!lua_isnoneornil(L, 7)) {
     if (lua_type(L, 7) != LUA_TSTRING)
       luaL_error(L, "lasync.http.conn:%s: reason must be a string (got "
@@ -230,20 +263,23 @@ static void build_head(lua_State *L, lx_http_conn *c, luaL_Buffer *b,
     luaL_error(L, "lasync.http.conn:%s: headers must be a table or nil "
                   "(got %s)", fname, luaL_typename(L, 3));
   size = check_headers(L, 3, fname, &has_date);
-  size += 16 + rlen + 37 + strlen(framing) + 26 + 2 + extra;
-  luaL_buffinitsize(L, b, size);
+  if (ctype) size += 16 + ctlen;
   put_number(line, "HTTP/1.1 ", (uint64_t)status, " ");
-  luaL_addstring(b, line);
-  luaL_addlstring(b, reason, rlen);
-  luaL_addlstring(b, "\r\n", 2);
-  add_headers(L, b, 3);
-  if (!has_date) add_line(b, "Date", 4, lx_http_date_now(), 29);
-  luaL_addstring(b, framing);
+  llen = strlen(line);
+  size += llen + rlen + 2 + 37 + flen + 26 + 2 + extra;
+  p = luaL_buffinitsize(L, b, size);
+  p = put(p, line, llen);
+  p = put(p, reason, rlen);
+  p = put(p, "\r\n", 2);
+  if (ctype) p = put_line(p, "Content-Type", 12, ctype, ctlen);
+  p = put_headers(L, p, 3);
+  if (!has_date) p = put_line(p, "Date", 4, lx_http_date_now(), 29);
+  p = put(p, framing, flen);
   if (!keep_alive && c->minor == 1)
-    luaL_addlstring(b, "Connection: close\r\n", 19);
+    p = put(p, "Connection: close\r\n", 19);
   else if (keep_alive && c->minor == 0)
-    luaL_addlstring(b, "Connection: keep-alive\r\n", 24);
-  luaL_addlstring(b, "\r\n", 2);
+    p = put(p, "Connection: keep-alive\r\n", 24);
+  return put(p, "\r\n", 2);
 }
 
 static int check_status(lua_State *L, const char *fname) {
@@ -265,24 +301,33 @@ static lx_stream *open_stream(lua_State *L, lx_http_conn *c,
 }
 
 /*
-** conn:send(status, headers, body, keep_alive, head_only[, reason]) ->
-** whether the writer is above its high-water mark
+** conn:send(status, headers, body, keep_alive, head_only[, reason[,
+** content_type]]) -> whether the writer is above its high-water mark.
+** content_type, if given, is written as the Content-Type header (the
+** serve loop's string answers: no table to walk and check).
 */
 int lx_http_send(lua_State *L) {
   lx_http_conn *c = lx_http_check(L, "send");
   int status = check_status(L, "send");
-  size_t blen = 0;
-  const char *body = NULL;
+  size_t blen = 0, ctlen = 0;
+  const char *body = NULL, *ctype = NULL;
   int keep_alive = lua_toboolean(L, 5), head_only = lua_toboolean(L, 6);
-  char framing[64];
+  char framing[64], *p;
   luaL_Buffer b;
   lx_stream *s;
-  lua_settop(L, 7);
+  lua_settop(L, 8);
   if (!lua_isnil(L, 4)) {
     if (lua_type(L, 4) != LUA_TSTRING)
       return luaL_error(L, "lasync.http.conn:send: body must be a string "
                            "or nil (got %s)", luaL_typename(L, 4));
     body = lua_tolstring(L, 4, &blen);
+  }
+  if (!lua_isnil(L, 8)) {
+    if (lua_type(L, 8) != LUA_TSTRING)
+      return luaL_error(L, "lasync.http.conn:send: content_type must be a "
+                           "string or nil (got %s)", luaL_typename(L, 8));
+    ctype = lua_tolstring(L, 8, &ctlen);
+    check_text(L, "send", "the content type", ctype, ctlen);
   }
   s = open_stream(L, c, "send");
   if (bodyless(status)) {
@@ -292,19 +337,15 @@ int lx_http_send(lua_State *L) {
     put_number(framing, "Content-Length: ", blen, "\r\n");
   }
   if (head_only) blen = 0;
-  build_head(L, c, &b, "send", status, framing, keep_alive,
-             blen <= COPY_MAX ? blen : 0);
-  if (blen <= COPY_MAX) {
-    if (blen > 0) luaL_addlstring(&b, body, blen);
+  p = build_head(L, c, &b, "send", status, ctype, ctlen, framing,
+                 keep_alive, blen <= COPY_MAX ? blen : 0);
+  if (blen <= COPY_MAX) { /* one write: the body after the head */
+    if (blen > 0) p = put(p, body, blen);
     blen = 0;
   }
-  luaL_pushresult(&b);
-  {
-    size_t hlen;
-    const char *head = lua_tolstring(L, -1, &hlen);
-    lx_stream_send(s, head, hlen);
-    if (blen) lx_stream_send(s, body, blen);
-  }
+  /* sent from the buffer itself: no Lua string is made */
+  lx_stream_send(s, luaL_buffaddr(&b), (size_t)(p - luaL_buffaddr(&b)));
+  if (blen) lx_stream_send(s, body, blen);
   c->out = LX_OUT_NONE;
   lua_pushboolean(L, lx_stream_above_high(s));
   return 1;
@@ -319,7 +360,7 @@ int lx_http_send_head(lua_State *L) {
   lx_http_conn *c = lx_http_check(L, "send_head");
   int status = check_status(L, "send_head");
   int keep_alive = lua_toboolean(L, 5), head_only = lua_toboolean(L, 6);
-  char framing[64];
+  char framing[64], *p;
   luaL_Buffer b;
   lx_stream *s;
   int out;
@@ -343,13 +384,9 @@ int lx_http_send_head(lua_State *L) {
     out = LX_OUT_CLOSE;
   }
   s = open_stream(L, c, "send_head");
-  build_head(L, c, &b, "send_head", status, framing, keep_alive, 0);
-  luaL_pushresult(&b);
-  {
-    size_t hlen;
-    const char *head = lua_tolstring(L, -1, &hlen);
-    lx_stream_send(s, head, hlen);
-  }
+  p = build_head(L, c, &b, "send_head", status, NULL, 0, framing,
+                 keep_alive, 0);
+  lx_stream_send(s, luaL_buffaddr(&b), (size_t)(p - luaL_buffaddr(&b)));
   c->out = head_only ? LX_OUT_NONE : out;
   c->head_only = (unsigned char)head_only;
   lua_pushboolean(L, lx_stream_above_high(s));

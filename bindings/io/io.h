@@ -30,6 +30,8 @@ typedef struct lx_stream {
   int nboxes;            /* its reader and writer objects still alive,
                             and other owners (lx_stream_retain) */
   unsigned char reading, closing, closed, eof_written, is_pipe;
+  unsigned char small_first; /* a read into no buffer gets a small one
+                                (lx_stream_drop_buffer's users) */
   struct lx_tls *tls;    /* TLS on this stream (tls.c), or NULL */
 } lx_stream;
 LX_HIDDEN void lx_stream_init(lx_stream *s, lx_loop *loop);
@@ -51,6 +53,9 @@ LX_HIDDEN void lx_stream_release(lx_stream *s);
 LX_HIDDEN int lx_stream_wait_data(lua_State *L, lx_task *t, lx_stream *s,
                                   const char *fname, lua_KFunction k);
 LX_HIDDEN void lx_stream_consume(lx_stream *s, size_t n);
+LX_HIDDEN void lx_stream_drop_buffer(lx_stream *s);
+#define LX_SMALL_READ 1024 /* a request head fits; more grows the buffer */
+#define LX_SMALL_CACHE 64  /* free ones a loop keeps (64 KiB at most) */
 LX_HIDDEN void lx_stream_send(lx_stream *s, const char *data, size_t len);
 LX_HIDDEN int lx_stream_above_high(lx_stream *s);
 

@@ -200,8 +200,20 @@ static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
     lx_tls_alloc(s, buf);
     return;
   }
-  buf->base = lx_stream_room(s, suggested < 65536 ? 65536 : suggested,
-                             &avail);
+  if (s->buf == NULL && s->small_first) { /* lx_stream_drop_buffer */
+    lx_loop *loop = s->loop;
+    if (loop->small_bufs) {
+      s->buf = loop->small_bufs;
+      memcpy(&loop->small_bufs, s->buf, sizeof loop->small_bufs);
+      loop->nsmall_bufs--;
+      s->start = s->len = 0;
+      s->cap = LX_SMALL_READ;
+    }
+    suggested = LX_SMALL_READ;
+  } else if (suggested < 65536) {
+    suggested = 65536;
+  }
+  buf->base = lx_stream_room(s, suggested, &avail);
   buf->len = avail; /* 0 when out of memory: libuv reports UV_ENOBUFS */
 }
 
@@ -264,6 +276,29 @@ void lx_stream_consume(lx_stream *s, size_t n) {
     }
   }
   maybe_resume(s);
+}
+
+/*
+** Let go of the read buffer if it holds nothing (the HTTP layer, before a
+** keep-alive connection's idle wait): an idle connection then holds no
+** 64 KiB block (one touched page of RSS each). With small_first set, the
+** next read gets LX_SMALL_READ bytes (a request head fits), from the
+** loop's free ones when it has some, so that dropping and taking one
+** per request is two list operations, not a malloc and a free; a read
+** that fills it grows it to 64 KiB.
+*/
+void lx_stream_drop_buffer(lx_stream *s) {
+  lx_loop *loop = s->loop;
+  if (s->len != 0 || s->buf == NULL) return;
+  if (s->cap == LX_SMALL_READ && loop->nsmall_bufs < LX_SMALL_CACHE) {
+    memcpy(s->buf, &loop->small_bufs, sizeof loop->small_bufs);
+    loop->small_bufs = s->buf;
+    loop->nsmall_bufs++;
+  } else {
+    free(s->buf);
+  }
+  s->buf = NULL;
+  s->start = s->cap = 0;
 }
 
 /* [-0, +1] push and consume the first n buffered bytes */

@@ -144,6 +144,8 @@ function getters.path(req)
 end
 
 function getters.query_string(req)
+  -- next_request sets no query_string for a target without "?"
+  if rawget(req, "path") then return "" end
   getters.path(req)
   return rawget(req, "query_string")
 end
@@ -160,6 +162,12 @@ function getters.query(req)
   rawset(req, "query", md)
   return md
 end
+
+-- chunked and expect_continue: the connection sets them only when true
+function getters.chunked()
+  return false
+end
+getters.expect_continue = getters.chunked
 
 function getters.match_info(req)
   local t = {}

@@ -35,7 +35,10 @@ local function check_value(v, what, fname)
     error(("lasync.http.%s: %s must be a string (got %s)"):format(fname,
       what, type(v)), 5)
   end
-  if find(v, "[\r\n%z]") then
+  -- three plain searches (memchr-like): a pattern with a set costs a
+  -- set match per byte, several times more for a short value
+  if find(v, "\r", 1, true) or find(v, "\n", 1, true) or
+     find(v, "\0", 1, true) then
     error(("lasync.http.%s: %s contains CR, LF or NUL"):format(fname, what),
       5)
   end

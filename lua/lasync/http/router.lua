@@ -245,22 +245,16 @@ local function allowed_list(set)
   return list
 end
 
---- r:resolve(method, path) -> handler, match_info | nil, 404 | nil, 405,
--- allowed (a sorted array of methods; "*" routes never give 405)
-function Router:resolve(method, path)
-  if getmetatable(self) ~= Router then
-    error(("lasync.http.Router:resolve: expected a Router (got %s)")
-      :format(type(self)), 2)
-  end
-  if type(method) ~= "string" or type(path) ~= "string" then
-    error(("lasync.http.Router:resolve: method and path must be " ..
-      "strings (got %s, %s)"):format(type(method), type(path)), 2)
-  end
+-- The route of (method, path), the arguments trusted: handler and
+-- match_info (nil for a plain path: no capture, no table made), or nil
+-- and 404, or nil, 405 and the sorted methods allowed. The serve loop's
+-- lookup, one per request, so the checks are add()'s, not ours.
+local function lookup(self, method, path)
   local allowed
   local methods = self.exact[path]
   if methods then
-    local h = pick(methods, method)
-    if h then return h, {} end
+    local h = methods[method] or pick(methods, method)
+    if h then return h, nil end
     allowed = {}
     add_allowed(allowed, methods)
   end
@@ -292,6 +286,23 @@ function Router:resolve(method, path)
   end
   if allowed then return nil, 405, allowed_list(allowed) end
   return nil, 404
+end
+M.lookup = lookup
+
+--- r:resolve(method, path) -> handler, match_info | nil, 404 | nil, 405,
+-- allowed (a sorted array of methods; "*" routes never give 405)
+function Router:resolve(method, path)
+  if getmetatable(self) ~= Router then
+    error(("lasync.http.Router:resolve: expected a Router (got %s)")
+      :format(type(self)), 2)
+  end
+  if type(method) ~= "string" or type(path) ~= "string" then
+    error(("lasync.http.Router:resolve: method and path must be " ..
+      "strings (got %s, %s)"):format(type(method), type(path)), 2)
+  end
+  local h, info, allowed = lookup(self, method, path)
+  if h and info == nil then info = {} end
+  return h, info, allowed
 end
 
 --- r:routes() -> an array of {method =, pattern =} in the order they are

@@ -10,26 +10,27 @@ local check = require "lasync.check"
 local request = require "lasync.http.request"
 local response = require "lasync.http.response"
 local url = require "lasync.http.url"
+local router = require "lasync.http.router"
 
 local type, error, tostring, pairs, setmetatable, getmetatable, xpcall,
   pcall, rawget, math_type = type, error, tostring, pairs, setmetatable,
   getmetatable, xpcall, pcall, rawget, math.type
 local min, traceback, os_date = math.min, debug.traceback, os.date
-local byte, find = string.byte, string.find
 
-local Request, setup_headers = request.Request, request.setup_headers
-local HEADERS_MT = request.HEADERS_MT
+local Request = request.Request
 local Response, StreamResponse = response.Response, response.StreamResponse
 local HTTPException = response.HTTPException
 local exception_response = response.exception_response
 local split_target = url.split_target
+local lookup = router.lookup
 local is_error, is_cancelled = lasync.is_error, lasync.is_cancelled
 local current_task = lasync.current_task
 
 local M = {}
 
--- Read only: handed to conn:send, never changed.
-local TEXT_HEADERS = { ["Content-Type"] = response.TEXT }
+-- The Content-Type of string answers: conn:send's last argument, so no
+-- header table is walked and checked per request.
+local TEXT = response.TEXT
 local ERROR_500 = "500 Internal Server Error"
 local FILE_CHUNK = 65536
 -- Lingering close (nginx's lingering_close): a connection that ends with
@@ -119,8 +120,8 @@ end
 local function send(st, req, res)
   if type(res) == "string" then
     st.status, st.size = 200, #res
-    local full = st.conn:send(200, TEXT_HEADERS, res, keep_of(st),
-                              req.method == "HEAD")
+    local full = st.conn:send(200, nil, res, keep_of(st),
+                              req.method == "HEAD", nil, TEXT)
     st.sent = true
     if full then st.writer:drain() end
     return
@@ -146,8 +147,9 @@ local function send(st, req, res)
     return send_file(st, req, status, res.reason, headers, file)
   end
   local body = res.body or ""
-  st.status, st.size = status, #body
-  local full = st.conn:send(status, headers, body, keep_of(st),
+  local keep = st.keep and not st.server._closing -- keep_of, inline
+  st.keep, st.status, st.size = keep, status, #body
+  local full = st.conn:send(status, headers, body, keep,
                             req.method == "HEAD", res.reason)
   st.sent = true
   if full then st.writer:drain() end
@@ -170,25 +172,33 @@ end
 
 -- Route req, run its handler through the middlewares, send the answer.
 local function dispatch(st, req)
-  local raw = req.raw_path
-  local path, qs = raw, ""
-  -- the common target, "/" and a plain path, needs no call
-  if byte(raw, 1) ~= 47 or find(raw, "[%%?%z]") then
-    path, qs = split_target(raw)
-  end
+  local path = req.path -- set by next_request; false: it needs decoding
   if not path then
-    st.keep = false
-    return send_exception(st, req, response.HTTPBadRequest(qs))
+    local qs
+    path, qs = split_target(req.raw_path)
+    if not path then
+      st.keep = false
+      req.path = nil -- as before: computed by the getter, if asked for
+      return send_exception(st, req, response.HTTPBadRequest(qs))
+    end
+    req.path, req.query_string = path, qs
   end
-  req.path, req.query_string = path, qs
   local app = st.app
-  local handler, info, allowed = app._router:resolve(req.method, path)
-  if handler then
-    req.match_info = info
-  elseif info == 405 then
-    req._allowed, handler = allowed, method_not_allowed
-  else
-    handler = not_found
+  local router, method = app._router, req.method
+  -- a plain path's route found here, without a call; its empty
+  -- match_info is made only if asked for (Request)
+  local methods = router.exact[path]
+  local handler = methods and methods[method]
+  if not handler then
+    local info, allowed
+    handler, info, allowed = lookup(router, method, path)
+    if handler then
+      if info then req.match_info = info end
+    elseif info == 405 then
+      req._allowed, handler = allowed, method_not_allowed
+    else
+      handler = not_found
+    end
   end
   local chain = app._chains[handler] or app:_chain(handler)
   if app.handler_cancellation then st.server:_watch_peer(st) end
@@ -197,8 +207,8 @@ local function dispatch(st, req)
   -- the common answer, inline (send's first case)
   local keep = st.keep and not st.server._closing
   st.keep, st.status, st.size = keep, 200, #res
-  local full = st.conn:send(200, TEXT_HEADERS, res, keep,
-                            req.method == "HEAD")
+  local full = st.conn:send(200, nil, res, keep, req.method == "HEAD",
+                            nil, TEXT)
   st.sent = true
   if full then st.writer:drain() end
 end
@@ -248,8 +258,8 @@ local function failed(st, req, err)
   end
   st.status, st.size, st.sent = 500, #body, true
   -- protected: the peer may be gone, and the connection closes anyway
-  local ok, full = pcall(st.conn.send, st.conn, 500, TEXT_HEADERS, body,
-                         false, req.method == "HEAD")
+  local ok, full = pcall(st.conn.send, st.conn, 500, nil, body, false,
+                         req.method == "HEAD", nil, TEXT)
   if ok and full then pcall(st.writer.drain, st.writer) end
 end
 
@@ -273,49 +283,72 @@ end
 local function refuse(st, status, msg)
   st.linger = true
   local body = ("%d: %s"):format(status, tostring(msg or ""))
-  pcall(st.conn.send, st.conn, status, TEXT_HEADERS, body, false, false)
+  pcall(st.conn.send, st.conn, status, nil, body, false, false, nil, TEXT)
 end
 
--- The request loop of one connection.
-local function serve_requests(st)
-  local conn, srv = st.conn, st.server
+-- After the request's handler returned or failed (st.req is nil again):
+-- its cleanup and log line; whether the connection goes on.
+local function finish(st, req)
+  if st.cleanup then
+    local cleanup = st.cleanup
+    st.cleanup = nil
+    pcall(cleanup)
+  end
+  if st.app.access_log then access_log(st, req) end
+  if not st.keep then
+    st.linger = st.linger or not st.body_done
+    return false
+  end
+  if not st.body_done and not st.conn:discard_body() then
+    st.linger = true
+    return false
+  end
+  return true
+end
+
+-- The requests of one connection until it ends (returns), or until a
+-- request fails (raises, with st.req that request): one xpcall covers
+-- many requests, not one each.
+local function requests(st)
+  local conn, srv, app = st.conn, st.server, st.app
+  local next_request = conn.next_request
   while not srv._closing do
     st.idle = true
-    local req, status, msg = conn:next_request()
+    -- the request comes with its metatables, path, query_string and _c
+    -- set (conn_opts: request_mt, headers_mt, setup_headers)
+    local req, status, msg = next_request(conn, st) -- req._c = st
     st.idle = false
     if not req then
       if req == false then refuse(st, status, msg) end
       return
     end
-    -- read before the metatable: a missing field would go to __index
-    st.body_done = not req.chunked and (req.content_length or 0) == 0
-    local h, multi = req.headers, req.multi
-    if multi == nil and h.get == nil and h.getall == nil then
-      setmetatable(h, HEADERS_MT) -- setup_headers' common case, inline
-    else
-      setup_headers(h, multi)
-    end
-    setmetatable(req, Request)
-    req._c = st
+    st.body_done = not status -- next_request's second result: has_body
     st.req, st.keep, st.sent = req, req.keep_alive, false
-    local ok, err = xpcall(dispatch, on_error, st, req)
+    dispatch(st, req)
     st.req = nil
     if st.watcher then srv:_unwatch_peer(st) end
-    if not ok then failed(st, req, err) end
-    if st.cleanup then
-      local cleanup = st.cleanup
-      st.cleanup = nil
-      pcall(cleanup)
+    -- finish(st, req) only when it has something to do
+    if st.cleanup or app.access_log or not st.keep or not st.body_done then
+      if not finish(st, req) then return end
     end
-    if st.app.access_log then access_log(st, req) end
-    if not st.keep then
-      st.linger = st.linger or not st.body_done
-      return
+  end
+end
+
+-- The request loop of one connection. An error with no request in
+-- flight (the wait for one, finish) ends it as it came.
+local function serve_requests(st)
+  while true do
+    local ok, err = xpcall(requests, on_error, st)
+    if ok then return end
+    local req = st.req
+    if req == nil then
+      if getmetatable(err) == Failure then err = err.value end
+      error(err, 0)
     end
-    if not st.body_done and not conn:discard_body() then
-      st.linger = true
-      return
-    end
+    st.req = nil
+    if st.watcher then st.server:_unwatch_peer(st) end
+    failed(st, req, err)
+    if not finish(st, req) or st.server._closing then return end
   end
 end
 
@@ -335,7 +368,7 @@ end
 -- The start_server handler: one connection, until it ends.
 local function serve(srv, reader, writer)
   local app = srv._app
-  local conn = core._http_conn(reader, writer, app._conn_opts)
+  local conn = core._http_conn(reader, writer, srv._conn_opts)
   local st = { conn = conn, writer = writer, server = srv, app = app,
     task = current_task(), req = nil, keep = false, sent = false,
     idle = false, body_done = true }
@@ -382,7 +415,12 @@ function M.start(app, opts, fname, extra)
   end
   local port = opts.port
   if port == nil then port = 8080 end
+  -- the app's limits, and what makes conn hand out Requests
+  local conn_opts = { request_mt = Request, headers_mt = request.HEADERS_MT,
+    setup_headers = request.setup_headers }
+  for k, v in pairs(app._conn_opts) do conn_opts[k] = v end
   local srv = setmetatable({ _app = app, _conns = {}, _nconns = 0,
+    _conn_opts = conn_opts,
     _closing = false, _tls = opts.ssl ~= nil,
     shutdown_timeout = st or 60 }, Server)
   local ok, s = pcall(lasync.start_server, function(r, w)
