@@ -227,8 +227,12 @@ function methods.read(req)
   local body = rawget(req, "_body")
   if body then return body end
   if st.body_done then
-    error("lasync.http.Request:read: the body was already read as a " ..
-      "stream", 2)
+    if rawget(req, "_streamed") then
+      error("lasync.http.Request:read: the body was already read as a " ..
+        "stream", 2)
+    end
+    rawset(req, "_body", "") -- a request without a body
+    return ""
   end
   local b, status, msg = st.conn:read_body(st.app.client_max_size)
   if not b then body_failed(st, status, msg) end
@@ -278,11 +282,14 @@ function methods.post(req)
       body = nil
       return b
     end
-  elseif st.body_done then
+  elseif st.body_done and rawget(req, "_streamed") then
     error("lasync.http.Request:post: the body was already read as a " ..
       "stream", 2)
+  elseif st.body_done then
+    next_chunk = function() return nil end -- a request without a body
   else
     local conn = st.conn
+    rawset(req, "_streamed", true)
     next_chunk = function()
       local c, status, msg = conn:read_chunk()
       if c == false then body_failed(st, status, msg) end
@@ -315,6 +322,7 @@ function Content:read_chunk()
   local req = self._req
   local st = state(req, "content")
   if st.body_done then return nil end
+  rawset(req, "_streamed", true)
   local c, status, msg = st.conn:read_chunk()
   if c == false then body_failed(st, status, msg) end
   if c == nil then body_done(st) end
