@@ -7,6 +7,7 @@
 #include "sync/sync.h"
 #include "io/io.h"
 #include "thread/thread.h"
+#include "http/http.h"
 
 /*
 ** The layers' parts, in the order they register: a later name replaces an
@@ -21,6 +22,7 @@ static void (*const opens[])(lua_State *L) = {
   lx_open_udp, lx_open_fs, lx_open_signal, lx_open_process,
   lx_open_to_thread, lx_open_thread,
   lx_open_inbox, lx_open_run, lx_open_runtime,
+  lx_open_http,
   NULL
 };
 

@@ -4,8 +4,10 @@
 set -e
 # netcat-openbsd and curl: the README tries the example servers with them;
 # libssl-dev for TLS; openssl (the command) makes the certificates of the TLS
-# specs and benchmarks
-PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl libssl-dev openssl"
+# specs and benchmarks; node-llhttp ships llhttp's C sources, which the
+# HTTP layer compiles (bindings/http/); clang builds the libFuzzer targets
+# (fuzz/, scripts/fuzz.sh)
+PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl libssl-dev openssl node-llhttp clang"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -10,9 +10,10 @@ version=$(sed -n 's/^#define LASYNC_VERSION "\(.*\)"/\1/p' \
   "$src/host/include/lasync.h")
 cc -std=c99 -D_GNU_SOURCE -O1 -g -fsanitize=thread -fPIE -pie \
   -I"$src/bindings" -I"$src/host/include" -I"$src/host" \
+  -I/usr/share/include/llhttp -DLLHTTP_STRICT_MODE=1 \
   -DLX_VERSION="\"$version\"" \
   $(pkg-config --cflags lua5.4 libuv openssl) \
-  "$src"/bindings/*.c "$src"/bindings/*/*.c \
+  "$src"/bindings/*.c "$src"/bindings/*/*.c /usr/share/llhttp/*.c \
   "$src/host/api.c" "$src/host/embed.c" "$2/embedded.c" \
   "$src/host/tests/test_completion.c" \
   -o "$out/test_completion" $(pkg-config --libs lua5.4 libuv openssl) -lpthread -lm

@@ -79,6 +79,8 @@ local RECEIVERS = {
 local INTERNAL = {
   ["lasync.WaitList"] = true, -- lasync._WaitList, inside Condition
   ["lasync.Gather"] = true,   -- what gather awaits inside; never returned
+  ["lasync.http.conn"] = true, -- core._http_conn, inside lasync.http's
+                               -- serve loop (docs/internals.md)
 }
 
 -- The classes: name -> metatable.

@@ -96,6 +96,12 @@ local MAKE = {
     return r.reader
   end,
   ["lasync.StreamWriter"] = function(r) return r.writer end,
+  -- lasync.http's connection object, on the same stream (short deadlines:
+  -- a fuzzed wait ends soon)
+  ["lasync.http.conn"] = function(r)
+    return require("lasync.core")._http_conn(r.reader, r.writer, {
+      idle_timeout = 0.05, head_timeout = 0.05, body_timeout = 0.05 })
+  end,
   ["lasync.UdpEndpoint"] = function()
     return lasync.open_udp { local_addr = { "127.0.0.1", 0 } }
   end,
@@ -116,7 +122,7 @@ local ORDER = {
   "lasync.Semaphore", "lasync.BoundedSemaphore", "lasync.Event",
   "lasync.Condition", "lasync.Barrier", "lasync.TaskGroup", "lasync.File",
   "lasync.Server", "lasync.StreamReader", "lasync.StreamWriter",
-  "lasync.UdpEndpoint", "lasync.Process", "lasync.Thread",
+  "lasync.http.conn", "lasync.UdpEndpoint", "lasync.Process", "lasync.Thread",
   "lasync.SignalHandler", "lasync.ssl.Context",
 }
 

@@ -27,7 +27,8 @@ typedef struct lx_stream {
   int read_err;          /* 0, UV_EOF or the error that ended reading */
   int write_err;         /* the first write error: drain() raises it */
   int writes;            /* write requests in flight */
-  int nboxes;            /* its reader and writer objects still alive */
+  int nboxes;            /* its reader and writer objects still alive,
+                            and other owners (lx_stream_retain) */
   unsigned char reading, closing, closed, eof_written, is_pipe;
   struct lx_tls *tls;    /* TLS on this stream (tls.c), or NULL */
 } lx_stream;
@@ -42,6 +43,16 @@ LX_HIDDEN void lx_stream_read_start(lx_stream *s);
 LX_HIDDEN void lx_stream_read_stop(lx_stream *s);
 LX_HIDDEN void lx_stream_finish_close(lx_stream *s);
 LX_HIDDEN void lx_stream_abort(lx_stream *s);
+/* for a protocol layer (http/) that parses a stream's buffer in place */
+LX_HIDDEN lx_stream *lx_stream_get(lua_State *L, lx_runtime *rt, int idx,
+                                   int writer, const char *fname);
+LX_HIDDEN void lx_stream_retain(lx_stream *s);
+LX_HIDDEN void lx_stream_release(lx_stream *s);
+LX_HIDDEN int lx_stream_wait_data(lua_State *L, lx_task *t, lx_stream *s,
+                                  const char *fname, lua_KFunction k);
+LX_HIDDEN void lx_stream_consume(lx_stream *s, size_t n);
+LX_HIDDEN void lx_stream_send(lx_stream *s, const char *data, size_t len);
+LX_HIDDEN int lx_stream_above_high(lx_stream *s);
 
 /* tls.c: TLS over a stream, through memory BIOs; tls_conn.c: the
    options that ask for it */

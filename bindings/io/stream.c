@@ -145,6 +145,18 @@ static stream_box *check_box(lua_State *L, const char *fname) {
   return lua_touserdata(L, 1);
 }
 
+/*
+** Another owner of s (an HTTP connection object): s stays allocated until
+** it lets go with lx_stream_release, as a reader or writer object does.
+*/
+void lx_stream_retain(lx_stream *s) {
+  s->nboxes++;
+}
+
+void lx_stream_release(lx_stream *s) {
+  box_release(s);
+}
+
 static int box__gc(lua_State *L) {
   stream_box *b = check_box(L, "Stream:__gc");
   if (b->s) box_release(b->s);
@@ -233,6 +245,17 @@ static void maybe_resume(lx_stream *s) {
   }
 }
 
+/*
+** Drop the first n buffered bytes, which the caller has used where they
+** lie (the HTTP layer's parser), and read again if reading was paused.
+*/
+void lx_stream_consume(lx_stream *s, size_t n) {
+  s->start += n;
+  s->len -= n;
+  if (s->len == 0) s->start = 0;
+  maybe_resume(s);
+}
+
 /* [-0, +1] push and consume the first n buffered bytes */
 static void take(lua_State *L, lx_stream *s, size_t n) {
   if (n == 0) { /* s->buf may be NULL: none read yet, or freed on close */
@@ -307,6 +330,23 @@ static lx_stream *box_stream(lua_State *L, const char *fname) {
   lx_stream *s = ((stream_box *)lua_touserdata(L, 1))->s;
   if (s == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
   return s;
+}
+
+/*
+** The stream of the StreamReader (writer 0) or StreamWriter (writer 1) at
+** idx, for another layer that works on its bytes; raises naming fname
+** when it is something else or was finalized.
+*/
+lx_stream *lx_stream_get(lua_State *L, lx_runtime *rt, int idx,
+                         int writer, const char *fname) {
+  stream_box *b = lx_testclass(L, rt, idx, writer ? LX_MT_WRITER
+                                                  : LX_MT_READER);
+  if (b == NULL)
+    luaL_error(L, "lasync.%s: expected a %s (got %s)", fname,
+               writer ? "StreamWriter" : "StreamReader",
+               luaL_typename(L, idx));
+  if (b->s == NULL) luaL_error(L, "lasync.%s: " LX_FINALIZED, fname);
+  return b->s;
 }
 
 #define check_reader(L, f) check_stream(L, LX_MT_READER, "StreamReader:" f)
@@ -477,9 +517,12 @@ static int try_readline(lua_State *L, lx_stream *s) {
   return 1;
 }
 
-/* Wait for more data for the read operation fname, continued by k. */
-static int wait_data(lua_State *L, lx_task *t, lx_stream *s,
-                     const char *fname, lua_KFunction k) {
+/*
+** Wait for more data for the read operation fname, continued by k (also
+** the HTTP layer's way to await bytes on a stream it parses in place).
+*/
+int lx_stream_wait_data(lua_State *L, lx_task *t, lx_stream *s,
+                        const char *fname, lua_KFunction k) {
   if (!lx_waitlist_empty(&s->readers))
     return luaL_error(L, "lasync.%s: another task is already reading from "
                          "this stream", fname);
@@ -497,7 +540,7 @@ static int read_again(lua_State *L, lua_KContext ctx, const char *fname,
   if (t->must_cancel) return lx_task_raise_cancelled(L, t);
   s = box_stream(L, fname);
   n = fn(L, s);
-  return n == TRY_WAIT ? wait_data(L, t, s, fname, k) : n;
+  return n == TRY_WAIT ? lx_stream_wait_data(L, t, s, fname, k) : n;
 }
 
 static int read_start(lua_State *L, const char *fname, try_fn fn,
@@ -506,7 +549,7 @@ static int read_start(lua_State *L, const char *fname, try_fn fn,
   lx_stream *s = check_stream(L, LX_MT_READER, fname);
   lx_task *t = lx_current_task(L, rt, fname);
   int n = fn(L, s);
-  return n == TRY_WAIT ? wait_data(L, t, s, fname, k) : n;
+  return n == TRY_WAIT ? lx_stream_wait_data(L, t, s, fname, k) : n;
 }
 
 static int read_k(lua_State *L, int st, lua_KContext ctx) {
@@ -701,6 +744,17 @@ static void send_bytes(lx_stream *s, const char *data, size_t len) {
     lx_tls_write(s, data, len);
   else
     lx_stream_send_raw(s, data, len);
+}
+
+/* Send bytes as StreamWriter:write does (the HTTP layer's responses). */
+void lx_stream_send(lx_stream *s, const char *data, size_t len) {
+  send_bytes(s, data, len);
+}
+
+/* Whether drain() would wait: more than the high-water mark queued. */
+int lx_stream_above_high(lx_stream *s) {
+  return !s->closed &&
+         uv_stream_get_write_queue_size(&s->h.stream) > LX_WRITE_HIGH;
 }
 
 static lx_stream *check_open_writer(lua_State *L, const char *fname) {

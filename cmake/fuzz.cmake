@@ -1,0 +1,21 @@
+# -DLASYNC_FUZZ=ON: the libFuzzer targets of fuzz/targets.cmake, built
+# with clang and -fsanitize=fuzzer,address,undefined (scripts/fuzz.sh
+# configures build-fuzz this way and runs one).
+if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+  message(FATAL_ERROR "LASYNC_FUZZ needs clang (CC=clang cmake ...)")
+endif()
+set_source_files_properties(${LLHTTP_SOURCES} PROPERTIES COMPILE_OPTIONS -w)
+
+function(lasync_fuzz_target name)
+  list(TRANSFORM ARGN PREPEND ${CMAKE_SOURCE_DIR}/ REGEX "^[^/]")
+  add_executable(fuzz_${name} ${ARGN})
+  target_include_directories(fuzz_${name} PRIVATE
+                             ${CMAKE_SOURCE_DIR}/bindings ${LLHTTP_INCLUDE_DIR})
+  target_compile_definitions(fuzz_${name} PRIVATE LLHTTP_STRICT_MODE=1)
+  target_compile_options(fuzz_${name} PRIVATE -g -O1
+    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
+  target_link_options(fuzz_${name} PRIVATE
+                      -fsanitize=fuzzer,address,undefined)
+endfunction()
+
+include(${CMAKE_SOURCE_DIR}/fuzz/targets.cmake)

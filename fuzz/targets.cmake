@@ -1,0 +1,6 @@
+# The libFuzzer targets, one line each: lasync_fuzz_target(name sources...)
+# with its corpus in fuzz/corpus/<name>/. cmake/fuzz.cmake builds them
+# (-DLASYNC_FUZZ=ON, clang); cmake/tests.cmake registers a short run of
+# each (fuzz.<name>) when clang is found.
+lasync_fuzz_target(http_request fuzz/http_request.c bindings/http/parse.c
+                   ${LLHTTP_SOURCES})
