@@ -37,7 +37,6 @@
 
 static lasync_host *host;
 static char dir[64];     /* the temporary directory */
-static char sock[96];    /* the server's socket in it */
 static unsigned long warnings, inputs;
 
 void tlsfz_fail(const char *fmt, ...) {
@@ -98,28 +97,46 @@ static void make_cert(void) {
   EVP_PKEY_free(key);
 }
 
-/* The server: echo until EOF or an error, then close. Its handshake and
-   close_notify deadlines are short, below the harness's own. */
+/*
+** The servers, one per mode (tlsfz_open's server): each echoes until EOF
+** or an error, then closes; 0 reads what is there, 1 reads lines, 2 reads
+** 7 bytes at a time with a buffer limit of 64 (reading pauses and
+** resumes), 3 closes first once 1000 bytes went back (close_notify, then
+** it waits for the peer's). Handshake and close_notify deadlines are
+** short, below the harness's own.
+*/
 static const char server_lua[] =
   "local dir = ...\n"
   "local ctx = lasync.ssl.context{purpose = 'server',\n"
   "  certfile = dir .. '/cert.pem', keyfile = dir .. '/key.pem'}\n"
-  "local function echo(r, w)\n"
+  "local function echo(mode, r, w)\n"
+  "  local n = 0\n"
   "  while true do\n"
-  "    local ok, data = pcall(r.read, r, 65536)\n"
+  "    local ok, data\n"
+  "    if mode == 1 then ok, data = pcall(r.readline, r)\n"
+  "    elseif mode == 2 then ok, data = pcall(r.read, r, 7)\n"
+  "    else ok, data = pcall(r.read, r, 65536) end\n"
   "    if not ok or data == '' then break end\n"
   "    if not (pcall(w.write, w, data) and pcall(w.drain, w)) then break end\n"
+  "    n = n + #data\n"
+  "    if mode == 3 and n >= 1000 then break end\n"
   "  end\n"
   "  w:close()\n"
   "end\n"
-  "local srv = lasync.start_unix_server(echo, dir .. '/s', {ssl = ctx,\n"
-  "  ssl_handshake_timeout = 2, ssl_shutdown_timeout = 2})\n"
+  "local servers = {}\n"
+  "for mode = 0, 3 do\n"
+  "  servers[mode] = lasync.start_unix_server(function(r, w)\n"
+  "    echo(mode, r, w)\n"
+  "  end, dir .. '/s' .. mode, {ssl = ctx, ssl_handshake_timeout = 2,\n"
+  "    ssl_shutdown_timeout = 2, limit = mode == 2 and 64 or nil})\n"
+  "end\n"
   "tlsfz_ready = true\n"
-  "srv:serve_forever()\n";
+  "servers[0]:serve_forever()\n";
 
 static void remove_dir(void) {
   char path[128];
-  static const char *const files[] = {"cert.pem", "key.pem", "s", NULL};
+  static const char *const files[] = {"cert.pem", "key.pem", "s0", "s1",
+                                      "s2", "s3", NULL};
   int i;
   for (i = 0; files[i]; i++) {
     snprintf(path, sizeof path, "%s/%s", dir, files[i]);
@@ -135,7 +152,6 @@ void tlsfz_init(void) {
   strcpy(dir, "/tmp/lasync-tlsfuzz-XXXXXX");
   if (mkdtemp(dir) == NULL) tlsfz_fail("mkdtemp: %s", strerror(errno));
   atexit(remove_dir);
-  snprintf(sock, sizeof sock, "%s/s", dir);
   make_cert();
   if ((host = lasync_host_new(NULL)) == NULL) tlsfz_fail("no host");
   lasync_host_set_warn(host, warn_fn, NULL);
@@ -174,7 +190,7 @@ SSL_CTX *tlsfz_client_ctx(int max_version) {
   return ctx[i];
 }
 
-void tlsfz_open(tlsfz_conn *c, SSL_CTX *ctx) {
+void tlsfz_open(tlsfz_conn *c, SSL_CTX *ctx, int server) {
   struct sockaddr_un sa;
   int i;
   memset(c, 0, sizeof *c);
@@ -182,7 +198,7 @@ void tlsfz_open(tlsfz_conn *c, SSL_CTX *ctx) {
   if (c->fd < 0) tlsfz_fail("socket: %s", strerror(errno));
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
-  strcpy(sa.sun_path, sock);
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s/s%d", dir, server & 3);
   /* a full backlog (EAGAIN) empties as the server accepts */
   for (i = 0; connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0; i++) {
     if (errno != EAGAIN || i > 1000) tlsfz_fail("connect: %s",
@@ -204,7 +220,7 @@ void tlsfz_open(tlsfz_conn *c, SSL_CTX *ctx) {
 static int pull(tlsfz_conn *c) {
   char buf[16384];
   int moved = 0;
-  while (!c->closed) {
+  while (!c->closed && !c->stalled) {
     ssize_t n = read(c->fd, buf, sizeof buf);
     if (n > 0) {
       moved = 1;
@@ -248,8 +264,11 @@ int tlsfz_send_raw(tlsfz_conn *c, const void *p, size_t n) {
       s += w;
       n -= (size_t)w;
     } else if (errno == EAGAIN) { /* the server reads first */
+      int stalled = c->stalled;
       if (now_ms() > deadline) tlsfz_fail("the server stopped reading");
+      c->stalled = 0; /* it may wait for us to read */
       step(c);
+      c->stalled = stalled;
       wait_io(c, 10);
     } else if (errno != EINTR) {
       c->closed = 1; /* EPIPE, ECONNRESET: the server has closed */
@@ -377,7 +396,7 @@ void tlsfz_close(tlsfz_conn *c) {
 static void check_serving(int max_version) {
   static const char ping[] = "ping through lasync";
   tlsfz_conn c;
-  tlsfz_open(&c, tlsfz_client_ctx(max_version));
+  tlsfz_open(&c, tlsfz_client_ctx(max_version), 0);
   if (tlsfz_handshake(&c) != 0)
     tlsfz_fail("the server stopped serving: a real handshake failed");
   if (SSL_write(c.ssl, ping, sizeof ping - 1) != sizeof ping - 1)

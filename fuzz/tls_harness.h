@@ -22,6 +22,7 @@ typedef struct tlsfz_conn {
   size_t got_raw;          /* bytes read from the server, all told */
   int closed;              /* the server closed its end (EOF or reset) */
   int ssl_dead;            /* the client failed or read close_notify */
+  int stalled;             /* read nothing (unless a send is stuck) */
   int hold;                /* what the client writes while it decrypts
                               stays in wbio (the caller sends it in order
                               with records of its own), else it goes out */
@@ -34,8 +35,9 @@ void tlsfz_init(void);
    TLS1_3_VERSION), made once; it verifies nothing. */
 SSL_CTX *tlsfz_client_ctx(int max_version);
 
-/* Connect; ctx NULL: a raw peer, else an OpenSSL client (not started). */
-void tlsfz_open(tlsfz_conn *c, SSL_CTX *ctx);
+/* Connect to the server of that mode (0 to 3, tls_harness.c); ctx NULL:
+   a raw peer, else an OpenSSL client (not started). */
+void tlsfz_open(tlsfz_conn *c, SSL_CTX *ctx, int server);
 
 /* Send n raw bytes; -1 once the server has closed. */
 int tlsfz_send_raw(tlsfz_conn *c, const void *p, size_t n);

@@ -1,13 +1,15 @@
 /*
 ** tls_records.c — libFuzzer target: a lasync TLS connection after its
 ** handshake. The harness's OpenSSL client (memory BIOs) completes a real
-** handshake with the process's echo server (tls_harness.c), TLS 1.3, or
-** 1.2 when the input's first byte asks; then the input is a program of
-** operations on what the client sends: valid application records, the
+** handshake with one of the process's echo servers (tls_harness.c: the
+** first byte of the input chooses it, TLS 1.2 or 1.3, and whether the
+** client answers the server's close_notify); then the input is a program
+** of operations on what the client sends: valid application records, the
 ** same with a byte flipped or their tail cut off, raw bytes, a fatal
 ** alert, a KeyUpdate, a renegotiation (1.2), close_notify, all gathered
 ** and sent in pieces the input chooses, with the server reading between
-** pieces where the input says so.
+** pieces where the input says so, and a client that stops reading for a
+** while (the server's writes back up).
 **
 ** What must hold, whatever the input: no crash (ASan, UBSan); all the
 ** client ever decrypts is a prefix of the plaintext of the valid records
@@ -15,7 +17,8 @@
 ** after the peer's EOF the server closes before the deadline. When the
 ** client sent nothing invalid, the connection must still echo (a probe
 ** record comes back whole), and after a close_notify every byte sent
-** before it must have been echoed before the server closed.
+** before it must have been echoed before the server closed (the server
+** that closes first: its first 1000 bytes).
 */
 #include <stdint.h>
 #include <stdio.h>
@@ -64,6 +67,8 @@ typedef struct state {
   uint32_t gen;   /* the next payload byte's number: every byte differs
                      from its neighbours, so a record out of place shows */
   int tls12;
+  int mode;       /* the server's (tls_harness.c): 3 closes after 1000 */
+  int answer;     /* answer the server's close_notify with ours */
   int dirty;      /* something invalid went out: the server may close */
   int closing;    /* close_notify went out (into out) */
 } state;
@@ -135,7 +140,8 @@ static void client_alert(state *s) {
 }
 
 enum { OP_APP, OP_BIG, OP_FLIP, OP_CUT, OP_RAW, OP_SPLIT, OP_SETTLE,
-       OP_ALERT, OP_KEYUPDATE, OP_RENEG, OP_CLOSE_NOTIFY, OP_COUNT };
+       OP_ALERT, OP_KEYUPDATE, OP_RENEG, OP_CLOSE_NOTIFY, OP_STALL,
+       OP_COUNT };
 
 static void run_op(state *s, prog *p) {
   size_t at, len;
@@ -145,7 +151,7 @@ static void run_op(state *s, prog *p) {
     app_record(s, 1 + take(p), 1, &at, &len);
     break;
   case OP_BIG: /* several records in one write */
-    app_record(s, (1 + take(p)) * 257, 1, &at, &len);
+    app_record(s, (1 + take(p)) * 1021, 1, &at, &len);
     break;
   case OP_FLIP: {
     unsigned where = take(p) << 8, x;
@@ -187,6 +193,15 @@ static void run_op(state *s, prog *p) {
     send_out(s, s->out.len);
     tlsfz_settle(&s->c);
     break;
+  case OP_STALL: /* the client reads nothing for a while: the server's
+                    writes back up, its drain() waits */
+    take_client(s);
+    s->c.stalled = 1;
+    send_out(s, s->out.len);
+    tlsfz_settle(&s->c);
+    s->c.stalled = 0;
+    tlsfz_settle(&s->c);
+    break;
   case OP_ALERT:
     client_alert(s);
     break;
@@ -225,36 +240,53 @@ static void run_op(state *s, prog *p) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static const unsigned char probe[] = "probe";
+  static const unsigned char probe[] = "probe\n"; /* a line (mode 1) */
   state s;
   prog p = {data, size, 0};
   tlsfz_init();
   memset(&s, 0, sizeof s);
-  s.tls12 = take(&p) & 1;
+  {
+    unsigned flags = take(&p);
+    s.tls12 = flags & 1;
+    s.mode = flags >> 1 & 3;
+    s.answer = flags >> 3 & 1;
+  }
   tlsfz_open(&s.c, tlsfz_client_ctx(s.tls12 ? TLS1_2_VERSION
-                                            : TLS1_3_VERSION));
+                                            : TLS1_3_VERSION), s.mode);
   if (tlsfz_handshake(&s.c) != 0)
     tlsfz_fail("the handshake with the server failed");
   s.c.hold = 1;
   while (p.pos < p.size && !s.c.closed) run_op(&s, &p);
   take_client(&s);
   send_out(&s, s.out.len);
-  if (!s.dirty && !s.closing && !s.c.closed && !s.c.ssl_dead) {
-    size_t at, len; /* nothing invalid was sent: it must still echo */
-    s.gen = 0x70726f62;
-    if (!app_record(&s, sizeof probe - 1, 1, &at, &len))
+  if (!s.dirty && !s.closing && !s.c.closed && !s.c.ssl_dead &&
+      (s.mode != 3 || s.sent.len < 1000)) {
+    /* nothing invalid was sent: it must still echo */
+    take_client(&s);
+    if (SSL_write(s.c.ssl, probe, sizeof probe - 1) != sizeof probe - 1)
       tlsfz_fail("cannot write the probe");
+    buf_add(&s.sent, probe, sizeof probe - 1);
+    take_client(&s);
     send_out(&s, s.out.len);
     if (tlsfz_await_got(&s.c, s.sent.len, "probe") != 0)
       tlsfz_fail("the server closed a valid connection (%zu of %zu "
                  "bytes echoed)", s.c.got_len, s.sent.len);
+  }
+  if (s.answer && s.c.ssl &&
+      SSL_get_shutdown(s.c.ssl) & SSL_RECEIVED_SHUTDOWN) {
+    SSL_shutdown(s.c.ssl); /* the server waits for it (mode 3) */
+    ERR_clear_error();
+    take_client(&s);
+    send_out(&s, s.out.len);
+    tlsfz_settle(&s.c);
   }
   tlsfz_finish(&s.c);
   if (s.c.got_len > s.sent.len ||
       (s.c.got_len > 0 && memcmp(s.c.got, s.sent.p, s.c.got_len) != 0))
     tlsfz_fail("the echo is not what was sent (%zu bytes back, %zu sent)",
                s.c.got_len, s.sent.len);
-  if (!s.dirty && s.closing && s.c.got_len != s.sent.len)
+  if (!s.dirty && s.closing &&
+      s.c.got_len < (s.mode == 3 && s.sent.len > 1000 ? 1000 : s.sent.len))
     tlsfz_fail("close_notify: %zu of %zu bytes echoed before the close",
                s.c.got_len, s.sent.len);
   if (getenv("TLSFZ_VERBOSE"))

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     data += 2;
     size -= 2;
   }
-  tlsfz_open(&c, NULL);
+  tlsfz_open(&c, NULL, 0);
   while (pos < size) {
     size_t n;
     seed = seed * 1103515245u + 12345u;
