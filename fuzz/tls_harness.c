@@ -102,8 +102,10 @@ static void make_cert(void) {
 ** or an error, then closes; 0 reads what is there, 1 reads lines, 2 reads
 ** 7 bytes at a time with a buffer limit of 64 (reading pauses and
 ** resumes), 3 closes first once 1000 bytes went back (close_notify, then
-** it waits for the peer's). Handshake and close_notify deadlines are
-** short, below the harness's own.
+** it waits for the peer's); 4 is plain until a "STARTTLS" line, then
+** w:start_tls (the bytes read after the line are the first ciphertext)
+** and echoes as 0. Handshake and close_notify deadlines are short, below
+** the harness's own.
 */
 static const char server_lua[] =
   "local dir = ...\n"
@@ -130,13 +132,21 @@ static const char server_lua[] =
   "  end, dir .. '/s' .. mode, {ssl = ctx, ssl_handshake_timeout = 2,\n"
   "    ssl_shutdown_timeout = 2, limit = mode == 2 and 64 or nil})\n"
   "end\n"
+  "servers[4] = lasync.start_unix_server(function(r, w)\n"
+  "  local ok, line = pcall(r.readline, r)\n"
+  "  if ok and line == 'STARTTLS\\n' and pcall(w.start_tls, w, ctx,\n"
+  "      {ssl_handshake_timeout = 2, ssl_shutdown_timeout = 2}) then\n"
+  "    return echo(0, r, w)\n"
+  "  end\n"
+  "  w:close()\n"
+  "end, dir .. '/s4')\n"
   "tlsfz_ready = true\n"
   "servers[0]:serve_forever()\n";
 
 static void remove_dir(void) {
   char path[128];
   static const char *const files[] = {"cert.pem", "key.pem", "s0", "s1",
-                                      "s2", "s3", NULL};
+                                      "s2", "s3", "s4", NULL};
   int i;
   for (i = 0; files[i]; i++) {
     snprintf(path, sizeof path, "%s/%s", dir, files[i]);
@@ -198,7 +208,7 @@ void tlsfz_open(tlsfz_conn *c, SSL_CTX *ctx, int server) {
   if (c->fd < 0) tlsfz_fail("socket: %s", strerror(errno));
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
-  snprintf(sa.sun_path, sizeof sa.sun_path, "%s/s%d", dir, server & 3);
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s/s%d", dir, server);
   /* a full backlog (EAGAIN) empties as the server accepts */
   for (i = 0; connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0; i++) {
     if (errno != EAGAIN || i > 1000) tlsfz_fail("connect: %s",

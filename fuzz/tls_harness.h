@@ -35,8 +35,9 @@ void tlsfz_init(void);
    TLS1_3_VERSION), made once; it verifies nothing. */
 SSL_CTX *tlsfz_client_ctx(int max_version);
 
-/* Connect to the server of that mode (0 to 3, tls_harness.c); ctx NULL:
-   a raw peer, else an OpenSSL client (not started). */
+/* Connect to the server of that mode (0 to 4, tls_harness.c; 4 wants
+   the STARTTLS line first); ctx NULL: a raw peer, else an OpenSSL client
+   (not started). */
 void tlsfz_open(tlsfz_conn *c, SSL_CTX *ctx, int server);
 
 /* Send n raw bytes; -1 once the server has closed. */

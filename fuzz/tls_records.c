@@ -2,14 +2,14 @@
 ** tls_records.c — libFuzzer target: a lasync TLS connection after its
 ** handshake. The harness's OpenSSL client (memory BIOs) completes a real
 ** handshake with one of the process's echo servers (tls_harness.c: the
-** first byte of the input chooses it, TLS 1.2 or 1.3, and whether the
-** client answers the server's close_notify); then the input is a program
-** of operations on what the client sends: valid application records, the
-** same with a byte flipped or their tail cut off, raw bytes, a fatal
-** alert, a KeyUpdate, a renegotiation (1.2), close_notify, all gathered
-** and sent in pieces the input chooses, with the server reading between
-** pieces where the input says so, and a client that stops reading for a
-** while (the server's writes back up).
+** first byte of the input chooses it, or the STARTTLS one, TLS 1.2 or
+** 1.3, and whether the client answers the server's close_notify); then
+** the input is a program of operations on what the client sends: valid
+** application records, the same with a byte flipped or their tail cut
+** off, raw bytes, a fatal alert, a KeyUpdate, a renegotiation (1.2),
+** close_notify, all gathered and sent in pieces the input chooses, with
+** the server reading between pieces where the input says so, and a
+** client that stops reading for a while (the server's writes back up).
 **
 ** What must hold, whatever the input: no crash (ASan, UBSan); all the
 ** client ever decrypts is a prefix of the plaintext of the valid records
@@ -249,6 +249,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const unsigned char probe[] = "probe\n"; /* a line (mode 1) */
   state s;
   prog p = {data, size, 0};
+  int starttls;
   tlsfz_init();
   memset(&s, 0, sizeof s);
   {
@@ -256,9 +257,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     s.tls12 = flags & 1;
     s.mode = flags >> 1 & 3;
     s.answer = flags >> 3 & 1;
+    starttls = flags >> 4 & 3; /* not 0: STARTTLS; 3: the line alone */
+    if (starttls) s.mode = 0;  /* that server echoes as 0 */
   }
   tlsfz_open(&s.c, tlsfz_client_ctx(s.tls12 ? TLS1_2_VERSION
-                                            : TLS1_3_VERSION), s.mode);
+                                            : TLS1_3_VERSION),
+             starttls ? 4 : s.mode);
+  if (starttls) {
+    tlsfz_send_raw(&s.c, "STARTTLS\n", 9);
+    if (starttls == 3) tlsfz_settle(&s.c);
+  }
   if (tlsfz_handshake(&s.c) != 0)
     tlsfz_fail("the handshake with the server failed");
   s.c.hold = 1;

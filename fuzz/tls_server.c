@@ -4,7 +4,11 @@
 ** process's server (tls_harness.c) whose peer writes the input as raw
 ** bytes, in pieces the input chooses (the server reads each piece on its
 ** own: net_bio, the ciphertext kept between reads, the handshake awaited
-** in C, its failure and the stream's abort), then half-closes. The
+** in C, its failure and the stream's abort), then half-closes. When the
+** first byte's top bit is set the server is a plain one that gets a
+** "STARTTLS" line first and then w:start_tls (the bytes read with the
+** line are its first ciphertext; with the next bit set the line is read
+** on its own). The
 ** server must close the connection before the deadline; every few
 ** inputs a real OpenSSL client must still get a handshake and an echo.
 */
@@ -18,13 +22,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   tlsfz_conn c;
   uint32_t seed = 1;
   size_t pos = 0;
+  int starttls = 0;
   tlsfz_init();
   if (size >= 2) { /* the first two bytes choose the pieces */
     seed = (uint32_t)data[0] << 8 | data[1];
+    starttls = data[0] >> 6;
     data += 2;
     size -= 2;
   }
-  tlsfz_open(&c, NULL, 0);
+  tlsfz_open(&c, NULL, starttls & 2 ? 4 : 0);
+  if (starttls & 2) {
+    tlsfz_send_raw(&c, "STARTTLS\n", 9);
+    if (starttls & 1) tlsfz_settle(&c);
+  }
   while (pos < size) {
     size_t n;
     seed = seed * 1103515245u + 12345u;
