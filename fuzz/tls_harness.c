@@ -110,15 +110,23 @@ static const char server_lua[] =
   "local dir = ...\n"
   "local ctx = lasync.ssl.context{purpose = 'server',\n"
   "  certfile = dir .. '/cert.pem', keyfile = dir .. '/key.pem'}\n"
+  "local verbose = os.getenv('TLSFZ_VERBOSE')\n"
+  "local function ok(what, good, err)\n"
+  "  if not good and verbose then\n"
+  "    io.stderr:write('server: ', what, ': ', tostring(err), '\\n')\n"
+  "  end\n"
+  "  return good\n"
+  "end\n"
   "local function echo(mode, r, w)\n"
   "  local n = 0\n"
   "  while true do\n"
-  "    local ok, data\n"
-  "    if mode == 1 then ok, data = pcall(r.readline, r)\n"
-  "    elseif mode == 2 then ok, data = pcall(r.read, r, 7)\n"
-  "    else ok, data = pcall(r.read, r, 65536) end\n"
-  "    if not ok or data == '' then break end\n"
-  "    if not (pcall(w.write, w, data) and pcall(w.drain, w)) then break end\n"
+  "    local good, data\n"
+  "    if mode == 1 then good, data = pcall(r.readline, r)\n"
+  "    elseif mode == 2 then good, data = pcall(r.read, r, 7)\n"
+  "    else good, data = pcall(r.read, r, 65536) end\n"
+  "    if not ok('read', good, data) or data == '' then break end\n"
+  "    if not (ok('write', pcall(w.write, w, data)) and\n"
+  "            ok('drain', pcall(w.drain, w))) then break end\n"
   "    n = n + #data\n"
   "    if mode == 3 and n >= 1000 then break end\n"
   "  end\n"
@@ -341,7 +349,14 @@ void tlsfz_decrypt(tlsfz_conn *c) {
       continue;
     }
     e = SSL_get_error(c->ssl, n);
-    if (e != SSL_ERROR_WANT_READ) c->ssl_dead = 1; /* an alert, or EOF */
+    if (e != SSL_ERROR_WANT_READ) { /* an alert, or EOF */
+      c->ssl_dead = 1;
+      if (getenv("TLSFZ_VERBOSE"))
+        fprintf(stderr, "client: SSL_read: %s\n",
+                e == SSL_ERROR_SSL ? ERR_reason_error_string(
+                                         ERR_peek_last_error())
+                                   : e == SSL_ERROR_ZERO_RETURN ? "close_notify" : "EOF");
+    }
     ERR_clear_error();
     break;
   }

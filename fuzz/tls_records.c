@@ -250,6 +250,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   state s;
   prog p = {data, size, 0};
   int starttls;
+  size_t raw0;
   tlsfz_init();
   memset(&s, 0, sizeof s);
   {
@@ -270,6 +271,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (tlsfz_handshake(&s.c) != 0)
     tlsfz_fail("the handshake with the server failed");
   s.c.hold = 1;
+  raw0 = s.c.got_raw;
   while (p.pos < p.size && !s.c.closed) run_op(&s, &p);
   take_client(&s);
   send_out(&s, s.out.len);
@@ -305,8 +307,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                s.c.got_len, s.sent.len);
   if (getenv("TLSFZ_VERBOSE"))
     fprintf(stderr, "tls_records: TLS 1.%d, %s%s, %zu of %zu bytes "
-            "echoed\n", s.tls12 ? 2 : 3, s.dirty ? "invalid" : "valid",
-            s.closing ? ", close_notify" : "", s.c.got_len, s.sent.len);
+            "echoed (%zu bytes from the server after the handshake)\n",
+            s.tls12 ? 2 : 3, s.dirty ? "invalid" : "valid",
+            s.closing ? ", close_notify" : "", s.c.got_len, s.sent.len,
+            s.c.got_raw - raw0);
   tlsfz_close(&s.c);
   free(s.out.p);
   free(s.sent.p);
