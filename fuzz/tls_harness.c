@@ -350,12 +350,12 @@ void tlsfz_decrypt(tlsfz_conn *c) {
     }
     e = SSL_get_error(c->ssl, n);
     if (e != SSL_ERROR_WANT_READ) { /* an alert, or EOF */
-      c->ssl_dead = 1;
+      const char *why = e == SSL_ERROR_ZERO_RETURN ? "close_notify" : "EOF";
+      if (e == SSL_ERROR_SSL)
+        why = ERR_reason_error_string(ERR_peek_last_error());
       if (getenv("TLSFZ_VERBOSE"))
-        fprintf(stderr, "client: SSL_read: %s\n",
-                e == SSL_ERROR_SSL ? ERR_reason_error_string(
-                                         ERR_peek_last_error())
-                                   : e == SSL_ERROR_ZERO_RETURN ? "close_notify" : "EOF");
+        fprintf(stderr, "client: SSL_read: %s\n", why ? why : "?");
+      c->ssl_dead = 1;
     }
     ERR_clear_error();
     break;
