@@ -57,8 +57,10 @@ int tlsfz_handshake(tlsfz_conn *c);
 void tlsfz_decrypt(tlsfz_conn *c);
 
 /* Run until got holds want bytes or the server closed: 0, or -1 when
-   the server closed first. Aborts after the deadline. */
-int tlsfz_await_got(tlsfz_conn *c, size_t want, const char *what);
+   the server closed first. Aborts after the deadline, or as soon as got
+   differs from expect (want bytes). */
+int tlsfz_await_got(tlsfz_conn *c, const unsigned char *expect,
+                    size_t want, const char *what);
 
 /* Half-close (the peer is done), then the server must close its end
    before the deadline (else abort); what came is decrypted. */

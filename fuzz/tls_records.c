@@ -284,7 +284,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     buf_add(&s.sent, probe, sizeof probe - 1);
     take_client(&s);
     send_out(&s, s.out.len);
-    if (tlsfz_await_got(&s.c, s.sent.len, "probe") != 0)
+    if (tlsfz_await_got(&s.c, s.sent.p, s.sent.len, "probe") != 0)
       tlsfz_fail("the server closed a valid connection (%zu of %zu "
                  "bytes echoed)", s.c.got_len, s.sent.len);
   }
