@@ -103,8 +103,9 @@ static void make_cert(void) {
 ** resumes), 3 closes first once 1000 bytes went back (close_notify, then
 ** it waits for the peer's); 4 is plain until a "STARTTLS" line, then
 ** w:start_tls (the bytes read after the line are the first ciphertext)
-** and echoes as 0. Handshake and close_notify deadlines are short, below
-** the harness's own.
+** and echoes as 0. Their handshake and close_notify timeouts (10 s) are
+** above the harness's deadline (5 s): a server that closes only when a
+** timer of its own fires, not when the peer's EOF comes, is caught.
 */
 static const char server_lua[] =
   "local dir = ...\n"
@@ -136,13 +137,13 @@ static const char server_lua[] =
   "for mode = 0, 3 do\n"
   "  servers[mode] = lasync.start_unix_server(function(r, w)\n"
   "    echo(mode, r, w)\n"
-  "  end, dir .. '/s' .. mode, {ssl = ctx, ssl_handshake_timeout = 2,\n"
-  "    ssl_shutdown_timeout = 2, limit = mode == 2 and 64 or nil})\n"
+  "  end, dir .. '/s' .. mode, {ssl = ctx, ssl_handshake_timeout = 10,\n"
+  "    ssl_shutdown_timeout = 10, limit = mode == 2 and 64 or nil})\n"
   "end\n"
   "servers[4] = lasync.start_unix_server(function(r, w)\n"
   "  local ok, line = pcall(r.readline, r)\n"
   "  if ok and line == 'STARTTLS\\n' and pcall(w.start_tls, w, ctx,\n"
-  "      {ssl_handshake_timeout = 2, ssl_shutdown_timeout = 2}) then\n"
+  "      {ssl_handshake_timeout = 10, ssl_shutdown_timeout = 10}) then\n"
   "    return echo(0, r, w)\n"
   "  end\n"
   "  w:close()\n"
