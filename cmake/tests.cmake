@@ -165,8 +165,10 @@ if(LASYNC_CLANG AND NOT LASYNC_FUZZ AND NOT LASYNC_SANITIZE)
   function(lasync_fuzz_target name)
     add_test(NAME fuzz.${name}
              COMMAND ${CMAKE_SOURCE_DIR}/scripts/fuzz.sh ${name} 5)
+    # one at a time: they build in the same directory (build-fuzz)
     set_tests_properties(fuzz.${name} PROPERTIES TIMEOUT 600
-                         PASS_REGULAR_EXPRESSION "fuzz: ${name}: OK")
+                         PASS_REGULAR_EXPRESSION "fuzz: ${name}: OK"
+                         RESOURCE_LOCK build-fuzz)
   endfunction()
   include(${CMAKE_SOURCE_DIR}/fuzz/targets.cmake)
 endif()

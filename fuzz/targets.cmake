@@ -4,3 +4,7 @@
 # each (fuzz.<name>) when clang is found.
 lasync_fuzz_target(http_request fuzz/http_request.c bindings/http/parse.c
                    ${LLHTTP_SOURCES})
+lasync_fuzz_target(tls_server fuzz/tls_server.c fuzz/tls_harness.c
+                   ${LASYNC_FUZZ_CORE})
+lasync_fuzz_target(tls_records fuzz/tls_records.c fuzz/tls_harness.c
+                   ${LASYNC_FUZZ_CORE})
