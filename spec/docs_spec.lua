@@ -45,6 +45,7 @@ local function read(path)
 end
 
 local doc = read(doc_path)
+local _ = lasync.http -- loaded on first use: load it, so that it is checked
 
 local escape = helper.escape
 
@@ -74,6 +75,9 @@ local RECEIVERS = {
   ["lasync.UdpEndpoint"] = "ep", ["lasync.File"] = "file",
   ["lasync.Process"] = "proc", ["lasync.Thread"] = "thread",
   ["lasync.SignalHandler"] = "handler", ["lasync.ssl.Context"] = "ctx",
+  ["lasync.http.App"] = "app", ["lasync.http.Response"] = "resp",
+  ["lasync.http.StreamResponse"] = "resp", ["lasync.http.Request"] = "req",
+  ["lasync.http.Server"] = "server", ["lasync.http.Content"] = "reader",
 }
 -- classes whose objects user code never gets
 local INTERNAL = {
@@ -93,10 +97,15 @@ local function classes()
     end
   end
   for _, obj in ipairs { lasync.TaskGroup(), lasync.Condition(),
-    lasync.Barrier(1) } do
+    lasync.Barrier(1), lasync.http.App(), lasync.http.text(""),
+    lasync.http.StreamResponse() } do
     local mt = getmetatable(obj)
     found[mt.__name] = mt
   end
+  -- the Lua classes of lasync.http whose objects need a server to make
+  found["lasync.http.Server"] = require("lasync.http.server").Server
+  found["lasync.http.Request"] = require("lasync.http.request").Request
+  found["lasync.http.Content"] = require("lasync.http.request").Content
   return found
 end
 
@@ -136,7 +145,7 @@ local function module_fields()
   local names = {}
   for _, k in ipairs(sorted_keys(lasync, all)) do
     names[#names + 1] = "lasync." .. k
-    if k == "fs" or k == "subprocess" or k == "ssl" then
+    if k == "fs" or k == "subprocess" or k == "ssl" or k == "http" then
       for _, sub in ipairs(sorted_keys(lasync[k], all)) do
         names[#names + 1] = "lasync." .. k .. "." .. sub
       end

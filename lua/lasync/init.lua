@@ -552,4 +552,14 @@ check.guard(TaskGroup)
 
 --}======================================================================
 
+-- lasync.http is loaded on its first use, so that scripts that never
+-- serve HTTP do not pay for it.
+setmetatable(M, { __index = function(t, k)
+  if k == "http" then
+    local http = require "lasync.http"
+    rawset(t, "http", http)
+    return http
+  end
+end })
+
 return M
