@@ -121,25 +121,24 @@ static void enc_value(enc *e, int idx);
 /* What follows a backslash for each byte below 0x80 that needs one ('u':
    \u00XX), 0 for a byte copied as is; 1 for the bytes of UTF-8. */
 static const char escapes[256] = {
-  'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r',
-  'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
-  'u', 'u', 'u', 'u', 0,   0,   '"', 0,   0,   0,   0,   0,   0,   0,
-  0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,
-  0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,
-  0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,
-  0,   0,   0,   0,   0,   0,   '\\', 0,  0,   0,   0,   0,   0,   0,
-  0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,
-  0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,
-  0,   0,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,
-  1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,
-  1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,
-  1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,
-  1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,
-  1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,
-  1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,
-  1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,
-  1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,   1,
-  1,   1,   1,   1
+  /* 00 */ 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+  /* 08 */ 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
+  /* 10 */ 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+  /* 18 */ 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+  /* 20 */ 0, 0, '"', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  /* 30 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  /* 40 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  /* 50 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '\\', 0, 0, 0,
+  /* 60 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  /* 70 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  /* 80 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  /* 90 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  /* a0 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  /* b0 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  /* c0 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  /* d0 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  /* e0 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  /* f0 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
 };
 
 /*
@@ -951,11 +950,13 @@ static int json_decode(lua_State *L) {
 ** The marks and json.null
 ** ======================================================================= */
 
-/* json.array(t) / json.object(t) -> t, marked (upvalue 1: the mark) */
+/* json.array(t) / json.object(t) -> t, marked (upvalues: the mark to
+   set, then the two marks, which it may replace) */
 static int json_mark(lua_State *L) {
   lx_checktype(L, 1, LUA_TTABLE);
   if (lua_getmetatable(L, 1)) {
-    if (!lua_rawequal(L, -1, UV_ARRAY) && !lua_rawequal(L, -1, UV_OBJECT))
+    if (!lua_rawequal(L, -1, lua_upvalueindex(2)) &&
+        !lua_rawequal(L, -1, lua_upvalueindex(3)))
       lx_argerror(L, 1, "table has a metatable of its own");
     lua_pop(L, 1);
   }
@@ -1013,10 +1014,14 @@ void lx_push_json(lua_State *L) {
   lua_pushcclosure(L, json_decode, 4);
   lua_setfield(L, t, "decode");
   lua_pushvalue(L, t + 2);
-  lua_pushcclosure(L, json_mark, 1);
+  lua_pushvalue(L, t + 2);
+  lua_pushvalue(L, t + 3);
+  lua_pushcclosure(L, json_mark, 3);
   lua_setfield(L, t, "array");
   lua_pushvalue(L, t + 3);
-  lua_pushcclosure(L, json_mark, 1);
+  lua_pushvalue(L, t + 2);
+  lua_pushvalue(L, t + 3);
+  lua_pushcclosure(L, json_mark, 3);
   lua_setfield(L, t, "object");
   lua_settop(L, t);
 }
