@@ -16,6 +16,8 @@ function(lasync_fuzz_target name)
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
   target_link_options(fuzz_${name} PRIVATE
                       -fsanitize=fuzzer,address,undefined)
+  # Lua and libuv's headers for the targets that see core.h (json_decode)
+  target_link_libraries(fuzz_${name} PRIVATE PkgConfig::LUA PkgConfig::UV)
 endfunction()
 
 include(${CMAKE_SOURCE_DIR}/fuzz/targets.cmake)

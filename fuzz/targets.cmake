@@ -4,3 +4,5 @@
 # each (fuzz.<name>) when clang is found.
 lasync_fuzz_target(http_request fuzz/http_request.c bindings/http/parse.c
                    ${LLHTTP_SOURCES})
+lasync_fuzz_target(json_decode fuzz/json_decode.c bindings/codec/json.c
+                   bindings/core/argcheck.c)

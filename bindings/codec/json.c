@@ -61,6 +61,7 @@ static char *jbuf_reserve(lua_State *L, jbuf *b, size_t n) {
 }
 
 static void jbuf_add(lua_State *L, jbuf *b, const char *s, size_t n) {
+  if (n == 0) return; /* b->p may still be NULL */
   memcpy(jbuf_reserve(L, b, n), s, n);
   b->len += n;
 }
