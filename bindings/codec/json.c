@@ -202,6 +202,56 @@ static int fmt_integer(char *out, lua_Integer i) {
 }
 
 /*
+** The fast path of fmt_float for 1e-4 <= |d| < 1e15 (where %g writes no
+** exponent): the fewest fraction digits k for which d * 10^k is an
+** integer m below 10^15 with m / 10^k == d (trailing zeros dropped). Both are exact doubles, so
+** that division rounds as strtod reads the decimal, and a decimal of at
+** most 15 digits within half an ulp of d is the one %.15g writes: the
+** text is the same as the slow path's. Its length, or 0 when none fits.
+*/
+static int fmt_short(char *out, double d) {
+  static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+                                 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
+                                 1e15, 1e16, 1e17, 1e18};
+  double a = fabs(d);
+  int k;
+  if (!(a >= 1e-4 && a < 1e15)) return 0;
+  for (k = 0; k <= 18; k++) {
+    double s = a * pow10[k];
+    if (s >= 1e15) return 0;
+    if (s == floor(s) && s / pow10[k] == a) {
+      char digits[24];
+      int n = 0, len = 0, i;
+      int64_t m = (int64_t)s;
+      while (k > 0 && m % 10 == 0) { /* a*10^k may round to an integer */
+        m /= 10;                     /* past the shortest k: 9711.540 */
+        k--;
+      }
+      do {
+        digits[n++] = (char)('0' + m % 10);
+        m /= 10;
+      } while (m != 0);
+      if (d < 0) out[len++] = '-';
+      if (n <= k) { /* 0.00ddd */
+        out[len++] = '0';
+        out[len++] = '.';
+        for (i = n; i < k; i++) out[len++] = '0';
+      }
+      for (i = n - 1; i >= 0; i--) {
+        out[len++] = digits[i];
+        if (i == k && k > 0) out[len++] = '.';
+      }
+      if (k == 0) {
+        out[len++] = '.';
+        out[len++] = '0';
+      }
+      return len;
+    }
+  }
+  return 0;
+}
+
+/*
 ** A finite double into out (at least 32 bytes) as the first of %.15g,
 ** %.16g, %.17g that strtod reads back to the same value (as Python's
 ** float repr did), with ".0" added when it would read as an integer, so
@@ -209,6 +259,7 @@ static int fmt_integer(char *out, lua_Integer i) {
 */
 static int fmt_float(char *out, double d) {
   int i, n, marked = 0;
+  if ((n = fmt_short(out, d)) > 0) return n;
   n = snprintf(out, 32, "%.15g", d);
   if (strtod(out, NULL) != d) {
     n = snprintf(out, 32, "%.16g", d);
