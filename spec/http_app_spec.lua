@@ -107,7 +107,8 @@ describe("http.text, http.html, http.json", function()
     function()
       assert.are.equal('{"id":9223372036854775807}',
         http.json({ id = math.maxinteger }).body)
-      assert.are.equal('{"items":[]}', http.json({ items = json.array {} }).body)
+      assert.are.equal('{"items":[]}',
+        http.json({ items = json.array {} }).body)
       assert.are.equal("[9007199254740993,0.1,null]",
         http.json({ 9007199254740993, 0.1, json.null }).body)
       local ok, err = pcall(http.json, { 1, nil, 3 })
