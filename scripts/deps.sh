@@ -6,9 +6,9 @@ set -e
 # libssl-dev for TLS; openssl (the command) makes the certificates of the TLS
 # specs and benchmarks; node-llhttp ships llhttp's C sources, which the
 # HTTP layer compiles (bindings/http/); clang builds the libFuzzer targets
-# (fuzz/, scripts/fuzz.sh); lua-cjson: lasync.http's JSON (http.json,
-# req:json())
-PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl libssl-dev openssl node-llhttp clang lua-cjson"
+# (fuzz/, scripts/fuzz.sh). JSON is lasync's own (bindings/codec/json.c):
+# lua-cjson is only a peer of bench/json/, installed by hand
+PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl libssl-dev openssl node-llhttp clang"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

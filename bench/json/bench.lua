@@ -66,3 +66,11 @@ if ok_cjson then
 else
   print("lua-cjson: not installed")
 end
+
+-- the payload, for bench/json/yajl_bench.c: LASYNC_JSON_PAYLOAD=file
+local out = os.getenv("LASYNC_JSON_PAYLOAD")
+if out then
+  local f = assert(io.open(out, "wb"))
+  f:write(json.encode(payload(json.null)))
+  f:close()
+end
