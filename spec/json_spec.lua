@@ -390,3 +390,35 @@ describe("lasync.json arguments", function()
     assert.are.equal('"x"', encode("x", { sparse = "error" }))
   end)
 end)
+
+describe("lasync.json in a finalizer", function()
+  it("keeps the output of the call that a nested call interrupts",
+    function()
+      -- sort_keys allocates while it writes: the GC may then run a
+      -- finalizer that encodes and decodes on its own
+      local t = {}
+      for i = 1, 200 do t[i * 2] = { i, "v" .. i } end
+      local o = { sort_keys = true, sparse = "object" }
+      local expected = encode(t, o)
+      local nested, stop = 0, false
+      local function garbage()
+        setmetatable({}, { __gc = function()
+          if stop then return end
+          nested = nested + 1
+          assert(encode({ x = { 1, 2, 3 }, y = "z" }, sorted))
+          assert(decode('["\\n", {"a": [1, 2]}]'))
+          garbage()
+        end })
+      end
+      collectgarbage("incremental", 0, 100) -- a cycle at every step
+      garbage()
+      local ok, err = pcall(function()
+        for _ = 1, 50 do assert.are.equal(expected, encode(t, o)) end
+      end)
+      stop = true
+      collectgarbage("incremental", 200, 100)
+      collectgarbage()
+      assert(ok, err)
+      assert.is_true(nested > 0)
+    end)
+end)

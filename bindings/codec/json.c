@@ -6,6 +6,7 @@
 ** a round trip. Owns json.null (a userdata) and the two mark metatables.
 */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 typedef struct jbuf {
   char *p;
   size_t len, cap;
+  int busy; /* a call is using it (see buf_acquire) */
 } jbuf;
 
 static int jbuf__gc(lua_State *L) {
@@ -41,32 +43,68 @@ static int jbuf__gc(lua_State *L) {
   return 0;
 }
 
-static void jbuf_grow(lua_State *L, jbuf *b, size_t n) {
+#if defined(__GNUC__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
+/* Out of line: the writes below inline to a compare and a copy. */
+static NOINLINE void jbuf_grow(lua_State *L, jbuf *b, size_t n) {
   size_t cap = b->cap ? b->cap : 256;
   char *p;
   while (cap - b->len < n) {
-    if (cap > ((size_t)-1) / 2) luaL_error(L, "not enough memory");
+    if (cap > ((size_t)-1) / 2) {
+      b->busy = 0;
+      luaL_error(L, "not enough memory");
+    }
     cap *= 2;
   }
   p = (char *)realloc(b->p, cap);
-  if (p == NULL) luaL_error(L, "not enough memory");
+  if (p == NULL) {
+    b->busy = 0;
+    luaL_error(L, "not enough memory");
+  }
   b->p = p;
   b->cap = cap;
 }
 
 /* Room for n more bytes at b->p + b->len. */
-static char *jbuf_reserve(lua_State *L, jbuf *b, size_t n) {
+static inline char *jbuf_reserve(lua_State *L, jbuf *b, size_t n) {
   if (b->cap - b->len < n) jbuf_grow(L, b, n);
   return b->p + b->len;
 }
 
-static void jbuf_add(lua_State *L, jbuf *b, const char *s, size_t n) {
+static inline void jbuf_add(lua_State *L, jbuf *b, const char *s,
+                            size_t n) {
   if (n == 0) return; /* b->p may still be NULL */
   memcpy(jbuf_reserve(L, b, n), s, n);
   b->len += n;
 }
 
+/*
+** The scratch buffer for a call of encode or decode. Neither calls Lua,
+** but an allocation may run the GC, and a finalizer may call them: that
+** nested call must not write into the buffer of the call it interrupted,
+** so it gets a box of its own (left on the stack, anchored until it
+** returns). The errors of this file clear `busy`; a memory error that
+** Lua raises does not, and then each later call takes a new box, which
+** is slower but still right.
+*/
+static jbuf *buf_acquire(lua_State *L) {
+  jbuf *b = (jbuf *)lua_touserdata(L, UV_BUF);
+  if (b->busy) {
+    b = (jbuf *)lua_newuserdatauv(L, sizeof *b, 0);
+    memset(b, 0, sizeof *b);
+    lua_getmetatable(L, UV_BUF);
+    lua_setmetatable(L, -2);
+  }
+  b->busy = 1;
+  return b;
+}
+
 static void jbuf_done(jbuf *b) {
+  b->busy = 0;
   b->len = 0;
   if (b->cap > KEEP_BYTES) {
     free(b->p);
@@ -106,7 +144,7 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end) {
 ** Encoder
 ** ======================================================================= */
 
-static const char ENC[] = "lasync.json.encode";
+#define ENC "lasync.json.encode"
 
 typedef struct enc {
   lua_State *L;
@@ -118,6 +156,18 @@ typedef struct enc {
 } enc;
 
 static void enc_value(enc *e, int idx);
+
+/* Raise "lasync.json.encode: <fmt>" (lua_pushfstring's formats). */
+static int enc_error(enc *e, const char *fmt, ...) {
+  va_list ap;
+  e->b->busy = 0;
+  lua_pushstring(e->L, ENC ": ");
+  va_start(ap, fmt);
+  lua_pushvfstring(e->L, fmt, ap);
+  va_end(ap);
+  lua_concat(e->L, 2);
+  return lua_error(e->L);
+}
 
 /* What follows a backslash for each byte below 0x80 that needs one ('u':
    \u00XX), 0 for a byte copied as is; 1 for the bytes of UTF-8. */
@@ -162,8 +212,8 @@ static void enc_string(enc *e, const char *s, size_t len) {
     } else if (c == 1) {
       size_t n = utf8_len(p, end);
       if (n == 0)
-        luaL_error(L, "%s: invalid UTF-8 in a string (byte %d of %d)", ENC,
-                   (int)(p - (const unsigned char *)s) + 1, (int)len);
+        enc_error(e, "invalid UTF-8 in a string (byte %d of %d)",
+                  (int)(p - (const unsigned char *)s) + 1, (int)len);
       p += n;
     } else {
       char *o;
@@ -204,10 +254,11 @@ static int fmt_integer(char *out, lua_Integer i) {
 /*
 ** The fast path of fmt_float for 1e-4 <= |d| < 1e15 (where %g writes no
 ** exponent): the fewest fraction digits k for which d * 10^k is an
-** integer m below 10^15 with m / 10^k == d (trailing zeros dropped). Both are exact doubles, so
-** that division rounds as strtod reads the decimal, and a decimal of at
-** most 15 digits within half an ulp of d is the one %.15g writes: the
-** text is the same as the slow path's. Its length, or 0 when none fits.
+** integer m below 10^15 with m / 10^k == d (trailing zeros dropped).
+** Both are exact doubles, so that division rounds as strtod reads the
+** decimal, and a decimal of at most 15 digits within half an ulp of d is
+** the one %.15g writes: the text is the same as the slow path's. Its
+** length, or 0 when none fits.
 */
 static int fmt_short(char *out, double d) {
   static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
@@ -287,9 +338,9 @@ static void enc_number(enc *e, int idx) {
     e->b->len += (size_t)fmt_integer(o, lua_tointeger(e->L, idx));
   } else {
     double d = (double)lua_tonumber(e->L, idx);
-    if (isnan(d)) luaL_error(e->L, "%s: cannot encode NaN", ENC);
+    if (isnan(d)) enc_error(e, "cannot encode NaN");
     if (isinf(d))
-      luaL_error(e->L, "%s: cannot encode %s", ENC, d > 0 ? "inf" : "-inf");
+      enc_error(e, "cannot encode %s", d > 0 ? "inf" : "-inf");
     e->b->len += (size_t)fmt_float(o, d);
   }
 }
@@ -336,11 +387,11 @@ static void keys_count(enc *e, int idx, keys *k) {
         k->has_bad_int = 1;
       }
     } else if (lua_type(L, -1) == LUA_TNUMBER) {
-      luaL_error(L, "%s: table key %f is not a string or an integer", ENC,
-                 lua_tonumber(L, -1));
+      enc_error(e, "table key %f is not a string or an integer",
+                lua_tonumber(L, -1));
     } else {
-      luaL_error(L, "%s: table key of type %s is not a string or an "
-                 "integer", ENC, luaL_typename(L, -1));
+      enc_error(e, "table key of type %s is not a string or an "
+                "integer", luaL_typename(L, -1));
     }
   }
 }
@@ -362,7 +413,7 @@ static void string_key_error(enc *e, int idx, const char *why) {
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
     if (lua_type(L, -1) == LUA_TSTRING)
-      luaL_error(L, "%s: %s (key \"%s\")", ENC, why, lua_tostring(L, -1));
+      enc_error(e, "%s (key \"%s\")", why, lua_tostring(L, -1));
   }
 }
 
@@ -486,8 +537,8 @@ static void enc_table(enc *e, int idx) {
        now, which keeps the common case free of any lookup */
     for (i = 0; i < e->depth; i++)
       if (e->path[i] == me)
-        luaL_error(L, "%s: a table contains itself (a cycle)", ENC);
-    luaL_error(L, "%s: nesting deeper than %d", ENC, MAX_DEPTH);
+        enc_error(e, "a table contains itself (a cycle)");
+    enc_error(e, "nesting deeper than %d", MAX_DEPTH);
   }
   e->path[e->depth++] = me;
   luaL_checkstack(L, 8, ENC);
@@ -504,13 +555,13 @@ static void enc_table(enc *e, int idx) {
     enc_object(e, idx, k.n);
   } else if (mark == 1 || k.strs == 0) {
     lua_Integer key = k.has_bad_int ? k.bad_int : k.max;
-    luaL_error(L, "%s: sparse array (key %I, %I keys); mark it "
-               "json.object or pass sparse = \"object\"", ENC,
-               (LUAI_UACINT)key, (LUAI_UACINT)k.n);
+    enc_error(e, "sparse array (key %I, %I keys); mark it "
+              "json.object or pass sparse = \"object\"",
+              (LUAI_UACINT)key, (LUAI_UACINT)k.n);
   } else {
-    luaL_error(L, "%s: table has both string and integer keys (key %I); "
-               "mark it json.object or pass sparse = \"object\"", ENC,
-               (LUAI_UACINT)first_int_key(L, idx));
+    enc_error(e, "table has both string and integer keys (key %I); "
+              "mark it json.object or pass sparse = \"object\"",
+              (LUAI_UACINT)first_int_key(L, idx));
   }
   e->depth--;
 }
@@ -546,7 +597,7 @@ static void enc_value(enc *e, int idx) {
       }
       /* fall through */
     default:
-      luaL_error(L, "%s: cannot encode a %s", ENC, luaL_typename(L, idx));
+      enc_error(e, "cannot encode a %s", luaL_typename(L, idx));
   }
 }
 
@@ -590,14 +641,14 @@ static void enc_options(lua_State *L, int arg, enc *e) {
 /* json.encode(value [, opts]) -> string */
 static int json_encode(lua_State *L) {
   enc ee, *e = &ee;
-  jbuf *b = (jbuf *)lua_touserdata(L, UV_BUF);
+  jbuf *b;
   lx_argcheck(L, !lua_isnone(L, 1), 1, "value expected");
   lua_settop(L, 2);
   e->L = L;
-  e->b = b;
   e->sort_keys = e->sparse_object = 0;
   e->depth = 0;
   enc_options(L, 2, e);
+  e->b = b = buf_acquire(L);
   b->len = 0;
   enc_value(e, 1);
   lua_pushlstring(L, b->p, b->len);
@@ -622,6 +673,7 @@ static void dec_value(dec *d);
 
 /* Raise "lasync.json.decode: <what> at byte N" (N counts from 1). */
 static int dec_error(dec *d, const char *what) {
+  d->b->busy = 0;
   return luaL_error(d->L, "lasync.json.decode: %s at byte %I", what,
                     (LUAI_UACINT)(d->p - d->s + 1));
 }
@@ -988,12 +1040,13 @@ static int json_decode(lua_State *L) {
   d.L = L;
   d.s = d.p = (const unsigned char *)s;
   d.end = d.s + len;
-  d.b = (jbuf *)lua_touserdata(L, UV_BUF);
+  d.b = buf_acquire(L);
   d.depth = 0;
   dec_value(&d);
   skip_ws(&d);
   if (d.p < d.end) dec_unexpected(&d, "the end of input");
-  return 1;
+  jbuf_done(d.b);
+  return 1; /* the value, on top (over a box of its own, if any) */
 }
 
 /* }====================================================================== */
