@@ -3,9 +3,11 @@
 ** Debian's libyajl 2 parsing a JSON file into Lua tables through its
 ** callbacks (numbers as text through lua_stringtonumber, so that int64
 ** stays exact, as lasync.json does). Prints ns/op; bench/json/bench.lua
-** prints lasync.json's on the same payload (bench/json/README.md).
+** prints lasync.json's on the same payload, and writes it to the file
+** named by LASYNC_JSON_PAYLOAD (libyajl-dev is not a dependency):
+**   LASYNC_JSON_PAYLOAD=/tmp/p.json build/lasync bench/json/bench.lua
 **   cc -O2 bench/json/yajl_bench.c $(pkg-config --cflags --libs lua5.4) \
-**      -lyajl -o /tmp/yajl_bench && /tmp/yajl_bench payload.json
+**      -lyajl -o /tmp/yajl_bench && /tmp/yajl_bench /tmp/p.json
 */
 #include <stdio.h>
 #include <stdlib.h>
