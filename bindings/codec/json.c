@@ -1,7 +1,7 @@
 /*
 ** json.c — lasync.json: a JSON (RFC 8259) encoder and decoder that keeps
 ** Lua 5.4's integers (math.type integer <-> an integer literal), writes
-** floats as the shortest of %.15g/%.16g/%.17g that reads back the same
+** floats as the first of %.15g/%.16g/%.17g that reads back the same
 ** double, and marks tables as arrays or objects so that [] and {} survive
 ** a round trip. Owns json.null (a userdata) and the two mark metatables.
 */
@@ -26,8 +26,8 @@
 ** A growable byte buffer in a userdata box whose __gc frees it, so that an
 ** error anywhere leaks nothing. Not a luaL_Buffer: that one must sit on
 ** top of the stack while it grows, and the encoder pushes keys and values
-** between two writes. One box per closure set, reused by every call:
-** neither function calls back into Lua, so calls never interleave.
+** between two writes. One box per closure set, reused by every call
+** (but a nested one: buf_acquire).
 */
 typedef struct jbuf {
   char *p;
@@ -103,14 +103,21 @@ static jbuf *buf_acquire(lua_State *L) {
   return b;
 }
 
-static void jbuf_done(jbuf *b) {
-  b->busy = 0;
+/* Free a buffer grown past KEEP_BYTES: one huge text does not pin its
+   memory for the life of the state. */
+static void jbuf_shrink(jbuf *b) {
   b->len = 0;
   if (b->cap > KEEP_BYTES) {
     free(b->p);
     b->p = NULL;
     b->cap = 0;
   }
+}
+
+/* The call is over: the buffer is free for the next one. */
+static void jbuf_done(jbuf *b) {
+  b->busy = 0;
+  jbuf_shrink(b);
 }
 
 /* The length of the valid UTF-8 sequence at p (RFC 3629: no overlongs,
@@ -847,7 +854,7 @@ static void dec_string(dec *d) {
   }
   lua_pushlstring(L, d->b->p, d->b->len);
   d->p = p + 1;
-  if (d->b->cap > KEEP_BYTES) jbuf_done(d->b);
+  jbuf_shrink(d->b);
 }
 
 /*
