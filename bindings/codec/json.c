@@ -260,12 +260,14 @@ static int fmt_integer(char *out, lua_Integer i) {
 
 /*
 ** The fast path of fmt_float for 1e-4 <= |d| < 1e15 (where %g writes no
-** exponent): the fewest fraction digits k for which d * 10^k is an
-** integer m below 10^15 with m / 10^k == d (trailing zeros dropped).
-** Both are exact doubles, so that division rounds as strtod reads the
-** decimal, and a decimal of at most 15 digits within half an ulp of d is
-** the one %.15g writes: the text is the same as the slow path's. Its
-** length, or 0 when none fits.
+** exponent): the fewest fraction digits k for which the integer m
+** nearest d * 10^k is below 10^15 and m / 10^k == d. Both are exact
+** doubles, so that division rounds as strtod reads the decimal; and a
+** decimal of at most 15 digits within half an ulp of d is the one %.15g
+** writes, so the text is the slow path's. If %.15g reads back, its
+** digits times 10^k are within 0.25 of d * 10^k (two roundings of at
+** most 2^-53 each, m < 10^15), so that k finds them: -1 (none found)
+** tells fmt_float that %.15g would not read back. 0: out of range.
 */
 static int fmt_short(char *out, double d) {
   static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
@@ -275,14 +277,15 @@ static int fmt_short(char *out, double d) {
   int k;
   if (!(a >= 1e-4 && a < 1e15)) return 0;
   for (k = 0; k <= 18; k++) {
-    double s = a * pow10[k];
-    if (s >= 1e15) return 0;
-    if (s == floor(s) && s / pow10[k] == a) {
+    double s = a * pow10[k], r;
+    if (s >= 1e15) return -1;
+    r = floor(s + 0.5);
+    if (r < 1e15 && r / pow10[k] == a) {
       char digits[24];
       int n = 0, len = 0, i;
-      int64_t m = (int64_t)s;
-      while (k > 0 && m % 10 == 0) { /* a*10^k may round to an integer */
-        m /= 10;                     /* past the shortest k: 9711.540 */
+      int64_t m = (int64_t)r;
+      while (k > 0 && m % 10 == 0) { /* 9711.540: k was one too many */
+        m /= 10;
         k--;
       }
       do {
@@ -306,20 +309,22 @@ static int fmt_short(char *out, double d) {
       return len;
     }
   }
-  return 0;
+  return -1;
 }
 
 /*
 ** A finite double into out (at least 32 bytes) as the first of %.15g,
-** %.16g, %.17g that strtod reads back to the same value (as Python's
-** float repr did), with ".0" added when it would read as an integer, so
-** that a float stays a float. The locale's decimal point becomes '.'.
+** %.16g, %.17g that strtod reads back to the same value (Python's repr
+** writes the shortest digits: mostly the same text), with ".0" added
+** when it would read as an integer, so that a float stays a float. The
+** locale's decimal point becomes '.'.
 */
 static int fmt_float(char *out, double d) {
   int i, n, marked = 0;
-  if ((n = fmt_short(out, d)) > 0) return n;
-  n = snprintf(out, 32, "%.15g", d);
-  if (strtod(out, NULL) != d) {
+  n = fmt_short(out, d);
+  if (n > 0) return n;
+  if (n == 0) n = snprintf(out, 32, "%.15g", d);
+  if (n < 0 || strtod(out, NULL) != d) {
     n = snprintf(out, 32, "%.16g", d);
     if (strtod(out, NULL) != d) n = snprintf(out, 32, "%.17g", d);
   }
