@@ -8,6 +8,7 @@
 #include "io/io.h"
 #include "thread/thread.h"
 #include "http/http.h"
+#include "codec/codec.h"
 
 /*
 ** The layers' parts, in the order they register: a later name replaces an
@@ -22,7 +23,7 @@ static void (*const opens[])(lua_State *L) = {
   lx_open_udp, lx_open_fs, lx_open_signal, lx_open_process,
   lx_open_to_thread, lx_open_thread,
   lx_open_inbox, lx_open_run, lx_open_runtime,
-  lx_open_http,
+  lx_open_http, lx_open_json,
   NULL
 };
 

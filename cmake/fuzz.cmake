@@ -22,6 +22,8 @@ function(lasync_fuzz_target name)
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
   target_link_options(fuzz_${name} PRIVATE
                       -fsanitize=fuzzer,address,undefined)
+  # Lua, libuv and OpenSSL: the targets that see core.h (json_decode) or
+  # run the whole core (the TLS targets)
   target_link_libraries(fuzz_${name} PRIVATE PkgConfig::LUA PkgConfig::UV
                         PkgConfig::OPENSSL m)
 endfunction()

@@ -4,8 +4,8 @@
 The layers (docs/internals.md, "Layers"): host/ may include anything;
 bindings/init.c (the module entry point) includes every layer of
 bindings/; core/ includes only core/; sync/, io/ and thread/ include core/
-and themselves, never each other; the protocol layers (http/) stand on
-core/ and io/.
+and themselves, never each other; the codecs (codec/: JSON) stand on core/
+alone; the protocol layers (http/) stand on core/, io/ and codec/.
 Nothing in bindings/ includes a file of host/. A quoted include that is
 not in the tree (lua.h, a generated header) is outside the layers.
 Prints "includes: OK" or each bad edge as file:line, and exits 1.
@@ -21,9 +21,11 @@ ALLOWED = {
     "sync": {"core", "sync"},
     "io": {"core", "io"},
     "thread": {"core", "thread"},
-    "http": {"core", "io", "http"},
-    "init": {"core", "sync", "io", "thread", "http"},
-    "host": {"core", "sync", "io", "thread", "http", "init", "host"},
+    "codec": {"core", "codec"},
+    "http": {"core", "io", "codec", "http"},
+    "init": {"core", "sync", "io", "thread", "codec", "http"},
+    "host": {"core", "sync", "io", "thread", "codec", "http", "init",
+             "host"},
 }
 SOURCES = (".c", ".h", ".cpp")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')

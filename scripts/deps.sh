@@ -6,14 +6,15 @@ set -e
 # libssl-dev for TLS; openssl (the command) makes the certificates of the TLS
 # specs and benchmarks; node-llhttp ships llhttp's C sources, which the
 # HTTP layer compiles (bindings/http/); clang builds the libFuzzer targets
-# (fuzz/, scripts/fuzz.sh); lua-cjson: lasync.http's JSON (http.json,
-# req:json()); chromium: spec/http_browser_spec.lua loads examples/web/ in
-# a headless browser (the spec is pending without it)
-PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl libssl-dev openssl node-llhttp clang lua-cjson chromium"
+# (fuzz/, scripts/fuzz.sh); chromium: spec/http_browser_spec.lua loads
+# examples/web/ in a headless browser (the spec is pending without it).
+# JSON is lasync's own (bindings/codec/json.c).
+PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl libssl-dev openssl node-llhttp clang chromium"
 # for bench/ and the HTTP specs: wrk and ab (apache2-utils) load HTTP
-# servers; nginx with its Lua module (whose LuaJIT loads lua-cjson, above)
-# and python3-aiohttp are HTTP peers of lasync.http in bench/
-PKGS="$PKGS nginx libnginx-mod-http-lua wrk apache2-utils python3-aiohttp"
+# servers; nginx with its Lua module (whose LuaJIT loads lua-cjson, also
+# the peer of bench/json/) and python3-aiohttp are HTTP peers of
+# lasync.http in bench/
+PKGS="$PKGS nginx libnginx-mod-http-lua lua-cjson wrk apache2-utils python3-aiohttp"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

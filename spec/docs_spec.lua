@@ -3,8 +3,8 @@
 --
 -- The rule for "documented" (luv's docscov idea):
 -- * a module field k (every key of require "lasync" not starting with "_",
---   and every key of its submodules lasync.fs, lasync.subprocess and
---   lasync.ssl) is
+--   and every key of its submodules lasync.fs, lasync.subprocess,
+--   lasync.ssl, lasync.http and lasync.json) is
 --   documented when api.md contains "`lasync.k" (or "`lasync.fs.k", ...)
 --   followed by a character that cannot continue a name, e.g.
 --   "`lasync.sleep(delay, ...)`" or "`lasync.CancelledError`";
@@ -145,7 +145,8 @@ local function module_fields()
   local names = {}
   for _, k in ipairs(sorted_keys(lasync, all)) do
     names[#names + 1] = "lasync." .. k
-    if k == "fs" or k == "subprocess" or k == "ssl" or k == "http" then
+    if k == "fs" or k == "subprocess" or k == "ssl" or k == "http" or
+        k == "json" then
       for _, sub in ipairs(sorted_keys(lasync[k], all)) do
         names[#names + 1] = "lasync." .. k .. "." .. sub
       end

@@ -3,7 +3,7 @@
 -- chain, and the Request's headers.
 local helper = require "helper"
 local lasync = helper.lasync
-local cjson = require "cjson"
+local json = require "lasync.json"
 
 local http = lasync.http
 
@@ -95,13 +95,27 @@ describe("http.text, http.html, http.json", function()
     assert.are.equal("text/plain; charset=utf-8", t.headers["Content-Type"])
     local h = http.html("<p>")
     assert.are.equal("text/html; charset=utf-8", h.headers["Content-Type"])
-    local j = http.json({ a = { 1, 2 }, b = cjson.null }, 201)
+    local j = http.json({ a = { 1, 2 }, b = json.null }, 201)
     assert.are.equal(201, j.status)
     assert.are.equal("application/json; charset=utf-8",
       j.headers["Content-Type"])
-    assert.are.same({ a = { 1, 2 }, b = cjson.null }, cjson.decode(j.body))
+    assert.are.same({ a = { 1, 2 }, b = json.null }, json.decode(j.body))
     assert.are.equal("{}", http.json({}).body)
   end)
+
+  it("http.json keeps int64 ids and writes marked empty arrays as []",
+    function()
+      assert.are.equal('{"id":9223372036854775807}',
+        http.json({ id = math.maxinteger }).body)
+      assert.are.equal('{"items":[]}',
+        http.json({ items = json.array {} }).body)
+      assert.are.equal("[9007199254740993,0.1,null]",
+        http.json({ 9007199254740993, 0.1, json.null }).body)
+      local ok, err = pcall(http.json, { 1, nil, 3 })
+      assert.is_false(ok)
+      assert.matches("lasync.http.json: cannot encode the value: sparse " ..
+        "array", err, 1, true)
+    end)
 
   it("refuse what they cannot send", function()
     helper.raises_msg("lasync.http.text: expected a string (got nil)",

@@ -247,14 +247,13 @@ function methods.text(req)
   return req:read()
 end
 
-local decode -- cjson.decode
+local decode = require("lasync.json").decode
 
---- req:json() -> the body decoded from JSON (lua-cjson); an empty or
+--- req:json() -> the body decoded from JSON (lasync.json); an empty or
 -- malformed body raises HTTPBadRequest (400)
 function methods.json(req)
   state(req, "json")
   local body = req:read()
-  decode = decode or require("cjson").decode
   local ok, v = pcall(decode, body)
   if not ok then
     error(response.HTTPBadRequest("invalid JSON body: " ..

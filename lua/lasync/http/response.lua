@@ -216,10 +216,10 @@ function M.html(s, status)
     Response)
 end
 
-local cjson = require "cjson"
-local encode, pcall = cjson.encode, pcall
+local encode, pcall = require("lasync.json").encode, pcall
 
---- http.json(value [, status]) -> an application/json response (lua-cjson)
+--- http.json(value [, status]) -> an application/json response
+-- (lasync.json: integers exact, json.null, json.array {} as [])
 function M.json(value, status)
   if status ~= nil then check_status(status, "json") end
   local ok, body = pcall(encode, value)
