@@ -9,4 +9,5 @@ lasync_fuzz_target(tls_server fuzz/tls_server.c fuzz/tls_harness.c
 lasync_fuzz_target(tls_records fuzz/tls_records.c fuzz/tls_harness.c
                    ${LASYNC_FUZZ_CORE})
 lasync_fuzz_target(json_decode fuzz/json_decode.c bindings/codec/json.c
+                   bindings/codec/json_decode.c bindings/codec/json_encode.c
                    bindings/core/argcheck.c)

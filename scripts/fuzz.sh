@@ -10,11 +10,11 @@ seconds=${2:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${LASYNC_FUZZ_BUILD:-$root/build-fuzz}
 mkdir -p "$build"
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  CC=clang cmake -S "$root" -B "$build" -DLASYNC_FUZZ=ON \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build/configure.log" 2>&1 ||
-    { cat "$build/configure.log"; echo "fuzz: cmake failed"; exit 1; }
-fi
+# configured every time (quick when nothing changed): a build dir made
+# before a target was added must learn of it
+CC=clang cmake -S "$root" -B "$build" -DLASYNC_FUZZ=ON \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build/configure.log" 2>&1 ||
+  { cat "$build/configure.log"; echo "fuzz: cmake failed"; exit 1; }
 cmake --build "$build" --target "fuzz_$target" -j 2 >"$build/build.log" 2>&1 ||
   { cat "$build/build.log"; echo "fuzz: $target: build failed"; exit 1; }
 mkdir -p "$build/corpus/$target" "$build/artifacts"
