@@ -11,3 +11,7 @@ lasync_fuzz_target(tls_records fuzz/tls_records.c fuzz/tls_harness.c
 lasync_fuzz_target(json_decode fuzz/json_decode.c bindings/codec/json.c
                    bindings/codec/json_decode.c bindings/codec/json_encode.c
                    bindings/core/argcheck.c)
+lasync_fuzz_target(http_multipart fuzz/http_multipart.c fuzz/lua_cover.c
+                   ${LASYNC_FUZZ_CORE})
+lasync_fuzz_target(http_urlencoded fuzz/http_urlencoded.c fuzz/lua_cover.c
+                   ${LASYNC_FUZZ_CORE})

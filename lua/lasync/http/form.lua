@@ -226,6 +226,7 @@ local function parse_multipart(read, boundary, limits, spool, state)
   local crlf_delim = "\r\n" .. delim
   local keep = #crlf_delim - 1 -- bytes held back: a delimiter may start
   local buf, pos, eof = "", 1, false
+  local at_start = true -- buf[1] is the body's first byte
 
   -- appends the next piece to buf; false at the end of the body
   local function more()
@@ -237,7 +238,7 @@ local function parse_multipart(read, boundary, limits, spool, state)
     end
     if pos > 1 then
       buf = sub(buf, pos) .. piece
-      pos = 1
+      pos, at_start = 1, false
     else
       buf = buf .. piece
     end
@@ -252,20 +253,25 @@ local function parse_multipart(read, boundary, limits, spool, state)
   end
 
   -- The first delimiter: at the start, or after a CRLF (a preamble
-  -- before it is skipped).
+  -- before it is skipped). A false one ("x--boundary") is searched past
+  -- in what is buffered before reading more, so the split does not
+  -- matter; the CRLF before a delimiter is kept in buf when trimming.
   while true do
     local i = find(buf, delim, pos, true)
-    if i and (i == 1 or sub(buf, i - 2, i - 1) == "\r\n") then
+    if i and ((i == 1 and at_start) or sub(buf, i - 2, i - 1) == "\r\n")
+    then
       pos = i + #delim
       break
     end
     if i then
       pos = i + 1
-    elseif #buf - pos + 1 > #crlf_delim then
-      pos = #buf - #crlf_delim + 1
-    end
-    if not more() then
-      throw(400, "multipart: the body has no opening boundary")
+    else
+      if #buf - pos + 1 > #crlf_delim then
+        pos = #buf - #crlf_delim + 1
+      end
+      if not more() then
+        throw(400, "multipart: the body has no opening boundary")
+      end
     end
   end
 
