@@ -10,3 +10,4 @@ lasync_fuzz_target(tls_records fuzz/tls_records.c fuzz/tls_harness.c
                    ${LASYNC_FUZZ_CORE})
 lasync_fuzz_target(json_decode fuzz/json_decode.c bindings/codec/json.c
                    bindings/core/argcheck.c)
+lasync_fuzz_target(http_inflate fuzz/http_inflate.c bindings/http/inflate.c)
