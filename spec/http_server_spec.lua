@@ -539,6 +539,7 @@ describe("lasync.http server", function()
       local res = post("br", "\11\2\128hello\3")
       assert.are.equal(415, res.status)
       assert.are.equal("close", res.headers.connection)
+      assert.are.equal("gzip, deflate", res.headers["accept-encoding"])
       assert.are.equal(0, seen) -- refused before the handler
       assert.are.equal(415, post("gzip, gzip", "x").status)
       assert.are.equal(400, post("gzip", "definitely not gzip").status)
