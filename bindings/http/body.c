@@ -1,8 +1,9 @@
 /*
 ** body.c — the body of the current request: read_body (all of it),
 ** read_chunk (piece by piece) and discard_body, decoded by the parser
-** from the stream's buffer (and inflated by inflate.c when compressed), with the body deadline (reset by progress)
-** and the limit; the first read answers Expect: 100-continue.
+** from the stream's buffer (and inflated by inflate.c when compressed),
+** with the body deadline (reset by progress) and the limit; the first
+** read answers Expect: 100-continue.
 */
 #include "http/http.h"
 

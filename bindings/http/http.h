@@ -1,8 +1,9 @@
 /*
 ** http.h — declarations shared by the files of bindings/http/: the
 ** per-connection object of the HTTP server (conn.c), reading request
-** bodies (body.c, decompressed by inflate.c), writing responses (response.c) and the Date header
-** (date.c). The parser itself, without Lua, is parse.h.
+** bodies (body.c, decompressed by inflate.c), writing responses
+** (response.c) and the Date header (date.c). The parser itself, without
+** Lua, is parse.h.
 */
 #ifndef LASYNC_HTTP_H
 #define LASYNC_HTTP_H

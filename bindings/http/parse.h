@@ -1,8 +1,8 @@
 /*
 ** parse.h — the request parser of the HTTP layer, without Lua: llhttp
 ** (strict) plus what lasync rejects beyond it (obs-fold, trailers, unknown
-** transfer or content codings) and its limits. Used by conn.c and by the fuzz target
-** fuzz/http_request.c, which runs exactly this code.
+** transfer or content codings) and its limits. Used by conn.c and by the
+** fuzz target fuzz/http_request.c, which runs exactly this code.
 */
 #ifndef LASYNC_HTTP_PARSE_H
 #define LASYNC_HTTP_PARSE_H
