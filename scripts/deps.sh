@@ -8,8 +8,9 @@ set -e
 # HTTP layer compiles (bindings/http/); clang builds the libFuzzer targets
 # (fuzz/, scripts/fuzz.sh); chromium: spec/http_browser_spec.lua loads
 # examples/web/ in a headless browser (the spec is pending without it).
-# JSON is lasync's own (bindings/codec/json*.c).
-PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl libssl-dev openssl node-llhttp clang chromium"
+# JSON is lasync's own (bindings/codec/json*.c). zlib1g-dev: the HTTP server
+# inflates gzip and deflate request bodies (bindings/http/inflate.c).
+PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind man-db cmake gcc g++ make pkg-config python3 netcat-openbsd curl libssl-dev openssl node-llhttp clang chromium zlib1g-dev"
 # for bench/ and the HTTP specs: wrk and ab (apache2-utils) load HTTP
 # servers; nginx with its Lua module (whose LuaJIT loads lua-cjson, also
 # the peer of bench/json/) and python3-aiohttp are HTTP peers of

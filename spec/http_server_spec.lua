@@ -457,6 +457,103 @@ describe("lasync.http server", function()
     end)
   end)
 
+  it("decodes gzip and deflate bodies for every body API (curl)",
+    function()
+    local text = ("0123456789 lasync "):rep(30000) -- 540 KB
+    local form = "name=lasync&tag=a%20b&tag=c"
+    local json = '{"n": 12, "list": [1, 2, 3]}'
+    -- compressed files, made by gzip(1) and python3's zlib
+    local function file_of(data, cmd)
+      local plain, out = os.tmpname(), os.tmpname()
+      local f = assert(io.open(plain, "wb"))
+      f:write(data)
+      f:close()
+      assert(os.execute(cmd:format(plain, out)))
+      os.remove(plain)
+      return out
+    end
+    local gz = "gzip -c < %s > %s"
+    local raw = "python3 -c 'import sys, zlib; c = zlib.compressobj(9, " ..
+      "zlib.DEFLATED, -15); d = open(sys.argv[1], \"rb\").read(); " ..
+      "open(sys.argv[2], \"wb\").write(c.compress(d) + c.flush())' %s %s"
+    local files = { text_gz = file_of(text, gz), text_raw = file_of(text, raw),
+      form_gz = file_of(form, gz), json_raw = file_of(json, raw) }
+    helper.run(function()
+      local app = http.App { client_max_size = 1000000 }
+      app:post("/read", function(req) return req:read() end)
+      app:post("/json", function(req)
+        local v = req:json()
+        return ("%d %d"):format(v.n, #v.list)
+      end)
+      app:post("/post", function(req)
+        local f = req:post()
+        return f:get("name") .. "|" .. table.concat(f:getall("tag"), ",")
+      end)
+      app:post("/content", function(req)
+        local n, pieces = 0, 0
+        for piece in req:content():chunks() do
+          n, pieces = n + #piece, pieces + 1
+          assert(#piece <= 65536)
+        end
+        return ("%d in %d"):format(n, pieces)
+      end)
+      local server, port = serve(app)
+      local url = ("http://127.0.0.1:%d"):format(port)
+      local function send(path, file, coding, extra)
+        local args = { "-H", "Content-Encoding: " .. coding,
+          "--data-binary", "@" .. file, url .. path }
+        if extra then table.insert(args, 1, extra) table.insert(args, 1, "-H")
+        end
+        local code, out, err = curl(args)
+        assert.are.equal(0, code, err)
+        return out
+      end
+      assert.are.equal(text, send("/read", files.text_gz, "gzip"))
+      assert.are.equal(text, send("/read", files.text_raw, "deflate"))
+      assert.are.equal(text, send("/read", files.text_gz, "gzip",
+        "Transfer-Encoding: chunked"))
+      assert.are.equal("12 3", send("/json", files.json_raw, "deflate"))
+      assert.are.equal("lasync|a b,c", send("/post", files.form_gz, "gzip",
+        "Content-Type: application/x-www-form-urlencoded"))
+      assert.are.equal(#text .. " in 9", send("/content", files.text_raw,
+        "deflate", "Transfer-Encoding: chunked"))
+      stop(server)
+    end)
+    for _, f in pairs(files) do os.remove(f) end
+  end)
+
+  it("answers 415, 400 and 413 for bodies it cannot decode", function()
+    helper.run(function()
+      local app = http.App { client_max_size = 1000 }
+      local seen = 0
+      app:post("/", function(req)
+        seen = seen + 1
+        return req:read()
+      end)
+      local server, port = serve(app)
+      local function post(coding, body)
+        return parse_response(exchange(port, ("POST / HTTP/1.1\r\n" ..
+          "Content-Encoding: %s\r\nContent-Length: %d\r\n\r\n%s"):format(
+          coding, #body, body)))
+      end
+      local res = post("br", "\11\2\128hello\3")
+      assert.are.equal(415, res.status)
+      assert.are.equal("close", res.headers.connection)
+      assert.are.equal("gzip, deflate", res.headers["accept-encoding"])
+      assert.are.equal(0, seen) -- refused before the handler
+      assert.are.equal(415, post("gzip, gzip", "x").status)
+      assert.are.equal(400, post("gzip", "definitely not gzip").status)
+      -- 2000 zeros in 17 bytes of raw deflate: over client_max_size
+      local zeros = "\99\96\24\5\163\96\20\140\130\81\48\10\70\193\80" ..
+        "\7\0"
+      res = post("deflate", zeros)
+      assert.are.equal(413, res.status)
+      assert.are.equal("close", res.headers.connection)
+      assert.are.equal(2, seen)
+      stop(server)
+    end)
+  end)
+
   it("does not send 100 Continue to a request refused unread", function()
     helper.run(function()
       local app = http.App()

@@ -78,6 +78,25 @@ local function responses(raw)
   return out
 end
 
+-- data compressed by python3's zlib: fmt "gzip", "zlib" (deflate as most
+-- send it) or "raw" (deflate as some browsers send it)
+local function compress(fmt, data)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+  local wbits = ({ gzip = 31, zlib = 15, raw = -15 })[fmt]
+  local p = assert(io.popen(("python3 -c 'import sys, zlib; " ..
+    "c = zlib.compressobj(6, zlib.DEFLATED, %d); " ..
+    "d = open(sys.argv[1], \"rb\").read(); " ..
+    "sys.stdout.buffer.write(c.compress(d) + c.flush())' %s"):format(
+    wbits, path)))
+  local out = p:read("a")
+  p:close()
+  os.remove(path)
+  return out
+end
+
 describe("lasync.core._http_conn", function()
   it("checks its arguments before making anything", function()
     helper.run(function()
@@ -829,6 +848,273 @@ describe("lasync.core._http_conn", function()
       assert.same({"/1", "/2"}, {res[1].body, res[2].body})
       srv:close()
       srv:wait_closed()
+    end)
+  end)
+  describe("compressed bodies (Content-Encoding)", function()
+    -- a body that compresses well and still has some variety
+    local text = {}
+    for i = 1, 20000 do text[i] = ("line %d of the body\n"):format(i) end
+    text = table.concat(text) -- about 460 KB
+
+    local function chunked(data, size)
+      local out = {}
+      for i = 1, #data, size do
+        local piece = data:sub(i, i + size - 1)
+        out[#out + 1] = ("%x\r\n%s\r\n"):format(#piece, piece)
+      end
+      return table.concat(out) .. "0\r\n\r\n"
+    end
+
+    local function post(coding, body, extra)
+      return ("POST / HTTP/1.1\r\nContent-Encoding: %s\r\n" ..
+        "Content-Length: %d\r\n%s\r\n"):format(coding, #body, extra or "") ..
+        body
+    end
+
+    it("read_body inflates gzip, zlib and raw deflate; identity as is",
+      function()
+      local small = "hello, compressed world"
+      local bodies = {
+        post("gzip", compress("gzip", small)),
+        post("x-gzip", compress("gzip", small)),
+        post("GZip", compress("gzip", text)),
+        post("deflate", compress("zlib", small)),
+        post("deflate", compress("raw", small)),
+        post(" Deflate ", compress("raw", text)),
+        post("deflate", compress("raw", "")),
+        post("identity", small),
+        "POST / HTTP/1.1\r\nContent-Encoding: br\r\nContent-Length: 0" ..
+          "\r\n\r\n", -- no body: nothing to decode
+      }
+      helper.run(function()
+        local srv, port, log = server(nil, serve)
+        local raw = exchange(port, table.concat(bodies))
+        local res = responses(raw)
+        local want = {small, small, text, small, small, text, "", small, ""}
+        assert.equal(#want, #res)
+        for i, w in ipairs(want) do
+          assert.equal(200, res[i].status)
+          assert.equal(w, log[i].body)
+          assert.equal(w, res[i].body)
+        end
+        srv:close()
+        srv:wait_closed()
+      end)
+    end)
+
+    it("a chunked gzip body: read_chunk pieces of 64 KiB at most",
+      function()
+      local z = compress("gzip", text)
+      helper.run(function()
+        local srv, port, log = server(nil, function(conn, log)
+          local req = conn:next_request()
+          log.req = req
+          local pieces = {}
+          while true do
+            local piece = conn:read_chunk()
+            if piece == nil then break end
+            pieces[#pieces + 1] = piece
+          end
+          log.pieces = pieces
+          log.after = conn:read_chunk()
+          conn:send(200, nil, #table.concat(pieces) .. "", false, false)
+        end)
+        local raw = exchange(port, "POST / HTTP/1.1\r\nTransfer-Encoding: " ..
+          "chunked\r\nContent-Encoding: gzip\r\n\r\n" .. chunked(z, 1000))
+        assert.equal(text, table.concat(log.pieces))
+        for _, p in ipairs(log.pieces) do assert.is_true(#p <= 65536) end
+        assert.is_true(#log.pieces >= 7)
+        assert.is_nil(log.after)
+        assert.equal(tostring(#text), responses(raw)[1].body)
+        srv:close()
+        srv:wait_closed()
+      end)
+    end)
+
+    it("a body arriving a few bytes at a time, read_body", function()
+      local z = compress("raw", text)
+      helper.run(function()
+        local srv, port, log = server(nil, serve)
+        local r, w = lasync.open_connection(LOCAL, port)
+        local msg = post("deflate", z, "Connection: close\r\n")
+        local i = 1
+        while i <= #msg do -- 1 byte first: raw or zlib is not known yet
+          local n = i < 200 and 1 or 4000
+          w:write(msg:sub(i, i + n - 1))
+          w:drain()
+          i = i + n
+          if i < 200 then lasync.sleep(0) end
+        end
+        local raw = r:read()
+        w:close()
+        assert.equal(text, log[1].body)
+        assert.equal(200, responses(raw)[1].status)
+        srv:close()
+        srv:wait_closed()
+      end)
+    end)
+
+    it("discard_body drops a compressed body without inflating it",
+      function()
+      helper.run(function()
+        local srv, port, log = server(nil, function(conn, log)
+          while true do
+            local req = conn:next_request()
+            if not req then return end
+            if req.raw_path == "/half" then log.piece = conn:read_chunk() end
+            log[#log + 1] = conn:discard_body(1000000)
+            conn:send(204, nil, nil, true, false)
+          end
+        end)
+        local garbage = string.rep("\255", 100)
+        local raw = exchange(port, post("gzip", garbage) ..
+          post("gzip", compress("gzip", text)):gsub("POST /", "POST /half")
+          .. post("deflate", compress("zlib", "x")))
+        assert.same({true, true, true}, {log[1], log[2], log[3]})
+        assert.equal(text:sub(1, #log.piece), log.piece)
+        assert.equal(3, #responses(raw))
+        srv:close()
+        srv:wait_closed()
+      end)
+    end)
+
+    it("400 for a corrupt, truncated or overlong stream", function()
+      local z = compress("gzip", "hello")
+      local cases = {
+        post("gzip", "not gzip at all"),
+        post("gzip", z:sub(1, -5)), -- truncated: no length
+        post("gzip", z .. z), -- a second member: data after the end
+        post("gzip", z:sub(1, 12) .. "\0\0\0" .. z:sub(16)),
+        post("deflate", "\255\255\255"), -- raw: an invalid block type
+        post("deflate", "x"), -- too short even to know its format
+        post("deflate", compress("zlib", "abc"):sub(1, -2)), -- bad adler
+      }
+      helper.run(function()
+        for i, data in ipairs(cases) do
+          local srv, port, log = server(nil, serve)
+          local res = responses(exchange(port, data))
+          assert.equal(400, log[1], "case " .. i)
+          assert.equal(400, res[1].status, "case " .. i)
+          srv:close()
+          srv:wait_closed()
+        end
+      end)
+    end)
+
+    it("415 for an unknown or stacked coding, before the body", function()
+      local cases = {
+        post("br", "xyz"),
+        post("gzip, gzip", "xyz"),
+        post("gzip,identity", "xyz"),
+        post("compress", "xyz"),
+        post("", "xyz"),
+        post("gzip", "xyz", "Content-Encoding: gzip\r\n"),
+        "POST / HTTP/1.1\r\nContent-Encoding: br\r\nTransfer-Encoding: " ..
+          "chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n",
+      }
+      helper.run(function()
+        for i, data in ipairs(cases) do
+          local srv, port, log = server(nil, serve)
+          local res = responses(exchange(port, data))
+          assert.equal(415, log[1], "case " .. i)
+          assert.matches("Content%-Encoding", log.msg)
+          assert.equal(415, res[1].status, "case " .. i)
+          srv:close()
+          srv:wait_closed()
+        end
+      end)
+    end)
+
+    it("413 once the inflated size passes the limit", function()
+      helper.run(function()
+        for _, limit in ipairs({#text - 1, 1000}) do
+          local srv, port, log = server({max_body = 200000}, serve)
+          local raw = exchange(port, "POST / HTTP/1.1\r\nTransfer-Encoding:"
+            .. " chunked\r\nContent-Encoding: gzip\r\n\r\n" ..
+            chunked(compress("gzip", text), 50000))
+          assert.equal(413, log[1])
+          assert.equal(413, responses(raw)[1].status)
+          srv:close()
+          srv:wait_closed()
+          -- read_body(max) and read_chunk count the inflated bytes too
+          srv, port, log = server(nil, function(conn, log)
+            conn:next_request()
+            log[1] = {conn:read_body(limit)}
+            conn:next_request()
+            repeat
+              local c = conn:read_chunk()
+              log[2] = c
+            until not c
+            conn:send(200, nil, "", false, false)
+          end)
+          local z = compress("gzip", text)
+          exchange(port, post("gzip", z) .. post("gzip", z))
+          assert.same({false, 413}, {log[1][1], log[1][2]})
+          assert.is_nil(log[2])
+          if limit > #z then -- else the compressed bytes are over it too
+            assert.matches("decompressed body exceeds", log[1][3])
+          end
+          srv:close()
+          srv:wait_closed()
+          srv, port, log = server({max_body = #text}, function(conn, log)
+            conn:next_request()
+            log[1] = conn:read_body()
+            conn:next_request()
+            repeat
+              local c, st = conn:read_chunk()
+              log[2] = st or log[2]
+            until not c
+          end)
+          exchange(port, post("gzip", z) .. post("gzip", compress("gzip",
+            text .. "!")))
+          assert.equal(text, log[1])
+          assert.equal(413, log[2])
+          srv:close()
+          srv:wait_closed()
+        end
+      end)
+    end)
+
+    it("a body read cancelled midway, then close or the next request",
+      function()
+      local z = compress("gzip", text)
+      helper.run(function()
+        local srv, port, log = server(nil, function(conn, log)
+          for _ = 1, 2 do
+            local req = conn:next_request()
+            if not req then return end
+            local t = lasync.create_task(function()
+              return conn:read_body()
+            end)
+            helper.wait_until(function() return log.go end)
+            t:cancel()
+            log[#log + 1] = pcall(lasync.wait_for, t, 1) == false
+            if req.raw_path == "/close" then return end
+            log.go = false
+            log.err = helper.error_of(conn.next_request, conn)
+            log.discarded = conn:discard_body(1000000)
+          end
+        end)
+        local r, w = lasync.open_connection(LOCAL, port)
+        local msg = post("gzip", z)
+        w:write(msg:sub(1, #msg - 100))
+        lasync.sleep(0.01)
+        log.go = true
+        helper.wait_until(function() return log.err ~= nil end)
+        w:write(msg:sub(#msg - 99))
+        helper.wait_until(function() return log.discarded ~= nil end)
+        msg = msg:gsub("POST /", "POST /close")
+        w:write(msg:sub(1, #msg - 100))
+        lasync.sleep(0.01)
+        log.go = true
+        r:read()
+        w:close()
+        assert.same({true, true}, {log[1], log[2]})
+        assert.matches("body was not consumed", log.err)
+        assert.is_true(log.discarded)
+        srv:close()
+        srv:wait_closed()
+      end)
     end)
   end)
 end)

@@ -1,8 +1,9 @@
 /*
 ** body.c — the body of the current request: read_body (all of it),
 ** read_chunk (piece by piece) and discard_body, decoded by the parser
-** from the stream's buffer, with the body deadline (reset by progress)
-** and the limit; the first read answers Expect: 100-continue.
+** from the stream's buffer (and inflated by inflate.c when compressed),
+** with the body deadline (reset by progress) and the limit; the first
+** read answers Expect: 100-continue.
 */
 #include "http/http.h"
 
@@ -33,6 +34,106 @@ static int body_error(lua_State *L, lx_http_conn *c, int status,
   lua_pushinteger(L, status);
   lua_pushstring(L, msg);
   return 3;
+}
+
+/* Wait for more of the body, unless it can never come. */
+static int body_wait(lua_State *L, lx_http_conn *c, lx_task *t, int what) {
+  if (c->timed_out)
+    return body_error(L, c, 408, "the request body took too long");
+  if (c->s->read_err)
+    return body_error(L, c, 400, "the connection closed before the body "
+                                 "ended");
+  if (c->timer.idx == 0) lx_http_arm(c, c->body_ns);
+  c->waiter = t;
+  return lx_stream_wait_data(L, t, c->s, fnames[what], body_k);
+}
+
+/* Free the decoder of a compressed body, if any. */
+void lx_http_inflate_end(lx_http_conn *c) {
+  lx_inflate_free(c->inflate);
+  c->inflate = NULL;
+}
+
+/* [-0, +3] body_error for a compressed body, whose decoder goes too */
+static int inflate_error(lua_State *L, lx_http_conn *c, int status,
+                         const char *msg) {
+  lx_http_inflate_end(c);
+  return body_error(L, c, status, msg);
+}
+
+/*
+** One step of a read (not a discard) of a compressed body: the parser's
+** spans are copied into the decoder (LX_INFLATE_IN bytes at most at a
+** time), and plaintext comes out into a luaL_Buffer only while the read
+** has room for it: a chunk's size, or the limit and one byte more, so a
+** body that inflates past the limit is refused (413) having inflated no
+** further. Pushes what read_body has so far, a piece (read_chunk), or
+** waits.
+*/
+static int inflate_step(lua_State *L, lx_http_conn *c, lx_task *t,
+                        int what) {
+  lx_stream *s = c->s;
+  lx_http_parser *hp = &c->hp;
+  lx_inflate *zi = c->inflate;
+  size_t got = 0, n, used, len;
+  luaL_Buffer b;
+  unsigned i;
+  int zr = LX_INFLATE_OK, done = 0;
+  luaL_buffinit(L, &b);
+  for (;;) {
+    while (zi->in_len > 0 && !zi->ended &&
+           (what != READ_CHUNK || got < CHUNK_MAX)) {
+      size_t cap = what == READ_CHUNK ? CHUNK_MAX - got : CHUNK_MAX;
+      uint64_t room = zi->total_out < hp->max_body
+                          ? hp->max_body - zi->total_out + 1 : 1;
+      if (cap > room) cap = (size_t)room;
+      zr = lx_inflate_run(zi, luaL_prepbuffsize(&b, cap), cap, &n);
+      if (zr == LX_INFLATE_ERROR) break;
+      luaL_addsize(&b, n);
+      got += n;
+      if (zi->total_out > hp->max_body)
+        return inflate_error(L, c, 413, "the decompressed body exceeds "
+                                        "the limit");
+      if (n == 0) break; /* it needs more of the compressed bytes */
+    }
+    if (zi->ended && zi->in_len > 0)
+      return inflate_error(L, c, 400, "data after the end of the "
+                                      "compressed body");
+    if (zr == LX_INFLATE_ERROR)
+      return inflate_error(L, c, 400, "the compressed body is corrupt");
+    if (what == READ_CHUNK && got > 0) break;
+    if (hp->msg_done) {
+      if (!zi->ended)
+        return inflate_error(L, c, 400, "the compressed body is "
+                                        "truncated");
+      done = 1;
+      break;
+    }
+    len = s->len;
+    if (len > lx_inflate_room(zi)) len = lx_inflate_room(zi);
+    if (len == 0) break; /* wait */
+    if (lx_http_parse_body(hp, s->buf + s->start, len, &used) ==
+        LX_HTTP_ERROR)
+      return inflate_error(L, c, hp->status, hp->msg);
+    for (i = 0; i < hp->npieces; i++)
+      lx_inflate_feed(zi, hp->piece[i], hp->piece_len[i]);
+    if (used > 0) lx_stream_consume(s, used);
+    if (used == 0 && !hp->msg_done) break; /* wait */
+  }
+  luaL_pushresult(&b);
+  if (done) lx_http_inflate_end(c); /* the next read finds msg_done */
+  if (what == READ_ALL) lua_concat(L, 2); /* onto what came before */
+  if (what == READ_CHUNK && got > 0) {
+    lx_http_disarm(c);
+    return 1;
+  }
+  if (done) {
+    lx_http_disarm(c);
+    if (what == READ_CHUNK) lua_pushnil(L);
+    return 1; /* READ_ALL: the string at 4 */
+  }
+  if (what == READ_CHUNK) lua_pop(L, 1); /* "" */
+  return body_wait(L, c, t, what);
 }
 
 /*
@@ -91,14 +192,7 @@ static int decode_step(lua_State *L, lx_http_conn *c, lx_task *t,
     if (used > 0 && s->len > 0) continue; /* paused with bytes left */
     break;
   }
-  if (c->timed_out)
-    return body_error(L, c, 408, "the request body took too long");
-  if (s->read_err)
-    return body_error(L, c, 400, "the connection closed before the body "
-                                 "ended");
-  if (c->timer.idx == 0) lx_http_arm(c, c->body_ns);
-  c->waiter = t;
-  return lx_stream_wait_data(L, t, s, fnames[what], body_k);
+  return body_wait(L, c, t, what);
 }
 
 /*
@@ -106,7 +200,8 @@ static int decode_step(lua_State *L, lx_http_conn *c, lx_task *t,
 ** return: lx_suspend yields for good, and the continuation comes back).
 */
 static int body_step(lua_State *L, lx_http_conn *c, lx_task *t, int what) {
-  int n = decode_step(L, c, t, what);
+  int n = c->inflate && what != READ_DISCARD ? inflate_step(L, c, t, what)
+                                             : decode_step(L, c, t, what);
   lx_http_read_end(c);
   return n;
 }
@@ -163,7 +258,8 @@ static int body_start(lua_State *L, int what, lua_Integer dflt) {
   lua_pushinteger(L, lim);       /* 2 */
   lua_pushinteger(L, what);      /* 3 */
   lua_pushliteral(L, "");        /* 4 */
-  if (!lx_http_has_body(&c->hp) || c->hp.msg_done) {
+  if (what == READ_DISCARD) lx_http_inflate_end(c); /* no need to decode */
+  if (!lx_http_has_body(&c->hp) || (c->hp.msg_done && c->inflate == NULL)) {
     if (what == READ_CHUNK)
       lua_pushnil(L);
     else if (what == READ_DISCARD)
@@ -178,6 +274,9 @@ static int body_start(lua_State *L, int what, lua_Integer dflt) {
   }
   if (what != READ_DISCARD) {
     if (what == READ_ALL) c->hp.max_body = (uint64_t)lim;
+    if (c->hp.coding != LX_CODING_IDENTITY && c->inflate == NULL &&
+        (c->inflate = lx_inflate_new(c->hp.coding)) == NULL)
+      return luaL_error(L, "lasync.%s: out of memory", fnames[what]);
     if (c->expect_continue && !c->continue_sent) {
       static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
       lx_stream_send(c->s, cont, sizeof cont - 1);

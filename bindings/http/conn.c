@@ -133,6 +133,7 @@ static void conn_detach(lx_http_conn *c) {
   lx_stream *s = c->s;
   lx_http_disarm(c);
   lx_http_parser_free(&c->hp);
+  lx_http_inflate_end(c);
   if (s == NULL) return;
   c->state = LX_CONN_DEAD;
   if (!c->loop->closed) { /* their continuations see c->s NULL */
@@ -590,6 +591,7 @@ static int conn_next_request(lua_State *L) {
                          "discard_body)");
   lx_timer_reserve(L, c->loop); /* may raise: before anything changes */
   lua_settop(L, 2);
+  lx_http_inflate_end(c); /* a body given up on (cancelled, failed) */
   lx_http_head_begin(&c->hp);
   c->hp.max_body = c->max_body; /* read_body(max) may have changed it */
   c->state = LX_CONN_IDLE;

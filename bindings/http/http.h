@@ -1,8 +1,9 @@
 /*
 ** http.h — declarations shared by the files of bindings/http/: the
 ** per-connection object of the HTTP server (conn.c), reading request
-** bodies (body.c), writing responses (response.c) and the Date header
-** (date.c). The parser itself, without Lua, is parse.h.
+** bodies (body.c, decompressed by inflate.c), writing responses
+** (response.c) and the Date header (date.c). The parser itself, without
+** Lua, is parse.h.
 */
 #ifndef LASYNC_HTTP_H
 #define LASYNC_HTTP_H
@@ -10,6 +11,7 @@
 #include "core/core.h"
 #include "io/io.h"
 #include "http/parse.h"
+#include "http/inflate.h"
 
 #define LX_HTTP_CONN "lasync.http.conn"
 #define LX_HTTP_INLINE_HDRS 24 /* header offsets kept in the connection:
@@ -36,6 +38,10 @@ typedef struct lx_http_conn {
                            continuation, close or __gc) */
   uint64_t idle_ns, head_ns, body_ns; /* 0: no timeout */
   uint64_t max_body;    /* opts.max_body, read_body's default */
+  lx_inflate *inflate;  /* the decoder of a compressed body being read:
+                           made by its first read, freed (lx_http_inflate_
+                           end) when the body is decoded or dropped, at
+                           the next head, or by close/__gc */
   lx_task *waiter;      /* the task suspended in a read, or NULL */
   lx_task *watcher;     /* the task in wait_peer_close, or NULL */
   lx_waiter parked;     /* wait list: the watcher while a read runs (it
@@ -61,6 +67,7 @@ LX_HIDDEN void lx_http_read_end(lx_http_conn *c);
 LX_HIDDEN void lx_open_http(lua_State *L);
 
 /* body.c */
+LX_HIDDEN void lx_http_inflate_end(lx_http_conn *c);
 LX_HIDDEN int lx_http_read_body(lua_State *L);
 LX_HIDDEN int lx_http_read_chunk(lua_State *L);
 LX_HIDDEN int lx_http_discard_body(lua_State *L);

@@ -3,8 +3,9 @@
 ** The head is parsed where it lies (the stream's buffer) and its parts are
 ** kept as offsets; body spans are handed out as pointers into the bytes
 ** given to the step. Beyond llhttp, rejects obs-fold continuation lines
-** (CVE-2024-27982), trailers, bare CR or LF inside values and any transfer
-** coding but chunked, and applies the head, header-count and body limits.
+** (CVE-2024-27982), trailers, bare CR or LF inside values, any transfer
+** coding but chunked and any content coding but gzip and deflate, and
+** applies the head, header-count and body limits.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,37 @@ static int check_te(lx_http_parser *hp) {
 }
 
 /*
+** The content coding of a body, from Content-Encoding: one header line
+** naming gzip (or x-gzip), deflate or identity, in any case. Anything
+** else (br, a list such as "gzip, gzip", a repeated header) is 415: the
+** body could not be decoded.
+*/
+static int check_ce(lx_http_parser *hp) {
+  uint32_t i, n = 0;
+  hp->coding = LX_CODING_IDENTITY;
+  for (i = 0; i < hp->nhdr; i++) {
+    const lx_http_hdr *h = &hp->hdr[i];
+    const char *v = hp->base + h->value, *end = v + h->value_len;
+    size_t len;
+    if (!name_is(hp, h, "content-encoding", 16)) continue;
+    if (++n > 1)
+      return reject(hp, 415, "more than one Content-Encoding");
+    while (v < end && (*v == ' ' || *v == '\t')) v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
+    len = (size_t)(end - v);
+    if ((len == 4 && strncasecmp(v, "gzip", 4) == 0) ||
+        (len == 6 && strncasecmp(v, "x-gzip", 6) == 0))
+      hp->coding = LX_CODING_GZIP;
+    else if (len == 7 && strncasecmp(v, "deflate", 7) == 0)
+      hp->coding = LX_CODING_DEFLATE;
+    else if (!(len == 8 && strncasecmp(v, "identity", 8) == 0))
+      return reject(hp, 415, "unsupported Content-Encoding (gzip, "
+                             "deflate or identity)");
+  }
+  return 0;
+}
+
+/*
 ** llhttp also takes HTTP/0.9 (no version at all), HTTP/2.0 and CONNECT:
 ** a request line without a version is malformed, another version is
 ** 505, CONNECT (a tunnel) is not implemented.
@@ -144,6 +176,7 @@ static int check_line(lx_http_parser *hp) {
 static int on_headers_complete(llhttp_t *p) {
   lx_http_parser *hp = parser_of(p);
   if (check_line(hp) || check_te(hp)) return -1;
+  if (lx_http_has_body(hp) && check_ce(hp)) return -1;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > hp->max_body)
     return reject(hp, 413, "Content-Length exceeds the body limit"), -1;
   hp->head_done = 1;
@@ -232,6 +265,7 @@ void lx_http_head_begin(lx_http_parser *hp) {
   hp->status = 0;
   hp->msg = NULL;
   hp->head_done = hp->msg_done = 0;
+  hp->coding = LX_CODING_IDENTITY;
   hp->body_total = 0;
   hp->npieces = 0;
 }

@@ -1,8 +1,8 @@
 /*
 ** parse.h — the request parser of the HTTP layer, without Lua: llhttp
 ** (strict) plus what lasync rejects beyond it (obs-fold, trailers, unknown
-** transfer codings) and its limits. Used by conn.c and by the fuzz target
-** fuzz/http_request.c, which runs exactly this code.
+** transfer or content codings) and its limits. Used by conn.c and by the
+** fuzz target fuzz/http_request.c, which runs exactly this code.
 */
 #ifndef LASYNC_HTTP_PARSE_H
 #define LASYNC_HTTP_PARSE_H
@@ -16,6 +16,9 @@
 typedef struct lx_http_hdr {
   uint32_t name, name_len, value, value_len;
 } lx_http_hdr;
+
+/* Content codings of a request body (Content-Encoding; inflate.h). */
+enum { LX_CODING_IDENTITY, LX_CODING_GZIP, LX_CODING_DEFLATE };
 
 #define LX_HTTP_PIECES 16 /* body spans gathered by one parse step */
 
@@ -35,6 +38,7 @@ typedef struct lx_http_parser {
                             lx_http_parser_free) */
   lx_http_hdr *own_hdr;  /* the embedder's array */
   int span;              /* what the last header span was (parse.c) */
+  int coding;            /* LX_CODING_* of the body (Content-Encoding) */
   int status;            /* the status to answer a rejected request */
   const char *msg;       /* why, for the log (static text) */
   unsigned char head_done, msg_done;

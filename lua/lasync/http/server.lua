@@ -278,12 +278,17 @@ local function access_log(st, req)
   end
 end
 
+-- What a 415 (an unsupported Content-Encoding) says the server decodes
+-- (RFC 9110 15.5.16).
+local ACCEPT_ENCODING = { ["Accept-Encoding"] = "gzip, deflate" }
+
 -- The protocol error of a request the parser refused: its status, and the
 -- connection closes.
 local function refuse(st, status, msg)
   st.linger = true
   local body = ("%d: %s"):format(status, tostring(msg or ""))
-  pcall(st.conn.send, st.conn, status, nil, body, false, false, nil, TEXT)
+  pcall(st.conn.send, st.conn, status, status == 415 and ACCEPT_ENCODING or
+    nil, body, false, false, nil, TEXT)
 end
 
 -- After the request's handler returned or failed (st.req is nil again):
