@@ -16,6 +16,8 @@
 #include "lua.h"
 #include "lauxlib.h"
 
+#include "bufcache.h"
+
 #if defined(__GNUC__)
 #define LX_HIDDEN __attribute__((visibility("hidden")))
 #else
@@ -304,10 +306,12 @@ struct lx_loop {
   char *tls_obuf;     /* their ciphertext output, sent and emptied before
                          each TLS operation returns (tls.c) */
   size_t tls_olen, tls_ocap;
-  char *small_bufs;   /* free small read buffers of its streams, each
-                         linked through its first bytes (io/stream.c):
-                         idle HTTP connections give theirs back */
-  unsigned nsmall_bufs;
+  lx_bufcache small_bufs; /* free small read buffers of its streams
+                             (io/stream.c): idle HTTP connections give
+                             theirs back */
+  lx_bufcache tls_pbufs;  /* free plaintext buffers of its TLS streams
+                             (io/tls.c), given back when a reader took
+                             every byte */
   unsigned char own_uv, running, stopping, closing, closed, debug;
   unsigned char drain;  /* run until no task is pending */
   unsigned char orphan; /* its Loop object is gone: free when closed */

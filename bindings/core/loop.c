@@ -130,12 +130,8 @@ static void loop_free(lx_loop *loop) {
   free(loop->heap);
   free(loop->tls_cbuf);
   free(loop->tls_obuf);
-  while (loop->small_bufs) {
-    char *next;
-    memcpy(&next, loop->small_bufs, sizeof next);
-    free(loop->small_bufs);
-    loop->small_bufs = next;
-  }
+  lx_bufcache_free(&loop->small_bufs);
+  lx_bufcache_free(&loop->tls_pbufs);
   free(loop);
 }
 

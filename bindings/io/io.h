@@ -80,6 +80,7 @@ LX_HIDDEN int lx_tls_start_tls_m(lua_State *L);
 LX_HIDDEN int lx_tls_serve(lua_State *L);
 LX_HIDDEN void lx_tls_alloc(lx_stream *s, uv_buf_t *buf);
 LX_HIDDEN void lx_tls_read(lx_stream *s, ssize_t nread, const uv_buf_t *buf);
+LX_HIDDEN void lx_tls_drop_plain(lx_stream *s);
 LX_HIDDEN void lx_tls_write(lx_stream *s, const char *data, size_t len);
 LX_HIDDEN int lx_tls_check_write(lua_State *L, lx_stream *s,
                                  const char *fname);

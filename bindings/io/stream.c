@@ -201,11 +201,8 @@ static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
     return;
   }
   if (s->buf == NULL && s->small_first) { /* lx_stream_drop_buffer */
-    lx_loop *loop = s->loop;
-    if (loop->small_bufs) {
-      s->buf = loop->small_bufs;
-      memcpy(&loop->small_bufs, s->buf, sizeof loop->small_bufs);
-      loop->nsmall_bufs--;
+    s->buf = lx_bufcache_get(&s->loop->small_bufs);
+    if (s->buf != NULL) {
       s->start = s->len = 0;
       s->cap = LX_SMALL_READ;
     }
@@ -269,11 +266,7 @@ void lx_stream_consume(lx_stream *s, size_t n) {
     s->start = 0;
     /* a TLS stream's socket reads go elsewhere (tls.c): an idle TLS
        connection keeps no plaintext buffer, the next record gets one */
-    if (s->tls) {
-      free(s->buf);
-      s->buf = NULL;
-      s->cap = 0;
-    }
+    if (s->tls) lx_tls_drop_plain(s);
   }
   maybe_resume(s);
 }
@@ -288,15 +281,11 @@ void lx_stream_consume(lx_stream *s, size_t n) {
 ** that fills it grows it to 64 KiB.
 */
 void lx_stream_drop_buffer(lx_stream *s) {
-  lx_loop *loop = s->loop;
   if (s->len != 0 || s->buf == NULL) return;
-  if (s->cap == LX_SMALL_READ && loop->nsmall_bufs < LX_SMALL_CACHE) {
-    memcpy(s->buf, &loop->small_bufs, sizeof loop->small_bufs);
-    loop->small_bufs = s->buf;
-    loop->nsmall_bufs++;
-  } else {
+  if (s->cap == LX_SMALL_READ)
+    lx_bufcache_put(&s->loop->small_bufs, s->buf, LX_SMALL_CACHE);
+  else
     free(s->buf);
-  }
   s->buf = NULL;
   s->start = s->cap = 0;
 }

@@ -21,6 +21,9 @@
 
 #define TLS_CBUF 16384 /* ciphertext read at once: one TLS record */
 #define TLS_OBUF_FLUSH 65536 /* ciphertext gathered before it is sent */
+#define TLS_PBUF 16384 /* a plaintext buffer: one record's worth */
+#define TLS_PBUF_CACHE 128 /* free ones a loop keeps (2 MiB at most): as
+                              many as the streams that read in one turn */
 
 enum { TLS_HANDSHAKE, TLS_OPEN, TLS_FAILED };
 
@@ -212,7 +215,9 @@ static void pump(lx_stream *s) {
     /* nothing to decrypt: no read buffer for a connection that only
        finished its handshake */
     if (t->in_len == 0 && !SSL_has_pending(t->ssl)) break;
-    room = lx_stream_room(s, TLS_CBUF, &avail);
+    if (s->buf == NULL && (s->buf = lx_bufcache_get(&s->loop->tls_pbufs)))
+      s->cap = TLS_PBUF;
+    room = lx_stream_room(s, TLS_PBUF, &avail);
     if (room == NULL) {
       s->read_err = UV_ENOMEM;
       lx_stream_read_stop(s);
@@ -233,6 +238,19 @@ static void pump(lx_stream *s) {
     }
   }
   flush(s); /* handshake messages, alerts, session tickets, key updates */
+}
+
+/*
+** The reader took every byte: give the plaintext buffer back to the loop,
+** so that an idle connection holds none.
+*/
+void lx_tls_drop_plain(lx_stream *s) {
+  if (s->cap == TLS_PBUF)
+    lx_bufcache_put(&s->loop->tls_pbufs, s->buf, TLS_PBUF_CACHE);
+  else
+    free(s->buf);
+  s->buf = NULL;
+  s->cap = 0;
 }
 
 /* The loop's one ciphertext buffer: lx_tls_read empties it at once. */
