@@ -41,7 +41,7 @@ local function check_now(now, m)
   if now == nil then return os_time() end
   if not math_type(now) or now ~= now or now == huge or now == -huge then
     fail(":" .. m, 3, "now must be a finite number of seconds (got %s)",
-      math_type(now) and tostring(now) or type(now))
+      now ~= now and "nan" or math_type(now) and tostring(now) or type(now))
   end
   return now
 end
