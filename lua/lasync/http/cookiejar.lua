@@ -339,6 +339,10 @@ function CookieJar:cookie_header(u, now)
   local m = "cookie_header"
   check_self(self, m)
   local host, ip, secure, rpath = check_url(u, m)
+  if self._n == 0 then -- a session's usual case
+    check_now(now or 0, m)
+    return nil
+  end
   now = check_now(now, m)
   local found = {}
   local function scan(domain)
