@@ -199,8 +199,7 @@ local function check_name(name, what)
       :format(FORM, what, typename(name)), 4)
   end
   if find(name, "\0", 1, true) then
-    error(("%s: field name %s contains a NUL byte")
-      :format(FORM, quoted(name)), 4)
+    error(("%s: field name %q contains a NUL byte"):format(FORM, name), 4)
   end
 end
 
