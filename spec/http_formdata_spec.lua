@@ -359,6 +359,32 @@ describe("lasync.http.form{} (multipart/form-data)", function()
           assert.are.equal(fds + 1, open_fds())
         end
         assert.are.equal(fds, open_fds())
+        -- a task cancelled in the middle: the for closes the file
+        local started = lasync.Event()
+        local t = lasync.spawn(function()
+          for _ in f:chunks() do
+            if open_fds() == fds + 1 then
+              started:set()
+              lasync.sleep(10)
+            end
+          end
+        end)
+        started:wait()
+        t:cancel()
+        helper.assert_cancelled(t)
+        assert.are.equal(fds, open_fds())
+        -- cancelled while a read is in flight: the read closes it
+        local reading = lasync.Event()
+        t = lasync.spawn(function()
+          local it3 = f:chunks()
+          it3()
+          reading:set()
+          while it3() do end
+        end)
+        reading:wait()
+        t:cancel()
+        helper.assert_cancelled(t)
+        helper.wait_until(function() return open_fds() == fds end)
       end)
     end)
 

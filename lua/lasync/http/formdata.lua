@@ -447,6 +447,10 @@ function Form:chunks()
         drop_file(st)
         error(data, 0)
       end
+      if st.closed then -- f:close() while it read
+        error("lasync.http.Form:chunks: the iterator was closed " ..
+          "(f:close())", 2)
+      end
       local n = #data
       if n > left or (n == 0 and left > 0) then
         error(size_changed(st, seg), 0)
