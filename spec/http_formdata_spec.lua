@@ -232,6 +232,10 @@ describe("lasync.http.form{} (multipart/form-data)", function()
       local f = formdata.form(fields)
       local head = body_of(f)
       assert.is_nil(head:find("line\r\nbreak", 1, true))
+      -- a backslash is sent as it is, as browsers send it
+      local raw = body_of(formdata.form { f = formdata.part("", {
+        filename = "a\\b.txt" }) })
+      assert.is_not_nil(raw:find('; filename="a\\b.txt"\r\n', 1, true))
       local p = parse(f)
       for i, o in ipairs(odd) do
         local got = p:getall('field %22' .. i .. '%22%0D%0A')
@@ -298,18 +302,23 @@ describe("lasync.http.form{} (multipart/form-data)", function()
         big = formdata.file_part(path, { content_type = "x/y" }) }
       collectgarbage()
       collectgarbage()
+      -- the heap is measured after a full collection every 4 MB read:
+      -- what the pass keeps alive, not when the collector runs
       local base, peak = collectgarbage("count"), 0
       local total, n, max_chunk = 0, 0, 0
       for c in f:chunks() do
         total, n = total + #c, n + 1
         if #c > max_chunk then max_chunk = #c end
-        local kb = collectgarbage("count")
-        if kb > peak then peak = kb end
+        if n % 64 == 0 then
+          collectgarbage()
+          local kb = collectgarbage("count")
+          if kb > peak then peak = kb end
+        end
       end
       assert.are.equal(f:size(), total)
       assert.are.equal(65536, max_chunk)
       assert.is_true(n >= 800, "chunks: " .. n)
-      assert.is_true(peak - base < 8 * 1024, ("the Lua heap grew by %.0f KB")
+      assert.is_true(peak - base < 1024, ("the Lua heap grew by %.0f KB")
         :format(peak - base))
       -- and what lasync's parser reads back is the file
       local p, cleanup = parse(f, { max_size = f:size(),
