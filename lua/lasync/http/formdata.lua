@@ -401,8 +401,12 @@ local function size_changed(st, part)
     { target = part.path })
 end
 
-local iter_mt = { __close = function(c) drop_file(c.st) c.st.closed = true
-  end, __name = "lasync.http.FormChunks" }
+-- The to-be-closed value of a pass: a generic for left early closes it.
+local iter_mt = { __name = "lasync.http.FormChunks" }
+function iter_mt.__close(c)
+  drop_file(c.st)
+  c.st.closed = true
+end
 
 --- f:chunks() -> an iterator: each call returns the next piece of the
 -- body (a non-empty string), nil at its end. It opens each file when
