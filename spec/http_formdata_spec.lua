@@ -111,6 +111,27 @@ describe("lasync.http.form{} (multipart/form-data)", function()
       end)
     end)
 
+  it("runs two passes at once independently (a body sent twice)",
+    function()
+      helper.in_dir(function(dir)
+        local content = ("abcdefgh"):rep(40000) -- 320 000 bytes
+        lasync.fs.writefile(dir .. "/f", content)
+        local f = formdata.form { { "a", "1" },
+          { "f", formdata.file_part(dir .. "/f") }, { "b", "2" } }
+        local it1, it2 = f:chunks(), f:chunks()
+        local b1, b2 = {}, {}
+        while true do
+          local c1, c2 = it1(), it2()
+          assert.are.equal(c1, c2)
+          if not c1 then break end
+          b1[#b1 + 1], b2[#b2 + 1] = c1, c2
+        end
+        local body = table.concat(b1)
+        assert.are.equal(f:size(), #body)
+        assert.is_not_nil(body:find(content, 1, true))
+      end)
+    end)
+
   it("keeps the order of an array of pairs and of a MultiDict", function()
     helper.run(function()
       local f = formdata.form { { "z", "1" }, { "a", "2" }, { "z", "3" },
@@ -529,6 +550,24 @@ describe("lasync.http.form{} (multipart/form-data)", function()
       end)
       assert.matches("^[^:]*http_formdata_spec%.lua:%d+: ", err)
     end)
+  end)
+end)
+
+describe("lasync.http.formdata outside a task", function()
+  it("says which function needs one", function()
+    raises_msg("lasync.http.file_part: not inside a task",
+      formdata.file_part, "/nonexistent")
+    -- a form of text fields needs none; one with a file, to read it
+    assert.matches("^%-%-%x+\r\n", formdata.form({ a = "1" }):chunks()())
+    local f = helper.run(function()
+      local path = os.tmpname() -- an empty file
+      local part = formdata.file_part(path)
+      os.remove(path)
+      return formdata.form { a = part }
+    end)
+    local it = f:chunks()
+    it()
+    raises_msg("lasync.http.Form:chunks: not inside a task", it)
   end)
 end)
 
