@@ -158,3 +158,237 @@ describe("http.Session", function()
       tls.cleanup()
     end)
 end)
+
+describe("http.Session responses", function()
+  it("knows which responses have no body", function()
+    with_raw(function(head, _, w)
+      if head:find("^HEAD") then
+        w:write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+      elseif head:find("^GET /204") then
+        w:write("HTTP/1.1 204 No Content\r\n\r\n")
+      elseif head:find("^GET /304") then
+        w:write("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n")
+      else
+        w:write("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n" ..
+          "\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+      end
+    end, function(base, stats)
+      local s <close> = http.Session()
+      local h = s:head(base)
+      assert.equals(10, h.content_length)
+      assert.equals("", h:read())
+      assert.equals("", s:get(base .. "/204"):read())
+      assert.equals(304, s:get(base .. "/304").status)
+      local r = s:get(base .. "/c")
+      assert.equals(200, r.status)
+      assert.equals("ok", r:read())
+      assert.equals(1, stats.conns)
+    end)
+  end)
+
+  it("reads chunked bodies, bodies until close and LF-only heads",
+    function()
+      with_raw(function(head, _, w)
+        if head:find("^GET /chunked") then
+          w:write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+            "3\r\nabc\r\n")
+          lasync.sleep(0.01)
+          w:write("a\r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n")
+        elseif head:find("^GET /lf") then
+          w:write("HTTP/1.1 200 OK\nContent-Length: 3\nX-Odd:  v \n\nabc")
+        else
+          w:write("HTTP/1.0 200 OK\r\n\r\nuntil close")
+          return "close"
+        end
+      end, function(base, stats)
+        local s <close> = http.Session()
+        assert.equals("abc0123456789", s:get(base .. "/chunked"):read())
+        local lf = s:get(base .. "/lf")
+        assert.equals("abc", lf:read())
+        assert.equals("v", lf.headers["x-odd"])
+        assert.equals(1, stats.conns)
+        local c = s:get(base .. "/close")
+        assert.equals("1.0", c.version)
+        assert.equals("until close", c:read())
+        assert.equals(0, s.pool.nidle)
+      end)
+    end)
+
+  it("decompresses gzip and deflate bodies unless told not to", function()
+    local text = string.rep("compressible text ", 500)
+    local gz = assert(io.popen("printf '%s' '" .. text .. "' | gzip -c"))
+      :read("a")
+    with_raw(function(head, _, w)
+      local body = head:find("^GET /chunked") and
+        (("%x\r\n%s\r\n0\r\n\r\n"):format(#gz, gz)) or gz
+      w:write("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n" ..
+        (head:find("^GET /chunked") and "Transfer-Encoding: chunked\r\n" or
+          ("Content-Length: %d\r\n"):format(#gz)) .. "\r\n" .. body)
+    end, function(base)
+      local s <close> = http.Session()
+      assert.equals(text, s:get(base):read())
+      assert.equals(text, s:get(base .. "/chunked"):read())
+      local raw <close> = http.Session { auto_decompress = false }
+      local r = raw:get(base)
+      assert.equals(gz, r:read())
+    end)
+  end)
+
+  it("streams with iter_chunked and lines", function()
+    with_raw(canned("HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n" ..
+      "one\r\ntwo\nthree"), function(base)
+      local s <close> = http.Session()
+      local parts = {}
+      for c in s:get(base):iter_chunked(4) do parts[#parts + 1] = c end
+      assert.same({ "one\r", "\ntwo", "\nthr", "ee" }, parts)
+      local lines = {}
+      for l in s:get(base):lines() do lines[#lines + 1] = l end
+      assert.same({ "one", "two", "three" }, lines)
+      helper.raises_msg("iter_chunked: n must be a positive integer",
+        function() s:get(base):iter_chunked(0) end)
+    end)
+  end)
+
+  it("raises ClientPayloadError for short bodies and bad chunks", function()
+    with_raw(function(head, _, w)
+      if head:find("^GET /short") then
+        w:write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+      elseif head:find("^GET /chunk") then
+        w:write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+          "zz\r\nabc\r\n0\r\n\r\n")
+      elseif head:find("^GET /gzip") then
+        w:write("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n" ..
+          "Content-Length: 5\r\n\r\nnotgz")
+      end
+      return "close"
+    end, function(base)
+      local s <close> = http.Session()
+      for _, p in ipairs { "/short", "/chunk", "/gzip" } do
+        local r = s:get(base .. p)
+        local err = helper.error_of(r.read, r)
+        assert.is_true(lasync.is_error(err, http.ClientPayloadError), p)
+        assert.is_true(lasync.is_error(err, http.ClientError))
+        assert.equals(base .. p, err.url)
+      end
+    end)
+  end)
+
+  it("refuses malformed heads and conflicting framing", function()
+    with_raw(function(head, _, w)
+      if head:find("^GET /te") then
+        w:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" ..
+          "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+      elseif head:find("^GET /dup") then
+        w:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" ..
+          "Content-Length: 3\r\n\r\nabc")
+      elseif head:find("^GET /big") then
+        w:write("HTTP/1.1 200 OK\r\nX-Big: " .. string.rep("a", 9000) ..
+          "\r\n\r\n")
+      elseif head:find("^GET /huge") then
+        w:write("HTTP/1.1 200 OK\r\n")
+        for i = 1, 100 do
+          w:write(("X-H%d: %s\r\n"):format(i, string.rep("b", 800)))
+        end
+      else
+        w:write("NOT HTTP\r\n\r\n")
+      end
+      return "close"
+    end, function(base)
+      local s <close> = http.Session()
+      for _, p in ipairs { "/te", "/dup", "/big", "/bad" } do
+        local err = helper.error_of(s.get, s, base .. p)
+        assert.is_true(lasync.is_error(err, http.ClientResponseError), p)
+        assert.equals(base .. p, err.url)
+      end
+      local err = helper.error_of(s.get, s, base .. "/huge")
+      assert.is_true(lasync.is_error(err, http.ClientResponseError))
+      assert.matches("too large", err.message)
+    end)
+  end)
+
+  it("raises ServerDisconnectedError when the server closes first",
+    function()
+      with_raw(function(_, _, w) w:write("HTTP/1.1 20") return "close" end,
+        function(base)
+          local s <close> = http.Session()
+          local err = helper.error_of(s.get, s, base)
+          assert.is_true(lasync.is_error(err, http.ServerDisconnectedError))
+          assert.is_true(lasync.is_error(err, http.ClientConnectionError))
+        end)
+    end)
+
+  it("raise_for_status raises ClientResponseError with the status",
+    function()
+      with_raw(canned("HTTP/1.1 418 Teapot\r\nContent-Length: 0\r\n\r\n"),
+        function(base)
+          local s <close> = http.Session()
+          local r = s:get(base)
+          local err = helper.error_of(r.raise_for_status, r)
+          assert.is_true(lasync.is_error(err, http.ClientResponseError))
+          assert.equals(418, err.status)
+          assert.equals("Teapot", err.message)
+          assert.equals(base .. "/", err.url)
+          err = helper.error_of(s.get, s, base, { raise_for_status = true })
+          assert.equals(418, err.status)
+          local t <close> = http.Session { raise_for_status = true }
+          assert.equals(418, helper.error_of(t.get, t, base).status)
+        end)
+    end)
+
+  it("json checks the content type unless content_type is nil",
+    function()
+      with_raw(canned("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" ..
+        "Content-Length: 7\r\n\r\n{\"a\":1}"), function(base)
+        local s <close> = http.Session()
+        local r = s:get(base)
+        local err = helper.error_of(r.json, r)
+        assert.is_true(lasync.is_error(err, http.ContentTypeError))
+        assert.is_true(lasync.is_error(err, http.ClientResponseError))
+        assert.equals(1, r:json { content_type = false }.a)
+      end)
+    end)
+end)
+
+describe("http.Session misuse", function()
+  it("refuses bad methods, URLs, headers and options before sending",
+    function()
+      with_raw(canned("HTTP/1.1 204 No Content\r\n\r\n"), function(base, st)
+        local s <close> = http.Session()
+        helper.raises_msg("lasync.http.Session:get: header value contains " ..
+          "CR, LF or NUL", s.get, s, base, { headers = { X = "a\r\nb" } })
+        helper.raises_msg("lasync.http.Session:get: header name contains " ..
+          "CR, LF or NUL", s.get, s, base, { headers = { ["X\n"] = "a" } })
+        helper.raises_msg("lasync.http.Session:get: header name must be a " ..
+          "token", s.get, s, base, { headers = { ["a b"] = "a" } })
+        helper.raises_msg("lasync.http.Session:post: url contains CR, LF " ..
+          "or NUL", s.post, s, base .. "/\r\nX: y")
+        helper.raises_msg("lasync.http.Session:request: method contains " ..
+          "CR, LF or NUL", s.request, s, "GET\r\n", base)
+        helper.raises_msg("lasync.http.Session:request: method must be a " ..
+          "token", s.request, s, "G T", base)
+        helper.raises_msg("lasync.http.Session:get: unknown option 'bogus'",
+          s.get, s, base, { bogus = 1 })
+        helper.raises_msg("lasync.http.Session:get: url must be a string",
+          s.get, s, 42)
+        helper.raises_msg("lasync.http.Session:post: only one of 'body', " ..
+          "'json' and 'data' may be given", s.post, s, base,
+          { body = "a", json = {} })
+        helper.raises_msg("lasync.http.Session:get: unknown timeout 'read'",
+          s.get, s, base, { timeout = { read = 1 } })
+        helper.raises_msg("lasync.http.Session: unknown option 'limits'",
+          http.Session, { limits = 1 })
+        helper.raises_msg("lasync.http.Session: option 'limit' must be a " ..
+          "non-negative integer", http.Session, { limit = -1 })
+        helper.raises_msg("lasync.http.Session: option 'ssl' must be nil, " ..
+          "false or a lasync.ssl.context", http.Session, { ssl = true })
+        local err = helper.error_of(s.get, s, "ftp://x/")
+        assert.is_true(lasync.is_error(err, http.InvalidURL))
+        err = helper.error_of(s.get, s, "/relative")
+        assert.is_true(lasync.is_error(err, http.InvalidURL))
+        assert.equals(0, st.conns)
+        s:close()
+        helper.raises_msg("lasync.http.Session:get: the session is closed",
+          s.get, s, base)
+      end)
+    end)
+end)
