@@ -392,3 +392,251 @@ describe("http.Session misuse", function()
       end)
     end)
 end)
+
+describe("http.Session redirects and auth", function()
+  it("follows redirects: 302 to GET, 307 keeps method and body",
+    function()
+      with_raw(function(head, _, w)
+        local path = head:match("^%u+ (%S+)")
+        if path == "/302" then
+          w:write("HTTP/1.1 302 Found\r\nLocation: final\r\n" ..
+            "Content-Length: 3\r\n\r\nmov")
+        elseif path == "/307" then
+          w:write("HTTP/1.1 307 Temporary\r\nLocation: /final?x=1\r\n" ..
+            "Content-Length: 0\r\n\r\n")
+        elseif path == "/loop" then
+          w:write("HTTP/1.1 301 Moved\r\nLocation: /loop\r\n" ..
+            "Content-Length: 0\r\n\r\n")
+        else
+          local m = head:match("^(%u+)")
+          local body = m .. " " .. path
+          w:write(("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s")
+            :format(#body, body))
+        end
+      end, function(base, stats)
+        local s <close> = http.Session()
+        local r = s:post(base .. "/302", { body = "data" })
+        assert.equals("GET /final", r:read())
+        assert.equals(base .. "/final", r.url)
+        assert.equals(1, #r.history)
+        assert.equals(302, r.history[1].status)
+        assert.equals(base .. "/302", r.history[1].url)
+        r = s:post(base .. "/307", { body = "data" })
+        assert.equals("POST /final?x=1", r:read())
+        assert.equals("data", stats.body)
+        assert.matches("Content%-Length: 4", stats.heads[#stats.heads])
+        r = s:get(base .. "/302", { allow_redirects = false })
+        assert.equals(302, r.status)
+        assert.equals("mov", r:read())
+        local err = helper.error_of(s.get, s, base .. "/loop",
+          { max_redirects = 3 })
+        assert.is_true(lasync.is_error(err, http.TooManyRedirects))
+        assert.is_true(lasync.is_error(err, http.ClientResponseError))
+        assert.equals(4, #err.history)
+        assert.equals(1, stats.conns)
+      end)
+    end)
+
+  it("sends basic auth, from opts or the URL, and drops it on another " ..
+    "origin", function()
+      helper.run(function()
+        local heads = {}
+        local function server()
+          return helper.serve(function(r, w)
+            while true do
+              local ok, head = pcall(r.readuntil, r, "\r\n\r\n")
+              if not ok then break end
+              heads[#heads + 1] = head
+              local path = head:match("^%u+ (%S+)")
+              if path:find("^/go") then
+                w:write("HTTP/1.1 302 Found\r\nLocation: " .. path:sub(4) ..
+                  "\r\nContent-Length: 0\r\n\r\n")
+              else
+                w:write("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+              end
+            end
+            w:close()
+          end)
+        end
+        local _, h1, p1, stop1 = server()
+        local _, _, p2, stop2 = server()
+        local s <close> = http.Session { auth = { "user", "pass" } }
+        s:get(("http://%s:%d/"):format(h1, p1)):read()
+        assert.matches("\r\nAuthorization: Basic dXNlcjpwYXNz\r\n", heads[1])
+        s:get(("http://%s:%d/"):format(h1, p1),
+          { auth = http.BasicAuth("a", "b") }):read()
+        assert.matches("\r\nAuthorization: Basic YTpi\r\n", heads[2])
+        local t <close> = http.Session()
+        t:get(("http://u%%40x:p@%s:%d/"):format(h1, p1)):read()
+        assert.matches("\r\nAuthorization: Basic dUB4OnA=\r\n", heads[3])
+        -- a redirect to another port is another origin
+        t:get(("http://%s:%d/gohttp://%s:%d/x"):format(h1, p1, h1, p2), {
+          auth = { "user", "pass" },
+          headers = { Cookie = "a=1", ["X-Keep"] = "1" } }):read()
+        assert.matches("Authorization", heads[4])
+        assert.matches("Cookie: a=1", heads[4])
+        assert.is_nil(heads[5]:find("Authorization", 1, true))
+        assert.is_nil(heads[5]:find("Cookie", 1, true))
+        assert.matches("X%-Keep: 1", heads[5])
+        helper.raises_msg("lasync.http.BasicAuth: login must not contain ':'",
+          http.BasicAuth, "a:b", "c")
+        t:close()
+        s:close()
+        stop1()
+        stop2()
+      end)
+    end)
+end)
+
+describe("http.Session connections", function()
+  -- The server answers the first request of a connection and closes the
+  -- connection at the second, without answering: what a client sees
+  -- when its pooled connection went stale as it sent.
+  local function one_per_conn(_, _, w, n)
+    if n > 1 then return "close" end
+    w:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+  end
+
+  it("retries an idempotent request once on a stale connection",
+    function()
+      with_raw(one_per_conn, function(base, stats)
+        local s <close> = http.Session()
+        assert.equals("ok", s:get(base):read())
+        assert.equals("ok", s:get(base):read())
+        assert.equals(2, stats.conns)
+        assert.equals("ok", s:request("PUT", base):read())
+        assert.equals(3, stats.conns)
+      end)
+    end)
+
+  it("does not retry a POST on a stale connection", function()
+    with_raw(one_per_conn, function(base, stats)
+      local s <close> = http.Session()
+      assert.equals("ok", s:get(base):read())
+      local err = helper.error_of(s.post, s, base, { body = "x" })
+      assert.is_true(lasync.is_error(err, http.ServerDisconnectedError))
+      assert.equals(1, stats.conns)
+      assert.equals("ok", s:get(base):read())
+      err = helper.error_of(s.patch, s, base, { body = "x" })
+      assert.is_true(lasync.is_error(err, http.ServerDisconnectedError))
+    end)
+  end)
+
+  it("raises ClientConnectorError and ClientConnectorDNSError", function()
+    helper.run(function()
+      local port = tls.free_port()
+      local s <close> = http.Session()
+      local url = ("http://127.0.0.1:%d/"):format(port)
+      local err = helper.error_of(s.get, s, url)
+      assert.is_true(lasync.is_error(err, http.ClientConnectorError))
+      assert.equals("ECONNREFUSED", err.code)
+      assert.equals(url, err.url)
+      assert.equals(port, err.port)
+      assert.equals("127.0.0.1", err.host)
+      assert.is_true(lasync.is_error(err.os_error, lasync.OSError))
+      err = helper.error_of(s.get, s, "http://no-such-host.invalid/")
+      assert.is_true(lasync.is_error(err, http.ClientConnectorDNSError))
+      assert.matches("^EAI_", err.code)
+    end)
+  end)
+
+  it("bounds connections with limit and limit_per_host, FIFO", function()
+    local gate = lasync.Event and nil
+    with_raw(function(_, _, w)
+      lasync.sleep(0.02)
+      w:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    end, function(base, stats)
+      local s <close> = http.Session { limit = 2 }
+      local order = {}
+      local tasks = {}
+      for i = 1, 5 do
+        tasks[i] = lasync.spawn(function()
+          local r = s:get(base)
+          r:read()
+          order[#order + 1] = i
+        end)
+      end
+      lasync.gather(tasks)
+      assert.equals(2, stats.conns)
+      assert.same({ 1, 2, 3, 4, 5 }, order)
+      local p <close> = http.Session { limit_per_host = 1 }
+      lasync.gather(lasync.spawn(function() p:get(base):read() end),
+        lasync.spawn(function() p:get(base):read() end))
+      assert.equals(3, stats.conns)
+      local q <close> = http.Session { limit = 1, timeout = { pool = 0.01 } }
+      local held = q:get(base)
+      local err = helper.error_of(q.get, q, base)
+      assert.is_true(lasync.is_error(err, http.ClientTimeoutError))
+      assert.equals("pool", err.timeout)
+      held:release()
+      assert.equals("ok", q:get(base):read())
+      assert.is_nil(gate)
+    end)
+  end)
+
+  it("times out: sock_read, total, and wait_for around a request",
+    function()
+      with_raw(function(head, _, w)
+        if head:find("^GET /slowbody") then
+          w:write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+          lasync.sleep(0.3)
+          w:write("cd")
+        else
+          lasync.sleep(0.3)
+          w:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        end
+        return "close"
+      end, function(base)
+        local s <close> = http.Session { timeout = { sock_read = 0.05 } }
+        local err = helper.error_of(s.get, s, base)
+        assert.is_true(lasync.is_error(err, http.ClientTimeoutError))
+        assert.is_true(lasync.is_timeout(err))
+        assert.equals("sock_read", err.timeout)
+        assert.matches("sock_read", tostring(err))
+        local r = s:get(base .. "/slowbody")
+        err = helper.error_of(r.read, r)
+        assert.equals("sock_read", err.timeout)
+        err = helper.error_of(s.get, s, base, { timeout = { total = 0.05,
+          sock_read = false } })
+        assert.equals("total", err.timeout)
+        local t <close> = http.Session()
+        err = helper.error_of(lasync.wait_for, function()
+          return t:get(base) end, 0.05)
+        assert.is_true(lasync.is_timeout(err))
+        assert.equals(0, t.pool.busy)
+      end, 5)
+    end)
+
+  it("a cancelled request closes its connection and frees its slot",
+    function()
+      with_raw(function(_, _, w)
+        lasync.sleep(0.2)
+        w:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+      end, function(base)
+        local s <close> = http.Session { limit = 1 }
+        local t = lasync.spawn(function() return s:get(base) end)
+        lasync.sleep(0.02)
+        t:cancel()
+        helper.assert_cancelled(t)
+        assert.equals(0, s.pool.busy)
+        assert.equals(0, s.pool.nidle)
+      end)
+    end)
+end)
+
+describe("http.get and friends", function()
+  it("make one request with a session of their own", function()
+    with_app(function(app)
+      app:get("/", function() return "one" end)
+      app:post("/", function(req) return req:read() end)
+    end, function(base)
+      local r = http.get(base)
+      assert.equals(200, r.status)
+      assert.equals("one", r:text())
+      assert.equals("two", http.post(base, { body = "two" }):read())
+      assert.equals("one", http.request("GET", base):read())
+      helper.raises_msg("lasync.http.get: unknown option 'x'", http.get,
+        base, { x = 1 })
+    end)
+  end)
+end)
