@@ -350,7 +350,8 @@ local function exchange(self, st, conn, head, body)
       end
     else -- a form: its chunks, streamed
       w:write(head)
-      local next_chunk = body:chunks()
+      local next_chunk, _, _, files = body:chunks()
+      local _ <close> = files -- closes an open file if we stop early
       while true do
         local chunk = next_chunk()
         if chunk == nil then break end
