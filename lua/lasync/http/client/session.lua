@@ -10,6 +10,7 @@ local errors = require "lasync.http.client.errors"
 local pool_mod = require "lasync.http.client.pool"
 local response = require "lasync.http.client.response"
 local auth_mod = require "lasync.http.client.auth"
+local deadline = require "lasync.http.client.deadline"
 local qs = require "lasync.http.url"
 
 local type, error, pcall, pairs, ipairs, tostring, setmetatable =
@@ -207,6 +208,7 @@ function M.new(opts)
   self._heads, self._nheads = {}, 0 -- "METHOD url" -> head without the
                                     -- per-request lines
   self._ctxid = setmetatable({}, { __mode = "k" }) -- TLS context -> id
+  self._deadlines = deadline.new()
   self.timeout = check_timeout(fname, opts.timeout, { total = 300 })
   local limit = check_count(fname, "limit", opts.limit, 100)
   local lph = check_count(fname, "limit_per_host", opts.limit_per_host, 0)
@@ -239,6 +241,7 @@ function Session:close()
   if self.closed then return end
   self.closed = true
   self.pool:close()
+  deadline.close(self._deadlines)
 end
 Session.__close = Session.close
 Session.__gc = function(self) if not self.closed then self:close() end end
@@ -251,26 +254,7 @@ end
 -- Timeouts
 --=======================================================================
 
--- Runs fn(...) under the earlier of the request's total deadline and
--- `which` seconds from now; a timeout becomes ClientTimeoutError naming
--- the one that expired. st holds _tmo (the timeouts) and _when (total).
-local function timed(st, which, fn, ...)
-  local secs = which and st._tmo[which]
-  local when, name = st._when, "total"
-  if secs then
-    local w = lasync.get_running_loop():time() + secs
-    if not when or w < when then when, name = w, which end
-  end
-  if not when then return fn(...) end
-  local ok, a = pcall(lasync.timeout_at, when, fn, ...)
-  if ok then return a end
-  if is_timeout(a) and not is_error(a, errors.ClientTimeoutError) then
-    error(errors.timeout(name, st.url,
-      name == "total" and st._tmo.total or secs), 0)
-  end
-  error(a, 0)
-end
-M.timed = timed
+local timed = deadline.timed
 
 --{======================================================================
 -- Connections
@@ -385,8 +369,7 @@ local function exchange(self, st, conn, head, body)
         or "1.0", url = st.url, method = st.method, _raw = raw,
         content_length = clen, _conn = conn, _pool = self.pool,
         _data = data, _pos = n + 1, _keep = keep, _done = false,
-        _decompress = self.decompress, _tmo = st._tmo, _when = st._when,
-        _timed = timed, history = st.history,
+        _decompress = self.decompress, _st = st, history = st.history,
       }, response.mt)
       if framing == "none" then
         response.finish(resp, n < #data)
@@ -605,7 +588,8 @@ function Session:request(method, url, opts, fname)
   end
   local tmo = self.timeout
   if opts.timeout ~= nil then tmo = check_timeout(fname, opts.timeout, tmo) end
-  local st = { method = method, _tmo = tmo, history = {} }
+  local st = { method = method, _tmo = tmo, history = {},
+               _D = self._deadlines }
   local auth = self.auth_header
   if opts.auth ~= nil then
     auth = auth_mod.header(opts.auth, fname)
