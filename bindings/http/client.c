@@ -238,7 +238,10 @@ static int parser_coding(lua_State *L) {
 }
 
 static int parser__gc(lua_State *L) {
-  client_parser *cp = luaL_checkudata(L, 1, CLIENT_PARSER);
+  client_parser *cp = luaL_testudata(L, 1, CLIENT_PARSER);
+  if (cp == NULL)
+    return luaL_error(L, "lasync.http.client_parser:__gc: expected a "
+                         "parser (got %s)", luaL_typename(L, 1));
   drop_inflate(cp);
   lx_resp_parser_free(&cp->rp);
   return 0;
@@ -246,7 +249,10 @@ static int parser__gc(lua_State *L) {
 
 /* lasync.core._http_client_parser() -> a new parser */
 static int core_client_parser(lua_State *L) {
-  client_parser *cp = lua_newuserdatauv(L, sizeof *cp, 0);
+  client_parser *cp;
+  if (lua_gettop(L) != 0)
+    return luaL_error(L, "lasync.http.client_parser: takes no arguments");
+  cp = lua_newuserdatauv(L, sizeof *cp, 0);
   cp->zi = NULL;
   memset(&cp->rp, 0, sizeof cp->rp);
   luaL_setmetatable(L, CLIENT_PARSER);
@@ -263,12 +269,20 @@ void lx_open_http_client(lua_State *L) {
     {"coding", parser_coding},
     {NULL, NULL}
   };
+  int i;
   luaL_newmetatable(L, CLIENT_PARSER);
   lua_pushcfunction(L, parser__gc);
+  lx_name_function(L, -1, "lasync.http.client_parser:", "__gc");
   lua_setfield(L, -2, "__gc");
   luaL_newlib(L, methods);
+  for (i = 0; methods[i].name; i++) {
+    lua_getfield(L, -1, methods[i].name);
+    lx_name_function(L, -1, "lasync.http.client_parser:", methods[i].name);
+    lua_pop(L, 1);
+  }
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_pushcfunction(L, core_client_parser);
+  lx_name_function(L, -1, "lasync.http.", "client_parser");
   lua_setfield(L, -2, "_http_client_parser");
 }
