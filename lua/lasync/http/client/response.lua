@@ -266,6 +266,7 @@ end
 
 local lazy = {
   headers = headers_of,
+  history = function() return {} end,
   cookies = set_cookies,
   content_type = function(self)
     local ct = self.headers["content-type"]

@@ -369,7 +369,8 @@ local function exchange(self, st, conn, head, body)
         or "1.0", url = st.url, method = st.method, _raw = raw,
         content_length = clen, _conn = conn, _pool = self.pool,
         _data = data, _pos = n + 1, _keep = keep, _done = false,
-        _decompress = self.decompress, _st = st, history = st.history,
+        _decompress = self.decompress, _st = st,
+        history = st.history or nil,
       }, response.mt)
       if framing == "none" then
         response.finish(resp, n < #data)
@@ -588,7 +589,7 @@ function Session:request(method, url, opts, fname)
   end
   local tmo = self.timeout
   if opts.timeout ~= nil then tmo = check_timeout(fname, opts.timeout, tmo) end
-  local st = { method = method, _tmo = tmo, history = {},
+  local st = { method = method, _tmo = tmo, history = false,
                _D = self._deadlines }
   local auth = self.auth_header
   if opts.auth ~= nil then
@@ -624,8 +625,9 @@ function Session:request(method, url, opts, fname)
     st.url = u.str
     st.auth = auth
     local cookie
-    if self.jar then
-      cookie = self.jar:cookie_header(u.jar)
+    local jar = self.jar
+    if jar and rawget(jar, "_n") ~= 0 then -- (a CookieJar's count: an
+      cookie = jar:cookie_header(u.jar)     -- empty one has nothing)
     elseif opts.cookies then
       local parts = {}
       for k, v in pairs(opts.cookies) do parts[#parts + 1] = k .. "=" .. v end
@@ -700,7 +702,8 @@ function Session:request(method, url, opts, fname)
     local status = resp.status
     local location = REDIRECT[status] and allow and resp.headers.location
     if not location then break end
-    local history = st.history
+    local history = st.history or {}
+    st.history = history
     if #history >= max_redirects then
       resp:release()
       history[#history + 1] = resp
