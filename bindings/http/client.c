@@ -83,7 +83,7 @@ static void push_headers(lua_State *L, const lx_resp_parser *rp) {
 static int parser_head(lua_State *L) {
   client_parser *cp = check_parser(L, "head");
   size_t len, head_len, off = 0;
-  const char *data = luaL_checklstring(L, 2, &len);
+  const char *data = lx_checklstring(L, 2, &len);
   int head_request = lua_toboolean(L, 3);
   lx_resp_parser *rp = &cp->rp;
   llhttp_t *p = &rp->p;
@@ -108,8 +108,8 @@ static int parser_head(lua_State *L) {
   lua_pushinteger(L, p->status_code);
   lua_pushlstring(L, rp->base + rp->reason, rp->reason_len);
   lua_pushinteger(L, p->http_minor);
-  if (rp->framing == LX_BODY_CLOSE)
-    keep = 0;
+  if (rp->framing == LX_BODY_CLOSE || p->status_code == 101)
+    keep = 0; /* 101: the connection now speaks another protocol */
   else if (p->http_minor >= 1)
     keep = !(p->flags & F_CONNECTION_CLOSE);
   else
@@ -165,8 +165,8 @@ static const char *inflate_pieces(lua_State *L, client_parser *cp,
 static int parser_body(lua_State *L) {
   client_parser *cp = check_parser(L, "body");
   size_t len, used;
-  const char *data = luaL_checklstring(L, 2, &len);
-  lua_Integer pos = luaL_checkinteger(L, 3);
+  const char *data = lx_checklstring(L, 2, &len);
+  lua_Integer pos = lx_checkinteger(L, 3);
   int decompress = lua_toboolean(L, 4);
   lx_resp_parser *rp = &cp->rp;
   int r, done;
