@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int head_request, r = LX_HTTP_MORE;
   if (size == 0) return 0;
   if (!ready) {
-    if (lx_resp_parser_init(&rp) != 0) abort();
+    if (lx_resp_parser_init(&rp, NULL) != 0) abort();
     ready = 1;
   }
   head_request = data[0] & 1;

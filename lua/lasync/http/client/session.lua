@@ -361,12 +361,13 @@ local function exchange(self, st, conn, head, body)
   local parser = conn.parser
   local is_head = st.method == "HEAD"
   while true do
-    local n, status, reason, minor, keep, raw, framing, clen =
+    local n, status, reason, minor, keep, framing, clen, hstart, flags =
       parser:head(data, is_head)
     if n then
       local resp = setmetatable({
         status = status, reason = reason, version = minor == 1 and "1.1"
-        or "1.0", url = st.url, method = st.method, _raw = raw,
+        or "1.0", url = st.url, method = st.method, _head = data,
+        _hs = hstart, _he = n, _flags = flags,
         content_length = clen, _conn = conn, _pool = self.pool,
         _data = data, _pos = n + 1, _keep = keep, _done = false,
         _decompress = self.decompress, _st = st,
@@ -688,16 +689,9 @@ function Session:request(method, url, opts, fname)
         error(err, 0)
       end
     end
-    if self.jar then
-      local cookies
-      local raw = resp._raw
-      for i = 1, #raw, 2 do
-        if raw[i] == "set-cookie" then
-          cookies = cookies or {}
-          cookies[#cookies + 1] = raw[i + 1]
-        end
-      end
-      if cookies then self.jar:update_cookies_from_headers(cookies, u.jar) end
+    if self.jar and resp._flags & 1 ~= 0 then -- a Set-Cookie
+      self.jar:update_cookies_from_headers(resp.headers:getall("set-cookie"),
+        u.jar)
     end
     local status = resp.status
     local location = REDIRECT[status] and allow and resp.headers.location
