@@ -590,8 +590,11 @@ function Session:request(method, url, opts, fname)
   end
   local tmo = self.timeout
   if opts.timeout ~= nil then tmo = check_timeout(fname, opts.timeout, tmo) end
+  -- every field the request sets, made at once (no rehash as they come)
   local st = { method = method, _tmo = tmo, history = false,
-               _D = self._deadlines }
+               _D = self._deadlines, url = false, auth = false,
+               _key = false, _when = false, _task = false,
+               _waiting = false, _cancelled = false, _expired = false }
   local auth = self.auth_header
   if opts.auth ~= nil then
     auth = auth_mod.header(opts.auth, fname)
@@ -649,31 +652,35 @@ function Session:request(method, url, opts, fname)
       st._key = u.hostport
     end
     local body_len = body and #body or (form and form:size()) or nil
-    local prefix
+    local prefix, head
     if shared and not body_len then
       local hkey = method .. " " .. u.str
-      prefix = self._heads[hkey]
-      if not prefix then
-        prefix = build_head(self, st, u, hdrs, seen)
+      local cached = self._heads[hkey] -- {prefix, the whole head}
+      if not cached then
+        local p = build_head(self, st, u, hdrs, seen)
+        cached = { p, p .. "\r\n" }
         if self._nheads >= 256 then self._heads, self._nheads = {}, 0 end
-        self._heads[hkey] = prefix
+        self._heads[hkey] = cached
         self._nheads = self._nheads + 1
       end
+      prefix = cached[1]
+      if not cookie then head = cached[2] end
     else
       prefix = build_head(self, st, u, hdrs, seen)
     end
-    local head
-    if body_len then
-      if cookie then
-        head = prefix .. "Cookie: " .. cookie .. "\r\nContent-Length: " ..
-          body_len .. "\r\n\r\n"
+    if not head then -- (else the cached whole head)
+      if body_len then
+        if cookie then
+          head = prefix .. "Cookie: " .. cookie .. "\r\nContent-Length: " ..
+            body_len .. "\r\n\r\n"
+        else
+          head = prefix .. "Content-Length: " .. body_len .. "\r\n\r\n"
+        end
+      elseif cookie then
+        head = prefix .. "Cookie: " .. cookie .. "\r\n\r\n"
       else
-        head = prefix .. "Content-Length: " .. body_len .. "\r\n\r\n"
+        head = prefix .. "\r\n"
       end
-    elseif cookie then
-      head = prefix .. "Cookie: " .. cookie .. "\r\n\r\n"
-    else
-      head = prefix .. "\r\n"
     end
     resp = nil
     for attempt = 1, 2 do
