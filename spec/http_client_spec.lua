@@ -152,6 +152,15 @@ describe("http.Session", function()
         assert.is_true(lasync.is_error(err, http.ClientConnectorError))
         assert.equals(url, err.url)
         assert.is_string(err.reason)
+        -- per request: the context and the name checked
+        assert.equals("https", d:get(url, { ssl = ctx,
+          server_hostname = "localhost" }):text())
+        err = helper.error_of(d.get, d, url, { ssl = ctx,
+          server_hostname = "wrong.example" })
+        assert.is_true(lasync.is_error(err, http.ClientSSLError))
+        assert.is_number(err.verify_code)
+        helper.raises_msg("lasync.http.Session:get: option 'ssl' must be " ..
+          "nil, false or a lasync.ssl.context", d.get, d, url, { ssl = 1 })
         server:close()
         server:wait_closed()
       end)

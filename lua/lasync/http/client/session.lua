@@ -685,7 +685,11 @@ function Session:request(method, url, opts, fname)
     end
     resp = nil
     for attempt = 1, 2 do
-      local conn, fresh = acquire(self, st, u, ctx, host_sni)
+      local got, conn, fresh = pcall(acquire, self, st, u, ctx, host_sni)
+      if not got then
+        deadline.untrack(st) -- nothing in flight any more
+        error(conn, 0)
+      end
       local ok, res = pcall(exchange, self, st, conn, head, form or body)
       if ok then
         resp = res
@@ -696,6 +700,7 @@ function Session:request(method, url, opts, fname)
       if fresh or attempt == 2 or not IDEMPOTENT[method] or
           not st._early or not is_error(err, errors.ClientConnectionError)
       then
+        deadline.untrack(st)
         error(err, 0)
       end
     end
