@@ -372,8 +372,8 @@ local function exchange(self, st, conn, head, body)
         _hs = hstart, _he = n, _flags = flags,
         content_length = clen, _conn = conn, _pool = self.pool,
         _data = data, _pos = n + 1, _keep = keep, _done = false,
-        _decompress = self.decompress, _st = st,
-        history = st.history or nil,
+        _decompress = self.decompress, _st = st, _body = false,
+        _streamed = false, history = st.history or nil,
       }, response.mt)
       if framing == "none" then
         response.finish(resp, n < #data)
