@@ -235,7 +235,15 @@ describe("http.Session responses", function()
     local text = string.rep("compressible text ", 500)
     local gz = assert(io.popen("printf '%s' '" .. text .. "' | gzip -c"))
       :read("a")
+    local df = assert(io.popen("printf '%s' '" .. text .. "' | python3 -c " ..
+      "'import sys, zlib; sys.stdout.buffer.write(zlib.compress(" ..
+      "sys.stdin.buffer.read()))'")):read("a")
     with_raw(function(head, _, w)
+      if head:find("^GET /deflate") then
+        w:write(("HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\n" ..
+          "Content-Length: %d\r\n\r\n"):format(#df) .. df)
+        return
+      end
       local body = head:find("^GET /chunked") and
         (("%x\r\n%s\r\n0\r\n\r\n"):format(#gz, gz)) or gz
       w:write("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n" ..
@@ -245,6 +253,7 @@ describe("http.Session responses", function()
       local s <close> = http.Session()
       assert.equals(text, s:get(base):read())
       assert.equals(text, s:get(base .. "/chunked"):read())
+      assert.equals(text, s:get(base .. "/deflate"):read())
       local raw <close> = http.Session { auto_decompress = false }
       local r = raw:get(base)
       assert.equals(gz, r:read())
