@@ -205,8 +205,6 @@ function M.new(opts)
     if find(k, "%z") then self.seen[k] = nil end
   end
   self._urls, self._nurls = {}, 0   -- url string -> parsed (parsed_url)
-  self._heads, self._nheads = {}, 0 -- "METHOD url" -> head without the
-                                    -- per-request lines
   self._ctxid = setmetatable({}, { __mode = "k" }) -- TLS context -> id
   self._deadlines = deadline.new()
   self.timeout = check_timeout(fname, opts.timeout, { total = 300 })
@@ -519,6 +517,7 @@ local function parsed_url(self, fname, url)
   u.str = urlparse.tostring(u)
   u.hostport = u.scheme .. "://" .. u.host .. ":" .. u.port
   u.jar = jar_url(u)
+  u.heads = {} -- method -> {head without the per-request lines, whole}
   if self._nurls >= 256 then
     cache = {}
     self._urls, self._nurls = cache, 0
@@ -534,6 +533,7 @@ local function with_query(u, q)
   c.query = u.query and (u.query .. "&" .. q) or q
   c.str = urlparse.tostring(c)
   c.jar = jar_url(c)
+  c.heads = {}
   return c
 end
 
@@ -612,8 +612,10 @@ function Session:request(method, url, opts, fname)
     misuse(fname, "option 'server_hostname' must be a string")
   end
   local allow = opts.allow_redirects ~= false
-  local max_redirects = check_count(fname, "max_redirects",
-    opts.max_redirects, self.max_redirects)
+  local max_redirects = self.max_redirects
+  if opts.max_redirects ~= nil then
+    max_redirects = check_count(fname, "max_redirects", opts.max_redirects)
+  end
   if opts.cookies ~= nil and type(opts.cookies) ~= "table" then
     misuse(fname, "option 'cookies' must be a table (got %s)",
       type(opts.cookies))
@@ -655,14 +657,11 @@ function Session:request(method, url, opts, fname)
     local body_len = body and #body or (form and form:size()) or nil
     local prefix, head
     if shared and not body_len then
-      local hkey = method .. " " .. u.str
-      local cached = self._heads[hkey] -- {prefix, the whole head}
+      local cached = u.heads[method] -- {prefix, the whole head}
       if not cached then
         local p = build_head(self, st, u, hdrs, seen)
         cached = { p, p .. "\r\n" }
-        if self._nheads >= 256 then self._heads, self._nheads = {}, 0 end
-        self._heads[hkey] = cached
-        self._nheads = self._nheads + 1
+        u.heads[method] = cached
       end
       prefix = cached[1]
       if not cookie then head = cached[2] end
