@@ -49,7 +49,9 @@ local function wake(p)
   local i = 1
   while i <= #ws do
     local w = ws[i]
-    if can_take(p, w.key) then
+    if w.fut:done() then -- its task was cancelled: it leaves by itself
+      remove(ws, i)
+    elseif can_take(p, w.key) then
       remove(ws, i)
       take_slot(p, w.key)
       w.fut:set_result(true)
