@@ -26,8 +26,9 @@ M.ClientTimeoutError = class("ClientTimeoutError", lasync.TimeoutError)
 -- A failure to connect to host:port (err from open_connection) as the
 -- ClientConnectorError subclass it is.
 function M.connector(err, url, host, port)
-  if lasync.is_cancelled(err) or not lasync.is_error(err) then
-    return err
+  if lasync.is_cancelled(err) or lasync.is_timeout(err) or
+      not lasync.is_error(err) then
+    return err -- a cancellation or a timeout is no connect failure
   end
   local code = err.code
   local fields = { url = url, host = host, port = port, os_error = err,
