@@ -29,7 +29,7 @@ local function finish(resp, leftover)
   local conn = resp._conn
   if conn then
     resp._conn, resp._data = nil, nil
-    resp._pool:release(conn, resp._keep and not leftover)
+    conn.pool:release(conn, resp._keep and not leftover)
   end
 end
 M.finish = finish
@@ -39,7 +39,7 @@ local function drop(resp)
   local conn = resp._conn
   if conn then
     resp._conn, resp._data = nil, nil
-    resp._pool:release(conn, false)
+    conn.pool:release(conn, false)
   end
 end
 M.drop = drop
@@ -73,7 +73,8 @@ local function next_chunk(resp)
   local parser = resp._conn.parser
   while true do
     local data = resp._data
-    local chunk, pos, done = parser:body(data, resp._pos, resp._decompress)
+    local chunk, pos, done = parser:body(data, resp._pos,
+      resp._conn.decompress)
     if chunk == false then payload_error(resp, pos) end
     resp._pos = pos
     if done then
@@ -97,9 +98,9 @@ M.next_chunk = next_chunk
 
 --- resp:read() -> the whole body (cached)
 function methods.read(self)
-  local body = self._body
+  local body = rawget(self, "_body")
   if body then return body end
-  if self._streamed then
+  if rawget(self, "_streamed") then
     error("lasync.http.ClientResponse:read: the body was already " ..
       "streamed (iter_chunked or lines)", 2)
   end
@@ -240,7 +241,7 @@ mt.__close = function(self) methods.release(self) end
 mt.__gc = function(self)
   if not self._done and self._conn then
     self._done = true
-    self._pool:release(self._conn, false)
+    self._conn.pool:release(self._conn, false)
     self._conn = nil
   end
 end

@@ -272,7 +272,7 @@ local function ssl_context(self, scheme, opt)
   return opt
 end
 
-local function connect(st, u, ctx, sni)
+local function connect(self, st, u, ctx, sni)
   local opts = ctx and { ssl = ctx, server_hostname = sni } or nil
   local function go()
     return lasync.open_connection(u.host, u.port, opts)
@@ -292,7 +292,7 @@ local function connect(st, u, ctx, sni)
     error(errors.connector(reader, st.url, u.host, u.port), 0)
   end
   return { reader = reader, writer = writer, parser = new_parser(),
-           key = st._key }
+           key = st._key, pool = self.pool, decompress = self.decompress }
 end
 
 -- A connection for st (from the pool or new) and whether it is new.
@@ -305,7 +305,7 @@ local function acquire(self, st, u, ctx, sni)
     pool.inuse[c] = true
     return c, false
   end
-  local ok, conn = pcall(connect, st, u, ctx, sni)
+  local ok, conn = pcall(connect, self, st, u, ctx, sni)
   if not ok then
     pool:give_back(key)
     error(conn, 0)
@@ -368,10 +368,9 @@ local function exchange(self, st, conn, head, body)
         status = status, reason = reason, version = minor == 1 and "1.1"
         or "1.0", url = st.url, method = st.method, _head = data,
         _hs = hstart, _he = n, _flags = flags,
-        content_length = clen, _conn = conn, _pool = self.pool,
-        _data = data, _pos = n + 1, _keep = keep, _done = false,
-        _decompress = self.decompress, _st = st, _body = false,
-        _streamed = false, history = st.history or nil,
+        content_length = clen, _conn = conn, _data = data, _pos = n + 1,
+        _keep = keep, _done = false, _st = st,
+        history = st.history or nil, -- (16 fields at most: one hash size)
       }, response.mt)
       if framing == "none" then
         response.finish(resp, n < #data)
