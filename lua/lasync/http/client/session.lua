@@ -533,6 +533,7 @@ local function with_query(u, q)
   c.str = urlparse.tostring(c)
   c.jar = jar_url(c)
   c.heads = {}
+  c.tls_ctx, c.tls_key = nil, nil
   return c
 end
 
@@ -643,13 +644,16 @@ function Session:request(method, url, opts, fname)
     local ctx = u.scheme == "https" and ssl_context(self, u.scheme, ssl_opt)
       or nil
     local host_sni = sni or (ctx and u.host) or nil
-    if ctx then
+    if ctx and not sni and u.tls_ctx == ctx then
+      st._key = u.tls_key -- the usual https request: cached in the URL
+    elseif ctx then
       local id = self._ctxid[ctx]
       if not id then
         id = tostring(ctx)
         self._ctxid[ctx] = id
       end
       st._key = u.hostport .. "|" .. id .. "|" .. host_sni
+      if not sni then u.tls_ctx, u.tls_key = ctx, st._key end
     else
       st._key = u.hostport
     end
