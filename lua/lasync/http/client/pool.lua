@@ -69,8 +69,8 @@ local function free_slot(p, key)
   if #p.waiters > 0 then wake(p) end
 end
 
---- pool:wait_slot(key, timed, st): returns once a slot for key is
--- taken; timed(st, "pool", fn, ...) runs the wait under the pool
+--- pool:wait_slot(key, timed, st) -> whether it waited: returns once a
+-- slot for key is taken; timed(st, "pool", fn, ...) runs the wait under the pool
 -- timeout. Cancelling the waiting task leaves the queue (and gives back a
 -- slot handed over)
 function Pool:wait_slot(key, timed, st)
@@ -79,12 +79,12 @@ function Pool:wait_slot(key, timed, st)
   end
   if #self.waiters == 0 and can_take(self, key) then
     take_slot(self, key)
-    return
+    return false
   end
   local w = { key = key, fut = Future() }
   self.waiters[#self.waiters + 1] = w
   local ok, err = pcall(timed, st, "pool", w.fut.await, w.fut)
-  if ok then return end
+  if ok then return true end
   if w.fut:done() and not w.fut:cancelled() then
     free_slot(self, key) -- handed a slot, but gone
   else
@@ -100,11 +100,12 @@ local function alive(conn, now, keepalive)
          not conn.reader:at_eof() and not conn.writer:is_closing()
 end
 
---- pool:take_idle(key) -> an idle connection still open, or nil
-function Pool:take_idle(key)
+--- pool:take_idle(key [, now]) -> an idle connection still open, or nil
+-- (now: the loop's time, when the caller has it)
+function Pool:take_idle(key, now)
   local stack = self.idle[key]
   if not stack then return nil end
-  local now = lasync.get_running_loop():time()
+  now = now or lasync.get_running_loop():time()
   while true do
     local n = #stack
     if n == 0 then return nil end

@@ -296,11 +296,11 @@ local function connect(self, st, u, ctx, sni)
 end
 
 -- A connection for st (from the pool or new) and whether it is new.
-local function acquire(self, st, u, ctx, sni)
+local function acquire(self, st, u, ctx, sni, now)
   local pool = self.pool
   local key = st._key
-  pool:wait_slot(key, timed, st)
-  local c = pool:take_idle(key)
+  if pool:wait_slot(key, timed, st) then now = nil end -- it waited
+  local c = pool:take_idle(key, now)
   if c then
     pool.inuse[c] = true
     return c, false
@@ -623,9 +623,8 @@ function Session:request(method, url, opts, fname)
   if opts.cookies and self.jar then
     self.jar:update_cookies(opts.cookies, u.jar)
   end
-  if tmo.total then
-    st._when = lasync.get_running_loop():time() + tmo.total
-  end
+  local now = lasync.get_running_loop():time()
+  if tmo.total then st._when = now + tmo.total end
   local origin = u
   local resp
   while true do
@@ -687,7 +686,8 @@ function Session:request(method, url, opts, fname)
     end
     resp = nil
     for attempt = 1, 2 do
-      local got, conn, fresh = pcall(acquire, self, st, u, ctx, host_sni)
+      local got, conn, fresh = pcall(acquire, self, st, u, ctx, host_sni,
+        attempt == 1 and now or nil)
       if not got then
         deadline.untrack(st) -- nothing in flight any more
         error(conn, 0)
