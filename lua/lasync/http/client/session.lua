@@ -1,0 +1,784 @@
+-- lasync.http.client.session: Session (aiohttp's ClientSession): options
+-- checked once, then per request: the URL, headers and body checked
+-- before anything connects, a pooled connection (pool.lua), the head
+-- written, the response head parsed in C (client.c), redirects, basic
+-- auth, cookies and the timeouts of aiohttp's ClientTimeout.
+local lasync = require "lasync"
+local core = require "lasync.core"
+local urlparse = require "lasync.http.client.urlparse"
+local errors = require "lasync.http.client.errors"
+local pool_mod = require "lasync.http.client.pool"
+local response = require "lasync.http.client.response"
+local auth_mod = require "lasync.http.client.auth"
+local deadline = require "lasync.http.client.deadline"
+local qs = require "lasync.http.url"
+
+local type, error, pcall, pairs, ipairs, tostring, setmetatable =
+  type, error, pcall, pairs, ipairs, tostring, setmetatable
+local find, lower, upper, format = string.find, string.lower,
+  string.upper, string.format
+local concat = table.concat
+local is_error, is_timeout = lasync.is_error, lasync.is_timeout
+local new_parser = core._http_client_parser
+
+local M = {}
+local Session = {}
+Session.__index = Session
+Session.__name = "lasync.http.Session"
+M.Session = Session
+
+local USER_AGENT = "lasync/" .. (core._VERSION or "0")
+local READ_SIZE = 65536
+local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true,
+                     OPTIONS = true, TRACE = true }
+local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true,
+                   [308] = true }
+local TIMEOUT_KEYS = { "total", "connect", "sock_connect", "sock_read",
+                       "pool" }
+
+local function lazy_require(name)
+  local ok, mod = pcall(require, name)
+  if ok then return mod end
+  return nil
+end
+
+--{======================================================================
+-- Checks (before anything is sent)
+--=======================================================================
+
+local function misuse(fname, msg, ...)
+  error(fname .. ": " .. format(msg, ...), 0)
+end
+
+local function check_header(fname, name, value)
+  if type(name) ~= "string" or not find(name, "^[!#$%%&'*+%-.^_`|~%w]+$")
+  then
+    if type(name) == "string" and find(name, "[\r\n%z]") then
+      misuse(fname, "header name contains CR, LF or NUL")
+    end
+    misuse(fname, "header name must be a token (got %s)",
+      type(name) == "string" and format("%q", name) or type(name))
+  end
+  local tv = type(value)
+  if tv == "number" or tv == "boolean" then
+    value = tostring(value)
+  elseif tv ~= "string" then
+    misuse(fname, "value of header '%s' must be a string (got %s)", name,
+      tv)
+  end
+  if find(value, "[\r\n%z]") then
+    misuse(fname, "header value contains CR, LF or NUL")
+  end
+  return value
+end
+
+-- Headers as an array {name, value, name, value...} (given order; a
+-- table's keys sorted) and the set of lowercased names.
+local function check_headers(fname, h, out, seen)
+  out, seen = out or {}, seen or {}
+  if h == nil then return out, seen end
+  local multidict = require "lasync.http.multidict"
+  local pairs_list = {}
+  if multidict.is(h) then
+    for k, v in h:items() do pairs_list[#pairs_list + 1] = { k, v } end
+  elseif type(h) == "table" then
+    local names = {}
+    for k in pairs(h) do
+      if type(k) ~= "string" then
+        misuse(fname, "header names must be strings (got %s)", type(k))
+      end
+      names[#names + 1] = k
+    end
+    table.sort(names)
+    for _, k in ipairs(names) do pairs_list[#pairs_list + 1] = { k, h[k] } end
+  else
+    misuse(fname, "option 'headers' must be a table (got %s)", type(h))
+  end
+  for _, p in ipairs(pairs_list) do
+    local v = check_header(fname, p[1], p[2])
+    local l = lower(p[1])
+    if seen[l] and not seen[l .. "\0new"] then
+      -- a request header replaces the session's of that name
+      for i = #out - 1, 1, -2 do
+        if lower(out[i]) == l then
+          table.remove(out, i + 1)
+          table.remove(out, i)
+        end
+      end
+    end
+    seen[l] = true
+    seen[l .. "\0new"] = true
+    out[#out + 1] = p[1]
+    out[#out + 1] = v
+  end
+  return out, seen
+end
+
+local function check_timeout(fname, t, base)
+  local out = {}
+  if base then for _, k in ipairs(TIMEOUT_KEYS) do out[k] = base[k] end end
+  if t == nil then return out end
+  if type(t) ~= "table" then
+    misuse(fname, "option 'timeout' must be a table (got %s)", type(t))
+  end
+  for k, v in pairs(t) do
+    local known = false
+    for _, name in ipairs(TIMEOUT_KEYS) do
+      if k == name then known = true end
+    end
+    if not known then misuse(fname, "unknown timeout '%s'", tostring(k)) end
+    if v ~= false and (type(v) ~= "number" or v <= 0 or v ~= v) then
+      misuse(fname, "timeout '%s' must be a positive number or false " ..
+        "(got %s)", k, tostring(v))
+    end
+    out[k] = v or nil
+  end
+  return out
+end
+
+local function check_url(fname, url, base)
+  if type(url) ~= "string" then
+    misuse(fname, "url must be a string (got %s)", type(url))
+  end
+  if find(url, "[\r\n%z]") then
+    misuse(fname, "url contains CR, LF or NUL")
+  end
+  if base and not url:match("^%a[%w+.-]*:") then
+    url = urlparse.join(base, url)
+  end
+  local u, why = urlparse.parse(url)
+  if not u then
+    error(errors.InvalidURL(("invalid URL %q: %s"):format(url, why),
+      { url = url }), 0)
+  end
+  return u
+end
+
+--{======================================================================
+-- Session
+--=======================================================================
+
+local SESSION_OPTS = {
+  base_url = true, headers = true, timeout = true, limit = true,
+  limit_per_host = true, keepalive_timeout = true, ssl = true, auth = true,
+  cookie_jar = true, max_redirects = true, raise_for_status = true,
+  auto_decompress = true,
+}
+
+local function check_count(fname, name, v, default)
+  if v == nil then return default end
+  if math.type(v) ~= "integer" or v < 0 then
+    misuse(fname, "option '%s' must be a non-negative integer (got %s)",
+      name, tostring(v))
+  end
+  return v
+end
+
+local function check_ssl(fname, v)
+  if v == nil or v == false then return v end
+  if type(v) == "userdata" and tostring(v):find("^lasync.ssl.Context") then
+    return v
+  end
+  misuse(fname, "option 'ssl' must be nil, false or a lasync.ssl.context " ..
+    "(got %s)", type(v))
+end
+
+--- http.Session([opts]) -> a session
+function M.new(opts)
+  local fname = "lasync.http.Session"
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    misuse(fname, "opts must be a table (got %s)", type(opts))
+  end
+  for k in pairs(opts) do
+    if not SESSION_OPTS[k] then
+      misuse(fname, "unknown option '%s'", tostring(k))
+    end
+  end
+  local self = setmetatable({}, Session)
+  if opts.base_url ~= nil then
+    local u = check_url(fname, opts.base_url)
+    self.base = u
+  end
+  self.headers, self.seen = check_headers(fname, opts.headers)
+  for k in pairs(self.seen) do
+    if find(k, "%z") then self.seen[k] = nil end
+  end
+  self._urls, self._nurls = {}, 0   -- url string -> parsed (parsed_url)
+  self._ctxid = setmetatable({}, { __mode = "k" }) -- TLS context -> id
+  self._deadlines = deadline.new()
+  self.timeout = check_timeout(fname, opts.timeout, { total = 300 })
+  local limit = check_count(fname, "limit", opts.limit, 100)
+  local lph = check_count(fname, "limit_per_host", opts.limit_per_host, 0)
+  local ka = opts.keepalive_timeout
+  if ka == nil then ka = 15 end
+  if type(ka) ~= "number" or ka < 0 then
+    misuse(fname, "option 'keepalive_timeout' must be a non-negative " ..
+      "number (got %s)", tostring(ka))
+  end
+  self.pool = pool_mod.new(limit, lph, ka)
+  self.ssl = check_ssl(fname, opts.ssl)
+  if opts.auth ~= nil then
+    self.auth_header = auth_mod.header(opts.auth, fname)
+  end
+  if opts.cookie_jar == nil then
+    local CookieJar = lazy_require "lasync.http.cookiejar"
+    self.jar = CookieJar and CookieJar.new() or nil
+  elseif opts.cookie_jar ~= false then
+    self.jar = opts.cookie_jar
+  end
+  self.max_redirects = check_count(fname, "max_redirects",
+    opts.max_redirects, 10)
+  self.raise = opts.raise_for_status and true or false
+  self.decompress = opts.auto_decompress ~= false
+  self.closed = false
+  return self
+end
+
+function Session:close()
+  if self.closed then return end
+  self.closed = true
+  self.pool:close()
+  deadline.close(self._deadlines)
+end
+Session.__close = Session.close
+Session.__gc = function(self) if not self.closed then self:close() end end
+
+function Session:__tostring()
+  return "lasync.http.Session"
+end
+
+--{======================================================================
+-- Timeouts
+--=======================================================================
+
+local timed = deadline.timed
+
+--{======================================================================
+-- Connections
+--=======================================================================
+
+local function ssl_context(self, scheme, opt)
+  if scheme ~= "https" then return nil end
+  if opt == nil then opt = self.ssl end
+  if opt == nil then
+    self.default_ctx = self.default_ctx or lasync.ssl.context {}
+    return self.default_ctx
+  elseif opt == false then
+    self.noverify_ctx = self.noverify_ctx or lasync.ssl.context {
+      verify = "none", check_hostname = false }
+    return self.noverify_ctx
+  end
+  return opt
+end
+
+local function connect(self, st, u, ctx, sni)
+  local opts = ctx and { ssl = ctx, server_hostname = sni } or nil
+  local function go()
+    return lasync.open_connection(u.host, u.port, opts)
+  end
+  local tmo = st._tmo
+  local which = "connect"
+  if tmo.sock_connect and (not tmo.connect or tmo.sock_connect <
+      tmo.connect) then
+    which = "sock_connect"
+  end
+  local ok, reader, writer = pcall(function()
+    local r, w
+    timed(st, which, function() r, w = go() end)
+    return r, w
+  end)
+  if not ok then
+    error(errors.connector(reader, st.url, u.host, u.port), 0)
+  end
+  return { reader = reader, writer = writer, parser = new_parser(),
+           key = st._key, pool = self.pool, decompress = self.decompress }
+end
+
+-- A connection for st (from the pool or new) and whether it is new.
+local function acquire(self, st, u, ctx, sni, now)
+  local pool = self.pool
+  local key = st._key
+  if pool:wait_slot(key, timed, st) then now = nil end -- it waited
+  local c = pool:take_idle(key, now)
+  if c then
+    pool.inuse[c] = true
+    return c, false
+  end
+  local ok, conn = pcall(connect, self, st, u, ctx, sni)
+  if not ok then
+    pool:give_back(key)
+    error(conn, 0)
+  end
+  pool.inuse[conn] = true
+  return conn, true
+end
+
+--{======================================================================
+-- One exchange
+--=======================================================================
+
+local function disconnected(st, msg)
+  return errors.ServerDisconnectedError(msg or "server disconnected",
+    { url = st.url })
+end
+
+-- Writes the request and reads the response head; returns the response.
+local function write_request(st, w, head, body)
+  if body == nil then
+    w:write(head)
+  elseif type(body) == "string" then
+    if #body < 16384 then
+      w:write(head .. body)
+    else
+      w:write(head)
+      w:write(body)
+      timed(st, nil, w.drain, w)
+    end
+  else -- a form: its chunks, streamed
+    w:write(head)
+    local next_chunk, _, _, files = body:chunks()
+    local _ <close> = files -- closes an open file if we stop early
+    while true do
+      local chunk = next_chunk()
+      if chunk == nil then break end
+      w:write(chunk)
+      timed(st, nil, w.drain, w)
+    end
+  end
+end
+
+-- Writes the request and reads the response head; returns the response
+-- or raises. st._early stays true until the head's first bytes came (a
+-- failure before them may be a stale pooled connection).
+local function exchange(self, st, conn, head, body)
+  local w, r = conn.writer, conn.reader
+  st._early = true
+  write_request(st, w, head, body)
+  local data = timed(st, "sock_read", r.read, r, READ_SIZE)
+  if data == "" then error(disconnected(st), 0) end
+  st._early = false
+  local parser = conn.parser
+  local is_head = st.method == "HEAD"
+  while true do
+    local n, status, reason, minor, keep, framing, clen, hstart, flags =
+      parser:head(data, is_head)
+    if n then
+      local resp = setmetatable({
+        status = status, reason = reason, version = minor == 1 and "1.1"
+        or "1.0", url = st.url, method = st.method, _head = data,
+        _hs = hstart, _he = n, _flags = flags,
+        content_length = clen, _conn = conn, _data = data, _pos = n + 1,
+        _keep = keep, _done = false, _st = st,
+        history = st.history or nil, -- (16 fields at most: one hash size)
+      }, response.mt)
+      if framing == "none" then
+        response.finish(resp, n < #data)
+      end
+      return resp
+    elseif n == false then
+      error(errors.ClientResponseError(status, { url = st.url,
+        status = 400 }), 0)
+    end
+    local more = timed(st, "sock_read", r.read, r, READ_SIZE)
+    if more == "" then
+      error(disconnected(st, "server disconnected while sending the " ..
+        "response head"), 0)
+    end
+    data = data .. more
+  end
+end
+
+--{======================================================================
+-- Requests
+--=======================================================================
+
+local REQUEST_OPTS = {
+  params = true, headers = true, body = true, json = true, data = true,
+  auth = true, allow_redirects = true, max_redirects = true,
+  timeout = true, ssl = true, server_hostname = true,
+  raise_for_status = true, cookies = true,
+}
+
+local function build_body(fname, opts, hdrs, seen)
+  local n = (opts.body ~= nil and 1 or 0) + (opts.json ~= nil and 1 or 0) +
+    (opts.data ~= nil and 1 or 0)
+  if n > 1 then
+    misuse(fname, "only one of 'body', 'json' and 'data' may be given")
+  end
+  local body, ctype, form
+  if opts.body ~= nil then
+    if type(opts.body) ~= "string" then
+      misuse(fname, "option 'body' must be a string (got %s)",
+        type(opts.body))
+    end
+    body, ctype = opts.body, "application/octet-stream"
+  elseif opts.json ~= nil then
+    body, ctype = lasync.json.encode(opts.json), "application/json"
+  elseif opts.data ~= nil then
+    local d = opts.data
+    local formdata = lazy_require "lasync.http.formdata"
+    if type(d) == "string" then
+      body, ctype = d, "application/x-www-form-urlencoded"
+    elseif formdata and formdata.is_form(d) then
+      form, ctype = d, d:content_type()
+    elseif type(d) == "table" then
+      body = formdata and formdata.urlencode(d) or qs.encode_qs(d)
+      ctype = "application/x-www-form-urlencoded"
+    else
+      misuse(fname, "option 'data' must be a table, a string or a form " ..
+        "(got %s)", type(d))
+    end
+  else
+    return nil
+  end
+  if not seen["content-type"] then
+    hdrs[#hdrs + 1] = "Content-Type"
+    hdrs[#hdrs + 1] = ctype
+  end
+  return body, form
+end
+
+-- The request head: line, Host, the headers, then what is implied.
+local function build_head(self, st, u, hdrs, seen)
+  local out = { st.method, " ", urlparse.target(u), " HTTP/1.1\r\n" }
+  local n = 4
+  local function add(name, value)
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = name, ": ", value,
+      "\r\n"
+    n = n + 4
+  end
+  if not seen.host then add("Host", urlparse.host_header(u)) end
+  -- (Cookie, Content-Length and the blank line are added per request)
+  for i = 1, #hdrs, 2 do
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = hdrs[i], ": ",
+      hdrs[i + 1], "\r\n"
+    n = n + 4
+  end
+  if not seen["user-agent"] then add("User-Agent", USER_AGENT) end
+  if not seen.accept then add("Accept", "*/*") end
+  if self.decompress and not seen["accept-encoding"] then
+    add("Accept-Encoding", "gzip, deflate")
+  end
+  if not seen.connection then add("Connection", "keep-alive") end
+  if st.auth and not seen.authorization then
+    add("Authorization", st.auth)
+  end
+  return concat(out, "", 1, n)
+end
+
+local KNOWN_METHODS = {}
+for _, m in ipairs { "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
+                     "OPTIONS" } do
+  KNOWN_METHODS[m] = m
+end
+
+local function check_method(fname, method)
+  if type(method) ~= "string" then
+    misuse(fname, "method must be a string (got %s)", type(method))
+  end
+  if find(method, "[\r\n%z]") then
+    misuse(fname, "method contains CR, LF or NUL")
+  end
+  if not find(method, "^[!#$%%&'*+%-.^_`|~%w]+$") then
+    misuse(fname, "method must be a token (got %q)", method)
+  end
+  return upper(method)
+end
+
+-- A redirect to another origin: credentials and explicit cookies go.
+local function strip_credentials(hdrs, seen)
+  for i = #hdrs - 1, 1, -2 do
+    local l = lower(hdrs[i])
+    if l == "authorization" or l == "cookie" or
+        l == "proxy-authorization" then
+      table.remove(hdrs, i + 1)
+      table.remove(hdrs, i)
+      seen[l] = nil
+    end
+  end
+end
+
+local function jar_url(u)
+  return { scheme = u.scheme, host = u.host, port = u.port, path = u.path }
+end
+
+local EMPTY = {}
+
+-- The parsed URL of a string (cached per session: a client asks the same
+-- URLs again and again). Its fields are never changed; `params` makes a
+-- copy.
+local function parsed_url(self, fname, url)
+  local cache = self._urls
+  local u = cache[url]
+  if u then return u end
+  u = check_url(fname, url, self.base)
+  u.str = urlparse.tostring(u)
+  u.hostport = u.scheme .. "://" .. u.host .. ":" .. u.port
+  u.jar = jar_url(u)
+  u.heads = {} -- method -> {head without the per-request lines, whole}
+  if self._nurls >= 256 then
+    cache = {}
+    self._urls, self._nurls = cache, 0
+  end
+  cache[url] = u
+  self._nurls = self._nurls + 1
+  return u
+end
+
+local function with_query(u, q)
+  local c = {}
+  for k, v in pairs(u) do c[k] = v end
+  c.query = u.query and (u.query .. "&" .. q) or q
+  c.str = urlparse.tostring(c)
+  c.jar = jar_url(c)
+  c.heads = {}
+  c.tls_ctx, c.tls_key = nil, nil
+  return c
+end
+
+-- A private copy of the header list and set (before changing them).
+local function own_headers(hdrs, seen)
+  local h, s = {}, {}
+  for i = 1, #hdrs do h[i] = hdrs[i] end
+  for k, v in pairs(seen) do s[k] = v end
+  return h, s
+end
+
+function Session:request(method, url, opts, fname)
+  fname = fname or "lasync.http.Session:request"
+  if getmetatable(self) ~= Session then
+    misuse(fname, "expected a Session (got %s)", type(self))
+  end
+  method = KNOWN_METHODS[method] or check_method(fname, method)
+  if opts == nil then
+    opts = EMPTY
+  elseif type(opts) ~= "table" then
+    misuse(fname, "opts must be a table (got %s)", type(opts))
+  else
+    for k in pairs(opts) do
+      if not REQUEST_OPTS[k] then
+        misuse(fname, "unknown option '%s'", tostring(k))
+      end
+    end
+  end
+  if self.closed then misuse(fname, "the session is closed") end
+  if type(url) ~= "string" then
+    misuse(fname, "url must be a string (got %s)", type(url))
+  end
+  local u = parsed_url(self, fname, url)
+  if opts.params ~= nil then
+    local q = qs.encode_qs(opts.params)
+    if q ~= "" then u = with_query(u, q) end
+  end
+  local hdrs, seen, shared = self.headers, self.seen, true
+  if opts.headers ~= nil then
+    hdrs, seen = own_headers(hdrs, seen)
+    shared = false
+    check_headers(fname, opts.headers, hdrs, seen)
+    for k in pairs(seen) do
+      if find(k, "%z") then seen[k] = nil end
+    end
+  end
+  local body, form
+  if opts.body ~= nil or opts.json ~= nil or opts.data ~= nil then
+    if shared then
+      hdrs, seen = own_headers(hdrs, seen)
+      shared = false
+    end
+    body, form = build_body(fname, opts, hdrs, seen)
+  end
+  local tmo = self.timeout
+  if opts.timeout ~= nil then tmo = check_timeout(fname, opts.timeout, tmo) end
+  -- every field the request sets, made at once (no rehash as they come)
+  local st = { method = method, _tmo = tmo, history = false,
+               _D = self._deadlines, url = false, auth = false,
+               _key = false, _when = false, _task = false,
+               _waiting = false, _cancelled = false, _expired = false,
+               _early = false }
+  local auth = self.auth_header
+  if opts.auth ~= nil then
+    auth = auth_mod.header(opts.auth, fname)
+    shared = false
+  end
+  if u.user then
+    auth = auth_mod.header({ u.user, u.password }, fname)
+    shared = false
+  end
+  local ssl_opt = opts.ssl
+  if ssl_opt ~= nil then check_ssl(fname, ssl_opt) end
+  local sni = opts.server_hostname
+  if sni ~= nil and (type(sni) ~= "string" or find(sni, "[\r\n%z]")) then
+    misuse(fname, "option 'server_hostname' must be a string")
+  end
+  local allow = opts.allow_redirects ~= false
+  local max_redirects = self.max_redirects
+  if opts.max_redirects ~= nil then
+    max_redirects = check_count(fname, "max_redirects", opts.max_redirects)
+  end
+  if opts.cookies ~= nil and type(opts.cookies) ~= "table" then
+    misuse(fname, "option 'cookies' must be a table (got %s)",
+      type(opts.cookies))
+  end
+  if opts.cookies and self.jar then
+    self.jar:update_cookies(opts.cookies, u.jar)
+  end
+  local now = lasync.get_running_loop():time()
+  if tmo.total then st._when = now + tmo.total end
+  local origin = u
+  local resp
+  while true do
+    st.url = u.str
+    st.auth = auth
+    local cookie
+    local jar = self.jar
+    if jar and rawget(jar, "_n") ~= 0 then -- (a CookieJar's count: an
+      cookie = jar:cookie_header(u.jar)     -- empty one has nothing)
+    elseif opts.cookies then
+      local parts = {}
+      for k, v in pairs(opts.cookies) do parts[#parts + 1] = k .. "=" .. v end
+      table.sort(parts)
+      cookie = #parts > 0 and concat(parts, "; ") or nil
+    end
+    local ctx = u.scheme == "https" and ssl_context(self, u.scheme, ssl_opt)
+      or nil
+    local host_sni = sni or (ctx and u.host) or nil
+    if ctx and not sni and u.tls_ctx == ctx then
+      st._key = u.tls_key -- the usual https request: cached in the URL
+    elseif ctx then
+      local id = self._ctxid[ctx]
+      if not id then
+        id = tostring(ctx)
+        self._ctxid[ctx] = id
+      end
+      st._key = u.hostport .. "|" .. id .. "|" .. host_sni
+      if not sni then u.tls_ctx, u.tls_key = ctx, st._key end
+    else
+      st._key = u.hostport
+    end
+    local body_len = body and #body or (form and form:size()) or nil
+    local prefix, head
+    if shared and not body_len then
+      local cached = u.heads[method] -- {prefix, the whole head}
+      if not cached then
+        local p = build_head(self, st, u, hdrs, seen)
+        cached = { p, p .. "\r\n" }
+        u.heads[method] = cached
+      end
+      prefix = cached[1]
+      if not cookie then head = cached[2] end
+    else
+      prefix = build_head(self, st, u, hdrs, seen)
+    end
+    if not head then -- (else the cached whole head)
+      if body_len then
+        if cookie then
+          head = prefix .. "Cookie: " .. cookie .. "\r\nContent-Length: " ..
+            body_len .. "\r\n\r\n"
+        else
+          head = prefix .. "Content-Length: " .. body_len .. "\r\n\r\n"
+        end
+      elseif cookie then
+        head = prefix .. "Cookie: " .. cookie .. "\r\n\r\n"
+      else
+        head = prefix .. "\r\n"
+      end
+    end
+    resp = nil
+    for attempt = 1, 2 do
+      local got, conn, fresh = pcall(acquire, self, st, u, ctx, host_sni,
+        attempt == 1 and now or nil)
+      if not got then
+        deadline.untrack(st) -- nothing in flight any more
+        error(conn, 0)
+      end
+      local ok, res = pcall(exchange, self, st, conn, head, form or body)
+      if ok then
+        resp = res
+        break
+      end
+      self.pool:release(conn, false) -- closed, its slot freed
+      local err = errors.os_error(res, st.url)
+      if fresh or attempt == 2 or not IDEMPOTENT[method] or
+          not st._early or not is_error(err, errors.ClientConnectionError)
+      then
+        deadline.untrack(st)
+        error(err, 0)
+      end
+    end
+    if self.jar and resp._flags & 1 ~= 0 then -- a Set-Cookie
+      self.jar:update_cookies_from_headers(resp.headers:getall("set-cookie"),
+        u.jar)
+    end
+    local status = resp.status
+    local location = REDIRECT[status] and allow and resp.headers.location
+    if not location then break end
+    local history = st.history or {}
+    st.history = history
+    if #history >= max_redirects then
+      resp:release()
+      history[#history + 1] = resp
+      error(errors.TooManyRedirects(("too many redirects (%d)")
+        :format(max_redirects), { url = st.url, status = status,
+          headers = resp.headers, history = history }), 0)
+    end
+    if resp.content_length and resp.content_length <= 65536 then
+      pcall(resp.read, resp)
+    end
+    resp:release()
+    history[#history + 1] = resp
+    local nu = parsed_url(self, fname, urlparse.join(u, location))
+    if shared then
+      hdrs, seen = own_headers(hdrs, seen)
+      shared = false
+    end
+    if (status == 301 or status == 302 or status == 303) and
+        method ~= "HEAD" then
+      method = "GET"
+      st.method = "GET"
+      body, form = nil, nil
+      for i = #hdrs - 1, 1, -2 do
+        local l = lower(hdrs[i])
+        if l == "content-type" or l == "content-length" then
+          table.remove(hdrs, i + 1)
+          table.remove(hdrs, i)
+          seen[l] = nil
+        end
+      end
+    end
+    if not urlparse.same_origin(origin, nu) then
+      strip_credentials(hdrs, seen)
+      if not nu.user then auth = nil end
+    end
+    if nu.user then auth = auth_mod.header({ nu.user, nu.password }, fname) end
+    u = nu
+  end
+  if opts.raise_for_status or (opts.raise_for_status == nil and self.raise)
+  then
+    resp:raise_for_status()
+  end
+  return resp
+end
+
+for _, m in ipairs { "get", "post", "put", "patch", "delete", "head",
+                     "options" } do
+  local name = "lasync.http.Session:" .. m
+  local METHOD = upper(m)
+  Session[m] = function(self, url, opts)
+    return Session.request(self, METHOD, url, opts, name)
+  end
+end
+
+-- One-shot requests: a session of their own, the body read, closed.
+function M.oneshot(method, url, opts, fname)
+  local s = M.new()
+  local ok, resp = pcall(Session.request, s, method, url, opts, fname)
+  if ok then
+    ok, resp = pcall(function() resp:read() return resp end)
+  end
+  s:close()
+  if not ok then error(resp, 0) end
+  return resp
+end
+
+return M
