@@ -57,7 +57,6 @@ do
   local okf, formdata = pcall(require, "lasync.http.formdata")
   if okf then
     M.form, M.file_part = formdata.form, formdata.file_part
-    M.part = formdata.part
   end
 end
 
