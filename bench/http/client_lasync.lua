@@ -40,17 +40,21 @@ local BODY = "Hello, world\n"
 local now = B.now
 local said = false
 
+-- one request: true when it answered 200 with BODY; the response is
+-- released when the function returns or raises
+local function get(s)
+  local resp <close> = s:get(URL)
+  local body = resp:read()
+  return resp.status == 200 and body == BODY
+end
+
 local function batch(s, n, lat)
   local left, errors = n, 0
   local function worker()
     while left > 0 do
       left = left - 1
       local t = now()
-      local ok, good = pcall(function()
-        local resp <close> = s:get(URL)
-        local body = resp:read()
-        return resp.status == 200 and body == BODY
-      end)
+      local ok, good = pcall(get, s)
       if not (ok and good) then
         errors = errors + 1
         if not ok and not said then
