@@ -530,7 +530,7 @@ run_client() {
         w, p, v["requests"], v["seconds"], v["requests"] / v["seconds"], v["maxrss_kb"], v["cpu_s"],
         v["cpu_s"] * 1e6 / v["requests"], v["p50_us"], v["p99_us"], v["errors"], c, warm, conns,
         st / hz * 1e6 / (v["requests"] + warm)}')
-    grep -q ' errors=0 ' <<<"$LINE" || { WHY="errors: $LINE"; LINE=""; return; }
+    grep -q ' errors=0 ' <<<"$LINE" || { WHY="client errors (must be 0): ${LINE#RESULT workload=$w peer=$p }"; LINE=""; return; }
     return
   fi
   WHY="client rc=$rc"; [ $rc -eq 124 ] && WHY="client rc=124(timeout)"
