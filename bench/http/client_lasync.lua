@@ -33,7 +33,8 @@ if not http or http.Session == nil then
 end
 if args[1] == "probe" then print("OK") return end
 
-local URL = assert(args[1], "usage: client_lasync.lua URL N CONC WARMUP [CAFILE]")
+local URL = assert(args[1],
+  "usage: client_lasync.lua URL N CONC WARMUP [CAFILE]")
 local N, CONC, WARMUP = tonumber(args[2]), tonumber(args[3]), tonumber(args[4])
 local CAFILE = args[5]
 local BODY = "Hello, world\n"
@@ -79,6 +80,9 @@ local c0, t0 = os.clock(), now()
 local errors = batch(s, N, lat)
 local t1, c1 = now(), os.clock()
 table.sort(lat)
-local function pick(q) return lat[math.min(#lat, math.floor(q * #lat) + 1)] * 1e6 end
-B.result("requests=%d seconds=%.4f cpu_s=%.3f maxrss_kb=%d errors=%d p50_us=%.0f p99_us=%.0f",
-  N, t1 - t0, c1 - c0, B.peak_rss_kb(), errors, pick(0.5), pick(0.99))
+local function pick(q)
+  return lat[math.min(#lat, math.floor(q * #lat) + 1)] * 1e6
+end
+B.result("requests=%d seconds=%.4f cpu_s=%.3f maxrss_kb=%d errors=%d " ..
+  "p50_us=%.0f p99_us=%.0f", N, t1 - t0, c1 - c0, B.peak_rss_kb(), errors,
+  pick(0.5), pick(0.99))
