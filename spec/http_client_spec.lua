@@ -152,6 +152,15 @@ describe("http.Session", function()
         assert.is_true(lasync.is_error(err, http.ClientConnectorError))
         assert.equals(url, err.url)
         assert.is_string(err.reason)
+        -- per request: the context and the name checked
+        assert.equals("https", d:get(url, { ssl = ctx,
+          server_hostname = "localhost" }):text())
+        err = helper.error_of(d.get, d, url, { ssl = ctx,
+          server_hostname = "wrong.example" })
+        assert.is_true(lasync.is_error(err, http.ClientSSLError))
+        assert.is_number(err.verify_code)
+        helper.raises_msg("lasync.http.Session:get: option 'ssl' must be " ..
+          "nil, false or a lasync.ssl.context", d.get, d, url, { ssl = 1 })
         server:close()
         server:wait_closed()
       end)
@@ -168,6 +177,10 @@ describe("http.Session responses", function()
         w:write("HTTP/1.1 204 No Content\r\n\r\n")
       elseif head:find("^GET /304") then
         w:write("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n")
+      elseif head:find("^GET /101") then
+        w:write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n" ..
+          "Connection: Upgrade\r\n\r\n")
+        return "close"
       else
         w:write("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n" ..
           "\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -183,6 +196,10 @@ describe("http.Session responses", function()
       assert.equals(200, r.status)
       assert.equals("ok", r:read())
       assert.equals(1, stats.conns)
+      local up = s:get(base .. "/101") -- not kept: another protocol now
+      assert.equals(101, up.status)
+      assert.equals("", up:read())
+      assert.equals(0, s.pool.nidle)
     end)
   end)
 
@@ -218,7 +235,15 @@ describe("http.Session responses", function()
     local text = string.rep("compressible text ", 500)
     local gz = assert(io.popen("printf '%s' '" .. text .. "' | gzip -c"))
       :read("a")
+    local df = assert(io.popen("printf '%s' '" .. text .. "' | python3 -c " ..
+      "'import sys, zlib; sys.stdout.buffer.write(zlib.compress(" ..
+      "sys.stdin.buffer.read()))'")):read("a")
     with_raw(function(head, _, w)
+      if head:find("^GET /deflate") then
+        w:write(("HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\n" ..
+          "Content-Length: %d\r\n\r\n"):format(#df) .. df)
+        return
+      end
       local body = head:find("^GET /chunked") and
         (("%x\r\n%s\r\n0\r\n\r\n"):format(#gz, gz)) or gz
       w:write("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n" ..
@@ -228,6 +253,7 @@ describe("http.Session responses", function()
       local s <close> = http.Session()
       assert.equals(text, s:get(base):read())
       assert.equals(text, s:get(base .. "/chunked"):read())
+      assert.equals(text, s:get(base .. "/deflate"):read())
       local raw <close> = http.Session { auto_decompress = false }
       local r = raw:get(base)
       assert.equals(gz, r:read())

@@ -111,6 +111,27 @@ describe("lasync.http.form{} (multipart/form-data)", function()
       end)
     end)
 
+  it("runs two passes at once independently (a body sent twice)",
+    function()
+      helper.in_dir(function(dir)
+        local content = ("abcdefgh"):rep(40000) -- 320 000 bytes
+        lasync.fs.writefile(dir .. "/f", content)
+        local f = formdata.form { { "a", "1" },
+          { "f", formdata.file_part(dir .. "/f") }, { "b", "2" } }
+        local it1, it2 = f:chunks(), f:chunks()
+        local b1, b2 = {}, {}
+        while true do
+          local c1, c2 = it1(), it2()
+          assert.are.equal(c1, c2)
+          if not c1 then break end
+          b1[#b1 + 1], b2[#b2 + 1] = c1, c2
+        end
+        local body = table.concat(b1)
+        assert.are.equal(f:size(), #body)
+        assert.is_not_nil(body:find(content, 1, true))
+      end)
+    end)
+
   it("keeps the order of an array of pairs and of a MultiDict", function()
     helper.run(function()
       local f = formdata.form { { "z", "1" }, { "a", "2" }, { "z", "3" },
@@ -129,6 +150,55 @@ describe("lasync.http.form{} (multipart/form-data)", function()
       assert.are.same({ "b=1", "a=2", "b=3" }, seen)
     end)
   end)
+
+  it("is read by a lasync HTTP server's req:post(), streamed with its " ..
+    "Content-Length", function()
+      helper.in_dir(function(dir)
+        local big = ("0123456789"):rep(150000) -- 1.5 MB: spooled
+        lasync.fs.writefile(dir .. "/big.txt", big)
+        local app = lasync.http.App { client_max_size = 4 * 1048576 }
+        app:post("/form", function(req)
+          local f = req:post()
+          local up = f.big
+          return lasync.http.json { name = f.name, tags = f:getall("tag"),
+            size = up.size, same = up.read() == big, file = up.filename,
+            bin = f.bin.read() == BINARY }
+        end)
+        app:post("/urlencoded", function(req)
+          local f = req:post()
+          return lasync.http.json { q = f.q, a = f:getall("a") }
+        end)
+        local server = app:start { host = "127.0.0.1", port = 0 }
+        local _, port = server:address()
+        local function post(path, ctype, size, chunks)
+          local r, w = lasync.open_connection("127.0.0.1", port)
+          w:write(("POST %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" ..
+            "Content-Type: %s\r\nContent-Length: %d\r\n\r\n")
+            :format(path, ctype, size))
+          for c in chunks do w:write(c) end
+          local got = r:read()
+          w:close()
+          assert.matches("^HTTP/1.1 200", got)
+          return lasync.json.decode(got:match("\r\n\r\n(.*)$"))
+        end
+        local f = formdata.form { name = "x y", tag = { "1", "2" },
+          big = formdata.file_part(dir .. "/big.txt"),
+          bin = formdata.part(BINARY, { filename = "b" }) }
+        local res = post("/form", f:content_type(), f:size(), f:chunks())
+        assert.are.same({ name = "x y", tags = { "1", "2" }, size = #big,
+          same = true, file = "big.txt", bin = true }, res)
+        local body = formdata.urlencode { q = "a+b &", a = { 1, 2 } }
+        res = post("/urlencoded", "application/x-www-form-urlencoded",
+          #body, function()
+            local s = body
+            body = nil
+            return s
+          end)
+        assert.are.same({ q = "a+b &", a = { "1", "2" } }, res)
+        server:close()
+        server:wait_closed()
+      end, 10)
+    end)
 
   it("is read back the same by Python's email package", function()
     helper.in_dir(function(dir)
@@ -183,6 +253,10 @@ describe("lasync.http.form{} (multipart/form-data)", function()
       local f = formdata.form(fields)
       local head = body_of(f)
       assert.is_nil(head:find("line\r\nbreak", 1, true))
+      -- a backslash is sent as it is, as browsers send it
+      local raw = body_of(formdata.form { f = formdata.part("", {
+        filename = "a\\b.txt" }) })
+      assert.is_not_nil(raw:find('; filename="a\\b.txt"\r\n', 1, true))
       local p = parse(f)
       for i, o in ipairs(odd) do
         local got = p:getall('field %22' .. i .. '%22%0D%0A')
@@ -249,18 +323,23 @@ describe("lasync.http.form{} (multipart/form-data)", function()
         big = formdata.file_part(path, { content_type = "x/y" }) }
       collectgarbage()
       collectgarbage()
+      -- the heap is measured after a full collection every 4 MB read:
+      -- what the pass keeps alive, not when the collector runs
       local base, peak = collectgarbage("count"), 0
       local total, n, max_chunk = 0, 0, 0
       for c in f:chunks() do
         total, n = total + #c, n + 1
         if #c > max_chunk then max_chunk = #c end
-        local kb = collectgarbage("count")
-        if kb > peak then peak = kb end
+        if n % 64 == 0 then
+          collectgarbage()
+          local kb = collectgarbage("count")
+          if kb > peak then peak = kb end
+        end
       end
       assert.are.equal(f:size(), total)
       assert.are.equal(65536, max_chunk)
       assert.is_true(n >= 800, "chunks: " .. n)
-      assert.is_true(peak - base < 8 * 1024, ("the Lua heap grew by %.0f KB")
+      assert.is_true(peak - base < 1024, ("the Lua heap grew by %.0f KB")
         :format(peak - base))
       -- and what lasync's parser reads back is the file
       local p, cleanup = parse(f, { max_size = f:size(),
@@ -469,8 +548,26 @@ describe("lasync.http.form{} (multipart/form-data)", function()
         local f = formdata.form { a = print }
         return f -- not a tail call: the caller is this function
       end)
-      assert.matches("^spec/http_formdata_spec%.lua:%d+: ", err)
+      assert.matches("^[^:]*http_formdata_spec%.lua:%d+: ", err)
     end)
+  end)
+end)
+
+describe("lasync.http.formdata outside a task", function()
+  it("says which function needs one", function()
+    raises_msg("lasync.http.file_part: not inside a task",
+      formdata.file_part, "/nonexistent")
+    -- a form of text fields needs none; one with a file, to read it
+    assert.matches("^%-%-%x+\r\n", formdata.form({ a = "1" }):chunks()())
+    local f = helper.run(function()
+      local path = os.tmpname() -- an empty file
+      local part = formdata.file_part(path)
+      os.remove(path)
+      return formdata.form { a = part }
+    end)
+    local it = f:chunks()
+    it()
+    raises_msg("lasync.http.Form:chunks: not inside a task", it)
   end)
 end)
 
@@ -521,6 +618,6 @@ describe("lasync.http.formdata.urlencode", function()
       local s = enc { a = print }
       return s -- not a tail call
     end)
-    assert.matches("^spec/http_formdata_spec%.lua:%d+: ", err)
+    assert.matches("^[^:]*http_formdata_spec%.lua:%d+: ", err)
   end)
 end)
