@@ -4,7 +4,9 @@
 # pinned to CPU 0 (taskset -c 0). The echo workloads run each peer's echo
 # server on CPU 0 and the C load generator (echo/loadgen.c) on CPU 1; so do the
 # TLS workloads (tls/: TLS echo servers, the load generator with -T) and the
-# HTTP workloads (http/: HTTP servers; wrk, or http/idle.c for httpidle). RESULT /
+# HTTP workloads (http/: HTTP servers; wrk, or http/idle.c for httpidle). The
+# HTTP client workloads turn it round: nginx (http/nginx-client.conf) on CPU 1,
+# each peer's client (http/client_PEER.*) on CPU 0. RESULT /
 # SKIP / FAIL lines go to stdout and to a log in bench/results/; at the end
 # summarize.py prints the tables. The C programs (load generator, C libuv echo
 # server, C libuv + OpenSSL TLS echo server) are built with gcc -O2, and the Go
@@ -16,15 +18,18 @@
 # usage: bench/run.sh [WORKLOAD_REGEX] [PEER_REGEX]
 #   workloads: spawn pingpong sleepers timers qpingpong qthroughput lockcontention
 #              echo64 echo4096 echoidle tlsecho tlshandshake tlsidle httphello httpjson
-#              httpidle tothread fileread
+#              httpidle httpclient httpsclient tothread fileread
 #              (the regex matches any part of a name: '^pingpong' for pingpong alone,
 #              '^echo' for the three echo workloads, '^tls' for the three TLS ones,
-#              '^http' for the three HTTP ones; 'echo' also selects tlsecho)
-#   peers:     lasync asyncio uvloop node luv go nginx bare clibuv cat pysync
+#              '^http' for the five HTTP ones, '^https?client' for the two
+#              client ones; 'echo' also selects tlsecho)
+#   peers:     lasync asyncio uvloop node nodefetch luv go nginx bare clibuv cat pysync
 #              (bare: spawn, pingpong, qpingpong, sleepers; go, clibuv: the echo, TLS and
 #              HTTP workloads; nginx: the HTTP workloads (nginx + its Lua module); for
 #              the HTTP workloads asyncio and uvloop are aiohttp on those loops;
-#              cat, pysync: fileread; go is a SKIP without golang-go)
+#              cat, pysync: fileread; go is a SKIP without golang-go; the
+#              client workloads: lasync, aiohttp on asyncio and uvloop, node
+#              (http.request + keep-alive Agent), nodefetch (node's fetch), go)
 # env: RUNS=3                 runs per workload x peer
 #      LASYNC=path            lasync binary (default: $BUILD/lasync, BUILD=build,
 #                             relative to the repo root; LASYNC_BUILD also honoured)
@@ -41,7 +46,10 @@
 #                             HTTP_T=5 measured seconds of httphello/httpjson and
 #                             HTTP_C=100 wrk connections (wrk takes whole seconds:
 #                             WARMUP is rounded up for it, 0 skips the warm-up);
-#                             httpidle uses IDLE_C
+#                             httpidle uses IDLE_C; httpclient and httpsclient:
+#                             CLIENT_N=20000 measured requests (N overrides it) by
+#                             CLIENT_C=100 concurrent tasks after CLIENT_WARM=1000
+#                             requests not counted
 #      FILEREAD_MB=1024       fileread's file size in MiB (N overrides it too); the
 #                             file is made once in bench/build/ (gitignored) and kept
 #      THREAD_CPUS=0          taskset CPU list for tothread and fileread, whose pool
@@ -66,6 +74,9 @@ TLS_GROUP=${TLS_GROUP:-X25519}
 HTTP_T=${HTTP_T:-5}
 HTTP_C=${HTTP_C:-100}
 THREAD_CPUS=${THREAD_CPUS:-0}
+CLIENT_N=${N:-${CLIENT_N:-20000}}
+CLIENT_C=${CLIENT_C:-100}
+CLIENT_WARM=${CLIENT_WARM:-1000}
 # echoidle: the server and the load generator each hold IDLE_C sockets
 [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge $((IDLE_C + 100)) ] || ulimit -n $((IDLE_C + 100)) 2>/dev/null
 BUILD=${BUILD:-${LASYNC_BUILD:-build}}
@@ -92,8 +103,8 @@ emit() { echo "$*"; echo "$*" >>"$LOG"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 lua_has() { have "$1" && "$1" -e "require '$2'" >/dev/null 2>&1; }
 
-WORKLOADS="spawn pingpong sleepers timers qpingpong qthroughput lockcontention echo64 echo4096 echoidle tlsecho tlshandshake tlsidle httphello httpjson httpidle tothread fileread"
-PEERS="lasync asyncio uvloop node luv go nginx bare clibuv cat pysync"
+WORKLOADS="spawn pingpong sleepers timers qpingpong qthroughput lockcontention echo64 echo4096 echoidle tlsecho tlshandshake tlsidle httphello httpjson httpidle httpclient httpsclient tothread fileread"
+PEERS="lasync asyncio uvloop node nodefetch luv go nginx bare clibuv cat pysync"
 
 # folder of a workload's programs
 # The directory of a workload's programs. qpingpong is pingpong for every
@@ -215,6 +226,7 @@ peer_cmd() {
   local w=$1 p=$2 f d
   d=$(wdir "$w" "$p")
   CMD=() WHY="" SARGS=()
+  case $w in httpclient | httpsclient) client_cmd "$w" "$p"; return ;; esac
   case $p in
   asyncio) f=$d/asyncio.py ;; uvloop) f=$d/uvloop.py ;; node) f=$d/node.js ;;
   luv) f=$d/luv54.lua ;; lasync) f=$d/lasync.lua ;; bare) f=$d/bare.lua ;; clibuv) f=$d/clibuv.c ;; go) f=$d/go.go ;;
@@ -426,6 +438,106 @@ run_http() {
   fi
 }
 
+# ---- HTTP client workloads: nginx on CPU 1, the client on CPU 0
+
+# the Go client, into build/ (as build_go does the servers)
+CLIENT_GO_WHY=""
+build_client_go() {
+  local out=$HERE/build
+  mkdir -p "$out/go"
+  have go || { CLIENT_GO_WHY="go not found (apt-get install golang-go)"; return; }
+  [ "$out/client_go" -nt http/client_go.go ] ||
+    GOCACHE=$out/go/cache GOPATH=$out/go/path go build -o "$out/client_go" http/client_go.go 2>>"$out/build.err" ||
+    CLIENT_GO_WHY="http/client_go.go build failed (bench/build/build.err)"
+}
+
+# client_cmd WORKLOAD PEER: peer_cmd for httpclient and httpsclient (the
+# peer's client program: its arguments come after it); nginx is checked too
+client_cmd() {
+  local w=$1 p=$2 f
+  have nginx || { WHY="nginx not found (apt-get install nginx)"; return; }
+  have curl || { WHY="curl not found (apt-get install curl)"; return; }
+  [ -z "$TLS_WHY" ] || { WHY=$TLS_WHY; return; } # nginx-client.conf's https server
+  case $p in
+  asyncio | uvloop)
+    f=http/client_$p.py
+    "$PY" -c "import aiohttp" >/dev/null 2>&1 || { WHY="aiohttp not importable by $PY (apt-get install python3-aiohttp)"; return; }
+    [ "$p" = asyncio ] || "$PY" -c "import uvloop" >/dev/null 2>&1 ||
+      { WHY="uvloop not importable by $PY (apt-get install python3-uvloop)"; return; }
+    CMD=("$PY" -P "$f") ;;
+  node) have node && CMD=(node http/client_node.js) || WHY="node not found (apt-get install nodejs)" ;;
+  nodefetch) # fetch verifies against NODE_EXTRA_CA_CERTS (no ca option)
+    if ! have node; then WHY="node not found (apt-get install nodejs)"
+    elif ! node -e 'process.exit(typeof fetch === "function" ? 0 : 1)' 2>/dev/null; then WHY="node $(node --version) has no fetch (node 18 or newer)"
+    else CMD=(env NODE_EXTRA_CA_CERTS="$TLS_DIR/ca.pem" node http/client_nodefetch.js); fi ;;
+  go) [ -z "$CLIENT_GO_WHY" ] && [ -x build/client_go ] && CMD=(env GOMAXPROCS=1 build/client_go) ||
+    WHY="${CLIENT_GO_WHY:-no build/client_go}" ;;
+  lasync) lasync_probe http/client_lasync.lua ;; # SKIP (and why) until lasync.http.Session exists
+  *) WHY="not a peer of $w" ;;
+  esac
+}
+
+# client_accepts: the connections nginx accepted so far (stub_status; this
+# request's own included)
+client_accepts() {
+  curl -s --max-time 5 "http://127.0.0.1:$PORT/status" | awk 'NR == 3 {print $1}'
+}
+
+# run_client WORKLOAD PEER: sets LINE (the RESULT line) or WHY (why it FAILed).
+# Starts nginx (http/nginx.sh with nginx-client.conf: PORT plain, TPORT
+# https) on CPU 1, checks GET /static over the workload's scheme, then runs
+# the client on CPU 0: URL CLIENT_N CLIENT_C CLIENT_WARM [CA]. The client's
+# line (requests= seconds= cpu_s= maxrss_kb= errors= p50_us= p99_us=) becomes
+# the RESULT with the rate, the client's CPU time per request, the
+# connections nginx accepted during the client's run (warm-up included:
+# keep-alive makes it CLIENT_C) and nginx's CPU time per request (over the
+# client's whole run, warm-up requests counted). Any error is a FAIL.
+run_client() {
+  local w=$1 p=$2 url out rc alive a0 a1 c0 c1 try kv body
+  local env=(NGINX_PREFIX="$HERE/build/nginx-client" NGINX_CONF="$HERE/http/nginx-client.conf"
+    NGINX_CERT="$TLS_DIR/server.pem" NGINX_KEY="$TLS_DIR/server.key")
+  LINE="" WHY=""
+  for try in 1 2; do
+    next_port; TPORT=$PORT; next_port
+    env "${env[@]}" NGINX_TLS_PORT="$TPORT" taskset -c 1 bash http/nginx.sh "$PORT" >/dev/null 2>"$SERR" &
+    SPID=$!
+    wait_port && break
+    stop_server; SPID=""
+  done
+  [ -n "$SPID" ] || { WHY="nginx did not start err="$(tail_of "$SERR")""; return; }
+  url=http://127.0.0.1:$PORT/static
+  [ "$w" = httpsclient ] && url=https://127.0.0.1:$TPORT/static
+  body=$(curl -s --max-time 5 --cacert "$TLS_DIR/ca.pem" "$url")
+  if [ "$body" != "Hello, world" ]; then # $( ) drops the final newline
+    stop_server
+    WHY="GET $url answered \"$(head -c 80 <<<"$body" | tr '\n"' ' \047')\" err=\"$(tail_of "$SERR")\""
+    return
+  fi
+  local args=("$url" "$CLIENT_N" "$CLIENT_C" "$CLIENT_WARM")
+  [ "$w" = httpsclient ] && args+=("$TLS_DIR/ca.pem")
+  a0=$(client_accepts); c0=$(proc_ticks "$SPID")
+  out=$(timeout "$TIMEOUT" taskset -c 0 "${CMD[@]}" "${args[@]}" 2>&1)
+  rc=$?
+  c1=$(proc_ticks "$SPID"); a1=$(client_accepts)
+  kill -0 "$SPID" 2>/dev/null && alive=1 || alive=0
+  stop_server
+  kv=$(grep -m1 '^requests=' <<<"$out")
+  if [ $rc -eq 0 ] && [ -n "$kv" ] && [ $alive = 1 ]; then
+    LINE=$(awk -v w="$w" -v p="$p" -v kv="$kv" -v c="$CLIENT_C" -v warm="$CLIENT_WARM" \
+      -v conns="$((a1 - a0 - 1))" -v st="$((c1 - c0))" -v hz="$HZ" 'BEGIN{
+      n = split(kv, f, " "); for (i = 1; i <= n; i++) { split(f[i], x, "="); v[x[1]] = x[2] }
+      printf "RESULT workload=%s peer=%s n=%d seconds=%s rate=%.0f rss_kb=%d client_cpu_s=%s client_us_per_req=%.1f p50_us=%d p99_us=%d errors=%d conc=%d warmup=%d conns=%d server_us_per_req=%.1f",
+        w, p, v["requests"], v["seconds"], v["requests"] / v["seconds"], v["maxrss_kb"], v["cpu_s"],
+        v["cpu_s"] * 1e6 / v["requests"], v["p50_us"], v["p99_us"], v["errors"], c, warm, conns,
+        st / hz * 1e6 / (v["requests"] + warm)}')
+    grep -q ' errors=0 ' <<<"$LINE" || { WHY="client errors (must be 0): ${LINE#RESULT workload=$w peer=$p }"; LINE=""; return; }
+    return
+  fi
+  WHY="client rc=$rc"; [ $rc -eq 124 ] && WHY="client rc=124(timeout)"
+  [ $alive = 0 ] && WHY="$WHY server-exited-early"
+  WHY="$WHY cmd=\"${CMD[*]} ${args[*]}\" client=\"$(tr '\n"' ' \047' <<<"$out" | tail -c 300)\" server_err=\"$(tail_of "$SERR")\""
+}
+
 # ---- fileread: a file of FILEREAD_MB MiB (random bytes) in build/, made once
 # and kept; every run reads it from the page cache (warmed before each run)
 fileread_file() { # sets FREAD (the file's path) or FREAD_WHY
@@ -469,6 +581,9 @@ for w in tlsecho tlshandshake tlsidle; do grep -Eq -- "$WF" <<<"$w" && { tls_cer
 for w in httphello httpjson httpidle; do
   grep -Eq -- "$WF" <<<"$w" && { build_http_c; selected go "$PF" && build_go; break; }
 done
+for w in httpclient httpsclient; do # nginx-client.conf's https server needs the certificates
+  grep -Eq -- "$WF" <<<"$w" && { tls_certs; selected go "$PF" && build_client_go; break; }
+done
 grep -Eq -- "$WF" <<<fileread && fileread_file
 for w in $WORKLOADS; do
   grep -Eq -- "$WF" <<<"$w" || continue
@@ -478,6 +593,10 @@ for w in $WORKLOADS; do
     [ "$p" = clibuv ] && [ ! -f "$HERE/$(wdir "$w" "$p")/clibuv.c" ] && continue # (the same)
     [ "$p" = go ] && [ ! -f "$HERE/$(wdir "$w" "$p")/go.go" ] && continue         # (the same)
     case $p in cat | pysync) [ "$w" = fileread ] || continue ;; esac          # (fileread only)
+    case $w/$p in # the client workloads' peers; nodefetch is one of theirs alone
+    http*client/lasync | http*client/asyncio | http*client/uvloop | http*client/node | http*client/nodefetch | http*client/go) ;;
+    http*client/* | */nodefetch) continue ;;
+    esac
     case $p/$w in nginx/http*) ;; nginx/*) continue ;; esac                  # (HTTP only)
     case $w/$p in tothread/node | tothread/luv | fileread/node | fileread/luv | tls*/luv | http*/luv) continue ;; esac # (none)
     peer_cmd "$w" "$p"
@@ -501,7 +620,8 @@ for w in $WORKLOADS; do
       b0=$(busy_ticks); k0=$(child_ticks); t0=$(now)
       case $w in
       echo* | tls* | http*)
-        if [[ $w == http* ]]; then run_http "$w" "$p"; else run_echo "$w" "$p"; fi
+        if [[ $w == http*client ]]; then run_client "$w" "$p"
+        elif [[ $w == http* ]]; then run_http "$w" "$p"; else run_echo "$w" "$p"; fi
         line=$LINE
         b1=$(busy_ticks); k1=$(child_ticks); t1=$(now)
         if [ -z "$line" ]; then

@@ -13,7 +13,10 @@ tlshandshake: handshakes/s, tlsidle) use the same tables, with the
 protocol, cipher suite and ECDHE group the load generator negotiated. The HTTP
 workloads (httphello, httpjson) show wrk's requests/s, p50/p99 latency, server
 CPU (cores, and CPU time per request), wrk's CPU, server peak RSS, errors and the ratios to nginx + Lua, Go and the C
-libuv server; httpidle is shown as echoidle. tothread shows gathered calls/s
+libuv server; httpidle is shown as echoidle. The HTTP client workloads
+(httpclient, httpsclient) show the client's requests/s, p50/p99 latency, CPU
+time per request and peak RSS, nginx's CPU time per request, the connections
+the client opened, errors and the ratios to aiohttp (asyncio) and Go. tothread shows gathered calls/s
 and the one-at-a-time round-trip latency; fileread shows MiB/s and the ratios
 to cat and to asyncio. Then the issue's targets, checked
 on the medians, PASS / MISS (or n/a without data).
@@ -24,13 +27,18 @@ import statistics
 import sys
 from collections import defaultdict
 
-PEERS = ["lasync", "asyncio", "uvloop", "node", "luv", "go", "nginx", "bare", "clibuv", "cat", "pysync"]
+PEERS = ["lasync", "asyncio", "uvloop", "node", "nodefetch", "luv", "go", "nginx", "bare", "clibuv", "cat", "pysync"]
 WORKLOADS = ["spawn", "pingpong", "sleepers", "timers", "qpingpong", "qthroughput", "lockcontention",
              "echo64", "echo4096", "echoidle", "tlsecho", "tlshandshake", "tlsidle", "httphello", "httpjson", "httpidle",
-             "tothread", "fileread"]
+             "httpclient", "httpsclient", "tothread", "fileread"]
 ECHO = ("echo64", "echo4096")
 TLS = ("tlsecho", "tlshandshake")
 HTTP = ("httphello", "httpjson")
+CLIENT = ("httpclient", "httpsclient")
+CLIENT_LABEL = {"asyncio": "aiohttp (asyncio)", "uvloop": "aiohttp (uvloop)", "node": "node http + Agent",
+                "nodefetch": "node fetch (undici)", "go": "Go net/http"}
+CLIENT_PEERS = ["asyncio", "uvloop", "node", "nodefetch", "go"]  # lasync must be ≥ each
+CLIENT_DEFAULT = {"n": "20000", "conc": "100"}  # run.sh's CLIENT_N and CLIENT_C
 HTTP_LABEL = {"asyncio": "aiohttp (asyncio)", "uvloop": "aiohttp (uvloop)", "nginx": "nginx + Lua"}
 TLS_PEERS = ["asyncio", "uvloop", "node", "go"]  # lasync must be ≥ each (clibuv is the ceiling)
 ECHO_PEERS = ["asyncio", "uvloop", "node", "luv", "go"]  # lasync must be ahead of each (clibuv is the ceiling)
@@ -38,7 +46,8 @@ UNIT = {"spawn": "tasks/s", "pingpong": "round trips/s", "sleepers": "tasks/s", 
         "qpingpong": "round trips/s", "qthroughput": "items/s", "lockcontention": "acquisitions/s",
         "echo64": "round trips/s", "echo4096": "round trips/s",
         "tlsecho": "round trips/s", "tlshandshake": "handshakes/s",
-        "httphello": "requests/s", "httpjson": "requests/s", "tothread": "calls/s", "fileread": "MiB/s"}
+        "httphello": "requests/s", "httpjson": "requests/s",
+        "httpclient": "requests/s", "httpsclient": "requests/s", "tothread": "calls/s", "fileread": "MiB/s"}
 DEFAULT_N = {"spawn": 200000, "pingpong": 500000, "sleepers": 100000, "timers": 1000000,
              "qpingpong": 500000, "qthroughput": 1000000, "lockcontention": 1000000, "echoidle": 1000, "tlsidle": 1000, "httpidle": 1000,
              "tothread": 10000, "fileread": 1024}
@@ -160,6 +169,31 @@ def http_table(w, runs, notes):
     notes_lines(w, notes, runs)
 
 
+def client_table(w, runs, notes):
+    print(f"\n### {w}\n")
+    if not any(runs.get((w, p)) for p in PEERS):
+        print("(no results)")
+    else:
+        head([f"{UNIT[w]} (median)", "range", "p50 µs", "p99 µs", "client CPU µs/req", "client RSS MiB",
+              "nginx CPU µs/req", "connections", "× aiohttp (asyncio)", "× go", "errors", "runs",
+              "max foreign CPU"])
+    ref = {p: med(runs.get((w, p), []), "rate") for p in ("asyncio", "go")}
+    for p in PEERS:
+        rs = runs.get((w, p), [])
+        if not rs:
+            continue
+        rate = med(rs, "rate")
+        rates = [float(r["rate"]) for r in rs]
+        row = [f"**{p}**" if p == "lasync" else CLIENT_LABEL.get(p, p), f"{rate:,.0f}",
+               f"{min(rates):,.0f}–{max(rates):,.0f}", f"{med(rs, 'p50_us'):,.0f}", f"{med(rs, 'p99_us'):,.0f}",
+               f"{med(rs, 'client_us_per_req'):.1f}", mib(med(rs, "rss_kb")), f"{med(rs, 'server_us_per_req'):.1f}",
+               "/".join(sorted({r.get("conns", "?") for r in rs}, key=lambda c: int(c) if c.isdigit() else 0))]
+        row += [fmt_ratio(rate / ref[q]) if ref[q] else "" for q in ("asyncio", "go")]
+        row += [f"{sum(int(r.get('errors', 0)) for r in rs):,}", str(len(rs)), foreign(rs)]
+        print("| " + " | ".join(row) + " |")
+    notes_lines(w, notes, runs)
+
+
 def idle_table(w, runs, notes):
     print(f"\n### {w}\n")
     if not any(runs.get((w, p)) for p in PEERS):
@@ -239,6 +273,8 @@ def table(w, runs, notes):
         return echo_table(w, runs, notes)
     if w in HTTP:
         return http_table(w, runs, notes)
+    if w in CLIENT:
+        return client_table(w, runs, notes)
     if w in ("echoidle", "tlsidle", "httpidle"):
         return idle_table(w, runs, notes)
     per = PER.get(w)
@@ -299,6 +335,15 @@ def targets(runs, notes):
         best = max(have, key=have.get)
         return (x / have[best], best, [p for p in TLS_PEERS if p not in have])
 
+    def client_at_least(w):
+        # lasync's median rate over the best median among CLIENT_PEERS that ran
+        have = {p: m(w, p) for p in CLIENT_PEERS if m(w, p) is not None}
+        x = m(w, "lasync")
+        if x is None or not have:
+            return None
+        best = max(have, key=have.get)
+        return (x / have[best], best, [p for p in CLIENT_PEERS if p not in have])
+
     def show_ahead(v):
         r, best, missing = v
         return f"{fmt_ratio(r)} the best peer ({best})" + (f"; no data: {', '.join(missing)}" if missing else "")
@@ -357,6 +402,13 @@ def targets(runs, notes):
         ("httpidle", "httpidle: lasync server RSS per idle keep-alive HTTP connection ≤ 8 KB (8192 B)",
          m("httpidle", "lasync", "bytes_per_conn"), lambda v: v <= 8192, lambda v: f"{v:,.0f} B"),
     ]
+    for w in CLIENT:
+        checks += [
+            (w, f"{w}: lasync ≥ 5× aiohttp on asyncio (requests/s)", ratio(w, "lasync", "asyncio"),
+             lambda v: v >= 5, fmt_ratio),
+            (w, f"{w}: lasync ≥ every peer ({', '.join(CLIENT_PEERS)}) (requests/s)", client_at_least(w),
+             lambda v: v[0] >= 1, show_ahead),
+        ]
     checks.append(("fileread", "fileread: lasync ≥ 0.7× cat (MiB/s, 64 KiB reads from the page cache)",
                    ratio("fileread", "lasync", "cat"), lambda v: v >= 0.7, fmt_ratio))
     ran = {w for w, _ in list(runs) + list(notes)}
@@ -368,10 +420,18 @@ def targets(runs, notes):
         verdict = "n/a " if v is None else "PASS" if ok(v) else "MISS"
         warn = size_warning(w, runs)
         print(f"- {verdict} {desc}: {'no data' if v is None else show(v)}{warn}")
+    for w in CLIENT:  # reported, not a target with a bound
+        rss = {p: m(w, p, "rss_kb") for p in ["lasync"] + CLIENT_PEERS if m(w, p, "rss_kb") is not None}
+        if w in ran and rss:
+            print(f"- info {w}: client peak RSS MiB: " + ", ".join(f"{p} {mib(v)}" for p, v in rss.items()))
 
 
 def size_warning(w, runs):
     rs = [r for p in PEERS for r in runs.get((w, p), [])]
+    if w in CLIENT:
+        odd = sorted({f"n={r.get('n')} conc={r.get('conc')}" for r in rs
+                      if r.get("n") != CLIENT_DEFAULT["n"] or r.get("conc") != CLIENT_DEFAULT["conc"]})
+        return f" (sizes {', '.join(odd)}; targets assume n=20000 conc=100)" if odd else ""
     if w in ECHO or w in TLS or w in HTTP:
         odd = [r for r in rs if r.get("conns") != ECHO_DEFAULT["conns"]
                or abs(float(r.get("seconds", 0)) - ECHO_DEFAULT["seconds"]) > 0.5]

@@ -156,6 +156,16 @@ add_test(NAME soak.small
 set_tests_properties(soak.small PROPERTIES TIMEOUT 60
                      PASS_REGULAR_EXPRESSION "soak: all PASS")
 
+# The bench's HTTP client program (bench/http/client_lasync.lua, the lasync
+# peer of httpclient and httpsclient) with small counts, against lasync's
+# own server over http and https: 500 requests by 20 tasks, no error.
+add_test(NAME bench.client.small
+         COMMAND $<TARGET_FILE:lasync>
+                 ${CMAKE_SOURCE_DIR}/bench/http/client_smoke.lua
+                 $<TARGET_FILE:lasync> 500 20 50)
+set_tests_properties(bench.client.small PROPERTIES TIMEOUT 60
+                     PASS_REGULAR_EXPRESSION "client smoke: all PASS")
+
 # A short run of each libFuzzer target of fuzz/targets.cmake (fuzz.<name>,
 # 2 s over its corpus: the targets fuzz for under 20 s in all) when clang
 # is there: scripts/fuzz.sh builds it in
