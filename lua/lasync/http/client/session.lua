@@ -1,0 +1,681 @@
+-- lasync.http.client.session: Session (aiohttp's ClientSession): options
+-- checked once, then per request: the URL, headers and body checked
+-- before anything connects, a pooled connection (pool.lua), the head
+-- written, the response head parsed in C (client.c), redirects, basic
+-- auth, cookies and the timeouts of aiohttp's ClientTimeout.
+local lasync = require "lasync"
+local core = require "lasync.core"
+local urlparse = require "lasync.http.client.urlparse"
+local errors = require "lasync.http.client.errors"
+local pool_mod = require "lasync.http.client.pool"
+local response = require "lasync.http.client.response"
+local auth_mod = require "lasync.http.client.auth"
+local qs = require "lasync.http.url"
+
+local type, error, pcall, pairs, ipairs, tostring, setmetatable =
+  type, error, pcall, pairs, ipairs, tostring, setmetatable
+local find, lower, upper, format = string.find, string.lower,
+  string.upper, string.format
+local concat = table.concat
+local is_error, is_timeout = lasync.is_error, lasync.is_timeout
+local new_parser = core._http_client_parser
+
+local M = {}
+local Session = {}
+Session.__index = Session
+Session.__name = "lasync.http.Session"
+M.Session = Session
+
+local USER_AGENT = "lasync/" .. (core._VERSION or "0")
+local READ_SIZE = 65536
+local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true,
+                     OPTIONS = true, TRACE = true }
+local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true,
+                   [308] = true }
+local TIMEOUT_KEYS = { "total", "connect", "sock_connect", "sock_read",
+                       "pool" }
+
+local function lazy_require(name)
+  local ok, mod = pcall(require, name)
+  if ok then return mod end
+  return nil
+end
+
+--{======================================================================
+-- Checks (before anything is sent)
+--=======================================================================
+
+local function misuse(fname, msg, ...)
+  error(fname .. ": " .. format(msg, ...), 0)
+end
+
+local function check_header(fname, name, value)
+  if type(name) ~= "string" or not find(name, "^[!#$%%&'*+%-.^_`|~%w]+$")
+  then
+    if type(name) == "string" and find(name, "[\r\n%z]") then
+      misuse(fname, "header name contains CR, LF or NUL")
+    end
+    misuse(fname, "header name must be a token (got %s)",
+      type(name) == "string" and format("%q", name) or type(name))
+  end
+  local tv = type(value)
+  if tv == "number" or tv == "boolean" then
+    value = tostring(value)
+  elseif tv ~= "string" then
+    misuse(fname, "value of header '%s' must be a string (got %s)", name,
+      tv)
+  end
+  if find(value, "[\r\n%z]") then
+    misuse(fname, "header value contains CR, LF or NUL")
+  end
+  return value
+end
+
+-- Headers as an array {name, value, name, value...} (given order; a
+-- table's keys sorted) and the set of lowercased names.
+local function check_headers(fname, h, out, seen)
+  out, seen = out or {}, seen or {}
+  if h == nil then return out, seen end
+  local multidict = require "lasync.http.multidict"
+  local pairs_list = {}
+  if multidict.is(h) then
+    for k, v in h:items() do pairs_list[#pairs_list + 1] = { k, v } end
+  elseif type(h) == "table" then
+    local names = {}
+    for k in pairs(h) do
+      if type(k) ~= "string" then
+        misuse(fname, "header names must be strings (got %s)", type(k))
+      end
+      names[#names + 1] = k
+    end
+    table.sort(names)
+    for _, k in ipairs(names) do pairs_list[#pairs_list + 1] = { k, h[k] } end
+  else
+    misuse(fname, "option 'headers' must be a table (got %s)", type(h))
+  end
+  for _, p in ipairs(pairs_list) do
+    local v = check_header(fname, p[1], p[2])
+    local l = lower(p[1])
+    if seen[l] and not seen[l .. "\0new"] then
+      -- a request header replaces the session's of that name
+      for i = #out - 1, 1, -2 do
+        if lower(out[i]) == l then
+          table.remove(out, i + 1)
+          table.remove(out, i)
+        end
+      end
+    end
+    seen[l] = true
+    seen[l .. "\0new"] = true
+    out[#out + 1] = p[1]
+    out[#out + 1] = v
+  end
+  return out, seen
+end
+
+local function check_timeout(fname, t, base)
+  local out = {}
+  if base then for _, k in ipairs(TIMEOUT_KEYS) do out[k] = base[k] end end
+  if t == nil then return out end
+  if type(t) ~= "table" then
+    misuse(fname, "option 'timeout' must be a table (got %s)", type(t))
+  end
+  for k, v in pairs(t) do
+    local known = false
+    for _, name in ipairs(TIMEOUT_KEYS) do
+      if k == name then known = true end
+    end
+    if not known then misuse(fname, "unknown timeout '%s'", tostring(k)) end
+    if v ~= false and (type(v) ~= "number" or v <= 0 or v ~= v) then
+      misuse(fname, "timeout '%s' must be a positive number or false " ..
+        "(got %s)", k, tostring(v))
+    end
+    out[k] = v or nil
+  end
+  return out
+end
+
+local function check_url(fname, url, base)
+  if type(url) ~= "string" then
+    misuse(fname, "url must be a string (got %s)", type(url))
+  end
+  if find(url, "[\r\n%z]") then
+    misuse(fname, "url contains CR, LF or NUL")
+  end
+  if base and not url:match("^%a[%w+.-]*:") then
+    url = urlparse.join(base, url)
+  end
+  local u, why = urlparse.parse(url)
+  if not u then
+    error(errors.InvalidURL(("invalid URL %q: %s"):format(url, why),
+      { url = url }), 0)
+  end
+  return u
+end
+
+--{======================================================================
+-- Session
+--=======================================================================
+
+local SESSION_OPTS = {
+  base_url = true, headers = true, timeout = true, limit = true,
+  limit_per_host = true, keepalive_timeout = true, ssl = true, auth = true,
+  cookie_jar = true, max_redirects = true, raise_for_status = true,
+  auto_decompress = true,
+}
+
+local function check_count(fname, name, v, default)
+  if v == nil then return default end
+  if math.type(v) ~= "integer" or v < 0 then
+    misuse(fname, "option '%s' must be a non-negative integer (got %s)",
+      name, tostring(v))
+  end
+  return v
+end
+
+local function check_ssl(fname, v)
+  if v == nil or v == false then return v end
+  if type(v) == "userdata" and tostring(v):find("^lasync.ssl.Context") then
+    return v
+  end
+  misuse(fname, "option 'ssl' must be nil, false or a lasync.ssl.context " ..
+    "(got %s)", type(v))
+end
+
+--- http.Session([opts]) -> a session
+function M.new(opts)
+  local fname = "lasync.http.Session"
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    misuse(fname, "opts must be a table (got %s)", type(opts))
+  end
+  for k in pairs(opts) do
+    if not SESSION_OPTS[k] then
+      misuse(fname, "unknown option '%s'", tostring(k))
+    end
+  end
+  local self = setmetatable({}, Session)
+  if opts.base_url ~= nil then
+    local u = check_url(fname, opts.base_url)
+    self.base = u
+  end
+  self.headers = check_headers(fname, opts.headers)
+  self.timeout = check_timeout(fname, opts.timeout, { total = 300 })
+  local limit = check_count(fname, "limit", opts.limit, 100)
+  local lph = check_count(fname, "limit_per_host", opts.limit_per_host, 0)
+  local ka = opts.keepalive_timeout
+  if ka == nil then ka = 15 end
+  if type(ka) ~= "number" or ka < 0 then
+    misuse(fname, "option 'keepalive_timeout' must be a non-negative " ..
+      "number (got %s)", tostring(ka))
+  end
+  self.pool = pool_mod.new(limit, lph, ka)
+  self.ssl = check_ssl(fname, opts.ssl)
+  if opts.auth ~= nil then
+    self.auth_header = auth_mod.header(opts.auth, fname)
+  end
+  if opts.cookie_jar == nil then
+    local CookieJar = lazy_require "lasync.http.cookiejar"
+    self.jar = CookieJar and CookieJar.new() or nil
+  elseif opts.cookie_jar ~= false then
+    self.jar = opts.cookie_jar
+  end
+  self.max_redirects = check_count(fname, "max_redirects",
+    opts.max_redirects, 10)
+  self.raise = opts.raise_for_status and true or false
+  self.decompress = opts.auto_decompress ~= false
+  self.closed = false
+  return self
+end
+
+function Session:close()
+  if self.closed then return end
+  self.closed = true
+  self.pool:close()
+end
+Session.__close = Session.close
+Session.__gc = function(self) if not self.closed then self:close() end end
+
+function Session:__tostring()
+  return "lasync.http.Session"
+end
+
+--{======================================================================
+-- Timeouts
+--=======================================================================
+
+-- Runs fn(...) under the earlier of the request's total deadline and
+-- `which` seconds from now; a timeout becomes ClientTimeoutError naming
+-- the one that expired. st holds _tmo (the timeouts) and _when (total).
+local function timed(st, which, fn, ...)
+  local secs = which and st._tmo[which]
+  local when, name = st._when, "total"
+  if secs then
+    local w = lasync.get_running_loop():time() + secs
+    if not when or w < when then when, name = w, which end
+  end
+  if not when then return fn(...) end
+  local ok, a = pcall(lasync.timeout_at, when, fn, ...)
+  if ok then return a end
+  if is_timeout(a) and not is_error(a, errors.ClientTimeoutError) then
+    error(errors.timeout(name, st.url,
+      name == "total" and st._tmo.total or secs), 0)
+  end
+  error(a, 0)
+end
+M.timed = timed
+
+--{======================================================================
+-- Connections
+--=======================================================================
+
+local function ssl_context(self, scheme, opt)
+  if scheme ~= "https" then return nil end
+  if opt == nil then opt = self.ssl end
+  if opt == nil then
+    self.default_ctx = self.default_ctx or lasync.ssl.context {}
+    return self.default_ctx
+  elseif opt == false then
+    self.noverify_ctx = self.noverify_ctx or lasync.ssl.context {
+      verify = "none", check_hostname = false }
+    return self.noverify_ctx
+  end
+  return opt
+end
+
+local function connect(st, u, ctx, sni)
+  local opts = ctx and { ssl = ctx, server_hostname = sni } or nil
+  local function go()
+    return lasync.open_connection(u.host, u.port, opts)
+  end
+  local tmo = st._tmo
+  local which = "connect"
+  if tmo.sock_connect and (not tmo.connect or tmo.sock_connect <
+      tmo.connect) then
+    which = "sock_connect"
+  end
+  local ok, reader, writer = pcall(function()
+    local r, w
+    timed(st, which, function() r, w = go() end)
+    return r, w
+  end)
+  if not ok then
+    error(errors.connector(reader, st.url, u.host, u.port), 0)
+  end
+  return { reader = reader, writer = writer, parser = new_parser(),
+           key = st._key }
+end
+
+-- A connection for st (from the pool or new) and whether it is new.
+local function acquire(self, st, u, ctx, sni)
+  local pool = self.pool
+  local key = st._key
+  pool:wait_slot(key, timed, st)
+  local c = pool:take_idle(key)
+  if c then return c, false end
+  local ok, conn = pcall(connect, st, u, ctx, sni)
+  if not ok then
+    pool:give_back(key)
+    error(conn, 0)
+  end
+  return conn, true
+end
+
+--{======================================================================
+-- One exchange
+--=======================================================================
+
+local function disconnected(st, msg)
+  return errors.ServerDisconnectedError(msg or "server disconnected",
+    { url = st.url })
+end
+
+-- Writes the request and reads the response head; returns the response.
+local function exchange(self, st, conn, head, body)
+  local w, r = conn.writer, conn.reader
+  local ok, err = pcall(function()
+    if body == nil then
+      w:write(head)
+    elseif type(body) == "string" then
+      if #body < 16384 then
+        w:write(head .. body)
+      else
+        w:write(head)
+        w:write(body)
+        timed(st, nil, w.drain, w)
+      end
+    else -- a form: its chunks, streamed
+      w:write(head)
+      local next_chunk = body:chunks()
+      while true do
+        local chunk = next_chunk()
+        if chunk == nil then break end
+        w:write(chunk)
+        timed(st, nil, w.drain, w)
+      end
+    end
+  end)
+  if not ok then return nil, errors.os_error(err, st.url), true end
+  local data
+  ok, data = pcall(timed, st, "sock_read", r.read, r, READ_SIZE)
+  if not ok then return nil, errors.os_error(data, st.url), true end
+  if data == "" then return nil, disconnected(st), true end
+  local parser = conn.parser
+  local is_head = st.method == "HEAD"
+  while true do
+    local n, status, reason, minor, keep, raw, framing, clen =
+      parser:head(data, is_head)
+    if n then
+      local resp = setmetatable({
+        status = status, reason = reason, version = minor == 1 and "1.1"
+        or "1.0", url = st.url, method = st.method, _raw = raw,
+        content_length = clen, _conn = conn, _pool = self.pool,
+        _data = data, _pos = n + 1, _keep = keep, _done = false,
+        _decompress = self.decompress, _tmo = st._tmo, _when = st._when,
+        _timed = timed, history = st.history,
+      }, response.mt)
+      if framing == "none" then
+        response.finish(resp, n < #data)
+      end
+      return resp
+    elseif n == false then
+      return nil, errors.ClientResponseError(("400, message=%q, url=%s")
+        :format(status, st.url), { url = st.url, status = 400,
+          message = status }), false
+    end
+    local more
+    ok, more = pcall(timed, st, "sock_read", r.read, r, READ_SIZE)
+    if not ok then return nil, errors.os_error(more, st.url), false end
+    if more == "" then
+      return nil, disconnected(st, "server disconnected while sending " ..
+        "the response head"), false
+    end
+    data = data .. more
+  end
+end
+
+--{======================================================================
+-- Requests
+--=======================================================================
+
+local REQUEST_OPTS = {
+  params = true, headers = true, body = true, json = true, data = true,
+  auth = true, allow_redirects = true, max_redirects = true,
+  timeout = true, ssl = true, server_hostname = true,
+  raise_for_status = true, cookies = true,
+}
+
+local function build_body(fname, opts, hdrs, seen)
+  local n = (opts.body ~= nil and 1 or 0) + (opts.json ~= nil and 1 or 0) +
+    (opts.data ~= nil and 1 or 0)
+  if n > 1 then
+    misuse(fname, "only one of 'body', 'json' and 'data' may be given")
+  end
+  local body, ctype, form
+  if opts.body ~= nil then
+    if type(opts.body) ~= "string" then
+      misuse(fname, "option 'body' must be a string (got %s)",
+        type(opts.body))
+    end
+    body, ctype = opts.body, "application/octet-stream"
+  elseif opts.json ~= nil then
+    body, ctype = lasync.json.encode(opts.json), "application/json"
+  elseif opts.data ~= nil then
+    local d = opts.data
+    local formdata = lazy_require "lasync.http.formdata"
+    if type(d) == "string" then
+      body, ctype = d, "application/x-www-form-urlencoded"
+    elseif formdata and formdata.is_form(d) then
+      form, ctype = d, d:content_type()
+    elseif type(d) == "table" then
+      body = formdata and formdata.urlencode(d) or qs.encode_qs(d)
+      ctype = "application/x-www-form-urlencoded"
+    else
+      misuse(fname, "option 'data' must be a table, a string or a form " ..
+        "(got %s)", type(d))
+    end
+  else
+    return nil
+  end
+  if not seen["content-type"] then
+    hdrs[#hdrs + 1] = "Content-Type"
+    hdrs[#hdrs + 1] = ctype
+  end
+  return body, form
+end
+
+-- The request head: line, Host, the headers, then what is implied.
+local function build_head(self, st, u, hdrs, seen, body_len)
+  local out = { st.method, " ", urlparse.target(u), " HTTP/1.1\r\n" }
+  local n = 4
+  local function add(name, value)
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = name, ": ", value,
+      "\r\n"
+    n = n + 4
+  end
+  if not seen.host then add("Host", urlparse.host_header(u)) end
+  for i = 1, #hdrs, 2 do
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = hdrs[i], ": ",
+      hdrs[i + 1], "\r\n"
+    n = n + 4
+  end
+  if not seen["user-agent"] then add("User-Agent", USER_AGENT) end
+  if not seen.accept then add("Accept", "*/*") end
+  if self.decompress and not seen["accept-encoding"] then
+    add("Accept-Encoding", "gzip, deflate")
+  end
+  if not seen.connection then add("Connection", "keep-alive") end
+  if st.auth and not seen.authorization then
+    add("Authorization", st.auth)
+  end
+  if st.cookie then add("Cookie", st.cookie) end
+  if body_len and not seen["content-length"] then
+    add("Content-Length", tostring(body_len))
+  end
+  out[n + 1] = "\r\n"
+  return concat(out)
+end
+
+local function check_method(fname, method)
+  if type(method) ~= "string" then
+    misuse(fname, "method must be a string (got %s)", type(method))
+  end
+  if find(method, "[\r\n%z]") then
+    misuse(fname, "method contains CR, LF or NUL")
+  end
+  if not find(method, "^[!#$%%&'*+%-.^_`|~%w]+$") then
+    misuse(fname, "method must be a token (got %q)", method)
+  end
+  return upper(method)
+end
+
+-- A redirect to another origin: credentials and explicit cookies go.
+local function strip_credentials(hdrs, seen)
+  for i = #hdrs - 1, 1, -2 do
+    local l = lower(hdrs[i])
+    if l == "authorization" or l == "cookie" or
+        l == "proxy-authorization" then
+      table.remove(hdrs, i + 1)
+      table.remove(hdrs, i)
+      seen[l] = nil
+    end
+  end
+end
+
+local function jar_url(u)
+  return { scheme = u.scheme, host = u.host, port = u.port, path = u.path }
+end
+
+function Session:request(method, url, opts, fname)
+  fname = fname or "lasync.http.Session:request"
+  if getmetatable(self) ~= Session then
+    misuse(fname, "expected a Session (got %s)", type(self))
+  end
+  method = check_method(fname, method)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    misuse(fname, "opts must be a table (got %s)", type(opts))
+  end
+  for k in pairs(opts) do
+    if not REQUEST_OPTS[k] then
+      misuse(fname, "unknown option '%s'", tostring(k))
+    end
+  end
+  if self.closed then misuse(fname, "the session is closed") end
+  local u = check_url(fname, url, self.base)
+  if opts.params ~= nil then
+    local q = qs.encode_qs(opts.params)
+    if q ~= "" then u.query = u.query and (u.query .. "&" .. q) or q end
+  end
+  local hdrs, seen = {}, {}
+  for i = 1, #self.headers, 2 do
+    hdrs[i], hdrs[i + 1] = self.headers[i], self.headers[i + 1]
+    seen[lower(self.headers[i])] = true
+  end
+  check_headers(fname, opts.headers, hdrs, seen)
+  for k in pairs(seen) do
+    if find(k, "%z") then seen[k] = nil end
+  end
+  local body, form = build_body(fname, opts, hdrs, seen)
+  local st = {
+    method = method, _tmo = check_timeout(fname, opts.timeout,
+      self.timeout), history = {},
+  }
+  local auth = self.auth_header
+  if opts.auth ~= nil then auth = auth_mod.header(opts.auth, fname) end
+  if u.user then auth = auth_mod.header({ u.user, u.password }, fname) end
+  local ssl_opt = check_ssl(fname, opts.ssl)
+  local sni = opts.server_hostname
+  if sni ~= nil and (type(sni) ~= "string" or find(sni, "[\r\n%z]")) then
+    misuse(fname, "option 'server_hostname' must be a string")
+  end
+  local allow = opts.allow_redirects ~= false
+  local max_redirects = check_count(fname, "max_redirects",
+    opts.max_redirects, self.max_redirects)
+  if opts.cookies ~= nil and type(opts.cookies) ~= "table" then
+    misuse(fname, "option 'cookies' must be a table (got %s)",
+      type(opts.cookies))
+  end
+  if opts.cookies and self.jar then
+    self.jar:update_cookies(opts.cookies, jar_url(u))
+  end
+  local tmo = st._tmo
+  if tmo.total then
+    st._when = lasync.get_running_loop():time() + tmo.total
+  end
+  local origin = u
+  local resp
+  while true do
+    st.url = urlparse.tostring(u)
+    st.auth = auth
+    if self.jar then
+      st.cookie = self.jar:cookie_header(jar_url(u))
+    elseif opts.cookies then
+      local parts = {}
+      for k, v in pairs(opts.cookies) do parts[#parts + 1] = k .. "=" .. v end
+      table.sort(parts)
+      st.cookie = #parts > 0 and concat(parts, "; ") or nil
+    end
+    local ctx = ssl_context(self, u.scheme, ssl_opt)
+    local host_sni = sni or (ctx and u.host) or nil
+    st._key = u.scheme .. "://" .. u.host .. ":" .. u.port ..
+      (ctx and ("|" .. tostring(ctx) .. "|" .. host_sni) or "")
+    local body_len = body and #body or (form and form:size()) or nil
+    local head = build_head(self, st, u, hdrs, seen, body_len)
+    resp = nil
+    for attempt = 1, 2 do
+      local conn, fresh = acquire(self, st, u, ctx, host_sni)
+      local err, early
+      local ok, a, b, c = pcall(exchange, self, st, conn, head,
+        form or body)
+      if ok then resp, err, early = a, b, c else err = a end
+      if resp then break end
+      if conn.key then -- still ours: closed, its slot freed
+        if not conn._released then
+          conn._released = true
+          self.pool:release(conn, false)
+        end
+      end
+      if fresh or attempt == 2 or not IDEMPOTENT[method] or not early or
+          not is_error(err, errors.ClientConnectionError) then
+        error(err, 0)
+      end
+    end
+    if self.jar then
+      local cookies = {}
+      local raw = resp._raw
+      for i = 1, #raw, 2 do
+        if raw[i] == "set-cookie" then cookies[#cookies + 1] = raw[i + 1] end
+      end
+      if #cookies > 0 then
+        self.jar:update_cookies_from_headers(cookies, jar_url(u))
+      end
+    end
+    local status = resp.status
+    local location = REDIRECT[status] and allow and resp.headers.location
+    if not location then break end
+    local history = st.history
+    if #history >= max_redirects then
+      resp:release()
+      history[#history + 1] = resp
+      error(errors.TooManyRedirects(("too many redirects (%d) for %s")
+        :format(max_redirects, st.url), { url = st.url, status = status,
+          message = resp.reason, headers = resp.headers,
+          history = history }), 0)
+    end
+    if resp.content_length and resp.content_length <= 65536 then
+      pcall(resp.read, resp)
+    end
+    resp:release()
+    history[#history + 1] = resp
+    local nu = check_url(fname, urlparse.join(u, location))
+    if (status == 301 or status == 302 or status == 303) and
+        method ~= "HEAD" then
+      method = "GET"
+      st.method = "GET"
+      body, form = nil, nil
+      for i = #hdrs - 1, 1, -2 do
+        local l = lower(hdrs[i])
+        if l == "content-type" or l == "content-length" then
+          table.remove(hdrs, i + 1)
+          table.remove(hdrs, i)
+          seen[l] = nil
+        end
+      end
+    end
+    if not urlparse.same_origin(origin, nu) then
+      strip_credentials(hdrs, seen)
+      if not nu.user then auth = nil end
+    end
+    if nu.user then auth = auth_mod.header({ nu.user, nu.password }, fname) end
+    u = nu
+  end
+  if opts.raise_for_status or (opts.raise_for_status == nil and self.raise)
+  then
+    resp:raise_for_status()
+  end
+  return resp
+end
+
+for _, m in ipairs { "get", "post", "put", "patch", "delete", "head",
+                     "options" } do
+  local name = "lasync.http.Session:" .. m
+  local METHOD = upper(m)
+  Session[m] = function(self, url, opts)
+    return Session.request(self, METHOD, url, opts, name)
+  end
+end
+
+-- One-shot requests: a session of their own, the body read, closed.
+function M.oneshot(method, url, opts, fname)
+  local s = M.new()
+  local ok, resp = pcall(Session.request, s, method, url, opts, fname)
+  if ok then
+    ok, resp = pcall(function() resp:read() return resp end)
+  end
+  s:close()
+  if not ok then error(resp, 0) end
+  return resp
+end
+
+return M
