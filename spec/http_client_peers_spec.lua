@@ -156,20 +156,23 @@ describe("lasync.http client against real servers", function()
     it("holds the total limit across two hosts", function()
       helper.run(function()
         peers.reset(py)
-        -- 127.0.0.1 and localhost are two origins of the same server
+        -- 127.0.0.1 and localhost are two origins of the same server.
+        -- As in aiohttp, `limit` bounds the connections in use, not the
+        -- idle ones: up to 4 per host may be open, at most 6 busy.
         local s <close> = http.Session { limit = 6, limit_per_host = 4 }
         local tasks = {}
         for i = 1, 200 do
           local host = i % 2 == 0 and "127.0.0.1" or "localhost"
           tasks[i] = lasync.spawn(function()
-            local r <close> = s:get(py.url("/hello", host))
+            local r <close> = s:get(py.url("/hello?ms=2", host))
             return r:text()
           end)
         end
         for _, t in ipairs(tasks) do assert.are.equal("hello", t:await()) end
         local st = peers.stats(py)
         assert.are.equal(200, st.requests)
-        assert.is_true(st.max_open <= 6, "max_open " .. st.max_open)
+        assert.is_true(st.max_active <= 6, "max_active " .. st.max_active)
+        assert.is_true(st.max_open <= 8, "max_open " .. st.max_open)
       end, 60)
     end)
   end)
@@ -232,7 +235,8 @@ describe("lasync.http client against real servers", function()
     it("leaves the body encoded with auto_decompress = false", function()
       helper.run(function()
         local s <close> = http.Session { auto_decompress = false }
-        local r <close> = s:get(ng.url("/text.txt"))
+        local r <close> = s:get(ng.url("/text.txt"), { headers = {
+          ["Accept-Encoding"] = "gzip" } })
         local body = r:read()
         assert.are.equal("\31\139", body:sub(1, 2))
         assert.is_true(#body < #ng.text)
@@ -371,15 +375,20 @@ describe("lasync.http client against real servers", function()
         assert.are.equal("variants", v:text())
         local e <close> = s:get(py.url("/echo"))
         local sent = echoed(e:json(), "Cookie") or ""
-        for _, c in ipairs { "plain=1", "httponly=6", "later=7",
-                             'quoted="9 9"' } do
+        for _, c in ipairs { "httponly=6", "later=7", 'quoted="9 9"' } do
           assert.matches(c, sent, 1, true)
         end
-        for _, c in ipairs { "scoped", "gone", "old", "secure", "foreign" } do
+        -- plain=1 has no Path: its default path is /cookies (RFC 6265
+        -- 5.1.4), as for scoped=2
+        for _, c in ipairs { "plain", "scoped", "gone", "old", "secure",
+                             "foreign" } do
           assert.is_nil(sent:find(c .. "=", 1, true), c .. " sent")
         end
         local c <close> = s:get(py.url("/cookies/echo"))
-        assert.matches("scoped=2", echoed(c:json(), "Cookie") or "", 1, true)
+        local under = echoed(c:json(), "Cookie") or ""
+        assert.matches("scoped=2", under, 1, true)
+        assert.matches("plain=1", under, 1, true)
+        assert.is_nil(under:find("secure=", 1, true))
       end)
     end)
 
@@ -413,7 +422,7 @@ describe("lasync.http client against real servers", function()
         local r <close> = s:post(py.url("/upload"), { data = form })
         assert.are.equal(200, r.status)
         local a = r:json()
-        assert.matches("^multipart/form-data; boundary=", a.content_type)
+        assert.matches("^multipart/form%-data; boundary=", a.content_type)
         assert.are.equal(2, #a.parts)
         assert.are.equal(#"big upload", a.parts[1].size)
         assert.are.equal(50 << 20, a.parts[2].size)
@@ -510,7 +519,9 @@ describe("lasync.http client against real servers", function()
         local t = lasync.spawn(function()
           return s:get(py.url("/slow-head?ms=1000"))
         end)
-        helper.wait_until(function() return peers.stats(py).open == 1 end)
+        -- the server has the request (a connection of an earlier test
+        -- may still be open there: count requests, not connections)
+        helper.wait_until(function() return peers.stats(py).requests == 1 end)
         t:cancel()
         helper.assert_cancelled(t)
         local r <close> = s:get(py.url("/hello"), { timeout = { pool = 0.5 } })
@@ -629,6 +640,7 @@ describe("lasync.http client against real servers", function()
         for i = 1, 200 do
           tasks[i] = lasync.spawn(function()
             local r <close> = s:get(ng.tls_url("/index.html?i=" .. i))
+            r:read()  -- an unread body would close its connection
             return r.status
           end)
         end
