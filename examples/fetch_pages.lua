@@ -13,11 +13,12 @@
 -- the concurrent round takes about as long as the slowest page, and
 -- the session keeps its connections open between requests (keep-alive).
 -- Run: build/lasync examples/fetch_pages.lua [N]   (N pages, default 20)
--- Expected output (about 1.3 s):
+-- Expected output (about 1.4 s):
 --   server: 20 pages on 127.0.0.1 (a free port)
---   200 /page/1   "Page 1"   (4 KB)
---   ...
---   fetched 20 pages one after the other in 1.2 s
+--   200 /page/1   "Page 1"  (3 KB)
+--   200 /page/2   "Page 2"  (3 KB)
+--   200 /page/3   "Page 3"  (3 KB)
+--   fetched 20 pages one after the other in 1.3 s
 --   fetched 20 pages concurrently in 0.1 s (12x faster), 20 OK
 
 local http = lasync.http

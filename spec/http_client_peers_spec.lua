@@ -529,6 +529,26 @@ describe("lasync.http client against real servers", function()
         assert.are.equal(2, peers.stats(py).accepted)
       end)
     end)
+
+    it("cancelling while a redirect's body is read cancels the request",
+      function()
+      helper.run(function()
+        peers.reset(py)
+        local s <close> = http.Session()
+        local followed = false
+        local t = lasync.spawn(function()
+          local r <close> = s:get(py.url(
+            "/redirect?code=302&to=/hello&slow_ms=500"))
+          followed = true
+          return r.status
+        end)
+        helper.wait_until(function() return peers.stats(py).requests == 1 end)
+        lasync.sleep(0.05)  -- the head has come, the body has not
+        t:cancel()
+        helper.assert_cancelled(t)
+        assert.is_false(followed)
+      end)
+    end)
   end)
 
   describe("broken responses", function()
