@@ -190,6 +190,31 @@ describe("lasync.http.cookies.parse_set_cookie", function()
   end)
 end)
 
+describe("Set-Cookie values the server writes", function()
+  it("read back as they were written", function()
+    local cases = {
+      { "sid", "abc", nil },
+      { "sid", "abc", { max_age = 3600, expires = 784111777, path = "/x",
+        domain = "example.com", secure = true, httponly = true,
+        samesite = "strict" } },
+      { "gone", "", { max_age = 0, expires = 0 } },
+      { "n", "a b,c\"d", { samesite = "None" } },
+    }
+    for _, case in ipairs(cases) do
+      local name, value, attrs = case[1], case[2], case[3] or {}
+      local got = cookies.parse_set_cookie(cookies.format(name, value,
+        case[3]))
+      assert.are.same({ name = name, value = value,
+        max_age = attrs.max_age, expires = attrs.expires, path = attrs.path,
+        domain = attrs.domain, secure = attrs.secure or false,
+        httponly = attrs.httponly or false,
+        samesite = attrs.samesite and
+          attrs.samesite:sub(1, 1):upper() .. attrs.samesite:sub(2) },
+        got)
+    end
+  end)
+end)
+
 describe("lasync.http.CookieJar domains", function()
   -- { response URL, Set-Cookie, request URL, sent? }
   local cases = {

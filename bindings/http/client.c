@@ -47,7 +47,7 @@ static void drop_inflate(client_parser *cp) {
 /* [-0, +1] push the headers of the parsed head: {name, value, ...}, the
    names in lower case */
 static void push_headers(lua_State *L, const lx_resp_parser *rp) {
-  uint32_t i, j;
+  uint32_t i, j, vlen;
   char small[64];
   lua_createtable(L, (int)rp->nhdr * 2, 0);
   for (i = 0; i < rp->nhdr; i++) {
@@ -65,7 +65,11 @@ static void push_headers(lua_State *L, const lx_resp_parser *rp) {
       luaL_pushresultsize(&b, h->name_len);
     }
     lua_rawseti(L, -2, (lua_Integer)i * 2 + 1);
-    lua_pushlstring(L, rp->base + h->value, h->value_len);
+    vlen = h->value_len; /* llhttp leaves trailing whitespace */
+    while (vlen > 0 && (rp->base[h->value + vlen - 1] == ' ' ||
+                        rp->base[h->value + vlen - 1] == '\t'))
+      vlen--;
+    lua_pushlstring(L, rp->base + h->value, vlen);
     lua_rawseti(L, -2, (lua_Integer)i * 2 + 2);
   }
 }

@@ -23,6 +23,7 @@ function M.new(limit, limit_per_host, keepalive_timeout)
     busy = 0,        -- connections in use or connecting
     per_host = {},   -- key -> connections in use or connecting
     waiters = {},    -- FIFO of { key =, fut = }
+    inuse = {},      -- connection -> true while a request has it
     sweeper = nil,   -- the timer handle of the next idle sweep
     closed = false,
   }, Pool)
@@ -134,6 +135,8 @@ end
 --- pool:release(conn, reusable): the connection's response ended; keep
 -- it for the next request to its key, or close it
 function Pool:release(conn, reusable)
+  if not self.inuse[conn] then return end -- released already
+  self.inuse[conn] = nil
   free_slot(self, conn.key)
   if reusable and not self.closed and self.keepalive > 0 then
     conn.idle_since = lasync.get_running_loop():time()
@@ -165,6 +168,7 @@ function Pool:close()
     for _, c in ipairs(stack) do c.writer:abort() end
   end
   self.idle, self.nidle = {}, 0
+  for c in pairs(self.inuse) do c.writer:abort() end
   if self.sweeper then self.sweeper:cancel() self.sweeper = nil end
   local ws = self.waiters
   self.waiters = {}

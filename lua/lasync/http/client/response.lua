@@ -154,8 +154,8 @@ function methods.json(self, opts)
     if not find(ct, "json", 1, true) then
       error(errors.ContentTypeError(("attempt to decode JSON with " ..
         "unexpected mimetype: %s"):format(ct), {
-          url = self.url, status = self.status, message = self.reason,
-          headers = self.headers, history = self.history }), 2)
+          url = self.url, status = self.status, headers = self.headers,
+          history = self.history }), 2)
     end
   end
   if body == "" then return nil end
@@ -216,10 +216,9 @@ function methods.raise_for_status(self)
   if self.status >= 400 then
     drop(self)
     self._done = true
-    error(errors.ClientResponseError(("%d, message=%q, url=%s")
-      :format(self.status, self.reason, self.url), {
-        url = self.url, status = self.status, message = self.reason,
-        headers = self.headers, history = self.history }), 2)
+    error(errors.ClientResponseError(self.reason, {
+        url = self.url, status = self.status, headers = self.headers,
+        history = self.history }), 2)
   end
   return self
 end
@@ -237,8 +236,7 @@ mt.__close = function(self) methods.release(self) end
 mt.__gc = function(self)
   if not self._done and self._conn then
     self._done = true
-    self._conn.writer:abort()
-    self._pool:give_back(self._conn.key)
+    self._pool:release(self._conn, false)
     self._conn = nil
   end
 end

@@ -312,12 +312,16 @@ local function acquire(self, st, u, ctx, sni)
   local key = st._key
   pool:wait_slot(key, timed, st)
   local c = pool:take_idle(key)
-  if c then return c, false end
+  if c then
+    pool.inuse[c] = true
+    return c, false
+  end
   local ok, conn = pcall(connect, st, u, ctx, sni)
   if not ok then
     pool:give_back(key)
     error(conn, 0)
   end
+  pool.inuse[conn] = true
   return conn, true
 end
 
@@ -379,9 +383,8 @@ local function exchange(self, st, conn, head, body)
       end
       return resp
     elseif n == false then
-      return nil, errors.ClientResponseError(("400, message=%q, url=%s")
-        :format(status, st.url), { url = st.url, status = 400,
-          message = status }), false
+      return nil, errors.ClientResponseError(status, { url = st.url,
+        status = 400 }), false
     end
     local more
     ok, more = pcall(timed, st, "sock_read", r.read, r, READ_SIZE)
@@ -590,12 +593,7 @@ function Session:request(method, url, opts, fname)
         form or body)
       if ok then resp, err, early = a, b, c else err = a end
       if resp then break end
-      if conn.key then -- still ours: closed, its slot freed
-        if not conn._released then
-          conn._released = true
-          self.pool:release(conn, false)
-        end
-      end
+      self.pool:release(conn, false) -- closed, its slot freed
       if fresh or attempt == 2 or not IDEMPOTENT[method] or not early or
           not is_error(err, errors.ClientConnectionError) then
         error(err, 0)
@@ -618,10 +616,9 @@ function Session:request(method, url, opts, fname)
     if #history >= max_redirects then
       resp:release()
       history[#history + 1] = resp
-      error(errors.TooManyRedirects(("too many redirects (%d) for %s")
-        :format(max_redirects, st.url), { url = st.url, status = status,
-          message = resp.reason, headers = resp.headers,
-          history = history }), 0)
+      error(errors.TooManyRedirects(("too many redirects (%d)")
+        :format(max_redirects), { url = st.url, status = status,
+          headers = resp.headers, history = history }), 0)
     end
     if resp.content_length and resp.content_length <= 65536 then
       pcall(resp.read, resp)
