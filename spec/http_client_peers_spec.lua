@@ -676,6 +676,38 @@ describe("lasync.http client against real servers", function()
       end)
     end)
 
+    it("sends a Secure cookie over https only", function()
+      helper.run(function()
+        local s <close> = http.Session { ssl = ca_ctx() }
+        local set <close> = s:get(ng.tls_url("/setcookie"))
+        assert.are.equal("set\n", set:text())
+        local plain <close> = s:get(ng.url("/cookie"))
+        assert.are.equal("[open=2]", plain:text())
+        local tls <close> = s:get(ng.tls_url("/cookie"))
+        local got = tls:text()
+        assert.matches("sec=1", got, 1, true)
+        assert.matches("open=2", got, 1, true)
+      end)
+    end)
+
+    it("follows a redirect from http to https, dropping Authorization",
+      function()
+      helper.run(function()
+        local s <close> = http.Session { ssl = ca_ctx() }
+        -- same origin first: the credentials are sent
+        local same <close> = s:get(ng.tls_url("/auth"),
+          { auth = { "user", "pw" } })
+        assert.are.equal("[Basic dXNlcjpwdw==]", same:text())
+        local to = ng.tls_url("/auth")
+        local r <close> = s:get(py.url("/redirect?code=301&to=" .. to),
+          { auth = { "user", "pw" } })
+        assert.are.equal(200, r.status)
+        assert.are.equal(to, r.url)
+        assert.are.equal(301, r.history[1].status)
+        assert.are.equal("[]", r:text())
+      end)
+    end)
+
     it("connects without verification with ssl = false", function()
       helper.run(function()
         local r = http.get(ng.tls_url("/index.html"), { ssl = false })

@@ -7,8 +7,10 @@
 --  * peers.nginx(): Debian's nginx on a plain and an https port (the
 --    certificate from spec/tls_helper.lua's test CA, for 127.0.0.1 and
 --    localhost), serving a static folder with a gzip'd twin of text.txt
---    (gzip_static), /dyn/ gzipped on the fly (chunked), and stub_status
---    at /status for counting accepted connections.
+--    (gzip_static), /dyn/ gzipped on the fly (chunked), stub_status at
+--    /status for counting accepted connections, /setcookie (a Secure
+--    cookie and another), /cookie and /auth (the Cookie and
+--    Authorization headers it got, in brackets).
 -- Each server is a child of `sh` whose stdin is a pipe held by this
 -- process (io.popen "w"): closing it (stop(), or this process dying)
 -- makes the server exit, so no server outlives a crashed spec run.
@@ -119,6 +121,13 @@ http {
     ssl_certificate_key @KEY@;
     root @DIR@/www;
     location = /status { stub_status; }
+    location = /setcookie {
+      add_header Set-Cookie "sec=1; Secure; Path=/";
+      add_header Set-Cookie "open=2; Path=/";
+      return 200 "set\n";
+    }
+    location = /cookie { return 200 "[$http_cookie]"; }
+    location = /auth { return 200 "[$http_authorization]"; }
     location /dyn/ {
       alias @DIR@/www/;
       gzip_static off;
