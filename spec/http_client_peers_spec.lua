@@ -233,6 +233,35 @@ describe("lasync.http client against real servers", function()
       end, 10)
     end)
 
+    it("splits lines across chunks, CRLF and LF, the last unended",
+      function()
+      helper.run(function()
+        local s <close> = http.Session()
+        local r <close> = s:get(py.url("/lines"))
+        local got = {}
+        for line in r:lines() do got[#got + 1] = line end
+        assert.are.same({ "one", "two", "", "three", "four" }, got)
+      end)
+    end)
+
+    it("closes a connection whose body read was cancelled", function()
+      helper.run(function()
+        peers.reset(py)
+        local s <close> = http.Session()
+        local r = s:get(py.url("/drip?n=20&ms=50"))
+        local t = lasync.spawn(function()
+          for _ in r:iter_chunked(4) do end
+        end)
+        lasync.sleep(0.1)
+        t:cancel()
+        helper.assert_cancelled(t)
+        r:release()
+        local ok <close> = s:get(py.url("/hello"))
+        assert.are.equal("hello", ok:text())
+        assert.are.equal(2, peers.stats(py).accepted)
+      end)
+    end)
+
     it("decodes gzip and deflate (Python)", function()
       helper.run(function()
         local s <close> = http.Session()
