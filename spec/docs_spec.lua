@@ -85,6 +85,8 @@ local INTERNAL = {
   ["lasync.Gather"] = true,   -- what gather awaits inside; never returned
   ["lasync.http.conn"] = true, -- core._http_conn, inside lasync.http's
                                -- serve loop (docs/internals.md)
+  ["lasync.http.client_parser"] = true, -- core._http_client_parser,
+                                        -- inside lasync.http's Session
 }
 
 -- The classes: name -> metatable.

@@ -640,3 +640,71 @@ describe("http.get and friends", function()
     end)
   end)
 end)
+
+describe("http.Session with the cookie jar and forms", function()
+  it("keeps cookies per session and sends them back", function()
+    with_app(function(app)
+      app:get("/set", function()
+        local r = http.Response { text = "set" }
+        r:set_cookie("sid", "abc")
+        return r
+      end)
+      app:get("/echo", function(req)
+        return req.headers.cookie or "none"
+      end)
+    end, function(base)
+      local s <close> = http.Session()
+      local r = s:get(base .. "/set")
+      assert.equals("abc", r.cookies.sid)
+      r:read()
+      assert.equals("sid=abc", s:get(base .. "/echo"):read())
+      assert.matches("x=1", s:get(base .. "/echo",
+        { cookies = { x = "1" } }):read())
+      local other <close> = http.Session()
+      assert.equals("none", other:get(base .. "/echo"):read())
+      local nojar <close> = http.Session { cookie_jar = false }
+      nojar:get(base .. "/set"):read()
+      assert.equals("none", nojar:get(base .. "/echo"):read())
+      assert.equals("y=2", nojar:get(base .. "/echo",
+        { cookies = { y = "2" } }):read())
+    end)
+  end)
+
+  it("sends data tables urlencoded and forms as multipart, files streamed",
+    function()
+      helper.in_dir(function(dir)
+        local path = dir .. "/up.bin"
+        local blob = string.rep("0123456789abcdef", 20000) -- 320 KB
+        lasync.fs.writefile(path, blob)
+        local app = http.App { client_max_size = 1048576 }
+        app:post("/form", function(req)
+          local f = req:post()
+          local file = f.file
+          return http.json { name = f.name, tags = f:getall("tags"),
+            size = file.size, filename = file.filename,
+            same = file:read() == blob }
+        end)
+        app:post("/307", function()
+          return http.Response { status = 307,
+            headers = { Location = "/form" } }
+        end)
+        local server = app:start { host = "127.0.0.1", port = 0 }
+        local host, port = server:address()
+        local base = ("http://%s:%d"):format(host, port)
+        local s <close> = http.Session()
+        local form = http.form { name = "x", tags = { "a", "b" },
+          file = http.file_part(path, { content_type = "application/x" }) }
+        for _, p in ipairs { "/form", "/307" } do
+          local j = s:post(base .. p, { data = form }):json()
+          assert.equals("x", j.name)
+          assert.same({ "a", "b" }, j.tags)
+          assert.equals(#blob, j.size)
+          assert.equals("up.bin", j.filename)
+          assert.is_true(j.same)
+        end
+        s:close()
+        server:close()
+        server:wait_closed()
+      end, 10)
+    end)
+end)

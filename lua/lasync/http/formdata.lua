@@ -199,8 +199,7 @@ local function check_name(name, what)
       :format(FORM, what, typename(name)), 4)
   end
   if find(name, "\0", 1, true) then
-    error(("%s: field name %s contains a NUL byte")
-      :format(FORM, quoted(name)), 4)
+    error(("%s: field name %q contains a NUL byte"):format(FORM, name), 4)
   end
 end
 
@@ -447,6 +446,10 @@ function Form:chunks()
       if not ok then
         drop_file(st)
         error(data, 0)
+      end
+      if st.closed then -- f:close() while it read
+        error("lasync.http.Form:chunks: the iterator was closed " ..
+          "(f:close())", 2)
       end
       local n = #data
       if n > left or (n == 0 and left > 0) then

@@ -6,6 +6,7 @@
 local lasync = require "lasync"
 local multidict = require "lasync.http.multidict"
 local errors = require "lasync.http.client.errors"
+local deadline = require "lasync.http.client.deadline"
 
 local concat, find, lower, match, sub = table.concat, string.find,
   string.lower, string.match, string.sub
@@ -23,6 +24,7 @@ local READ_SIZE = 65536
 -- it and nothing follows the body) or is closed.
 local function finish(resp, leftover)
   resp._done = true
+  deadline.untrack(resp._st)
   local conn = resp._conn
   if conn then
     resp._conn, resp._data = nil, nil
@@ -32,6 +34,7 @@ end
 M.finish = finish
 
 local function drop(resp)
+  deadline.untrack(resp._st)
   local conn = resp._conn
   if conn then
     resp._conn, resp._data = nil, nil
@@ -51,8 +54,8 @@ end
 -- deadlines; "" at EOF.
 local function read_more(resp)
   local conn = resp._conn
-  local ok, data = pcall(resp._timed, resp, "sock_read", conn.reader.read,
-    conn.reader, READ_SIZE)
+  local ok, data = pcall(deadline.timed, resp._st, "sock_read",
+    conn.reader.read, conn.reader, READ_SIZE)
   if ok then return data end
   drop(resp)
   resp._done = true

@@ -10,6 +10,7 @@ local errors = require "lasync.http.client.errors"
 local pool_mod = require "lasync.http.client.pool"
 local response = require "lasync.http.client.response"
 local auth_mod = require "lasync.http.client.auth"
+local deadline = require "lasync.http.client.deadline"
 local qs = require "lasync.http.url"
 
 local type, error, pcall, pairs, ipairs, tostring, setmetatable =
@@ -199,7 +200,15 @@ function M.new(opts)
     local u = check_url(fname, opts.base_url)
     self.base = u
   end
-  self.headers = check_headers(fname, opts.headers)
+  self.headers, self.seen = check_headers(fname, opts.headers)
+  for k in pairs(self.seen) do
+    if find(k, "%z") then self.seen[k] = nil end
+  end
+  self._urls, self._nurls = {}, 0   -- url string -> parsed (parsed_url)
+  self._heads, self._nheads = {}, 0 -- "METHOD url" -> head without the
+                                    -- per-request lines
+  self._ctxid = setmetatable({}, { __mode = "k" }) -- TLS context -> id
+  self._deadlines = deadline.new()
   self.timeout = check_timeout(fname, opts.timeout, { total = 300 })
   local limit = check_count(fname, "limit", opts.limit, 100)
   local lph = check_count(fname, "limit_per_host", opts.limit_per_host, 0)
@@ -232,6 +241,7 @@ function Session:close()
   if self.closed then return end
   self.closed = true
   self.pool:close()
+  deadline.close(self._deadlines)
 end
 Session.__close = Session.close
 Session.__gc = function(self) if not self.closed then self:close() end end
@@ -244,26 +254,7 @@ end
 -- Timeouts
 --=======================================================================
 
--- Runs fn(...) under the earlier of the request's total deadline and
--- `which` seconds from now; a timeout becomes ClientTimeoutError naming
--- the one that expired. st holds _tmo (the timeouts) and _when (total).
-local function timed(st, which, fn, ...)
-  local secs = which and st._tmo[which]
-  local when, name = st._when, "total"
-  if secs then
-    local w = lasync.get_running_loop():time() + secs
-    if not when or w < when then when, name = w, which end
-  end
-  if not when then return fn(...) end
-  local ok, a = pcall(lasync.timeout_at, when, fn, ...)
-  if ok then return a end
-  if is_timeout(a) and not is_error(a, errors.ClientTimeoutError) then
-    error(errors.timeout(name, st.url,
-      name == "total" and st._tmo.total or secs), 0)
-  end
-  error(a, 0)
-end
-M.timed = timed
+local timed = deadline.timed
 
 --{======================================================================
 -- Connections
@@ -335,30 +326,33 @@ local function disconnected(st, msg)
 end
 
 -- Writes the request and reads the response head; returns the response.
+local function write_request(st, w, head, body)
+  if body == nil then
+    w:write(head)
+  elseif type(body) == "string" then
+    if #body < 16384 then
+      w:write(head .. body)
+    else
+      w:write(head)
+      w:write(body)
+      timed(st, nil, w.drain, w)
+    end
+  else -- a form: its chunks, streamed
+    w:write(head)
+    local next_chunk, _, _, files = body:chunks()
+    local _ <close> = files -- closes an open file if we stop early
+    while true do
+      local chunk = next_chunk()
+      if chunk == nil then break end
+      w:write(chunk)
+      timed(st, nil, w.drain, w)
+    end
+  end
+end
+
 local function exchange(self, st, conn, head, body)
   local w, r = conn.writer, conn.reader
-  local ok, err = pcall(function()
-    if body == nil then
-      w:write(head)
-    elseif type(body) == "string" then
-      if #body < 16384 then
-        w:write(head .. body)
-      else
-        w:write(head)
-        w:write(body)
-        timed(st, nil, w.drain, w)
-      end
-    else -- a form: its chunks, streamed
-      w:write(head)
-      local next_chunk = body:chunks()
-      while true do
-        local chunk = next_chunk()
-        if chunk == nil then break end
-        w:write(chunk)
-        timed(st, nil, w.drain, w)
-      end
-    end
-  end)
+  local ok, err = pcall(write_request, st, w, head, body)
   if not ok then return nil, errors.os_error(err, st.url), true end
   local data
   ok, data = pcall(timed, st, "sock_read", r.read, r, READ_SIZE)
@@ -375,8 +369,7 @@ local function exchange(self, st, conn, head, body)
         or "1.0", url = st.url, method = st.method, _raw = raw,
         content_length = clen, _conn = conn, _pool = self.pool,
         _data = data, _pos = n + 1, _keep = keep, _done = false,
-        _decompress = self.decompress, _tmo = st._tmo, _when = st._when,
-        _timed = timed, history = st.history,
+        _decompress = self.decompress, _st = st, history = st.history,
       }, response.mt)
       if framing == "none" then
         response.finish(resp, n < #data)
@@ -448,7 +441,7 @@ local function build_body(fname, opts, hdrs, seen)
 end
 
 -- The request head: line, Host, the headers, then what is implied.
-local function build_head(self, st, u, hdrs, seen, body_len)
+local function build_head(self, st, u, hdrs, seen)
   local out = { st.method, " ", urlparse.target(u), " HTTP/1.1\r\n" }
   local n = 4
   local function add(name, value)
@@ -457,6 +450,7 @@ local function build_head(self, st, u, hdrs, seen, body_len)
     n = n + 4
   end
   if not seen.host then add("Host", urlparse.host_header(u)) end
+  -- (Cookie, Content-Length and the blank line are added per request)
   for i = 1, #hdrs, 2 do
     out[n + 1], out[n + 2], out[n + 3], out[n + 4] = hdrs[i], ": ",
       hdrs[i + 1], "\r\n"
@@ -471,12 +465,13 @@ local function build_head(self, st, u, hdrs, seen, body_len)
   if st.auth and not seen.authorization then
     add("Authorization", st.auth)
   end
-  if st.cookie then add("Cookie", st.cookie) end
-  if body_len and not seen["content-length"] then
-    add("Content-Length", tostring(body_len))
-  end
-  out[n + 1] = "\r\n"
-  return concat(out)
+  return concat(out, "", 1, n)
+end
+
+local KNOWN_METHODS = {}
+for _, m in ipairs { "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
+                     "OPTIONS" } do
+  KNOWN_METHODS[m] = m
 end
 
 local function check_method(fname, method)
@@ -509,45 +504,103 @@ local function jar_url(u)
   return { scheme = u.scheme, host = u.host, port = u.port, path = u.path }
 end
 
+local EMPTY = {}
+
+-- The parsed URL of a string (cached per session: a client asks the same
+-- URLs again and again). Its fields are never changed; `params` makes a
+-- copy.
+local function parsed_url(self, fname, url)
+  local cache = self._urls
+  local u = cache[url]
+  if u then return u end
+  u = check_url(fname, url, self.base)
+  u.str = urlparse.tostring(u)
+  u.hostport = u.scheme .. "://" .. u.host .. ":" .. u.port
+  u.jar = jar_url(u)
+  if self._nurls >= 256 then
+    cache = {}
+    self._urls, self._nurls = cache, 0
+  end
+  cache[url] = u
+  self._nurls = self._nurls + 1
+  return u
+end
+
+local function with_query(u, q)
+  local c = {}
+  for k, v in pairs(u) do c[k] = v end
+  c.query = u.query and (u.query .. "&" .. q) or q
+  c.str = urlparse.tostring(c)
+  c.jar = jar_url(c)
+  return c
+end
+
+-- A private copy of the header list and set (before changing them).
+local function own_headers(hdrs, seen)
+  local h, s = {}, {}
+  for i = 1, #hdrs do h[i] = hdrs[i] end
+  for k, v in pairs(seen) do s[k] = v end
+  return h, s
+end
+
 function Session:request(method, url, opts, fname)
   fname = fname or "lasync.http.Session:request"
   if getmetatable(self) ~= Session then
     misuse(fname, "expected a Session (got %s)", type(self))
   end
-  method = check_method(fname, method)
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" then
+  method = KNOWN_METHODS[method] or check_method(fname, method)
+  if opts == nil then
+    opts = EMPTY
+  elseif type(opts) ~= "table" then
     misuse(fname, "opts must be a table (got %s)", type(opts))
-  end
-  for k in pairs(opts) do
-    if not REQUEST_OPTS[k] then
-      misuse(fname, "unknown option '%s'", tostring(k))
+  else
+    for k in pairs(opts) do
+      if not REQUEST_OPTS[k] then
+        misuse(fname, "unknown option '%s'", tostring(k))
+      end
     end
   end
   if self.closed then misuse(fname, "the session is closed") end
-  local u = check_url(fname, url, self.base)
+  if type(url) ~= "string" then
+    misuse(fname, "url must be a string (got %s)", type(url))
+  end
+  local u = parsed_url(self, fname, url)
   if opts.params ~= nil then
     local q = qs.encode_qs(opts.params)
-    if q ~= "" then u.query = u.query and (u.query .. "&" .. q) or q end
+    if q ~= "" then u = with_query(u, q) end
   end
-  local hdrs, seen = {}, {}
-  for i = 1, #self.headers, 2 do
-    hdrs[i], hdrs[i + 1] = self.headers[i], self.headers[i + 1]
-    seen[lower(self.headers[i])] = true
+  local hdrs, seen, shared = self.headers, self.seen, true
+  if opts.headers ~= nil then
+    hdrs, seen = own_headers(hdrs, seen)
+    shared = false
+    check_headers(fname, opts.headers, hdrs, seen)
+    for k in pairs(seen) do
+      if find(k, "%z") then seen[k] = nil end
+    end
   end
-  check_headers(fname, opts.headers, hdrs, seen)
-  for k in pairs(seen) do
-    if find(k, "%z") then seen[k] = nil end
+  local body, form
+  if opts.body ~= nil or opts.json ~= nil or opts.data ~= nil then
+    if shared then
+      hdrs, seen = own_headers(hdrs, seen)
+      shared = false
+    end
+    body, form = build_body(fname, opts, hdrs, seen)
   end
-  local body, form = build_body(fname, opts, hdrs, seen)
-  local st = {
-    method = method, _tmo = check_timeout(fname, opts.timeout,
-      self.timeout), history = {},
-  }
+  local tmo = self.timeout
+  if opts.timeout ~= nil then tmo = check_timeout(fname, opts.timeout, tmo) end
+  local st = { method = method, _tmo = tmo, history = {},
+               _D = self._deadlines }
   local auth = self.auth_header
-  if opts.auth ~= nil then auth = auth_mod.header(opts.auth, fname) end
-  if u.user then auth = auth_mod.header({ u.user, u.password }, fname) end
-  local ssl_opt = check_ssl(fname, opts.ssl)
+  if opts.auth ~= nil then
+    auth = auth_mod.header(opts.auth, fname)
+    shared = false
+  end
+  if u.user then
+    auth = auth_mod.header({ u.user, u.password }, fname)
+    shared = false
+  end
+  local ssl_opt = opts.ssl
+  if ssl_opt ~= nil then check_ssl(fname, ssl_opt) end
   local sni = opts.server_hostname
   if sni ~= nil and (type(sni) ~= "string" or find(sni, "[\r\n%z]")) then
     misuse(fname, "option 'server_hostname' must be a string")
@@ -560,31 +613,65 @@ function Session:request(method, url, opts, fname)
       type(opts.cookies))
   end
   if opts.cookies and self.jar then
-    self.jar:update_cookies(opts.cookies, jar_url(u))
+    self.jar:update_cookies(opts.cookies, u.jar)
   end
-  local tmo = st._tmo
   if tmo.total then
     st._when = lasync.get_running_loop():time() + tmo.total
   end
   local origin = u
   local resp
   while true do
-    st.url = urlparse.tostring(u)
+    st.url = u.str
     st.auth = auth
+    local cookie
     if self.jar then
-      st.cookie = self.jar:cookie_header(jar_url(u))
+      cookie = self.jar:cookie_header(u.jar)
     elseif opts.cookies then
       local parts = {}
       for k, v in pairs(opts.cookies) do parts[#parts + 1] = k .. "=" .. v end
       table.sort(parts)
-      st.cookie = #parts > 0 and concat(parts, "; ") or nil
+      cookie = #parts > 0 and concat(parts, "; ") or nil
     end
-    local ctx = ssl_context(self, u.scheme, ssl_opt)
+    local ctx = u.scheme == "https" and ssl_context(self, u.scheme, ssl_opt)
+      or nil
     local host_sni = sni or (ctx and u.host) or nil
-    st._key = u.scheme .. "://" .. u.host .. ":" .. u.port ..
-      (ctx and ("|" .. tostring(ctx) .. "|" .. host_sni) or "")
+    if ctx then
+      local id = self._ctxid[ctx]
+      if not id then
+        id = tostring(ctx)
+        self._ctxid[ctx] = id
+      end
+      st._key = u.hostport .. "|" .. id .. "|" .. host_sni
+    else
+      st._key = u.hostport
+    end
     local body_len = body and #body or (form and form:size()) or nil
-    local head = build_head(self, st, u, hdrs, seen, body_len)
+    local prefix
+    if shared and not body_len then
+      local hkey = method .. " " .. u.str
+      prefix = self._heads[hkey]
+      if not prefix then
+        prefix = build_head(self, st, u, hdrs, seen)
+        if self._nheads >= 256 then self._heads, self._nheads = {}, 0 end
+        self._heads[hkey] = prefix
+        self._nheads = self._nheads + 1
+      end
+    else
+      prefix = build_head(self, st, u, hdrs, seen)
+    end
+    local head
+    if body_len then
+      if cookie then
+        head = prefix .. "Cookie: " .. cookie .. "\r\nContent-Length: " ..
+          body_len .. "\r\n\r\n"
+      else
+        head = prefix .. "Content-Length: " .. body_len .. "\r\n\r\n"
+      end
+    elseif cookie then
+      head = prefix .. "Cookie: " .. cookie .. "\r\n\r\n"
+    else
+      head = prefix .. "\r\n"
+    end
     resp = nil
     for attempt = 1, 2 do
       local conn, fresh = acquire(self, st, u, ctx, host_sni)
@@ -600,14 +687,15 @@ function Session:request(method, url, opts, fname)
       end
     end
     if self.jar then
-      local cookies = {}
+      local cookies
       local raw = resp._raw
       for i = 1, #raw, 2 do
-        if raw[i] == "set-cookie" then cookies[#cookies + 1] = raw[i + 1] end
+        if raw[i] == "set-cookie" then
+          cookies = cookies or {}
+          cookies[#cookies + 1] = raw[i + 1]
+        end
       end
-      if #cookies > 0 then
-        self.jar:update_cookies_from_headers(cookies, jar_url(u))
-      end
+      if cookies then self.jar:update_cookies_from_headers(cookies, u.jar) end
     end
     local status = resp.status
     local location = REDIRECT[status] and allow and resp.headers.location
@@ -625,7 +713,11 @@ function Session:request(method, url, opts, fname)
     end
     resp:release()
     history[#history + 1] = resp
-    local nu = check_url(fname, urlparse.join(u, location))
+    local nu = parsed_url(self, fname, urlparse.join(u, location))
+    if shared then
+      hdrs, seen = own_headers(hdrs, seen)
+      shared = false
+    end
     if (status == 301 or status == 302 or status == 303) and
         method ~= "HEAD" then
       method = "GET"
