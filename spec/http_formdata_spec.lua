@@ -130,6 +130,55 @@ describe("lasync.http.form{} (multipart/form-data)", function()
     end)
   end)
 
+  it("is read by a lasync HTTP server's req:post(), streamed with its " ..
+    "Content-Length", function()
+      helper.in_dir(function(dir)
+        local big = ("0123456789"):rep(150000) -- 1.5 MB: spooled
+        lasync.fs.writefile(dir .. "/big.txt", big)
+        local app = lasync.http.App { client_max_size = 4 * 1048576 }
+        app:post("/form", function(req)
+          local f = req:post()
+          local up = f.big
+          return lasync.http.json { name = f.name, tags = f:getall("tag"),
+            size = up.size, same = up.read() == big, file = up.filename,
+            bin = f.bin.read() == BINARY }
+        end)
+        app:post("/urlencoded", function(req)
+          local f = req:post()
+          return lasync.http.json { q = f.q, a = f:getall("a") }
+        end)
+        local server = app:start { host = "127.0.0.1", port = 0 }
+        local _, port = server:address()
+        local function post(path, ctype, size, chunks)
+          local r, w = lasync.open_connection("127.0.0.1", port)
+          w:write(("POST %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" ..
+            "Content-Type: %s\r\nContent-Length: %d\r\n\r\n")
+            :format(path, ctype, size))
+          for c in chunks do w:write(c) end
+          local got = r:read()
+          w:close()
+          assert.matches("^HTTP/1.1 200", got)
+          return lasync.json.decode(got:match("\r\n\r\n(.*)$"))
+        end
+        local f = formdata.form { name = "x y", tag = { "1", "2" },
+          big = formdata.file_part(dir .. "/big.txt"),
+          bin = formdata.part(BINARY, { filename = "b" }) }
+        local res = post("/form", f:content_type(), f:size(), f:chunks())
+        assert.are.same({ name = "x y", tags = { "1", "2" }, size = #big,
+          same = true, file = "big.txt", bin = true }, res)
+        local body = formdata.urlencode { q = "a+b &", a = { 1, 2 } }
+        res = post("/urlencoded", "application/x-www-form-urlencoded",
+          #body, function()
+            local s = body
+            body = nil
+            return s
+          end)
+        assert.are.same({ q = "a+b &", a = { "1", "2" } }, res)
+        server:close()
+        server:wait_closed()
+      end, 10)
+    end)
+
   it("is read back the same by Python's email package", function()
     helper.in_dir(function(dir)
       lasync.fs.writefile(dir .. "/data.json", '{"a": 1}')
