@@ -186,6 +186,31 @@ describe("lasync.http client against real servers", function()
       end, 60)
     end)
 
+    it("answers 500 concurrent requests to nginx on 4 connections",
+      function()
+      helper.run(function()
+        local before = peers.nginx_status(ng)
+        local s <close> = http.Session { limit = 10, limit_per_host = 4 }
+        local tasks = {}
+        for i = 1, 500 do
+          tasks[i] = lasync.spawn(function()
+            local r <close> = s:get(ng.url("/index.html?i=" .. i))
+            return r.status, r:text()
+          end)
+        end
+        for _, t in ipairs(tasks) do
+          local status, body = t:await()
+          assert.are.equal(200, status)
+          assert.matches("nginx peer", body, 1, true)
+        end
+        local after = peers.nginx_status(ng)
+        -- the session's connections and the one asking the status
+        assert.is_true(after.accepts - before.accepts <= 5,
+          "accepts " .. after.accepts - before.accepts)
+        assert.are.equal(501, after.requests - before.requests)
+      end, 30)
+    end)
+
     it("holds the total limit across two hosts", function()
       helper.run(function()
         peers.reset(py)
