@@ -111,6 +111,24 @@ describe("lasync.http client against real servers", function()
       end)
     end)
 
+    it("closes a pooled connection idle past keepalive_timeout", function()
+      helper.run(function()
+        peers.reset(py)
+        local s <close> = http.Session { keepalive_timeout = 0.1 }
+        local a <close> = s:get(py.url("/hello"))
+        assert.are.equal("hello", a:text())
+        local b <close> = s:get(py.url("/hello"))
+        assert.are.equal("hello", b:text())
+        assert.are.equal(1, peers.stats(py).accepted)
+        lasync.sleep(0.25)
+        -- the server saw the idle connection close
+        helper.wait_until(function() return peers.stats(py).open == 0 end)
+        local c <close> = s:get(py.url("/hello"))
+        assert.are.equal("hello", c:text())
+        assert.are.equal(2, peers.stats(py).accepted)
+      end)
+    end)
+
     it("does not reuse a connection whose body was not read", function()
       helper.run(function()
         peers.reset(py)
@@ -672,6 +690,37 @@ describe("lasync.http client against real servers", function()
         local ok <close> = s:get(py.url("/hello"))
         assert.are.equal(200, ok.status)
         assert.are.equal("hello", ok:text())
+      end)
+    end)
+
+    it("raises ClientPayloadError on bad chunked framing and bad gzip",
+      function()
+      helper.run(function()
+        local s <close> = http.Session()
+        for _, path in ipairs { "/bad-chunk", "/bad-gzip" } do
+          local r <close> = s:get(py.url(path))
+          assert.are.equal(200, r.status)
+          local err = helper.raises(http.ClientPayloadError,
+            "ClientPayloadError", r.read, r)
+          assert.are.equal(py.url(path), err.url)
+        end
+        local ok <close> = s:get(py.url("/hello"))
+        assert.are.equal("hello", ok:text())
+      end)
+    end)
+
+    it("reads a head with LF-only lines, refuses conflicting lengths",
+      function()
+      helper.run(function()
+        local s <close> = http.Session()
+        local r <close> = s:get(py.url("/lf-only"))
+        assert.are.equal(200, r.status)
+        assert.are.equal("spaced value", r.headers:get("X-Odd"))
+        assert.are.equal("", r.headers:get("X-Empty"))
+        assert.are.equal("ok", r:read())
+        local err = helper.raises(http.ClientError, "ClientError", s.get, s,
+          py.url("/cl-conflict"))
+        assert.are.equal(py.url("/cl-conflict"), err.url)
       end)
     end)
 
