@@ -708,3 +708,54 @@ describe("http.Session with the cookie jar and forms", function()
       end, 10)
     end)
 end)
+
+describe("http.Session idle connections and deadlines", function()
+  it("closes idle connections after keepalive_timeout", function()
+    with_raw(canned("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+      function(base, stats)
+        local s <close> = http.Session { keepalive_timeout = 0.05 }
+        assert.equals("ok", s:get(base):read())
+        assert.equals(1, s.pool.nidle)
+        helper.wait_until(function() return s.pool.nidle == 0 end)
+        assert.equals("ok", s:get(base):read())
+        assert.equals(2, stats.conns)
+      end)
+  end)
+
+  it("raises the total timeout at the next read of a response held past " ..
+    "its deadline", function()
+      with_raw(function(_, _, w)
+        w:write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+        lasync.sleep(0.2)
+        w:write("cd")
+      end, function(base)
+        local s <close> = http.Session { timeout = { total = 0.05 } }
+        local r = s:get(base)
+        lasync.sleep(0.08)
+        local err = helper.error_of(r.read, r)
+        assert.is_true(lasync.is_error(err, http.ClientTimeoutError))
+        assert.equals("total", err.timeout)
+        -- and while it waits in the read
+        r = s:get(base)
+        local t0 = helper.now()
+        err = helper.error_of(r.read, r)
+        assert.equals("total", err.timeout)
+        assert.is_true(helper.now() - t0 < 0.15)
+        assert.equals(0, s.pool.busy)
+      end)
+    end)
+
+  it("closes the connection of a response left to the garbage collector",
+    function()
+      with_raw(canned("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        function(base, stats)
+          local s <close> = http.Session()
+          do s:get(base) end
+          collectgarbage()
+          collectgarbage()
+          assert.equals(0, s.pool.busy)
+          assert.equals("ok", s:get(base):read())
+          assert.equals(2, stats.conns)
+        end)
+    end)
+end)
