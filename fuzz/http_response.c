@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int head_request, r = LX_HTTP_MORE;
   if (size == 0) return 0;
   if (!ready) {
-    if (lx_resp_parser_init(&rp) != 0) abort();
+    if (lx_resp_parser_init(&rp, NULL) != 0) abort();
     ready = 1;
   }
   head_request = data[0] & 1;
@@ -69,9 +69,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned i;
     r = lx_resp_parse_body(&rp, buf + off, have - off, &used);
     if (r == LX_HTTP_ERROR) goto out;
-    for (i = 0; i < rp.npieces; i++)
-      if (rp.piece_len[i]) sink += (unsigned char)rp.piece[i][0] +
-                                   (unsigned char)rp.piece[i][rp.piece_len[i] - 1];
+    for (i = 0; i < rp.npieces; i++) {
+      const unsigned char *at = (const unsigned char *)rp.piece[i];
+      if (rp.piece_len[i]) sink += at[0] + at[rp.piece_len[i] - 1];
+    }
     off += used;
     if (r == LX_HTTP_DONE) goto out;
     if (off < have && used > 0) continue;

@@ -102,6 +102,10 @@ local MAKE = {
     return require("lasync.core")._http_conn(r.reader, r.writer, {
       idle_timeout = 0.05, head_timeout = 0.05, body_timeout = 0.05 })
   end,
+  -- the HTTP client's response parser (no I/O of its own)
+  ["lasync.http.client_parser"] = function()
+    return require("lasync.core")._http_client_parser()
+  end,
   ["lasync.UdpEndpoint"] = function()
     return lasync.open_udp { local_addr = { "127.0.0.1", 0 } }
   end,
@@ -122,7 +126,8 @@ local ORDER = {
   "lasync.Semaphore", "lasync.BoundedSemaphore", "lasync.Event",
   "lasync.Condition", "lasync.Barrier", "lasync.TaskGroup", "lasync.File",
   "lasync.Server", "lasync.StreamReader", "lasync.StreamWriter",
-  "lasync.http.conn", "lasync.UdpEndpoint", "lasync.Process", "lasync.Thread",
+  "lasync.http.conn", "lasync.http.client_parser", "lasync.UdpEndpoint",
+  "lasync.Process", "lasync.Thread",
   "lasync.SignalHandler", "lasync.ssl.Context",
 }
 

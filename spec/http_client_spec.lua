@@ -168,6 +168,10 @@ describe("http.Session responses", function()
         w:write("HTTP/1.1 204 No Content\r\n\r\n")
       elseif head:find("^GET /304") then
         w:write("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n")
+      elseif head:find("^GET /101") then
+        w:write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n" ..
+          "Connection: Upgrade\r\n\r\n")
+        return "close"
       else
         w:write("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n" ..
           "\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -183,6 +187,10 @@ describe("http.Session responses", function()
       assert.equals(200, r.status)
       assert.equals("ok", r:read())
       assert.equals(1, stats.conns)
+      local up = s:get(base .. "/101") -- not kept: another protocol now
+      assert.equals(101, up.status)
+      assert.equals("", up:read())
+      assert.equals(0, s.pool.nidle)
     end)
   end)
 

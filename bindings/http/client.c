@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h> /* strncasecmp */
 
 #include "http/client.h"
 #include "http/inflate.h"
@@ -74,16 +75,33 @@ static void push_headers(lua_State *L, const lx_resp_parser *rp) {
   }
 }
 
+/* Bits of p:head's flags: headers the session looks at. */
+#define HAS_SET_COOKIE 1
+
+static int has_set_cookie(const lx_resp_parser *rp) {
+  uint32_t i;
+  for (i = 0; i < rp->nhdr; i++) {
+    const lx_http_hdr *h = &rp->hdr[i];
+    if (h->name_len == 10 &&
+        strncasecmp(rp->base + h->name, "set-cookie", 10) == 0)
+      return 1;
+  }
+  return 0;
+}
+
 /*
 ** p:head(data, head_request) -> consumed, status, reason, minor,
-** keep_alive, headers, framing, content_length | nil (more bytes needed)
-** | false, message. Interim 1xx responses (but 101) are skipped: consumed
-** counts them.
+** keep_alive, framing, content_length, head_start, flags | nil (more
+** bytes needed) | false, message. Interim 1xx responses (but 101) are
+** skipped: consumed counts them, head_start is where the response's own
+** head begins (0-based); the headers are made only when asked for
+** (lasync.core._http_client_headers(data, head_start, consumed)).
+** flags: 1 when a Set-Cookie header is there.
 */
 static int parser_head(lua_State *L) {
   client_parser *cp = check_parser(L, "head");
   size_t len, head_len, off = 0;
-  const char *data = luaL_checklstring(L, 2, &len);
+  const char *data = lx_checklstring(L, 2, &len);
   int head_request = lua_toboolean(L, 3);
   lx_resp_parser *rp = &cp->rp;
   llhttp_t *p = &rp->p;
@@ -108,20 +126,44 @@ static int parser_head(lua_State *L) {
   lua_pushinteger(L, p->status_code);
   lua_pushlstring(L, rp->base + rp->reason, rp->reason_len);
   lua_pushinteger(L, p->http_minor);
-  if (rp->framing == LX_BODY_CLOSE)
-    keep = 0;
+  if (rp->framing == LX_BODY_CLOSE || p->status_code == 101)
+    keep = 0; /* 101: the connection now speaks another protocol */
   else if (p->http_minor >= 1)
     keep = !(p->flags & F_CONNECTION_CLOSE);
   else
     keep = (p->flags & F_CONNECTION_KEEP_ALIVE) != 0;
   lua_pushboolean(L, keep);
-  push_headers(L, rp);
   lua_pushstring(L, framing_names[rp->framing]);
   if (p->flags & F_CONTENT_LENGTH)
     lua_pushinteger(L, (lua_Integer)p->content_length);
   else
     lua_pushnil(L);
-  return 8;
+  lua_pushinteger(L, (lua_Integer)off);
+  lua_pushinteger(L, has_set_cookie(rp) ? HAS_SET_COOKIE : 0);
+  return 9;
+}
+
+/*
+** lasync.core._http_client_headers(data, from, to) -> {name, value, ...}:
+** the headers of the head data[from, to) (0-based) that p:head parsed,
+** names in lower case; parsed again here, on a parser on the C stack.
+*/
+static int core_client_headers(lua_State *L) {
+  size_t len;
+  const char *data = lx_checklstring(L, 1, &len);
+  lua_Integer from = lx_checkinteger(L, 2), to = lx_checkinteger(L, 3);
+  lx_http_hdr hdr[LX_RESP_MAX_HEADERS];
+  lx_resp_parser rp;
+  size_t head_len;
+  if (from < 0 || to < from || (size_t)to > len)
+    return luaL_error(L, "lasync.http.client_headers: range out of "
+                         "bounds");
+  lx_resp_parser_init(&rp, hdr); /* no allocation: cannot fail */
+  if (lx_resp_parse_head(&rp, data + from, (size_t)(to - from), 1,
+                         &head_len) != LX_HTTP_DONE)
+    rp.nhdr = 0; /* not a head p:head accepted */
+  push_headers(L, &rp);
+  return 1;
 }
 
 /* [-0, +1] inflate the body spans of the last step into one string;
@@ -165,8 +207,8 @@ static const char *inflate_pieces(lua_State *L, client_parser *cp,
 static int parser_body(lua_State *L) {
   client_parser *cp = check_parser(L, "body");
   size_t len, used;
-  const char *data = luaL_checklstring(L, 2, &len);
-  lua_Integer pos = luaL_checkinteger(L, 3);
+  const char *data = lx_checklstring(L, 2, &len);
+  lua_Integer pos = lx_checkinteger(L, 3);
   int decompress = lua_toboolean(L, 4);
   lx_resp_parser *rp = &cp->rp;
   int r, done;
@@ -238,7 +280,10 @@ static int parser_coding(lua_State *L) {
 }
 
 static int parser__gc(lua_State *L) {
-  client_parser *cp = luaL_checkudata(L, 1, CLIENT_PARSER);
+  client_parser *cp = luaL_testudata(L, 1, CLIENT_PARSER);
+  if (cp == NULL)
+    return luaL_error(L, "lasync.http.client_parser:__gc: expected a "
+                         "parser (got %s)", luaL_typename(L, 1));
   drop_inflate(cp);
   lx_resp_parser_free(&cp->rp);
   return 0;
@@ -246,11 +291,14 @@ static int parser__gc(lua_State *L) {
 
 /* lasync.core._http_client_parser() -> a new parser */
 static int core_client_parser(lua_State *L) {
-  client_parser *cp = lua_newuserdatauv(L, sizeof *cp, 0);
+  client_parser *cp;
+  if (lua_gettop(L) != 0)
+    return luaL_error(L, "lasync.http.client_parser: takes no arguments");
+  cp = lua_newuserdatauv(L, sizeof *cp, 0);
   cp->zi = NULL;
   memset(&cp->rp, 0, sizeof cp->rp);
   luaL_setmetatable(L, CLIENT_PARSER);
-  if (lx_resp_parser_init(&cp->rp) != 0)
+  if (lx_resp_parser_init(&cp->rp, NULL) != 0)
     return luaL_error(L, "lasync.http.client_parser: out of memory");
   return 1;
 }
@@ -263,12 +311,23 @@ void lx_open_http_client(lua_State *L) {
     {"coding", parser_coding},
     {NULL, NULL}
   };
+  int i;
   luaL_newmetatable(L, CLIENT_PARSER);
   lua_pushcfunction(L, parser__gc);
+  lx_name_function(L, -1, "lasync.http.client_parser:", "__gc");
   lua_setfield(L, -2, "__gc");
   luaL_newlib(L, methods);
+  for (i = 0; methods[i].name; i++) {
+    lua_getfield(L, -1, methods[i].name);
+    lx_name_function(L, -1, "lasync.http.client_parser:", methods[i].name);
+    lua_pop(L, 1);
+  }
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  lua_pushcfunction(L, core_client_headers);
+  lx_name_function(L, -1, "lasync.http.", "client_headers");
+  lua_setfield(L, -2, "_http_client_headers");
   lua_pushcfunction(L, core_client_parser);
+  lx_name_function(L, -1, "lasync.http.", "client_parser");
   lua_setfield(L, -2, "_http_client_parser");
 }

@@ -127,19 +127,24 @@ static const llhttp_settings_t settings = {
   .on_message_complete = on_message_complete,
 };
 
-/* 0, or -1 when out of memory. */
-int lx_resp_parser_init(lx_resp_parser *rp) {
+/* hdr: an array of LX_RESP_MAX_HEADERS entries, or NULL to have one
+   allocated. 0, or -1 when out of memory. */
+int lx_resp_parser_init(lx_resp_parser *rp, lx_http_hdr *hdr) {
   memset(rp, 0, sizeof *rp);
   llhttp_init(&rp->p, HTTP_RESPONSE, &settings);
   llhttp_set_lenient_headers(&rp->p, 1); /* odd bytes in values */
-  rp->hdr = malloc(LX_RESP_MAX_HEADERS * sizeof *rp->hdr);
-  if (rp->hdr == NULL) return -1;
+  if (hdr == NULL) {
+    hdr = malloc(LX_RESP_MAX_HEADERS * sizeof *hdr);
+    if (hdr == NULL) return -1;
+    rp->own = 1;
+  }
+  rp->hdr = hdr;
   rp->cap = LX_RESP_MAX_HEADERS;
   return 0;
 }
 
 void lx_resp_parser_free(lx_resp_parser *rp) {
-  free(rp->hdr);
+  if (rp->own) free(rp->hdr);
   rp->hdr = NULL;
   rp->cap = 0;
 }

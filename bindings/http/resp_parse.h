@@ -28,8 +28,10 @@ typedef struct lx_resp_parser {
   const char *base;        /* the head's first byte during a head parse */
   uint32_t reason, reason_len; /* offsets from base */
   uint32_t nhdr, cap;
-  lx_http_hdr *hdr;        /* cap entries (malloc; freed by
+  lx_http_hdr *hdr;        /* LX_RESP_MAX_HEADERS entries: the caller's
+                              array, or malloc'd (freed by
                               lx_resp_parser_free) */
+  unsigned char own;       /* hdr was malloc'd here */
   int span;                /* what the last header span was */
   int coding;              /* LX_CODING_* (Content-Encoding) */
   int framing;             /* LX_BODY_* of the response */
@@ -40,7 +42,7 @@ typedef struct lx_resp_parser {
   size_t piece_len[LX_RESP_PIECES];
 } lx_resp_parser;
 
-int lx_resp_parser_init(lx_resp_parser *rp);
+int lx_resp_parser_init(lx_resp_parser *rp, lx_http_hdr *hdr);
 void lx_resp_parser_free(lx_resp_parser *rp);
 int lx_resp_parse_head(lx_resp_parser *rp, const char *buf, size_t len,
                        int head_request, size_t *head_len);

@@ -68,10 +68,13 @@ local function free_slot(p, key)
 end
 
 --- pool:wait_slot(key, timed, st): returns once a slot for key is
--- taken; timed(st, "pool", fn, ...) runs the wait under the pool timeout. Cancelling
--- the waiting task leaves the queue (and gives back a slot handed over)
+-- taken; timed(st, "pool", fn, ...) runs the wait under the pool
+-- timeout. Cancelling the waiting task leaves the queue (and gives back a
+-- slot handed over)
 function Pool:wait_slot(key, timed, st)
-  if self.closed then error("lasync.http.Session: the session is closed", 0) end
+  if self.closed then
+    error("lasync.http.Session: the session is closed", 0)
+  end
   if #self.waiters == 0 and can_take(self, key) then
     take_slot(self, key)
     return

@@ -12,6 +12,7 @@ local concat, find, lower, match, sub = table.concat, string.find,
   string.lower, string.match, string.sub
 local error, type, rawget, rawset = error, type, rawget, rawset
 local is_error = lasync.is_error
+local parse_headers = require("lasync.core")._http_client_headers
 
 local M = {}
 local methods = {}
@@ -244,9 +245,19 @@ mt.__gc = function(self)
   end
 end
 
+-- The flat header list of the head (parsed again in C, on first use).
+local function raw_headers(self)
+  local raw = rawget(self, "_raw")
+  if not raw then
+    raw = parse_headers(self._head, self._hs, self._he)
+    self._raw, self._head = raw, nil
+  end
+  return raw
+end
+
 local function headers_of(self)
   local md = multidict.ci()
-  local raw = self._raw
+  local raw = raw_headers(self)
   local push = multidict._push
   for i = 1, #raw, 2 do push(md, raw[i], raw[i + 1]) end
   return md
@@ -254,7 +265,7 @@ end
 
 local function set_cookies(self)
   local out = {}
-  local raw = self._raw
+  local raw = raw_headers(self)
   for i = 1, #raw, 2 do
     if raw[i] == "set-cookie" then
       local name, value = match(raw[i + 1], "^%s*([^=;%s]+)%s*=%s*([^;]*)")
@@ -266,6 +277,7 @@ end
 
 local lazy = {
   headers = headers_of,
+  history = function() return {} end,
   cookies = set_cookies,
   content_type = function(self)
     local ct = self.headers["content-type"]

@@ -361,15 +361,17 @@ local function exchange(self, st, conn, head, body)
   local parser = conn.parser
   local is_head = st.method == "HEAD"
   while true do
-    local n, status, reason, minor, keep, raw, framing, clen =
+    local n, status, reason, minor, keep, framing, clen, hstart, flags =
       parser:head(data, is_head)
     if n then
       local resp = setmetatable({
         status = status, reason = reason, version = minor == 1 and "1.1"
-        or "1.0", url = st.url, method = st.method, _raw = raw,
+        or "1.0", url = st.url, method = st.method, _head = data,
+        _hs = hstart, _he = n, _flags = flags,
         content_length = clen, _conn = conn, _pool = self.pool,
         _data = data, _pos = n + 1, _keep = keep, _done = false,
-        _decompress = self.decompress, _st = st, history = st.history,
+        _decompress = self.decompress, _st = st,
+        history = st.history or nil,
       }, response.mt)
       if framing == "none" then
         response.finish(resp, n < #data)
@@ -588,8 +590,11 @@ function Session:request(method, url, opts, fname)
   end
   local tmo = self.timeout
   if opts.timeout ~= nil then tmo = check_timeout(fname, opts.timeout, tmo) end
-  local st = { method = method, _tmo = tmo, history = {},
-               _D = self._deadlines }
+  -- every field the request sets, made at once (no rehash as they come)
+  local st = { method = method, _tmo = tmo, history = false,
+               _D = self._deadlines, url = false, auth = false,
+               _key = false, _when = false, _task = false,
+               _waiting = false, _cancelled = false, _expired = false }
   local auth = self.auth_header
   if opts.auth ~= nil then
     auth = auth_mod.header(opts.auth, fname)
@@ -624,8 +629,9 @@ function Session:request(method, url, opts, fname)
     st.url = u.str
     st.auth = auth
     local cookie
-    if self.jar then
-      cookie = self.jar:cookie_header(u.jar)
+    local jar = self.jar
+    if jar and rawget(jar, "_n") ~= 0 then -- (a CookieJar's count: an
+      cookie = jar:cookie_header(u.jar)     -- empty one has nothing)
     elseif opts.cookies then
       local parts = {}
       for k, v in pairs(opts.cookies) do parts[#parts + 1] = k .. "=" .. v end
@@ -646,31 +652,35 @@ function Session:request(method, url, opts, fname)
       st._key = u.hostport
     end
     local body_len = body and #body or (form and form:size()) or nil
-    local prefix
+    local prefix, head
     if shared and not body_len then
       local hkey = method .. " " .. u.str
-      prefix = self._heads[hkey]
-      if not prefix then
-        prefix = build_head(self, st, u, hdrs, seen)
+      local cached = self._heads[hkey] -- {prefix, the whole head}
+      if not cached then
+        local p = build_head(self, st, u, hdrs, seen)
+        cached = { p, p .. "\r\n" }
         if self._nheads >= 256 then self._heads, self._nheads = {}, 0 end
-        self._heads[hkey] = prefix
+        self._heads[hkey] = cached
         self._nheads = self._nheads + 1
       end
+      prefix = cached[1]
+      if not cookie then head = cached[2] end
     else
       prefix = build_head(self, st, u, hdrs, seen)
     end
-    local head
-    if body_len then
-      if cookie then
-        head = prefix .. "Cookie: " .. cookie .. "\r\nContent-Length: " ..
-          body_len .. "\r\n\r\n"
+    if not head then -- (else the cached whole head)
+      if body_len then
+        if cookie then
+          head = prefix .. "Cookie: " .. cookie .. "\r\nContent-Length: " ..
+            body_len .. "\r\n\r\n"
+        else
+          head = prefix .. "Content-Length: " .. body_len .. "\r\n\r\n"
+        end
+      elseif cookie then
+        head = prefix .. "Cookie: " .. cookie .. "\r\n\r\n"
       else
-        head = prefix .. "Content-Length: " .. body_len .. "\r\n\r\n"
+        head = prefix .. "\r\n"
       end
-    elseif cookie then
-      head = prefix .. "Cookie: " .. cookie .. "\r\n\r\n"
-    else
-      head = prefix .. "\r\n"
     end
     resp = nil
     for attempt = 1, 2 do
@@ -686,21 +696,15 @@ function Session:request(method, url, opts, fname)
         error(err, 0)
       end
     end
-    if self.jar then
-      local cookies
-      local raw = resp._raw
-      for i = 1, #raw, 2 do
-        if raw[i] == "set-cookie" then
-          cookies = cookies or {}
-          cookies[#cookies + 1] = raw[i + 1]
-        end
-      end
-      if cookies then self.jar:update_cookies_from_headers(cookies, u.jar) end
+    if self.jar and resp._flags & 1 ~= 0 then -- a Set-Cookie
+      self.jar:update_cookies_from_headers(resp.headers:getall("set-cookie"),
+        u.jar)
     end
     local status = resp.status
     local location = REDIRECT[status] and allow and resp.headers.location
     if not location then break end
-    local history = st.history
+    local history = st.history or {}
+    st.history = history
     if #history >= max_redirects then
       resp:release()
       history[#history + 1] = resp
