@@ -108,11 +108,14 @@ function M.part(bytes, opts)
     filename = filename }, Part)
 end
 
--- The OSError of an fs call made for fname, its message naming fname.
-local function rename_error(err, fname)
+-- The error of an fs call made for fname, its message naming fname: an
+-- OSError, or the string of a call made outside a task.
+local function rename_error(err, fname, misuse_fname)
   local l = lasync()
   if l.is_error(err, l.OSError) and type(err.message) == "string" then
     err.message = gsub(err.message, "^lasync%.fs%.%w+:", fname .. ":")
+  elseif type(err) == "string" then
+    err = gsub(err, "^lasync%.fs%.%w+:", (misuse_fname or fname) .. ":")
   end
   return err
 end
@@ -401,8 +404,12 @@ local function size_changed(st, part)
     { target = part.path })
 end
 
-local iter_mt = { __close = function(c) drop_file(c.st) c.st.closed = true
-  end, __name = "lasync.http.FormChunks" }
+-- The to-be-closed value of a pass: a generic for left early closes it.
+local iter_mt = { __name = "lasync.http.FormChunks" }
+function iter_mt.__close(c)
+  drop_file(c.st)
+  c.st.closed = true
+end
 
 --- f:chunks() -> an iterator: each call returns the next piece of the
 -- body (a non-empty string), nil at its end. It opens each file when
@@ -431,7 +438,9 @@ function Form:chunks()
       if not st.file then
         fs = fs or lasync().fs
         local ok, file = pcall(fs.open, seg.path, "rb")
-        if not ok then error(rename_error(file, FORM), 0) end
+        if not ok then
+          error(rename_error(file, FORM, "lasync.http.Form:chunks"), 0)
+        end
         if st.closed then -- closed while it opened
           getmetatable(file).__close(file)
           error("lasync.http.Form:chunks: the iterator was closed " ..
