@@ -428,6 +428,23 @@ describe("lasync.http client against real servers", function()
             return ("%%%02X"):format(c:byte())
           end)))
         assert.are.equal(abs, r.url)
+        local function enc(to)
+          return (to:gsub("[^%w]", function(ch)
+            return ("%%%02X"):format(ch:byte())
+          end))
+        end
+        for to, final in pairs {
+          ["//localhost:" .. py.port .. "/echo"] = py.url("/echo",
+            "localhost"),
+          ["../echo?y=2"] = py.url("/echo?y=2"),
+          ["echo"] = py.url("/echo"),
+          ["/a/../echo#frag"] = py.url("/echo"),
+          ["?to=/echo%3Fq"] = py.url("/echo?q"),  -- same path, new query
+        } do
+          local rr <close> = s:get(py.url("/redirect?code=302&to=" ..
+            enc(to)))
+          assert.are.equal(final, rr.url, to)
+        end
         local c <close> = s:get(py.url("/chain/5?code=301"))
         assert.are.equal(5, #c.history)
         assert.are.equal(py.url("/echo"), c.url)
