@@ -547,6 +547,15 @@ describe("lasync.http client against real servers", function()
       end)
     end)
 
+    it("sends a cookie set by a redirect on the next hop", function()
+      helper.run(function()
+        local s <close> = http.Session()
+        local r <close> = s:get(py.url("/redirect?to=/echo&cookie=hop%3D1"))
+        assert.are.equal("hop=1", echoed(r:json(), "Cookie"))
+        assert.are.equal(1, #r.history)
+      end)
+    end)
+
     it("keeps none with cookie_jar = false", function()
       helper.run(function()
         local s <close> = http.Session { cookie_jar = false }
