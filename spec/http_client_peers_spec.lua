@@ -797,6 +797,17 @@ describe("lasync.http client against real servers", function()
       end)
     end)
 
+    it("refuses a response head of a megabyte", function()
+      helper.run(function()
+        local s <close> = http.Session()
+        local ok <close> = s:get(py.url("/huge-head?n=8000"))
+        assert.are.equal(8000, #ok.headers:get("X-Big"))
+        local err = helper.raises(http.ClientResponseError,
+          "ClientResponseError", s.get, s, py.url("/huge-head?n=1000000"))
+        assert.is_string(err.url)
+      end)
+    end)
+
     it("skips 100 and 103 informational responses", function()
       helper.run(function()
         local s <close> = http.Session()
