@@ -612,6 +612,28 @@ describe("lasync.http client against real servers", function()
       end, 90)
     end)
 
+    it("cancelling an upload mid-body frees its connection", function()
+      helper.in_dir(function(dir)
+        local path = dir .. "/30mb.bin"
+        local f = assert(io.open(path, "wb"))
+        f:write(("x"):rep(1 << 20):rep(30))
+        f:close()
+        peers.reset(py)
+        local s <close> = http.Session { limit = 1 }
+        local t = lasync.spawn(function()
+          local r <close> = s:post(py.url("/upload"),
+            { data = http.form { f = http.file_part(path) } })
+          return r:json()
+        end)
+        helper.wait_until(function() return peers.stats(py).requests == 1 end)
+        t:cancel()
+        helper.assert_cancelled(t)
+        local r <close> = s:get(py.url("/hello"), { timeout = { pool = 1 } })
+        assert.are.equal("hello", r:text())
+        assert.are.equal(2, peers.stats(py).accepted)
+      end, 10)
+    end)
+
     it("sends json, urlencoded data and a string body", function()
       helper.run(function()
         local s <close> = http.Session()
