@@ -350,14 +350,16 @@ local function write_request(st, w, head, body)
   end
 end
 
+-- Writes the request and reads the response head; returns the response
+-- or raises. st._early stays true until the head's first bytes came (a
+-- failure before them may be a stale pooled connection).
 local function exchange(self, st, conn, head, body)
   local w, r = conn.writer, conn.reader
-  local ok, err = pcall(write_request, st, w, head, body)
-  if not ok then return nil, errors.os_error(err, st.url), true end
-  local data
-  ok, data = pcall(timed, st, "sock_read", r.read, r, READ_SIZE)
-  if not ok then return nil, errors.os_error(data, st.url), true end
-  if data == "" then return nil, disconnected(st), true end
+  st._early = true
+  write_request(st, w, head, body)
+  local data = timed(st, "sock_read", r.read, r, READ_SIZE)
+  if data == "" then error(disconnected(st), 0) end
+  st._early = false
   local parser = conn.parser
   local is_head = st.method == "HEAD"
   while true do
@@ -378,15 +380,13 @@ local function exchange(self, st, conn, head, body)
       end
       return resp
     elseif n == false then
-      return nil, errors.ClientResponseError(status, { url = st.url,
-        status = 400 }), false
+      error(errors.ClientResponseError(status, { url = st.url,
+        status = 400 }), 0)
     end
-    local more
-    ok, more = pcall(timed, st, "sock_read", r.read, r, READ_SIZE)
-    if not ok then return nil, errors.os_error(more, st.url), false end
+    local more = timed(st, "sock_read", r.read, r, READ_SIZE)
     if more == "" then
-      return nil, disconnected(st, "server disconnected while sending " ..
-        "the response head"), false
+      error(disconnected(st, "server disconnected while sending the " ..
+        "response head"), 0)
     end
     data = data .. more
   end
@@ -594,7 +594,8 @@ function Session:request(method, url, opts, fname)
   local st = { method = method, _tmo = tmo, history = false,
                _D = self._deadlines, url = false, auth = false,
                _key = false, _when = false, _task = false,
-               _waiting = false, _cancelled = false, _expired = false }
+               _waiting = false, _cancelled = false, _expired = false,
+               _early = false }
   local auth = self.auth_header
   if opts.auth ~= nil then
     auth = auth_mod.header(opts.auth, fname)
@@ -685,14 +686,16 @@ function Session:request(method, url, opts, fname)
     resp = nil
     for attempt = 1, 2 do
       local conn, fresh = acquire(self, st, u, ctx, host_sni)
-      local err, early
-      local ok, a, b, c = pcall(exchange, self, st, conn, head,
-        form or body)
-      if ok then resp, err, early = a, b, c else err = a end
-      if resp then break end
+      local ok, res = pcall(exchange, self, st, conn, head, form or body)
+      if ok then
+        resp = res
+        break
+      end
       self.pool:release(conn, false) -- closed, its slot freed
-      if fresh or attempt == 2 or not IDEMPOTENT[method] or not early or
-          not is_error(err, errors.ClientConnectionError) then
+      local err = errors.os_error(res, st.url)
+      if fresh or attempt == 2 or not IDEMPOTENT[method] or
+          not st._early or not is_error(err, errors.ClientConnectionError)
+      then
         error(err, 0)
       end
     end
