@@ -100,6 +100,18 @@ POST /demo1/J%C3%BCrgen +200 application/json  {[^\n]*\"name\":\"J[^\"]+rgen\"\
 [^\n]*\nGET  /static/ +200 text/html  index lists: css/ hello\\.txt\n\
 .*self-test: 5 requests answered as expected" --self-test)
 
+# HTTP client: lasync.http.Session against a lasync.http App the example
+# starts; fetch_pages with 10 pages (sequential 0.6 s), load_test with 40
+# posts of a 64 KB file by 8 tasks
+lasync_example(fetch_pages lasync
+  "200 /page/1 +\"Page 1\" [^\n]*\n.*fetched 10 pages one after the \
+other in [01]\\.[0-9] s\nfetched 10 pages concurrently in 0\\.[0-4] s \
+[^\n]*, 10 OK" 10)
+lasync_example(load_test lasync
+  "40 requests by 8 tasks: 40 OK, 0 failed\nlatency: max [0-9.]+ ms, \
+min [0-9.]+ ms, p90 [0-9.]+ ms, average [0-9.]+ ms\n\
+throughput: [0-9.]+ requests/s, [0-9.]+ MB/s" 40 8 64)
+
 # An example added without a test above is worth a warning.
 file(GLOB example_files ${CMAKE_SOURCE_DIR}/examples/*.lua)
 get_property(tested GLOBAL PROPERTY LASYNC_EXAMPLES)
