@@ -723,7 +723,14 @@ function Session:request(method, url, opts, fname)
           headers = resp.headers, history = history }), 0)
     end
     if resp.content_length and resp.content_length <= 65536 then
-      pcall(resp.read, resp)
+      -- read a small redirect body so the connection can be reused; a
+      -- broken one only costs the connection, but a cancellation or a
+      -- timeout is the caller's
+      local ok, err = pcall(resp.read, resp)
+      if not ok and (lasync.is_cancelled(err) or lasync.is_timeout(err)) then
+        resp:release()
+        error(err, 0)
+      end
     end
     resp:release()
     history[#history + 1] = resp
