@@ -545,8 +545,19 @@ local function own_headers(hdrs, seen)
   return h, s
 end
 
-function Session:request(method, url, opts, fname)
-  fname = fname or "lasync.http.Session:request"
+-- Give st headers of its own before they change (st.shared: hdrs and seen
+-- are the session's, and the head cached in the URL is good for it).
+local function own(st)
+  if st.shared then
+    st.hdrs, st.seen = own_headers(st.hdrs, st.seen)
+    st.shared = false
+  end
+end
+
+-- Check a request's options before anything is sent; returns st, the
+-- request's state through its redirects (exchange and build_head read its
+-- method, url, auth and history).
+local function new_request(self, method, url, opts, fname)
   if getmetatable(self) ~= Session then
     misuse(fname, "expected a Session (got %s)", type(self))
   end
@@ -566,205 +577,242 @@ function Session:request(method, url, opts, fname)
   if type(url) ~= "string" then
     misuse(fname, "url must be a string (got %s)", type(url))
   end
+  -- every field the request sets, made at once (no rehash as they come)
+  local st = { method = method, _tmo = self.timeout, history = false,
+               _D = self._deadlines, url = false, auth = self.auth_header,
+               _key = false, _when = false, _task = false,
+               _waiting = false, _cancelled = false, _expired = false,
+               _early = false, fname = fname, u = false,
+               hdrs = self.headers, seen = self.seen, shared = true,
+               body = false, form = false, ssl = opts.ssl,
+               sni = opts.server_hostname, cookies = false,
+               allow = opts.allow_redirects ~= false,
+               max_redirects = self.max_redirects,
+               raise = opts.raise_for_status }
   local u = parsed_url(self, fname, url)
   if opts.params ~= nil then
     local q = qs.encode_qs(opts.params)
     if q ~= "" then u = with_query(u, q) end
   end
-  local hdrs, seen, shared = self.headers, self.seen, true
+  st.u = u
   if opts.headers ~= nil then
-    hdrs, seen = own_headers(hdrs, seen)
-    shared = false
-    check_headers(fname, opts.headers, hdrs, seen)
+    own(st)
+    local seen = st.seen
+    check_headers(fname, opts.headers, st.hdrs, seen)
     for k in pairs(seen) do
       if find(k, "%z") then seen[k] = nil end
     end
   end
-  local body, form
   if opts.body ~= nil or opts.json ~= nil or opts.data ~= nil then
-    if shared then
-      hdrs, seen = own_headers(hdrs, seen)
-      shared = false
-    end
-    body, form = build_body(fname, opts, hdrs, seen)
+    own(st)
+    st.body, st.form = build_body(fname, opts, st.hdrs, st.seen)
   end
-  local tmo = self.timeout
-  if opts.timeout ~= nil then tmo = check_timeout(fname, opts.timeout, tmo) end
-  -- every field the request sets, made at once (no rehash as they come)
-  local st = { method = method, _tmo = tmo, history = false,
-               _D = self._deadlines, url = false, auth = false,
-               _key = false, _when = false, _task = false,
-               _waiting = false, _cancelled = false, _expired = false,
-               _early = false }
-  local auth = self.auth_header
+  if opts.timeout ~= nil then
+    st._tmo = check_timeout(fname, opts.timeout, st._tmo)
+  end
   if opts.auth ~= nil then
-    auth = auth_mod.header(opts.auth, fname)
-    shared = false
+    st.auth = auth_mod.header(opts.auth, fname)
+    own(st) -- (the cached head has the session's Authorization)
   end
   if u.user then
-    auth = auth_mod.header({ u.user, u.password }, fname)
-    shared = false
+    st.auth = auth_mod.header({ u.user, u.password }, fname)
+    own(st)
   end
-  local ssl_opt = opts.ssl
-  if ssl_opt ~= nil then check_ssl(fname, ssl_opt) end
-  local sni = opts.server_hostname
+  if st.ssl ~= nil then check_ssl(fname, st.ssl) end
+  local sni = st.sni
   if sni ~= nil and (type(sni) ~= "string" or find(sni, "[\r\n%z]")) then
     misuse(fname, "option 'server_hostname' must be a string")
   end
-  local allow = opts.allow_redirects ~= false
-  local max_redirects = self.max_redirects
   if opts.max_redirects ~= nil then
-    max_redirects = check_count(fname, "max_redirects", opts.max_redirects)
+    st.max_redirects = check_count(fname, "max_redirects", opts.max_redirects)
   end
-  if opts.cookies ~= nil and type(opts.cookies) ~= "table" then
-    misuse(fname, "option 'cookies' must be a table (got %s)",
-      type(opts.cookies))
+  local cookies = opts.cookies
+  if cookies ~= nil and type(cookies) ~= "table" then
+    misuse(fname, "option 'cookies' must be a table (got %s)", type(cookies))
   end
-  if opts.cookies and self.jar then
-    self.jar:update_cookies(opts.cookies, u.jar)
+  if cookies and self.jar then
+    self.jar:update_cookies(cookies, u.jar) -- for that origin only
+  elseif cookies then
+    local parts = {}
+    for k, v in pairs(cookies) do parts[#parts + 1] = k .. "=" .. v end
+    table.sort(parts)
+    st.cookies = #parts > 0 and concat(parts, "; ") or false
   end
-  local now = lasync.get_running_loop():time()
-  if tmo.total then st._when = now + tmo.total end
-  local origin = u
-  local resp
-  while true do
-    st.url = u.str
-    st.auth = auth
-    local cookie
-    local jar = self.jar
-    if jar and rawget(jar, "_n") ~= 0 then -- (a CookieJar's count: an
-      cookie = jar:cookie_header(u.jar)     -- empty one has nothing)
-    elseif opts.cookies then
-      local parts = {}
-      for k, v in pairs(opts.cookies) do parts[#parts + 1] = k .. "=" .. v end
-      table.sort(parts)
-      cookie = #parts > 0 and concat(parts, "; ") or nil
+  return st
+end
+
+-- The Cookie header for st's URL, or nil: the jar's, or without a jar the
+-- request's own cookies (until a redirect leaves their origin).
+local function cookie_for(self, st)
+  local jar = self.jar
+  if jar and rawget(jar, "_n") ~= 0 then -- (a CookieJar's count: an
+    return jar:cookie_header(st.u.jar)   -- empty one has nothing)
+  end
+  return st.cookies or nil
+end
+
+-- Set st._key, the pool's key for st's URL; returns the TLS context (nil
+-- for http) and the name to send as SNI.
+local function route(self, st)
+  local u, sni = st.u, st.sni
+  local ctx = u.scheme == "https" and ssl_context(self, u.scheme, st.ssl)
+    or nil
+  local host_sni = sni or (ctx and u.host) or nil
+  if ctx and not sni and u.tls_ctx == ctx then
+    st._key = u.tls_key -- the usual https request: cached in the URL
+  elseif ctx then
+    local id = self._ctxid[ctx]
+    if not id then
+      id = tostring(ctx)
+      self._ctxid[ctx] = id
     end
-    local ctx = u.scheme == "https" and ssl_context(self, u.scheme, ssl_opt)
-      or nil
-    local host_sni = sni or (ctx and u.host) or nil
-    if ctx and not sni and u.tls_ctx == ctx then
-      st._key = u.tls_key -- the usual https request: cached in the URL
-    elseif ctx then
-      local id = self._ctxid[ctx]
-      if not id then
-        id = tostring(ctx)
-        self._ctxid[ctx] = id
-      end
-      st._key = u.hostport .. "|" .. id .. "|" .. host_sni
-      if not sni then u.tls_ctx, u.tls_key = ctx, st._key end
-    else
-      st._key = u.hostport
+    st._key = u.hostport .. "|" .. id .. "|" .. host_sni
+    if not sni then u.tls_ctx, u.tls_key = ctx, st._key end
+  else
+    st._key = u.hostport
+  end
+  return ctx, host_sni
+end
+
+-- The request's head: for a request without a body on the session's own
+-- headers, the head cached in the parsed URL.
+local function request_head(self, st, cookie)
+  local u, body, form = st.u, st.body, st.form
+  local body_len = body and #body or (form and form:size()) or nil
+  local prefix
+  if st.shared and not body_len then
+    local cached = u.heads[st.method] -- {prefix, the whole head}
+    if not cached then
+      local p = build_head(self, st, u, st.hdrs, st.seen)
+      cached = { p, p .. "\r\n" }
+      u.heads[st.method] = cached
     end
-    local body_len = body and #body or (form and form:size()) or nil
-    local prefix, head
-    if shared and not body_len then
-      local cached = u.heads[method] -- {prefix, the whole head}
-      if not cached then
-        local p = build_head(self, st, u, hdrs, seen)
-        cached = { p, p .. "\r\n" }
-        u.heads[method] = cached
-      end
-      prefix = cached[1]
-      if not cookie then head = cached[2] end
-    else
-      prefix = build_head(self, st, u, hdrs, seen)
+    if not cookie then return cached[2] end
+    prefix = cached[1]
+  else
+    prefix = build_head(self, st, u, st.hdrs, st.seen)
+  end
+  if body_len then
+    if cookie then
+      return prefix .. "Cookie: " .. cookie .. "\r\nContent-Length: " ..
+        body_len .. "\r\n\r\n"
     end
-    if not head then -- (else the cached whole head)
-      if body_len then
-        if cookie then
-          head = prefix .. "Cookie: " .. cookie .. "\r\nContent-Length: " ..
-            body_len .. "\r\n\r\n"
-        else
-          head = prefix .. "Content-Length: " .. body_len .. "\r\n\r\n"
-        end
-      elseif cookie then
-        head = prefix .. "Cookie: " .. cookie .. "\r\n\r\n"
-      else
-        head = prefix .. "\r\n"
-      end
+    return prefix .. "Content-Length: " .. body_len .. "\r\n\r\n"
+  elseif cookie then
+    return prefix .. "Cookie: " .. cookie .. "\r\n\r\n"
+  end
+  return prefix .. "\r\n"
+end
+
+-- Send head (and the body) on a pooled or a new connection and read the
+-- response's head. A reused connection that the server had closed before
+-- answering is retried once on a new one, for an idempotent method only.
+local function send(self, st, ctx, sni, head, now)
+  for attempt = 1, 2 do
+    local got, conn, fresh = pcall(acquire, self, st, st.u, ctx, sni,
+      attempt == 1 and now or nil)
+    if not got then
+      deadline.untrack(st) -- nothing in flight any more
+      error(conn, 0)
     end
-    resp = nil
-    for attempt = 1, 2 do
-      local got, conn, fresh = pcall(acquire, self, st, u, ctx, host_sni,
-        attempt == 1 and now or nil)
-      if not got then
-        deadline.untrack(st) -- nothing in flight any more
-        error(conn, 0)
-      end
-      local ok, res = pcall(exchange, self, st, conn, head, form or body)
-      if ok then
-        resp = res
-        break
-      end
-      self.pool:release(conn, false) -- closed, its slot freed
-      local err = errors.os_error(res, st.url)
-      if fresh or attempt == 2 or not IDEMPOTENT[method] or
-          not st._early or not is_error(err, errors.ClientConnectionError)
-      then
-        deadline.untrack(st)
-        error(err, 0)
-      end
+    local ok, res = pcall(exchange, self, st, conn, head,
+      st.form or st.body or nil)
+    if ok then return res end
+    self.pool:release(conn, false) -- closed, its slot freed
+    local err = errors.os_error(res, st.url)
+    if fresh or attempt == 2 or not IDEMPOTENT[st.method] or
+        not st._early or not is_error(err, errors.ClientConnectionError)
+    then
+      deadline.untrack(st)
+      error(err, 0)
     end
-    if self.jar and resp._flags & 1 ~= 0 then -- a Set-Cookie
-      self.jar:update_cookies_from_headers(resp.headers:getall("set-cookie"),
-        u.jar)
+  end
+end
+
+-- Drop the body and its headers: a 301, 302 or 303 becomes a GET.
+local function to_get(st)
+  st.method = "GET"
+  st.body, st.form = false, false
+  local hdrs, seen = st.hdrs, st.seen
+  for i = #hdrs - 1, 1, -2 do
+    local l = lower(hdrs[i])
+    if l == "content-type" or l == "content-length" then
+      table.remove(hdrs, i + 1)
+      table.remove(hdrs, i)
+      seen[l] = nil
     end
-    local status = resp.status
-    local location = REDIRECT[status] and allow and resp.headers.location
-    if not location then break end
-    local history = st.history or {}
-    st.history = history
-    if #history >= max_redirects then
-      resp:release()
-      history[#history + 1] = resp
-      error(errors.TooManyRedirects(("too many redirects (%d)")
-        :format(max_redirects), { url = st.url, status = status,
-          headers = resp.headers, history = history }), 0)
-    end
-    if resp.content_length and resp.content_length <= 65536 then
-      -- read a small redirect body so the connection can be reused; a
-      -- broken one only costs the connection, but a cancellation or a
-      -- timeout is the caller's
-      local ok, err = pcall(resp.read, resp)
-      if not ok and (lasync.is_cancelled(err) or lasync.is_timeout(err)) then
-        resp:release()
-        error(err, 0)
-      end
-    end
+  end
+end
+
+-- resp is a redirect to location: release it into st.history and turn st
+-- into the next request (its URL, method, body and credentials).
+local function follow(self, st, resp, location, origin)
+  local history = st.history or {}
+  st.history = history
+  if #history >= st.max_redirects then
     resp:release()
     history[#history + 1] = resp
-    local nu = parsed_url(self, fname, urlparse.join(u, location))
-    if shared then
-      hdrs, seen = own_headers(hdrs, seen)
-      shared = false
+    error(errors.TooManyRedirects(("too many redirects (%d)")
+      :format(st.max_redirects), { url = st.url, status = resp.status,
+        headers = resp.headers, history = history }), 0)
+  end
+  if resp.content_length and resp.content_length <= 65536 then
+    -- read a small redirect body so the connection can be reused; a
+    -- broken one only costs the connection, but a cancellation or a
+    -- timeout is the caller's
+    local ok, err = pcall(resp.read, resp)
+    if not ok and (lasync.is_cancelled(err) or lasync.is_timeout(err)) then
+      resp:release()
+      error(err, 0)
     end
-    if (status == 301 or status == 302 or status == 303) and
-        method ~= "HEAD" then
-      method = "GET"
-      st.method = "GET"
-      body, form = nil, nil
-      for i = #hdrs - 1, 1, -2 do
-        local l = lower(hdrs[i])
-        if l == "content-type" or l == "content-length" then
-          table.remove(hdrs, i + 1)
-          table.remove(hdrs, i)
-          seen[l] = nil
-        end
+  end
+  resp:release()
+  history[#history + 1] = resp
+  local nu = parsed_url(self, st.fname, urlparse.join(st.u, location))
+  own(st)
+  local status = resp.status
+  if (status == 301 or status == 302 or status == 303) and
+      st.method ~= "HEAD" then
+    to_get(st)
+  end
+  if not urlparse.same_origin(origin, nu) then
+    -- credentials stay with their origin (undici CVE-2023-45143)
+    strip_credentials(st.hdrs, st.seen)
+    st.cookies = false
+    if not nu.user then st.auth = false end
+  end
+  if nu.user then
+    st.auth = auth_mod.header({ nu.user, nu.password }, st.fname)
+  end
+  st.u = nu
+end
+
+function Session:request(method, url, opts, fname)
+  fname = fname or "lasync.http.Session:request"
+  local st = new_request(self, method, url, opts, fname)
+  local now = lasync.get_running_loop():time()
+  if st._tmo.total then st._when = now + st._tmo.total end
+  local origin = st.u
+  while true do
+    st.url = st.u.str
+    local ctx, sni = route(self, st)
+    local resp = send(self, st, ctx, sni,
+      request_head(self, st, cookie_for(self, st)), now)
+    now = nil -- a redirect's connection reads the clock again
+    if self.jar and resp._flags & 1 ~= 0 then -- a Set-Cookie
+      self.jar:update_cookies_from_headers(resp.headers:getall("set-cookie"),
+        st.u.jar)
+    end
+    local location = REDIRECT[resp.status] and st.allow and
+      resp.headers.location
+    if not location then
+      if st.raise or (st.raise == nil and self.raise) then
+        resp:raise_for_status()
       end
+      return resp
     end
-    if not urlparse.same_origin(origin, nu) then
-      strip_credentials(hdrs, seen)
-      if not nu.user then auth = nil end
-    end
-    if nu.user then auth = auth_mod.header({ nu.user, nu.password }, fname) end
-    u = nu
+    follow(self, st, resp, location, origin)
   end
-  if opts.raise_for_status or (opts.raise_for_status == nil and self.raise)
-  then
-    resp:raise_for_status()
-  end
-  return resp
 end
 
 for _, m in ipairs { "get", "post", "put", "patch", "delete", "head",
