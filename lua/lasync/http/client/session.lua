@@ -183,18 +183,26 @@ local function check_ssl(fname, v)
     "(got %s)", type(v))
 end
 
---- http.Session([opts]) -> a session
-function M.new(opts)
-  local fname = "lasync.http.Session"
-  if opts == nil then opts = {} end
+local EMPTY = {}
+
+-- opts (nil: none), checked against the names known allows
+local function check_opts(fname, opts, known)
+  if opts == nil then return EMPTY end
   if type(opts) ~= "table" then
     misuse(fname, "opts must be a table (got %s)", type(opts))
   end
   for k in pairs(opts) do
-    if not SESSION_OPTS[k] then
+    if not known[k] then
       misuse(fname, "unknown option '%s'", tostring(k))
     end
   end
+  return opts
+end
+
+--- http.Session([opts]) -> a session
+function M.new(opts)
+  local fname = "lasync.http.Session"
+  opts = check_opts(fname, opts, SESSION_OPTS)
   local self = setmetatable({}, Session)
   if opts.base_url ~= nil then
     local u = check_url(fname, opts.base_url)
@@ -503,8 +511,6 @@ local function jar_url(u)
   return { scheme = u.scheme, host = u.host, port = u.port, path = u.path }
 end
 
-local EMPTY = {}
-
 -- The parsed URL of a string (cached per session: a client asks the same
 -- URLs again and again). Its fields are never changed; `params` makes a
 -- copy.
@@ -562,17 +568,7 @@ local function new_request(self, method, url, opts, fname)
     misuse(fname, "expected a Session (got %s)", type(self))
   end
   method = KNOWN_METHODS[method] or check_method(fname, method)
-  if opts == nil then
-    opts = EMPTY
-  elseif type(opts) ~= "table" then
-    misuse(fname, "opts must be a table (got %s)", type(opts))
-  else
-    for k in pairs(opts) do
-      if not REQUEST_OPTS[k] then
-        misuse(fname, "unknown option '%s'", tostring(k))
-      end
-    end
-  end
+  opts = check_opts(fname, opts, REQUEST_OPTS)
   if self.closed then misuse(fname, "the session is closed") end
   if type(url) ~= "string" then
     misuse(fname, "url must be a string (got %s)", type(url))
