@@ -1,0 +1,295 @@
+-- lasync.redis: a Redis client on lasync's own streams. Commands are
+-- encoded in C (resp.command) and replies parsed by hiredis's redisReader
+-- (resp.reader, bindings/codec/resp.c); docs/internals.md says why not
+-- hiredis's async context. One connection pipelines by itself: what the
+-- tasks send in one turn of the loop goes out in one write, and one
+-- reader task hands the replies to the callers' futures in order.
+local lasync = require "lasync"
+local resp = require("lasync.core")._resp
+
+local M = {}
+
+M.Error = lasync.error_class("redis.Error")
+M.ResponseError = lasync.error_class("redis.ResponseError", M.Error)
+M.ConnectionError = lasync.error_class("redis.ConnectionError", M.Error)
+
+-- A nil element inside an array reply (a nil reply itself is nil).
+M.null = setmetatable({}, {
+  __name = "lasync.redis.null",
+  __tostring = function() return "lasync.redis.null" end,
+})
+
+-- An error reply as a value: ResponseError with `code` its first word.
+local function make_error(msg)
+  return M.ResponseError(msg, { code = msg:match("^(%u+) ") })
+end
+
+local OPTS = { host = "string", port = "number", path = "string",
+               password = "string", username = "string", db = "number" }
+
+local function check_opts(opts, fname)
+  if type(opts) ~= "table" then
+    error(("%s: options must be a table (got %s)"):format(fname,
+      type(opts)), 3)
+  end
+  for k, v in pairs(opts) do
+    local want = OPTS[k]
+    if not want then
+      error(("%s: unknown option '%s'"):format(fname, tostring(k)), 3)
+    end
+    if type(v) ~= want or (want == "number" and math.type(v) ~= "integer")
+    then
+      error(("%s: option '%s' must be a%s %s (got %s)"):format(fname, k,
+        want == "number" and "n" or "", want == "number" and "integer"
+        or want, math.type(v) or type(v)), 3)
+    end
+  end
+  if opts.path and (opts.host or opts.port) then
+    error(("%s: options 'path' and 'host'/'port' exclude each other")
+      :format(fname), 3)
+  end
+  if opts.port and (opts.port < 1 or opts.port > 65535) then
+    error(("%s: option 'port' must be in 1..65535 (got %d)"):format(fname,
+      opts.port), 3)
+  end
+  if opts.db and opts.db < 0 then
+    error(("%s: option 'db' must not be negative (got %d)"):format(fname,
+      opts.db), 3)
+  end
+  if opts.username and not opts.password then
+    error(("%s: option 'username' needs 'password'"):format(fname), 3)
+  end
+end
+
+-- The state of one socket: a link. A connection makes a new link when
+-- the last one was lost; the callers of the lost one got its error.
+local function fail_link(link, err)
+  if link.err then return end
+  link.err = err
+  local pending = link.pending
+  for i = link.head, link.tail do
+    local fut = pending[i]
+    pending[i] = nil
+    if not fut:done() then fut:set_exception(err) end
+  end
+  link.head, link.tail = 1, 0
+  link.w:abort()
+end
+
+local function lost(link, cause)
+  local what = link.closing and "connection closed" or "connection lost"
+  if cause then
+    what = what .. ": " .. tostring(cause.message or cause)
+  end
+  return M.ConnectionError("lasync.redis: " .. what ..
+    " (the command's reply never came)", { cause = cause })
+end
+
+local function read_loop(link)
+  local r, rd, pending = link.r, link.rd, link.pending
+  while true do
+    local ok, data = pcall(r.read, r, 65536)
+    if not ok or data == "" then
+      fail_link(link, lost(link, not ok and data or nil))
+      if not ok and lasync.is_cancelled(data) then error(data, 0) end
+      return
+    end
+    rd:feed(data)
+    while true do
+      local got, ok2, v = pcall(rd.get, rd)
+      if not got then
+        fail_link(link, M.ConnectionError(ok2))
+        return
+      end
+      if not ok2 then break end
+      local i = link.head
+      local fut = pending[i]
+      pending[i] = nil
+      link.head = i + 1
+      -- a caller cancelled meanwhile: its reply is dropped here, never
+      -- handed to the next caller (redis-py CVE-2023-28858)
+      if fut and not fut:done() then fut:set_result(v) end
+    end
+  end
+end
+
+local function flush(link)
+  link.flushing = false
+  if link.err then return end
+  local out = link.out
+  link.out = {}
+  local ok, err = pcall(link.w.write, link.w, table.concat(out))
+  if not ok then fail_link(link, lost(link, err)) end
+end
+
+-- Queue one encoded command on link; returns the future of its reply.
+local function send(link, bytes)
+  local fut = lasync.Future()
+  link.out[#link.out + 1] = bytes
+  link.tail = link.tail + 1
+  link.pending[link.tail] = fut
+  if not link.flushing then
+    link.flushing = true
+    lasync.get_running_loop():call_soon(flush, link)
+  end
+  return fut
+end
+
+local function reply_of(v)
+  if lasync.is_error(v, M.ResponseError) then error(v, 0) end
+  return v
+end
+
+local function open_link(opts, fname)
+  local r, w
+  if opts.path then
+    r, w = lasync.open_unix_connection(opts.path)
+  else
+    r, w = lasync.open_connection(opts.host or "127.0.0.1",
+      opts.port or 6379)
+  end
+  local link = { r = r, w = w, rd = resp.reader(make_error, M.null),
+                 pending = {}, head = 1, tail = 0, out = {} }
+  link.task = lasync.spawn({ name = "lasync.redis reader" }, read_loop,
+    link)
+  local futs = {}
+  if opts.password then
+    futs[#futs + 1] = send(link, opts.username and
+      resp.command(fname, "AUTH", opts.username, opts.password) or
+      resp.command(fname, "AUTH", opts.password))
+  end
+  if opts.db then
+    futs[#futs + 1] = send(link, resp.command(fname, "SELECT", opts.db))
+  end
+  for _, f in ipairs(futs) do
+    local ok, err = pcall(function() return reply_of(f:await()) end)
+    if not ok then
+      link.closing = true
+      fail_link(link, err)
+      lasync.await(link.task)
+      error(err, 0)
+    end
+  end
+  return link
+end
+
+local Redis = {}
+Redis.__index = Redis
+Redis.__name = "lasync.redis.Redis"
+
+-- The current link, connecting again after a lost one; concurrent
+-- callers share one attempt.
+local function get_link(self, fname)
+  if self.closed then
+    error(M.ConnectionError(fname .. ": the connection is closed"), 3)
+  end
+  local link = self.link
+  if link and not link.err then return link end
+  if not self.connecting then
+    self.connecting = lasync.Future()
+    local fut = self.connecting
+    local ok, res = pcall(open_link, self.opts, fname)
+    self.connecting = nil
+    if ok then
+      self.link = res
+      fut:set_result(res)
+    else
+      fut:set_exception(res)
+      error(res, 0)
+    end
+    return res
+  end
+  return self.connecting:await()
+end
+
+--- redis.connect([opts]) -> a connection
+function M.connect(opts)
+  opts = opts or {}
+  check_opts(opts, "lasync.redis.connect")
+  local copy = {}
+  for k, v in pairs(opts) do copy[k] = v end
+  local self = setmetatable({ opts = copy }, Redis)
+  get_link(self, "lasync.redis.connect")
+  return self
+end
+
+--- r:call(name, ...) -> the reply
+function Redis:call(...)
+  local cmd = resp.command("lasync.redis:call", ...)
+  local link = get_link(self, "lasync.redis:call")
+  return reply_of(send(link, cmd):await())
+end
+
+-- Pipeline: commands gathered by fn(p), sent in one write.
+local Pipeline = {}
+Pipeline.__index = Pipeline
+
+function Pipeline:call(...)
+  self.cmds[#self.cmds + 1] = resp.command(self.fname, ...)
+  return self
+end
+
+local function run_batch(self, fname, fn, transaction)
+  if type(fn) ~= "function" then
+    error(("%s: fn must be a function (got %s)"):format(fname, type(fn)),
+      3)
+  end
+  local p = setmetatable({ cmds = {}, fname = fname .. " (p:call)" },
+    Pipeline)
+  fn(p)
+  local cmds = p.cmds
+  if #cmds == 0 then return { n = 0 } end
+  local link = get_link(self, fname)
+  local futs = {}
+  if transaction then futs[0] = send(link, resp.command(fname, "MULTI")) end
+  for i, c in ipairs(cmds) do futs[i] = send(link, c) end
+  local exec = transaction and send(link, resp.command(fname, "EXEC"))
+  local res = { n = #cmds }
+  if transaction then reply_of(futs[0]:await()) end
+  for i = 1, #cmds do res[i] = futs[i]:await() end
+  if not transaction then return res end
+  local v = reply_of(exec:await())
+  if v == nil then return nil end -- a WATCHed key changed
+  v.n = #v
+  return v
+end
+
+--- r:pipeline(fn) -> replies {n = count}; error replies as values
+function Redis:pipeline(fn)
+  return run_batch(self, "lasync.redis:pipeline", fn, false)
+end
+
+--- r:transaction(fn) -> EXEC's replies, or nil when a WATCH aborted it
+function Redis:transaction(fn)
+  return run_batch(self, "lasync.redis:transaction", fn, true)
+end
+
+--- r:close(): closes the connection; waits for its reader task
+function Redis:close()
+  if self.closed then return end
+  self.closed = true
+  local link = self.link
+  self.link = nil
+  if link then
+    link.closing = true
+    fail_link(link, lost(link))
+    if lasync.current_task() then lasync.await(link.task) end
+  end
+end
+Redis.__close = Redis.close
+
+-- Thin methods for the common commands: r:get(k) is r:call("GET", k).
+for _, name in ipairs { "get", "set", "del", "exists", "expire", "ttl",
+  "incr", "incrby", "decr", "decrby", "mget", "mset", "hget", "hset",
+  "hgetall", "hdel", "lpush", "rpush", "lpop", "rpop", "lrange", "llen",
+  "sadd", "srem", "smembers", "sismember", "zadd", "zrange", "zscore",
+  "publish", "ping", "flushdb", "keys", "watch", "unwatch" } do
+  local cmd = name:upper()
+  local fname = "lasync.redis:" .. name
+  Redis[name] = function(self, ...)
+    local bytes = resp.command(fname, cmd, ...)
+    return reply_of(send(get_link(self, fname), bytes):await())
+  end
+end
+
+return M
