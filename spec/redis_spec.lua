@@ -213,4 +213,62 @@ describe_if("lasync.redis", function()
     s2.stop()
     assert(ok, err)
   end)
+  it("delivers pub/sub messages on a connection of its own", function()
+    run(function(r)
+      local sub <close> = r:subscribe("news", "chat")
+      sub:psubscribe("ev.*")
+      -- the subscription is live once PUBLISH reaches a subscriber
+      helper.wait_until(function() return r:publish("news", "x") > 0 end)
+      assert.same({ kind = "message", channel = "news", data = "x" },
+        sub:get())
+      -- the first connection still serves commands
+      r:set("k", "v")
+      helper.wait_until(function()
+        return r:publish("ev.1", "p") > 0
+      end)
+      assert.same({ kind = "pmessage", pattern = "ev.*", channel = "ev.1",
+        data = "p" }, sub:get())
+      local bin = "a\0\r\nb"
+      r:publish("chat", bin)
+      local got = {}
+      lasync.spawn(function()
+        for msg in sub:messages() do got[#got + 1] = msg.data end
+      end)
+      helper.wait_until(function() return #got == 1 end)
+      assert.equal(bin, got[1])
+      sub:unsubscribe("chat")
+      helper.wait_until(function() return r:publish("chat", "y") == 0 end)
+      sub:close()
+      lasync.sleep(0)
+      assert.equal(1, #got)
+      assert.is_true(lasync.is_error(helper.error_of(sub.get, sub),
+        redis.ConnectionError))
+      helper.raises_msg("lasync.redis:subscribe: argument 1 must be a " ..
+        "string (got number)", r.subscribe, r, 1)
+      helper.raises_msg("lasync.redis:subscribe: no channel given",
+        r.subscribe, r)
+    end)
+  end)
+
+  it("restores subscriptions after the server restarted", function()
+    local s2 = server.start()
+    local ok, err = pcall(helper.run, function()
+      local r <close> = redis.connect { path = s2.path }
+      local sub <close> = r:subscribe("c")
+      sub:psubscribe("p.*")
+      helper.wait_until(function() return r:publish("c", "1") > 0 end)
+      assert.equal("1", sub:get().data)
+      s2.kill()
+      s2.restart()
+      helper.wait_until(function()
+        local ok2, n = pcall(r.publish, r, "p.x", "2")
+        return ok2 and n > 0
+      end, 3)
+      assert.equal("2", sub:get().data)
+      helper.wait_until(function() return r:publish("c", "3") > 0 end)
+      assert.equal("3", sub:get().data)
+    end)
+    s2.stop()
+    assert(ok, err)
+  end)
 end)

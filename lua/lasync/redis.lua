@@ -102,6 +102,10 @@ local function read_loop(link)
         return
       end
       if not ok2 then break end
+      if link.on_push then
+        link.on_push(v)
+        goto continue
+      end
       local i = link.head
       local fut = pending[i]
       pending[i] = nil
@@ -109,6 +113,7 @@ local function read_loop(link)
       -- a caller cancelled meanwhile: its reply is dropped here, never
       -- handed to the next caller (redis-py CVE-2023-28858)
       if fut and not fut:done() then fut:set_result(v) end
+      ::continue::
     end
   end
 end
@@ -277,6 +282,193 @@ function Redis:close()
   end
 end
 Redis.__close = Redis.close
+
+-- Pub/sub: a Subscription owns a connection of its own, in subscribe
+-- mode, where every reply is a pushed message (no caller waits for it).
+-- A supervisor task reconnects after a lost connection and subscribes
+-- again to every channel and pattern.
+local Subscription = {}
+Subscription.__index = Subscription
+Subscription.__name = "lasync.redis.Subscription"
+
+local function push_to(sub)
+  return function(v)
+    if type(v) ~= "table" then return end
+    local kind = v[1]
+    if kind == "message" then
+      sub.queue:put_nowait({ kind = kind, channel = v[2], data = v[3] })
+    elseif kind == "pmessage" then
+      sub.queue:put_nowait({ kind = kind, pattern = v[2], channel = v[3],
+        data = v[4] })
+    end
+  end
+end
+
+-- Send a (p)(un)subscribe command without a waiting caller: its replies
+-- are confirmations, pushed like messages, and dropped.
+local function send_raw(link, bytes)
+  link.out[#link.out + 1] = bytes
+  if not link.flushing then
+    link.flushing = true
+    lasync.get_running_loop():call_soon(flush, link)
+  end
+end
+
+local function subscribe_all(sub, link)
+  local chans, pats = { "SUBSCRIBE" }, { "PSUBSCRIBE" }
+  for c in pairs(sub.channels) do chans[#chans + 1] = c end
+  for p in pairs(sub.patterns) do pats[#pats + 1] = p end
+  if #chans > 1 then
+    send_raw(link, resp.command(sub.fname, table.unpack(chans)))
+  end
+  if #pats > 1 then
+    send_raw(link, resp.command(sub.fname, table.unpack(pats)))
+  end
+end
+
+local function attach(sub, link)
+  link.on_push = push_to(sub)
+  sub.link = link
+  subscribe_all(sub, link)
+end
+
+local function supervise(sub)
+  local delay = 0.01
+  while not sub.closed do
+    local link = sub.link
+    if link then
+      pcall(lasync.await, link.task)
+      sub.link = nil
+      delay = 0.01
+    else
+      sub.backoff = true
+      lasync.sleep(delay)
+      sub.backoff = false
+      delay = math.min(delay * 2, 1)
+      local ok, res = pcall(open_link, sub.opts, sub.fname)
+      if ok then
+        if sub.closed then
+          res.closing = true
+          fail_link(res, lost(res))
+          pcall(lasync.await, res.task)
+        else
+          attach(sub, res)
+        end
+      end
+    end
+  end
+end
+
+local function check_names(fname, ...)
+  local n = select("#", ...)
+  if n == 0 then error(fname .. ": no channel given", 3) end
+  for i = 1, n do
+    if type((select(i, ...))) ~= "string" then
+      error(("%s: argument %d must be a string (got %s)"):format(fname, i,
+        type((select(i, ...)))), 3)
+    end
+  end
+end
+
+local function open_subscription(self, fname, set, ...)
+  check_names(fname, ...)
+  if self.closed then
+    error(M.ConnectionError(fname .. ": the connection is closed"), 3)
+  end
+  local sub = setmetatable({ opts = self.opts, fname = fname,
+    channels = {}, patterns = {}, queue = lasync.Queue() }, Subscription)
+  for i = 1, select("#", ...) do sub[set][(select(i, ...))] = true end
+  attach(sub, open_link(self.opts, fname))
+  sub.task = lasync.spawn({ name = "lasync.redis subscription" },
+    supervise, sub)
+  return sub
+end
+
+--- red:subscribe(channel, ...) -> a Subscription on its own connection
+function Redis:subscribe(...)
+  return open_subscription(self, "lasync.redis:subscribe", "channels", ...)
+end
+
+--- red:psubscribe(pattern, ...) -> a Subscription on its own connection
+function Redis:psubscribe(...)
+  return open_subscription(self, "lasync.redis:psubscribe", "patterns",
+    ...)
+end
+
+local function change(sub, fname, set, cmd, add, ...)
+  check_names(fname, ...)
+  if sub.closed then
+    error(M.ConnectionError(fname .. ": the subscription is closed"), 3)
+  end
+  for i = 1, select("#", ...) do
+    sub[set][(select(i, ...))] = add or nil
+  end
+  local link = sub.link
+  if link and not link.err then
+    send_raw(link, resp.command(fname, cmd, ...))
+  end
+end
+
+function Subscription:subscribe(...)
+  change(self, "lasync.redis.Subscription:subscribe", "channels",
+    "SUBSCRIBE", true, ...)
+end
+
+function Subscription:psubscribe(...)
+  change(self, "lasync.redis.Subscription:psubscribe", "patterns",
+    "PSUBSCRIBE", true, ...)
+end
+
+function Subscription:unsubscribe(...)
+  change(self, "lasync.redis.Subscription:unsubscribe", "channels",
+    "UNSUBSCRIBE", false, ...)
+end
+
+function Subscription:punsubscribe(...)
+  change(self, "lasync.redis.Subscription:punsubscribe", "patterns",
+    "PUNSUBSCRIBE", false, ...)
+end
+
+--- sub:get() -> the next message (waits)
+function Subscription:get()
+  if self.closed then
+    error(M.ConnectionError(
+      "lasync.redis.Subscription:get: the subscription is closed"), 2)
+  end
+  local ok, msg = pcall(self.queue.get, self.queue)
+  if ok then return msg end
+  if self.closed and not lasync.is_cancelled(msg) then
+    error(M.ConnectionError(
+      "lasync.redis.Subscription:get: the subscription is closed"), 2)
+  end
+  error(msg, 0)
+end
+
+--- sub:messages() -> an iterator for a generic for; ends at close
+function Subscription:messages()
+  return function()
+    if self.closed then return nil end
+    local ok, msg = pcall(self.get, self)
+    if ok then return msg end
+    if self.closed and not lasync.is_cancelled(msg) then return nil end
+    error(msg, 0)
+  end
+end
+
+--- sub:close(): unsubscribes by closing its connection
+function Subscription:close()
+  if self.closed then return end
+  self.closed = true
+  self.queue:shutdown(true)
+  local link = self.link
+  if link then
+    link.closing = true
+    fail_link(link, lost(link))
+  end
+  if self.backoff then self.task:cancel() end
+  if lasync.current_task() then pcall(lasync.await, self.task) end
+end
+Subscription.__close = Subscription.close
 
 -- Thin methods for the common commands: r:get(k) is r:call("GET", k).
 for _, name in ipairs { "get", "set", "del", "exists", "expire", "ttl",
