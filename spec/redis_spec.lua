@@ -271,4 +271,44 @@ describe_if("lasync.redis", function()
     s2.stop()
     assert(ok, err)
   end)
+  it("lends the connections of a pool: 200 tasks on 10", function()
+    helper.run(function()
+      local pool <close> = redis.pool { path = srv.path, max = 10 }
+      local busy, most = 0, 0
+      lasync.task_group(function(tg)
+        for i = 1, 200 do
+          tg:spawn(function()
+            pool:with(function(red)
+              busy = busy + 1
+              most = math.max(most, busy)
+              red:set("pool" .. i, i)
+              assert.equal(tostring(i), red:get("pool" .. i))
+              busy = busy - 1
+            end)
+          end)
+        end
+      end)
+      assert.equal(10, most)
+      assert.equal(10, pool.count)
+      assert.equal("7", pool:call("GET", "pool7"))
+      -- a waiter is cancellable and takes no connection
+      local held = {}
+      for i = 1, 10 do held[i] = pool:acquire() end
+      local t = lasync.spawn(function() return pool:acquire() end)
+      lasync.sleep(0)
+      t:cancel()
+      helper.assert_cancelled(t)
+      -- a closed connection given back is replaced
+      held[1]:close()
+      for i = 1, 10 do pool:release(held[i]) end
+      assert.equal(9, pool.count)
+      assert.equal("PONG", pool:call("PING"))
+      helper.raises_msg("lasync.redis.pool: option 'max' must be an " ..
+        "integer >= 1 (got 0)", redis.pool, { max = 0 })
+      helper.raises_msg("lasync.redis.pool: unknown option 'x'",
+        redis.pool, { x = 1 })
+      helper.raises_msg("lasync.redis.Pool:call: argument 1 must be a " ..
+        "string or a number (got nil)", pool.call, pool, nil)
+    end, 20)
+  end)
 end)

@@ -484,4 +484,109 @@ for _, name in ipairs { "get", "set", "del", "exists", "expire", "ttl",
   end
 end
 
+-- A pool of connections, each lent to one task at a time (for WATCH,
+-- blocking commands, SELECT); a Semaphore makes the wait FIFO and
+-- cancellable. A single connection already pipelines plain commands.
+local Pool = {}
+Pool.__index = Pool
+Pool.__name = "lasync.redis.Pool"
+
+--- redis.pool([opts]) -> a pool; opts: connect's and `max`
+function M.pool(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error(("lasync.redis.pool: options must be a table (got %s)"):format(
+      type(opts)), 2)
+  end
+  local copy, max = {}, 10
+  for k, v in pairs(opts) do
+    if k == "max" then
+      if math.type(v) ~= "integer" or v < 1 then
+        error(("lasync.redis.pool: option 'max' must be an integer >= 1 " ..
+          "(got %s)"):format(tostring(v)), 2)
+      end
+      max = v
+    else
+      copy[k] = v
+    end
+  end
+  check_opts(copy, "lasync.redis.pool")
+  return setmetatable({ opts = copy, max = max, idle = {}, count = 0,
+    sem = lasync.Semaphore(max) }, Pool)
+end
+
+local function usable(red)
+  return not red.closed and not (red.link and red.link.err)
+end
+
+--- pool:acquire() -> a connection, lent until pool:release(red)
+function Pool:acquire()
+  if self.closed then
+    error(M.ConnectionError("lasync.redis.Pool:acquire: the pool is " ..
+      "closed"), 2)
+  end
+  self.sem:acquire()
+  local idle = self.idle
+  while #idle > 0 do
+    local red = table.remove(idle)
+    if usable(red) then return red end
+    red:close()
+    self.count = self.count - 1
+  end
+  local ok, red = pcall(M.connect, self.opts)
+  if not ok then
+    self.sem:release()
+    error(red, 0)
+  end
+  self.count = self.count + 1
+  return red
+end
+
+--- pool:release(red): gives a connection back
+function Pool:release(red)
+  if getmetatable(red) ~= Redis then
+    error(("lasync.redis.Pool:release: not a connection (got %s)"):format(
+      type(red)), 2)
+  end
+  if self.closed or not usable(red) then
+    red:close()
+    self.count = self.count - 1
+  else
+    self.idle[#self.idle + 1] = red
+  end
+  self.sem:release()
+end
+
+--- pool:with(fn, ...) -> fn(red, ...)'s results, red given back after
+function Pool:with(fn, ...)
+  if type(fn) ~= "function" then
+    error(("lasync.redis.Pool:with: fn must be a function (got %s)")
+      :format(type(fn)), 2)
+  end
+  local red = self:acquire()
+  local res = table.pack(pcall(fn, red, ...))
+  self:release(red)
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
+--- pool:call(name, ...) -> the reply, on a connection of the pool
+function Pool:call(...)
+  resp.command("lasync.redis.Pool:call", ...)
+  return self:with(Redis.call, ...)
+end
+
+--- pool:close(): closes the idle connections, and the others when given
+--- back
+function Pool:close()
+  self.closed = true
+  local idle = self.idle
+  self.idle = {}
+  for _, red in ipairs(idle) do
+    red:close()
+    self.count = self.count - 1
+  end
+end
+Pool.__close = Pool.close
+
 return M
