@@ -19,25 +19,33 @@ typedef struct {
   redisReader *r;
 } reader_box;
 
-/* [-0, +1] resp.command(fname, arg1, ...): the command's bytes. Strings
-   go as they are, integers in decimal and floats with 17 digits, so that
-   they read back as the same double; anything else is refused, naming
-   fname (the public function). */
+/* [-0, +1|3] resp.command(arg1, ...): the command's bytes. Strings go
+   as they are, integers in decimal and floats with 17 digits, so that
+   they read back as the same double. Anything else is not raised here
+   but returned as nil, its index and its type (0 when no argument is
+   given), so that the Lua caller raises naming its public function. */
 static int resp_command(lua_State *L) {
-  const char *fname = luaL_checkstring(L, 1);
-  int n = lua_gettop(L) - 1, i;
+  int n = lua_gettop(L), i;
   luaL_Buffer b;
-  if (n < 1) return luaL_error(L, "%s: no command given", fname);
-  for (i = 2; i <= n + 1; i++) {
+  if (n < 1) {
+    lua_pushnil(L);
+    lua_pushinteger(L, 0);
+    lua_pushliteral(L, "no value");
+    return 3;
+  }
+  for (i = 1; i <= n; i++) {
     int t = lua_type(L, i);
-    if (t != LUA_TSTRING && t != LUA_TNUMBER)
-      return luaL_error(L, "%s: argument %d must be a string or a number "
-                        "(got %s)", fname, i - 1, luaL_typename(L, i));
+    if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+      lua_pushnil(L);
+      lua_pushinteger(L, i);
+      lua_pushstring(L, luaL_typename(L, i));
+      return 3;
+    }
   }
   luaL_buffinit(L, &b);
   lua_pushfstring(L, "*%d\r\n", n);
   luaL_addvalue(&b);
-  for (i = 2; i <= n + 1; i++) {
+  for (i = 1; i <= n; i++) {
     size_t len;
     const char *s;
     char num[64];
@@ -69,8 +77,8 @@ static int resp_command(lua_State *L) {
    for a nil element inside an array, where nil would cut the array. */
 static int resp_reader(lua_State *L) {
   reader_box *box;
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  luaL_checkany(L, 2);
+  lx_checktype(L, 1, LUA_TFUNCTION);
+  if (lua_isnone(L, 2)) lx_argerror(L, 2, "value expected");
   box = (reader_box *)lua_newuserdatauv(L, sizeof *box, 2);
   box->r = NULL;
   luaL_setmetatable(L, READER_MT);
@@ -83,9 +91,13 @@ static int resp_reader(lua_State *L) {
   return 1;
 }
 
-static reader_box *check_reader(lua_State *L) {
-  reader_box *box = (reader_box *)luaL_checkudata(L, 1, READER_MT);
-  if (box->r == NULL) luaL_error(L, "lasync.redis: the reader is closed");
+/* The reader at index 1, or an error naming fname (the method) */
+static reader_box *check_reader(lua_State *L, const char *fname) {
+  reader_box *box = (reader_box *)luaL_testudata(L, 1, READER_MT);
+  if (box == NULL)
+    luaL_error(L, "%s: expected a lasync.redis.reader as self (got %s)",
+               fname, luaL_typename(L, 1));
+  if (box->r == NULL) luaL_error(L, "%s: the reader is closed", fname);
   return box;
 }
 
@@ -125,11 +137,11 @@ static void push_reply(lua_State *L, redisReply *rep, int top) {
 
 /* rd:feed(data) */
 static int reader_feed(lua_State *L) {
-  reader_box *box = check_reader(L);
+  reader_box *box = check_reader(L, "lasync.redis.reader:feed");
   size_t len;
-  const char *s = luaL_checklstring(L, 2, &len);
+  const char *s = lx_checklstring(L, 2, &len);
   if (redisReaderFeed(box->r, s, len) != REDIS_OK)
-    return luaL_error(L, "not enough memory");
+    return luaL_error(L, "lasync.redis.reader:feed: not enough memory");
   return 0;
 }
 
@@ -144,11 +156,12 @@ static int convert(lua_State *L) {
    tree is converted under a pcall, because an error reply calls
    make_error, so that it is freed whatever happens. */
 static int reader_get(lua_State *L) {
-  reader_box *box = check_reader(L);
+  reader_box *box = check_reader(L, "lasync.redis.reader:get");
   void *rep = NULL;
   int st;
   if (redisReaderGetReply(box->r, &rep) != REDIS_OK)
-    return luaL_error(L, "lasync.redis: protocol error: %s", box->r->errstr);
+    return luaL_error(L, "lasync.redis.reader:get: protocol error: %s",
+                      box->r->errstr);
   if (rep == NULL) {
     lua_pushboolean(L, 0);
     return 1;
@@ -163,11 +176,44 @@ static int reader_get(lua_State *L) {
   return 2;
 }
 
-static int reader_gc(lua_State *L) {
-  reader_box *box = (reader_box *)luaL_checkudata(L, 1, READER_MT);
+/* Free the hiredis reader (once); fname names the metamethod */
+static int release(lua_State *L, const char *fname) {
+  reader_box *box = (reader_box *)luaL_testudata(L, 1, READER_MT);
+  if (box == NULL)
+    return luaL_error(L, "%s: expected a lasync.redis.reader as self "
+                      "(got %s)", fname, luaL_typename(L, 1));
   if (box->r != NULL) redisReaderFree(box->r);
   box->r = NULL;
   return 0;
+}
+
+static int reader_gc(lua_State *L) {
+  return release(L, READER_MT ":__gc");
+}
+
+static int reader_close(lua_State *L) {
+  return release(L, READER_MT ":__close");
+}
+
+/* [-0, +0] give the reader's methods and metamethods (the metatable on
+   top) their public names: lasync.core's naming sees only the classes of
+   the runtime, and errors must name the method */
+static void name_methods(lua_State *L) {
+  static const char *const meta[] = { "__gc", "__close", NULL };
+  static const char *const methods[] = { "feed", "get", NULL };
+  int i;
+  for (i = 0; meta[i] != NULL; i++) {
+    lua_getfield(L, -1, meta[i]);
+    lx_name_function(L, -1, READER_MT ":", meta[i]);
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, -1, "__index");
+  for (i = 0; methods[i] != NULL; i++) {
+    lua_getfield(L, -1, methods[i]);
+    lx_name_function(L, -1, READER_MT ":", methods[i]);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
 }
 
 static const luaL_Reg reader_methods[] = {
@@ -181,8 +227,9 @@ void lx_open_resp(lua_State *L) {
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, reader_gc);
     lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, reader_gc);
+    lua_pushcfunction(L, reader_close);
     lua_setfield(L, -2, "__close");
+    name_methods(L);
   }
   lua_pop(L, 1);
   lua_newtable(L);

@@ -6,6 +6,16 @@
 -- reader task hands the replies to the callers' futures in order.
 local lasync = require "lasync"
 local resp = require("lasync.core")._resp
+local encode = resp.command
+
+-- The bytes of one command; a bad argument raises naming fname.
+local function command(fname, ...)
+  local bytes, i, tname = encode(...)
+  if bytes then return bytes end
+  if i == 0 then error(fname .. ": no command given", 3) end
+  error(("%s: argument %d must be a string or a number (got %s)"):format(
+    fname, i, tname), 3)
+end
 
 local M = {}
 
@@ -160,11 +170,11 @@ local function open_link(opts, fname)
   local futs = {}
   if opts.password then
     futs[#futs + 1] = send(link, opts.username and
-      resp.command(fname, "AUTH", opts.username, opts.password) or
-      resp.command(fname, "AUTH", opts.password))
+      command(fname, "AUTH", opts.username, opts.password) or
+      command(fname, "AUTH", opts.password))
   end
   if opts.db then
-    futs[#futs + 1] = send(link, resp.command(fname, "SELECT", opts.db))
+    futs[#futs + 1] = send(link, command(fname, "SELECT", opts.db))
   end
   for _, f in ipairs(futs) do
     local ok, err = pcall(function() return reply_of(f:await()) end)
@@ -182,29 +192,45 @@ local Redis = {}
 Redis.__index = Redis
 Redis.__name = "lasync.redis.Redis"
 
--- The current link, connecting again after a lost one; concurrent
--- callers share one attempt.
+-- The current link, connecting again after a lost one. The tasks that
+-- call meanwhile wait each on a future of its own (cancelling one must
+-- not cancel the others), given the link or the attempt's error; when
+-- the connecting task is cancelled, they get false and try themselves.
 local function get_link(self, fname)
-  if self.closed then
-    error(M.ConnectionError(fname .. ": the connection is closed"), 3)
-  end
-  local link = self.link
-  if link and not link.err then return link end
-  if not self.connecting then
-    self.connecting = lasync.Future()
-    local fut = self.connecting
-    local ok, res = pcall(open_link, self.opts, fname)
-    self.connecting = nil
-    if ok then
-      self.link = res
-      fut:set_result(res)
-    else
-      fut:set_exception(res)
-      error(res, 0)
+  while true do
+    if self.closed then
+      error(M.ConnectionError(fname .. ": the connection is closed"), 3)
     end
-    return res
+    local link = self.link
+    if link and not link.err then return link end
+    if not self.waiters then
+      local waiters = {}
+      self.waiters = waiters
+      local ok, res = pcall(open_link, self.opts, fname)
+      self.waiters = nil
+      if ok and self.closed then -- closed while it connected
+        res.closing = true
+        fail_link(res, lost(res))
+        lasync.await(res.task)
+        ok, res = false, M.ConnectionError(fname ..
+          ": the connection is closed")
+      end
+      if ok then self.link = res end
+      local give = ok and res or not lasync.is_cancelled(res) and res
+      for _, fut in ipairs(waiters) do
+        if not fut:done() then
+          if ok or give == false then fut:set_result(give)
+          else fut:set_exception(give) end
+        end
+      end
+      if not ok then error(res, 0) end
+      return res
+    end
+    local fut = lasync.Future()
+    self.waiters[#self.waiters + 1] = fut
+    local res = fut:await()
+    if res then return res end
   end
-  return self.connecting:await()
 end
 
 --- redis.connect([opts]) -> a connection
@@ -220,7 +246,7 @@ end
 
 --- r:call(name, ...) -> the reply
 function Redis:call(...)
-  local cmd = resp.command("lasync.redis:call", ...)
+  local cmd = command("lasync.redis:call", ...)
   local link = get_link(self, "lasync.redis:call")
   return reply_of(send(link, cmd):await())
 end
@@ -230,7 +256,7 @@ local Pipeline = {}
 Pipeline.__index = Pipeline
 
 function Pipeline:call(...)
-  self.cmds[#self.cmds + 1] = resp.command(self.fname, ...)
+  self.cmds[#self.cmds + 1] = command(self.fname, ...)
   return self
 end
 
@@ -246,9 +272,9 @@ local function run_batch(self, fname, fn, transaction)
   if #cmds == 0 then return { n = 0 } end
   local link = get_link(self, fname)
   local futs = {}
-  if transaction then futs[0] = send(link, resp.command(fname, "MULTI")) end
+  if transaction then futs[0] = send(link, command(fname, "MULTI")) end
   for i, c in ipairs(cmds) do futs[i] = send(link, c) end
-  local exec = transaction and send(link, resp.command(fname, "EXEC"))
+  local exec = transaction and send(link, command(fname, "EXEC"))
   local res = { n = #cmds }
   if transaction then reply_of(futs[0]:await()) end
   for i = 1, #cmds do res[i] = futs[i]:await() end
@@ -319,10 +345,10 @@ local function subscribe_all(sub, link)
   for c in pairs(sub.channels) do chans[#chans + 1] = c end
   for p in pairs(sub.patterns) do pats[#pats + 1] = p end
   if #chans > 1 then
-    send_raw(link, resp.command(sub.fname, table.unpack(chans)))
+    send_raw(link, command(sub.fname, table.unpack(chans)))
   end
   if #pats > 1 then
-    send_raw(link, resp.command(sub.fname, table.unpack(pats)))
+    send_raw(link, command(sub.fname, table.unpack(pats)))
   end
 end
 
@@ -405,7 +431,7 @@ local function change(sub, fname, set, cmd, add, ...)
   end
   local link = sub.link
   if link and not link.err then
-    send_raw(link, resp.command(fname, cmd, ...))
+    send_raw(link, command(fname, cmd, ...))
   end
 end
 
@@ -479,7 +505,7 @@ for _, name in ipairs { "get", "set", "del", "exists", "expire", "ttl",
   local cmd = name:upper()
   local fname = "lasync.redis:" .. name
   Redis[name] = function(self, ...)
-    local bytes = resp.command(fname, cmd, ...)
+    local bytes = command(fname, cmd, ...)
     return reply_of(send(get_link(self, fname), bytes):await())
   end
 end
@@ -572,7 +598,7 @@ end
 
 --- pool:call(name, ...) -> the reply, on a connection of the pool
 function Pool:call(...)
-  resp.command("lasync.redis.Pool:call", ...)
+  command("lasync.redis.Pool:call", ...)
   return self:with(Redis.call, ...)
 end
 
