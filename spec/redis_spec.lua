@@ -138,6 +138,12 @@ describe_if("lasync.redis", function()
       t2:cancel()
       assert.equal("A", r:get("a"))
       assert.equal("B", r:get("b"))
+      -- wait_for around a command: the same
+      local e = helper.error_of(lasync.wait_for, function()
+        return r:call("BLPOP", "q", 0.2)
+      end, 0.02)
+      assert.is_true(lasync.is_timeout(e))
+      assert.equal("B", r:get("b"))
     end)
   end)
 
