@@ -112,6 +112,13 @@ lasync_example(load_test lasync
 min [0-9.]+ ms, p90 [0-9.]+ ms, average [0-9.]+ ms\n\
 throughput: [0-9.]+ requests/s, [0-9.]+ MB/s" 40 8 64)
 
+# starts its own redis-server; skipped only when the binary is missing
+lasync_example(redis_counter lasync
+  "hits: 1000 \\(20 tasks x 50 hits\\)\n\
+alice: 30 allowed, 470 refused \\(limit 30 per window\\)")
+set_tests_properties(example.redis_counter PROPERTIES
+  SKIP_REGULAR_EXPRESSION "redis_counter: skipped")
+
 # An example added without a test above is worth a warning.
 file(GLOB example_files ${CMAKE_SOURCE_DIR}/examples/*.lua)
 get_property(tested GLOBAL PROPERTY LASYNC_EXAMPLES)

@@ -22,11 +22,12 @@ function(lasync_fuzz_target name)
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
   target_link_options(fuzz_${name} PRIVATE
                       -fsanitize=fuzzer,address,undefined)
-  # Lua, libuv, OpenSSL and zlib: the targets that see core.h
+  # Lua, libuv, OpenSSL, zlib and hiredis: the targets that see core.h
   # (json_decode), run the whole core (the TLS targets) or inflate
   # (http_inflate)
   target_link_libraries(fuzz_${name} PRIVATE PkgConfig::LUA PkgConfig::UV
-                        PkgConfig::OPENSSL PkgConfig::ZLIB m)
+                        PkgConfig::OPENSSL PkgConfig::ZLIB PkgConfig::HIREDIS
+                        m)
 endfunction()
 
 include(${CMAKE_SOURCE_DIR}/fuzz/targets.cmake)

@@ -16,6 +16,9 @@ PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind m
 # the peer of bench/json/) and python3-aiohttp are HTTP peers of
 # lasync.http in bench/
 PKGS="$PKGS nginx libnginx-mod-http-lua lua-cjson wrk apache2-utils python3-aiohttp"
+# lasync.redis: hiredis's reply reader (bindings/codec/resp.c) and the
+# redis-server its specs and example start on a Unix socket
+PKGS="$PKGS libhiredis-dev redis-server"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

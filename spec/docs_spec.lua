@@ -86,6 +86,7 @@ local INTERNAL = {
   ["lasync.http.conn"] = true, -- core._http_conn, inside lasync.http's
                                -- serve loop (docs/internals.md)
   ["lasync.http.client_parser"] = true, -- core._http_client_parser,
+  ["lasync.redis.reader"] = true, -- core._resp.reader, inside lasync.redis
                                         -- inside lasync.http's Session
 }
 

@@ -106,6 +106,11 @@ local MAKE = {
   ["lasync.http.client_parser"] = function()
     return require("lasync.core")._http_client_parser()
   end,
+  -- lasync.redis's reply reader (no I/O of its own)
+  ["lasync.redis.reader"] = function()
+    return require("lasync.core")._resp.reader(function(m) return m end,
+      false)
+  end,
   ["lasync.UdpEndpoint"] = function()
     return lasync.open_udp { local_addr = { "127.0.0.1", 0 } }
   end,
@@ -126,7 +131,8 @@ local ORDER = {
   "lasync.Semaphore", "lasync.BoundedSemaphore", "lasync.Event",
   "lasync.Condition", "lasync.Barrier", "lasync.TaskGroup", "lasync.File",
   "lasync.Server", "lasync.StreamReader", "lasync.StreamWriter",
-  "lasync.http.conn", "lasync.http.client_parser", "lasync.UdpEndpoint",
+  "lasync.http.conn", "lasync.http.client_parser", "lasync.redis.reader",
+  "lasync.UdpEndpoint",
   "lasync.Process", "lasync.Thread",
   "lasync.SignalHandler", "lasync.ssl.Context",
 }

@@ -552,13 +552,13 @@ check.guard(TaskGroup)
 
 --}======================================================================
 
--- lasync.http is loaded on its first use, so that scripts that never
--- serve HTTP do not pay for it.
+-- lasync.http and lasync.redis are loaded on their first use, so that
+-- scripts that never use them do not pay for them.
 setmetatable(M, { __index = function(t, k)
-  if k == "http" then
-    local http = require "lasync.http"
-    rawset(t, "http", http)
-    return http
+  if k == "http" or k == "redis" then
+    local mod = require("lasync." .. k)
+    rawset(t, k, mod)
+    return mod
   end
 end })
 

@@ -26,6 +26,9 @@ local TAKES_ANYTHING = {
   -- {} encodes (as {}), {} is a table to mark, and {} is empty options
   ["lasync.json.encode"] = true, ["lasync.json.array"] = true,
   ["lasync.json.object"] = true,
+  -- returns nil, index, type for a bad argument: lasync.redis raises
+  -- naming its own public function
+  ["lasync._resp.command"] = true,
 }
 
 -- Documented aliases: the error may name the function the alias stands for.

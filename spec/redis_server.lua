@@ -1,0 +1,77 @@
+-- spec/redis_server.lua: a throwaway redis-server for the specs, on a Unix
+-- socket (and, when asked, a TCP port on 127.0.0.1) in a temp dir, with
+-- no persistence; stopped and removed by stop(). available() is false
+-- when the binary is missing (the specs are then pending).
+local M = {}
+
+local function sh(cmd)
+  return os.execute(cmd)
+end
+
+function M.available()
+  return sh("command -v redis-server >/dev/null 2>&1") == true
+end
+
+-- A free TCP port on 127.0.0.1 (the kernel's pick; free again at once).
+local function free_port()
+  local p = io.popen("python3 -c 'import socket; s=socket.socket(); " ..
+    "s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])'")
+  local port = tonumber(p:read("a"))
+  p:close()
+  return port
+end
+
+-- start{password =, tcp = true} -> server {dir, path, port, stop}
+function M.start(opts)
+  opts = opts or {}
+  local dir = io.popen("mktemp -d /tmp/lasync-redis-XXXXXX"):read("l")
+  local s = { dir = dir, path = dir .. "/redis.sock",
+              pidfile = dir .. "/redis.pid" }
+  s.port = opts.tcp and free_port() or 0
+  local args = { "redis-server", "--daemonize yes", "--port", s.port,
+    "--bind 127.0.0.1", "--unixsocket", s.path, "--unixsocketperm 700",
+    "--dir", dir, "--pidfile", s.pidfile, "--save ''",
+    "--appendonly no", "--logfile", dir .. "/redis.log" }
+  if opts.password then
+    args[#args + 1] = "--requirepass " .. opts.password
+  end
+  s.cmd = table.concat(args, " ")
+  assert(sh(s.cmd), "redis-server did not start")
+  local function wait_up()
+  s.pid = nil
+  for _ = 1, 500 do
+    local f = io.open(s.pidfile)
+    if f and sh("test -S " .. s.path) == true then
+      s.pid = tonumber(f:read("a"))
+      f:close()
+      break
+    end
+    if f then f:close() end
+    sh("sleep 0.01")
+  end
+  assert(s.pid, "redis-server did not come up")
+  end
+  wait_up()
+  -- restart(): a new server on the same socket (after kill())
+  function s.restart()
+    os.remove(s.pidfile)
+    assert(sh(s.cmd), "redis-server did not start")
+    wait_up()
+  end
+  -- kill(): the server dies at once (SIGKILL), as a crash
+  function s.kill()
+    sh("kill -9 " .. s.pid .. " 2>/dev/null")
+    for _ = 1, 500 do
+      if sh("kill -0 " .. s.pid .. " 2>/dev/null") ~= true then break end
+      sh("sleep 0.01")
+    end
+    os.remove(s.path)
+  end
+  function s.stop()
+    s.kill()
+    sh("rm -rf '" .. dir .. "'")
+  end
+  return s
+end
+
+return M
