@@ -26,7 +26,7 @@ function(lasync_fuzz_target name)
   # (json_decode), run the whole core (the TLS targets) or inflate
   # (http_inflate)
   target_link_libraries(fuzz_${name} PRIVATE PkgConfig::LUA PkgConfig::UV
-                        PkgConfig::OPENSSL PkgConfig::ZLIB m)
+                        PkgConfig::OPENSSL PkgConfig::ZLIB PkgConfig::PQ m)
 endfunction()
 
 include(${CMAKE_SOURCE_DIR}/fuzz/targets.cmake)

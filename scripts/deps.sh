@@ -16,6 +16,9 @@ PKGS="lua5.4 liblua5.4-dev libuv1-dev libreadline-dev lua-busted tmux valgrind m
 # the peer of bench/json/) and python3-aiohttp are HTTP peers of
 # lasync.http in bench/
 PKGS="$PKGS nginx libnginx-mod-http-lua lua-cjson wrk apache2-utils python3-aiohttp"
+# lasync.pg is built on libpq (libpq-dev); spec/pg_server.lua starts a
+# throwaway cluster with the server's initdb and pg_ctl (postgresql)
+PKGS="$PKGS libpq-dev postgresql"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
