@@ -333,6 +333,101 @@ describe("lasync.pg", function()
     end)
   end)
 
+  describe("pool", function()
+    local function with_pool(opts, body, timeout)
+      if not srv then return pending(why) end
+      helper.run(function()
+        opts.dsn = srv.dsn
+        local pool <close> = pg.pool(opts)
+        body(pool)
+      end, timeout)
+    end
+
+    it("runs 200 concurrent tasks on 10 connections", function()
+      with_pool({ max = 10 }, function(pool)
+        local tasks = {}
+        for i = 1, 200 do
+          tasks[i] = lasync.spawn(function()
+            return pool:fetchval("SELECT $1::int, pg_sleep(0.001)", i)
+          end)
+        end
+        local res = lasync.gather(tasks)
+        for i = 1, 200 do assert.equal(i, res[i]) end
+        assert.equal(10, pool._open)
+        assert.equal(10, #pool._idle)
+      end, 20)
+    end)
+
+    it("with, acquire and release, <close>; a released connection is " ..
+      "reset", function()
+        with_pool({ max = 1, min = 1 }, function(pool)
+          assert.equal(1, pool._open)
+          local v = pool:with(function(c)
+            c:execute("SET application_name = 'x'")
+            c:execute("BEGIN")
+            return c:fetchval("SELECT 5")
+          end)
+          assert.equal(5, v)
+          do
+            local c <close> = pool:acquire()
+            assert.equal("idle", c:transaction_status())
+            assert.equal("", c:fetchval("SHOW application_name"))
+          end
+          local c = pool:acquire()
+          pool:release(c)
+          helper.raises_msg("not lent by this pool", pool.release, pool, c)
+        end)
+      end)
+
+    it("serves waiters first come first served; a cancelled waiter " ..
+      "leaves the line", function()
+        with_pool({ max = 1 }, function(pool)
+          local held = pool:acquire()
+          local order = {}
+          local function waiter(name)
+            pool:with(function() order[#order + 1] = name end)
+          end
+          local a = lasync.spawn(waiter, "a")
+          local b = lasync.spawn(waiter, "b")
+          local c = lasync.spawn(waiter, "c")
+          lasync.sleep(0.01)
+          b:cancel()
+          pool:release(held)
+          lasync.gather({ a, c })
+          helper.assert_cancelled(b)
+          assert.same({ "a", "c" }, order)
+        end)
+      end)
+
+    it("replaces a broken connection", function()
+      with_pool({ max = 2 }, function(pool)
+        local c = pool:acquire()
+        local pid = c:fetchval("SELECT pg_backend_pid()")
+        pool:release(c)
+        -- kill the idle pooled connection's backend from another one
+        local killer = pg.connect(srv.dsn)
+        killer:fetchval("SELECT pg_terminate_backend($1)", pid)
+        killer:close()
+        -- the query in flight fails clearly, the next one reconnects
+        local e = helper.error_of(pool.fetchval, pool, "SELECT 1")
+        assert.is_true(lasync.is_error(e, lasync.OSError), helper.show(e))
+        assert.equal(1, pool:fetchval("SELECT 1"))
+        assert.is_true(pool._open <= 2)
+      end)
+    end)
+
+    it("checks its options first", function()
+      helper.raises_msg("lasync.pg.pool: option 'dsn' must be a string",
+        pg.pool, {})
+      helper.raises_msg("lasync.pg.pool: unknown option 'size'", pg.pool,
+        { dsn = "", size = 1 })
+      helper.raises_msg("option 'max' must be an integer >= 1", pg.pool,
+        { dsn = "", max = 0 })
+      helper.raises_msg("option 'min' is larger than 'max'", pg.pool,
+        { dsn = "", min = 3, max = 2 })
+    end)
+  end)
+
   describe("examples/pg_basics.lua", function()
     it("runs against the server", function()
       if not srv then return pending(why) end

@@ -9,7 +9,7 @@
 
 #include "core/core.h"
 
-/* pg.c: lasync.core.pg = { start, libpq_version } */
+/* pg.c: lasync.core._pg = { start, libpq_version } (for lasync.pg) */
 LX_HIDDEN void lx_open_pg(lua_State *L);
 
 #endif

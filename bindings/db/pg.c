@@ -74,19 +74,19 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
+/* The raw connection at 1; errors name the method called (lx_fname). */
 static pg_conn *conn_check(lua_State *L, const char *fname) {
   pg_conn *c = luaL_testudata(L, 1, PG_CONN);
   if (c == NULL)
-    luaL_error(L, "lasync.pg.%s: expected a raw connection (got %s)", fname,
-               luaL_typename(L, 1));
+    luaL_error(L, "%s: expected a raw connection (got %s)",
+               lx_fname(L, fname), luaL_typename(L, 1));
   return c;
 }
 
 static pg_conn *conn_open(lua_State *L, const char *fname) {
   pg_conn *c = conn_check(L, fname);
   if (c->pg == NULL)
-    luaL_error(L, "lasync.pg.Connection:%s: the connection is closed",
-               fname);
+    luaL_error(L, "%s: the connection is closed", lx_fname(L, fname));
   return c;
 }
 
@@ -155,28 +155,33 @@ static int conn_close(lua_State *L) {
 #define PG_MAX_KEYWORDS 64
 
 /*
-** pg.start(conninfo | {keyword = value}) -> raw connection: libpq's
-** PQconnectStart, which only parses and opens the socket.
+** _pg.start(conninfo | {keyword = value}) -> raw connection: libpq's
+** PQconnectStart, which only parses and opens the socket. pg.connect
+** checks the arguments first, with its own name in the errors.
 */
 static int pg_start(lua_State *L) {
   pg_conn *c;
   PGconn *pg;
+  size_t len;
   if (lua_type(L, 1) == LUA_TTABLE) {
     const char *keys[PG_MAX_KEYWORDS + 1], *values[PG_MAX_KEYWORDS + 1];
     int n = 0;
     lua_pushnil(L);
     while (lua_next(L, 1)) {
-      if (lua_type(L, -2) != LUA_TSTRING)
-        return luaL_error(L, "lasync.pg.connect: the keys of the options "
-                             "must be strings (libpq's keywords)");
-      if (n == PG_MAX_KEYWORDS)
-        return luaL_error(L, "lasync.pg.connect: too many options");
-      if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
-        return luaL_error(L, "lasync.pg.connect: option '%s' must be a "
-                             "string or a number (got %s)",
-                          lua_tostring(L, -2), luaL_typename(L, -1));
-      keys[n] = lx_checkcstring(L, -2, "pg.connect", "an option's name");
-      values[n] = lx_checkcstring(L, -1, "pg.connect", "an option's value");
+      const char *k, *v;
+      size_t klen;
+      if (lua_type(L, -2) != LUA_TSTRING || n == PG_MAX_KEYWORDS ||
+          (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER))
+        return luaL_error(L, "%s: bad option (string keys and string or "
+                             "number values, at most %d)",
+                          lx_fname(L, NULL), PG_MAX_KEYWORDS);
+      k = lua_tolstring(L, -2, &klen);
+      v = lua_tolstring(L, -1, &len); /* a number becomes a string */
+      if (strlen(k) != klen || strlen(v) != len)
+        return luaL_error(L, "%s: an option contains a NUL byte",
+                          lx_fname(L, NULL));
+      keys[n] = k;
+      values[n] = v;
       n++;
       lua_pop(L, 1);
     }
@@ -187,14 +192,19 @@ static int pg_start(lua_State *L) {
     luaL_setmetatable(L, PG_CONN);
     pg = PQconnectStartParams(keys, values, 0);
   } else {
-    const char *dsn = lx_checkcstring(L, 1, "pg.connect", "the dsn");
+    const char *dsn = lua_type(L, 1) == LUA_TSTRING
+                          ? lua_tolstring(L, 1, &len) : NULL;
+    if (dsn == NULL || strlen(dsn) != len)
+      return luaL_error(L, "%s: the dsn must be a string without NUL bytes "
+                           "or a table", lx_fname(L, NULL));
     c = lua_newuserdatauv(L, sizeof *c, 0);
     c->pg = NULL;
     c->wait = NULL;
     luaL_setmetatable(L, PG_CONN);
     pg = PQconnectStart(dsn);
   }
-  if (pg == NULL) return luaL_error(L, "lasync.pg.connect: out of memory");
+  if (pg == NULL)
+    return luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
   c->pg = pg;
   if (PQstatus(pg) == CONNECTION_BAD) {
     lua_pushnil(L);
@@ -264,14 +274,15 @@ static int conn_transaction_status(lua_State *L) {
 */
 static int conn_send(lua_State *L) {
   pg_conn *c = conn_open(L, "execute");
-  const char *sql = lx_checkcstring(L, 2, "pg.Connection:execute",
-                                    "the query");
+  const char *sql = lua_tostring(L, 2); /* checked by pg.lua */
   lua_Integer n = lua_tointeger(L, 3), i;
+  if (sql == NULL || !lua_istable(L, 4) || !lua_istable(L, 5))
+    return luaL_error(L, "%s: expected a query, a count and two tables",
+                      lx_fname(L, NULL));
   const char **values;
   int *lengths, *formats, ok;
   if (n < 0 || n > PG_MAX_PARAMS)
-    return luaL_error(L, "lasync.pg.Connection:execute: too many "
-                         "parameters");
+    return luaL_error(L, "%s: too many parameters", lx_fname(L, NULL));
   values = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *values, 0);
   lengths = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *lengths, 0);
   formats = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *formats, 0);
@@ -304,9 +315,10 @@ static int conn_send(lua_State *L) {
 /* raw:send_prepare(name, sql) -> flushed | nil, message */
 static int conn_send_prepare(lua_State *L) {
   pg_conn *c = conn_open(L, "prepare");
-  const char *name = lx_checkcstring(L, 2, "pg.Connection:prepare", "name");
-  const char *sql = lx_checkcstring(L, 3, "pg.Connection:prepare",
-                                    "the query");
+  const char *name = lua_tostring(L, 2), *sql = lua_tostring(L, 3);
+  if (name == NULL || sql == NULL)
+    return luaL_error(L, "%s: expected a name and a query",
+                      lx_fname(L, NULL));
   if (!PQsendPrepare(c->pg, name, sql, 0, NULL)) {
     lua_pushnil(L);
     lua_pushstring(L, PQerrorMessage(c->pg));
@@ -617,15 +629,26 @@ void lx_open_pg(lua_State *L) {
     {"start", pg_start},
     {NULL, NULL}
   };
+  const luaL_Reg *r;
   luaL_newmetatable(L, PG_CONN);
   lx_setfuncs(L, meta);
   lua_newtable(L);
   lx_setfuncs(L, methods);
+  for (r = methods; r->name; r++) { /* public names, for the errors */
+    lua_getfield(L, -1, r->name);
+    lx_name_function(L, -1, PG_CONN ":", r->name);
+    lua_pop(L, 1);
+  }
   lua_setfield(L, -2, "__index");
+  for (r = meta; r->name; r++) {
+    lua_getfield(L, -1, r->name);
+    lx_name_function(L, -1, PG_CONN ":", r->name);
+    lua_pop(L, 1);
+  }
   lua_pop(L, 1);
   lua_newtable(L);
   lx_setfuncs(L, funcs);
   lua_pushinteger(L, PQlibVersion());
   lua_setfield(L, -2, "libpq_version");
-  lua_setfield(L, -2, "pg");
+  lua_setfield(L, -2, "_pg");
 }

@@ -8,7 +8,7 @@ local lasync = require "lasync"
 local core = require "lasync.core"
 local json = require "lasync.json"
 
-local raw_start = core.pg.start
+local raw_start = core._pg.start
 local type, error, pcall, select = type, error, pcall, select
 local math_type, tostring, format = math.type, tostring, string.format
 
@@ -17,7 +17,7 @@ local M = {}
 --- pg.null: SQL NULL, in results and as a parameter (lasync.json.null)
 M.null = json.null
 M.Error = lasync.error_class("pg.Error")
-M.libpq_version = core.pg.libpq_version
+M.libpq_version = core._pg.libpq_version
 
 local null = M.null
 local Connection = {}
@@ -50,6 +50,28 @@ function M.connect(dsn)
     error("lasync.pg.connect: the dsn must be a string or a table of " ..
       "libpq keywords (got " .. type(dsn) .. ")", 2)
   end
+  if type(dsn) == "string" and dsn:find("\0", 1, true) then
+    error("lasync.pg.connect: the dsn contains a NUL byte", 2)
+  end
+  if type(dsn) == "table" then
+    local n = 0
+    for _ in pairs(dsn) do n = n + 1 end
+    if n > 64 then error("lasync.pg.connect: too many options", 2) end
+    for k, v in pairs(dsn) do
+      if type(k) ~= "string" then
+        error("lasync.pg.connect: the keys of the options must be strings " ..
+          "(libpq's keywords)", 2)
+      end
+      if type(v) ~= "string" and type(v) ~= "number" then
+        error(("lasync.pg.connect: option '%s' must be a string or a " ..
+          "number (got %s)"):format(k, type(v)), 2)
+      end
+      if k:find("\0", 1, true) or tostring(v):find("\0", 1, true) then
+        error("lasync.pg.connect: option '" .. k:gsub("%z", "\\0") ..
+          "' contains a NUL byte", 2)
+      end
+    end
+  end
   core._check_task("pg.connect", 2)
   local raw, msg = raw_start(dsn)
   if not raw then error(conn_error("connect", msg), 2) end
@@ -69,7 +91,7 @@ function M.connect(dsn)
     _stmts = 0 }, Connection)
 end
 
---- conn:close(): closes the connection (idempotent); also <close>
+--- conn:close(): closes the connection (idempotent)
 function Connection:close()
   if getmetatable(self) ~= Connection then
     error("lasync.pg.Connection:close: expected a connection", 2)
@@ -78,7 +100,11 @@ function Connection:close()
   self._raw = nil
   if raw then raw:close() end
 end
-Connection.__close = Connection.close
+
+-- <close>: a connection lent by a pool goes back to it, others close
+function Connection:__close()
+  if self._pool then self._pool:release(self) else self:close() end
+end
 
 --- conn:is_closed() -> whether close was called or the link broke
 function Connection:is_closed()
@@ -228,6 +254,10 @@ local function query(self, fname, positional, sql, ...)
     error(("lasync.pg.Connection:%s: the query must be a string (got %s)")
       :format(fname, type(sql)), 3)
   end
+  if sql:find("\0", 1, true) then
+    error(("lasync.pg.Connection:%s: the query contains a NUL byte")
+      :format(fname), 3)
+  end
   local n, values, formats = pack_params(fname, ...)
   return with_conn(self, fname, function()
     return roundtrip(self, fname, positional, self._raw.send, sql, n,
@@ -358,6 +388,9 @@ function Connection:prepare(sql)
     error(("lasync.pg.Connection:prepare: the query must be a string " ..
       "(got %s)"):format(type(sql)), 2)
   end
+  if sql:find("\0", 1, true) then
+    error("lasync.pg.Connection:prepare: the query contains a NUL byte", 2)
+  end
   self._stmts = self._stmts + 1
   local name = "lasync_stmt_" .. self._stmts
   with_conn(self, "prepare", function()
@@ -398,6 +431,11 @@ function Statement:fetchval(...)
   local res = stmt_query(self, "fetchval", true, ...)
   local row = res and res.rows and res.rows[1]
   return row and row[1]
+end
+
+--- pg.pool{dsn =, min =, max =, idle_timeout =} -> Pool
+function M.pool(opts)
+  return require("lasync.pg_pool").new(M, opts)
 end
 
 -- the classes, for spec/docs_spec.lua's check of their documentation
