@@ -416,6 +416,21 @@ describe("lasync.pg", function()
       end)
     end)
 
+    it("closes connections idle longer than idle_timeout, down to min",
+      function()
+        with_pool({ min = 1, max = 3, idle_timeout = 0.02 }, function(pool)
+          local a, b, c = pool:acquire(), pool:acquire(), pool:acquire()
+          pool:release(a)
+          pool:release(b)
+          pool:release(c)
+          assert.equal(3, pool._open)
+          lasync.sleep(0.03)
+          local d <close> = pool:acquire()
+          assert.equal(1, pool._open) -- the min one, lent again
+          assert.equal(1, d:fetchval("SELECT 1"))
+        end)
+      end)
+
     it("checks its options first", function()
       helper.raises_msg("lasync.pg.pool: option 'dsn' must be a string",
         pg.pool, {})
