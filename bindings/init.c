@@ -10,6 +10,7 @@
 #include "http/http.h"
 #include "http/client.h"
 #include "codec/codec.h"
+#include "db/db.h"
 
 /*
 ** The layers' parts, in the order they register: a later name replaces an
@@ -25,6 +26,7 @@ static void (*const opens[])(lua_State *L) = {
   lx_open_to_thread, lx_open_thread,
   lx_open_inbox, lx_open_run, lx_open_runtime,
   lx_open_http, lx_open_http_client, lx_open_json, lx_open_resp,
+  lx_open_pg,
   NULL
 };
 

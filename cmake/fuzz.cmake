@@ -27,7 +27,7 @@ function(lasync_fuzz_target name)
   # (http_inflate)
   target_link_libraries(fuzz_${name} PRIVATE PkgConfig::LUA PkgConfig::UV
                         PkgConfig::OPENSSL PkgConfig::ZLIB PkgConfig::HIREDIS
-                        m)
+                        PkgConfig::PQ m)
 endfunction()
 
 include(${CMAKE_SOURCE_DIR}/fuzz/targets.cmake)

@@ -5,7 +5,8 @@ The layers (docs/internals.md, "Layers"): host/ may include anything;
 bindings/init.c (the module entry point) includes every layer of
 bindings/; core/ includes only core/; sync/, io/ and thread/ include core/
 and themselves, never each other; the codecs (codec/: JSON) stand on core/
-alone; the protocol layers (http/) stand on core/, io/ and codec/.
+alone; the protocol layers (http/) stand on core/, io/ and codec/; the
+database clients (db/) on core/ alone.
 Nothing in bindings/ includes a file of host/. A quoted include that is
 not in the tree (lua.h, a generated header) is outside the layers.
 Prints "includes: OK" or each bad edge as file:line, and exits 1.
@@ -23,8 +24,9 @@ ALLOWED = {
     "thread": {"core", "thread"},
     "codec": {"core", "codec"},
     "http": {"core", "io", "codec", "http"},
-    "init": {"core", "sync", "io", "thread", "codec", "http"},
-    "host": {"core", "sync", "io", "thread", "codec", "http", "init",
+    "db": {"core", "db"},
+    "init": {"core", "sync", "io", "thread", "codec", "http", "db"},
+    "host": {"core", "sync", "io", "thread", "codec", "http", "db", "init",
              "host"},
 }
 SOURCES = (".c", ".h", ".cpp")

@@ -19,6 +19,9 @@ PKGS="$PKGS nginx libnginx-mod-http-lua lua-cjson wrk apache2-utils python3-aioh
 # lasync.redis: hiredis's reply reader (bindings/codec/resp.c) and the
 # redis-server its specs and example start on a Unix socket
 PKGS="$PKGS libhiredis-dev redis-server"
+# lasync.pg is built on libpq (libpq-dev); spec/pg_server.lua starts a
+# throwaway cluster with the server's initdb and pg_ctl (postgresql)
+PKGS="$PKGS libpq-dev postgresql"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

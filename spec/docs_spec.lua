@@ -78,6 +78,8 @@ local RECEIVERS = {
   ["lasync.http.App"] = "app", ["lasync.http.Response"] = "resp",
   ["lasync.http.StreamResponse"] = "resp", ["lasync.http.Request"] = "req",
   ["lasync.http.Server"] = "server", ["lasync.http.Content"] = "reader",
+  ["lasync.pg.Connection"] = "db", ["lasync.pg.Statement"] = "stmt",
+  ["lasync.pg.Pool"] = "pool",
 }
 -- classes whose objects user code never gets
 local INTERNAL = {
@@ -88,6 +90,8 @@ local INTERNAL = {
   ["lasync.http.client_parser"] = true, -- core._http_client_parser,
   ["lasync.redis.reader"] = true, -- core._resp.reader, inside lasync.redis
                                         -- inside lasync.http's Session
+  ["lasync.pg.RawConnection"] = true, -- libpq's connection, inside
+                                      -- lasync.pg's Connection
 }
 
 -- The classes: name -> metatable.
@@ -109,6 +113,11 @@ local function classes()
   found["lasync.http.Server"] = require("lasync.http.server").Server
   found["lasync.http.Request"] = require("lasync.http.request").Request
   found["lasync.http.Content"] = require("lasync.http.request").Content
+  -- lasync.pg's Lua classes (their objects need a server)
+  local pg = require "lasync.pg"
+  found["lasync.pg.Connection"] = pg._Connection
+  found["lasync.pg.Statement"] = pg._Statement
+  found["lasync.pg.Pool"] = require("lasync.pg_pool").Pool
   return found
 end
 
@@ -154,6 +163,9 @@ local function module_fields()
         names[#names + 1] = "lasync." .. k .. "." .. sub
       end
     end
+  end
+  for _, sub in ipairs(sorted_keys(require "lasync.pg", all)) do
+    names[#names + 1] = "lasync.pg." .. sub
   end
   return names
 end

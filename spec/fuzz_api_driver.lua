@@ -111,6 +111,13 @@ local MAKE = {
     return require("lasync.core")._resp.reader(function(m) return m end,
       false)
   end,
+  -- lasync.pg's libpq connection (core._pg), closed at once: nothing
+  -- listens on port 1, and a fuzzed call must not reach a server
+  ["lasync.pg.RawConnection"] = function()
+    local raw = require("lasync.core")._pg.start("host=127.0.0.1 port=1")
+    raw:close()
+    return raw
+  end,
   ["lasync.UdpEndpoint"] = function()
     return lasync.open_udp { local_addr = { "127.0.0.1", 0 } }
   end,

@@ -1,0 +1,654 @@
+/*
+** pg.c — the PostgreSQL connection of lasync.pg on libpq: a PGconn in
+** non-blocking mode whose socket is watched by a uv_poll of the task that
+** waits on it, and the decoding of result rows into Lua values. The
+** protocol steps (connect, send, read the results) are driven by
+** lua/lasync/pg.lua; this file only never blocks and converts.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "db/db.h"
+
+#define PG_CONN "lasync.pg.RawConnection"
+
+typedef struct pg_wait pg_wait;
+
+typedef struct pg_conn {
+  PGconn *pg;       /* NULL once closed */
+  pg_wait *wait;    /* the poll of the task waiting on the socket, or NULL */
+} pg_conn;
+
+/*
+** One wait for the socket, as lasync.wait_signal waits for a signal: C
+** memory freed in the close callback of its handle. The connection points
+** to it while it polls so that closing the connection stops it before
+** libpq closes the socket (libuv must never poll a closed descriptor).
+*/
+struct pg_wait {
+  lx_op op;
+  uv_poll_t h;
+  pg_conn *conn;    /* while polling, else NULL */
+};
+
+/* {======================================================================
+** Waiting for the socket
+** ======================================================================= */
+
+static void wait_closed_cb(uv_handle_t *handle) {
+  lx_count_handles(-1);
+  free(lx_container_of((uv_poll_t *)handle, pg_wait, h));
+}
+
+static void wait_close(pg_wait *w) {
+  if (w->conn && w->conn->wait == w) w->conn->wait = NULL;
+  w->conn = NULL;
+  uv_close((uv_handle_t *)&w->h, wait_closed_cb); /* stops it */
+}
+
+static void wait_abort(lx_op *op) {
+  wait_close((pg_wait *)op);
+}
+
+static void wait_cb(uv_poll_t *handle, int status, int events) {
+  pg_wait *w = lx_container_of(handle, pg_wait, h);
+  (void)events;
+  uv_poll_stop(handle);
+  if (w->conn && w->conn->wait == w) w->conn->wait = NULL;
+  w->conn = NULL;
+  if (lx_op_finish(&w->op, status)) wait_close(w);
+}
+
+static int wait_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  pg_wait *w = (pg_wait *)lx_op_resumed(t);
+  int st;
+  (void)status;
+  if (w == NULL) return lx_task_raise_cancelled(L, t); /* abort closed it */
+  st = w->op.status;
+  wait_close(w);
+  if (t->must_cancel) return lx_task_raise_cancelled(L, t);
+  if (st < 0) return lx_os_error(L, st, "pg", "the server's socket");
+  return 0;
+}
+
+/* The raw connection at 1; errors name the method called (lx_fname). */
+static pg_conn *conn_check(lua_State *L, const char *fname) {
+  pg_conn *c = luaL_testudata(L, 1, PG_CONN);
+  if (c == NULL)
+    luaL_error(L, "%s: expected a raw connection (got %s)",
+               lx_fname(L, fname), luaL_typename(L, 1));
+  return c;
+}
+
+static pg_conn *conn_open(lua_State *L, const char *fname) {
+  pg_conn *c = conn_check(L, fname);
+  if (c->pg == NULL)
+    luaL_error(L, "%s: the connection is closed", lx_fname(L, fname));
+  return c;
+}
+
+/* raw:wait(readable, writable): await the socket; one waiter at a time */
+static int conn_wait(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  pg_conn *c = conn_open(L, "wait");
+  lx_task *t = lx_current_task(L, rt, "pg");
+  int events = (lua_toboolean(L, 2) ? UV_READABLE : 0) |
+               (lua_toboolean(L, 3) ? UV_WRITABLE : 0);
+  int fd = PQsocket(c->pg), r;
+  pg_wait *w;
+  if (fd < 0) return luaL_error(L, "lasync.pg: the connection has no socket");
+  if (c->wait) return luaL_error(L, "lasync.pg: two tasks wait on one "
+                                    "connection");
+  w = malloc(sizeof *w);
+  if (w == NULL) return luaL_error(L, "lasync.pg: out of memory");
+  w->op.abort = wait_abort;
+  w->op.dispose = wait_abort;
+  w->conn = NULL;
+  r = uv_poll_init(t->fut.loop->uv, &w->h, fd);
+  if (r < 0) {
+    free(w);
+    return lx_os_error(L, r, "pg", "the server's socket");
+  }
+  lx_count_handles(1);
+  r = uv_poll_start(&w->h, events, wait_cb);
+  if (r < 0) {
+    wait_close(w);
+    return lx_os_error(L, r, "pg", "the server's socket");
+  }
+  w->conn = c;
+  c->wait = w;
+  return lx_op_await(L, t, &w->op, wait_k);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Connecting and closing
+** ======================================================================= */
+
+/* Stop a poll on the socket (its task fails as on a closed socket). */
+static void conn_finish(pg_conn *c) {
+  if (c->wait) {
+    pg_wait *w = c->wait;
+    uv_poll_stop(&w->h);
+    w->conn = NULL;
+    c->wait = NULL;
+    if (lx_op_finish(&w->op, UV_ECANCELED)) wait_close(w);
+  }
+  if (c->pg) PQfinish(c->pg);
+  c->pg = NULL;
+}
+
+static int conn__gc(lua_State *L) {
+  conn_finish(conn_check(L, "__gc"));
+  return 0;
+}
+
+static int conn_close(lua_State *L) {
+  conn_finish(conn_check(L, "close"));
+  return 0;
+}
+
+#define PG_MAX_KEYWORDS 64
+
+/*
+** _pg.start(conninfo | {keyword = value}) -> raw connection: libpq's
+** PQconnectStart, which only parses and opens the socket. pg.connect
+** checks the arguments first, with its own name in the errors.
+*/
+static int pg_start(lua_State *L) {
+  pg_conn *c;
+  PGconn *pg;
+  size_t len;
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    const char *keys[PG_MAX_KEYWORDS + 1], *values[PG_MAX_KEYWORDS + 1];
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+      const char *k, *v;
+      size_t klen;
+      if (lua_type(L, -2) != LUA_TSTRING || n == PG_MAX_KEYWORDS ||
+          (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER))
+        return luaL_error(L, "%s: bad option (string keys and string or "
+                             "number values, at most %d)",
+                          lx_fname(L, NULL), PG_MAX_KEYWORDS);
+      k = lua_tolstring(L, -2, &klen);
+      v = lua_tolstring(L, -1, &len); /* a number becomes a string */
+      if (strlen(k) != klen || strlen(v) != len)
+        return luaL_error(L, "%s: an option contains a NUL byte",
+                          lx_fname(L, NULL));
+      keys[n] = k;
+      values[n] = v;
+      n++;
+      lua_pop(L, 1);
+    }
+    keys[n] = values[n] = NULL;
+    c = lua_newuserdatauv(L, sizeof *c, 0);
+    c->pg = NULL;
+    c->wait = NULL;
+    luaL_setmetatable(L, PG_CONN);
+    pg = PQconnectStartParams(keys, values, 0);
+  } else {
+    const char *dsn = lua_type(L, 1) == LUA_TSTRING
+                          ? lua_tolstring(L, 1, &len) : NULL;
+    if (dsn == NULL || strlen(dsn) != len)
+      return luaL_error(L, "%s: the dsn must be a string without NUL bytes "
+                           "or a table", lx_fname(L, NULL));
+    c = lua_newuserdatauv(L, sizeof *c, 0);
+    c->pg = NULL;
+    c->wait = NULL;
+    luaL_setmetatable(L, PG_CONN);
+    pg = PQconnectStart(dsn);
+  }
+  if (pg == NULL)
+    return luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
+  c->pg = pg;
+  if (PQstatus(pg) == CONNECTION_BAD) {
+    lua_pushnil(L);
+    lua_pushstring(L, PQerrorMessage(pg));
+    conn_finish(c);
+    return 2;
+  }
+  PQsetnonblocking(pg, 1);
+  return 1;
+}
+
+/* raw:connect_poll() -> "read" | "write" | "ok" | nil, message */
+static int conn_connect_poll(lua_State *L) {
+  pg_conn *c = conn_open(L, "connect");
+  switch (PQconnectPoll(c->pg)) {
+    case PGRES_POLLING_READING: lua_pushliteral(L, "read"); return 1;
+    case PGRES_POLLING_WRITING: lua_pushliteral(L, "write"); return 1;
+    case PGRES_POLLING_OK: lua_pushliteral(L, "ok"); return 1;
+    default:
+      lua_pushnil(L);
+      lua_pushstring(L, PQerrorMessage(c->pg));
+      return 2;
+  }
+}
+
+/* raw:error_message() -> libpq's last message about the connection */
+static int conn_error_message(lua_State *L) {
+  pg_conn *c = conn_check(L, "error_message");
+  lua_pushstring(L, c->pg ? PQerrorMessage(c->pg) : "connection closed");
+  return 1;
+}
+
+/* raw:status() -> "ok" | "bad" | "closed" */
+static int conn_status(lua_State *L) {
+  pg_conn *c = conn_check(L, "status");
+  if (c->pg == NULL) lua_pushliteral(L, "closed");
+  else if (PQstatus(c->pg) == CONNECTION_OK) lua_pushliteral(L, "ok");
+  else lua_pushliteral(L, "bad");
+  return 1;
+}
+
+/* raw:transaction_status() -> "idle" | "active" | "intrans" | "inerror"
+   | "unknown" */
+static int conn_transaction_status(lua_State *L) {
+  static const char *const names[] = {"idle", "active", "intrans",
+                                      "inerror", "unknown"};
+  pg_conn *c = conn_open(L, "transaction_status");
+  PGTransactionStatusType s = PQtransactionStatus(c->pg);
+  lua_pushstring(L, names[(int)s <= 4 ? (int)s : 4]);
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Sending a query and reading its results
+** ======================================================================= */
+
+#define PG_MAX_PARAMS 65535
+
+/*
+** raw:send(sql, n, params, formats[, name]) -> flushed: PQsendQueryParams
+** (or PQsendQueryPrepared with a name) with n parameters already encoded
+** as strings (false: NULL) by pg.lua; formats[i] true sends the i-th as
+** binary (bytea). Returns true when everything went out, false when the
+** caller must wait for the socket to be writable and call flush.
+*/
+static int conn_send(lua_State *L) {
+  pg_conn *c = conn_open(L, "execute");
+  const char *sql = lua_tostring(L, 2); /* checked by pg.lua */
+  lua_Integer n = lua_tointeger(L, 3), i;
+  if (sql == NULL || !lua_istable(L, 4) || !lua_istable(L, 5))
+    return luaL_error(L, "%s: expected a query, a count and two tables",
+                      lx_fname(L, NULL));
+  const char **values;
+  int *lengths, *formats, ok;
+  if (n < 0 || n > PG_MAX_PARAMS)
+    return luaL_error(L, "%s: too many parameters", lx_fname(L, NULL));
+  values = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *values, 0);
+  lengths = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *lengths, 0);
+  formats = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *formats, 0);
+  for (i = 0; i < n; i++) {
+    size_t len = 0;
+    lua_geti(L, 4, i + 1);
+    values[i] = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len)
+                                                : NULL;
+    lengths[i] = (int)len;
+    lua_pop(L, 1); /* the string stays referenced by the params table */
+    lua_geti(L, 5, i + 1);
+    formats[i] = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  if (lua_type(L, 6) == LUA_TSTRING)
+    ok = PQsendQueryPrepared(c->pg, lua_tostring(L, 6), (int)n, values,
+                             lengths, formats, 0);
+  else
+    ok = PQsendQueryParams(c->pg, sql, (int)n, NULL, values, lengths,
+                           formats, 0);
+  if (!ok) {
+    lua_pushnil(L);
+    lua_pushstring(L, PQerrorMessage(c->pg));
+    return 2;
+  }
+  lua_pushboolean(L, PQflush(c->pg) == 0);
+  return 1;
+}
+
+/* raw:send_prepare(name, sql) -> flushed | nil, message */
+static int conn_send_prepare(lua_State *L) {
+  pg_conn *c = conn_open(L, "prepare");
+  const char *name = lua_tostring(L, 2), *sql = lua_tostring(L, 3);
+  if (name == NULL || sql == NULL)
+    return luaL_error(L, "%s: expected a name and a query",
+                      lx_fname(L, NULL));
+  if (!PQsendPrepare(c->pg, name, sql, 0, NULL)) {
+    lua_pushnil(L);
+    lua_pushstring(L, PQerrorMessage(c->pg));
+    return 2;
+  }
+  lua_pushboolean(L, PQflush(c->pg) == 0);
+  return 1;
+}
+
+/* raw:flush() -> true when all is sent | false | nil, message */
+static int conn_flush(lua_State *L) {
+  pg_conn *c = conn_open(L, "flush");
+  int r = PQflush(c->pg);
+  if (r < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, PQerrorMessage(c->pg));
+    return 2;
+  }
+  lua_pushboolean(L, r == 0);
+  return 1;
+}
+
+/* raw:consume() -> busy (a result is not complete yet) | nil, message */
+static int conn_consume(lua_State *L) {
+  pg_conn *c = conn_open(L, "consume");
+  if (!PQconsumeInput(c->pg)) {
+    lua_pushnil(L);
+    lua_pushstring(L, PQerrorMessage(c->pg));
+    return 2;
+  }
+  lua_pushboolean(L, PQisBusy(c->pg));
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Results: values decoded by type (the table in docs/api.md)
+** ======================================================================= */
+
+enum {
+  OID_BOOL = 16, OID_BYTEA = 17, OID_INT8 = 20, OID_INT2 = 21,
+  OID_INT4 = 23, OID_OID = 26, OID_JSON = 114, OID_FLOAT4 = 700,
+  OID_FLOAT8 = 701, OID_JSONB = 3802
+};
+
+/*
+** Push field (row, col) of r: NULL as the value at nullidx (pg.null),
+** json through the function at jsonidx. Text format: libpq's default.
+*/
+static void push_value(lua_State *L, PGresult *r, int row, int col,
+                       int nullidx, int jsonidx) {
+  const char *v;
+  int len;
+  if (PQgetisnull(r, row, col)) {
+    lua_pushvalue(L, nullidx);
+    return;
+  }
+  v = PQgetvalue(r, row, col);
+  len = PQgetlength(r, row, col);
+  if (PQfformat(r, col) == 1) { /* binary: only asked for bytea */
+    lua_pushlstring(L, v, (size_t)len);
+    return;
+  }
+  switch (PQftype(r, col)) {
+    case OID_BOOL:
+      lua_pushboolean(L, v[0] == 't');
+      break;
+    case OID_INT2: case OID_INT4: case OID_INT8: case OID_OID:
+      lua_pushinteger(L, (lua_Integer)strtoll(v, NULL, 10));
+      break;
+    case OID_FLOAT4: case OID_FLOAT8:
+      /* "NaN", "Infinity" and "-Infinity" are what strtod reads too */
+      lua_pushnumber(L, (lua_Number)strtod(v, NULL));
+      break;
+    case OID_BYTEA: {
+      size_t n;
+      unsigned char *b = PQunescapeBytea((const unsigned char *)v, &n);
+      if (b == NULL) luaL_error(L, "lasync.pg: out of memory");
+      lua_pushlstring(L, (const char *)b, n);
+      PQfreemem(b);
+      break;
+    }
+    case OID_JSON: case OID_JSONB:
+      lua_pushvalue(L, jsonidx);
+      lua_pushlstring(L, v, (size_t)len);
+      lua_call(L, 1, 1);
+      break;
+    default: /* numeric, text, dates, uuid...: the server's text form */
+      lua_pushlstring(L, v, (size_t)len);
+  }
+}
+
+static void push_field_string(lua_State *L, const PGresult *r, int code,
+                              const char *key) {
+  const char *s = PQresultErrorField(r, code);
+  if (s == NULL) return;
+  lua_pushstring(L, s);
+  lua_setfield(L, -2, key);
+}
+
+/*
+** raw:result(null, json_decode, positional) -> the next result of the
+** query as a table, or nil when the query is done:
+**   {status = "rows" | "command" | "error" | "empty" | "copy", tag =,
+**    count =, names = {...}, types = {oid...}, rows = {...}} and for an
+**   error sqlstate, message, detail, hint, position.
+** Call only when raw:consume() said not busy.
+*/
+static int conn_result(lua_State *L) {
+  pg_conn *c = conn_open(L, "result");
+  int positional = lua_toboolean(L, 4);
+  PGresult *r = PQgetResult(c->pg);
+  int nrows, ncols, i, j;
+  const char *tag;
+  if (r == NULL) return 0;
+  lua_createtable(L, 0, 6);
+  switch (PQresultStatus(r)) {
+    case PGRES_TUPLES_OK: case PGRES_SINGLE_TUPLE:
+      lua_pushliteral(L, "rows"); break;
+    case PGRES_COMMAND_OK: lua_pushliteral(L, "command"); break;
+    case PGRES_EMPTY_QUERY: lua_pushliteral(L, "empty"); break;
+    case PGRES_COPY_IN: case PGRES_COPY_OUT: case PGRES_COPY_BOTH:
+      lua_pushliteral(L, "copy"); break;
+    default: {
+      const char *pos;
+      lua_pushliteral(L, "error");
+      lua_setfield(L, -2, "status");
+      push_field_string(L, r, PG_DIAG_SQLSTATE, "sqlstate");
+      push_field_string(L, r, PG_DIAG_MESSAGE_PRIMARY, "message");
+      push_field_string(L, r, PG_DIAG_MESSAGE_DETAIL, "detail");
+      push_field_string(L, r, PG_DIAG_MESSAGE_HINT, "hint");
+      push_field_string(L, r, PG_DIAG_SEVERITY_NONLOCALIZED, "severity");
+      pos = PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION);
+      if (pos) {
+        lua_pushinteger(L, atoi(pos));
+        lua_setfield(L, -2, "position");
+      }
+      lua_getfield(L, -1, "message");
+      if (lua_isnil(L, -1)) {
+        lua_pushstring(L, PQresultErrorMessage(r));
+        lua_setfield(L, -3, "message");
+      }
+      lua_pop(L, 1);
+      PQclear(r);
+      return 1;
+    }
+  }
+  lua_setfield(L, -2, "status");
+  tag = PQcmdStatus(r);
+  lua_pushstring(L, tag ? tag : "");
+  lua_setfield(L, -2, "tag");
+  tag = PQcmdTuples(r);
+  if (tag && *tag) {
+    lua_pushinteger(L, (lua_Integer)strtoll(tag, NULL, 10));
+    lua_setfield(L, -2, "count");
+  }
+  nrows = PQntuples(r);
+  ncols = PQnfields(r);
+  lua_createtable(L, ncols, 0);
+  lua_createtable(L, ncols, 0);
+  for (j = 0; j < ncols; j++) {
+    lua_pushstring(L, PQfname(r, j));
+    lua_rawseti(L, -3, j + 1);
+    lua_pushinteger(L, (lua_Integer)PQftype(r, j));
+    lua_rawseti(L, -2, j + 1);
+  }
+  lua_setfield(L, -3, "types");
+  /* names at -1, result at -2 */
+  lua_createtable(L, nrows, 0);
+  for (i = 0; i < nrows; i++) {
+    lua_createtable(L, positional ? ncols : 0, positional ? 0 : ncols);
+    for (j = 0; j < ncols; j++) {
+      push_value(L, r, i, j, 2, 3);
+      if (positional) {
+        lua_rawseti(L, -2, j + 1);
+      } else {
+        lua_rawgeti(L, -4, j + 1); /* the column's name (names) */
+        lua_insert(L, -2);
+        lua_rawset(L, -3);
+      }
+    }
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -3, "rows");
+  lua_setfield(L, -2, "names");
+  PQclear(r);
+  return 1;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Cancelling a running query
+** ======================================================================= */
+
+typedef struct pg_cancel {
+  lx_op op;
+  uv_work_t req;
+  lx_pooled pooled; /* in the loop's list while on the pool */
+  PGcancel *key;
+  char msg[256];
+} pg_cancel;
+
+static void cancel_free(pg_cancel *k) {
+  PQfreeCancel(k->key);
+  free(k);
+}
+
+/* Nothing stops a running PQcancel: its callback frees it (op.c). */
+static void cancel_abort(lx_op *op) {
+  (void)op;
+}
+
+static void cancel_dispose(lx_op *op) {
+  cancel_free((pg_cancel *)op);
+}
+
+static void cancel_work_cb(uv_work_t *req) {
+  pg_cancel *k = lx_container_of(req, pg_cancel, req);
+  k->msg[0] = '\0';
+  if (!PQcancel(k->key, k->msg, sizeof k->msg) && k->msg[0] == '\0')
+    strcpy(k->msg, "the cancel request failed");
+}
+
+static void cancel_after_cb(uv_work_t *req, int status) {
+  pg_cancel *k = lx_container_of(req, pg_cancel, req);
+  lx_list_remove(&k->pooled.node);
+  if (lx_op_finish(&k->op, status)) cancel_free(k);
+}
+
+static int cancel_k(lua_State *L, int status, lua_KContext ctx) {
+  lx_task *t = (lx_task *)ctx;
+  pg_cancel *k = (pg_cancel *)lx_op_resumed(t);
+  (void)status;
+  if (k == NULL) return lx_task_raise_cancelled(L, t); /* its callback
+                                                           frees it */
+  if (t->must_cancel) {
+    cancel_free(k);
+    return lx_task_raise_cancelled(L, t);
+  }
+  if (k->msg[0]) {
+    lua_pushnil(L);
+    lua_pushstring(L, k->msg);
+    cancel_free(k);
+    return 2;
+  }
+  cancel_free(k);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/*
+** raw:cancel() -> true | nil, message: asks the server to cancel the
+** running query. libpq 15's PQcancel blocks (it connects anew), so it
+** runs on libuv's thread pool; the non-blocking cancel API is libpq 17's.
+*/
+static int conn_cancel(lua_State *L) {
+  lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+  pg_conn *c = conn_open(L, "cancel");
+  lx_task *t = lx_current_task(L, rt, "pg");
+  pg_cancel *k = malloc(sizeof *k);
+  int r;
+  if (k == NULL) return luaL_error(L, "lasync.pg: out of memory");
+  k->key = PQgetCancel(c->pg);
+  if (k->key == NULL) {
+    free(k);
+    lua_pushnil(L);
+    lua_pushliteral(L, "the connection cannot be cancelled");
+    return 2;
+  }
+  k->op.abort = cancel_abort;
+  k->op.dispose = cancel_dispose;
+  r = uv_queue_work(t->fut.loop->uv, &k->req, cancel_work_cb,
+                    cancel_after_cb);
+  if (r < 0) {
+    cancel_free(k);
+    return lx_os_error(L, r, "pg", "the cancel request");
+  }
+  lx_pooled_add(t->fut.loop, &k->pooled, (const uv_req_t *)&k->req);
+  return lx_op_await(L, t, &k->op, cancel_k);
+}
+
+/* }====================================================================== */
+
+void lx_open_pg(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"wait", conn_wait},
+    {"connect_poll", conn_connect_poll},
+    {"error_message", conn_error_message},
+    {"status", conn_status},
+    {"transaction_status", conn_transaction_status},
+    {"send", conn_send},
+    {"send_prepare", conn_send_prepare},
+    {"flush", conn_flush},
+    {"consume", conn_consume},
+    {"result", conn_result},
+    {"cancel", conn_cancel},
+    {"close", conn_close},
+    {NULL, NULL}
+  };
+  static const luaL_Reg meta[] = {
+    {"__gc", conn__gc},
+    {"__close", conn_close},
+    {NULL, NULL}
+  };
+  static const luaL_Reg funcs[] = {
+    {"start", pg_start},
+    {NULL, NULL}
+  };
+  const luaL_Reg *r;
+  luaL_newmetatable(L, PG_CONN);
+  lx_setfuncs(L, meta);
+  lua_newtable(L);
+  lx_setfuncs(L, methods);
+  for (r = methods; r->name; r++) { /* public names, for the errors */
+    lua_getfield(L, -1, r->name);
+    lx_name_function(L, -1, PG_CONN ":", r->name);
+    lua_pop(L, 1);
+  }
+  lua_setfield(L, -2, "__index");
+  for (r = meta; r->name; r++) {
+    lua_getfield(L, -1, r->name);
+    lx_name_function(L, -1, PG_CONN ":", r->name);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lx_setfuncs(L, funcs);
+  lua_pushinteger(L, PQlibVersion());
+  lua_setfield(L, -2, "libpq_version");
+  lua_setfield(L, -2, "_pg");
+}
