@@ -136,13 +136,18 @@ local function check_timeout(fname, t, base)
   return out
 end
 
+-- v must be a string that can go into a request line: no CR, LF or NUL
+local function check_line(fname, what, v)
+  if type(v) ~= "string" then
+    misuse(fname, "%s must be a string (got %s)", what, type(v))
+  end
+  if find(v, "[\r\n%z]") then
+    misuse(fname, "%s contains CR, LF or NUL", what)
+  end
+end
+
 local function check_url(fname, url, base)
-  if type(url) ~= "string" then
-    misuse(fname, "url must be a string (got %s)", type(url))
-  end
-  if find(url, "[\r\n%z]") then
-    misuse(fname, "url contains CR, LF or NUL")
-  end
+  check_line(fname, "url", url)
   if base and not url:match("^%a[%w+.-]*:") then
     url = urlparse.join(base, url)
   end
@@ -482,12 +487,7 @@ for _, m in ipairs { "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
 end
 
 local function check_method(fname, method)
-  if type(method) ~= "string" then
-    misuse(fname, "method must be a string (got %s)", type(method))
-  end
-  if find(method, "[\r\n%z]") then
-    misuse(fname, "method contains CR, LF or NUL")
-  end
+  check_line(fname, "method", method)
   if not find(method, "^[!#$%%&'*+%-.^_`|~%w]+$") then
     misuse(fname, "method must be a token (got %q)", method)
   end
