@@ -90,7 +90,7 @@ int supervisor_parse(int *argc, char **argv, supervisor_opts *o) {
   for (i = j = 1; i < *argc; i++) {
     const char *a = argv[i];
     if (script < 0 && a[0] == '-') {
-      if (strcmp(a, "-w") == 0 || strncmp(a, "-w", 2) == 0) {
+      if (strncmp(a, "-w", 2) == 0) {
         const char *v = a[2] ? a + 2 : argv[++i];
         if (v == NULL) {
           fprintf(stderr, "lasync: '-w' needs argument\n");
@@ -129,7 +129,7 @@ int supervisor_parse(int *argc, char **argv, supervisor_opts *o) {
   }
   argv[j] = NULL;
   *argc = j;
-  if (script > j || script < 0) script = -1; /* "--" last, or none */
+  if (script >= j || script < 0) script = -1; /* "--" last, or none */
   if (help) { /* --help and --version win, as they do in lasync.c */
     o->workers = 0;
     return 0;
@@ -223,6 +223,7 @@ static struct {
   slot *slots;
   proc *procs;            /* running */
   uv_signal_t sigint, sigterm, sighup;
+  uv_timer_t drain;       /* --worker-log: the last lines, at the end */
   shared_sock *socks;
   int nsocks;
   int stopping, failed;
@@ -500,6 +501,11 @@ static void exit_cb(uv_process_t *h, int64_t status, int sig) {
     }
   } else if (s->cur == p && !sv.stopping) {
     slot_died(s, p, status, sig);
+    if (sv.roll == s->id && s->cur == NULL &&
+        !uv_is_active((uv_handle_t *)&s->restart)) {
+      sv.roll_old = NULL; /* the new one ended (status 0): go on */
+      roll_step();
+    }
   }
   if (s->cur == p) s->cur = NULL;
   proc_close((uv_handle_t *)&p->h);
@@ -633,12 +639,29 @@ static void restart_cb(uv_timer_t *t) {
 ** Stopping and rolling restarts
 ** ======================================================================= */
 
-/* Close what is left once no worker runs: uv_run then returns. */
+static void drain_walk_cb(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (h->type == UV_NAMED_PIPE) proc_close(h);
+}
+
+/* The workers' outputs still open a while after the last worker ended:
+   a process a worker started holds them; stop reading. */
+static void drain_cb(uv_timer_t *t) {
+  uv_walk(t->loop, drain_walk_cb, NULL);
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+/*
+** Close what is left once no worker runs: uv_run then returns, once the
+** pipes of --worker-log have given their last lines (at most 1 s).
+*/
 static void supervisor_close(void) {
   static int closed;
   int i;
   if (closed) return;
   closed = 1;
+  uv_timer_start(&sv.drain, drain_cb, 1000, 0);
+  uv_unref((uv_handle_t *)&sv.drain);
   uv_close((uv_handle_t *)&sv.sigint, NULL);
   uv_close((uv_handle_t *)&sv.sigterm, NULL);
   uv_close((uv_handle_t *)&sv.sighup, NULL);
@@ -720,6 +743,7 @@ int supervisor_main(const supervisor_opts *o, int argc, char **argv) {
   uv_signal_init(sv.loop, &sv.sigint);
   uv_signal_init(sv.loop, &sv.sigterm);
   uv_signal_init(sv.loop, &sv.sighup);
+  uv_timer_init(sv.loop, &sv.drain);
   uv_signal_start(&sv.sigint, signal_cb, SIGINT);
   uv_signal_start(&sv.sigterm, signal_cb, SIGTERM);
   uv_signal_start(&sv.sighup, signal_cb, SIGHUP);
@@ -730,6 +754,10 @@ int supervisor_main(const supervisor_opts *o, int argc, char **argv) {
   }
   for (i = 0; i < o->workers && !sv.stopping; i++) proc_start(&sv.slots[i]);
   uv_run(sv.loop, UV_RUN_DEFAULT);
+  if (!uv_is_closing((uv_handle_t *)&sv.drain)) { /* not needed */
+    uv_close((uv_handle_t *)&sv.drain, NULL);
+    uv_run(sv.loop, UV_RUN_DEFAULT);
+  }
   for (i = 0; i < sv.nsocks; i++) close(sv.socks[i].fd);
   free(sv.socks);
   free(sv.slots);

@@ -28,11 +28,20 @@ local function has(t, pattern)
   return nil
 end
 
--- Start the lasync command with the argument list; its output is
+-- Start the lasync command with the argument list, and the environment
+-- variables in the list env ("NAME=value") added; its output is
 -- collected in s.out and s.err.
 local function start(args, env)
-  local p = sp.exec(helper.bin, args, { stdin = "null", stdout = "pipe",
-    stderr = "pipe", env = env })
+  local file = helper.bin
+  if env then -- through env(1), which then execs lasync: the same pid
+    local all = {}
+    for _, v in ipairs(env) do all[#all + 1] = v end
+    all[#all + 1] = helper.bin
+    for _, v in ipairs(args) do all[#all + 1] = v end
+    file, args = "env", all
+  end
+  local p = sp.exec(file, args, { stdin = "null", stdout = "pipe",
+    stderr = "pipe" })
   local s = { proc = p, out = {}, err = {} }
   s.readers = { lasync.create_task(collect, p.stdout, s.out),
     lasync.create_task(collect, p.stderr, s.err) }
@@ -90,19 +99,51 @@ local function proc_state(pid)
   return s:match("^%d+ %b() (%u)")
 end
 
--- The pids of the children of pid.
+-- The pids of the children of pid (read from /proc: no ps, which hangs
+-- with the ASan runtime preloaded).
 local function children(pid)
-  local h = io.popen("ps -o pid= --ppid " .. pid)
+  local h = assert(io.open(("/proc/%d/task/%d/children"):format(pid, pid)))
   local pids = {}
   for p in h:read("a"):gmatch("%d+") do pids[#pids + 1] = tonumber(p) end
   h:close()
   return pids
 end
 
+-- fd number -> socket inode, for the sockets past stdio that pid has open
+local function sockets_of(pid)
+  local found = {}
+  for name in lasync.fs.scandir("/proc/" .. pid .. "/fd") do
+    local ok, st = pcall(lasync.fs.stat, "/proc/" .. pid .. "/fd/" .. name)
+    if ok and st.type == "socket" and tonumber(name) > 2 then
+      found[tonumber(name)] = st.ino
+    end
+  end
+  return found
+end
+
+-- The socket inodes that every process of the list pids has open (past
+-- its stdio).
+local function common_sockets(pids)
+  local count = {}
+  for _, pid in ipairs(pids) do
+    local seen = {}
+    for _, inode in pairs(sockets_of(pid)) do
+      if not seen[inode] then
+        seen[inode] = true
+        count[inode] = (count[inode] or 0) + 1
+      end
+    end
+  end
+  local common = {}
+  for inode, n in pairs(count) do
+    if n == #pids then common[#common + 1] = inode end
+  end
+  return common
+end
+
 local function count_fds(pid)
-  local h = io.popen("ls /proc/" .. pid .. "/fd")
-  local n = select(2, h:read("a"):gsub("%d+", ""))
-  h:close()
+  local n = 0
+  for _ in lasync.fs.scandir("/proc/" .. pid .. "/fd") do n = n + 1 end
   return n
 end
 
@@ -118,12 +159,11 @@ local function pid()
   return s:match("^%d+")
 end
 local sockets = {}
-for fd in io.popen("ls /proc/" .. pid() .. "/fd"):read("a"):gmatch("%d+") do
-  local h = io.popen("readlink /proc/" .. pid() .. "/fd/" .. fd)
-  if h:read("a"):match("^socket:") and tonumber(fd) > 2 then
-    sockets[#sockets + 1] = fd
+for fd in lasync.fs.scandir("/proc/self/fd") do
+  local ok, st = pcall(lasync.fs.stat, "/proc/self/fd/" .. fd)
+  if ok and st.type == "socket" and tonumber(fd) > 2 then
+    sockets[#sockets + 1] = tonumber(fd)
   end
-  h:close()
 end
 table.sort(sockets)
 local http = lasync.http
@@ -147,13 +187,13 @@ app:run { host = "127.0.0.1", port = tonumber(arg[1]),
 
 -- Start `n` workers of APP on port (0 by default) with extra options;
 -- returns s, the port and the app's path once every worker listens.
-local function start_app(n, port, opts)
+local function start_app(n, port, opts, env)
   local path = temp_script(APP)
   local args = { "-w", tostring(n) }
   for _, o in ipairs(opts or {}) do args[#args + 1] = o end
   args[#args + 1] = path
   args[#args + 1] = tostring(port or 0)
-  local s = start(args)
+  local s = start(args, env)
   s.path = path
   helper.wait_until(function()
     local ready = 0
@@ -200,6 +240,15 @@ describe("lasync -w: options", function()
       "--worker-log need -w (or LASYNC_WORKERS)")
     fails("x.lua", "lasync: LASYNC_WORKERS: the number of workers must " ..
       "be 1 to 1024 or 'auto' (got 'many')", "LASYNC_WORKERS=many")
+  end)
+
+  it("takes -wN and a script after --", function()
+    local path = temp_script("print(lasync.worker_id(), ...)")
+    local code, out, err = lasync_cmd("-w1 -- " .. path .. " -w 2")
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("1\t-w\t2\n", out)
+    os.remove(path)
   end)
 
   it("ignores LASYNC_WORKERS without a script (-e, the REPL, stdin)",
@@ -281,6 +330,8 @@ describe("lasync -w: a server", function()
              seen[4] then break end
         end
         assert.truthy(seen[1] and seen[2] and seen[3] and seen[4])
+        -- SO_REUSEPORT: each worker has a listening socket of its own
+        assert.are.same({}, common_sockets(children(s.proc.pid)))
         -- every worker counted its requests 1..k, and they add up
         local total = 0
         for id = 1, 4 do total = total + seen[id] end
@@ -306,6 +357,7 @@ describe("lasync -w: a server", function()
           if p then ports[p] = true end
         end
         assert.are.same({ [tostring(port)] = true }, ports)
+        assert.are.equal(1, #common_sockets(children(s.proc.pid)))
         local seen = {}
         for _ = 1, 200 do
           local status, body = get(port, "/")
@@ -314,6 +366,16 @@ describe("lasync -w: a server", function()
           if seen[1] and seen[2] then break end
         end
         assert.truthy(seen[1] and seen[2])
+        assert.are.equal(0, stop(s))
+        os.remove(s.path)
+      end, 30)
+    end)
+
+  it("LASYNC_SHARE=socket: every worker accepts on the one socket the " ..
+    "supervisor bound", function()
+      helper.run(function()
+        local s = start_app(3, free_port(), nil, { "LASYNC_SHARE=socket" })
+        assert.are.equal(1, #common_sockets(children(s.proc.pid)))
         assert.are.equal(0, stop(s))
         os.remove(s.path)
       end, 30)
