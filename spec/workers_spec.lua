@@ -371,6 +371,40 @@ describe("lasync -w: a server", function()
       end, 30)
     end)
 
+  it("TLS servers share the port too", function()
+    local tls = require "tls_helper"
+    local certs = tls.certs()
+    helper.run(function()
+      local path = temp_script([[
+        local ctx = lasync.ssl.context { purpose = "server",
+          certfile = arg[1], keyfile = arg[2] }
+        local srv = lasync.start_server(function(r, w)
+          w:write(lasync.worker_id() .. "\n")
+          w:close()
+        end, "127.0.0.1", 0, { ssl = ctx })
+        print("ready", select(2, srv:address()))
+        srv:serve_forever()
+      ]])
+      local s = start({ "-w", "2", path, certs.server.cert,
+        certs.server.key })
+      helper.wait_until(function() return #s.out == 2 end, 8)
+      local port = tonumber(s.out[1]:match("(%d+)$"))
+      assert.are.equal(s.out[1], s.out[2]) -- port 0: one port for both
+      local ctx = lasync.ssl.context { cafile = certs.ca.cert }
+      local seen = {}
+      for _ = 1, 200 do
+        local r, w = lasync.open_connection("127.0.0.1", port, { ssl = ctx })
+        seen[tonumber(r:readline())] = true
+        w:close()
+        if seen[1] and seen[2] then break end
+      end
+      assert.truthy(seen[1] and seen[2])
+      assert.are.equal(0, stop(s))
+      os.remove(path)
+    end, 30)
+    tls.cleanup()
+  end)
+
   it("LASYNC_SHARE=socket: every worker accepts on the one socket the " ..
     "supervisor bound", function()
       helper.run(function()
@@ -393,11 +427,11 @@ describe("lasync -w: a server", function()
           os.execute("kill -KILL " .. pid)
           if share == "reuseport" then
             -- the kernel resets the connections queued on a listening
-            -- socket that closes (docs/scaling.md): wait until it is
-            helper.wait_until(function()
-              local st = proc_state(pid)
-              return st == nil or st == "Z"
-            end, 5)
+            -- socket that closes (docs/scaling.md): wait until it is,
+            -- that is until the worker is reaped (a zombie's other
+            -- threads, libuv's pool, may still hold its descriptors)
+            helper.wait_until(function() return proc_state(pid) == nil end,
+              5)
           end
           -- a client going on sees no failed request
           local served = 0
