@@ -3,11 +3,14 @@
 ** event loop, so its top level may await. Options follow lua5.4's lua.c
 ** (-e, -l, -v, -i, -, --), plus --debug, and GNU's --help and --version.
 ** Without a script, on a terminal, or with -i, the main task is the REPL
-** (lua/lasync/repl.lua).
+** (lua/lasync/repl.lua). With -w N, this process is the supervisor of N
+** workers that run the script (supervisor.c).
 */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -16,11 +19,14 @@
 #include "lauxlib.h"
 #include "lualib.h"
 #include "repl.h"
+#include "supervisor.h"
 
 #include "core/core.h" /* lx_push_error_text, lx_set_interrupt_again */
+#include "io/io.h" /* lx_worker_id */
 
 static const char *progname = "lasync";
 static int exit_status = EXIT_FAILURE; /* when the run fails */
+static volatile sig_atomic_t terminated; /* a worker got SIGTERM */
 
 /* The usage: every option, on out (stdout for --help, else stderr). */
 static void print_usage(FILE *out) {
@@ -32,6 +38,18 @@ static void print_usage(FILE *out) {
           "  -l g=mod   require library 'mod' into global 'g'\n"
           "  -i         enter the REPL after running 'script'\n"
           "  -v         show version information\n"
+          "  -w N       run 'script' in N worker processes sharing its "
+          "ports, under\n"
+          "             a supervisor ('auto': one per CPU; also "
+          "LASYNC_WORKERS=N)\n"
+          "  --share=M  with -w: how workers share a port: 'reuseport' "
+          "(default)\n"
+          "             or 'socket' (also LASYNC_SHARE=M)\n"
+          "  --grace=S  with -w: seconds between SIGTERM and SIGKILL when "
+          "stopping\n"
+          "             (default 10; also LASYNC_GRACE=S)\n"
+          "  --worker-log  with -w: prefix the workers' output lines with "
+          "their id\n"
           "  --debug    debug mode: warn about slow task steps, keep task "
           "creation\n"
           "             tracebacks (also LASYNC_DEBUG=1)\n"
@@ -291,6 +309,10 @@ static int run_args(lua_State *L, char **argv, int argc, int script,
   for (i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
   status = lasync_run(L, nargs);
   if (status != LUA_OK) {
+    if (lasync_is_interrupt(L, -2) && terminated) { /* a worker stopped */
+      exit_status = EXIT_SUCCESS;
+      return 0;
+    }
     if (lasync_is_interrupt(L, -2)) { /* Ctrl-C: one line, status 130 */
       fprintf(stderr, "%s: interrupted\n", progname);
       exit_status = 130;
@@ -336,9 +358,46 @@ static int pmain(lua_State *L) {
   return 1;
 }
 
+/*
+** A worker's SIGTERM (its supervisor stopping it) does what Ctrl-C does
+** under lasync.run: the script's SIGINT watchers get it (app:run closes
+** its server gracefully), or else the main task is cancelled; the worker
+** then exits 0. A script that watches SIGTERM itself replaces this.
+*/
+static void worker_term_handler(int sig) {
+  (void)sig;
+  terminated = 1;
+  kill(getpid(), SIGINT);
+}
+
+/*
+** Set up a worker of lasync -w N: it stops when its supervisor dies, its
+** lines are written whole (the workers share stdout), and SIGTERM stops
+** it gracefully. 0 if the supervisor is gone already.
+*/
+static int worker_setup(void) {
+  struct sigaction sa;
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (lx_worker_id() == 0) return 0; /* its parent is not the supervisor */
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = worker_term_handler;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  return 1;
+}
+
 int main(int argc, char **argv) {
   int status, ok;
-  lua_State *L = luaL_newstate();
+  supervisor_opts so;
+  lua_State *L;
+  if (supervisor_parse(&argc, argv, &so) < 0) return EXIT_FAILURE;
+  if (so.workers > 0) return supervisor_main(&so, argc, argv);
+  if (getenv(LX_WORKER_PARENT_ENV) && !worker_setup()) {
+    fprintf(stderr, "%s: worker: the supervisor is gone\n", progname);
+    return EXIT_FAILURE;
+  }
+  L = luaL_newstate();
   if (L == NULL) {
     fprintf(stderr, "%s: cannot create state: not enough memory\n", progname);
     return EXIT_FAILURE;

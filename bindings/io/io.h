@@ -150,4 +150,45 @@ LX_HIDDEN void lx_open_process(lua_State *L);
 LX_HIDDEN int lx_check_signal(lua_State *L, int idx, const char *fname);
 LX_HIDDEN void lx_open_signal(lua_State *L);
 
+/*
+** worker.c: what a worker process (lasync -w N) and its supervisor
+** (host/supervisor.c) agree on: the environment that makes a process a
+** worker, and the messages on the socketpair between them (fd 3 in the
+** worker), SOCK_SEQPACKET so that each message arrives whole.
+*/
+/* The environment the supervisor gives each worker. A process is a worker
+   only if LASYNC_SUPERVISOR_PID is its parent: its own children inherit
+   the variables but are not workers. */
+#define LX_WORKER_ID_ENV "LASYNC_WORKER_ID"
+#define LX_WORKER_COUNT_ENV "LASYNC_WORKER_COUNT"
+#define LX_WORKER_PARENT_ENV "LASYNC_SUPERVISOR_PID"
+#define LX_WORKER_SHARE_ENV "LASYNC_SHARE" /* "reuseport" or "socket" */
+#define LX_WORKER_FD 3 /* the worker's end of the socketpair */
+
+enum { LX_SHARE_REUSEPORT = 1, LX_SHARE_SOCKET = 2 };
+
+/* Worker to supervisor: a listening socket is up (sent once, no reply). */
+#define LX_MSG_READY 'R'
+/* Worker to supervisor: bind and listen on addr, reply with the socket. */
+#define LX_MSG_BIND 'B'
+
+typedef struct lx_bind_req {
+  char type;                     /* LX_MSG_BIND */
+  int v6only, backlog;
+  struct sockaddr_storage addr;  /* its port 0: one free port for all */
+} lx_bind_req;
+
+/* The reply: err (0 or a negative errno); the socket in SCM_RIGHTS. */
+typedef struct lx_bind_rep {
+  int err;
+} lx_bind_rep;
+
+LX_HIDDEN int lx_worker_id(void);     /* 1..N, 0 outside worker mode */
+LX_HIDDEN int lx_worker_count(void);
+LX_HIDDEN int lx_worker_share(void);  /* LX_SHARE_*, 0 outside */
+LX_HIDDEN int lx_worker_bind(const struct sockaddr *sa, int v6only,
+                             int backlog);
+LX_HIDDEN void lx_worker_ready(void);
+LX_HIDDEN void lx_open_worker(lua_State *L);
+
 #endif

@@ -311,7 +311,9 @@ static int read_opts(lua_State *L, int idx, const char *fname,
   o->limit = lx_check_limit(L, opts, fname);
   o->nodelay = lx_opt_bool(L, opts, "nodelay", 1);
   o->keepalive = lx_opt_keepalive(L, opts, fname);
-  o->reuse_port = lx_opt_bool(L, opts, "reuse_port", 0);
+  /* workers of lasync -w N share their ports (worker.c) */
+  o->reuse_port = lx_opt_bool(L, opts, "reuse_port",
+                              lx_worker_share() == LX_SHARE_REUSEPORT);
   return opts;
 }
 
@@ -396,16 +398,32 @@ enum { SRV_HANDLER = 1, SRV_HOST, SRV_PORT, SRV_OPTS };
 */
 static int socket_listen(lua_State *L, lx_loop *loop,
                          const struct sockaddr *sa, const listen_opts *o,
-                         unsigned flags, lx_server **out) {
+                         unsigned flags, int shared, lx_server **out) {
   lx_server *srv = server_new(L, loop, o);
-  int r = uv_tcp_init_ex(loop->uv, &srv->h.tcp, sa->sa_family);
+  int fd = -1, r;
+  if (shared) { /* the supervisor's socket, the same for every worker */
+    fd = lx_worker_bind(sa, (flags & UV_TCP_IPV6ONLY) != 0, o->backlog);
+    if (fd < 0) {
+      free(srv);
+      return fd;
+    }
+    r = uv_tcp_init(loop->uv, &srv->h.tcp);
+  } else {
+    r = uv_tcp_init_ex(loop->uv, &srv->h.tcp, sa->sa_family);
+  }
   if (r < 0) {
+    if (fd >= 0) close(fd);
     free(srv);
     return r;
   }
   lx_count_handles(1);
-  if (o->reuse_port) r = lx_reuse_port(&srv->h.handle);
-  if (r == 0) r = uv_tcp_bind(&srv->h.tcp, sa, flags);
+  if (shared) {
+    r = uv_tcp_open(&srv->h.tcp, fd);
+    if (r < 0) close(fd);
+  } else {
+    if (o->reuse_port) r = lx_reuse_port(&srv->h.handle);
+    if (r == 0) r = uv_tcp_bind(&srv->h.tcp, sa, flags);
+  }
   if (r == 0) r = uv_listen(&srv->h.stream, o->backlog, connection_cb);
   if (r < 0) {
     socket_close(srv);
@@ -438,7 +456,16 @@ static int tcp_listen(lua_State *L, lx_loop *loop,
                       const listen_opts *o) {
   lx_server *first = NULL, *last = NULL, *srv = NULL;
   unsigned flags = n > 1 ? UV_TCP_IPV6ONLY : 0; /* "::" next to "0.0.0.0" */
-  int i, r;
+  int i, r, shared = 0;
+  if (lx_worker_share()) { /* a worker: the supervisor binds for all with
+                              --share=socket, and port 0 in any mode, so
+                              that it is one port for every worker */
+    const struct sockaddr *sa = (const struct sockaddr *)&ss[0];
+    int port = ntohs(sa->sa_family == AF_INET6
+                         ? ((const struct sockaddr_in6 *)sa)->sin6_port
+                         : ((const struct sockaddr_in *)sa)->sin_port);
+    shared = lx_worker_share() == LX_SHARE_SOCKET || port == 0;
+  }
   for (i = 0; i < n; i++) {
     struct sockaddr *sa = (struct sockaddr *)&ss[i];
     if (first != NULL) { /* the same port as the first */
@@ -449,7 +476,7 @@ static int tcp_listen(lua_State *L, lx_loop *loop,
         ((struct sockaddr_in *)sa)->sin_port = port;
     }
     r = socket_listen(L, loop, sa, o,
-                      sa->sa_family == AF_INET6 ? flags : 0, &srv);
+                      sa->sa_family == AF_INET6 ? flags : 0, shared, &srv);
     if (r < 0 && first && (r == UV_EADDRNOTAVAIL || r == UV_EAFNOSUPPORT))
       continue;
     if (r < 0) {
@@ -466,6 +493,7 @@ static int tcp_listen(lua_State *L, lx_loop *loop,
     last = srv;
   }
   server_push(L, first, SRV_HANDLER, o);
+  lx_worker_ready();
   return 1;
 }
 

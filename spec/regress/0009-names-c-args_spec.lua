@@ -19,6 +19,7 @@ local TAKES_ANYTHING = {
   ["lasync.is_cancelled"] = true, ["lasync.is_error"] = true,
   ["lasync.is_timeout"] = true, ["lasync.isfuture"] = true,
   ["lasync.set_debug"] = true,
+  ["lasync.worker_id"] = true, ["lasync.worker_count"] = true,
   ["lasync._WaitList"] = true, ["lasync._names"] = true,
   ["lasync._note_traceback"] = true, ["lasync._stats"] = true,
   ["lasync._open_udp"] = true, -- its options table is lasync.open_udp's
