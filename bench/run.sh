@@ -6,7 +6,9 @@
 # TLS workloads (tls/: TLS echo servers, the load generator with -T) and the
 # HTTP workloads (http/: HTTP servers; wrk, or http/idle.c for httpidle). The
 # HTTP client workloads turn it round: nginx (http/nginx-client.conf) on CPU 1,
-# each peer's client (http/client_PEER.*) on CPU 0. RESULT /
+# each peer's client (http/client_PEER.*) on CPU 0; so do the PostgreSQL
+# workloads (pgquery/: a throwaway PostgreSQL cluster on CPU 1, each peer's
+# client on CPU 0). RESULT /
 # SKIP / FAIL lines go to stdout and to a log in bench/results/; at the end
 # summarize.py prints the tables. The C programs (load generator, C libuv echo
 # server, C libuv + OpenSSL TLS echo server) are built with gcc -O2, and the Go
@@ -18,11 +20,11 @@
 # usage: bench/run.sh [WORKLOAD_REGEX] [PEER_REGEX]
 #   workloads: spawn pingpong sleepers timers qpingpong qthroughput lockcontention
 #              echo64 echo4096 echoidle tlsecho tlshandshake tlsidle httphello httpjson
-#              httpidle httpclient httpsclient tothread fileread
+#              httpidle httpclient httpsclient tothread fileread pgquery pgfetch
 #              (the regex matches any part of a name: '^pingpong' for pingpong alone,
 #              '^echo' for the three echo workloads, '^tls' for the three TLS ones,
 #              '^http' for the five HTTP ones, '^https?client' for the two
-#              client ones; 'echo' also selects tlsecho)
+#              client ones; '^pg' for pgquery and pgfetch; 'echo' also selects tlsecho)
 #   peers:     lasync asyncio uvloop node nodefetch luv go nginx bare clibuv cat pysync
 #              (bare: spawn, pingpong, qpingpong, sleepers; go, clibuv: the echo, TLS and
 #              HTTP workloads; nginx: the HTTP workloads (nginx + its Lua module); for
@@ -30,6 +32,10 @@
 #              cat, pysync: fileread; go is a SKIP without golang-go; the
 #              client workloads: lasync, aiohttp on asyncio and uvloop, node
 #              (http.request + keep-alive Agent), nodefetch (node's fetch), go)
+#              asyncpg asyncpguv psycopg nodepg: the peers of pgquery and
+#              pgfetch, with lasync (asyncpg on asyncio and on uvloop,
+#              psycopg 3 async, node-postgres: npm `pg`, installed into
+#              build/node/ at the first run, a SKIP if npm cannot fetch it)
 # env: RUNS=3                 runs per workload x peer
 #      LASYNC=path            lasync binary (default: $BUILD/lasync, BUILD=build,
 #                             relative to the repo root; LASYNC_BUILD also honoured)
@@ -50,6 +56,10 @@
 #                             CLIENT_N=20000 measured requests (N overrides it) by
 #                             CLIENT_C=100 concurrent tasks after CLIENT_WARM=1000
 #                             requests not counted
+#      PG_T=5                 measured seconds of pgquery and pgfetch, after
+#                             PG_WARMUP=$WARMUP seconds not counted (N: N
+#                             queries after N / 10 instead); PG_PIPELINE is
+#                             passed on to the lasync peer (pgquery/lasync.lua)
 #      FILEREAD_MB=1024       fileread's file size in MiB (N overrides it too); the
 #                             file is made once in bench/build/ (gitignored) and kept
 #      THREAD_CPUS=0          taskset CPU list for tothread and fileread, whose pool
@@ -227,6 +237,7 @@ peer_cmd() {
   d=$(wdir "$w" "$p")
   CMD=() WHY="" SARGS=()
   case $w in httpclient | httpsclient) client_cmd "$w" "$p"; return ;; esac
+  case $w in pgquery | pgfetch) pg_cmd "$w" "$p"; return ;; esac
   case $p in
   asyncio) f=$d/asyncio.py ;; uvloop) f=$d/uvloop.py ;; node) f=$d/node.js ;;
   luv) f=$d/luv54.lua ;; lasync) f=$d/lasync.lua ;; bare) f=$d/bare.lua ;; clibuv) f=$d/clibuv.c ;; go) f=$d/go.go ;;
@@ -551,6 +562,111 @@ fileread_file() { # sets FREAD (the file's path) or FREAD_WHY
   fi
 }
 
+# ---- pgquery, pgfetch: a PostgreSQL server on CPU 1, each peer's client on
+# CPU 0. pgquery/server.sh makes a throwaway cluster in build/pg/ once per
+# run.sh (Unix socket only, in that directory: every peer connects over
+# it), started under taskset -c 1 (its backends inherit the CPU) and
+# stopped when run.sh exits. Each client program runs PG_T seconds after
+# PG_WARMUP seconds not counted (N: N queries after N / 10 instead), 100
+# tasks on 10 connections, and prints its RESULT; run_pg adds the server's
+# CPU time per query (the backends' CPU, reaped by the postmaster when the
+# client disconnects, over the measured and warm-up queries alike).
+# Node's `pg` (peer nodepg) is installed with npm into build/node/ when
+# missing; without npm or the network that peer is a SKIP.
+WORKLOADS="$WORKLOADS pgquery pgfetch"
+PEERS="$PEERS asyncpg asyncpguv psycopg nodepg"
+PG_T=${PG_T:-5}
+PG_WARMUP=${PG_WARMUP:-$WARMUP}
+PG_DIR=${PG_DIR:-$HERE/build/pg} # the cluster (emptied first, removed at the end)
+PG_WHY="" PG_FAIL="" PG_NODE_WHY="" PG_TICKS=0
+pg_selected() { grep -Eq -- "$WF" <<<pgquery || grep -Eq -- "$WF" <<<pgfetch; }
+pg_is_peer() { case $1 in lasync | asyncpg | asyncpguv | psycopg | nodepg) return 0 ;; esac; return 1; }
+pg_stop() { [ -d "$PG_DIR/data" ] && bash "$HERE/pgquery/server.sh" stop "$PG_DIR"; }
+pg_setup() { # starts the server (or sets PG_WHY / PG_FAIL), installs pg
+  local bin prev
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  { [ -n "$bin" ] && [ -x "$bin/initdb" ]; } || have initdb ||
+    { PG_WHY="PostgreSQL's initdb not found (apt-get install postgresql)"; return; }
+  if selected nodepg "$PF"; then
+    if ! have node || ! have npm; then PG_NODE_WHY="node or npm not found (apt-get install nodejs npm)"
+    elif [ ! -f build/node/node_modules/pg/package.json ]; then
+      mkdir -p build/node
+      echo "# npm install pg@8 into bench/build/node/"
+      timeout 300 npm install --prefix build/node --no-audit --no-fund --no-save pg@8 >build/node/npm.log 2>&1 ||
+        PG_NODE_WHY="npm could not install pg (bench/build/node/npm.log: $(tail -c 200 build/node/npm.log | tr '\n"' ' \047'))"
+    fi
+  fi
+  prev=$(trap -p EXIT | sed "s/^trap -- //; s/ EXIT\$//")
+  eval "prev=$prev"
+  trap "pg_stop; $prev" EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  bash pgquery/server.sh start "$PG_DIR" 1 2>"$SERR" || { PG_FAIL="server did not start: $(tail_of "$SERR")"; return; }
+  emit "# pg: server=$("$bin/postgres" --version 2>/dev/null | awk '{print $3}') cpu=1 socket=$PG_DIR" \
+    "asyncpg=$("$PY" -c 'import asyncpg; print(asyncpg.__version__)' 2>/dev/null || echo -)" \
+    "psycopg=$("$PY" -c 'import psycopg; print(psycopg.__version__, psycopg.pq.__impl__, sep="/")' 2>/dev/null || echo -)" \
+    "nodepg=$(node -p 'require("./build/node/node_modules/pg/package.json").version' 2>/dev/null || echo -)" \
+    "libpq=$("$PY" -c 'import psycopg; print(psycopg.pq.version())' 2>/dev/null || echo -)"
+}
+
+# pg_cmd WORKLOAD PEER: peer_cmd for pgquery and pgfetch (the arguments
+# come after the program: WORKLOAD SOCKET_DIR SECONDS WARMUP [N])
+pg_cmd() {
+  local w=$1 p=$2
+  [ -z "$PG_WHY" ] || { WHY=$PG_WHY; return; }
+  case $p in
+  lasync) [ -x "$LASYNC" ] && CMD=("$LASYNC" pgquery/lasync.lua) || WHY="no lasync binary at $LASYNC (build it, or set LASYNC=path)" ;;
+  asyncpg) "$PY" -c "import asyncpg" >/dev/null 2>&1 && CMD=("$PY" -P pgquery/asyncpg.py) ||
+    WHY="asyncpg not importable by $PY (apt-get install python3-asyncpg)" ;;
+  asyncpguv) "$PY" -c "import asyncpg, uvloop" >/dev/null 2>&1 && CMD=("$PY" -P pgquery/asyncpguv.py) ||
+    WHY="asyncpg or uvloop not importable by $PY (apt-get install python3-asyncpg python3-uvloop)" ;;
+  psycopg) "$PY" -c "import psycopg" >/dev/null 2>&1 && CMD=("$PY" -P pgquery/psycopg.py) ||
+    WHY="psycopg not importable by $PY (apt-get install python3-psycopg)" ;;
+  nodepg) [ -z "$PG_NODE_WHY" ] && CMD=(env NODE_PATH="$HERE/build/node/node_modules" node pgquery/node.js) ||
+    WHY=$PG_NODE_WHY ;;
+  *) WHY="not a peer of $w" ;;
+  esac
+}
+
+# pg_children: the postmaster's child processes (its background workers,
+# plus the backends of connected clients)
+pg_children() {
+  local pid
+  pid=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null) || { echo 0; return; }
+  pgrep -c -P "$pid" 2>/dev/null || echo 0
+}
+
+# run_pg WORKLOAD PEER: sets LINE (the RESULT line, with the server's CPU
+# time per query) or WHY (why it FAILed), and PG_TICKS (the server's CPU
+# ticks during the run: the caller counts them as the workload's)
+run_pg() {
+  local w=$1 p=$2 out rc s0 s1 c0 i args
+  LINE="" WHY="" PG_TICKS=0
+  [ -z "$PG_FAIL" ] || { WHY=$PG_FAIL; return; }
+  args=("$w" "$PG_DIR" "$PG_T" "$PG_WARMUP")
+  [ -n "${N:-}" ] && args+=("$N")
+  c0=$(pg_children); s0=$(bash pgquery/server.sh ticks "$PG_DIR")
+  out=$(timeout "$TIMEOUT" taskset -c 0 "${CMD[@]}" "${args[@]}" 2>"$ERR")
+  rc=$?
+  for i in $(seq 50); do # until the postmaster reaped the client's backends
+    [ "$(pg_children)" -le "$c0" ] && break
+    sleep 0.05
+  done
+  s1=$(bash pgquery/server.sh ticks "$PG_DIR")
+  PG_TICKS=$((s1 - s0))
+  LINE=$(grep -m1 '^RESULT ' <<<"$out")
+  if [ $rc -eq 0 ] && [ -n "$LINE" ]; then
+    LINE+=$(awk -v l="$LINE" -v t="$PG_TICKS" -v hz="$HZ" 'BEGIN{
+      n = split(l, f, " "); for (i = 1; i <= n; i++) { split(f[i], x, "="); v[x[1]] = x[2] }
+      printf " server_us_per_q=%.1f", t / hz * 1e6 / (v["n"] + v["warmup"])}')
+    return
+  fi
+  WHY="rc=$rc"; [ $rc -eq 124 ] && WHY="rc=124(timeout ${TIMEOUT}s)"
+  [ -z "$LINE" ] && WHY="$WHY no-RESULT"
+  WHY="$WHY cmd=\"${CMD[*]} ${args[*]}\" err=\"$( (cat "$ERR"; echo "$out") | tail -c 400 | tr '\n"' ' \047')\""
+  LINE=""
+}
+
 versions() {
   local v=""
   v+=" python=$("$PY" -c 'import platform; print(platform.python_version())' 2>/dev/null || echo -)"
@@ -585,6 +701,7 @@ for w in httpclient httpsclient; do # nginx-client.conf's https server needs the
   grep -Eq -- "$WF" <<<"$w" && { tls_certs; selected go "$PF" && build_client_go; break; }
 done
 grep -Eq -- "$WF" <<<fileread && fileread_file
+pg_selected && pg_setup
 for w in $WORKLOADS; do
   grep -Eq -- "$WF" <<<"$w" || continue
   for p in $PEERS; do
@@ -593,6 +710,10 @@ for w in $WORKLOADS; do
     [ "$p" = clibuv ] && [ ! -f "$HERE/$(wdir "$w" "$p")/clibuv.c" ] && continue # (the same)
     [ "$p" = go ] && [ ! -f "$HERE/$(wdir "$w" "$p")/go.go" ] && continue         # (the same)
     case $p in cat | pysync) [ "$w" = fileread ] || continue ;; esac          # (fileread only)
+    case $w in # pgquery and pgfetch: their peers alone, and theirs only there
+    pgquery | pgfetch) pg_is_peer "$p" || continue ;;
+    *) [ "$p" = lasync ] || ! pg_is_peer "$p" || continue ;;
+    esac
     case $w/$p in # the client workloads' peers; nodefetch is one of theirs alone
     http*client/lasync | http*client/asyncio | http*client/uvloop | http*client/node | http*client/nodefetch | http*client/go) ;;
     http*client/* | */nodefetch) continue ;;
@@ -608,7 +729,7 @@ for w in $WORKLOADS; do
       peer_cmd "$w" "$p"
       [ ${#CMD[@]} -gt 0 ] || continue
       case $w in
-      echo* | tls* | http*) ;;
+      echo* | tls* | http* | pgquery | pgfetch) ;;
       fileread)
         [ -z "$FREAD_WHY" ] || { emit "FAIL workload=$w peer=$p run=$r $FREAD_WHY"; nfail=$((nfail + 1)); continue; }
         CMD+=("$FREAD")
@@ -624,6 +745,17 @@ for w in $WORKLOADS; do
         elif [[ $w == http* ]]; then run_http "$w" "$p"; else run_echo "$w" "$p"; fi
         line=$LINE
         b1=$(busy_ticks); k1=$(child_ticks); t1=$(now)
+        if [ -z "$line" ]; then
+          emit "FAIL workload=$w peer=$p run=$r $WHY"
+          nfail=$((nfail + 1))
+          continue
+        fi
+        ;;
+      pgquery | pgfetch)
+        run_pg "$w" "$p"
+        line=$LINE
+        b1=$(busy_ticks); k1=$(child_ticks); t1=$(now)
+        k1=$((k1 + PG_TICKS)) # the server's CPU is the workload's, not foreign
         if [ -z "$line" ]; then
           emit "FAIL workload=$w peer=$p run=$r $WHY"
           nfail=$((nfail + 1))

@@ -55,6 +55,85 @@ ECHO_DEFAULT = {"conns": "100", "seconds": 5.0}  # run.sh's ECHO_C and ECHO_T (H
 PER = {"sleepers": ("bytes_per_task", "bytes/task"), "timers": ("bytes_per_timer", "bytes/timer")}
 KV = re.compile(r'(\w+)=("[^"]*"|\S+)')
 
+# pgquery, pgfetch (bench/pgquery/): queries/s of 100 tasks on 10
+# connections for PG_T seconds, the client's and the PostgreSQL server's
+# CPU time per query, the client's peak RSS, the ratios to asyncpg; lasync
+# must reach 1.3× asyncpg and at least every other peer.
+PG = ("pgquery", "pgfetch")
+PG_PEERS = ["asyncpg", "asyncpguv", "psycopg", "nodepg"]
+PG_LABEL = {"asyncpg": "asyncpg (asyncio)", "asyncpguv": "asyncpg (uvloop)", "psycopg": "psycopg 3 async",
+            "nodepg": "node-postgres"}
+PG_SECONDS = 5.0  # run.sh's PG_T
+PEERS += [p for p in PG_PEERS if p not in PEERS]
+WORKLOADS += [w for w in PG if w not in WORKLOADS]
+UNIT.update({w: "queries/s" for w in PG})
+
+
+def pg_table(w, runs, notes):
+    print(f"\n### {w}\n")
+    if not any(runs.get((w, p)) for p in PEERS):
+        print("(no results)")
+    else:
+        head([f"{UNIT[w]} (median)", "range", "client CPU µs/query", "server CPU µs/query", "client RSS MiB",
+              "× asyncpg", "runs", "max foreign CPU"])
+    ref = med(runs.get((w, "asyncpg"), []), "rate")
+    for p in ["lasync"] + PG_PEERS:
+        rs = runs.get((w, p), [])
+        if not rs:
+            continue
+        rate = med(rs, "rate")
+        rates = [float(r["rate"]) for r in rs]
+        label = PG_LABEL.get(p, p)
+        if p == "lasync":
+            modes = sorted({r.get("pipeline", "default") for r in rs})
+            label = "**lasync**" + ("" if modes == ["default"] else f" (pipeline {'/'.join(modes)})")
+        row = [label, f"{rate:,.0f}", f"{min(rates):,.0f}–{max(rates):,.0f}",
+               f"{med(rs, 'client_us_per_q'):.1f}", f"{med(rs, 'server_us_per_q'):.1f}", mib(med(rs, "rss_kb")),
+               fmt_ratio(rate / ref) if ref else "", str(len(rs)), foreign(rs)]
+        print("| " + " | ".join(row) + " |")
+    notes_lines(w, notes)
+
+
+def pg_checks(runs):
+    """The pgquery / pgfetch targets, as targets() lists its checks."""
+    def m(w, p):
+        return med(runs.get((w, p), []), "rate")
+
+    def vs_asyncpg(w):
+        x, y = m(w, "lasync"), m(w, "asyncpg")
+        return x / y if x is not None and y else None
+
+    def at_least(w):
+        have = {p: m(w, p) for p in PG_PEERS if m(w, p) is not None}
+        x = m(w, "lasync")
+        if x is None or not have:
+            return None
+        best = max(have, key=have.get)
+        return (x / have[best], best, [p for p in PG_PEERS if p not in have])
+
+    def show(v):
+        r, best, missing = v
+        return f"{fmt_ratio(r)} the best peer ({best})" + (f"; no data: {', '.join(missing)}" if missing else "")
+
+    checks = []
+    for w in PG:
+        checks += [
+            (w, f"{w}: lasync ≥ 1.3× asyncpg (queries/s)", vs_asyncpg(w), lambda v: v >= 1.3, fmt_ratio),
+            (w, f"{w}: lasync ≥ every peer ({', '.join(PG_PEERS)}) (queries/s)", at_least(w),
+             lambda v: v[0] >= 1, show),
+        ]
+    return checks
+
+
+def pg_size_warning(w, runs):
+    rs = [r for p in PEERS for r in runs.get((w, p), [])]
+    odd = [r for r in rs if r.get("conns") != "10" or r.get("tasks") != "100"
+           or abs(float(r.get("seconds", 0)) - PG_SECONDS) > 1]
+    if not odd:
+        return ""
+    return (f" (up to {max(float(r.get('seconds', 0)) for r in rs):.1f} s measured, "
+            f"{'/'.join(sorted({r.get('tasks', '?') for r in rs}))} tasks; targets assume 5 s, 100 tasks)")
+
 
 def load(paths):
     runs, notes, header = defaultdict(list), defaultdict(list), []
@@ -265,6 +344,8 @@ def fileread_table(w, runs, notes):
 
 
 def table(w, runs, notes):
+    if w in PG:
+        return pg_table(w, runs, notes)
     if w == "tothread":
         return tothread_table(w, runs, notes)
     if w == "fileread":
@@ -411,6 +492,7 @@ def targets(runs, notes):
         ]
     checks.append(("fileread", "fileread: lasync ≥ 0.7× cat (MiB/s, 64 KiB reads from the page cache)",
                    ratio("fileread", "lasync", "cat"), lambda v: v >= 0.7, fmt_ratio))
+    checks += pg_checks(runs)
     ran = {w for w, _ in list(runs) + list(notes)}
     checks = [c for c in checks if c[0] in ran]
     if not checks:
@@ -427,6 +509,8 @@ def targets(runs, notes):
 
 
 def size_warning(w, runs):
+    if w in PG:
+        return pg_size_warning(w, runs)
     rs = [r for p in PEERS for r in runs.get((w, p), [])]
     if w in CLIENT:
         odd = sorted({f"n={r.get('n')} conc={r.get('conc')}" for r in rs

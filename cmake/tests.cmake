@@ -166,6 +166,18 @@ add_test(NAME bench.client.small
 set_tests_properties(bench.client.small PROPERTIES TIMEOUT 60
                      PASS_REGULAR_EXPRESSION "client smoke: all PASS")
 
+# The PostgreSQL workloads (bench/run.sh '^pg', bench/pgquery/) with small
+# counts: a throwaway cluster in the build directory, 200 queries of
+# pgquery and of pgfetch by lasync and by the Python peers installed;
+# skipped without PostgreSQL's initdb.
+add_test(NAME bench.pg.small
+         COMMAND ${CMAKE_SOURCE_DIR}/bench/pgquery/smoke.sh
+                 $<TARGET_FILE:lasync> ${CMAKE_BINARY_DIR} 200)
+set_tests_properties(bench.pg.small PROPERTIES TIMEOUT 180
+                     PASS_REGULAR_EXPRESSION "pg smoke: all PASS"
+                     FAIL_REGULAR_EXPRESSION "pg smoke: FAILED"
+                     SKIP_REGULAR_EXPRESSION "pg smoke: skipped")
+
 # A short run of each libFuzzer target of fuzz/targets.cmake (fuzz.<name>,
 # 2 s over its corpus: the targets fuzz for under 20 s in all) when clang
 # is there: scripts/fuzz.sh builds it in

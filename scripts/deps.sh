@@ -22,6 +22,10 @@ PKGS="$PKGS libhiredis-dev redis-server"
 # lasync.pg is built on libpq (libpq-dev); spec/pg_server.lua starts a
 # throwaway cluster with the server's initdb and pg_ctl (postgresql)
 PKGS="$PKGS libpq-dev postgresql"
+# bench/pgquery/: asyncpg (on asyncio, and on uvloop) and psycopg 3 are the
+# Python peers of lasync.pg (node-postgres comes from npm at bench time,
+# into bench/build/node/)
+PKGS="$PKGS python3-asyncpg python3-psycopg python3-uvloop"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
