@@ -356,61 +356,8 @@ static int conn_consume(lua_State *L) {
 /* }====================================================================== */
 
 /* {======================================================================
-** Results: values decoded by type (the table in docs/api.md)
+** Results (their values are decoded by pg_types.c)
 ** ======================================================================= */
-
-enum {
-  OID_BOOL = 16, OID_BYTEA = 17, OID_INT8 = 20, OID_INT2 = 21,
-  OID_INT4 = 23, OID_OID = 26, OID_JSON = 114, OID_FLOAT4 = 700,
-  OID_FLOAT8 = 701, OID_JSONB = 3802
-};
-
-/*
-** Push field (row, col) of r: NULL as the value at nullidx (pg.null),
-** json through the function at jsonidx. Text format: libpq's default.
-*/
-static void push_value(lua_State *L, PGresult *r, int row, int col,
-                       int nullidx, int jsonidx) {
-  const char *v;
-  int len;
-  if (PQgetisnull(r, row, col)) {
-    lua_pushvalue(L, nullidx);
-    return;
-  }
-  v = PQgetvalue(r, row, col);
-  len = PQgetlength(r, row, col);
-  if (PQfformat(r, col) == 1) { /* binary: only asked for bytea */
-    lua_pushlstring(L, v, (size_t)len);
-    return;
-  }
-  switch (PQftype(r, col)) {
-    case OID_BOOL:
-      lua_pushboolean(L, v[0] == 't');
-      break;
-    case OID_INT2: case OID_INT4: case OID_INT8: case OID_OID:
-      lua_pushinteger(L, (lua_Integer)strtoll(v, NULL, 10));
-      break;
-    case OID_FLOAT4: case OID_FLOAT8:
-      /* "NaN", "Infinity" and "-Infinity" are what strtod reads too */
-      lua_pushnumber(L, (lua_Number)strtod(v, NULL));
-      break;
-    case OID_BYTEA: {
-      size_t n;
-      unsigned char *b = PQunescapeBytea((const unsigned char *)v, &n);
-      if (b == NULL) luaL_error(L, "lasync.pg: out of memory");
-      lua_pushlstring(L, (const char *)b, n);
-      PQfreemem(b);
-      break;
-    }
-    case OID_JSON: case OID_JSONB:
-      lua_pushvalue(L, jsonidx);
-      lua_pushlstring(L, v, (size_t)len);
-      lua_call(L, 1, 1);
-      break;
-    default: /* numeric, text, dates, uuid...: the server's text form */
-      lua_pushlstring(L, v, (size_t)len);
-  }
-}
 
 static void push_field_string(lua_State *L, const PGresult *r, int code,
                               const char *key) {
@@ -432,7 +379,7 @@ static int conn_result(lua_State *L) {
   pg_conn *c = conn_open(L, "result");
   int positional = lua_toboolean(L, 4);
   PGresult *r = PQgetResult(c->pg);
-  int nrows, ncols, i, j;
+  int ncols, j;
   const char *tag;
   if (r == NULL) return 0;
   lua_createtable(L, 0, 6);
@@ -476,7 +423,6 @@ static int conn_result(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)strtoll(tag, NULL, 10));
     lua_setfield(L, -2, "count");
   }
-  nrows = PQntuples(r);
   ncols = PQnfields(r);
   lua_createtable(L, ncols, 0);
   lua_createtable(L, ncols, 0);
@@ -488,20 +434,9 @@ static int conn_result(lua_State *L) {
   }
   lua_setfield(L, -3, "types");
   /* names at -1, result at -2 */
-  lua_createtable(L, nrows, 0);
-  for (i = 0; i < nrows; i++) {
-    lua_createtable(L, positional ? ncols : 0, positional ? 0 : ncols);
-    for (j = 0; j < ncols; j++) {
-      push_value(L, r, i, j, 2, 3);
-      if (positional) {
-        lua_rawseti(L, -2, j + 1);
-      } else {
-        lua_rawgeti(L, -4, j + 1); /* the column's name (names) */
-        lua_insert(L, -2);
-        lua_rawset(L, -3);
-      }
-    }
-    lua_rawseti(L, -2, i + 1);
+  if (lx_pg_push_rows(L, r, 2, 3, positional, -1) != LUA_OK) {
+    PQclear(r);
+    return lua_error(L);
   }
   lua_setfield(L, -3, "rows");
   lua_setfield(L, -2, "names");
@@ -650,5 +585,7 @@ void lx_open_pg(lua_State *L) {
   lx_setfuncs(L, funcs);
   lua_pushinteger(L, PQlibVersion());
   lua_setfield(L, -2, "libpq_version");
+  lx_pg_push_types(L);
+  lua_setfield(L, -2, "types");
   lua_setfield(L, -2, "_pg");
 }
