@@ -20,8 +20,14 @@ LX_HIDDEN void lx_open_pg(lua_State *L);
    lua_pcall status, the error pushed when it is not LUA_OK */
 LX_HIDDEN int lx_pg_push_rows(lua_State *L, PGresult *r, int nullidx,
                               int jsonidx, int positional, int namesidx);
+/* pg.c: the open PGconn of the raw connection at 1, or raise naming the
+   method fname (for pg_copy.c) */
+LX_HIDDEN PGconn *lx_pg_check(lua_State *L, const char *fname);
 #endif
 /* pg_types.c: [-0, +1] push {oid = name} of the types it decodes */
 LX_HIDDEN void lx_pg_push_types(lua_State *L);
+/* pg_copy.c: add the COPY methods to the table on top (the raw
+   connection's methods) */
+LX_HIDDEN void lx_pg_copy_methods(lua_State *L);
 
 #endif

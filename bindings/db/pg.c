@@ -90,6 +90,10 @@ static pg_conn *conn_open(lua_State *L, const char *fname) {
   return c;
 }
 
+PGconn *lx_pg_check(lua_State *L, const char *fname) {
+  return conn_open(L, fname)->pg;
+}
+
 /* raw:wait(readable, writable): await the socket; one waiter at a time */
 static int conn_wait(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
@@ -569,6 +573,7 @@ void lx_open_pg(lua_State *L) {
   lx_setfuncs(L, meta);
   lua_newtable(L);
   lx_setfuncs(L, methods);
+  lx_pg_copy_methods(L); /* pg_copy.c */
   for (r = methods; r->name; r++) { /* public names, for the errors */
     lua_getfield(L, -1, r->name);
     lx_name_function(L, -1, PG_CONN ":", r->name);

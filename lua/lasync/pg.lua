@@ -544,6 +544,13 @@ function M.pool(opts)
   return require("lasync.pg_pool").new(M, opts)
 end
 
+-- {== COPY: db:copy_to_table, copy_records_to_table, copy_from_table,
+-- copy_from_query (lua/lasync/pg_copy.lua), run inside with_conn
+require("lasync.pg_copy").install(Connection, { null = null,
+  conn_error = conn_error, pg_error = pg_error, with_conn = with_conn,
+  encode = encode, check_conn = check_conn, decode = json.decode })
+-- }==
+
 -- the classes, for spec/docs_spec.lua's check of their documentation
 M._Connection = Connection
 M._Statement = Statement
