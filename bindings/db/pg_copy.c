@@ -1,8 +1,10 @@
 /*
-** pg_copy.c — COPY's data on a raw connection of lasync.pg, in libpq's
-** non-blocking mode: rows sent (PQputCopyData, PQputCopyEnd) and read in
-** chunks of several rows (PQgetCopyData). Never blocks: a call that would
-** tells its caller, lua/lasync/pg_copy.lua, to wait for the socket.
+** pg_copy.c — COPY on a raw connection of lasync.pg, in libpq's
+** non-blocking mode: the statement sent by the simple query protocol
+** (PQsendQuery, which the pool's reset uses too: several statements in
+** one string), rows sent (PQputCopyData, PQputCopyEnd) and read in chunks
+** of several rows (PQgetCopyData). Never blocks: a call that would tells
+** its caller, lua/lasync/pg_copy.lua, to wait for the socket.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,23 @@ static int copy_fail(lua_State *L, PGconn *pg) {
   lua_pushnil(L);
   lua_pushstring(L, PQerrorMessage(pg));
   return 2;
+}
+
+/*
+** raw:send_simple(sql) -> flushed | nil, message: PQsendQuery, the simple
+** query protocol (no parameters; several statements allowed, each with
+** its result; not in pipeline mode). As raw:send, false asks for flush.
+*/
+static int copy_send_simple(lua_State *L) {
+  PGconn *pg = lx_pg_check(L, "send_simple");
+  size_t len;
+  const char *sql = luaL_checklstring(L, 2, &len);
+  if (strlen(sql) != len)
+    return luaL_error(L, "%s: the query contains a NUL byte",
+                      lx_fname(L, NULL));
+  if (!PQsendQuery(pg, sql)) return copy_fail(L, pg);
+  lua_pushboolean(L, PQflush(pg) == 0);
+  return 1;
 }
 
 /*
@@ -104,6 +123,7 @@ static int copy_escape_literal(lua_State *L) {
 
 void lx_pg_copy_methods(lua_State *L) {
   static const luaL_Reg methods[] = {
+    {"send_simple", copy_send_simple},
     {"put_copy_data", copy_put_data},
     {"put_copy_end", copy_put_end},
     {"get_copy_data", copy_get_data},

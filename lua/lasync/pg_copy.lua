@@ -136,7 +136,7 @@ local function run_copy(self, fname, sql, dir, body)
       sql = s
     end
     local ok, e = pcall(function()
-      local flushed, m = raw:send(sql, 0, {}, {})
+      local flushed, m = raw:send_simple(sql)
       if flushed == nil then error(conn_error(fname, m), 0) end
       flush_all(raw, fname)
       local first = next_result(raw, fname)
@@ -547,6 +547,23 @@ end
 
 -- }==
 
+-- conn:_simple(sql): run sql, several statements, by the simple query
+-- protocol, its results read to the end (the pool's reset); raises the
+-- first error. Not for user input: no parameters. sql may be a function
+-- of the raw connection, called once the connection is held (after the
+-- drain of a cancelled query, whose transaction status it may read).
+local function simple(self, sql)
+  return with_conn(self, "_simple", function()
+    local raw = self._raw
+    if type(sql) == "function" then sql = sql(raw) end
+    local flushed, m = raw:send_simple(sql)
+    if flushed == nil then error(conn_error("_simple", m), 0) end
+    flush_all(raw, "_simple")
+    local _, failed = finish(raw, "_simple")
+    if failed then error(pg_error(failed), 0) end
+  end)
+end
+
 -- Add the COPY methods to pg.lua's Connection; h: pg.lua's pieces.
 function M.install(Connection, h)
   null, pg_conn_error, pg_error = h.null, h.conn_error, h.pg_error
@@ -556,6 +573,7 @@ function M.install(Connection, h)
   Connection.copy_records_to_table = copy_records_to_table
   Connection.copy_from_table = copy_from_table
   Connection.copy_from_query = copy_from_query
+  Connection._simple = simple
 end
 
 return M
