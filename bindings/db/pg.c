@@ -70,7 +70,10 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   st = w->op.status;
   wait_close(w);
   if (t->must_cancel) return lx_task_raise_cancelled(L, t);
-  if (st < 0) return lx_os_error(L, st, "pg", "the server's socket");
+  /* UV_EBADF is how libuv reports POLLERR (the server reset the link):
+     the socket is ready for libpq to read that and say what happened */
+  if (st < 0 && st != UV_EBADF)
+    return lx_os_error(L, st, "pg", "the server's socket");
   return 0;
 }
 
