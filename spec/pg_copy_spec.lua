@@ -111,6 +111,39 @@ describe("lasync.pg COPY", function()
       end)
     end)
 
+  it("copy_records_to_table streams many records in chunks, from an " ..
+    "array and from a function", function()
+      with_conn(function(c)
+        c:execute("CREATE TEMP TABLE m (i int, t text)")
+        local recs = {}
+        for i = 1, 20000 do recs[i] = { i, ("x\t"):rep(i % 7) } end
+        assert.same({ "COPY 20000", 20000 },
+          { c:copy_records_to_table("m", { records = recs }) })
+        local k = 0
+        assert.same({ "COPY 2500", 2500 }, { c:copy_records_to_table("m",
+          { columns = { "i" }, records = function()
+            k = k + 1
+            if k <= 2500 then return { 20000 + k } end
+          end }) })
+        assert.same({ 22500, 22500 * 22501 // 2 }, { table.unpack(c:fetch({
+          "SELECT count(*)::int, sum(i)::int8 FROM m", positional = true })
+          [1]) })
+        assert.equal(("x\t"):rep(6), c:fetchval("SELECT t FROM m WHERE " ..
+          "i = 6"))
+        -- the 1001st record of a function is numbered so
+        k = 0
+        local e = helper.error_of(c.copy_records_to_table, c, "m", {
+          records = function()
+            k = k + 1
+            if k == 1001 then return "bad" end
+            if k <= 1500 then return { k } end
+          end })
+        assert.matches("record 1001 is a string (expected an array of " ..
+          "values)", e, 1, true)
+        assert.equal(22500, c:fetchval("SELECT count(*)::int FROM m"))
+      end)
+    end)
+
   it("copy_from_query with parameters, csv, header; copy_to_table from a " ..
     "string and from a reader", function()
       with_conn(function(c)

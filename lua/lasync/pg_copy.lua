@@ -329,33 +329,24 @@ local function copy_to_table(self, name, opts)
   end)
 end
 
-local escapes = { ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r",
-  ["\t"] = "\\t" }
-
--- one value in COPY's text format (NULL is \N)
-local function field_text(v, fname, row, col)
-  local t = type(v)
-  local s
-  if v == nil or v == null then return "\\N" end
-  if t == "string" then s = v
-  elseif t == "number" and math_type(v) == "integer" then return tostring(v)
-  elseif t == "boolean" then return v and "t" or "f"
-  else
+-- A value encode_records (pg_copy.c) leaves to Lua: a table (json, an
+-- array, pg.bytea, pg.json, pg.array) as its text, or an error naming the
+-- record and the column.
+local function text_of(fname)
+  return function(v, row, col)
     local ok, text, binary = pcall(encode, v, col, fname)
     if not ok then
       error(("lasync.pg.Connection:%s: record %d, column %d: %s")
         :format(fname, row, col, (tostring(text):gsub(
           "^.-parameter %$%d+: ", ""))), 0)
     end
-    s = text
     if binary then -- bytea's hex form
-      s = "\\x" .. s:gsub(".", function(c)
+      return "\\x" .. text:gsub(".", function(c)
         return format("%02x", c:byte())
       end)
     end
+    return text
   end
-  if s:find("[\\\n\r\t]") then s = s:gsub("[\\\n\r\t]", escapes) end
-  return s
 end
 
 --- db:copy_records_to_table(table, {records =, columns =, schema_name =})
@@ -372,41 +363,40 @@ local function copy_records_to_table(self, name, opts)
     error(("lasync.pg.Connection:%s: option 'records' must be an array " ..
       "of records or a function (got %s)"):format(fname, rt), 2)
   end
-  local width = opts.columns and #opts.columns
-  local next_record
-  if rt == "table" then
-    local i = 0
-    next_record = function()
-      i = i + 1
-      return records[i]
-    end
-  else
-    next_record = records
-  end
+  local width = opts.columns and #opts.columns or 0
+  local encode_text = text_of(fname)
   return run_copy(self, fname, "COPY " .. table_sql(opts, name) ..
     " FROM STDIN", "in", function(raw)
-    local buf, size, row = {}, 0, 0
-    local line = {}
-    while true do
-      local rec = next_record()
-      if rec == nil then break end
-      row = row + 1
-      if type(rec) ~= "table" then
-        error(("lasync.pg.Connection:%s: record %d is a %s (expected an " ..
-          "array of values)"):format(fname, row, type(rec)), 0)
+    if rt == "table" then -- encoded in C, a chunk at a time
+      local i = 1
+      while records[i] ~= nil do
+        local chunk
+        chunk, i = raw:encode_records(records, i, width, null, encode_text, 0)
+        put(raw, fname, chunk)
       end
-      local n = width or #rec
-      for col = 1, n do line[col] = field_text(rec[col], fname, row, col) end
-      for col = #line, n + 1, -1 do line[col] = nil end
-      local text = concat(line, "\t") .. "\n"
-      buf[#buf + 1] = text
-      size = size + #text
-      if size >= CHUNK then
-        put(raw, fname, concat(buf))
-        buf, size = {}, 0
-      end
+      return
     end
-    if size > 0 then put(raw, fname, concat(buf)) end
+    local batch, count = {}, 0 -- records from the function, in batches
+    while true do
+      local n = 0
+      repeat
+        local rec = records()
+        if rec == nil then break end
+        n = n + 1
+        batch[n] = rec
+      until n == 1000
+      if n == 0 then return end
+      for k = #batch, n + 1, -1 do batch[k] = nil end
+      local i = 1
+      while i <= n do
+        local chunk
+        chunk, i = raw:encode_records(batch, i, width, null, encode_text,
+          count)
+        put(raw, fname, chunk)
+      end
+      count = count + n
+      if n < 1000 then return end
+    end
   end)
 end
 
