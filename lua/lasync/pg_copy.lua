@@ -143,7 +143,7 @@ local function run_copy(self, fname, sql, dir, body)
       if first == nil or first.status ~= "copy" then
         state.phase = "done"
         local _, failed = finish(raw, fname)
-        failed = failed or (first and first.status == "error" and first)
+        if first and first.status == "error" then failed = first end
         if failed then error(pg_error(failed), 0) end
         error(conn_error(fname, "the server did not start the COPY"), 0)
       end
