@@ -50,12 +50,15 @@ function M.start()
   local ok = os.execute(as .. q(bin .. "/initdb") .. " -D " .. q(data) ..
     " -U postgres --auth=trust --no-sync -E UTF8 --locale=C >" ..
     q(log) .. " 2>&1")
-  if ok then
-    ok = os.execute(as .. q(bin .. "/pg_ctl") .. " -D " .. q(data) ..
-      " -l " .. q(slog) .. " -w -o " ..
-      q("-c listen_addresses='' -k " .. dir .. " -c fsync=off") ..
-      " start >/dev/null 2>&1")
+  -- pg_ctl start | restart | stop, waiting until it is done (-w); the
+  -- server's options again for a start or restart
+  local function ctl_command(what)
+    return as .. q(bin .. "/pg_ctl") .. " -D " .. q(data) .. " -l " ..
+      q(slog) .. " -w -m fast -o " ..
+      q("-c listen_addresses='' -k " .. dir .. " -c fsync=off") .. " " ..
+      what .. " >/dev/null 2>&1"
   end
+  if ok then ok = os.execute(ctl_command("start")) end
   if not ok then
     local text = ""
     for _, path in ipairs { log, slog } do
@@ -68,10 +71,15 @@ function M.start()
   local server = { dir = dir, bin = bin, data = data, as = as,
     dsn = ("host=%s user=postgres dbname=postgres"):format(dir),
     params = { host = dir, user = "postgres", dbname = "postgres" } }
-  -- pg_ctl stop, then restart (a server restarted mid-run)
+  -- pg_ctl "stop", "start" or "restart" (fast: open sessions are
+  -- terminated, as a server restarted mid-run does), blocking until done
   function server.ctl(what)
-    return os.execute(as .. q(bin .. "/pg_ctl") .. " -D " .. q(data) ..
-      " -w -m fast " .. what .. " >/dev/null 2>&1")
+    return os.execute(ctl_command(what))
+  end
+  -- the same as a shell command, for a spec that runs it in a
+  -- subprocess while its tasks go on (lasync.subprocess)
+  function server.ctl_command(what)
+    return ctl_command(what)
   end
   function server.stop()
     server.ctl("stop")

@@ -70,7 +70,10 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   st = w->op.status;
   wait_close(w);
   if (t->must_cancel) return lx_task_raise_cancelled(L, t);
-  if (st < 0) return lx_os_error(L, st, "pg", "the server's socket");
+  /* UV_EBADF is how libuv reports POLLERR (the server reset the link):
+     the socket is ready for libpq to read that and say what happened */
+  if (st < 0 && st != UV_EBADF)
+    return lx_os_error(L, st, "pg", "the server's socket");
   return 0;
 }
 
@@ -88,6 +91,10 @@ static pg_conn *conn_open(lua_State *L, const char *fname) {
   if (c->pg == NULL)
     luaL_error(L, "%s: the connection is closed", lx_fname(L, fname));
   return c;
+}
+
+PGconn *lx_pg_check(lua_State *L, const char *fname) {
+  return conn_open(L, fname)->pg;
 }
 
 /* raw:wait(readable, writable): await the socket; one waiter at a time */
@@ -356,61 +363,8 @@ static int conn_consume(lua_State *L) {
 /* }====================================================================== */
 
 /* {======================================================================
-** Results: values decoded by type (the table in docs/api.md)
+** Results (their values are decoded by pg_types.c)
 ** ======================================================================= */
-
-enum {
-  OID_BOOL = 16, OID_BYTEA = 17, OID_INT8 = 20, OID_INT2 = 21,
-  OID_INT4 = 23, OID_OID = 26, OID_JSON = 114, OID_FLOAT4 = 700,
-  OID_FLOAT8 = 701, OID_JSONB = 3802
-};
-
-/*
-** Push field (row, col) of r: NULL as the value at nullidx (pg.null),
-** json through the function at jsonidx. Text format: libpq's default.
-*/
-static void push_value(lua_State *L, PGresult *r, int row, int col,
-                       int nullidx, int jsonidx) {
-  const char *v;
-  int len;
-  if (PQgetisnull(r, row, col)) {
-    lua_pushvalue(L, nullidx);
-    return;
-  }
-  v = PQgetvalue(r, row, col);
-  len = PQgetlength(r, row, col);
-  if (PQfformat(r, col) == 1) { /* binary: only asked for bytea */
-    lua_pushlstring(L, v, (size_t)len);
-    return;
-  }
-  switch (PQftype(r, col)) {
-    case OID_BOOL:
-      lua_pushboolean(L, v[0] == 't');
-      break;
-    case OID_INT2: case OID_INT4: case OID_INT8: case OID_OID:
-      lua_pushinteger(L, (lua_Integer)strtoll(v, NULL, 10));
-      break;
-    case OID_FLOAT4: case OID_FLOAT8:
-      /* "NaN", "Infinity" and "-Infinity" are what strtod reads too */
-      lua_pushnumber(L, (lua_Number)strtod(v, NULL));
-      break;
-    case OID_BYTEA: {
-      size_t n;
-      unsigned char *b = PQunescapeBytea((const unsigned char *)v, &n);
-      if (b == NULL) luaL_error(L, "lasync.pg: out of memory");
-      lua_pushlstring(L, (const char *)b, n);
-      PQfreemem(b);
-      break;
-    }
-    case OID_JSON: case OID_JSONB:
-      lua_pushvalue(L, jsonidx);
-      lua_pushlstring(L, v, (size_t)len);
-      lua_call(L, 1, 1);
-      break;
-    default: /* numeric, text, dates, uuid...: the server's text form */
-      lua_pushlstring(L, v, (size_t)len);
-  }
-}
 
 static void push_field_string(lua_State *L, const PGresult *r, int code,
                               const char *key) {
@@ -432,7 +386,7 @@ static int conn_result(lua_State *L) {
   pg_conn *c = conn_open(L, "result");
   int positional = lua_toboolean(L, 4);
   PGresult *r = PQgetResult(c->pg);
-  int nrows, ncols, i, j;
+  int ncols, j;
   const char *tag;
   if (r == NULL) return 0;
   lua_createtable(L, 0, 6);
@@ -476,7 +430,6 @@ static int conn_result(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)strtoll(tag, NULL, 10));
     lua_setfield(L, -2, "count");
   }
-  nrows = PQntuples(r);
   ncols = PQnfields(r);
   lua_createtable(L, ncols, 0);
   lua_createtable(L, ncols, 0);
@@ -488,20 +441,9 @@ static int conn_result(lua_State *L) {
   }
   lua_setfield(L, -3, "types");
   /* names at -1, result at -2 */
-  lua_createtable(L, nrows, 0);
-  for (i = 0; i < nrows; i++) {
-    lua_createtable(L, positional ? ncols : 0, positional ? 0 : ncols);
-    for (j = 0; j < ncols; j++) {
-      push_value(L, r, i, j, 2, 3);
-      if (positional) {
-        lua_rawseti(L, -2, j + 1);
-      } else {
-        lua_rawgeti(L, -4, j + 1); /* the column's name (names) */
-        lua_insert(L, -2);
-        lua_rawset(L, -3);
-      }
-    }
-    lua_rawseti(L, -2, i + 1);
+  if (lx_pg_push_rows(L, r, 2, 3, positional, -1) != LUA_OK) {
+    PQclear(r);
+    return lua_error(L);
   }
   lua_setfield(L, -3, "rows");
   lua_setfield(L, -2, "names");
@@ -634,6 +576,7 @@ void lx_open_pg(lua_State *L) {
   lx_setfuncs(L, meta);
   lua_newtable(L);
   lx_setfuncs(L, methods);
+  lx_pg_copy_methods(L); /* pg_copy.c */
   for (r = methods; r->name; r++) { /* public names, for the errors */
     lua_getfield(L, -1, r->name);
     lx_name_function(L, -1, PG_CONN ":", r->name);
@@ -650,5 +593,7 @@ void lx_open_pg(lua_State *L) {
   lx_setfuncs(L, funcs);
   lua_pushinteger(L, PQlibVersion());
   lua_setfield(L, -2, "libpq_version");
+  lx_pg_push_types(L);
+  lua_setfield(L, -2, "types");
   lua_setfield(L, -2, "_pg");
 }

@@ -111,9 +111,91 @@ function Connection:is_closed()
   return self._raw == nil or self._raw:status() ~= "ok"
 end
 
-local Bytea = {} -- the metatable of pg.bytea's wrappers
+-- {== Parameters: Lua values as libpq's text format (docs/api.md's table)
 
--- A parameter as libpq's text format (nil: NULL); bytea as binary.
+local Bytea = {} -- the metatable of pg.bytea's wrappers
+local Json = {} -- pg.json's
+local Array = {} -- pg.array's
+local json_array = getmetatable(json.array {})
+local json_object = getmetatable(json.object {})
+local concat, pairs_, next_ = table.concat, pairs, next
+local MAXDIM = 6 -- PostgreSQL's limit on an array's dimensions
+
+local function float_text(v)
+  if v ~= v then return "NaN" end
+  if v == math.huge then return "Infinity" end
+  if v == -math.huge then return "-Infinity" end
+  return format("%.17g", v)
+end
+
+local function json_text(v, i, fname)
+  local ok, s = pcall(json.encode, v)
+  if not ok then
+    error(("lasync.pg.Connection:%s: parameter $%d: %s")
+      :format(fname, i, tostring(s):gsub("^lasync%.json%.encode: ", "")), 5)
+  end
+  return s
+end
+
+-- Whether t is a plain Lua sequence (keys 1..n, n >= 1, no metatable):
+-- sent as an array. A marked table, or one with other keys, is JSON.
+local function is_sequence(t)
+  if getmetatable(t) ~= nil then return false end
+  local n = #t
+  if n == 0 then return false end
+  local count = 0
+  for _ in pairs_(t) do
+    count = count + 1
+    if count > n then return false end
+  end
+  return count == n
+end
+
+local hex = {}
+for b = 0, 255 do hex[string.char(b)] = format("%02x", b) end
+
+-- bytea's hex form, its backslash escaped for a quoted array element
+local function bytea_hex(s)
+  return "\\\\x" .. s:gsub(".", hex)
+end
+
+-- t as PostgreSQL's array literal ('{1,NULL,"a\"b",{2,3}}'): strings,
+-- json and bytea quoted, with '\' and '"' escaped (array_in's rules).
+local function array_text(t, i, fname, depth)
+  if depth > MAXDIM then
+    error(("lasync.pg.Connection:%s: parameter $%d: an array nests " ..
+      "deeper than %d"):format(fname, i, MAXDIM), 5)
+  end
+  local parts = {}
+  for k = 1, #t do
+    local e = t[k]
+    local te = type(e)
+    local mt = te == "table" and getmetatable(e)
+    local s
+    if e == null then s = "NULL"
+    elseif te == "number" then
+      s = math_type(e) == "integer" and tostring(e) or float_text(e)
+    elseif te == "boolean" then s = e and "t" or "f"
+    elseif te == "string" then
+      s = '"' .. e:gsub('[\\"]', "\\%0") .. '"'
+    elseif mt == Array then s = array_text(e[1], i, fname, depth + 1)
+    elseif mt == Bytea then s = '"' .. bytea_hex(e[1]) .. '"'
+    elseif te == "table" and (mt == nil and (next_(e) == nil or
+        is_sequence(e))) then
+      s = array_text(e, i, fname, depth + 1)
+    elseif te == "table" then
+      local j = json_text(mt == Json and e[1] or e, i, fname)
+      s = '"' .. j:gsub('[\\"]', "\\%0") .. '"'
+    else
+      error(("lasync.pg.Connection:%s: parameter $%d: cannot send a %s " ..
+        "(in an array)"):format(fname, i, te), 5)
+    end
+    parts[k] = s
+  end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+-- A parameter as libpq's text format (false: NULL); bytea as binary.
 local function encode(v, i, fname)
   local t = type(v)
   if v == nil or v == null then return false, false end
@@ -121,14 +203,18 @@ local function encode(v, i, fname)
   if t == "boolean" then return v and "t" or "f", false end
   if t == "number" then
     if math_type(v) == "integer" then return tostring(v), false end
-    if v ~= v then return "NaN", false end
-    if v == math.huge then return "Infinity", false end
-    if v == -math.huge then return "-Infinity", false end
-    return format("%.17g", v), false
+    return float_text(v), false
   end
   if t == "table" then
-    if getmetatable(v) == Bytea then return v[1], true end
-    return json.encode(v), false
+    local mt = getmetatable(v)
+    if mt == Bytea then return v[1], true end
+    if mt == Json then return json_text(v[1], i, fname), false end
+    if mt == Array then return array_text(v[1], i, fname, 1), false end
+    if mt == nil and next_(v) == nil then
+      return "{}", false -- an empty array and an empty JSON object alike
+    end
+    if is_sequence(v) then return array_text(v, i, fname, 1), false end
+    return json_text(v, i, fname), false
   end
   error(("lasync.pg.Connection:%s: parameter $%d: cannot send a %s")
     :format(fname, i, t), 4)
@@ -141,6 +227,26 @@ function M.bytea(s)
   end
   return setmetatable({ s }, Bytea)
 end
+
+--- pg.json(v) -> a parameter sent as the JSON text of v, whatever v is
+function M.json(v)
+  if v == nil then v = null end
+  return setmetatable({ v }, Json)
+end
+
+--- pg.array(t) -> a parameter sent as an array literal (even when empty)
+function M.array(t)
+  if type(t) ~= "table" or getmetatable(t) ~= nil then
+    error("lasync.pg.array: expected a table without a metatable (got " ..
+      type(t) .. ")", 2)
+  end
+  return setmetatable({ t }, Array)
+end
+
+--- pg.types: {[oid] = name} of the types decoded by name (rows.types)
+M.types = core._pg.types
+
+-- }==
 
 local function pack_params(fname, ...)
   local n = select("#", ...)
@@ -437,6 +543,13 @@ end
 function M.pool(opts)
   return require("lasync.pg_pool").new(M, opts)
 end
+
+-- {== COPY: db:copy_to_table, copy_records_to_table, copy_from_table,
+-- copy_from_query (lua/lasync/pg_copy.lua), run inside with_conn
+require("lasync.pg_copy").install(Connection, { null = null,
+  conn_error = conn_error, pg_error = pg_error, with_conn = with_conn,
+  encode = encode, check_conn = check_conn, decode = json.decode })
+-- }==
 
 -- the classes, for spec/docs_spec.lua's check of their documentation
 M._Connection = Connection

@@ -1,6 +1,7 @@
 -- lasync.pg's pool (pg.pool{...}): up to `max` connections to one server,
--- lent to one task at a time. A connection comes back reset (an open
--- transaction rolled back, RESET ALL, as asyncpg does); a broken one is
+-- lent to one task at a time. A connection comes back reset as asyncpg
+-- resets it (an open transaction rolled back, advisory locks released,
+-- cursors closed, UNLISTEN *, RESET ALL: one round trip); a broken one is
 -- dropped and replaced on demand. Tasks waiting for a connection are
 -- served first come, first served, each through a future of its own, so
 -- that a cancelled waiter simply leaves the line.
@@ -34,13 +35,35 @@ local function check_count(opts, key, default, low)
   return v
 end
 
+local known = { dsn = true, min = true, max = true, idle_timeout = true,
+  pipeline = true, statement_cache_size = true }
+
+-- The options forwarded to pg.connect(dsn, opts), or nil when none is
+-- given (pg.connect's own, checked here first so that a bad one raises
+-- before anything connects).
+local function connect_opts(opts)
+  local c
+  if opts.pipeline ~= nil then
+    if type(opts.pipeline) ~= "boolean" then
+      error("lasync.pg.pool: option 'pipeline' must be a boolean (got " ..
+        type(opts.pipeline) .. ")", 4)
+    end
+    c = { pipeline = opts.pipeline }
+  end
+  if opts.statement_cache_size ~= nil then
+    c = c or {}
+    c.statement_cache_size = check_count(opts, "statement_cache_size", 0, 0)
+  end
+  return c
+end
+
 function M.new(pg, opts)
   if type(opts) ~= "table" then
     error("lasync.pg.pool: expected a table of options (got " ..
       type(opts) .. ")", 3)
   end
   for k in pairs(opts) do
-    if k ~= "dsn" and k ~= "min" and k ~= "max" and k ~= "idle_timeout" then
+    if not known[k] then
       error("lasync.pg.pool: unknown option '" .. tostring(k) .. "'", 3)
     end
   end
@@ -60,10 +83,10 @@ function M.new(pg, opts)
   end
   local p = setmetatable({ _pg = pg, _dsn = opts.dsn, _min = min,
     _max = max, _idle_timeout = idle, _idle = {}, _waiters = {},
-    _open = 0, _closed = false }, Pool)
+    _open = 0, _closed = false, _copts = connect_opts(opts) }, Pool)
   for _ = 1, min do
     p._open = p._open + 1
-    local ok, conn = pcall(pg.connect, p._dsn)
+    local ok, conn = pcall(pg.connect, p._dsn, p._copts)
     if not ok then
       p:close()
       error(conn, 3)
@@ -112,7 +135,7 @@ end
 
 -- Connect in a slot already counted in _open.
 local function connect(self)
-  local ok, conn = pcall(self._pg.connect, self._dsn)
+  local ok, conn = pcall(self._pg.connect, self._dsn, self._copts)
   if not ok then
     self:_free_slot()
     error(conn, 0)
@@ -166,6 +189,10 @@ function Pool:acquire()
   return got
 end
 
+-- asyncpg's reset (Connection.reset), in one simple query
+local RESET = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; " ..
+  "RESET ALL"
+
 --- pool:release(conn): reset the connection and lend it again
 function Pool:release(conn)
   if getmetatable(self) ~= Pool then
@@ -176,10 +203,14 @@ function Pool:release(conn)
       "pool", 2)
   end
   conn._pool = nil
-  local ok = not self._closed and not conn:is_closed() and pcall(function()
-    if conn:transaction_status() ~= "idle" then conn:execute("ROLLBACK") end
-    conn:execute("RESET ALL")
-  end)
+  local ok = not self._closed and not conn:is_closed() and
+    pcall(conn._simple, conn, function(raw)
+      local st = raw:transaction_status() -- once a drain is over
+      if st ~= "idle" and st ~= "intrans" and st ~= "inerror" then
+        error("lasync.pg.Pool:release: the connection is busy", 0)
+      end
+      return (st == "idle" and "" or "ROLLBACK; ") .. RESET
+    end)
   if ok then
     self:_give(conn)
   else
@@ -203,7 +234,9 @@ function Pool:with(fn)
   return table.unpack(res, 2, res.n)
 end
 
-for _, name in ipairs { "execute", "fetch", "fetchrow", "fetchval" } do
+for _, name in ipairs { "execute", "fetch", "fetchrow", "fetchval",
+  "copy_to_table", "copy_records_to_table", "copy_from_table",
+  "copy_from_query" } do
   Pool[name] = function(self, ...)
     check_pool(self, name)
     local conn = self:acquire()
