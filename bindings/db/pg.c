@@ -19,6 +19,13 @@ typedef struct pg_wait pg_wait;
 typedef struct pg_conn {
   PGconn *pg;       /* NULL once closed */
   pg_wait *wait;    /* the poll of the task waiting on the socket, or NULL */
+  /* raw:read's results of the query being read, kept as libpq's until the
+     query is complete so that only one of them is ever made a Lua table */
+  PGresult *keep;   /* the last result with rows or a command tag */
+  PGresult *err;    /* the first error */
+  int copyout;      /* a COPY TO STDOUT's rows were dropped by raw:read */
+  int nres;         /* results read so far for the query */
+  int err_first;    /* the error was its first result (a failed prepare) */
 } pg_conn;
 
 /*
@@ -138,6 +145,9 @@ static void conn_finish(pg_conn *c) {
     c->wait = NULL;
     if (lx_op_finish(&w->op, UV_ECANCELED)) wait_close(w);
   }
+  if (c->keep) PQclear(c->keep);
+  if (c->err) PQclear(c->err);
+  c->keep = c->err = NULL;
   if (c->pg) PQfinish(c->pg);
   c->pg = NULL;
 }
@@ -187,8 +197,7 @@ static int pg_start(lua_State *L) {
     }
     keys[n] = values[n] = NULL;
     c = lua_newuserdatauv(L, sizeof *c, 0);
-    c->pg = NULL;
-    c->wait = NULL;
+    memset(c, 0, sizeof *c);
     luaL_setmetatable(L, PG_CONN);
     pg = PQconnectStartParams(keys, values, 0);
   } else {
@@ -198,8 +207,7 @@ static int pg_start(lua_State *L) {
       return luaL_error(L, "%s: the dsn must be a string without NUL bytes "
                            "or a table", lx_fname(L, NULL));
     c = lua_newuserdatauv(L, sizeof *c, 0);
-    c->pg = NULL;
-    c->wait = NULL;
+    memset(c, 0, sizeof *c);
     luaL_setmetatable(L, PG_CONN);
     pg = PQconnectStart(dsn);
   }
@@ -266,6 +274,42 @@ static int conn_transaction_status(lua_State *L) {
 #define PG_MAX_PARAMS 65535
 
 /*
+** The n parameters at idx (strings, false: NULL) and their formats at
+** idx + 1 (true: binary) as libpq's arrays, userdata on the stack: the
+** strings stay referenced by the params table while libpq copies them.
+*/
+static void params_collect(lua_State *L, lua_Integer n, int idx,
+                           const char ***values, int **lengths,
+                           int **formats) {
+  lua_Integer i;
+  if (n > PG_MAX_PARAMS)
+    luaL_error(L, "%s: too many parameters", lx_fname(L, NULL));
+  *values = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof **values,
+                              0);
+  *lengths = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof **lengths,
+                               0);
+  *formats = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof **formats,
+                               0);
+  for (i = 0; i < n; i++) {
+    size_t len = 0;
+    lua_geti(L, idx, i + 1);
+    (*values)[i] = lua_type(L, -1) == LUA_TSTRING
+                       ? lua_tolstring(L, -1, &len) : NULL;
+    (*lengths)[i] = (int)len;
+    lua_pop(L, 1);
+    lua_geti(L, idx + 1, i + 1);
+    (*formats)[i] = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+}
+
+static int conn_fail(lua_State *L, pg_conn *c) {
+  lua_pushnil(L);
+  lua_pushstring(L, PQerrorMessage(c->pg));
+  return 2;
+}
+
+/*
 ** raw:send(sql, n, params, formats[, name]) -> flushed: PQsendQueryParams
 ** (or PQsendQueryPrepared with a name) with n parameters already encoded
 ** as strings (false: NULL) by pg.lua; formats[i] true sends the i-th as
@@ -275,40 +319,89 @@ static int conn_transaction_status(lua_State *L) {
 static int conn_send(lua_State *L) {
   pg_conn *c = conn_open(L, "execute");
   const char *sql = lua_tostring(L, 2); /* checked by pg.lua */
-  lua_Integer n = lua_tointeger(L, 3), i;
-  if (sql == NULL || !lua_istable(L, 4) || !lua_istable(L, 5))
-    return luaL_error(L, "%s: expected a query, a count and two tables",
-                      lx_fname(L, NULL));
+  lua_Integer n = lua_tointeger(L, 3);
   const char **values;
   int *lengths, *formats, ok;
-  if (n < 0 || n > PG_MAX_PARAMS)
-    return luaL_error(L, "%s: too many parameters", lx_fname(L, NULL));
-  values = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *values, 0);
-  lengths = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *lengths, 0);
-  formats = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *formats, 0);
-  for (i = 0; i < n; i++) {
-    size_t len = 0;
-    lua_geti(L, 4, i + 1);
-    values[i] = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len)
-                                                : NULL;
-    lengths[i] = (int)len;
-    lua_pop(L, 1); /* the string stays referenced by the params table */
-    lua_geti(L, 5, i + 1);
-    formats[i] = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-  }
+  if (sql == NULL || !lua_istable(L, 4) || !lua_istable(L, 5) || n < 0)
+    return luaL_error(L, "%s: expected a query, a count and two tables",
+                      lx_fname(L, NULL));
+  params_collect(L, n, 4, &values, &lengths, &formats);
   if (lua_type(L, 6) == LUA_TSTRING)
     ok = PQsendQueryPrepared(c->pg, lua_tostring(L, 6), (int)n, values,
                              lengths, formats, 0);
   else
     ok = PQsendQueryParams(c->pg, sql, (int)n, NULL, values, lengths,
                            formats, 0);
-  if (!ok) {
-    lua_pushnil(L);
-    lua_pushstring(L, PQerrorMessage(c->pg));
-    return 2;
-  }
+  if (!ok) return conn_fail(L, c);
   lua_pushboolean(L, PQflush(c->pg) == 0);
+  return 1;
+}
+
+/*
+** raw:pipe(sql, n, params, formats, name, prepare) -> flushed | nil, msg:
+** one query of the pipeline, in libpq's pipeline mode (entered here when
+** the connection is idle), closed by a sync of its own so that its error
+** aborts nothing queued after it. With a name: PQsendQueryPrepared,
+** preceded by PQsendPrepare(name, sql) when prepare is true (the prepare
+** and the first run share a round trip); n < 0 only prepares. Without a
+** name: PQsendQueryParams. PQpipelineSync flushes what it can.
+*/
+static int conn_pipe(lua_State *L) {
+  pg_conn *c = conn_open(L, "execute");
+  const char *sql = lua_tostring(L, 2), *name = lua_tostring(L, 6);
+  lua_Integer n = lua_tointeger(L, 3);
+  const char **values;
+  int *lengths, *formats, ok = 1;
+  if (sql == NULL || !lua_istable(L, 4) || !lua_istable(L, 5) ||
+      (n < 0 && name == NULL))
+    return luaL_error(L, "%s: expected a query, a count and two tables",
+                      lx_fname(L, NULL));
+  params_collect(L, n, 4, &values, &lengths, &formats);
+  if (PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF &&
+      !PQenterPipelineMode(c->pg))
+    return conn_fail(L, c);
+  if (name && lua_toboolean(L, 7))
+    ok = PQsendPrepare(c->pg, name, sql, 0, NULL);
+  if (ok && n >= 0)
+    ok = name ? PQsendQueryPrepared(c->pg, name, (int)n, values, lengths,
+                                    formats, 0)
+              : PQsendQueryParams(c->pg, sql, (int)n, NULL, values, lengths,
+                                  formats, 0);
+  if (!ok || !PQpipelineSync(c->pg)) return conn_fail(L, c);
+  lua_pushboolean(L, PQflush(c->pg) == 0);
+  return 1;
+}
+
+/*
+** raw:simple(sql) -> flushed | nil, msg: PQsendQuery, the simple
+** protocol (several statements in one string), out of pipeline mode,
+** which the caller made sure holds no query.
+*/
+static int conn_simple(lua_State *L) {
+  pg_conn *c = conn_open(L, "execute");
+  const char *sql = lua_tostring(L, 2);
+  if (sql == NULL)
+    return luaL_error(L, "%s: expected a query", lx_fname(L, NULL));
+  if (PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF &&
+      !PQexitPipelineMode(c->pg))
+    return conn_fail(L, c);
+  if (!PQsendQuery(c->pg, sql)) return conn_fail(L, c);
+  lua_pushboolean(L, PQflush(c->pg) == 0);
+  return 1;
+}
+
+/*
+** raw:pipeline(on) -> true | nil, msg: enter or leave libpq's pipeline
+** mode; leaving needs every queued result read.
+*/
+static int conn_pipeline(lua_State *L) {
+  pg_conn *c = conn_open(L, "pipeline");
+  int on = lua_toboolean(L, 2);
+  int cur = PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF;
+  if (on != cur && !(on ? PQenterPipelineMode(c->pg)
+                        : PQexitPipelineMode(c->pg)))
+    return conn_fail(L, c);
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -421,20 +514,15 @@ static void push_field_string(lua_State *L, const PGresult *r, int code,
 }
 
 /*
-** raw:result(null, json_decode, positional) -> the next result of the
-** query as a table, or nil when the query is done:
+** Push result r as a table:
 **   {status = "rows" | "command" | "error" | "empty" | "copy", tag =,
 **    count =, names = {...}, types = {oid...}, rows = {...}} and for an
 **   error sqlstate, message, detail, hint, position.
-** Call only when raw:consume() said not busy.
+** pg.null is at stack index 2 and the JSON decoder at 3 (push_value).
 */
-static int conn_result(lua_State *L) {
-  pg_conn *c = conn_open(L, "result");
-  int positional = lua_toboolean(L, 4);
-  PGresult *r = PQgetResult(c->pg);
+static void push_result(lua_State *L, PGresult *r, int positional) {
   int nrows, ncols, i, j;
   const char *tag;
-  if (r == NULL) return 0;
   lua_createtable(L, 0, 6);
   switch (PQresultStatus(r)) {
     case PGRES_TUPLES_OK: case PGRES_SINGLE_TUPLE:
@@ -443,6 +531,8 @@ static int conn_result(lua_State *L) {
     case PGRES_EMPTY_QUERY: lua_pushliteral(L, "empty"); break;
     case PGRES_COPY_IN: case PGRES_COPY_OUT: case PGRES_COPY_BOTH:
       lua_pushliteral(L, "copy"); break;
+    case PGRES_PIPELINE_SYNC: lua_pushliteral(L, "sync"); break;
+    case PGRES_PIPELINE_ABORTED: lua_pushliteral(L, "aborted"); break;
     default: {
       const char *pos;
       lua_pushliteral(L, "error");
@@ -463,8 +553,7 @@ static int conn_result(lua_State *L) {
         lua_setfield(L, -3, "message");
       }
       lua_pop(L, 1);
-      PQclear(r);
-      return 1;
+      return;
     }
   }
   lua_setfield(L, -2, "status");
@@ -505,8 +594,131 @@ static int conn_result(lua_State *L) {
   }
   lua_setfield(L, -3, "rows");
   lua_setfield(L, -2, "names");
+}
+
+/*
+** raw:result(null, json_decode, positional) -> the next result of the
+** query as a table (push_result), or nil when the query is done.
+** Call only when raw:consume() said not busy.
+*/
+static int conn_result(lua_State *L) {
+  pg_conn *c = conn_open(L, "result");
+  PGresult *r = PQgetResult(c->pg);
+  if (r == NULL) return 0;
+  push_result(L, r, lua_toboolean(L, 4));
   PQclear(r);
   return 1;
+}
+
+/*
+** A COPY met by raw:read (a COPY sent through execute, or a cancelled
+** COPY being drained): COPY FROM STDIN is ended with an error message, so
+** the server answers with an error; the rows of a COPY TO STDOUT are
+** dropped. Returns 0 when the socket must be waited for.
+*/
+static int read_copy(pg_conn *c, PGresult *r) {
+  ExecStatusType st = PQresultStatus(r);
+  PQclear(r);
+  if (st == PGRES_COPY_IN)
+    return PQputCopyEnd(c->pg, "lasync.pg: COPY runs through the copy "
+                               "functions") >= 0;
+  for (;;) {
+    char *buf;
+    int n = PQgetCopyData(c->pg, &buf, 1);
+    if (n > 0) PQfreemem(buf);
+    else if (n == 0) return 0;
+    else break; /* done (-1) or failed (-2): PQgetResult says which */
+  }
+  c->copyout = 1;
+  return 1;
+}
+
+/*
+** raw:read(null, json_decode, positional, consume) -> true, result | false,
+** writable | nil, message: read the query at the head of the connection
+** to its end (its pipeline sync in pipeline mode, else PQgetResult's
+** NULL) and return its last result, or its first error, as a table
+** (push_result; nil when the query had none; an error that was the
+** query's first result has first = true: a prepare that failed). false:
+** the socket must be waited for (writable too when output is still
+** queued), then call again with consume true. The results stay libpq's until the end, so that
+** decoding happens once.
+*/
+static int conn_read(lua_State *L) {
+  pg_conn *c = conn_open(L, "read");
+  int nulls = 0;
+  if (lua_toboolean(L, 5) && !PQconsumeInput(c->pg)) return conn_fail(L, c);
+  for (;;) {
+    int flushed = PQflush(c->pg);
+    PGresult *r;
+    if (flushed < 0) return conn_fail(L, c);
+    if (PQisBusy(c->pg)) {
+      lua_pushboolean(L, 0);
+      lua_pushboolean(L, flushed == 1);
+      return 2;
+    }
+    r = PQgetResult(c->pg);
+    if (r == NULL) {
+      /* in pipeline mode a NULL ends one query of the segment, its sync
+         follows; two in a row: nothing is queued at all */
+      if (PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF || ++nulls > 1) break;
+      continue;
+    }
+    nulls = 0;
+    switch (PQresultStatus(r)) {
+      case PGRES_PIPELINE_SYNC:
+        PQclear(r);
+        goto done;
+      case PGRES_PIPELINE_ABORTED:
+        PQclear(r);
+        break;
+      case PGRES_COPY_IN: case PGRES_COPY_OUT: case PGRES_COPY_BOTH:
+        if (!read_copy(c, r)) {
+          lua_pushboolean(L, 0);
+          lua_pushboolean(L, 0);
+          return 2;
+        }
+        break;
+      case PGRES_BAD_RESPONSE: case PGRES_NONFATAL_ERROR:
+      case PGRES_FATAL_ERROR:
+        if (c->err) {
+          PQclear(r);
+        } else {
+          c->err = r;
+          c->err_first = c->nres == 0;
+        }
+        c->nres++;
+        break;
+      default:
+        if (c->keep) PQclear(c->keep);
+        c->keep = r;
+        c->nres++;
+    }
+  }
+done:
+  lua_pushboolean(L, 1);
+  if (c->err) {
+    push_result(L, c->err, 0);
+    if (c->err_first) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "first");
+    }
+  } else if (c->copyout) {
+    lua_createtable(L, 0, 2);
+    lua_pushliteral(L, "error");
+    lua_setfield(L, -2, "status");
+    lua_pushliteral(L, "COPY TO STDOUT runs through the copy functions");
+    lua_setfield(L, -2, "message");
+  } else if (c->keep) {
+    push_result(L, c->keep, lua_toboolean(L, 4));
+  } else {
+    lua_pushnil(L);
+  }
+  if (c->keep) PQclear(c->keep);
+  if (c->err) PQclear(c->err);
+  c->keep = c->err = NULL;
+  c->copyout = c->nres = c->err_first = 0;
+  return 2;
 }
 
 /* }====================================================================== */
@@ -613,6 +825,10 @@ void lx_open_pg(lua_State *L) {
     {"transaction_status", conn_transaction_status},
     {"send", conn_send},
     {"send_prepare", conn_send_prepare},
+    {"pipe", conn_pipe},
+    {"simple", conn_simple},
+    {"pipeline", conn_pipeline},
+    {"read", conn_read},
     {"flush", conn_flush},
     {"consume", conn_consume},
     {"result", conn_result},
