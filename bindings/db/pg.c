@@ -273,10 +273,13 @@ static int conn_transaction_status(lua_State *L) {
 
 #define PG_MAX_PARAMS 65535
 
+#define PG_FEW_PARAMS 16 /* as many as fit in arrays on the C stack */
+
 /*
 ** The n parameters at idx (strings, false: NULL) and their formats at
-** idx + 1 (true: binary) as libpq's arrays, userdata on the stack: the
-** strings stay referenced by the params table while libpq copies them.
+** idx + 1 (true: binary) as libpq's arrays: the few arrays given, else
+** userdata pushed on the stack. The strings stay referenced by the params
+** table while libpq copies them.
 */
 static void params_collect(lua_State *L, lua_Integer n, int idx,
                            const char ***values, int **lengths,
@@ -284,12 +287,11 @@ static void params_collect(lua_State *L, lua_Integer n, int idx,
   lua_Integer i;
   if (n > PG_MAX_PARAMS)
     luaL_error(L, "%s: too many parameters", lx_fname(L, NULL));
-  *values = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof **values,
-                              0);
-  *lengths = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof **lengths,
-                               0);
-  *formats = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof **formats,
-                               0);
+  if (n > PG_FEW_PARAMS) {
+    *values = lua_newuserdatauv(L, (size_t)n * sizeof **values, 0);
+    *lengths = lua_newuserdatauv(L, (size_t)n * sizeof **lengths, 0);
+    *formats = lua_newuserdatauv(L, (size_t)n * sizeof **formats, 0);
+  }
   for (i = 0; i < n; i++) {
     size_t len = 0;
     lua_geti(L, idx, i + 1);
@@ -320,8 +322,9 @@ static int conn_send(lua_State *L) {
   pg_conn *c = conn_open(L, "execute");
   const char *sql = lua_tostring(L, 2); /* checked by pg.lua */
   lua_Integer n = lua_tointeger(L, 3);
-  const char **values;
-  int *lengths, *formats, ok;
+  const char *few_values[PG_FEW_PARAMS], **values = few_values;
+  int few_lengths[PG_FEW_PARAMS], *lengths = few_lengths;
+  int few_formats[PG_FEW_PARAMS], *formats = few_formats, ok;
   if (sql == NULL || !lua_istable(L, 4) || !lua_istable(L, 5) || n < 0)
     return luaL_error(L, "%s: expected a query, a count and two tables",
                       lx_fname(L, NULL));
@@ -350,8 +353,9 @@ static int conn_pipe(lua_State *L) {
   pg_conn *c = conn_open(L, "execute");
   const char *sql = lua_tostring(L, 2), *name = lua_tostring(L, 6);
   lua_Integer n = lua_tointeger(L, 3);
-  const char **values;
-  int *lengths, *formats, ok = 1;
+  const char *few_values[PG_FEW_PARAMS], **values = few_values;
+  int few_lengths[PG_FEW_PARAMS], *lengths = few_lengths;
+  int few_formats[PG_FEW_PARAMS], *formats = few_formats, ok = 1;
   if (sql == NULL || !lua_istable(L, 4) || !lua_istable(L, 5) ||
       (n < 0 && name == NULL))
     return luaL_error(L, "%s: expected a query, a count and two tables",
@@ -542,6 +546,8 @@ static void push_result(lua_State *L, PGresult *r, int positional) {
       push_field_string(L, r, PG_DIAG_MESSAGE_DETAIL, "detail");
       push_field_string(L, r, PG_DIAG_MESSAGE_HINT, "hint");
       push_field_string(L, r, PG_DIAG_SEVERITY_NONLOCALIZED, "severity");
+      /* the server's function: not translated, unlike the message */
+      push_field_string(L, r, PG_DIAG_SOURCE_FUNCTION, "routine");
       pos = PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION);
       if (pos) {
         lua_pushinteger(L, atoi(pos));

@@ -301,6 +301,11 @@ function drain(self, raw, cancel, pipelined)
   local busy = cancel and self._busy
   local ok = pcall(function()
     if cancel then
+      -- answered already (a task that timed out as its answer came):
+      -- nothing to cancel
+      local done, res = raw:read(null, decode, false, true)
+      if done then return end
+      if done == nil then error(res, 0) end
       local _, msg = raw:cancel()
       if msg and raw:status() ~= "ok" then error(msg, 0) end
       if pipelined then unbusy(self, busy) end
@@ -443,8 +448,7 @@ local function pipelined(self, fname, positional, sql, n, values, formats,
   end
   if not done then broken(self, raw, fname, nil, res) end
   advance(self, raw)
-  if res and res.sqlstate == "57014" and cancels ~= self._cancels and
-      res.message == "canceling statement due to user request" then
+  if res and res.sqlstate == "57014" and cancels ~= self._cancels then
     -- hit by the cancel request of another task's query: again
     return pipelined(self, fname, positional, sql, n, values, formats,
       name, false, cached)
@@ -532,6 +536,7 @@ local function with_conn(self, fname, fn, ...)
     release(self)
   elseif self._busy or (is_cancelled(e) and
       raw:transaction_status() == "active") then
+    self._owner = false -- the task goes on without it: it waits too
     spawn(finish, self, raw)
   else
     release(self)
@@ -574,7 +579,7 @@ end
 -- ALL) or its result type changed (ALTER TABLE); prepared again once.
 local function stale(res)
   return res.sqlstate == "26000" or (res.sqlstate == "0A000" and
-    res.message == "cached plan must not change result type")
+    res.routine == "RevalidateCachedQuery")
 end
 
 -- Run a query (pipelined, or serialized with pipeline = false), through
