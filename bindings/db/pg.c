@@ -38,7 +38,11 @@ struct pg_wait {
   lx_op op;
   uv_poll_t h;
   pg_conn *conn;    /* while polling, else NULL */
+  int idle;         /* a wait for notifications: another wait ends it */
 };
+
+/* a wait's status when another one took its place (libuv's are <= 0) */
+#define PG_PREEMPTED 1
 
 /* {======================================================================
 ** Waiting for the socket
@@ -78,7 +82,16 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   wait_close(w);
   if (t->must_cancel) return lx_task_raise_cancelled(L, t);
   if (st < 0) return lx_os_error(L, st, "pg", "the server's socket");
-  return 0;
+  lua_pushboolean(L, st != PG_PREEMPTED);
+  return 1;
+}
+
+/* End the wait w of the connection (status st for its task). */
+static void wait_end(pg_conn *c, pg_wait *w, int st) {
+  uv_poll_stop(&w->h);
+  w->conn = NULL;
+  c->wait = NULL;
+  if (lx_op_finish(&w->op, st)) wait_close(w);
 }
 
 /* The raw connection at 1; errors name the method called (lx_fname). */
@@ -97,7 +110,12 @@ static pg_conn *conn_open(lua_State *L, const char *fname) {
   return c;
 }
 
-/* raw:wait(readable, writable): await the socket; one waiter at a time */
+/*
+** raw:wait(readable, writable[, idle]) -> true | false: await the socket;
+** one waiter at a time, as libuv polls a descriptor once. An idle wait
+** (the task reading notifications while no query runs) gives way to
+** any other: it returns false, the others true.
+*/
 static int conn_wait(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   pg_conn *c = conn_open(L, "wait");
@@ -107,6 +125,7 @@ static int conn_wait(lua_State *L) {
   int fd = PQsocket(c->pg), r;
   pg_wait *w;
   if (fd < 0) return luaL_error(L, "lasync.pg: the connection has no socket");
+  if (c->wait && c->wait->idle) wait_end(c, c->wait, PG_PREEMPTED);
   if (c->wait) return luaL_error(L, "lasync.pg: two tasks wait on one "
                                     "connection");
   w = malloc(sizeof *w);
@@ -114,6 +133,7 @@ static int conn_wait(lua_State *L) {
   w->op.abort = wait_abort;
   w->op.dispose = wait_abort;
   w->conn = NULL;
+  w->idle = lua_toboolean(L, 4);
   r = uv_poll_init(t->fut.loop->uv, &w->h, fd);
   if (r < 0) {
     free(w);
@@ -138,13 +158,7 @@ static int conn_wait(lua_State *L) {
 
 /* Stop a poll on the socket (its task fails as on a closed socket). */
 static void conn_finish(pg_conn *c) {
-  if (c->wait) {
-    pg_wait *w = c->wait;
-    uv_poll_stop(&w->h);
-    w->conn = NULL;
-    c->wait = NULL;
-    if (lx_op_finish(&w->op, UV_ECANCELED)) wait_close(w);
-  }
+  if (c->wait) wait_end(c, c->wait, UV_ECANCELED);
   if (c->keep) PQclear(c->keep);
   if (c->err) PQclear(c->err);
   c->keep = c->err = NULL;
@@ -448,6 +462,29 @@ static int conn_consume(lua_State *L) {
   }
   lua_pushboolean(L, PQisBusy(c->pg));
   return 1;
+}
+
+/*
+** raw:notifies() -> {{channel =, payload =, pid =}, ...} | nil: the
+** notifications (LISTEN/NOTIFY) libpq has read so far, taken from it.
+*/
+static int conn_notifies(lua_State *L) {
+  pg_conn *c = conn_open(L, "notifies");
+  PGnotify *n;
+  int i = 0;
+  while ((n = PQnotifies(c->pg)) != NULL) {
+    if (i == 0) lua_newtable(L);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, n->relname);
+    lua_setfield(L, -2, "channel");
+    lua_pushstring(L, n->extra);
+    lua_setfield(L, -2, "payload");
+    lua_pushinteger(L, n->be_pid);
+    lua_setfield(L, -2, "pid");
+    lua_rawseti(L, -2, ++i);
+    PQfreemem(n);
+  }
+  return i > 0;
 }
 
 /* }====================================================================== */
@@ -835,6 +872,7 @@ void lx_open_pg(lua_State *L) {
     {"simple", conn_simple},
     {"pipeline", conn_pipeline},
     {"read", conn_read},
+    {"notifies", conn_notifies},
     {"flush", conn_flush},
     {"consume", conn_consume},
     {"result", conn_result},

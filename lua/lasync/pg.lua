@@ -143,6 +143,9 @@ function M.connect(dsn, opts)
     _busy = false,         -- an Event while a cancel request is under way
     _cancels = 0,          -- cancel requests sent so far
     _stale = false,        -- names of statements to deallocate
+    _listen = false,       -- channel -> {listener or callback = true}
+    _watcher = false,      -- the task reading notifications (watch)
+    _idle_ev = false,      -- the Event it waits on while queries run
     _cache_size = cache_size,
     _cache = {}, _used = {}, _ncache = 0, _tick = 0, -- the statement cache
   }, Connection)
@@ -167,6 +170,19 @@ function Connection:close()
   local idle = self._idle
   self._idle = false
   if idle and not idle:done() then idle:set_result(false) end
+  local ev = self._idle_ev -- the watcher (watch) ends
+  self._idle_ev = false
+  if ev then ev:set() end
+  -- listeners learn it too
+  local listen = self._listen
+  self._listen = false
+  if listen then
+    for _, set in pairs(listen) do
+      for l in pairs(set) do
+        if type(l) ~= "function" then l._queue:shutdown(true) end
+      end
+    end
+  end
   local busy = self._busy
   self._busy = false
   if busy then busy:set() end
@@ -236,17 +252,50 @@ local EMPTY = {}   -- no parameters
 -- it reaches the head) and a DEALLOCATE's (read quietly).
 local DROP, QUIET = {}, {}
 
+-- Hand the notifications libpq has read (LISTEN) to the listeners of
+-- their channels: queued for conn:listen's iterators, spawned tasks for
+-- add_listener's callbacks, as asyncpg calls them.
+local function deliver(self, raw)
+  local notes = raw:notifies()
+  if notes == nil then return end
+  local listen = self._listen
+  for _, n in ipairs(notes) do
+    local set = listen and listen[n.channel]
+    if set then
+      for l in pairs(set) do
+        if type(l) == "function" then
+          spawn(l, self, n.pid, n.channel, n.payload)
+        else
+          l._queue:put_nowait(n)
+        end
+      end
+    end
+  end
+end
+
 -- Read the query at the head of the connection to its end (raw:read):
 -- true, result | nil, message (libpq failed). Raises when the wait is
--- cancelled or the connection closes.
-local function read_head(raw, positional)
+-- cancelled or the connection closes. Notifications read on the way are
+-- delivered at once.
+local function read_head(self, raw, positional)
   local done, res = raw:read(null, decode, positional, false)
   while not done do
     if done == nil then return nil, res end
     raw:wait(true, res)
     done, res = raw:read(null, decode, positional, true)
+    if self._listen then deliver(self, raw) end
   end
   return true, res
+end
+
+-- The connection may have become idle: wake the task that reads
+-- notifications while no query runs (watch).
+local function poke(self)
+  local ev = self._idle_ev
+  if ev then
+    self._idle_ev = false
+    ev:set()
+  end
 end
 
 local drain
@@ -274,6 +323,7 @@ local function advance(self, raw)
       self._idle = false
       if not f:done() then f:set_result(true) end
     end
+    if self._idle_ev then poke(self) end
     return
   end
   self._qh = h
@@ -289,6 +339,7 @@ end
 local function unbusy(self, busy)
   if self._busy == busy then self._busy = false end
   busy:set()
+  if self._idle_ev then poke(self) end
 end
 
 -- A task of its own reads and drops the results of the query at the head
@@ -310,7 +361,7 @@ function drain(self, raw, cancel, pipelined)
       if msg and raw:status() ~= "ok" then error(msg, 0) end
       if pipelined then unbusy(self, busy) end
     end
-    local done, m = read_head(raw, false)
+    local done, m = read_head(self, raw, false)
     if not done then error(m, 0) end
   end)
   if busy then unbusy(self, busy) end
@@ -437,7 +488,7 @@ local function pipelined(self, fname, positional, sql, n, values, formats,
     end
     if not v then error(closed_error(fname), 0) end
   end
-  local ok, done, res = pcall(read_head, raw, positional)
+  local ok, done, res = pcall(read_head, self, raw, positional)
   if not ok then
     if is_cancelled(done) and self._raw == raw then
       mark_cancel(self)
@@ -495,6 +546,7 @@ end
 local function release(self)
   self._owner = false
   self._lock:release()
+  if self._idle_ev then poke(self) end
 end
 
 -- Run fn(...) with the connection alone (for transactions, the simple
@@ -551,7 +603,7 @@ local function simple(self, fname, sql)
   local raw = self._raw
   local flushed, msg = raw:simple(sql)
   if flushed == nil then broken(self, raw, fname, nil, msg) end
-  local ok, done, res = pcall(read_head, raw, false)
+  local ok, done, res = pcall(read_head, self, raw, false)
   if not ok then
     if is_cancelled(done) and self._raw == raw then
       mark_cancel(self)
@@ -750,6 +802,187 @@ function Connection:transaction(fn, opts)
   return with_conn(self, "transaction", run_transaction, self, fn, opts)
 end
 
+-- LISTEN/NOTIFY. Notifications come while the connection is idle too: a
+-- watcher task then polls the socket (an idle raw:wait, which any query's
+-- wait replaces, as libuv polls a descriptor once) and reads them; while
+-- queries run, their reads deliver them (read_head).
+local function is_idle(self)
+  return self._qt < self._qh and not self._busy and
+    not self._lock:locked()
+end
+
+local function watch(self, raw)
+  while self._raw == raw and self._listen do
+    if is_idle(self) then
+      local ok, woke = pcall(raw.wait, raw, true, false, true)
+      if not ok then break end -- closed, or cancelled: the last listener
+      if woke and is_idle(self) and self._raw == raw then
+        -- nobody else reads: what came is ours to read
+        if raw:consume() == nil then
+          self:close()
+          break
+        end
+        deliver(self, raw)
+      end
+    else
+      local ev = Event()
+      self._idle_ev = ev
+      ev:wait()
+    end
+  end
+  self._watcher = false
+end
+
+local function quote_ident(s)
+  return '"' .. s:gsub('"', '""') .. '"'
+end
+
+local function check_channel(fname, channel)
+  if type(channel) ~= "string" or channel == "" or
+      channel:find("\0", 1, true) then
+    error(("lasync.pg.Connection:%s: the channel must be a non-empty " ..
+      "string without NUL bytes (got %s)"):format(fname, type(channel)), 3)
+  end
+end
+
+-- Register l (a Listener or a callback) for channel, sending LISTEN for
+-- the channel's first one; the watcher starts with the first channel.
+local function listen_add(self, fname, channel, l)
+  local listen = self._listen or {}
+  self._listen = listen
+  local set = listen[channel]
+  if set == nil then
+    set = {}
+    listen[channel] = set
+    set[l] = true
+    local ok, e = pcall(self.execute, self, "LISTEN " .. quote_ident(channel))
+    if not ok then
+      set[l] = nil
+      if next(set) == nil and listen[channel] == set then
+        listen[channel] = nil
+      end
+      error(e, 0)
+    end
+  else
+    set[l] = true
+  end
+  if not self._watcher and self._raw then
+    self._watcher = spawn(watch, self, self._raw)
+  end
+end
+
+-- Unregister l; UNLISTEN after the channel's last one (when the
+-- connection is open and a task runs); the watcher ends with the last.
+local function listen_remove(self, channel, l)
+  local listen = self._listen
+  local set = listen and listen[channel]
+  if not (set and set[l]) then return end
+  set[l] = nil
+  if next(set) ~= nil then return end
+  listen[channel] = nil
+  if next(listen) == nil then
+    self._listen = false
+    local w = self._watcher
+    if w then
+      self._watcher = false
+      w:cancel()
+    end
+  end
+  if self._raw and current_task() then
+    pcall(self.execute, self, "UNLISTEN " .. quote_ident(channel))
+  end
+end
+
+local Listener = {}
+Listener.__index = Listener
+Listener.__name = "lasync.pg.Listener"
+
+--- conn:listen(channel) -> Listener: LISTEN, then the channel's
+--- notifications, {channel =, payload =, pid =}, from listener:get() or
+--- `for n in listener do`; listener:close() (or <close>) UNLISTENs
+function Connection:listen(channel)
+  check_conn(self, "listen")
+  check_channel("listen", channel)
+  local l = setmetatable({ conn = self, channel = channel,
+    _queue = lasync.Queue(), closed = false }, Listener)
+  listen_add(self, "listen", channel, l)
+  return l
+end
+
+--- listener:get() -> the next notification (waits)
+function Listener:get()
+  if getmetatable(self) ~= Listener then
+    error("lasync.pg.Listener:get: expected a listener", 2)
+  end
+  if self.closed then
+    error("lasync.pg.Listener:get: the listener is closed", 2)
+  end
+  local ok, n = pcall(self._queue.get, self._queue)
+  if ok then return n end
+  if lasync.is_error(n, lasync.QueueShutDown) then
+    if self.closed then
+      error("lasync.pg.Listener:get: the listener is closed", 2)
+    end
+    error(conn_error("Listener:get", "the connection is closed"), 2)
+  end
+  error(n, 0)
+end
+
+-- for n in listener do ... end: ends when the listener is closed; a
+-- closed connection raises
+function Listener:__call()
+  if self.closed then return nil end
+  local ok, n = pcall(Listener.get, self)
+  if ok then return n end
+  if self.closed and not is_cancelled(n) then return nil end
+  error(n, 0)
+end
+
+--- listener:close(): UNLISTEN (idempotent); the iteration ends
+function Listener:close()
+  if getmetatable(self) ~= Listener then
+    error("lasync.pg.Listener:close: expected a listener", 2)
+  end
+  if self.closed then return end
+  self.closed = true
+  self._queue:shutdown(true)
+  listen_remove(self.conn, self.channel, self)
+end
+Listener.__close = Listener.close
+
+--- conn:add_listener(channel, fn): fn(conn, pid, channel, payload) runs
+--- in a task of its own for each notification (asyncpg's add_listener)
+function Connection:add_listener(channel, fn)
+  check_conn(self, "add_listener")
+  check_channel("add_listener", channel)
+  if type(fn) ~= "function" then
+    error("lasync.pg.Connection:add_listener: fn must be a function (got " ..
+      type(fn) .. ")", 2)
+  end
+  listen_add(self, "add_listener", channel, fn)
+end
+
+--- conn:remove_listener(channel, fn): undoes add_listener
+function Connection:remove_listener(channel, fn)
+  if getmetatable(self) ~= Connection then
+    error("lasync.pg.Connection:remove_listener: expected a connection", 2)
+  end
+  check_channel("remove_listener", channel)
+  listen_remove(self, channel, fn)
+end
+
+--- conn:notify(channel[, payload]): pg_notify(channel, payload)
+function Connection:notify(channel, payload)
+  check_conn(self, "notify")
+  check_channel("notify", channel)
+  if payload ~= nil and type(payload) ~= "string" then
+    error("lasync.pg.Connection:notify: the payload must be a string (got " ..
+      type(payload) .. ")", 2)
+  end
+  query(self, "notify", false, "SELECT pg_notify($1, $2)", channel,
+    payload or "")
+end
+
 local Statement = {}
 Statement.__index = Statement
 Statement.__name = "lasync.pg.Statement"
@@ -810,4 +1043,5 @@ end
 -- the classes, for spec/docs_spec.lua's check of their documentation
 M._Connection = Connection
 M._Statement = Statement
+M._Listener = Listener
 return M
