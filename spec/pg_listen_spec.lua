@@ -163,6 +163,21 @@ describe("lasync.pg LISTEN/NOTIFY", function()
       end)
     end)
 
+  it("_drop_listeners (the pool's reset) forgets them all", function()
+    with_conns(function(a, b)
+      local l = a:listen("dropped")
+      local got = 0
+      a:add_listener("dropped", function() got = got + 1 end)
+      a:_drop_listeners()
+      local e = helper.error_of(l.get, l)
+      assert.matches("the connection is closed", tostring(e), 1, true)
+      b:notify("dropped", "x")
+      assert.equal(1, a:fetchval("SELECT $1::int", 1))
+      assert.equal(0, got)
+      l:close()
+    end)
+  end)
+
   it("checks its arguments", function()
     with_conns(function(a)
       helper.raises_msg("lasync.pg.Connection:listen: the channel must be",

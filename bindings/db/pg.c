@@ -560,8 +560,10 @@ static void push_field_string(lua_State *L, const PGresult *r, int code,
 **    count =, names = {...}, types = {oid...}, rows = {...}} and for an
 **   error sqlstate, message, detail, hint, position.
 ** pg.null is at stack index 2 and the JSON decoder at 3 (push_value).
+** Returns LUA_OK: the status of the decoding, for the caller to free
+** what it holds before raising an error that it left on the stack.
 */
-static void push_result(lua_State *L, PGresult *r, int positional) {
+static int push_result(lua_State *L, PGresult *r, int positional) {
   int nrows, ncols, i, j;
   const char *tag;
   lua_createtable(L, 0, 6);
@@ -596,7 +598,7 @@ static void push_result(lua_State *L, PGresult *r, int positional) {
         lua_setfield(L, -3, "message");
       }
       lua_pop(L, 1);
-      return;
+      return LUA_OK;
     }
   }
   lua_setfield(L, -2, "status");
@@ -637,6 +639,7 @@ static void push_result(lua_State *L, PGresult *r, int positional) {
   }
   lua_setfield(L, -3, "rows");
   lua_setfield(L, -2, "names");
+  return LUA_OK;
 }
 
 /*
@@ -647,10 +650,11 @@ static void push_result(lua_State *L, PGresult *r, int positional) {
 static int conn_result(lua_State *L) {
   pg_conn *c = conn_open(L, "result");
   PGresult *r = PQgetResult(c->pg);
+  int st;
   if (r == NULL) return 0;
-  push_result(L, r, lua_toboolean(L, 4));
+  st = push_result(L, r, lua_toboolean(L, 4));
   PQclear(r);
-  return 1;
+  return st == LUA_OK ? 1 : lua_error(L);
 }
 
 /*
@@ -689,7 +693,7 @@ static int read_copy(pg_conn *c, PGresult *r) {
 */
 static int conn_read(lua_State *L) {
   pg_conn *c = conn_open(L, "read");
-  int nulls = 0;
+  int nulls = 0, st = LUA_OK;
   if (lua_toboolean(L, 5) && !PQconsumeInput(c->pg)) return conn_fail(L, c);
   for (;;) {
     int flushed = PQflush(c->pg);
@@ -741,7 +745,7 @@ static int conn_read(lua_State *L) {
 done:
   lua_pushboolean(L, 1);
   if (c->err) {
-    push_result(L, c->err, 0);
+    st = push_result(L, c->err, 0);
     if (c->err_first) {
       lua_pushboolean(L, 1);
       lua_setfield(L, -2, "first");
@@ -753,7 +757,7 @@ done:
     lua_pushliteral(L, "COPY TO STDOUT runs through the copy functions");
     lua_setfield(L, -2, "message");
   } else if (c->keep) {
-    push_result(L, c->keep, lua_toboolean(L, 4));
+    st = push_result(L, c->keep, lua_toboolean(L, 4));
   } else {
     lua_pushnil(L);
   }
@@ -761,7 +765,7 @@ done:
   if (c->err) PQclear(c->err);
   c->keep = c->err = NULL;
   c->copyout = c->nres = c->err_first = 0;
-  return 2;
+  return st == LUA_OK ? 2 : lua_error(L);
 }
 
 /* }====================================================================== */

@@ -971,6 +971,25 @@ function Connection:remove_listener(channel, fn)
   listen_remove(self, channel, fn)
 end
 
+-- conn:_drop_listeners(): forget every listener (they see the connection
+-- closed) and callback, without UNLISTEN: for the pool, whose reset sends
+-- UNLISTEN * (asyncpg's reset clears its listeners too)
+function Connection:_drop_listeners()
+  local listen = self._listen
+  if not listen then return end
+  self._listen = false
+  for _, set in pairs(listen) do
+    for l in pairs(set) do
+      if type(l) ~= "function" then l._queue:shutdown(true) end
+    end
+  end
+  local w = self._watcher
+  if w then
+    self._watcher = false
+    w:cancel()
+  end
+end
+
 --- conn:notify(channel[, payload]): pg_notify(channel, payload)
 function Connection:notify(channel, payload)
   check_conn(self, "notify")
