@@ -262,6 +262,39 @@ describe("lasync.pg query path", function()
         end)
       end)
 
+    it("random timeouts among many tasks never hand one another's result",
+      function()
+        with_conn(function(c)
+          local bad, answered = 0, 0
+          local tasks = {}
+          for i = 1, 20 do
+            tasks[i] = lasync.spawn(function()
+              for k = 1, 10 do
+                local v = i * 1000 + k
+                local q = ({ "SELECT $1::int AS v%d",
+                  "SELECT pg_sleep(0.002 * random()), $1::int AS v%d",
+                  "SELECT $1::int / (($1::int %% 7) != 0)::int AS v%d" })
+                  [k % 3 + 1]:format(k % 5) -- 15 queries, a cache of 3
+                local ok, r = pcall(lasync.wait_for, lasync.spawn(c.fetchrow,
+                  c, { q, positional = true }, v),
+                  0.005 + math.random() * 0.05)
+                if ok then
+                  answered = answered + 1
+                  if r[#r] ~= v then bad = bad + 1 end
+                elseif not (lasync.is_timeout(r) or
+                    lasync.is_error(r, pg.Error)) then
+                  error(r, 0)
+                end
+              end
+            end)
+          end
+          lasync.gather(tasks)
+          assert.equal(0, bad)
+          assert.equal(5, c:fetchval("SELECT $1::int", 5))
+          assert.equal("idle", c:transaction_status())
+        end, { statement_cache_size = 3 }, 60)
+      end)
+
     it("wait_for around a pipelined query", function()
       with_conn(function(c)
         local e = helper.error_of(lasync.wait_for,
