@@ -163,6 +163,23 @@ describe("lasync.pg LISTEN/NOTIFY", function()
       end)
     end)
 
+  it("the server ending an idle listening connection ends the " ..
+    "iteration with a clear error", function()
+      with_conns(function(a, b)
+        local l <close> = a:listen("killed")
+        local pid = a:fetchval("SELECT pg_backend_pid()")
+        local t = lasync.spawn(function()
+          for _ in l do end
+        end)
+        lasync.sleep(0.01)
+        assert.is_true(b:fetchval("SELECT pg_terminate_backend($1)", pid))
+        local e = helper.error_of(t.await, t)
+        assert.is_true(lasync.is_error(e, lasync.OSError), helper.show(e))
+        assert.matches("the connection is closed", e.message, 1, true)
+        assert.is_true(a:is_closed())
+      end)
+    end)
+
   it("_drop_listeners (the pool's reset) forgets them all", function()
     with_conns(function(a, b)
       local l = a:listen("dropped")

@@ -815,7 +815,10 @@ local function watch(self, raw)
   while self._raw == raw and self._listen do
     if is_idle(self) then
       local ok, woke = pcall(raw.wait, raw, true, false, true)
-      if not ok then break end -- closed, or cancelled: the last listener
+      if not ok then -- closed, cancelled (the last listener left), failed
+        if self._raw == raw and not is_cancelled(woke) then self:close() end
+        break
+      end
       if woke and is_idle(self) and self._raw == raw then
         -- nobody else reads: what came is ours to read
         if raw:consume() == nil then
