@@ -156,9 +156,11 @@ describe("lasync.pg query path", function()
     it("matches the results of many tasks in order, both modes", function()
       for _, on in ipairs { true, false } do
         with_conn(function(c)
+          local st = c:prepare("SELECT $1::int + 1")
           local tasks = {}
           for i = 1, 50 do
             tasks[i] = lasync.spawn(function()
+              if i % 5 == 0 then return st:fetchval(i) - 1 end
               if i % 3 == 0 then
                 return c:fetchrow({ "SELECT $1::int AS v, $2::text AS s",
                   positional = true }, i, "x" .. i)[1]
