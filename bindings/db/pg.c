@@ -688,8 +688,8 @@ static int read_copy(pg_conn *c, PGresult *r) {
 ** (push_result; nil when the query had none; an error that was the
 ** query's first result has first = true: a prepare that failed). false:
 ** the socket must be waited for (writable too when output is still
-** queued), then call again with consume true. The results stay libpq's until the end, so that
-** decoding happens once.
+** queued), then call again with consume true. The results stay
+** libpq's until the end, so that decoding happens once.
 */
 static int conn_read(lua_State *L) {
   pg_conn *c = conn_open(L, "read");
