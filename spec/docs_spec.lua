@@ -79,7 +79,7 @@ local RECEIVERS = {
   ["lasync.http.StreamResponse"] = "resp", ["lasync.http.Request"] = "req",
   ["lasync.http.Server"] = "server", ["lasync.http.Content"] = "reader",
   ["lasync.pg.Connection"] = "db", ["lasync.pg.Statement"] = "stmt",
-  ["lasync.pg.Pool"] = "pool",
+  ["lasync.pg.Pool"] = "pool", ["lasync.pg.Listener"] = "listener",
 }
 -- classes whose objects user code never gets
 local INTERNAL = {
@@ -117,6 +117,7 @@ local function classes()
   local pg = require "lasync.pg"
   found["lasync.pg.Connection"] = pg._Connection
   found["lasync.pg.Statement"] = pg._Statement
+  found["lasync.pg.Listener"] = pg._Listener
   found["lasync.pg.Pool"] = require("lasync.pg_pool").Pool
   return found
 end

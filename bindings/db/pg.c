@@ -19,6 +19,13 @@ typedef struct pg_wait pg_wait;
 typedef struct pg_conn {
   PGconn *pg;       /* NULL once closed */
   pg_wait *wait;    /* the poll of the task waiting on the socket, or NULL */
+  /* raw:read's results of the query being read, kept as libpq's until the
+     query is complete so that only one of them is ever made a Lua table */
+  PGresult *keep;   /* the last result with rows or a command tag */
+  PGresult *err;    /* the first error */
+  int copyout;      /* a COPY TO STDOUT's rows were dropped by raw:read */
+  int nres;         /* results read so far for the query */
+  int err_first;    /* the error was its first result (a failed prepare) */
 } pg_conn;
 
 /*
@@ -31,7 +38,11 @@ struct pg_wait {
   lx_op op;
   uv_poll_t h;
   pg_conn *conn;    /* while polling, else NULL */
+  int idle;         /* a wait for notifications: another wait ends it */
 };
+
+/* a wait's status when another one took its place (libuv's are <= 0) */
+#define PG_PREEMPTED 1
 
 /* {======================================================================
 ** Waiting for the socket
@@ -74,7 +85,16 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
      the socket is ready for libpq to read that and say what happened */
   if (st < 0 && st != UV_EBADF)
     return lx_os_error(L, st, "pg", "the server's socket");
-  return 0;
+  lua_pushboolean(L, st != PG_PREEMPTED);
+  return 1;
+}
+
+/* End the wait w of the connection (status st for its task). */
+static void wait_end(pg_conn *c, pg_wait *w, int st) {
+  uv_poll_stop(&w->h);
+  w->conn = NULL;
+  c->wait = NULL;
+  if (lx_op_finish(&w->op, st)) wait_close(w);
 }
 
 /* The raw connection at 1; errors name the method called (lx_fname). */
@@ -97,7 +117,12 @@ PGconn *lx_pg_check(lua_State *L, const char *fname) {
   return conn_open(L, fname)->pg;
 }
 
-/* raw:wait(readable, writable): await the socket; one waiter at a time */
+/*
+** raw:wait(readable, writable[, idle]) -> true | false: await the socket;
+** one waiter at a time, as libuv polls a descriptor once. An idle wait
+** (the task reading notifications while no query runs) gives way to
+** any other: it returns false, the others true.
+*/
 static int conn_wait(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
   pg_conn *c = conn_open(L, "wait");
@@ -107,6 +132,7 @@ static int conn_wait(lua_State *L) {
   int fd = PQsocket(c->pg), r;
   pg_wait *w;
   if (fd < 0) return luaL_error(L, "lasync.pg: the connection has no socket");
+  if (c->wait && c->wait->idle) wait_end(c, c->wait, PG_PREEMPTED);
   if (c->wait) return luaL_error(L, "lasync.pg: two tasks wait on one "
                                     "connection");
   w = malloc(sizeof *w);
@@ -114,6 +140,7 @@ static int conn_wait(lua_State *L) {
   w->op.abort = wait_abort;
   w->op.dispose = wait_abort;
   w->conn = NULL;
+  w->idle = lua_toboolean(L, 4);
   r = uv_poll_init(t->fut.loop->uv, &w->h, fd);
   if (r < 0) {
     free(w);
@@ -138,13 +165,10 @@ static int conn_wait(lua_State *L) {
 
 /* Stop a poll on the socket (its task fails as on a closed socket). */
 static void conn_finish(pg_conn *c) {
-  if (c->wait) {
-    pg_wait *w = c->wait;
-    uv_poll_stop(&w->h);
-    w->conn = NULL;
-    c->wait = NULL;
-    if (lx_op_finish(&w->op, UV_ECANCELED)) wait_close(w);
-  }
+  if (c->wait) wait_end(c, c->wait, UV_ECANCELED);
+  if (c->keep) PQclear(c->keep);
+  if (c->err) PQclear(c->err);
+  c->keep = c->err = NULL;
   if (c->pg) PQfinish(c->pg);
   c->pg = NULL;
 }
@@ -194,8 +218,7 @@ static int pg_start(lua_State *L) {
     }
     keys[n] = values[n] = NULL;
     c = lua_newuserdatauv(L, sizeof *c, 0);
-    c->pg = NULL;
-    c->wait = NULL;
+    memset(c, 0, sizeof *c);
     luaL_setmetatable(L, PG_CONN);
     pg = PQconnectStartParams(keys, values, 0);
   } else {
@@ -205,8 +228,7 @@ static int pg_start(lua_State *L) {
       return luaL_error(L, "%s: the dsn must be a string without NUL bytes "
                            "or a table", lx_fname(L, NULL));
     c = lua_newuserdatauv(L, sizeof *c, 0);
-    c->pg = NULL;
-    c->wait = NULL;
+    memset(c, 0, sizeof *c);
     luaL_setmetatable(L, PG_CONN);
     pg = PQconnectStart(dsn);
   }
@@ -272,6 +294,44 @@ static int conn_transaction_status(lua_State *L) {
 
 #define PG_MAX_PARAMS 65535
 
+#define PG_FEW_PARAMS 16 /* as many as fit in arrays on the C stack */
+
+/*
+** The n parameters at idx (strings, false: NULL) and their formats at
+** idx + 1 (true: binary) as libpq's arrays: the few arrays given, else
+** userdata pushed on the stack. The strings stay referenced by the params
+** table while libpq copies them.
+*/
+static void params_collect(lua_State *L, lua_Integer n, int idx,
+                           const char ***values, int **lengths,
+                           int **formats) {
+  lua_Integer i;
+  if (n > PG_MAX_PARAMS)
+    luaL_error(L, "%s: too many parameters", lx_fname(L, NULL));
+  if (n > PG_FEW_PARAMS) {
+    *values = lua_newuserdatauv(L, (size_t)n * sizeof **values, 0);
+    *lengths = lua_newuserdatauv(L, (size_t)n * sizeof **lengths, 0);
+    *formats = lua_newuserdatauv(L, (size_t)n * sizeof **formats, 0);
+  }
+  for (i = 0; i < n; i++) {
+    size_t len = 0;
+    lua_geti(L, idx, i + 1);
+    (*values)[i] = lua_type(L, -1) == LUA_TSTRING
+                       ? lua_tolstring(L, -1, &len) : NULL;
+    (*lengths)[i] = (int)len;
+    lua_pop(L, 1);
+    lua_geti(L, idx + 1, i + 1);
+    (*formats)[i] = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+}
+
+static int conn_fail(lua_State *L, pg_conn *c) {
+  lua_pushnil(L);
+  lua_pushstring(L, PQerrorMessage(c->pg));
+  return 2;
+}
+
 /*
 ** raw:send(sql, n, params, formats[, name]) -> flushed: PQsendQueryParams
 ** (or PQsendQueryPrepared with a name) with n parameters already encoded
@@ -282,40 +342,91 @@ static int conn_transaction_status(lua_State *L) {
 static int conn_send(lua_State *L) {
   pg_conn *c = conn_open(L, "execute");
   const char *sql = lua_tostring(L, 2); /* checked by pg.lua */
-  lua_Integer n = lua_tointeger(L, 3), i;
-  if (sql == NULL || !lua_istable(L, 4) || !lua_istable(L, 5))
+  lua_Integer n = lua_tointeger(L, 3);
+  const char *few_values[PG_FEW_PARAMS], **values = few_values;
+  int few_lengths[PG_FEW_PARAMS], *lengths = few_lengths;
+  int few_formats[PG_FEW_PARAMS], *formats = few_formats, ok;
+  if (sql == NULL || !lua_istable(L, 4) || !lua_istable(L, 5) || n < 0)
     return luaL_error(L, "%s: expected a query, a count and two tables",
                       lx_fname(L, NULL));
-  const char **values;
-  int *lengths, *formats, ok;
-  if (n < 0 || n > PG_MAX_PARAMS)
-    return luaL_error(L, "%s: too many parameters", lx_fname(L, NULL));
-  values = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *values, 0);
-  lengths = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *lengths, 0);
-  formats = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *formats, 0);
-  for (i = 0; i < n; i++) {
-    size_t len = 0;
-    lua_geti(L, 4, i + 1);
-    values[i] = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len)
-                                                : NULL;
-    lengths[i] = (int)len;
-    lua_pop(L, 1); /* the string stays referenced by the params table */
-    lua_geti(L, 5, i + 1);
-    formats[i] = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-  }
+  params_collect(L, n, 4, &values, &lengths, &formats);
   if (lua_type(L, 6) == LUA_TSTRING)
     ok = PQsendQueryPrepared(c->pg, lua_tostring(L, 6), (int)n, values,
                              lengths, formats, 0);
   else
     ok = PQsendQueryParams(c->pg, sql, (int)n, NULL, values, lengths,
                            formats, 0);
-  if (!ok) {
-    lua_pushnil(L);
-    lua_pushstring(L, PQerrorMessage(c->pg));
-    return 2;
-  }
+  if (!ok) return conn_fail(L, c);
   lua_pushboolean(L, PQflush(c->pg) == 0);
+  return 1;
+}
+
+/*
+** raw:pipe(sql, n, params, formats, name, prepare) -> flushed | nil, msg:
+** one query of the pipeline, in libpq's pipeline mode (entered here when
+** the connection is idle), closed by a sync of its own so that its error
+** aborts nothing queued after it. With a name: PQsendQueryPrepared,
+** preceded by PQsendPrepare(name, sql) when prepare is true (the prepare
+** and the first run share a round trip); n < 0 only prepares. Without a
+** name: PQsendQueryParams. PQpipelineSync flushes what it can.
+*/
+static int conn_pipe(lua_State *L) {
+  pg_conn *c = conn_open(L, "execute");
+  const char *sql = lua_tostring(L, 2), *name = lua_tostring(L, 6);
+  lua_Integer n = lua_tointeger(L, 3);
+  const char *few_values[PG_FEW_PARAMS], **values = few_values;
+  int few_lengths[PG_FEW_PARAMS], *lengths = few_lengths;
+  int few_formats[PG_FEW_PARAMS], *formats = few_formats, ok = 1;
+  if (sql == NULL || !lua_istable(L, 4) || !lua_istable(L, 5) ||
+      (n < 0 && name == NULL))
+    return luaL_error(L, "%s: expected a query, a count and two tables",
+                      lx_fname(L, NULL));
+  params_collect(L, n, 4, &values, &lengths, &formats);
+  if (PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF &&
+      !PQenterPipelineMode(c->pg))
+    return conn_fail(L, c);
+  if (name && lua_toboolean(L, 7))
+    ok = PQsendPrepare(c->pg, name, sql, 0, NULL);
+  if (ok && n >= 0)
+    ok = name ? PQsendQueryPrepared(c->pg, name, (int)n, values, lengths,
+                                    formats, 0)
+              : PQsendQueryParams(c->pg, sql, (int)n, NULL, values, lengths,
+                                  formats, 0);
+  if (!ok || !PQpipelineSync(c->pg)) return conn_fail(L, c);
+  lua_pushboolean(L, PQflush(c->pg) == 0);
+  return 1;
+}
+
+/*
+** raw:simple(sql) -> flushed | nil, msg: PQsendQuery, the simple
+** protocol (several statements in one string), out of pipeline mode,
+** which the caller made sure holds no query.
+*/
+static int conn_simple(lua_State *L) {
+  pg_conn *c = conn_open(L, "execute");
+  const char *sql = lua_tostring(L, 2);
+  if (sql == NULL)
+    return luaL_error(L, "%s: expected a query", lx_fname(L, NULL));
+  if (PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF &&
+      !PQexitPipelineMode(c->pg))
+    return conn_fail(L, c);
+  if (!PQsendQuery(c->pg, sql)) return conn_fail(L, c);
+  lua_pushboolean(L, PQflush(c->pg) == 0);
+  return 1;
+}
+
+/*
+** raw:pipeline(on) -> true | nil, msg: enter or leave libpq's pipeline
+** mode; leaving needs every queued result read.
+*/
+static int conn_pipeline(lua_State *L) {
+  pg_conn *c = conn_open(L, "pipeline");
+  int on = lua_toboolean(L, 2);
+  int cur = PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF;
+  if (on != cur && !(on ? PQenterPipelineMode(c->pg)
+                        : PQexitPipelineMode(c->pg)))
+    return conn_fail(L, c);
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -360,6 +471,29 @@ static int conn_consume(lua_State *L) {
   return 1;
 }
 
+/*
+** raw:notifies() -> {{channel =, payload =, pid =}, ...} | nil: the
+** notifications (LISTEN/NOTIFY) libpq has read so far, taken from it.
+*/
+static int conn_notifies(lua_State *L) {
+  pg_conn *c = conn_open(L, "notifies");
+  PGnotify *n;
+  int i = 0;
+  while ((n = PQnotifies(c->pg)) != NULL) {
+    if (i == 0) lua_newtable(L);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, n->relname);
+    lua_setfield(L, -2, "channel");
+    lua_pushstring(L, n->extra);
+    lua_setfield(L, -2, "payload");
+    lua_pushinteger(L, n->be_pid);
+    lua_setfield(L, -2, "pid");
+    lua_rawseti(L, -2, ++i);
+    PQfreemem(n);
+  }
+  return i > 0;
+}
+
 /* }====================================================================== */
 
 /* {======================================================================
@@ -375,20 +509,17 @@ static void push_field_string(lua_State *L, const PGresult *r, int code,
 }
 
 /*
-** raw:result(null, json_decode, positional) -> the next result of the
-** query as a table, or nil when the query is done:
+** Push result r as a table:
 **   {status = "rows" | "command" | "error" | "empty" | "copy", tag =,
 **    count =, names = {...}, types = {oid...}, rows = {...}} and for an
 **   error sqlstate, message, detail, hint, position.
-** Call only when raw:consume() said not busy.
+** pg.null is at stack index 2 and the JSON decoder at 3 (push_value).
+** Returns LUA_OK: the status of the decoding, for the caller to free
+** what it holds before raising an error that it left on the stack.
 */
-static int conn_result(lua_State *L) {
-  pg_conn *c = conn_open(L, "result");
-  int positional = lua_toboolean(L, 4);
-  PGresult *r = PQgetResult(c->pg);
-  int ncols, j;
+static int push_result(lua_State *L, PGresult *r, int positional) {
+  int ncols, j, st;
   const char *tag;
-  if (r == NULL) return 0;
   lua_createtable(L, 0, 6);
   switch (PQresultStatus(r)) {
     case PGRES_TUPLES_OK: case PGRES_SINGLE_TUPLE:
@@ -397,6 +528,8 @@ static int conn_result(lua_State *L) {
     case PGRES_EMPTY_QUERY: lua_pushliteral(L, "empty"); break;
     case PGRES_COPY_IN: case PGRES_COPY_OUT: case PGRES_COPY_BOTH:
       lua_pushliteral(L, "copy"); break;
+    case PGRES_PIPELINE_SYNC: lua_pushliteral(L, "sync"); break;
+    case PGRES_PIPELINE_ABORTED: lua_pushliteral(L, "aborted"); break;
     default: {
       const char *pos;
       lua_pushliteral(L, "error");
@@ -406,6 +539,8 @@ static int conn_result(lua_State *L) {
       push_field_string(L, r, PG_DIAG_MESSAGE_DETAIL, "detail");
       push_field_string(L, r, PG_DIAG_MESSAGE_HINT, "hint");
       push_field_string(L, r, PG_DIAG_SEVERITY_NONLOCALIZED, "severity");
+      /* the server's function: not translated, unlike the message */
+      push_field_string(L, r, PG_DIAG_SOURCE_FUNCTION, "routine");
       pos = PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION);
       if (pos) {
         lua_pushinteger(L, atoi(pos));
@@ -417,8 +552,7 @@ static int conn_result(lua_State *L) {
         lua_setfield(L, -3, "message");
       }
       lua_pop(L, 1);
-      PQclear(r);
-      return 1;
+      return LUA_OK;
     }
   }
   lua_setfield(L, -2, "status");
@@ -441,14 +575,137 @@ static int conn_result(lua_State *L) {
   }
   lua_setfield(L, -3, "types");
   /* names at -1, result at -2 */
-  if (lx_pg_push_rows(L, r, 2, 3, positional, -1) != LUA_OK) {
-    PQclear(r);
-    return lua_error(L);
-  }
+  st = lx_pg_push_rows(L, r, 2, 3, positional, -1);
+  if (st != LUA_OK) return st; /* the callers free r and raise */
   lua_setfield(L, -3, "rows");
   lua_setfield(L, -2, "names");
+  return LUA_OK;
+}
+
+/*
+** raw:result(null, json_decode, positional) -> the next result of the
+** query as a table (push_result), or nil when the query is done.
+** Call only when raw:consume() said not busy.
+*/
+static int conn_result(lua_State *L) {
+  pg_conn *c = conn_open(L, "result");
+  PGresult *r = PQgetResult(c->pg);
+  int st;
+  if (r == NULL) return 0;
+  st = push_result(L, r, lua_toboolean(L, 4));
   PQclear(r);
+  return st == LUA_OK ? 1 : lua_error(L);
+}
+
+/*
+** A COPY met by raw:read (a COPY sent through execute, or a cancelled
+** COPY being drained): COPY FROM STDIN is ended with an error message, so
+** the server answers with an error; the rows of a COPY TO STDOUT are
+** dropped. Returns 0 when the socket must be waited for.
+*/
+static int read_copy(pg_conn *c, PGresult *r) {
+  ExecStatusType st = PQresultStatus(r);
+  PQclear(r);
+  if (st == PGRES_COPY_IN)
+    return PQputCopyEnd(c->pg, "lasync.pg: COPY runs through the copy "
+                               "functions") >= 0;
+  for (;;) {
+    char *buf;
+    int n = PQgetCopyData(c->pg, &buf, 1);
+    if (n > 0) PQfreemem(buf);
+    else if (n == 0) return 0;
+    else break; /* done (-1) or failed (-2): PQgetResult says which */
+  }
+  c->copyout = 1;
   return 1;
+}
+
+/*
+** raw:read(null, json_decode, positional, consume) -> true, result | false,
+** writable | nil, message: read the query at the head of the connection
+** to its end (its pipeline sync in pipeline mode, else PQgetResult's
+** NULL) and return its last result, or its first error, as a table
+** (push_result; nil when the query had none; an error that was the
+** query's first result has first = true: a prepare that failed). false:
+** the socket must be waited for (writable too when output is still
+** queued), then call again with consume true. The results stay
+** libpq's until the end, so that decoding happens once.
+*/
+static int conn_read(lua_State *L) {
+  pg_conn *c = conn_open(L, "read");
+  int nulls = 0, st = LUA_OK;
+  if (lua_toboolean(L, 5) && !PQconsumeInput(c->pg)) return conn_fail(L, c);
+  for (;;) {
+    int flushed = PQflush(c->pg);
+    PGresult *r;
+    if (flushed < 0) return conn_fail(L, c);
+    if (PQisBusy(c->pg)) {
+      lua_pushboolean(L, 0);
+      lua_pushboolean(L, flushed == 1);
+      return 2;
+    }
+    r = PQgetResult(c->pg);
+    if (r == NULL) {
+      /* in pipeline mode a NULL ends one query of the segment, its sync
+         follows; two in a row: nothing is queued at all */
+      if (PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF || ++nulls > 1) break;
+      continue;
+    }
+    nulls = 0;
+    switch (PQresultStatus(r)) {
+      case PGRES_PIPELINE_SYNC:
+        PQclear(r);
+        goto done;
+      case PGRES_PIPELINE_ABORTED:
+        PQclear(r);
+        break;
+      case PGRES_COPY_IN: case PGRES_COPY_OUT: case PGRES_COPY_BOTH:
+        if (!read_copy(c, r)) {
+          lua_pushboolean(L, 0);
+          lua_pushboolean(L, 0);
+          return 2;
+        }
+        break;
+      case PGRES_BAD_RESPONSE: case PGRES_NONFATAL_ERROR:
+      case PGRES_FATAL_ERROR:
+        if (c->err) {
+          PQclear(r);
+        } else {
+          c->err = r;
+          c->err_first = c->nres == 0;
+        }
+        c->nres++;
+        break;
+      default:
+        if (c->keep) PQclear(c->keep);
+        c->keep = r;
+        c->nres++;
+    }
+  }
+done:
+  lua_pushboolean(L, 1);
+  if (c->err) {
+    st = push_result(L, c->err, 0);
+    if (c->err_first) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "first");
+    }
+  } else if (c->copyout) {
+    lua_createtable(L, 0, 2);
+    lua_pushliteral(L, "error");
+    lua_setfield(L, -2, "status");
+    lua_pushliteral(L, "COPY TO STDOUT runs through the copy functions");
+    lua_setfield(L, -2, "message");
+  } else if (c->keep) {
+    st = push_result(L, c->keep, lua_toboolean(L, 4));
+  } else {
+    lua_pushnil(L);
+  }
+  if (c->keep) PQclear(c->keep);
+  if (c->err) PQclear(c->err);
+  c->keep = c->err = NULL;
+  c->copyout = c->nres = c->err_first = 0;
+  return st == LUA_OK ? 2 : lua_error(L);
 }
 
 /* }====================================================================== */
@@ -555,6 +812,11 @@ void lx_open_pg(lua_State *L) {
     {"transaction_status", conn_transaction_status},
     {"send", conn_send},
     {"send_prepare", conn_send_prepare},
+    {"pipe", conn_pipe},
+    {"simple", conn_simple},
+    {"pipeline", conn_pipeline},
+    {"read", conn_read},
+    {"notifies", conn_notifies},
     {"flush", conn_flush},
     {"consume", conn_consume},
     {"result", conn_result},

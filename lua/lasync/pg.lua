@@ -2,8 +2,11 @@
 -- protocol in non-blocking mode; the loop watches its socket
 -- (bindings/db/pg.c, raw:wait) and this file drives the steps: connect
 -- (PQconnectPoll), send a query with its parameters, read its results.
--- Queries of several tasks on one connection are serialized by a lock:
--- one in flight at a time (docs/internals.md says why).
+-- The queries of several tasks on one connection are pipelined (libpq's
+-- pipeline mode, each query closed by a sync of its own) and their results
+-- read in order, each by the task at the head of the connection's queue;
+-- a transaction, a multi-statement string or COPY holds the connection
+-- alone, out of pipeline mode (docs/internals.md says why).
 local lasync = require "lasync"
 local core = require "lasync.core"
 local json = require "lasync.json"
@@ -11,6 +14,8 @@ local json = require "lasync.json"
 local raw_start = core._pg.start
 local type, error, pcall, select = type, error, pcall, select
 local math_type, tostring, format = math.type, tostring, string.format
+local Future, Event, spawn = lasync.Future, lasync.Event, lasync.spawn
+local current_task, is_cancelled = lasync.current_task, lasync.is_cancelled
 
 local M = {}
 
@@ -20,6 +25,7 @@ M.Error = lasync.error_class("pg.Error")
 M.libpq_version = core._pg.libpq_version
 
 local null = M.null
+local decode = json.decode
 local Connection = {}
 Connection.__index = Connection
 Connection.__name = "lasync.pg.Connection"
@@ -43,9 +49,46 @@ local function check_conn(c, fname)
   end
 end
 
---- pg.connect(dsn) -> Connection: dsn a conninfo string, a URI, or a
---- table of libpq keywords
-function M.connect(dsn)
+local function closed_error(fname)
+  return conn_error("Connection:" .. fname, "the connection is closed")
+end
+
+-- pg.connect's options and their defaults
+local DEFAULT_CACHE, DEFAULT_PIPELINE = 100, true
+
+local function check_opts(opts)
+  local cache, pipeline = DEFAULT_CACHE, DEFAULT_PIPELINE
+  if opts == nil then return cache, pipeline end
+  if type(opts) ~= "table" then
+    error("lasync.pg.connect: opts must be a table (got " .. type(opts) ..
+      ")", 3)
+  end
+  for k in pairs(opts) do
+    if k ~= "statement_cache_size" and k ~= "pipeline" then
+      error("lasync.pg.connect: unknown option '" .. tostring(k) .. "'", 3)
+    end
+  end
+  local n = opts.statement_cache_size
+  if n ~= nil then
+    if math_type(n) ~= "integer" or n < 0 then
+      error("lasync.pg.connect: option 'statement_cache_size' must be an " ..
+        "integer >= 0 (got " .. tostring(n) .. ")", 3)
+    end
+    cache = n
+  end
+  if opts.pipeline ~= nil then
+    if type(opts.pipeline) ~= "boolean" then
+      error("lasync.pg.connect: option 'pipeline' must be a boolean (got " ..
+        type(opts.pipeline) .. ")", 3)
+    end
+    pipeline = opts.pipeline
+  end
+  return cache, pipeline
+end
+
+--- pg.connect(dsn[, opts]) -> Connection: dsn a conninfo string, a URI,
+--- or a table of libpq keywords; opts {statement_cache_size =, pipeline =}
+function M.connect(dsn, opts)
   if type(dsn) ~= "string" and type(dsn) ~= "table" then
     error("lasync.pg.connect: the dsn must be a string or a table of " ..
       "libpq keywords (got " .. type(dsn) .. ")", 2)
@@ -72,6 +115,7 @@ function M.connect(dsn)
       end
     end
   end
+  local cache_size, pipeline = check_opts(opts)
   core._check_task("pg.connect", 2)
   local raw, msg = raw_start(dsn)
   if not raw then error(conn_error("connect", msg), 2) end
@@ -87,8 +131,24 @@ function M.connect(dsn)
     raw:close()
     error(err, 2)
   end
-  return setmetatable({ _raw = raw, _lock = lasync.Lock(), _depth = 0,
-    _stmts = 0 }, Connection)
+  return setmetatable({
+    _raw = raw,
+    _lock = lasync.Lock(), -- held by who uses the connection alone
+    _owner = false,        -- the task holding _lock
+    _depth = 0,            -- of the owner's nested transactions
+    _stmts = 0,            -- statement names given so far
+    _pipeline = pipeline,
+    _q = {}, _qh = 1, _qt = 0, -- the queries in flight (see pipelined)
+    _idle = false,         -- the future of the owner waiting for _q empty
+    _busy = false,         -- an Event while a cancel request is under way
+    _cancels = 0,          -- cancel requests sent so far
+    _stale = false,        -- names of statements to deallocate
+    _listen = false,       -- channel -> {listener or callback = true}
+    _watcher = false,      -- the task reading notifications (watch)
+    _idle_ev = false,      -- the Event it waits on while queries run
+    _cache_size = cache_size,
+    _cache = {}, _used = {}, _ncache = 0, _tick = 0, -- the statement cache
+  }, Connection)
 end
 
 --- conn:close(): closes the connection (idempotent)
@@ -99,6 +159,33 @@ function Connection:close()
   local raw = self._raw
   self._raw = nil
   if raw then raw:close() end
+  -- who waits for its turn learns that the connection is gone
+  local q = self._q
+  for i = self._qh, self._qt do
+    local w = q[i]
+    if type(w) == "userdata" and not w:done() then w:set_result(false) end
+    q[i] = nil
+  end
+  self._qh, self._qt = 1, 0
+  local idle = self._idle
+  self._idle = false
+  if idle and not idle:done() then idle:set_result(false) end
+  local ev = self._idle_ev -- the watcher (watch) ends
+  self._idle_ev = false
+  if ev then ev:set() end
+  -- listeners learn it too
+  local listen = self._listen
+  self._listen = false
+  if listen then
+    for _, set in pairs(listen) do
+      for l in pairs(set) do
+        if type(l) ~= "function" then l._queue:shutdown(true) end
+      end
+    end
+  end
+  local busy = self._busy
+  self._busy = false
+  if busy then busy:set() end
 end
 
 -- <close>: a connection lent by a pool goes back to it, others close
@@ -257,6 +344,7 @@ local function pack_params(fname, ...)
   return n, values, formats
 end
 
+
 local function pg_error(res)
   local e = M.Error(res.message or "error", {
     sqlstate = res.sqlstate, detail = res.detail, hint = res.hint,
@@ -264,116 +352,447 @@ local function pg_error(res)
   return e
 end
 
--- Send, flush and read every result of one query; the connection is
--- held. Returns the last result (or raises the first error), after the
--- query is complete (libpq's next PQgetResult is NULL).
-local function roundtrip(self, fname, positional, send, ...)
-  local raw = self._raw
-  local flushed, msg = send(raw, ...)
-  if flushed == nil then
-    error(conn_error("Connection:" .. fname, msg), 0)
-  end
-  while not flushed do
-    raw:wait(true, true)
-    if raw:consume() == nil then
-      error(conn_error("Connection:" .. fname, raw:error_message()), 0)
+local EMPTY = {}   -- no parameters
+-- Entries of the queue of queries in flight (_q) whose results nobody
+-- waits for: a cancelled query's (the server is asked to cancel it when
+-- it reaches the head) and a DEALLOCATE's (read quietly).
+local DROP, QUIET = {}, {}
+
+-- Hand the notifications libpq has read (LISTEN) to the listeners of
+-- their channels: queued for conn:listen's iterators, spawned tasks for
+-- add_listener's callbacks, as asyncpg calls them.
+local function deliver(self, raw)
+  local notes = raw:notifies()
+  if notes == nil then return end
+  local listen = self._listen
+  for _, n in ipairs(notes) do
+    local set = listen and listen[n.channel]
+    if set then
+      for l in pairs(set) do
+        if type(l) == "function" then
+          spawn(l, self, n.pid, n.channel, n.payload)
+        else
+          l._queue:put_nowait(n)
+        end
+      end
     end
-    flushed, msg = raw:flush()
-    if flushed == nil then
-      error(conn_error("Connection:" .. fname, msg), 0)
-    end
   end
-  local last, failed
-  while true do
-    local busy, m = raw:consume()
-    while busy do
-      raw:wait(true, false)
-      busy, m = raw:consume()
-    end
-    if busy == nil then error(conn_error("Connection:" .. fname, m), 0) end
-    local res = raw:result(null, json.decode, positional)
-    if res == nil then break end
-    if res.status == "error" then failed = failed or res
-    else last = res end
-  end
-  if failed then error(pg_error(failed), 0) end
-  return last
 end
 
--- After a task was cancelled with its query in flight, in a task of its
--- own that holds the connection's lock: ask the server to cancel the
--- query (raw:cancel, from a pool thread), then read and drop everything
--- up to the end of the query (libpq's ReadyForQuery), so that no stale
--- result reaches the next caller. If that fails, the connection closes.
-local function drain(self, raw)
+-- Read the query at the head of the connection to its end (raw:read):
+-- true, result | nil, message (libpq failed). Raises when the wait is
+-- cancelled or the connection closes. Notifications read on the way are
+-- delivered at once.
+local function read_head(self, raw, positional)
+  local done, res = raw:read(null, decode, positional, false)
+  while not done do
+    if done == nil then return nil, res end
+    raw:wait(true, res)
+    done, res = raw:read(null, decode, positional, true)
+    if self._listen then deliver(self, raw) end
+  end
+  return true, res
+end
+
+-- The connection may have become idle: wake the task that reads
+-- notifications while no query runs (watch).
+local function poke(self)
+  local ev = self._idle_ev
+  if ev then
+    self._idle_ev = false
+    ev:set()
+  end
+end
+
+local drain
+
+-- A cancel request is coming (drain): from now until it is done no query
+-- may be sent (_busy), so that it can only hit the queries already in
+-- flight; those of other tasks that it hits are sent again (pipelined:
+-- _cancels tells them). Called before the drain task is spawned.
+local function mark_cancel(self)
+  if not self._busy then self._busy = Event() end
+  self._cancels = self._cancels + 1
+end
+
+-- The head's query is read: the next query's task reads next; a dropped
+-- query's results are read by a drain task; an empty queue wakes the
+-- owner waiting for it (acquire).
+local function advance(self, raw)
+  local q, h = self._q, self._qh
+  q[h] = nil
+  h = h + 1
+  if h > self._qt then
+    self._qh, self._qt = 1, 0
+    local f = self._idle
+    if f then
+      self._idle = false
+      if not f:done() then f:set_result(true) end
+    end
+    if self._idle_ev then poke(self) end
+    return
+  end
+  self._qh = h
+  local w = q[h]
+  if w == DROP or w == QUIET or w:cancelled() then
+    if w ~= QUIET then mark_cancel(self) end
+    spawn(drain, self, raw, w ~= QUIET, true)
+  else
+    w:set_result(true)
+  end
+end
+
+local function unbusy(self, busy)
+  if self._busy == busy then self._busy = false end
+  busy:set()
+  if self._idle_ev then poke(self) end
+end
+
+-- A task of its own reads and drops the results of the query at the head
+-- (pipelined) or of the one query in flight, after asking the server to
+-- cancel it when cancel is true (mark_cancel first). The pipeline stays
+-- closed until the cancel request is done, a lone query's connection
+-- until its results are read. If that fails, the connection closes: a
+-- caller gets a clear error, never another query's rows.
+function drain(self, raw, cancel, pipelined)
+  local busy = cancel and self._busy
   local ok = pcall(function()
-    local _, msg = raw:cancel()
-    if msg and raw:status() ~= "ok" then error(msg, 0) end
-    while true do
-      local flushed, m = raw:flush()
-      if flushed == nil then error(m, 0) end
-      local busy
-      busy, m = raw:consume()
-      if busy == nil then error(m, 0) end
-      if busy or not flushed then
-        raw:wait(true, not flushed)
-      elseif raw:result(null, json.decode, false) == nil then
-        return
+    if cancel then
+      -- answered already (a task that timed out as its answer came):
+      -- nothing to cancel
+      local done, res = raw:read(null, decode, false, true)
+      if done then return end
+      if done == nil then error(res, 0) end
+      local _, msg = raw:cancel()
+      if msg and raw:status() ~= "ok" then error(msg, 0) end
+      if pipelined then unbusy(self, busy) end
+    end
+    local done, m = read_head(self, raw, false)
+    if not done then error(m, 0) end
+  end)
+  if busy then unbusy(self, busy) end
+  if self._raw ~= raw then return end
+  if not ok then self:close()
+  elseif pipelined then advance(self, raw) end
+end
+
+-- Wait until no cancel request is under way and, unless the running task
+-- owns the connection, until nobody does.
+local function gate(self, fname)
+  while true do
+    local busy = self._busy
+    if busy then
+      busy:wait()
+    elseif self._lock:locked() and self._owner ~= current_task() then
+      self._lock:acquire()
+      self._lock:release()
+    else
+      return
+    end
+    if self._raw == nil then error(closed_error(fname), 0) end
+  end
+end
+
+-- The connection's failure during fname: close it and raise e (or an
+-- OSError with libpq's message msg).
+local function broken(self, raw, fname, e, msg)
+  if self._raw == raw then self:close() end
+  if e == nil then e = conn_error("Connection:" .. fname, msg) end
+  error(e, 0)
+end
+
+-- The statement cache: the name of sql's statement and whether it must
+-- be prepared first; at the size limit, the least recently used one is
+-- dropped and deallocated (after the queries in flight that use it).
+local deallocate
+
+local function cache_name(self, sql)
+  local tick = self._tick + 1
+  self._tick = tick
+  local name = self._cache[sql]
+  if name then
+    self._used[sql] = tick
+    return name, false
+  end
+  local used = self._used
+  if self._ncache >= self._cache_size then
+    local old, oldest = nil, tick
+    for s, t in pairs(used) do
+      if t < oldest then old, oldest = s, t end
+    end
+    deallocate(self, self._cache[old])
+    self._cache[old], used[old] = nil, nil
+    self._ncache = self._ncache - 1
+  end
+  self._stmts = self._stmts + 1
+  name = "lasync_" .. self._stmts
+  self._cache[sql], used[sql] = name, tick
+  self._ncache = self._ncache + 1
+  return name, true
+end
+
+local function uncache(self, sql, name)
+  if self._cache[sql] ~= name then return false end
+  self._cache[sql], self._used[sql] = nil, nil
+  self._ncache = self._ncache - 1
+  return true
+end
+
+-- The queue of queries in flight: _q[_qh.._qt], in the order they were
+-- sent; the head's task reads its results (raw:read up to its sync), then
+-- hands the socket to the next one (advance). An entry is true (its task
+-- reads or will read without waiting), the future its task awaits, DROP
+-- or QUIET.
+local function enqueue(self, entry)
+  local i = self._qt + 1
+  self._qt = i
+  self._q[i] = entry
+  return i
+end
+
+function deallocate(self, name)
+  local raw = self._raw
+  if raw:pipe("DEALLOCATE " .. name, 0, EMPTY, EMPTY) == nil then return end
+  if enqueue(self, QUIET) == self._qh then
+    spawn(drain, self, raw, false, true)
+  end
+end
+
+-- One query through the pipeline: send it (after the gate), wait for its
+-- turn, read its results. Returns its last result or its error as a table
+-- (raw:read); a failure of the connection closes it and raises.
+local function pipelined(self, fname, positional, sql, n, values, formats,
+                         name, prepare, cached)
+  if self._busy or self._lock:locked() then gate(self, fname) end
+  local raw = self._raw
+  if raw == nil then error(closed_error(fname), 0) end
+  local stale = self._stale
+  if stale then -- statements to deallocate (run), sent after the gate
+    self._stale = false
+    for _, s in ipairs(stale) do deallocate(self, s) end
+  end
+  if cached then name, prepare = cache_name(self, sql) end
+  local flushed, msg = raw:pipe(sql, n, values, formats, name, prepare)
+  if flushed == nil then broken(self, raw, fname, nil, msg) end
+  local cancels = self._cancels
+  local i = enqueue(self, true)
+  if i ~= self._qh then
+    local f = Future()
+    self._q[i] = f
+    local ok, v = pcall(f.await, f)
+    if not ok then
+      if self._raw == raw then
+        if f:done() and not f:cancelled() then -- at the head already
+          self._q[i] = true
+          mark_cancel(self)
+          spawn(drain, self, raw, true, true)
+        else
+          self._q[i] = DROP
+        end
       end
+      error(v, 0)
+    end
+    if not v then error(closed_error(fname), 0) end
+  end
+  local ok, done, res = pcall(read_head, self, raw, positional)
+  if not ok then
+    if is_cancelled(done) and self._raw == raw then
+      mark_cancel(self)
+      spawn(drain, self, raw, true, true)
+      error(done, 0)
+    end
+    broken(self, raw, fname, done)
+  end
+  if not done then broken(self, raw, fname, nil, res) end
+  advance(self, raw)
+  if res and res.sqlstate == "57014" and cancels ~= self._cancels then
+    -- hit by the cancel request of another task's query: again
+    return pipelined(self, fname, positional, sql, n, values, formats,
+      name, false, cached)
+  end
+  if res and res.status == "error" and prepare and res.first then
+    uncache(self, sql, name) -- the prepare failed: nothing to deallocate
+  end
+  return res, name
+end
+
+-- Wait until no query is in flight and no cancel request under way.
+local function wait_quiet(self, fname)
+  while true do
+    if self._raw == nil then error(closed_error(fname), 0) end
+    if self._busy then
+      self._busy:wait()
+    elseif self._qt >= self._qh then
+      local f = Future()
+      self._idle = f
+      f:await()
+    else
+      return
+    end
+  end
+end
+
+-- Use the connection alone: wait for the owner before, then for the
+-- queries in flight and any cancel request; leave pipeline mode.
+local function acquire(self, fname)
+  local lock = self._lock
+  if self._busy then gate(self, fname) end
+  lock:acquire()
+  self._owner = current_task()
+  local ok, e = pcall(wait_quiet, self, fname)
+  if not ok then
+    self._owner = false
+    lock:release()
+    error(e, 0)
+  end
+  local done, m = self._raw:pipeline(false)
+  if not done then broken(self, self._raw, fname, nil, m) end
+end
+
+local function release(self)
+  self._owner = false
+  self._lock:release()
+  if self._idle_ev then poke(self) end
+end
+
+-- Run fn(...) with the connection alone (for transactions, the simple
+-- protocol and COPY: no other query in flight, not in pipeline mode, the
+-- raw connection at self._raw); nested calls of the owner run fn at once.
+-- A task cancelled mid-query leaves the connection to a drain task; when
+-- fn fails with a query still running (not a pg.Error: those are read to
+-- their end), the connection closes.
+local function finish(self, raw)
+  local ok = pcall(function()
+    wait_quiet(self, "transaction")
+    if raw:transaction_status() == "active" then
+      mark_cancel(self)
+      drain(self, raw, true, false)
     end
   end)
   if not ok and self._raw == raw then self:close() end
-  self._lock:release()
+  release(self)
 end
 
--- Run fn(...) holding the connection. A task cancelled mid-query leaves
--- the lock to a drain task (above); any other failure but a pg.Error
--- (the server's answer, read to its end) closes the connection.
 local function with_conn(self, fname, fn, ...)
   check_conn(self, fname)
-  local lock = self._lock
-  lock:acquire()
-  local raw = self._raw
-  if raw == nil then
-    lock:release()
-    error(("lasync.pg.Connection:%s: the connection is closed")
-      :format(fname), 3)
+  if self._owner and self._owner == current_task() then
+    if self._busy then gate(self, fname) end
+    if self._raw == nil then error(closed_error(fname), 0) end
+    local done, m = self._raw:pipeline(false)
+    if not done then broken(self, self._raw, fname, nil, m) end
+    return fn(...)
   end
+  acquire(self, fname)
+  local raw = self._raw
   local res = table.pack(pcall(fn, ...))
   if res[1] then
-    lock:release()
-    return res[2]
+    release(self)
+    return table.unpack(res, 2, res.n)
   end
   local e = res[2]
-  if lasync.is_cancelled(e) and self._raw == raw and
-      raw:status() == "ok" then
-    lasync.spawn(drain, self, raw)
+  if self._raw ~= raw or raw:status() ~= "ok" then
+    release(self)
+  elseif self._busy or (is_cancelled(e) and
+      raw:transaction_status() == "active") then
+    self._owner = false -- the task goes on without it: it waits too
+    spawn(finish, self, raw)
   else
-    lock:release()
-    if not lasync.is_error(e, M.Error) and self._raw then self:close() end
+    release(self)
+    if raw:transaction_status() == "active" then self:close() end
   end
-  error(e, 3)
+  error(e, 0)
 end
 
-local function query(self, fname, positional, sql, ...)
+-- One query with the simple protocol (PQsendQuery: several statements in
+-- one string), the connection held alone (with_conn).
+local function simple(self, fname, sql)
+  local raw = self._raw
+  local flushed, msg = raw:simple(sql)
+  if flushed == nil then broken(self, raw, fname, nil, msg) end
+  local ok, done, res = pcall(read_head, self, raw, false)
+  if not ok then
+    if is_cancelled(done) and self._raw == raw then
+      mark_cancel(self)
+      spawn(drain, self, raw, true, false)
+      error(done, 0)
+    end
+    broken(self, raw, fname, done)
+  end
+  if not done then broken(self, raw, fname, nil, res) end
+  return res
+end
+
+local function check_sql(fname, sql)
   if type(sql) ~= "string" then
     error(("lasync.pg.Connection:%s: the query must be a string (got %s)")
-      :format(fname, type(sql)), 3)
+      :format(fname, type(sql)), 4)
   end
   if sql:find("\0", 1, true) then
     error(("lasync.pg.Connection:%s: the query contains a NUL byte")
-      :format(fname), 3)
+      :format(fname), 4)
   end
-  local n, values, formats = pack_params(fname, ...)
-  return with_conn(self, fname, function()
-    return roundtrip(self, fname, positional, self._raw.send, sql, n,
-      values, formats)
-  end)
 end
 
---- conn:execute(sql, ...) -> command tag ("INSERT 0 1"), row count
+-- A statement the server no longer accepts: gone (DEALLOCATE ALL, DISCARD
+-- ALL) or its result type changed (ALTER TABLE); prepared again once.
+local function stale(res)
+  return res.sqlstate == "26000" or (res.sqlstate == "0A000" and
+    res.routine == "RevalidateCachedQuery")
+end
+
+-- Run a query (pipelined, or serialized with pipeline = false), through
+-- the statement cache when it has parameters; raises its pg.Error.
+local function run(self, fname, positional, sql, n, values, formats, name,
+                   retried)
+  local cached = name == nil and n > 0 and self._cache_size > 0
+  local prepare = n < 0
+  local res, used
+  if self._pipeline or (self._owner and self._owner == current_task()) then
+    res, used = pipelined(self, fname, positional, sql, n, values, formats,
+      name, prepare, cached)
+  else
+    res, used = with_conn(self, fname, pipelined, self, fname, positional,
+      sql, n, values, formats, name, prepare, cached)
+  end
+  if res and res.status == "error" then
+    if cached and not retried and stale(res) and self._raw then
+      local ts = self._raw:transaction_status()
+      if ts ~= "intrans" and ts ~= "inerror" then
+        if uncache(self, sql, used) and res.sqlstate ~= "26000" then
+          local list = self._stale or {}
+          list[#list + 1] = used
+          self._stale = list
+        end
+        return run(self, fname, positional, sql, n, values, formats, name,
+          true)
+      end
+    end
+    error(pg_error(res), 0)
+  end
+  return res
+end
+
+local function query(self, fname, positional, sql, ...)
+  check_sql(fname, sql)
+  local n = select("#", ...)
+  local values, formats = EMPTY, EMPTY
+  if n > 0 then n, values, formats = pack_params(fname, ...) end
+  check_conn(self, fname)
+  return run(self, fname, positional, sql, n, values, formats)
+end
+
+--- conn:execute(sql, ...) -> command tag ("INSERT 0 1"), row count;
+--- without parameters, sql may hold several statements (simple protocol)
 function Connection:execute(sql, ...)
-  local res = query(self, "execute", false, sql, ...)
+  local res
+  if select("#", ...) == 0 then
+    check_sql("execute", sql)
+    check_conn(self, "execute")
+    res = with_conn(self, "execute", simple, self, "execute", sql)
+    if res and res.status == "error" then error(pg_error(res), 0) end
+  else
+    res = query(self, "execute", false, sql, ...)
+  end
   if res == nil then return "", nil end
   return res.tag, res.count
 end
@@ -429,8 +848,37 @@ local isolations = { ["read committed"] = true,
   ["repeatable read"] = true, serializable = true,
   ["read uncommitted"] = true }
 
+local function run_transaction(self, fn, opts)
+  local depth = self._depth
+  local begin, commit, rollback
+  if depth == 0 then
+    begin = "BEGIN"
+    if opts.isolation then
+      begin = begin .. " ISOLATION LEVEL " .. opts.isolation:upper()
+    end
+    if opts.readonly then begin = begin .. " READ ONLY" end
+    commit, rollback = "COMMIT", "ROLLBACK"
+  else
+    local sp = "lasync_sp_" .. depth
+    begin = "SAVEPOINT " .. sp
+    commit = "RELEASE SAVEPOINT " .. sp
+    rollback = "ROLLBACK TO SAVEPOINT " .. sp
+  end
+  self:execute(begin)
+  self._depth = depth + 1
+  local res = table.pack(pcall(fn, self))
+  self._depth = depth
+  if res[1] then
+    self:execute(commit)
+    return table.unpack(res, 2, res.n)
+  end
+  if self._raw then pcall(self.execute, self, rollback) end
+  error(res[2], 0)
+end
+
 --- conn:transaction(fn[, opts]) -> fn's results: BEGIN, COMMIT when fn
---- returns, ROLLBACK when it raises; nested: a savepoint
+--- returns, ROLLBACK when it raises; nested: a savepoint. The connection
+--- is the task's until then: other tasks' queries wait.
 function Connection:transaction(fn, opts)
   check_conn(self, "transaction")
   if type(fn) ~= "function" then
@@ -452,35 +900,215 @@ function Connection:transaction(fn, opts)
     error("lasync.pg.Connection:transaction: unknown isolation '" ..
       tostring(opts.isolation) .. "'", 2)
   end
-  local depth = self._depth
-  local begin, commit, rollback
-  if depth == 0 then
-    begin = "BEGIN"
-    if opts.isolation then
-      begin = begin .. " ISOLATION LEVEL " .. opts.isolation:upper()
+  if self._depth > 0 and self._owner == current_task() and
+      (opts.isolation or opts.readonly) then
+    error("lasync.pg.Connection:transaction: a nested transaction " ..
+      "(a savepoint) takes no options", 2)
+  end
+  return with_conn(self, "transaction", run_transaction, self, fn, opts)
+end
+
+-- LISTEN/NOTIFY. Notifications come while the connection is idle too: a
+-- watcher task then polls the socket (an idle raw:wait, which any query's
+-- wait replaces, as libuv polls a descriptor once) and reads them; while
+-- queries run, their reads deliver them (read_head).
+local function is_idle(self)
+  return self._qt < self._qh and not self._busy and
+    not self._lock:locked()
+end
+
+local function watch(self, raw)
+  while self._raw == raw and self._listen do
+    if is_idle(self) then
+      local ok, woke = pcall(raw.wait, raw, true, false, true)
+      if not ok then -- closed, cancelled (the last listener left), failed
+        if self._raw == raw and not is_cancelled(woke) then self:close() end
+        break
+      end
+      if woke and is_idle(self) and self._raw == raw then
+        -- nobody else reads: what came is ours to read
+        if raw:consume() == nil then
+          self:close()
+          break
+        end
+        deliver(self, raw)
+      end
+    else
+      local ev = Event()
+      self._idle_ev = ev
+      ev:wait()
     end
-    if opts.readonly then begin = begin .. " READ ONLY" end
-    commit, rollback = "COMMIT", "ROLLBACK"
+  end
+  self._watcher = false
+end
+
+local function quote_ident(s)
+  return '"' .. s:gsub('"', '""') .. '"'
+end
+
+local function check_channel(fname, channel)
+  if type(channel) ~= "string" or channel == "" or
+      channel:find("\0", 1, true) then
+    error(("lasync.pg.Connection:%s: the channel must be a non-empty " ..
+      "string without NUL bytes (got %s)"):format(fname, type(channel)), 3)
+  end
+end
+
+-- Register l (a Listener or a callback) for channel, sending LISTEN for
+-- the channel's first one; the watcher starts with the first channel.
+local function listen_add(self, fname, channel, l)
+  local listen = self._listen or {}
+  self._listen = listen
+  local set = listen[channel]
+  if set == nil then
+    set = {}
+    listen[channel] = set
+    set[l] = true
+    local ok, e = pcall(self.execute, self, "LISTEN " .. quote_ident(channel))
+    if not ok then
+      set[l] = nil
+      if next(set) == nil and listen[channel] == set then
+        listen[channel] = nil
+      end
+      error(e, 0)
+    end
   else
-    if opts.isolation or opts.readonly then
-      error("lasync.pg.Connection:transaction: a nested transaction " ..
-        "(a savepoint) takes no options", 2)
+    set[l] = true
+  end
+  if not self._watcher and self._raw then
+    self._watcher = spawn(watch, self, self._raw)
+  end
+end
+
+-- Unregister l; UNLISTEN after the channel's last one (when the
+-- connection is open and a task runs); the watcher ends with the last.
+local function listen_remove(self, channel, l)
+  local listen = self._listen
+  local set = listen and listen[channel]
+  if not (set and set[l]) then return end
+  set[l] = nil
+  if next(set) ~= nil then return end
+  listen[channel] = nil
+  if next(listen) == nil then
+    self._listen = false
+    local w = self._watcher
+    if w then
+      self._watcher = false
+      w:cancel()
     end
-    local sp = "lasync_sp_" .. depth
-    begin = "SAVEPOINT " .. sp
-    commit = "RELEASE SAVEPOINT " .. sp
-    rollback = "ROLLBACK TO SAVEPOINT " .. sp
   end
-  self:execute(begin)
-  self._depth = depth + 1
-  local res = table.pack(pcall(fn, self))
-  self._depth = depth
-  if res[1] then
-    self:execute(commit)
-    return table.unpack(res, 2, res.n)
+  if self._raw and current_task() then
+    pcall(self.execute, self, "UNLISTEN " .. quote_ident(channel))
   end
-  if self._raw then pcall(self.execute, self, rollback) end
-  error(res[2], 0)
+end
+
+local Listener = {}
+Listener.__index = Listener
+Listener.__name = "lasync.pg.Listener"
+
+--- conn:listen(channel) -> Listener: LISTEN, then the channel's
+--- notifications, {channel =, payload =, pid =}, from listener:get() or
+--- `for n in listener do`; listener:close() (or <close>) UNLISTENs
+function Connection:listen(channel)
+  check_conn(self, "listen")
+  check_channel("listen", channel)
+  local l = setmetatable({ conn = self, channel = channel,
+    _queue = lasync.Queue(), closed = false }, Listener)
+  listen_add(self, "listen", channel, l)
+  return l
+end
+
+--- listener:get() -> the next notification (waits)
+function Listener:get()
+  if getmetatable(self) ~= Listener then
+    error("lasync.pg.Listener:get: expected a listener", 2)
+  end
+  if self.closed then
+    error("lasync.pg.Listener:get: the listener is closed", 2)
+  end
+  local ok, n = pcall(self._queue.get, self._queue)
+  if ok then return n end
+  if lasync.is_error(n, lasync.QueueShutDown) then
+    if self.closed then
+      error("lasync.pg.Listener:get: the listener is closed", 2)
+    end
+    error(conn_error("Listener:get", "the connection is closed"), 2)
+  end
+  error(n, 0)
+end
+
+-- for n in listener do ... end: ends when the listener is closed; a
+-- closed connection raises
+function Listener:__call()
+  if self.closed then return nil end
+  local ok, n = pcall(Listener.get, self)
+  if ok then return n end
+  if self.closed and not is_cancelled(n) then return nil end
+  error(n, 0)
+end
+
+--- listener:close(): UNLISTEN (idempotent); the iteration ends
+function Listener:close()
+  if getmetatable(self) ~= Listener then
+    error("lasync.pg.Listener:close: expected a listener", 2)
+  end
+  if self.closed then return end
+  self.closed = true
+  self._queue:shutdown(true)
+  listen_remove(self.conn, self.channel, self)
+end
+Listener.__close = Listener.close
+
+--- conn:add_listener(channel, fn): fn(conn, pid, channel, payload) runs
+--- in a task of its own for each notification (asyncpg's add_listener)
+function Connection:add_listener(channel, fn)
+  check_conn(self, "add_listener")
+  check_channel("add_listener", channel)
+  if type(fn) ~= "function" then
+    error("lasync.pg.Connection:add_listener: fn must be a function (got " ..
+      type(fn) .. ")", 2)
+  end
+  listen_add(self, "add_listener", channel, fn)
+end
+
+--- conn:remove_listener(channel, fn): undoes add_listener
+function Connection:remove_listener(channel, fn)
+  if getmetatable(self) ~= Connection then
+    error("lasync.pg.Connection:remove_listener: expected a connection", 2)
+  end
+  check_channel("remove_listener", channel)
+  listen_remove(self, channel, fn)
+end
+
+-- conn:_drop_listeners(): forget every listener (they see the connection
+-- closed) and callback, without UNLISTEN: for the pool, whose reset sends
+-- UNLISTEN * (asyncpg's reset clears its listeners too)
+function Connection:_drop_listeners()
+  local listen = self._listen
+  if not listen then return end
+  self._listen = false
+  for _, set in pairs(listen) do
+    for l in pairs(set) do
+      if type(l) ~= "function" then l._queue:shutdown(true) end
+    end
+  end
+  local w = self._watcher
+  if w then
+    self._watcher = false
+    w:cancel()
+  end
+end
+
+--- conn:notify(channel[, payload]): pg_notify(channel, payload)
+function Connection:notify(channel, payload)
+  check_conn(self, "notify")
+  check_channel("notify", channel)
+  if payload ~= nil and type(payload) ~= "string" then
+    error("lasync.pg.Connection:notify: the payload must be a string (got " ..
+      type(payload) .. ")", 2)
+  end
+  query(self, "notify", false, "SELECT pg_notify($1, $2)", channel,
+    payload or "")
 end
 
 local Statement = {}
@@ -499,10 +1127,7 @@ function Connection:prepare(sql)
   end
   self._stmts = self._stmts + 1
   local name = "lasync_stmt_" .. self._stmts
-  with_conn(self, "prepare", function()
-    return roundtrip(self, "prepare", false, self._raw.send_prepare, name,
-      sql)
-  end)
+  run(self, "prepare", false, sql, -1, EMPTY, EMPTY, name)
   return setmetatable({ conn = self, name = name, sql = sql }, Statement)
 end
 
@@ -512,11 +1137,10 @@ local function stmt_query(st, fname, positional, ...)
   end
   local conn = st.conn
   check_conn(conn, fname)
-  local n, values, formats = pack_params(fname, ...)
-  return with_conn(conn, fname, function()
-    return roundtrip(conn, fname, positional, conn._raw.send, st.sql, n,
-      values, formats, st.name)
-  end)
+  local n = select("#", ...)
+  local values, formats = EMPTY, EMPTY
+  if n > 0 then n, values, formats = pack_params(fname, ...) end
+  return run(conn, fname, positional, st.sql, n, values, formats, st.name)
 end
 
 function Statement:execute(...)
@@ -554,4 +1178,5 @@ require("lasync.pg_copy").install(Connection, { null = null,
 -- the classes, for spec/docs_spec.lua's check of their documentation
 M._Connection = Connection
 M._Statement = Statement
+M._Listener = Listener
 return M

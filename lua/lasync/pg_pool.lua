@@ -203,6 +203,7 @@ function Pool:release(conn)
       "pool", 2)
   end
   conn._pool = nil
+  conn:_drop_listeners() -- the reset's UNLISTEN * ends them
   local ok = not self._closed and not conn:is_closed() and
     pcall(conn._simple, conn, function(raw)
       local st = raw:transaction_status() -- once a drain is over
