@@ -79,7 +79,7 @@ local RECEIVERS = {
   ["lasync.http.StreamResponse"] = "resp", ["lasync.http.Request"] = "req",
   ["lasync.http.Server"] = "server", ["lasync.http.Content"] = "reader",
   ["lasync.pg.Connection"] = "db", ["lasync.pg.Statement"] = "stmt",
-  ["lasync.pg.Pool"] = "pool",
+  ["lasync.pg.Pool"] = "pool", ["lasync.ProcessPool"] = "pool",
 }
 -- classes whose objects user code never gets
 local INTERNAL = {
@@ -118,6 +118,7 @@ local function classes()
   found["lasync.pg.Connection"] = pg._Connection
   found["lasync.pg.Statement"] = pg._Statement
   found["lasync.pg.Pool"] = require("lasync.pg_pool").Pool
+  found["lasync.ProcessPool"] = getmetatable(lasync.ProcessPool(1))
   return found
 end
 
