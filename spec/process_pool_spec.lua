@@ -450,3 +450,19 @@ describe("loop:run_in_executor(pool, fn, ...)", function()
     end)
   end)
 end)
+
+describe("lasync.ProcessPool's workers", function()
+  it("do not inherit the variables of lasync -w", function()
+    local code, out, err = helper.capture(("LASYNC_WORKERS=3 " ..
+      "LASYNC_WORKER_ID=1 LASYNC_WORKER_COUNT=3 %s -e %s"):format(helper.bin,
+      helper.shell_quote([[
+        local pool <close> = lasync.ProcessPool(1)
+        print(pool:submit(function()
+          return tostring(os.getenv("LASYNC_WORKER_ID")) ..
+            tostring(os.getenv("LASYNC_WORKERS")), os.getenv("HOME")
+        end):await())
+      ]])))
+    assert.are.equal(0, code, err)
+    assert.are.equal("nilnil\t" .. os.getenv("HOME") .. "\n", out)
+  end)
+end)

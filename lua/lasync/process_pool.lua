@@ -52,7 +52,9 @@ local function new(n, opts)
       "string" and ("%q"):format(exe) or type(exe)), 2)
   end
   local self_exe, pid, env = core._wire_self()
-  env.LASYNC_WORKERS = nil -- a worker is one process, never a supervisor
+  for name in pairs(env) do -- a pool's worker is no worker of lasync -w
+    if name:find("^LASYNC_WORKER") then env[name] = nil end
+  end
   return setmetatable({
     _max = n, _exe = exe or self_exe, _chunk = worker_chunk(pid),
     _env = env,
