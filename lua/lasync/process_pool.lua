@@ -26,6 +26,7 @@ ProcessPool.__index = ProcessPool
 ProcessPool.__name = "lasync.ProcessPool"
 
 local OPTIONS = { executable = true }
+local WEAK = { __mode = "v" }
 
 -- The chunk a worker runs with -e: find lasync.core where this process
 -- found it, and serve jobs until stdin ends.
@@ -65,6 +66,9 @@ local function new(n, opts)
     _pending = 0,    -- jobs submitted and not done
     _drained = nil,  -- a future set when _pending drops to 0 (close)
     _closed = false,
+    -- the loop the workers' pipes and processes are on (weak: a pool
+    -- does not keep a closed loop alive)
+    _loop = setmetatable({}, WEAK),
   }, ProcessPool)
 end
 
@@ -227,8 +231,20 @@ function ProcessPool:_check_open(fname)
   end
 end
 
+-- The workers belong to the loop that started them: a pool used again
+-- under another loop (a later lasync.run; the first one has closed, and
+-- with it the pipes) forgets them and starts new ones.
+function ProcessPool:_adopt_loop()
+  local loop = core.get_running_loop()
+  if self._loop[1] ~= loop then
+    self._loop[1], self._idle, self._live = loop, {}, 0
+    self._procs, self._waiters = {}, {}
+  end
+end
+
 -- Start a task running the frame.
 function ProcessPool:_start(frame)
+  self:_adopt_loop()
   local task = core.create_task({ name = "process_pool" }, run_job, self,
     frame)
   self._pending = self._pending + 1
@@ -291,6 +307,7 @@ end
 -- then for every worker to exit (asyncio's shutdown(wait=True))
 function ProcessPool:close()
   core._check_task("ProcessPool:close")
+  self:_adopt_loop()
   self._closed = true
   while self._pending > 0 do
     self._drained = self._drained or Future()
