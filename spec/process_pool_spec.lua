@@ -111,6 +111,27 @@ describe("lasync.ProcessPool results", function()
       end)
     end)
 
+  it("never blocks the loop while jobs run", function()
+    helper.run(function()
+      local pool <close> = lasync.ProcessPool(2)
+      local ticks, done = 0, false
+      local ticker = lasync.spawn(function()
+        while not done do
+          lasync.sleep(0.005)
+          ticks = ticks + 1
+        end
+      end)
+      local elapsed = helper.timed(pool.map, pool, function()
+        local t0 = os.clock()
+        while os.clock() - t0 < 0.15 do end
+      end, { 1, 2 })
+      done = true
+      ticker:await()
+      assert.is_true(elapsed >= 0.15)
+      assert.is_true(ticks >= 10, ("only %d ticks"):format(ticks))
+    end)
+  end)
+
   it("crosses a recursive local function and large values", function()
     helper.run(function()
       local pool <close> = lasync.ProcessPool(1)
