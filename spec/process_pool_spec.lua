@@ -292,6 +292,18 @@ describe("lasync.ProcessPool errors", function()
       end)
     end)
 
+  it("a worker killed while idle is replaced before it gets a job",
+    function()
+      helper.run(function()
+        local pool <close> = lasync.ProcessPool(1)
+        local pid = pool:submit(worker_pid):await()
+        os.execute("kill -KILL " .. pid)
+        helper.wait_until(function() return not alive(pid) end)
+        local pid2 = pool:submit(worker_pid):await()
+        assert.are_not.equal(pid, pid2)
+      end)
+    end)
+
   it("a missing executable fails the job with the spawn's OSError",
     function()
       helper.run(function()

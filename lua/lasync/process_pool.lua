@@ -94,17 +94,30 @@ function ProcessPool:_spawn()
   return { proc = proc, w = proc.stdin, r = proc.stdout }
 end
 
+-- An idle worker still alive, or nil; those that ended while idle (killed
+-- from outside) are dropped, not handed a job.
+function ProcessPool:_pop_idle()
+  local idle = self._idle
+  while #idle > 0 do
+    local wk = table.remove(idle)
+    if wk.proc:returncode() == nil then return wk end
+    self._live = self._live - 1
+    wk.w:abort()
+  end
+end
+
 -- Hand free worker slots to the jobs waiting for one: an idle worker, or
 -- a new one while fewer than n live.
 function ProcessPool:_dispatch()
   local waiters = self._waiters
   while waiters[1] do
     local fut = waiters[1]
+    local wk = not fut:done() and self:_pop_idle()
     if fut:done() then
       table.remove(waiters, 1)
-    elseif #self._idle > 0 then
+    elseif wk then
       table.remove(waiters, 1)
-      fut:set_result(table.remove(self._idle))
+      fut:set_result(wk)
     elseif self._live < self._max then
       table.remove(waiters, 1)
       local ok, wk = pcall(self._spawn, self)
@@ -117,7 +130,8 @@ end
 
 -- A worker for the calling job: idle, new, or the next one freed.
 function ProcessPool:_acquire()
-  if #self._idle > 0 then return table.remove(self._idle) end
+  local idle = self:_pop_idle()
+  if idle then return idle end
   if self._live < self._max then return self:_spawn() end
   local fut = Future()
   self._waiters[#self._waiters + 1] = fut
