@@ -99,7 +99,9 @@ static int wire_decode(lua_State *L) {
 */
 static int wire_note(lua_State *L) {
   lx_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
-  lx_task *t = lx_current_task(L, rt, "ProcessPool");
+  lx_task *t;
+  lx_checkstring(L, 2);
+  t = lx_current_task(L, rt, "ProcessPool");
   lua_settop(L, 2);
   lx_push_anchored(L, rt, t->ref);
   lx_task_note_error(L, 3, 1, 2);
