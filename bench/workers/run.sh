@@ -9,7 +9,8 @@
 # (rounded up) not counted, then HTTP_T s measured, and prints the RESULT
 # line: wrk's rate and latency, the server's CPU (every process of its
 # tree, in cores) and wrk's. The server runs in a session of its own and is
-# stopped with its whole process group.
+# stopped with SIGTERM to its process group (lasync's supervisor stops its
+# workers itself), then SIGKILL to what is left of its tree.
 # usage: bash workers/run.sh WORKLOAD PEER [N]
 #   PEER: lasync ($LASYNC workers/lasync.lua; LASYNC: the binary, default
 #   ../build/lasync), node (node workers/node.js), go (build/workers_go,
@@ -40,9 +41,11 @@ go) GOMAXPROCS=$n setsid build/workers_go "$PORT" "$ITERS" >/dev/null 2>"$SERR" 
 esac
 SPID=$!
 stop() {
+  local left
+  left=$(tree "$SPID")
   kill -TERM -- "-$SPID" 2>/dev/null
   for _ in $(seq 50); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL -- "-$SPID" 2>/dev/null
+  kill -KILL -- "-$SPID" $left 2>/dev/null
   wait "$SPID" 2>/dev/null
   rm -f "$SERR"
 }
@@ -60,10 +63,17 @@ done
 body=$(curl -s --max-time 5 "http://127.0.0.1:$PORT/")
 [[ $body =~ ^[0-9]+$ ]] || fail "GET / answered \"$(head -c 80 <<<"$body")\""
 
-# the CPU ticks of the server's process tree (pids in its session)
+# the server and its descendants (lasync's workers may be in sessions of
+# their own: follow the parent links)
+tree() {
+  local c
+  echo "$1"
+  for c in $(pgrep -P "$1"); do tree "$c"; done
+}
+# the CPU ticks of the server's process tree
 tree_ticks() {
   local pid sum=0 t
-  for pid in $(ps -o pid= -s "$SPID" 2>/dev/null); do
+  for pid in $(tree "$SPID"); do
     t=$(awk '{print $14+$15}' "/proc/$pid/stat" 2>/dev/null) && sum=$((sum + t))
   done
   echo "$sum"
