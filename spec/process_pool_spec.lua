@@ -304,6 +304,20 @@ describe("lasync.ProcessPool errors", function()
       end)
     end)
 
+  it("a malformed answer raises, never read out of bounds", function()
+    -- a worker's stdio are socket pairs, which a job cannot reopen through
+    -- /proc: the check guards the parent all the same (the decoder itself)
+    local decode = lasync._wire_decode
+    local good = lasync._wire_values("t", "v", 1, true, "s", { 1, { 2 } })
+    assert.are.same({ true, "s", { 1, { 2 } } }, { decode(good) })
+    local fn = lasync._wire_function("t", function() end)
+    for _, bad in ipairs { "\255", good:sub(1, -2), fn,
+      "\5" .. string.pack("T", 1 << 40) .. "x", ("\6"):rep(200) } do
+      raises_msg("lasync.ProcessPool: the worker's answer is malformed",
+        decode, bad)
+    end
+  end)
+
   it("a missing executable fails the job with the spawn's OSError",
     function()
       helper.run(function()

@@ -384,4 +384,54 @@ int lx_copy_in(lua_State *L, lx_buf *b) {
   return n;
 }
 
+/* Skip n bytes at *pos of b: 0 if fewer are left. */
+static int check_skip(const lx_buf *b, size_t *pos, size_t n) {
+  if (b->len - *pos < n) return 0;
+  *pos += n;
+  return 1;
+}
+
+/* Read a size at *pos of b into *n: 0 if it is not all there. */
+static int check_size(const lx_buf *b, size_t *pos, size_t *n) {
+  if (b->len - *pos < sizeof *n) return 0;
+  memcpy(n, b->data + *pos, sizeof *n);
+  *pos += sizeof *n;
+  return 1;
+}
+
+/* Whether a whole value, no function, starts at *pos; move past it. */
+static int check_value(const lx_buf *b, size_t *pos, int depth) {
+  size_t n;
+  if (*pos >= b->len || depth > LX_COPY_DEPTH + 1) return 0;
+  switch ((unsigned char)b->data[(*pos)++]) {
+  case T_NIL: case T_FALSE: case T_TRUE:
+    return 1;
+  case T_INT:
+    return check_skip(b, pos, sizeof(lua_Integer));
+  case T_FLOAT:
+    return check_skip(b, pos, sizeof(lua_Number));
+  case T_STRING:
+    return check_size(b, pos, &n) && check_skip(b, pos, n);
+  case T_TABLE:
+    while (*pos < b->len && (unsigned char)b->data[*pos] != T_END)
+      if (!check_value(b, pos, depth + 1) || !check_value(b, pos, depth + 1))
+        return 0;
+    return check_skip(b, pos, 1); /* T_END */
+  default: /* T_FUNCTION (never loaded from another process), garbage */
+    return 0;
+  }
+}
+
+/*
+** Whether the bytes of b from b->pos are whole values without functions,
+** as lx_copy_out writes them: what another process sent is checked before
+** lx_copy_in trusts it (a bad size would read out of bounds).
+*/
+int lx_copy_check(const lx_buf *b) {
+  size_t pos = b->pos;
+  while (pos < b->len)
+    if (!check_value(b, &pos, 0)) return 0;
+  return 1;
+}
+
 /* }====================================================================== */

@@ -21,6 +21,7 @@ LX_HIDDEN void lx_copy_out(lua_State *L, lx_buf *b, int first, int n,
 LX_HIDDEN void lx_copy_error(lua_State *L, lx_buf *b, int idx,
                              const char *fname);
 LX_HIDDEN int lx_copy_in(lua_State *L, lx_buf *b);
+LX_HIDDEN int lx_copy_check(const lx_buf *b);
 /* the same, naming the other side ("process") in their errors; values
    are numbered from base */
 LX_HIDDEN void lx_copy_out_to(lua_State *L, lx_buf *b, int first, int n,

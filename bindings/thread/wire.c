@@ -80,7 +80,11 @@ static int wire_values(lua_State *L) {
   return encode(L, encode_values, lua_gettop(L));
 }
 
-/* core._wire_decode(bytes) -> the values it holds (an answer: ok, ...) */
+/*
+** core._wire_decode(bytes) -> the values it holds (an answer: ok, ...);
+** bytes that are not whole values (a worker's job wrote to the pipe, say)
+** raise, never read out of bounds, and never load a function
+*/
 static int wire_decode(lua_State *L) {
   size_t len;
   const char *s = lx_checklstring(L, 1, &len);
@@ -88,6 +92,9 @@ static int wire_decode(lua_State *L) {
   b.data = (char *)s; /* only read */
   b.len = b.cap = len;
   b.pos = 0;
+  if (!lx_copy_check(&b))
+    return luaL_error(L, "lasync.ProcessPool: the worker's answer is "
+                         "malformed (a job wrote to its pipe?)");
   lua_settop(L, 1);
   return lx_copy_in(L, &b);
 }

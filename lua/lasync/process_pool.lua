@@ -12,6 +12,7 @@ local Future, is_cancelled = core.Future, core.is_cancelled
 local wire_function, wire_values = core._wire_function, core._wire_values
 local wire_decode, wire_note = core._wire_decode, core._wire_note
 local spack, sunpack = string.pack, string.unpack
+local pack, unpack = table.pack, table.unpack
 local type, error, pcall, select = type, error, pcall, select
 
 local HEADER = #spack("T", 0) -- a frame's length prefix: a size_t
@@ -226,8 +227,14 @@ local function run_job(pool, frame)
     if is_cancelled(bytes) then error(bytes, 0) end
     error(worker_error(proc), 0)
   end
+  local res = pack(pcall(wire_decode, bytes))
+  if not res[1] then -- out of step with the worker: it is no use
+    pool:_discard(wk)
+    wk = nil
+    error(res[2], 0)
+  end
   pool:_release(wk)
-  return answer(wire_decode(bytes))
+  return answer(unpack(res, 2, res.n))
 end
 
 -- One fewer job pending: close() may go on when none is left.
