@@ -221,11 +221,14 @@ local function run_job(pool, frame)
   if not ok then
     -- cancelled, the worker runs the job still: stop it; else it ended,
     -- or its pipes failed: it is no use either
-    local proc = wk.proc
     pool:_discard(wk)
-    wk = nil -- a failed task keeps its stack: not the pipes
-    if is_cancelled(bytes) then error(bytes, 0) end
-    error(worker_error(proc), 0)
+    if is_cancelled(bytes) then
+      wk = nil -- a failed task keeps its stack: not the pipes
+      error(bytes, 0)
+    end
+    local err = worker_error(wk.proc)
+    wk = nil
+    error(err, 0)
   end
   local res = pack(pcall(wire_decode, bytes))
   if not res[1] then -- out of step with the worker: it is no use
