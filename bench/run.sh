@@ -52,11 +52,11 @@
 #                             requests not counted
 #      FILEREAD_MB=1024       fileread's file size in MiB (N overrides it too); the
 #                             file is made once in bench/build/ (gitignored) and kept
-#      THREAD_CPUS=0          taskset CPU list for tothread and fileread, whose pool
-#                             threads share it with the loop (e.g. 0,1 to spread them)
 #      PROC_CPUS=0,1          taskset CPU list for processpool, workers1 and workers2
 #                             (several processes: never pinned to one CPU; see the
 #                             block "processpool, workers1, workers2" below)
+#      THREAD_CPUS=0          taskset CPU list for tothread and fileread, whose pool
+#                             threads share it with the loop (e.g. 0,1 to spread them)
 #      TIMEOUT=120            seconds before a program run counts as FAIL
 #      QUIET_WAIT=30          max seconds to wait for an idle machine before a run
 # exit status: 0 if nothing FAILed, 1 otherwise (SKIPs are not failures).
