@@ -62,6 +62,9 @@
 #                             passed on to the lasync peer (pgquery/lasync.lua)
 #      FILEREAD_MB=1024       fileread's file size in MiB (N overrides it too); the
 #                             file is made once in bench/build/ (gitignored) and kept
+#      PROC_CPUS=0,1          taskset CPU list for processpool, workers1 and workers2
+#                             (several processes: never pinned to one CPU; see the
+#                             block "processpool, workers1, workers2" below)
 #      THREAD_CPUS=0          taskset CPU list for tothread and fileread, whose pool
 #                             threads share it with the loop (e.g. 0,1 to spread them)
 #      TIMEOUT=120            seconds before a program run counts as FAIL
@@ -127,6 +130,7 @@ wdir() {
   http*) echo http ;;
   qpingpong/lasync) echo qpingpong ;;
   qpingpong/*) echo pingpong ;;
+  workers1/* | workers2/*) echo workers ;;
   *) echo "$1" ;;
   esac
 }
@@ -236,6 +240,7 @@ peer_cmd() {
   local w=$1 p=$2 f d
   d=$(wdir "$w" "$p")
   CMD=() WHY="" SARGS=()
+  case $w in workers1 | workers2) workers_cmd "$w" "$p"; return ;; esac
   case $w in httpclient | httpsclient) client_cmd "$w" "$p"; return ;; esac
   case $w in pgquery | pgfetch) pg_cmd "$w" "$p"; return ;; esac
   case $p in
@@ -549,6 +554,46 @@ run_client() {
   WHY="$WHY cmd=\"${CMD[*]} ${args[*]}\" client=\"$(tr '\n"' ' \047' <<<"$out" | tail -c 300)\" server_err=\"$(tail_of "$SERR")\""
 }
 
+# ---- processpool, workers1, workers2: several processes on both CPUs
+# (PROC_CPUS=0,1; pinning them to one would measure nothing). processpool:
+# processpool/lasync.lua maps 64 CPU-bound jobs (~25 ms of Lua each) over
+# lasync.ProcessPool(2) and runs them inline too; its RESULT has both rates
+# and their ratio (N: the number of jobs). workers1 / workers2:
+# workers/run.sh starts the peer's server with 1 or 2 processes (lasync -w
+# N, node's cluster, Go with GOMAXPROCS=N), each request doing ~200 us of
+# work, and loads it with wrk (2 threads, 50 connections) on the same CPUs
+# (N: a 1 s smoke run). lasync's workers2 is a SKIP while this lasync has
+# no -w (lasync.worker_count). The Go server is built into build/.
+WORKLOADS="$WORKLOADS processpool workers1 workers2"
+PROC_CPUS=${PROC_CPUS:-0,1}
+WORKERS_GO_WHY=""
+build_workers_go() {
+  local out=$HERE/build
+  mkdir -p "$out/go"
+  have go || { WORKERS_GO_WHY="go not found (apt-get install golang-go)"; return; }
+  [ "$out/workers_go" -nt workers/go.go ] ||
+    GOCACHE=$out/go/cache GOPATH=$out/go/path go build -o "$out/workers_go" workers/go.go 2>>"$out/build.err" ||
+    WORKERS_GO_WHY="workers/go.go build failed (bench/build/build.err)"
+}
+
+# workers_cmd WORKLOAD PEER: peer_cmd for workers1 and workers2
+workers_cmd() {
+  local w=$1 p=$2
+  have wrk || { WHY="wrk not found (apt-get install wrk)"; return; }
+  have curl || { WHY="curl not found (apt-get install curl)"; return; }
+  case $p in
+  lasync)
+    if [ ! -x "$LASYNC" ]; then WHY="no lasync binary at $LASYNC (build it, or set LASYNC=path)"
+    elif [ "$w" = workers2 ] && [ "$("$LASYNC" -e 'io.write(lasync.worker_count and "OK" or "")' 2>/dev/null)" != OK ]; then
+      WHY="this lasync has no -w (lasync.worker_count): workers2 would run one process"
+    else CMD=(env LASYNC="$LASYNC" bash workers/run.sh "$w" lasync); fi ;;
+  node) have node && CMD=(bash workers/run.sh "$w" node) || WHY="node not found (apt-get install nodejs)" ;;
+  go) [ -x build/workers_go ] && [ build/workers_go -nt workers/go.go ] || build_workers_go
+    [ -z "$WORKERS_GO_WHY" ] && CMD=(bash workers/run.sh "$w" go) || WHY=$WORKERS_GO_WHY ;;
+  *) WHY="not a peer of $w" ;;
+  esac
+}
+
 # ---- fileread: a file of FILEREAD_MB MiB (random bytes) in build/, made once
 # and kept; every run reads it from the page cache (warmed before each run)
 fileread_file() { # sets FREAD (the file's path) or FREAD_WHY
@@ -719,6 +764,9 @@ for w in $WORKLOADS; do
     http*client/* | */nodefetch) continue ;;
     esac
     case $p/$w in nginx/http*) ;; nginx/*) continue ;; esac                  # (HTTP only)
+    case $w/$p in processpool/lasync | workers[12]/lasync | workers[12]/node | workers[12]/go) ;;
+    processpool/* | workers[12]/*) continue ;;                                  # (their peers)
+    esac
     case $w/$p in tothread/node | tothread/luv | fileread/node | fileread/luv | tls*/luv | http*/luv) continue ;; esac # (none)
     peer_cmd "$w" "$p"
     [ ${#CMD[@]} -gt 0 ] || emit "SKIP workload=$w peer=$p reason=\"$WHY\""
@@ -763,7 +811,7 @@ for w in $WORKLOADS; do
         fi
         ;;
       *)
-        cpus=0; case $w in tothread | fileread) cpus=$THREAD_CPUS ;; esac
+        cpus=0; case $w in tothread | fileread) cpus=$THREAD_CPUS ;; processpool | workers[12]) cpus=$PROC_CPUS ;; esac
         out=$(timeout "$TIMEOUT" taskset -c "$cpus" "${CMD[@]}" 2>"$ERR")
         rc=$?
         b1=$(busy_ticks); k1=$(child_ticks); t1=$(now)
@@ -780,7 +828,7 @@ for w in $WORKLOADS; do
       esac
       foreign=$(awk -v b=$((b1 - b0)) -v k=$((k1 - k0)) -v t0="$t0" -v t1="$t1" -v hz="$HZ" \
         'BEGIN{f=(b-k)/hz/(t1-t0); if (f<0) f=0; printf "%.2f", f}')
-      case $w in tothread | fileread) line+=" cpus=$THREAD_CPUS" ;; esac
+      case $w in tothread | fileread) line+=" cpus=$THREAD_CPUS" ;; processpool | workers[12]) line+=" cpus=$PROC_CPUS" ;; esac
       emit "$line run=$r foreign_cpu=$foreign"
     done
   done

@@ -343,6 +343,101 @@ def fileread_table(w, runs, notes):
     notes_lines(w, notes)
 
 
+# processpool (bench/processpool/): jobs/s of a CPU-bound map over
+# lasync.ProcessPool(2) against the same jobs inline; workers1 / workers2
+# (bench/workers/): requests/s of a handler doing ~200 us of work, served by
+# 1 and by 2 processes (lasync -w N, node cluster, Go GOMAXPROCS=N), on
+# both CPUs. Targets: the pool ≥ 1.8× inline, lasync -w 2 ≥ 1.8× -w 1.
+PROC = ("processpool",)
+WORKERS = ("workers1", "workers2")
+WORKERS_PEERS = ["lasync", "node", "go"]
+WORKERS_LABEL = {"lasync": "lasync -w N", "node": "node cluster (N workers)", "go": "Go net/http (GOMAXPROCS=N)"}
+WORKLOADS += [w for w in PROC + WORKERS if w not in WORKLOADS]
+UNIT.update({"processpool": "jobs/s", "workers1": "requests/s", "workers2": "requests/s"})
+DEFAULT_N["processpool"] = 64
+
+
+def proc_table(w, runs, notes):
+    print(f"\n### {w}\n")
+    rs = runs.get((w, "lasync"), [])
+    if not rs:
+        print("(no results)")
+    else:
+        head(["jobs/s pool (median)", "range", "jobs/s inline", "speedup (median)", "job ms inline", "workers",
+              "start ms", "CPUs", "runs", "max foreign CPU"])
+        rate = med(rs, "rate")
+        rates = [float(r["rate"]) for r in rs]
+        row = ["**lasync**", f"{rate:,.1f}", f"{min(rates):,.1f}–{max(rates):,.1f}", f"{med(rs, 'inline_rate'):,.1f}",
+               fmt_ratio(med(rs, "speedup")), f"{med(rs, 'job_ms'):.1f}",
+               "/".join(sorted({r.get("workers", "?") for r in rs})), f"{med(rs, 'start_ms'):.0f}", cpus(rs),
+               str(len(rs)), foreign(rs)]
+        print("| " + " | ".join(row) + " |")
+    notes_lines(w, notes)
+
+
+def workers_table(w, runs, notes):
+    if w == "workers2" and any(k[0] == "workers1" for k in list(runs) + list(notes)):
+        return  # shown with workers1
+    print("\n### workers (1 and 2 processes)\n")
+    if not any(runs.get((x, p)) for x in WORKERS for p in WORKERS_PEERS):
+        print("(no results)")
+    else:
+        head(["N=1 requests/s (median)", "N=2 requests/s (median)", "× (N=2 / N=1)", "N=2 range", "N=2 p50 µs",
+              "N=2 p99 µs", "server CPU N=1 / N=2", "server CPU µs/req N=1 / N=2", "wrk CPU", "errors", "runs",
+              "max foreign CPU"])
+    for p in WORKERS_PEERS:
+        r1, r2 = runs.get(("workers1", p), []), runs.get(("workers2", p), [])
+        if not r1 and not r2:
+            continue
+        a, b = med(r1, "rate"), med(r2, "rate")
+        rates = [float(r["rate"]) for r in r2]
+        row = [f"**{WORKERS_LABEL[p]}**" if p == "lasync" else WORKERS_LABEL[p],
+               f"{a:,.0f}" if a is not None else "", f"{b:,.0f}" if b is not None else "",
+               fmt_ratio(b / a) if a and b is not None else "",
+               f"{min(rates):,.0f}–{max(rates):,.0f}" if rates else "",
+               f"{med(r2, 'p50_us'):,.0f}" if r2 else "", f"{med(r2, 'p99_us'):,.0f}" if r2 else "",
+               " / ".join(f"{med(x, 'server_cpu'):.2f}" if x else "-" for x in (r1, r2)),
+               " / ".join(f"{med(x, 'server_us_per_req'):.0f}" if x else "-" for x in (r1, r2)),
+               f"{max(float(r.get('client_cpu', 0)) for r in r1 + r2):.2f}",
+               f"{sum(int(r.get('errors', 0)) for r in r1 + r2):,}", f"{len(r1)}/{len(r2)}", foreign(r1 + r2)]
+        print("| " + " | ".join(row) + " |")
+    notes_lines("workers1", notes)
+    notes_lines("workers2", notes)
+
+
+def proc_checks(runs):
+    """The processpool / workers targets, as targets() lists its checks."""
+    def m(w, p, k="rate"):
+        return med(runs.get((w, p), []), k)
+
+    def scaling(p):
+        a, b = m("workers1", p), m("workers2", p)
+        return b / a if a and b is not None else None
+
+    checks = [
+        ("processpool", "processpool: ProcessPool(2) ≥ 1.8× inline (jobs/s, median of the runs' speedups)",
+         m("processpool", "lasync", "speedup"), lambda v: v >= 1.8, fmt_ratio),
+        ("workers2", "workers: lasync -w 2 ≥ 1.8× lasync -w 1 (requests/s)", scaling("lasync"),
+         lambda v: v >= 1.8, fmt_ratio),
+        ("workers2", "workers (reference): node cluster 2 workers / 1 worker ≥ 1.8× (requests/s)", scaling("node"),
+         lambda v: v >= 1.8, fmt_ratio),
+        ("workers2", "workers (reference): Go GOMAXPROCS=2 / GOMAXPROCS=1 ≥ 1.8× (requests/s)", scaling("go"),
+         lambda v: v >= 1.8, fmt_ratio),
+    ]
+    return checks
+
+
+def proc_size_warning(w, runs):
+    rs = [r for p in PEERS for r in runs.get((w, p), [])]
+    if w in PROC:
+        ns = {r.get("n") for r in rs}
+        return "" if ns <= {"64"} else f" (sizes n={','.join(sorted(ns))}; the target assumes n=64)"
+    rs += [r for p in PEERS for r in runs.get(("workers1", p), [])]
+    odd = [r for r in rs if abs(float(r.get("seconds", 0)) - ECHO_DEFAULT["seconds"]) > 0.5]
+    return f" (up to {max(float(r.get('seconds', 0)) for r in odd):.1f} s measured; targets assume 5 s)" if odd else ""
+
+
+
 def table(w, runs, notes):
     if w in PG:
         return pg_table(w, runs, notes)
@@ -358,6 +453,10 @@ def table(w, runs, notes):
         return client_table(w, runs, notes)
     if w in ("echoidle", "tlsidle", "httpidle"):
         return idle_table(w, runs, notes)
+    if w in PROC:
+        return proc_table(w, runs, notes)
+    if w in WORKERS:
+        return workers_table(w, runs, notes)
     per = PER.get(w)
     cols = [f"{UNIT[w]} (median)", "range", "seconds", "peak RSS MiB"]
     if per:
@@ -454,6 +553,7 @@ def targets(runs, notes):
         ("lockcontention", "lockcontention: lasync ≥ 10× asyncio (rate)", ratio("lockcontention", "lasync", "asyncio"),
          lambda v: v >= 10, fmt_ratio),
     ]
+    checks += proc_checks(runs)
     for w in ECHO:
         checks += [
             (w, f"{w}: lasync ≥ 0.9× the C libuv server (rate)", ratio(w, "lasync", "clibuv"), lambda v: v >= 0.9,
@@ -524,6 +624,8 @@ def size_warning(w, runs):
         cs = sorted({r.get("conns", "?") for r in rs})
         return (f" (conns={','.join(cs)}, up to {max(float(r.get('seconds', 0)) for r in rs):.1f} s measured;"
                 f" targets assume conns=100, 5 s)")
+    if w in PROC or w in WORKERS:
+        return proc_size_warning(w, runs)
     ns = {r.get("n") for r in rs}
     return "" if ns <= {str(DEFAULT_N[w])} else f" (sizes n={','.join(sorted(ns))}; targets assume n={DEFAULT_N[w]})"
 

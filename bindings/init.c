@@ -24,7 +24,7 @@ static void (*const opens[])(lua_State *L) = {
   lx_open_server,
   lx_open_udp, lx_open_fs, lx_open_signal, lx_open_process, lx_open_worker,
   lx_open_to_thread, lx_open_thread,
-  lx_open_inbox, lx_open_run, lx_open_runtime,
+  lx_open_inbox, lx_open_run, lx_open_runtime, lx_open_wire,
   lx_open_http, lx_open_http_client, lx_open_json, lx_open_resp,
   lx_open_pg,
   NULL

@@ -77,6 +77,7 @@ local RECEIVERS = {
   ["lasync.SignalHandler"] = "handler", ["lasync.ssl.Context"] = "ctx",
   ["lasync.http.App"] = "app", ["lasync.http.Response"] = "resp",
   ["lasync.http.StreamResponse"] = "resp", ["lasync.http.Request"] = "req",
+  ["lasync.ProcessPool"] = "pool",
   ["lasync.http.Server"] = "server", ["lasync.http.Content"] = "reader",
   ["lasync.pg.Connection"] = "db", ["lasync.pg.Statement"] = "stmt",
   ["lasync.pg.Pool"] = "pool", ["lasync.pg.Listener"] = "listener",
@@ -113,6 +114,7 @@ local function classes()
   found["lasync.http.Server"] = require("lasync.http.server").Server
   found["lasync.http.Request"] = require("lasync.http.request").Request
   found["lasync.http.Content"] = require("lasync.http.request").Content
+  found["lasync.ProcessPool"] = getmetatable(lasync.ProcessPool(1))
   -- lasync.pg's Lua classes (their objects need a server)
   local pg = require "lasync.pg"
   found["lasync.pg.Connection"] = pg._Connection

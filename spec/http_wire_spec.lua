@@ -1072,7 +1072,7 @@ describe("lasync.core._http_conn", function()
           srv:close()
           srv:wait_closed()
         end
-      end)
+      end, 20) -- compress() starts python3 ten times: slow when busy
     end)
 
     it("a body read cancelled midway, then close or the next request",

@@ -3,7 +3,8 @@
 ** booleans, numbers, strings and tables of those, nested, without cycles,
 ** and functions as bytecode whose upvalues may only be _ENV and the
 ** function itself (a recursive local function). Values are written into
-** a flat byte buffer in one state and rebuilt in another.
+** a flat byte buffer in one state and rebuilt in another (of this process,
+** or of a worker process: wire.c).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,13 +67,14 @@ typedef struct copy_ctx {
   lx_buf *b;
   const char *fname; /* for errors: "to_thread" */
   const char *what;  /* "argument #2", "result #1" */
+  const char *where; /* "thread" or "process": the other side */
   int seen;          /* index of the table of tables being written */
 } copy_ctx;
 
 static void copy_error(lua_State *L, copy_ctx *c, const char *fmt,
                        const char *detail) {
-  luaL_error(L, "lasync.%s: cannot copy %s to another thread: %s%s", c->fname,
-             c->what, fmt, detail ? detail : "");
+  luaL_error(L, "lasync.%s: cannot copy %s to another %s: %s%s", c->fname,
+             c->what, c->where, fmt, detail ? detail : "");
 }
 
 static void copy_oom(lua_State *L, copy_ctx *c) {
@@ -183,10 +185,13 @@ static void write_value(lua_State *L, copy_ctx *c, int idx, int depth) {
 ** Append the n values from index first to b. When with_function, the
 ** value at first must be a function (and is the only one allowed): a
 ** missing one is refused here, before a worker would call nothing.
-** Errors name fname and say which value failed.
+** Errors name fname and say which value failed, as `what #k` counting
+** from base at first, and where it was bound ("to another thread", where =
+** "thread").
 */
-void lx_copy_out(lua_State *L, lx_buf *b, int first, int n, int with_function,
-                 const char *fname, const char *what) {
+void lx_copy_out_to(lua_State *L, lx_buf *b, int first, int n,
+                    int with_function, const char *fname, const char *what,
+                    int base, const char *where) {
   copy_ctx c;
   char label[40];
   int i;
@@ -194,13 +199,14 @@ void lx_copy_out(lua_State *L, lx_buf *b, int first, int n, int with_function,
   c.b = b;
   c.fname = fname;
   c.what = label;
+  c.where = where;
   lua_newtable(L);
   c.seen = lua_gettop(L);
   if (with_function && (n < 1 || !lua_isfunction(L, first)))
     luaL_error(L, "lasync.%s: expected a function (got %s)", fname,
                n < 1 ? "no value" : luaL_typename(L, first));
   for (i = 0; i < n; i++) {
-    snprintf(label, sizeof label, "%s #%d", what, i + 1);
+    snprintf(label, sizeof label, "%s #%d", what, base + i);
     if (i == 0 && with_function) {
       c.what = "the function";
       write_function(L, &c, first);
@@ -212,13 +218,19 @@ void lx_copy_out(lua_State *L, lx_buf *b, int first, int n, int with_function,
   lua_pop(L, 1); /* seen */
 }
 
+/* lx_copy_out_to, bound for another thread */
+void lx_copy_out(lua_State *L, lx_buf *b, int first, int n, int with_function,
+                 const char *fname, const char *what) {
+  lx_copy_out_to(L, b, first, n, with_function, fname, what, 1, "thread");
+}
+
 /*
 ** pcall'd: write the value at 3 to the buffer at 1, for the function named
-** at 2 (lx_copy_error)
+** at 2, bound for another `where` at 4 (lx_copy_error_to)
 */
 static int copy_error_as_is(lua_State *L) {
-  lx_copy_out(L, lua_touserdata(L, 1), 3, 1, 0, lua_tostring(L, 2),
-              "error");
+  lx_copy_out_to(L, lua_touserdata(L, 1), 3, 1, 0, lua_tostring(L, 2),
+                 "error", 1, lua_tostring(L, 4));
   return 0;
 }
 
@@ -229,14 +241,16 @@ static int copy_error_as_is(lua_State *L) {
 ** message naming its type. Never its tostring(): that would show an
 ** address in this state, meaningless in the other one.
 */
-static void push_error_copyable(lua_State *L, int idx, const char *fname) {
+static void push_error_copyable(lua_State *L, int idx, const char *fname,
+                                const char *where) {
   int t;
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) != LUA_TTABLE) {
     t = luaL_getmetafield(L, idx, "__name");
     lua_pushfstring(L, "lasync.%s: the error, a %s, cannot be copied to "
-                       "another thread", fname, t == LUA_TSTRING
-                           ? lua_tostring(L, -1) : luaL_typename(L, idx));
+                       "another %s", fname, t == LUA_TSTRING
+                           ? lua_tostring(L, -1) : luaL_typename(L, idx),
+                    where);
     if (t != LUA_TNIL) lua_remove(L, -2); /* __name */
     return;
   }
@@ -263,11 +277,12 @@ static void push_error_copyable(lua_State *L, int idx, const char *fname) {
 }
 
 /*
-** Append the error at idx to b, for `fname`: the error itself when it can
-** be copied, else what of it can (push_error_copyable). Raises only when
-** out of memory.
+** Append the error at idx to b, for `fname`, bound for another `where`:
+** the error itself when it can be copied, else what of it can
+** (push_error_copyable). Raises only when out of memory.
 */
-void lx_copy_error(lua_State *L, lx_buf *b, int idx, const char *fname) {
+void lx_copy_error_to(lua_State *L, lx_buf *b, int idx, const char *fname,
+                      const char *where) {
   size_t len = b->len;
   idx = lua_absindex(L, idx);
   luaL_checkstack(L, 6, NULL);
@@ -275,12 +290,18 @@ void lx_copy_error(lua_State *L, lx_buf *b, int idx, const char *fname) {
   lua_pushlightuserdata(L, b);
   lua_pushstring(L, fname);
   lua_pushvalue(L, idx);
-  if (lua_pcall(L, 3, 0, 0) == LUA_OK) return;
+  lua_pushstring(L, where);
+  if (lua_pcall(L, 4, 0, 0) == LUA_OK) return;
   lua_pop(L, 1); /* why it cannot cross */
   b->len = len;  /* drop what the failed copy wrote */
-  push_error_copyable(L, idx, fname);
-  lx_copy_out(L, b, -1, 1, 0, fname, "error");
+  push_error_copyable(L, idx, fname, where);
+  lx_copy_out_to(L, b, -1, 1, 0, fname, "error", 1, where);
   lua_pop(L, 1);
+}
+
+/* lx_copy_error_to, bound for another thread */
+void lx_copy_error(lua_State *L, lx_buf *b, int idx, const char *fname) {
+  lx_copy_error_to(L, b, idx, fname, "thread");
 }
 
 /* }====================================================================== */
@@ -361,6 +382,56 @@ int lx_copy_in(lua_State *L, lx_buf *b) {
   int n = 0;
   while (read_value(L, b)) n++;
   return n;
+}
+
+/* Skip n bytes at *pos of b: 0 if fewer are left. */
+static int check_skip(const lx_buf *b, size_t *pos, size_t n) {
+  if (b->len - *pos < n) return 0;
+  *pos += n;
+  return 1;
+}
+
+/* Read a size at *pos of b into *n: 0 if it is not all there. */
+static int check_size(const lx_buf *b, size_t *pos, size_t *n) {
+  if (b->len - *pos < sizeof *n) return 0;
+  memcpy(n, b->data + *pos, sizeof *n);
+  *pos += sizeof *n;
+  return 1;
+}
+
+/* Whether a whole value, no function, starts at *pos; move past it. */
+static int check_value(const lx_buf *b, size_t *pos, int depth) {
+  size_t n;
+  if (*pos >= b->len || depth > LX_COPY_DEPTH + 1) return 0;
+  switch ((unsigned char)b->data[(*pos)++]) {
+  case T_NIL: case T_FALSE: case T_TRUE:
+    return 1;
+  case T_INT:
+    return check_skip(b, pos, sizeof(lua_Integer));
+  case T_FLOAT:
+    return check_skip(b, pos, sizeof(lua_Number));
+  case T_STRING:
+    return check_size(b, pos, &n) && check_skip(b, pos, n);
+  case T_TABLE:
+    while (*pos < b->len && (unsigned char)b->data[*pos] != T_END)
+      if (!check_value(b, pos, depth + 1) || !check_value(b, pos, depth + 1))
+        return 0;
+    return check_skip(b, pos, 1); /* T_END */
+  default: /* T_FUNCTION (never loaded from another process), garbage */
+    return 0;
+  }
+}
+
+/*
+** Whether the bytes of b from b->pos are whole values without functions,
+** as lx_copy_out writes them: what another process sent is checked before
+** lx_copy_in trusts it (a bad size would read out of bounds).
+*/
+int lx_copy_check(const lx_buf *b) {
+  size_t pos = b->pos;
+  while (pos < b->len)
+    if (!check_value(b, &pos, 0)) return 0;
+  return 1;
 }
 
 /* }====================================================================== */

@@ -21,9 +21,20 @@ LX_HIDDEN void lx_copy_out(lua_State *L, lx_buf *b, int first, int n,
 LX_HIDDEN void lx_copy_error(lua_State *L, lx_buf *b, int idx,
                              const char *fname);
 LX_HIDDEN int lx_copy_in(lua_State *L, lx_buf *b);
+LX_HIDDEN int lx_copy_check(const lx_buf *b);
+/* the same, naming the other side ("process") in their errors; values
+   are numbered from base */
+LX_HIDDEN void lx_copy_out_to(lua_State *L, lx_buf *b, int first, int n,
+                              int with_function, const char *fname,
+                              const char *what, int base, const char *where);
+LX_HIDDEN void lx_copy_error_to(lua_State *L, lx_buf *b, int idx,
+                                const char *fname, const char *where);
 
 /* to_thread.c */
 LX_HIDDEN void lx_open_to_thread(lua_State *L);
+
+/* wire.c: values crossing to worker processes (lasync.ProcessPool) */
+LX_HIDDEN void lx_open_wire(lua_State *L);
 
 /* thread.c */
 LX_HIDDEN extern void (*lx_thread_openlibs)(lua_State *L);

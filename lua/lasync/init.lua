@@ -12,6 +12,7 @@ M.fs = require "lasync.fs"                               -- readfile, ...
 M.subprocess = require "lasync.subprocess"               -- communicate
 M.ssl = { context = core._ssl_context }                 -- TLS contexts
 M.tasks = require("lasync.introspect").tasks
+M.ProcessPool = require "lasync.process_pool"          -- worker processes
 
 local Future, current_task = core.Future, core.current_task
 local get_running_loop, ensure_future = core.get_running_loop, core.ensure_future

@@ -25,6 +25,7 @@ local TAKES_ANYTHING = {
   ["lasync._open_udp"] = true, -- its options table is lasync.open_udp's
   ["lasync._ssl_context"] = true, -- lasync.ssl.context: {} is a context
   ["lasync._pg.start"] = true, -- lasync.pg.connect's: {} is libpq's defaults
+  ["lasync._wire_self"] = true, -- lasync.ProcessPool's: no argument
   -- {} encodes (as {}), {} is a table to mark, and {} is empty options
   ["lasync.json.encode"] = true, ["lasync.json.array"] = true,
   ["lasync.json.object"] = true,
