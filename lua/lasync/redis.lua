@@ -190,7 +190,7 @@ end
 
 local Redis = {}
 Redis.__index = Redis
-Redis.__name = "lasync.redis.Redis"
+Redis.__name = "lasync.redis.Connection"
 
 -- The current link, connecting again after a lost one. The tasks that
 -- call meanwhile wait each on a future of its own (cancelling one must
@@ -254,6 +254,7 @@ end
 -- Pipeline: commands gathered by fn(p), sent in one write.
 local Pipeline = {}
 Pipeline.__index = Pipeline
+Pipeline.__name = "lasync.redis.Pipeline"
 
 function Pipeline:call(...)
   self.cmds[#self.cmds + 1] = command(self.fname, ...)
@@ -614,5 +615,12 @@ function Pool:close()
   end
 end
 Pool.__close = Pool.close
+
+-- The classes, public so that user code (and docs_spec) can reach their
+-- methods: getmetatable(red) == redis.Connection.
+M.Connection = Redis
+M.Pipeline = Pipeline
+M.Subscription = Subscription
+M.Pool = Pool
 
 return M
