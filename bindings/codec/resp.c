@@ -15,9 +15,115 @@
 
 #define READER_MT "lasync.redis.reader"
 
+/* The uservalues of a reader: make_error, null, and frames, the arrays
+   being filled (frames[d + 1] the one at depth d; frames[0] the reply) */
+#define UV_MAKE_ERROR 1
+#define UV_NULL 2
+#define UV_FRAMES 3
+/* where rd:get() keeps the frames table while hiredis parses */
+#define FRAMES 2
+
+/* An array declares its length before its elements arrive: the table is
+   made for at most this many, so that a huge length (up to INT_MAX,
+   hiredis's limit) costs memory only as its elements come */
+#define PREALLOC_MAX 1024
+
 typedef struct {
   redisReader *r;
+  lua_State *L;   /* the state of the running rd:get(), else NULL */
+  int broken;     /* a get() ended by a Lua error inside hiredis */
+  int failed;     /* make_error raised: its error is in frames[-1] */
+  int deepest;    /* the deepest frame set by the reply being read */
 } reader_box;
+
+/* {======================================================================
+** Replies built as Lua values by hiredis's reader itself: its callbacks
+** (redisReplyObjectFunctions) push the value where it belongs, so that
+** no redisReply tree is made and freed per reply. They run inside
+** rd:get() with the frames table on top of box->L's stack; an out-of-
+** memory error there unwinds through hiredis, which then cannot go on:
+** the reader is marked broken (box->broken) and refuses later calls.
+** ======================================================================= */
+
+/* The depth of task: 0 for a reply, 1 for an element of it, ... */
+static int task_depth(const redisReadTask *task) {
+  int d = 0;
+  for (task = task->parent; task != NULL; task = task->parent) d++;
+  return d;
+}
+
+/* [-1, +0] store the value on top where task says: frames[0] for a
+   reply, else its array's slot (idx + 1) */
+static void *place(const redisReadTask *task) {
+  reader_box *box = (reader_box *)task->privdata;
+  lua_State *L = box->L;
+  if (task->parent == NULL) {
+    lua_rawseti(L, FRAMES, 0);
+  } else {
+    lua_rawgeti(L, FRAMES, task_depth(task));
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, (lua_Integer)task->idx + 1);
+    lua_pop(L, 1);
+  }
+  return box; /* any pointer but NULL: hiredis only tests it */
+}
+
+static void *reply_string(const redisReadTask *task, char *str,
+                          size_t len) {
+  reader_box *box = (reader_box *)task->privdata;
+  lua_State *L = box->L;
+  if (task->type != REDIS_REPLY_ERROR) {
+    lua_pushlstring(L, str, len);
+    return place(task);
+  }
+  lua_getiuservalue(L, 1, UV_MAKE_ERROR);
+  lua_pushlstring(L, str, len);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    /* kept for rd:get() to raise; NULL makes hiredis stop */
+    lua_rawseti(L, FRAMES, -1);
+    box->failed = 1;
+    return NULL;
+  }
+  return place(task);
+}
+
+static void *reply_array(const redisReadTask *task, int elements) {
+  reader_box *box = (reader_box *)task->privdata;
+  lua_State *L = box->L;
+  lua_createtable(L, elements < PREALLOC_MAX ? elements : PREALLOC_MAX, 0);
+  if (elements > 0) { /* its elements come next, one level deeper */
+    int d = task_depth(task) + 1;
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, FRAMES, d);
+    if (d > box->deepest) box->deepest = d;
+  }
+  return place(task);
+}
+
+static void *reply_integer(const redisReadTask *task, long long value) {
+  lua_pushinteger(((reader_box *)task->privdata)->L, (lua_Integer)value);
+  return place(task);
+}
+
+/* A nil reply is nil; a nil element is the null sentinel, as nil would
+   cut the array */
+static void *reply_nil(const redisReadTask *task) {
+  lua_State *L = ((reader_box *)task->privdata)->L;
+  if (task->parent == NULL) lua_pushnil(L);
+  else lua_getiuservalue(L, 1, UV_NULL);
+  return place(task);
+}
+
+/* The values are Lua's: the collector frees them */
+static void reply_free(void *obj) {
+  (void)obj;
+}
+
+static redisReplyObjectFunctions reply_functions = {
+  reply_string, reply_array, reply_integer, reply_nil, reply_free
+};
+
+/* }====================================================================== */
 
 /* [-0, +1|3] resp.command(arg1, ...): the command's bytes. Strings go
    as they are, integers in decimal and floats with 17 digits, so that
@@ -79,15 +185,18 @@ static int resp_reader(lua_State *L) {
   reader_box *box;
   lx_checktype(L, 1, LUA_TFUNCTION);
   if (lua_isnone(L, 2)) lx_argerror(L, 2, "value expected");
-  box = (reader_box *)lua_newuserdatauv(L, sizeof *box, 2);
-  box->r = NULL;
+  box = (reader_box *)lua_newuserdatauv(L, sizeof *box, 3);
+  memset(box, 0, sizeof *box);
   luaL_setmetatable(L, READER_MT);
-  box->r = redisReaderCreate();
-  if (box->r == NULL) return luaL_error(L, "not enough memory");
   lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
+  lua_setiuservalue(L, -2, UV_MAKE_ERROR);
   lua_pushvalue(L, 2);
-  lua_setiuservalue(L, -2, 2);
+  lua_setiuservalue(L, -2, UV_NULL);
+  lua_createtable(L, 8, 1);
+  lua_setiuservalue(L, -2, UV_FRAMES);
+  box->r = redisReaderCreateWithFunctions(&reply_functions);
+  if (box->r == NULL) return luaL_error(L, "not enough memory");
+  box->r->privdata = box;
   return 1;
 }
 
@@ -98,41 +207,10 @@ static reader_box *check_reader(lua_State *L, const char *fname) {
     luaL_error(L, "%s: expected a lasync.redis.reader as self (got %s)",
                fname, luaL_typename(L, 1));
   if (box->r == NULL) luaL_error(L, "%s: the reader is closed", fname);
+  if (box->broken || box->L != NULL)
+    luaL_error(L, "%s: the reader is broken (an error while it parsed)",
+               fname);
   return box;
-}
-
-/* [-0, +1] one reply as a Lua value; top: true at the top level (where a
-   nil reply is nil) */
-static void push_reply(lua_State *L, redisReply *rep, int top) {
-  size_t i;
-  luaL_checkstack(L, 4, "reply nested too deeply");
-  switch (rep->type) {
-  case REDIS_REPLY_STRING:
-  case REDIS_REPLY_STATUS:
-    lua_pushlstring(L, rep->str, rep->len);
-    break;
-  case REDIS_REPLY_INTEGER:
-    lua_pushinteger(L, (lua_Integer)rep->integer);
-    break;
-  case REDIS_REPLY_NIL:
-    if (top) lua_pushnil(L);
-    else lua_getiuservalue(L, 1, 2);
-    break;
-  case REDIS_REPLY_ERROR:
-    lua_getiuservalue(L, 1, 1);
-    lua_pushlstring(L, rep->str, rep->len);
-    lua_call(L, 1, 1);
-    break;
-  case REDIS_REPLY_ARRAY:
-    lua_createtable(L, (int)rep->elements, 0);
-    for (i = 0; i < rep->elements; i++) {
-      push_reply(L, rep->element[i], 0);
-      lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    break;
-  default:
-    lua_pushnil(L);
-  }
 }
 
 /* rd:feed(data) */
@@ -145,34 +223,38 @@ static int reader_feed(lua_State *L) {
   return 0;
 }
 
-/* [-0, +1] under lua_pcall: (reader, reply) -> the reply as a value */
-static int convert(lua_State *L) {
-  push_reply(L, (redisReply *)lua_touserdata(L, 2), 1);
-  return 1;
-}
-
 /* rd:get() -> true, value | false: the next complete reply, if any. A
-   protocol error raises (the connection is then unusable). The reply
-   tree is converted under a pcall, because an error reply calls
-   make_error, so that it is freed whatever happens. */
+   protocol error raises (the connection is then unusable), and so does
+   an error of make_error. */
 static int reader_get(lua_State *L) {
   reader_box *box = check_reader(L, "lasync.redis.reader:get");
   void *rep = NULL;
   int st;
-  if (redisReaderGetReply(box->r, &rep) != REDIS_OK)
+  lua_settop(L, 1);
+  lua_getiuservalue(L, 1, UV_FRAMES);
+  box->L = L; /* while set, the reader counts as broken if this unwinds */
+  st = redisReaderGetReply(box->r, &rep);
+  box->L = NULL;
+  if (st != REDIS_OK) {
+    if (box->failed) {
+      box->broken = 1;
+      lua_rawgeti(L, FRAMES, -1);
+      return lua_error(L);
+    }
     return luaL_error(L, "lasync.redis.reader:get: protocol error: %s",
                       box->r->errstr);
+  }
   if (rep == NULL) {
     lua_pushboolean(L, 0);
     return 1;
   }
   lua_pushboolean(L, 1);
-  lua_pushcfunction(L, convert);
-  lua_pushvalue(L, 1);
-  lua_pushlightuserdata(L, rep);
-  st = lua_pcall(L, 2, 1, 0);
-  freeReplyObject(rep);
-  if (st != LUA_OK) return lua_error(L);
+  lua_rawgeti(L, FRAMES, 0);
+  for (; box->deepest >= 0; box->deepest--) { /* let go of the reply */
+    lua_pushnil(L);
+    lua_rawseti(L, FRAMES, box->deepest);
+  }
+  box->deepest = 0;
   return 2;
 }
 
