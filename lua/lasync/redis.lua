@@ -80,7 +80,7 @@ local function fail_link(link, err)
   for i = link.head, link.tail do
     local fut = pending[i]
     pending[i] = nil
-    if not fut:done() then fut:set_exception(err) end
+    if fut and not fut:done() then fut:set_exception(err) end
   end
   link.head, link.tail = 1, 0
   link.w:abort()
@@ -188,6 +188,31 @@ local function open_link(opts, fname)
   return link
 end
 
+-- The commands that change a connection's state, which a pool undoes
+-- before it lends the connection again (Pool:release). Tracked when
+-- sent: a refused one only costs an extra reset.
+local STATE = {
+  MULTI = function(link) link.multi = true end,
+  EXEC = function(link) link.multi, link.watch = false, false end,
+  WATCH = function(link) link.watch = true end,
+  UNWATCH = function(link) link.watch = false end,
+  SELECT = function(link, db) link.db = math.tointeger(tonumber(db)) end,
+  SUBSCRIBE = function(link) link.pushes = true end,
+}
+STATE.DISCARD = STATE.EXEC
+STATE.PSUBSCRIBE, STATE.SSUBSCRIBE = STATE.SUBSCRIBE, STATE.SUBSCRIBE
+STATE.MONITOR = STATE.SUBSCRIBE
+-- their lengths, so that most commands (GET, SET) skip string.upper
+local STATE_LEN = {}
+for name in pairs(STATE) do STATE_LEN[#name] = true end
+
+local function track(link, name, arg)
+  if type(name) == "string" and STATE_LEN[#name] then
+    local f = STATE[name] or STATE[name:upper()]
+    if f then f(link, arg) end
+  end
+end
+
 local Redis = {}
 Redis.__index = Redis
 Redis.__name = "lasync.redis.Connection"
@@ -245,9 +270,10 @@ function M.connect(opts)
 end
 
 --- r:call(name, ...) -> the reply
-function Redis:call(...)
-  local cmd = command("lasync.redis:call", ...)
+function Redis:call(name, ...)
+  local cmd = command("lasync.redis:call", name, ...)
   local link = get_link(self, "lasync.redis:call")
+  track(link, name, ...)
   return reply_of(send(link, cmd):await())
 end
 
@@ -256,8 +282,10 @@ local Pipeline = {}
 Pipeline.__index = Pipeline
 Pipeline.__name = "lasync.redis.Pipeline"
 
-function Pipeline:call(...)
-  self.cmds[#self.cmds + 1] = command(self.fname, ...)
+function Pipeline:call(name, ...)
+  local n = #self.cmds + 1
+  self.cmds[n] = command(self.fname, name, ...)
+  self.names[n], self.args[n] = name, (...)
   return self
 end
 
@@ -266,15 +294,18 @@ local function run_batch(self, fname, fn, transaction)
     error(("%s: fn must be a function (got %s)"):format(fname, type(fn)),
       3)
   end
-  local p = setmetatable({ cmds = {}, fname = fname .. " (p:call)" },
-    Pipeline)
+  local p = setmetatable({ cmds = {}, names = {}, args = {},
+    fname = fname .. " (p:call)" }, Pipeline)
   fn(p)
   local cmds = p.cmds
   if #cmds == 0 then return { n = 0 } end
   local link = get_link(self, fname)
   local futs = {}
   if transaction then futs[0] = send(link, command(fname, "MULTI")) end
-  for i, c in ipairs(cmds) do futs[i] = send(link, c) end
+  for i, c in ipairs(cmds) do
+    track(link, p.names[i], p.args[i])
+    futs[i] = send(link, c)
+  end
   local exec = transaction and send(link, command(fname, "EXEC"))
   local res = { n = #cmds }
   if transaction then reply_of(futs[0]:await()) end
@@ -505,9 +536,12 @@ for _, name in ipairs { "get", "set", "del", "exists", "expire", "ttl",
   "publish", "ping", "flushdb", "keys", "watch", "unwatch" } do
   local cmd = name:upper()
   local fname = "lasync.redis:" .. name
+  local state = STATE[cmd]
   Redis[name] = function(self, ...)
     local bytes = command(fname, cmd, ...)
-    return reply_of(send(get_link(self, fname), bytes):await())
+    local link = get_link(self, fname)
+    if state then state(link, ...) end
+    return reply_of(send(link, bytes):await())
   end
 end
 
@@ -569,13 +603,38 @@ function Pool:acquire()
   return red
 end
 
+-- Undo what the last borrower left on red's link (redis-py's and
+-- asyncpg's reset on release): DISCARD an open MULTI (which also
+-- unwatches), UNWATCH, SELECT the pool's db again. The commands are
+-- queued without a caller: the next borrower's commands go after them
+-- on the same link. False when red must be closed instead: its link is
+-- in subscribe mode (replies come unasked), or replies are still to
+-- come (a cancelled caller's, a blocking command's).
+local function reset(pool, red)
+  local link = red.link
+  if not link then return true end
+  if link.pushes or link.head <= link.tail then return false end
+  local fname = "lasync.redis.Pool:release"
+  local db = pool.opts.db or 0
+  local function queue(...)
+    link.tail = link.tail + 1
+    link.pending[link.tail] = false -- its reply is read and dropped
+    send_raw(link, command(fname, ...))
+  end
+  if link.multi then queue("DISCARD")
+  elseif link.watch then queue("UNWATCH") end
+  if link.db and link.db ~= db then queue("SELECT", db) end
+  link.multi, link.watch, link.db = false, false, nil
+  return true
+end
+
 --- pool:release(red): gives a connection back
 function Pool:release(red)
   if getmetatable(red) ~= Redis then
     error(("lasync.redis.Pool:release: not a connection (got %s)"):format(
       type(red)), 2)
   end
-  if self.closed or not usable(red) then
+  if self.closed or not usable(red) or not reset(self, red) then
     red:close()
     self.count = self.count - 1
   else
