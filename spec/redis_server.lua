@@ -21,7 +21,16 @@ local function free_port()
   return port
 end
 
--- start{password =, tcp = true} -> server {dir, path, port, stop}
+-- Whether redis-server was built with TLS (Debian's is: it links
+-- OpenSSL); without it, the TLS specs are pending.
+function M.tls_available()
+  return M.available() and sh("ldd \"$(command -v redis-server)\" " ..
+    "2>/dev/null | grep -q libssl") == true
+end
+
+-- start{password =, tcp = true, tls = {cert =, key =, ca =}} -> server
+-- {dir, path, port, tls_port, stop}; tls adds a TLS port on 127.0.0.1
+-- (clients need not show a certificate)
 function M.start(opts)
   opts = opts or {}
   local dir = io.popen("mktemp -d /tmp/lasync-redis-XXXXXX"):read("l")
@@ -32,6 +41,12 @@ function M.start(opts)
     "--bind 127.0.0.1", "--unixsocket", s.path, "--unixsocketperm 700",
     "--dir", dir, "--pidfile", s.pidfile, "--save ''",
     "--appendonly no", "--logfile", dir .. "/redis.log" }
+  if opts.tls then
+    s.tls_port = free_port()
+    args[#args + 1] = ("--tls-port %d --tls-cert-file %s --tls-key-file " ..
+      "%s --tls-ca-cert-file %s --tls-auth-clients no"):format(s.tls_port,
+      opts.tls.cert, opts.tls.key, opts.tls.ca)
+  end
   if opts.password then
     args[#args + 1] = "--requirepass " .. opts.password
   end

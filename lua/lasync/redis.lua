@@ -35,7 +35,14 @@ local function make_error(msg)
 end
 
 local OPTS = { host = "string", port = "number", path = "string",
-               password = "string", username = "string", db = "number" }
+               password = "string", username = "string", db = "number",
+               ssl = "ssl", server_hostname = "string" }
+
+-- ssl: true (lasync's default client context), false, or a context
+local function is_ssl(v)
+  return type(v) == "boolean" or (type(v) == "userdata" and
+    tostring(v):find("^lasync%.ssl%.Context") ~= nil)
+end
 
 local function check_opts(opts, fname)
   if type(opts) ~= "table" then
@@ -47,7 +54,12 @@ local function check_opts(opts, fname)
     if not want then
       error(("%s: unknown option '%s'"):format(fname, tostring(k)), 3)
     end
-    if type(v) ~= want or (want == "number" and math.type(v) ~= "integer")
+    if want == "ssl" then
+      if not is_ssl(v) then
+        error(("%s: option 'ssl' must be true, false or a " ..
+          "lasync.ssl.context (got %s)"):format(fname, type(v)), 3)
+      end
+    elseif type(v) ~= want or (want == "number" and math.type(v) ~= "integer")
     then
       error(("%s: option '%s' must be a%s %s (got %s)"):format(fname, k,
         want == "number" and "n" or "", want == "number" and "integer"
@@ -68,6 +80,14 @@ local function check_opts(opts, fname)
   end
   if opts.username and not opts.password then
     error(("%s: option 'username' needs 'password'"):format(fname), 3)
+  end
+  if opts.server_hostname and not opts.ssl then
+    error(("%s: option 'server_hostname' needs 'ssl'"):format(fname), 3)
+  end
+  if opts.path and opts.ssl == true and not opts.server_hostname then
+    error(("%s: options 'path' and 'ssl' = true need option " ..
+      "'server_hostname' (the name the certificate must match)")
+      :format(fname), 3)
   end
 end
 
@@ -157,11 +177,13 @@ end
 
 local function open_link(opts, fname)
   local r, w
+  local tls = opts.ssl and { ssl = opts.ssl,
+    server_hostname = opts.server_hostname } or nil
   if opts.path then
-    r, w = lasync.open_unix_connection(opts.path)
+    r, w = lasync.open_unix_connection(opts.path, tls)
   else
     r, w = lasync.open_connection(opts.host or "127.0.0.1",
-      opts.port or 6379)
+      opts.port or 6379, tls)
   end
   local link = { r = r, w = w, rd = resp.reader(make_error, M.null),
                  pending = {}, head = 1, tail = 0, out = {} }
