@@ -3,7 +3,8 @@
 -- server: replies cut anywhere, the limits of the protocol (depth,
 -- huge and negative lengths) as clean protocol errors, and an array's
 -- memory following the bytes that came rather than its announced
--- length. fuzz/resp_reader.c checks the same on arbitrary bytes.
+-- length. fuzz/resp_reader.c checks the same on arbitrary bytes. And
+-- the command writer's exact bytes.
 local helper = require "helper"
 local lasync = helper.lasync
 local resp = require("lasync.core")._resp
@@ -97,5 +98,22 @@ describe("lasync.redis's reply reader", function()
     assert.equal(3, v)
     assert.is_false(rd:get())
     local _ = lasync
+  end)
+end)
+
+describe("lasync.redis's command writer", function()
+  it("writes RESP arrays of bulk strings", function()
+    assert.equal("*1\r\n$4\r\nPING\r\n", resp.command("PING"))
+    assert.equal("*4\r\n$3\r\nSET\r\n$0\r\n\r\n$2\r\n-7\r\n" ..
+      "$19\r\n0.10000000000000001\r\n", resp.command("SET", "", -7, 0.1))
+    local big = ("x"):rep(12345)
+    local args = {}
+    for i = 1, 10 do args[i] = i end
+    assert.equal("*10\r\n" .. ("$1\r\n%d\r\n"):rep(9):format(1, 2, 3, 4,
+      5, 6, 7, 8, 9) .. "$2\r\n10\r\n", resp.command(table.unpack(args)))
+    assert.equal("*2\r\n$3\r\nGET\r\n$12345\r\n" .. big .. "\r\n",
+      resp.command("GET", big))
+    assert.same({ nil, 2, "table" }, { resp.command("GET", {}) })
+    assert.same({ nil, 0, "no value" }, { resp.command() })
   end)
 end)

@@ -125,14 +125,41 @@ static redisReplyObjectFunctions reply_functions = {
 
 /* }====================================================================== */
 
+/* Write n in decimal at p; returns the end. No printf: this runs for
+   every argument of every command. */
+static char *put_size(char *p, size_t n) {
+  char tmp[24];
+  int i = 0;
+  do {
+    tmp[i++] = (char)('0' + n % 10);
+    n /= 10;
+  } while (n > 0);
+  while (i > 0) *p++ = tmp[--i];
+  return p;
+}
+
+/* The decimal digits of n */
+static size_t size_digits(size_t n) {
+  size_t d = 1;
+  while (n >= 10) {
+    n /= 10;
+    d++;
+  }
+  return d;
+}
+
 /* [-0, +1|3] resp.command(arg1, ...): the command's bytes. Strings go
    as they are, integers in decimal and floats with 17 digits, so that
    they read back as the same double. Anything else is not raised here
    but returned as nil, its index and its type (0 when no argument is
-   given), so that the Lua caller raises naming its public function. */
+   given), so that the Lua caller raises naming its public function.
+   The size is known before anything is written: one buffer, the size of
+   the result, and no format parsing. */
 static int resp_command(lua_State *L) {
   int n = lua_gettop(L), i;
+  size_t total = 3 + size_digits((size_t)n); /* "*<n>\r\n" */
   luaL_Buffer b;
+  char *p;
   if (n < 1) {
     lua_pushnil(L);
     lua_pushinteger(L, 0);
@@ -140,41 +167,43 @@ static int resp_command(lua_State *L) {
     return 3;
   }
   for (i = 1; i <= n; i++) {
-    int t = lua_type(L, i);
-    if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+    size_t len;
+    if (lua_type(L, i) == LUA_TNUMBER) {
+      if (!lua_isinteger(L, i)) { /* "%.14g" would lose digits */
+        char num[64];
+        lua_pushlstring(L, num, (size_t)snprintf(num, sizeof num, "%.17g",
+                        (double)lua_tonumber(L, i)));
+        lua_replace(L, i);
+      } else {
+        lua_tolstring(L, i, &len); /* in place: a string from now on */
+      }
+    } else if (lua_type(L, i) != LUA_TSTRING) {
       lua_pushnil(L);
       lua_pushinteger(L, i);
       lua_pushstring(L, luaL_typename(L, i));
       return 3;
     }
+    lua_tolstring(L, i, &len);
+    total += 1 + size_digits(len) + 2 + len + 2; /* "$<len>\r\n<s>\r\n" */
   }
-  luaL_buffinit(L, &b);
-  lua_pushfstring(L, "*%d\r\n", n);
-  luaL_addvalue(&b);
+  p = luaL_buffinitsize(L, &b, total);
+  *p++ = '*';
+  p = put_size(p, (size_t)n);
+  *p++ = '\r';
+  *p++ = '\n';
   for (i = 1; i <= n; i++) {
     size_t len;
-    const char *s;
-    char num[64];
-    if (lua_type(L, i) == LUA_TNUMBER) {
-      if (lua_isinteger(L, i))
-        len = (size_t)snprintf(num, sizeof num, LUA_INTEGER_FMT,
-                               (LUAI_UACINT)lua_tointeger(L, i));
-      else
-        len = (size_t)snprintf(num, sizeof num, "%.17g",
-                               (double)lua_tonumber(L, i));
-      s = num;
-    } else {
-      s = lua_tolstring(L, i, &len);
-    }
-    {
-      char head[32];
-      int hl = snprintf(head, sizeof head, "$%zu\r\n", len);
-      luaL_addlstring(&b, head, (size_t)hl);
-    }
-    luaL_addlstring(&b, s, len);
-    luaL_addlstring(&b, "\r\n", 2);
+    const char *s = lua_tolstring(L, i, &len);
+    *p++ = '$';
+    p = put_size(p, len);
+    *p++ = '\r';
+    *p++ = '\n';
+    memcpy(p, s, len);
+    p += len;
+    *p++ = '\r';
+    *p++ = '\n';
   }
-  luaL_pushresult(&b);
+  luaL_pushresultsize(&b, total);
   return 1;
 }
 

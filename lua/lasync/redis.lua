@@ -170,8 +170,10 @@ local function send(link, bytes)
   return fut
 end
 
+-- An error reply raises; the others (mostly strings) skip the check
+local is_error, ResponseError = lasync.is_error, M.ResponseError
 local function reply_of(v)
-  if lasync.is_error(v, M.ResponseError) then error(v, 0) end
+  if type(v) == "table" and is_error(v, ResponseError) then error(v, 0) end
   return v
 end
 
@@ -294,7 +296,8 @@ end
 --- r:call(name, ...) -> the reply
 function Redis:call(name, ...)
   local cmd = command("lasync.redis:call", name, ...)
-  local link = get_link(self, "lasync.redis:call")
+  local link = self.link
+  if not link or link.err then link = get_link(self, "lasync.redis:call") end
   track(link, name, ...)
   return reply_of(send(link, cmd):await())
 end
@@ -561,7 +564,8 @@ for _, name in ipairs { "get", "set", "del", "exists", "expire", "ttl",
   local state = STATE[cmd]
   Redis[name] = function(self, ...)
     local bytes = command(fname, cmd, ...)
-    local link = get_link(self, fname)
+    local link = self.link -- get_link's common case, inline
+    if not link or link.err then link = get_link(self, fname) end
     if state then state(link, ...) end
     return reply_of(send(link, bytes):await())
   end
