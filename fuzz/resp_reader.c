@@ -18,11 +18,6 @@
 
 #include "codec/codec.h"
 
-/* runtime.c's, without the runtime: argcheck.c's messages need it */
-const char *lx_typename(lua_State *L, int idx) {
-  return luaL_typename(L, idx);
-}
-
 /* The driver, in Lua: (resp, data, seed, raise) -> nothing, or an error
    saying what went wrong */
 static const char driver[] =

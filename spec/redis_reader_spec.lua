@@ -101,6 +101,31 @@ describe("lasync.redis's reply reader", function()
   end)
 end)
 
+describe("lasync.redis's reply dispatch", function()
+  it("settles the pending futures in order, dropping the replies of " ..
+    "the others", function()
+    helper.run(function()
+      local rd <close> = resp.reader(make_error, null)
+      local a, cancelled, b = lasync.Future(), lasync.Future(),
+        lasync.Future()
+      cancelled:cancel()
+      local pending = { [5] = a, [6] = false, [7] = cancelled, [8] = b }
+      rd:feed(":1\r\n:2\r\n:3\r\n$1\r\nx\r\n*1\r\n")
+      assert.equal(9, rd:dispatch(pending, 5))
+      assert.equal(1, a:result())
+      assert.equal("x", b:result())
+      assert.same({}, pending)
+      -- an incomplete reply waits; a protocol error is returned
+      rd:feed(":4\r\n!")
+      local c = lasync.Future()
+      local head, err = rd:dispatch({ [9] = c }, 9)
+      assert.equal(10, head)
+      assert.same({ 4 }, c:result())
+      assert.matches("Protocol error", err)
+    end)
+  end)
+end)
+
 describe("lasync.redis's command writer", function()
   it("writes RESP arrays of bulk strings", function()
     assert.equal("*1\r\n$4\r\nPING\r\n", resp.command("PING"))

@@ -20,8 +20,6 @@
 #define UV_MAKE_ERROR 1
 #define UV_NULL 2
 #define UV_FRAMES 3
-/* where rd:get() keeps the frames table while hiredis parses */
-#define FRAMES 2
 
 /* An array declares its length before its elements arrive: the table is
    made for at most this many, so that a huge length (up to INT_MAX,
@@ -34,13 +32,14 @@ typedef struct {
   int broken;     /* a get() ended by a Lua error inside hiredis */
   int failed;     /* make_error raised: its error is in frames[-1] */
   int deepest;    /* the deepest frame set by the reply being read */
+  int frames;     /* the frames table's stack index while L is set */
 } reader_box;
 
 /* {======================================================================
 ** Replies built as Lua values by hiredis's reader itself: its callbacks
 ** (redisReplyObjectFunctions) push the value where it belongs, so that
 ** no redisReply tree is made and freed per reply. They run inside
-** rd:get() with the frames table on top of box->L's stack; an out-of-
+** next_reply with the frames table at box->frames of box->L; an out-of-
 ** memory error there unwinds through hiredis, which then cannot go on:
 ** the reader is marked broken (box->broken) and refuses later calls.
 ** ======================================================================= */
@@ -58,9 +57,9 @@ static void *place(const redisReadTask *task) {
   reader_box *box = (reader_box *)task->privdata;
   lua_State *L = box->L;
   if (task->parent == NULL) {
-    lua_rawseti(L, FRAMES, 0);
+    lua_rawseti(L, box->frames, 0);
   } else {
-    lua_rawgeti(L, FRAMES, task_depth(task));
+    lua_rawgeti(L, box->frames, task_depth(task));
     lua_insert(L, -2);
     lua_rawseti(L, -2, (lua_Integer)task->idx + 1);
     lua_pop(L, 1);
@@ -80,7 +79,7 @@ static void *reply_string(const redisReadTask *task, char *str,
   lua_pushlstring(L, str, len);
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     /* kept for rd:get() to raise; NULL makes hiredis stop */
-    lua_rawseti(L, FRAMES, -1);
+    lua_rawseti(L, box->frames, -1);
     box->failed = 1;
     return NULL;
   }
@@ -94,7 +93,7 @@ static void *reply_array(const redisReadTask *task, int elements) {
   if (elements > 0) { /* its elements come next, one level deeper */
     int d = task_depth(task) + 1;
     lua_pushvalue(L, -1);
-    lua_rawseti(L, FRAMES, d);
+    lua_rawseti(L, box->frames, d);
     if (d > box->deepest) box->deepest = d;
   }
   return place(task);
@@ -252,39 +251,90 @@ static int reader_feed(lua_State *L) {
   return 0;
 }
 
-/* rd:get() -> true, value | false: the next complete reply, if any. A
-   protocol error raises (the connection is then unusable), and so does
-   an error of make_error. */
-static int reader_get(lua_State *L) {
-  reader_box *box = check_reader(L, "lasync.redis.reader:get");
+/* [-0, +1|0] the next complete reply pushed: 1; none yet: 0 (nothing
+   pushed); a protocol error: -1, hiredis's message pushed. An error of
+   make_error is raised, and the reader is broken from then on. Uses
+   one more slot: the frames table, pushed first and left below. */
+static int next_reply(lua_State *L, reader_box *box) {
   void *rep = NULL;
   int st;
-  lua_settop(L, 1);
   lua_getiuservalue(L, 1, UV_FRAMES);
+  box->frames = lua_gettop(L);
   box->L = L; /* while set, the reader counts as broken if this unwinds */
   st = redisReaderGetReply(box->r, &rep);
   box->L = NULL;
   if (st != REDIS_OK) {
     if (box->failed) {
       box->broken = 1;
-      lua_rawgeti(L, FRAMES, -1);
-      return lua_error(L);
+      lua_rawgeti(L, box->frames, -1);
+      lua_error(L);
     }
-    return luaL_error(L, "lasync.redis.reader:get: protocol error: %s",
-                      box->r->errstr);
+    lua_pushstring(L, box->r->errstr);
+    return -1;
   }
-  if (rep == NULL) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  lua_pushboolean(L, 1);
-  lua_rawgeti(L, FRAMES, 0);
+  if (rep == NULL) return 0;
+  lua_rawgeti(L, box->frames, 0);
   for (; box->deepest >= 0; box->deepest--) { /* let go of the reply */
     lua_pushnil(L);
-    lua_rawseti(L, FRAMES, box->deepest);
+    lua_rawseti(L, box->frames, box->deepest);
   }
   box->deepest = 0;
+  return 1;
+}
+
+/* rd:get() -> true, value | false: the next complete reply, if any. A
+   protocol error raises (the connection is then unusable), and so does
+   an error of make_error. */
+static int reader_get(lua_State *L) {
+  reader_box *box = check_reader(L, "lasync.redis.reader:get");
+  int st;
+  lua_settop(L, 1);
+  st = next_reply(L, box);
+  if (st < 0)
+    return luaL_error(L, "lasync.redis.reader:get: protocol error: %s",
+                      lua_tostring(L, -1));
+  lua_pushboolean(L, st);
+  if (st == 0) return 1;
+  lua_insert(L, -2);
   return 2;
+}
+
+/* rd:dispatch(pending, head) -> head[, err]: hands the complete replies
+   read so far to the futures pending[head], pending[head + 1], ..., in
+   order, removing them; returns the next head, and hiredis's message
+   when a protocol error stopped it. An entry that is not a pending
+   future (false, or the future of a caller cancelled meanwhile) takes
+   its reply and drops it: a reply never reaches the next caller. This is
+   lasync.redis's reader task's inner loop, in C: one call per read
+   instead of a get, a done and a set_result per reply. */
+static int reader_dispatch(lua_State *L) {
+  reader_box *box = check_reader(L, "lasync.redis.reader:dispatch");
+  lx_runtime *rt = lx_runtime_get(L);
+  lua_Integer head;
+  lx_checktype(L, 2, LUA_TTABLE);
+  head = lx_checkinteger(L, 3);
+  lua_settop(L, 3);
+  for (;;) {
+    lx_future *f;
+    int st = next_reply(L, box); /* 4: frames, 5: the reply */
+    if (st <= 0) {
+      lua_pushinteger(L, head);
+      if (st == 0) return 1;
+      lua_pushvalue(L, 5);
+      return 2;
+    }
+    lua_rawgeti(L, 2, head); /* 6: its future */
+    lua_pushnil(L);
+    lua_rawseti(L, 2, head);
+    head++;
+    f = lx_future_test(L, rt, 6);
+    if (f != NULL && f->kind == LX_KIND_FUTURE && f->state == LX_PENDING) {
+      if (f->loop == NULL && rt->loop) lx_future_bind(L, 6, rt->loop, 0);
+      lua_pushvalue(L, 5);
+      lx_future_settle(L, 6, LX_FINISHED, 1);
+    }
+    lua_settop(L, 3);
+  }
 }
 
 /* Free the hiredis reader (once); fname names the metamethod */
@@ -311,7 +361,7 @@ static int reader_close(lua_State *L) {
    the runtime, and errors must name the method */
 static void name_methods(lua_State *L) {
   static const char *const meta[] = { "__gc", "__close", NULL };
-  static const char *const methods[] = { "feed", "get", NULL };
+  static const char *const methods[] = { "feed", "get", "dispatch", NULL };
   int i;
   for (i = 0; meta[i] != NULL; i++) {
     lua_getfield(L, -1, meta[i]);
@@ -328,7 +378,8 @@ static void name_methods(lua_State *L) {
 }
 
 static const luaL_Reg reader_methods[] = {
-  {"feed", reader_feed}, {"get", reader_get}, {NULL, NULL}
+  {"feed", reader_feed}, {"get", reader_get}, {"dispatch", reader_dispatch},
+  {NULL, NULL}
 };
 
 /* lasync.core._resp = { command, reader } */

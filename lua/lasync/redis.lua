@@ -117,6 +117,7 @@ end
 
 local function read_loop(link)
   local r, rd, pending = link.r, link.rd, link.pending
+  local dispatch = rd.dispatch
   while true do
     local ok, data = pcall(r.read, r, 65536)
     if not ok or data == "" then
@@ -125,25 +126,32 @@ local function read_loop(link)
       return
     end
     rd:feed(data)
-    while true do
-      local got, ok2, v = pcall(rd.get, rd)
-      if not got then
-        fail_link(link, M.ConnectionError(ok2))
+    local on_push = link.on_push
+    if on_push then -- subscribe mode: every reply is a message
+      while true do
+        local got, ok2, v = pcall(rd.get, rd)
+        if not got then
+          fail_link(link, M.ConnectionError(ok2))
+          return
+        end
+        if not ok2 then break end
+        on_push(v)
+      end
+    else
+      -- the replies to the callers' futures, in order, in C; a caller
+      -- cancelled meanwhile has its reply dropped there, never handed
+      -- to the next caller (redis-py CVE-2023-28858)
+      local ok2, head, perr = pcall(dispatch, rd, pending, link.head)
+      if not ok2 then
+        fail_link(link, M.ConnectionError(head))
         return
       end
-      if not ok2 then break end
-      if link.on_push then
-        link.on_push(v)
-        goto continue
+      link.head = head
+      if perr then
+        fail_link(link, M.ConnectionError("lasync.redis: protocol error: "
+          .. perr))
+        return
       end
-      local i = link.head
-      local fut = pending[i]
-      pending[i] = nil
-      link.head = i + 1
-      -- a caller cancelled meanwhile: its reply is dropped here, never
-      -- handed to the next caller (redis-py CVE-2023-28858)
-      if fut and not fut:done() then fut:set_result(v) end
-      ::continue::
     end
   end
 end
