@@ -28,8 +28,8 @@
 
 typedef struct {
   redisReader *r;
-  lua_State *L;   /* the state of the running rd:get(), else NULL */
-  int broken;     /* a get() ended by a Lua error inside hiredis */
+  lua_State *L;   /* the state of the running next_reply, else NULL */
+  int broken;     /* a next_reply ended by a Lua error inside hiredis */
   int failed;     /* make_error raised: its error is in frames[-1] */
   int deepest;    /* the deepest frame set by the reply being read */
   int frames;     /* the frames table's stack index while L is set */
@@ -78,7 +78,7 @@ static void *reply_string(const redisReadTask *task, char *str,
   lua_getiuservalue(L, 1, UV_MAKE_ERROR);
   lua_pushlstring(L, str, len);
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    /* kept for rd:get() to raise; NULL makes hiredis stop */
+    /* kept for next_reply to raise; NULL makes hiredis stop */
     lua_rawseti(L, box->frames, -1);
     box->failed = 1;
     return NULL;
