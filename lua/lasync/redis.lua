@@ -166,9 +166,12 @@ local function flush(link)
 end
 
 -- Queue one encoded command on link; returns the future of its reply.
+local Future = lasync.Future
+
 local function send(link, bytes)
-  local fut = lasync.Future()
-  link.out[#link.out + 1] = bytes
+  local fut = Future()
+  local out = link.out
+  out[#out + 1] = bytes
   link.tail = link.tail + 1
   link.pending[link.tail] = fut
   if not link.flushing then
@@ -571,7 +574,8 @@ for _, name in ipairs { "get", "set", "del", "exists", "expire", "ttl",
   local fname = "lasync.redis:" .. name
   local state = STATE[cmd]
   Redis[name] = function(self, ...)
-    local bytes = command(fname, cmd, ...)
+    -- encode at once; command() again only to raise naming fname
+    local bytes = encode(cmd, ...) or command(fname, cmd, ...)
     local link = self.link -- get_link's common case, inline
     if not link or link.err then link = get_link(self, fname) end
     if state then state(link, ...) end
