@@ -52,9 +52,12 @@ function M.start(opts)
   end
   s.cmd = table.concat(args, " ")
   assert(sh(s.cmd), "redis-server did not start")
+  -- up to 20 s: a loaded machine (the whole suite at once) can be slow
+  -- to start it; its log's end says why when it does not come up
   local function wait_up()
   s.pid = nil
-  for _ = 1, 500 do
+  local deadline = os.time() + 20
+  repeat
     local f = io.open(s.pidfile)
     if f and sh("test -S " .. s.path) == true then
       s.pid = tonumber(f:read("a"))
@@ -63,8 +66,13 @@ function M.start(opts)
     end
     if f then f:close() end
     sh("sleep 0.01")
+  until os.time() > deadline
+  if not s.pid then
+    local log = io.open(dir .. "/redis.log")
+    local text = log and log:read("a") or "(no log)"
+    if log then log:close() end
+    error("redis-server did not come up: " .. text:sub(-400), 2)
   end
-  assert(s.pid, "redis-server did not come up")
   end
   wait_up()
   -- restart(): a new server on the same socket (after kill())
