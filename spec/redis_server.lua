@@ -58,16 +58,21 @@ function M.start(opts)
   s.pid = nil
   local deadline = os.time() + 20
   repeat
+    -- the pidfile may exist before redis-server wrote the pid into it
     local f = io.open(s.pidfile)
-    if f and sh("test -S " .. s.path) == true then
-      s.pid = tonumber(f:read("a"))
-      f:close()
+    local pid = f and tonumber(f:read("a"))
+    if f then f:close() end
+    if pid and sh("test -S " .. s.path) == true then
+      s.pid = pid
       break
     end
-    if f then f:close() end
     sh("sleep 0.01")
   until os.time() > deadline
   if not s.pid then
+    local f = io.open(s.pidfile) -- late after all: it must not linger
+    local pid = f and tonumber(f:read("a"))
+    if f then f:close() end
+    if pid then sh("kill -9 " .. pid .. " 2>/dev/null") end
     local log = io.open(dir .. "/redis.log")
     local text = log and log:read("a") or "(no log)"
     if log then log:close() end
