@@ -21,6 +21,7 @@
 #   workloads: spawn pingpong sleepers timers qpingpong qthroughput lockcontention
 #              echo64 echo4096 echoidle tlsecho tlshandshake tlsidle httphello httpjson
 #              httpidle httpclient httpsclient tothread fileread pgquery pgfetch
+#              redisops
 #              (the regex matches any part of a name: '^pingpong' for pingpong alone,
 #              '^echo' for the three echo workloads, '^tls' for the three TLS ones,
 #              '^http' for the five HTTP ones, '^https?client' for the two
@@ -36,6 +37,8 @@
 #              pgfetch, with lasync (asyncpg on asyncio and on uvloop,
 #              psycopg 3 async, node-postgres: npm `pg`, installed into
 #              build/node/ at the first run, a SKIP if npm cannot fetch it)
+#              redisops has peers of its own: lasync lasyncpool redispy ioredis
+#              redisbench (see run_redisops)
 # env: RUNS=3                 runs per workload x peer
 #      LASYNC=path            lasync binary (default: $BUILD/lasync, BUILD=build,
 #                             relative to the repo root; LASYNC_BUILD also honoured)
@@ -67,6 +70,8 @@
 #                             block "processpool, workers1, workers2" below)
 #      THREAD_CPUS=0          taskset CPU list for tothread and fileread, whose pool
 #                             threads share it with the loop (e.g. 0,1 to spread them)
+#      REDIS_N=200000         redisops: timed operations (N overrides it), after
+#                             REDIS_WARM=20000 not timed, by REDIS_C=50 tasks
 #      TIMEOUT=120            seconds before a program run counts as FAIL
 #      QUIET_WAIT=30          max seconds to wait for an idle machine before a run
 # exit status: 0 if nothing FAILed, 1 otherwise (SKIPs are not failures).
@@ -637,7 +642,7 @@ pg_setup() { # starts the server (or sets PG_WHY / PG_FAIL), installs pg
     elif [ ! -f build/node/node_modules/pg/package.json ]; then
       mkdir -p build/node
       echo "# npm install pg@8 into bench/build/node/"
-      timeout 300 npm install --prefix build/node --no-audit --no-fund --no-save pg@8 >build/node/npm.log 2>&1 ||
+      timeout 300 npm install --prefix build/node --no-audit --no-fund pg@8 >build/node/npm.log 2>&1 ||
         PG_NODE_WHY="npm could not install pg (bench/build/node/npm.log: $(tail -c 200 build/node/npm.log | tr '\n"' ' \047'))"
     fi
   fi
@@ -710,6 +715,120 @@ run_pg() {
   [ -z "$LINE" ] && WHY="$WHY no-RESULT"
   WHY="$WHY cmd=\"${CMD[*]} ${args[*]}\" err=\"$( (cat "$ERR"; echo "$out") | tail -c 400 | tr '\n"' ' \047')\""
   LINE=""
+}
+
+# ---- redisops (issue 14): REDIS_C tasks (default 50) alternate SET k v /
+# GET k over 1000 keys, 100-byte values: REDIS_WARM operations of warm-up,
+# then REDIS_N (N overrides it; default 200000) timed. One redis-server on
+# CPU 1, on a Unix socket in build/redisops/ (stopped by the EXIT trap),
+# shared by the runs (FLUSHALL before each); the clients on CPU 0. Peers:
+# lasync (one connection, automatic pipelining), lasyncpool (a pool of
+# REDIS_C connections, each task holding one), redispy (redis-py asyncio,
+# python3-redis, with its connection pool), ioredis (npm, installed into
+# build/node/ when missing; a SKIP if npm cannot fetch it) and redisbench
+# (redis-benchmark -c REDIS_C -P 1 -t set,get -d 100 -r 1000: the ceiling;
+# its SET and GET rates combined into ops/s over both). server_us_per_op:
+# redis-server's CPU time per operation over the client's whole run.
+REDIS_PEERS="lasync lasyncpool redispy ioredis redisbench"
+REDIS_N=${N:-${REDIS_N:-200000}}
+REDIS_C=${REDIS_C:-50}
+REDIS_WARM=${REDIS_WARM:-20000}
+REDIS_DIR=$HERE/build/redisops
+REDIS_SOCK=$REDIS_DIR/redis.sock
+REDIS_PID=""
+redis_stop() {
+  [ -n "$REDIS_PID" ] || return 0
+  kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null; REDIS_PID=""
+}
+redis_start() { # sets REDIS_PID, or REDIS_WHY
+  REDIS_WHY=""
+  have redis-server || { REDIS_WHY="redis-server not found (apt-get install redis-server)"; return; }
+  mkdir -p "$REDIS_DIR"; rm -f "$REDIS_SOCK"
+  taskset -c 1 redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
+    --save '' --appendonly no --dir "$REDIS_DIR" --logfile "$REDIS_DIR/redis.log" &
+  REDIS_PID=$!
+  local prev
+  prev=$(trap -p EXIT | sed "s/^trap -- //; s/ EXIT\$//")
+  eval "prev=$prev"
+  trap "redis_stop; $prev" EXIT # after pg_setup's, which it keeps
+  for _ in $(seq 500); do [ -S "$REDIS_SOCK" ] && return; sleep 0.01; done
+  redis_stop; REDIS_WHY="redis-server did not start ($(tail_of "$REDIS_DIR/redis.log"))"
+}
+IOREDIS_WHY=""
+ioredis_install() { # into build/node/ (gitignored), once
+  have node || { IOREDIS_WHY="node not found (apt-get install nodejs)"; return; }
+  [ -d "$HERE/build/node/node_modules/ioredis" ] && return
+  have npm || { IOREDIS_WHY="npm not found (apt-get install npm)"; return; }
+  mkdir -p "$HERE/build/node"
+  timeout 300 npm install --no-audit --no-fund --prefix "$HERE/build/node" ioredis \
+    >"$HERE/build/node/npm.log" 2>&1 ||
+    IOREDIS_WHY="npm could not install ioredis ($(tail_of "$HERE/build/node/npm.log" 200))"
+}
+redis_cmd() { # redis_cmd PEER: sets CMD (its arguments come after it) or WHY
+  CMD=() WHY=""
+  [ -z "$REDIS_WHY" ] || { WHY=$REDIS_WHY; return; }
+  case $1 in
+  lasync) [ -x "$LASYNC" ] && CMD=(env MODE=conn "$LASYNC" redisops/lasync.lua) || WHY="no lasync binary at $LASYNC" ;;
+  lasyncpool) [ -x "$LASYNC" ] && CMD=(env MODE=pool "$LASYNC" redisops/lasync.lua) || WHY="no lasync binary at $LASYNC" ;;
+  redispy) "$PY" -c "import redis.asyncio" >/dev/null 2>&1 && CMD=("$PY" -P redisops/redispy.py) ||
+    WHY="redis.asyncio not importable by $PY (apt-get install python3-redis)" ;;
+  ioredis) [ -z "$IOREDIS_WHY" ] && CMD=(env NODE_PATH="$HERE/build/node/node_modules" node redisops/ioredis.js) ||
+    WHY=$IOREDIS_WHY ;;
+  redisbench) have redis-benchmark && CMD=(redisbench) || WHY="redis-benchmark not found (apt-get install redis-tools)" ;;
+  esac
+}
+# one run of redis-benchmark as a RESULT line (its CSV: "SET","rps",...)
+redisbench_run() {
+  local out
+  out=$(timeout "$TIMEOUT" taskset -c 0 redis-benchmark -s "$REDIS_SOCK" -c "$REDIS_C" -P 1 -t set,get \
+    -d 100 -r 1000 -n $((REDIS_N / 2)) --csv 2>&1) || { echo "ERROR $(tr '\n"' ' \047' <<<"$out" | tail -c 300)"; return; }
+  awk -F'"' -v n="$REDIS_N" -v c="$REDIS_C" '$2 == "SET" {s = $4} $2 == "GET" {g = $4}
+    END {if (s > 0 && g > 0) {t = n / 2 / s + n / 2 / g
+      printf "RESULT workload=redisops peer=redisbench n=%d seconds=%.6f rate=%.0f set_rps=%.0f get_rps=%.0f conc=%d\n",
+        n, t, n / t, s, g, c}}' <<<"$out"
+}
+run_redisops() {
+  local w=redisops p r out rc line c0 c1 foreign warm
+  redis_start
+  selected ioredis "$PF" && ioredis_install
+  echo "# redisops versions: redis=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')" \
+    "redis-py=$("$PY" -c 'import redis; print(redis.__version__)' 2>/dev/null || echo -)" \
+    "ioredis=$(node -p 'require("'"$HERE"'/build/node/node_modules/ioredis/package.json").version' 2>/dev/null || echo -)" |
+    tee -a "$LOG"
+  for p in $REDIS_PEERS; do
+    selected "$p" "$PF" || continue
+    redis_cmd "$p"
+    [ ${#CMD[@]} -gt 0 ] || emit "SKIP workload=$w peer=$p reason=\"$WHY\""
+  done
+  for r in $(seq "$RUNS"); do
+    for p in $REDIS_PEERS; do
+      selected "$p" "$PF" || continue
+      redis_cmd "$p"
+      [ ${#CMD[@]} -gt 0 ] || continue
+      redis-cli -s "$REDIS_SOCK" FLUSHALL >/dev/null
+      quiet_wait
+      b0=$(busy_ticks); k0=$(child_ticks); t0=$(now); c0=$(proc_ticks "$REDIS_PID")
+      if [ "$p" = redisbench ]; then
+        out=$(redisbench_run); rc=0
+      else
+        out=$(timeout "$TIMEOUT" taskset -c 0 "${CMD[@]}" "$REDIS_SOCK" "$REDIS_N" "$REDIS_C" "$REDIS_WARM" 2>"$ERR")
+        rc=$?
+      fi
+      b1=$(busy_ticks); k1=$(child_ticks); t1=$(now); c1=$(proc_ticks "$REDIS_PID")
+      line=$(grep -m1 '^RESULT ' <<<"$out")
+      if [ $rc -ne 0 ] || [ -z "$line" ]; then
+        emit "FAIL workload=$w peer=$p run=$r rc=$rc cmd=\"${CMD[*]}\" err=\"$( (cat "$ERR"; echo "$out") | tail -c 400 | tr '\n"' ' \047')\""
+        nfail=$((nfail + 1))
+        continue
+      fi
+      foreign=$(awk -v b=$((b1 - b0)) -v k=$((k1 - k0)) -v t0="$t0" -v t1="$t1" -v hz="$HZ" \
+        'BEGIN{f=(b-k)/hz/(t1-t0); if (f<0) f=0; printf "%.2f", f}')
+      warm=$REDIS_WARM; [ "$p" = redisbench ] && warm=0
+      emit "$line server_us_per_op=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$REDIS_N" -v w="$warm" \
+        'BEGIN{printf "%.2f", c / hz * 1e6 / (n + w)}') run=$r foreign_cpu=$foreign"
+    done
+  done
+  redis_stop
 }
 
 versions() {
@@ -833,6 +952,7 @@ for w in $WORKLOADS; do
     done
   done
 done
+grep -Eq -- "$WF" <<<redisops && run_redisops # (its own peers: run_redisops)
 echo
 "$PY" summarize.py "$LOG"
 echo

@@ -19,7 +19,9 @@ time per request and peak RSS, nginx's CPU time per request, the connections
 the client opened, errors and the ratios to aiohttp (asyncio) and Go. tothread shows gathered calls/s
 and the one-at-a-time round-trip latency; fileread shows MiB/s and the ratios
 to cat and to asyncio. Then the issue's targets, checked
-on the medians, PASS / MISS (or n/a without data).
+on the medians, PASS / MISS (or n/a without data). redisops (its own peers:
+lasync, lasyncpool, redispy, ioredis, redisbench) has a table and targets of
+its own, after the others.
 Python 3 standard library only.
 """
 import re
@@ -630,6 +632,66 @@ def size_warning(w, runs):
     return "" if ns <= {str(DEFAULT_N[w])} else f" (sizes n={','.join(sorted(ns))}; targets assume n={DEFAULT_N[w]})"
 
 
+# ---- redisops (issue 14): its own peers, table and targets
+REDIS_PEERS = ["lasync", "lasyncpool", "redispy", "ioredis", "redisbench"]
+REDIS_LABEL = {"lasync": "**lasync** (one connection)", "lasyncpool": "lasync (pool, a connection per task)",
+               "redispy": "redis-py asyncio (pool)", "ioredis": "node ioredis",
+               "redisbench": "redis-benchmark -P 1 (ceiling)"}
+REDIS_DEFAULT = {"n": "200000", "conc": "50"}  # run.sh's REDIS_N and REDIS_C
+
+
+def redisops(runs, notes):
+    w = "redisops"
+    if not any(k[0] == w for k in list(runs) + list(notes)):
+        return
+    print(f"\n### {w}\n")
+    if not any(runs.get((w, p)) for p in REDIS_PEERS):
+        print("(no results)")
+    else:
+        head(["ops/s (median)", "range", "× redis-py", "× ioredis", "× redis-benchmark", "client RSS MiB",
+              "redis CPU µs/op", "runs", "max foreign CPU"])
+    ref = {p: med(runs.get((w, p), []), "rate") for p in ("redispy", "ioredis", "redisbench")}
+    for p in REDIS_PEERS:
+        rs = runs.get((w, p), [])
+        if not rs:
+            continue
+        rate = med(rs, "rate")
+        rates = [float(r["rate"]) for r in rs]
+        rss = med(rs, "rss_kb")
+        row = [REDIS_LABEL[p], f"{rate:,.0f}", f"{min(rates):,.0f}–{max(rates):,.0f}"]
+        row += [fmt_ratio(rate / ref[q]) if ref[q] else "" for q in ("redispy", "ioredis", "redisbench")]
+        row += [mib(rss) if rss is not None else "", f"{med(rs, 'server_us_per_op'):.2f}", str(len(rs)), foreign(rs)]
+        print("| " + " | ".join(row) + " |")
+    lines = []
+    for p in REDIS_PEERS:  # SKIP and FAIL lines (notes_lines knows PEERS only)
+        for kind, d, line in notes.get((w, p), []):
+            lines.append(f"- {p}: SKIP — {d.get('reason', '')}" if kind == "SKIP" else f"- {p}: **FAIL** — {line[5:][:400]}")
+    if lines:
+        print("\n" + "\n".join(lines))
+    # lasync's better variant (one connection or the pool) is the one checked
+    mine = [v for v in (med(runs.get((w, p), []), "rate") for p in ("lasync", "lasyncpool")) if v is not None]
+    x = max(mine) if mine else None
+    others = {p: ref[p] for p in ("redispy", "ioredis") if ref[p]}
+    odd = sorted({f"n={r.get('n')} conc={r.get('conc')}" for p in REDIS_PEERS for r in runs.get((w, p), [])
+                  if r.get("n") != REDIS_DEFAULT["n"] or r.get("conc") != REDIS_DEFAULT["conc"]})
+    warn = f" (sizes {', '.join(odd)}; targets assume n=200000 conc=50)" if odd else ""
+    print("\n### redisops targets (medians of this log)\n")
+    if x is None or not others:
+        print(f"- n/a  redisops: lasync ≥ every peer (redis-py, ioredis): no data{warn}")
+    else:
+        best = max(others, key=others.get)
+        missing = [p for p in ("redispy", "ioredis") if p not in others]
+        verdict = "PASS" if x >= others[best] else "MISS"
+        print(f"- {verdict} redisops: lasync ≥ every peer (redis-py, ioredis): {fmt_ratio(x / others[best])} the best"
+              f" ({best})" + (f"; no data: {', '.join(missing)}" if missing else "") + warn)
+    if x is None or not ref["redisbench"]:
+        print(f"- n/a  redisops: lasync ≥ 0.8× redis-benchmark -c 50 -P 1: no data{warn}")
+    else:
+        r = x / ref["redisbench"]
+        print(f"- {'PASS' if r >= 0.8 else 'MISS'} redisops: lasync ≥ 0.8× redis-benchmark -c 50 -P 1: "
+              f"{fmt_ratio(r)}{warn}")
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -640,6 +702,7 @@ def main():
         if any(k[0] == w for k in list(runs) + list(notes)):
             table(w, runs, notes)
     targets(runs, notes)
+    redisops(runs, notes)
 
 
 if __name__ == "__main__":

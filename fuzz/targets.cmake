@@ -18,3 +18,4 @@ lasync_fuzz_target(http_urlencoded fuzz/http_urlencoded.c fuzz/lua_cover.c
 lasync_fuzz_target(http_inflate fuzz/http_inflate.c bindings/http/inflate.c)
 lasync_fuzz_target(http_response fuzz/http_response.c
                    bindings/http/resp_parse.c ${LLHTTP_SOURCES})
+lasync_fuzz_target(resp_reader fuzz/resp_reader.c ${LASYNC_FUZZ_CORE})

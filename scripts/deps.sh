@@ -19,6 +19,9 @@ PKGS="$PKGS nginx libnginx-mod-http-lua lua-cjson wrk apache2-utils python3-aioh
 # lasync.redis: hiredis's reply reader (bindings/codec/resp.c) and the
 # redis-server its specs and example start on a Unix socket
 PKGS="$PKGS libhiredis-dev redis-server"
+# bench/redisops: redis-py's asyncio client (python3-redis) is a peer;
+# redis-tools has redis-benchmark (the ceiling) and redis-cli
+PKGS="$PKGS python3-redis redis-tools"
 # lasync.pg is built on libpq (libpq-dev); spec/pg_server.lua starts a
 # throwaway cluster with the server's initdb and pg_ctl (postgresql)
 PKGS="$PKGS libpq-dev postgresql"

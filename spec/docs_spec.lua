@@ -4,7 +4,7 @@
 -- The rule for "documented" (luv's docscov idea):
 -- * a module field k (every key of require "lasync" not starting with "_",
 --   and every key of its submodules lasync.fs, lasync.subprocess,
---   lasync.ssl, lasync.http and lasync.json) is
+--   lasync.ssl, lasync.http, lasync.json, lasync.pg and lasync.redis) is
 --   documented when api.md contains "`lasync.k" (or "`lasync.fs.k", ...)
 --   followed by a character that cannot continue a name, e.g.
 --   "`lasync.sleep(delay, ...)`" or "`lasync.CancelledError`";
@@ -81,6 +81,9 @@ local RECEIVERS = {
   ["lasync.http.Server"] = "server", ["lasync.http.Content"] = "reader",
   ["lasync.pg.Connection"] = "db", ["lasync.pg.Statement"] = "stmt",
   ["lasync.pg.Pool"] = "pool", ["lasync.pg.Listener"] = "listener",
+  ["lasync.redis.Connection"] = "red",
+  ["lasync.redis.Pipeline"] = "p", ["lasync.redis.Subscription"] = "sub",
+  ["lasync.redis.Pool"] = "rpool",
 }
 -- classes whose objects user code never gets
 local INTERNAL = {
@@ -121,6 +124,11 @@ local function classes()
   found["lasync.pg.Statement"] = pg._Statement
   found["lasync.pg.Listener"] = pg._Listener
   found["lasync.pg.Pool"] = require("lasync.pg_pool").Pool
+  -- lasync.redis's classes (their objects need a server)
+  local redis = require "lasync.redis"
+  for _, c in ipairs { "Connection", "Pipeline", "Subscription", "Pool" } do
+    found["lasync.redis." .. c] = redis[c]
+  end
   return found
 end
 
@@ -167,8 +175,10 @@ local function module_fields()
       end
     end
   end
-  for _, sub in ipairs(sorted_keys(require "lasync.pg", all)) do
-    names[#names + 1] = "lasync.pg." .. sub
+  for _, mod in ipairs { "pg", "redis" } do
+    for _, sub in ipairs(sorted_keys(require("lasync." .. mod), all)) do
+      names[#names + 1] = "lasync." .. mod .. "." .. sub
+    end
   end
   return names
 end

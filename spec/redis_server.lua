@@ -21,7 +21,16 @@ local function free_port()
   return port
 end
 
--- start{password =, tcp = true} -> server {dir, path, port, stop}
+-- Whether redis-server was built with TLS (Debian's is: it links
+-- OpenSSL); without it, the TLS specs are pending.
+function M.tls_available()
+  return M.available() and sh("ldd \"$(command -v redis-server)\" " ..
+    "2>/dev/null | grep -q libssl") == true
+end
+
+-- start{password =, tcp = true, tls = {cert =, key =, ca =}} -> server
+-- {dir, path, port, tls_port, stop}; tls adds a TLS port on 127.0.0.1
+-- (clients need not show a certificate)
 function M.start(opts)
   opts = opts or {}
   local dir = io.popen("mktemp -d /tmp/lasync-redis-XXXXXX"):read("l")
@@ -32,24 +41,43 @@ function M.start(opts)
     "--bind 127.0.0.1", "--unixsocket", s.path, "--unixsocketperm 700",
     "--dir", dir, "--pidfile", s.pidfile, "--save ''",
     "--appendonly no", "--logfile", dir .. "/redis.log" }
+  if opts.tls then
+    s.tls_port = free_port()
+    args[#args + 1] = ("--tls-port %d --tls-cert-file %s --tls-key-file " ..
+      "%s --tls-ca-cert-file %s --tls-auth-clients no"):format(s.tls_port,
+      opts.tls.cert, opts.tls.key, opts.tls.ca)
+  end
   if opts.password then
     args[#args + 1] = "--requirepass " .. opts.password
   end
   s.cmd = table.concat(args, " ")
   assert(sh(s.cmd), "redis-server did not start")
+  -- up to 20 s: a loaded machine (the whole suite at once) can be slow
+  -- to start it; its log's end says why when it does not come up
   local function wait_up()
   s.pid = nil
-  for _ = 1, 500 do
+  local deadline = os.time() + 20
+  repeat
+    -- the pidfile may exist before redis-server wrote the pid into it
     local f = io.open(s.pidfile)
-    if f and sh("test -S " .. s.path) == true then
-      s.pid = tonumber(f:read("a"))
-      f:close()
+    local pid = f and tonumber(f:read("a"))
+    if f then f:close() end
+    if pid and sh("test -S " .. s.path) == true then
+      s.pid = pid
       break
     end
-    if f then f:close() end
     sh("sleep 0.01")
+  until os.time() > deadline
+  if not s.pid then
+    local f = io.open(s.pidfile) -- late after all: it must not linger
+    local pid = f and tonumber(f:read("a"))
+    if f then f:close() end
+    if pid then sh("kill -9 " .. pid .. " 2>/dev/null") end
+    local log = io.open(dir .. "/redis.log")
+    local text = log and log:read("a") or "(no log)"
+    if log then log:close() end
+    error("redis-server did not come up: " .. text:sub(-400), 2)
   end
-  assert(s.pid, "redis-server did not come up")
   end
   wait_up()
   -- restart(): a new server on the same socket (after kill())

@@ -273,7 +273,7 @@ describe_if("lasync.redis", function()
       assert.equal("2", sub:get().data)
       helper.wait_until(function() return r:publish("c", "3") > 0 end)
       assert.equal("3", sub:get().data)
-    end)
+    end, 30) -- the restart blocks the loop while redis-server starts
     s2.stop()
     assert(ok, err)
   end)

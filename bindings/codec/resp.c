@@ -15,18 +15,150 @@
 
 #define READER_MT "lasync.redis.reader"
 
+/* The uservalues of a reader: make_error, null, and frames, the arrays
+   being filled (frames[d + 1] the one at depth d; frames[0] the reply) */
+#define UV_MAKE_ERROR 1
+#define UV_NULL 2
+#define UV_FRAMES 3
+
+/* An array declares its length before its elements arrive: the table is
+   made for at most this many, so that a huge length (up to INT_MAX,
+   hiredis's limit) costs memory only as its elements come */
+#define PREALLOC_MAX 1024
+
 typedef struct {
   redisReader *r;
+  lua_State *L;   /* the state of the running next_reply, else NULL */
+  int broken;     /* a next_reply ended by a Lua error inside hiredis */
+  int failed;     /* make_error raised: its error is in frames[-1] */
+  int deepest;    /* the deepest frame set by the reply being read */
+  int frames;     /* the frames table's stack index while L is set */
 } reader_box;
+
+/* {======================================================================
+** Replies built as Lua values by hiredis's reader itself: its callbacks
+** (redisReplyObjectFunctions) push the value where it belongs, so that
+** no redisReply tree is made and freed per reply. They run inside
+** next_reply with the frames table at box->frames of box->L; an out-of-
+** memory error there unwinds through hiredis, which then cannot go on:
+** the reader is marked broken (box->broken) and refuses later calls.
+** ======================================================================= */
+
+/* The depth of task: 0 for a reply, 1 for an element of it, ... */
+static int task_depth(const redisReadTask *task) {
+  int d = 0;
+  for (task = task->parent; task != NULL; task = task->parent) d++;
+  return d;
+}
+
+/* [-1, +0] store the value on top where task says: frames[0] for a
+   reply, else its array's slot (idx + 1) */
+static void *place(const redisReadTask *task) {
+  reader_box *box = (reader_box *)task->privdata;
+  lua_State *L = box->L;
+  if (task->parent == NULL) {
+    lua_rawseti(L, box->frames, 0);
+  } else {
+    lua_rawgeti(L, box->frames, task_depth(task));
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, (lua_Integer)task->idx + 1);
+    lua_pop(L, 1);
+  }
+  return box; /* any pointer but NULL: hiredis only tests it */
+}
+
+static void *reply_string(const redisReadTask *task, char *str,
+                          size_t len) {
+  reader_box *box = (reader_box *)task->privdata;
+  lua_State *L = box->L;
+  if (task->type != REDIS_REPLY_ERROR) {
+    lua_pushlstring(L, str, len);
+    return place(task);
+  }
+  lua_getiuservalue(L, 1, UV_MAKE_ERROR);
+  lua_pushlstring(L, str, len);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    /* kept for next_reply to raise; NULL makes hiredis stop */
+    lua_rawseti(L, box->frames, -1);
+    box->failed = 1;
+    return NULL;
+  }
+  return place(task);
+}
+
+static void *reply_array(const redisReadTask *task, int elements) {
+  reader_box *box = (reader_box *)task->privdata;
+  lua_State *L = box->L;
+  lua_createtable(L, elements < PREALLOC_MAX ? elements : PREALLOC_MAX, 0);
+  if (elements > 0) { /* its elements come next, one level deeper */
+    int d = task_depth(task) + 1;
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, box->frames, d);
+    if (d > box->deepest) box->deepest = d;
+  }
+  return place(task);
+}
+
+static void *reply_integer(const redisReadTask *task, long long value) {
+  lua_pushinteger(((reader_box *)task->privdata)->L, (lua_Integer)value);
+  return place(task);
+}
+
+/* A nil reply is nil; a nil element is the null sentinel, as nil would
+   cut the array */
+static void *reply_nil(const redisReadTask *task) {
+  lua_State *L = ((reader_box *)task->privdata)->L;
+  if (task->parent == NULL) lua_pushnil(L);
+  else lua_getiuservalue(L, 1, UV_NULL);
+  return place(task);
+}
+
+/* The values are Lua's: the collector frees them */
+static void reply_free(void *obj) {
+  (void)obj;
+}
+
+static redisReplyObjectFunctions reply_functions = {
+  reply_string, reply_array, reply_integer, reply_nil, reply_free
+};
+
+/* }====================================================================== */
+
+/* Write n in decimal at p; returns the end. No printf: this runs for
+   every argument of every command. */
+static char *put_size(char *p, size_t n) {
+  char tmp[24];
+  int i = 0;
+  do {
+    tmp[i++] = (char)('0' + n % 10);
+    n /= 10;
+  } while (n > 0);
+  while (i > 0) *p++ = tmp[--i];
+  return p;
+}
+
+/* The decimal digits of n */
+static size_t size_digits(size_t n) {
+  size_t d = 1;
+  while (n >= 10) {
+    n /= 10;
+    d++;
+  }
+  return d;
+}
 
 /* [-0, +1|3] resp.command(arg1, ...): the command's bytes. Strings go
    as they are, integers in decimal and floats with 17 digits, so that
    they read back as the same double. Anything else is not raised here
    but returned as nil, its index and its type (0 when no argument is
-   given), so that the Lua caller raises naming its public function. */
+   given), so that the Lua caller raises naming its public function.
+   The size is known before anything is written: one buffer, the size of
+   the result, and no format parsing. */
 static int resp_command(lua_State *L) {
   int n = lua_gettop(L), i;
+  size_t total = 3 + size_digits((size_t)n); /* "*<n>\r\n" */
   luaL_Buffer b;
+  char *p;
   if (n < 1) {
     lua_pushnil(L);
     lua_pushinteger(L, 0);
@@ -34,41 +166,43 @@ static int resp_command(lua_State *L) {
     return 3;
   }
   for (i = 1; i <= n; i++) {
-    int t = lua_type(L, i);
-    if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+    size_t len;
+    if (lua_type(L, i) == LUA_TNUMBER) {
+      if (!lua_isinteger(L, i)) { /* "%.14g" would lose digits */
+        char num[64];
+        lua_pushlstring(L, num, (size_t)snprintf(num, sizeof num, "%.17g",
+                        (double)lua_tonumber(L, i)));
+        lua_replace(L, i);
+      } else {
+        lua_tolstring(L, i, &len); /* in place: a string from now on */
+      }
+    } else if (lua_type(L, i) != LUA_TSTRING) {
       lua_pushnil(L);
       lua_pushinteger(L, i);
       lua_pushstring(L, luaL_typename(L, i));
       return 3;
     }
+    lua_tolstring(L, i, &len);
+    total += 1 + size_digits(len) + 2 + len + 2; /* "$<len>\r\n<s>\r\n" */
   }
-  luaL_buffinit(L, &b);
-  lua_pushfstring(L, "*%d\r\n", n);
-  luaL_addvalue(&b);
+  p = luaL_buffinitsize(L, &b, total);
+  *p++ = '*';
+  p = put_size(p, (size_t)n);
+  *p++ = '\r';
+  *p++ = '\n';
   for (i = 1; i <= n; i++) {
     size_t len;
-    const char *s;
-    char num[64];
-    if (lua_type(L, i) == LUA_TNUMBER) {
-      if (lua_isinteger(L, i))
-        len = (size_t)snprintf(num, sizeof num, LUA_INTEGER_FMT,
-                               (LUAI_UACINT)lua_tointeger(L, i));
-      else
-        len = (size_t)snprintf(num, sizeof num, "%.17g",
-                               (double)lua_tonumber(L, i));
-      s = num;
-    } else {
-      s = lua_tolstring(L, i, &len);
-    }
-    {
-      char head[32];
-      int hl = snprintf(head, sizeof head, "$%zu\r\n", len);
-      luaL_addlstring(&b, head, (size_t)hl);
-    }
-    luaL_addlstring(&b, s, len);
-    luaL_addlstring(&b, "\r\n", 2);
+    const char *s = lua_tolstring(L, i, &len);
+    *p++ = '$';
+    p = put_size(p, len);
+    *p++ = '\r';
+    *p++ = '\n';
+    memcpy(p, s, len);
+    p += len;
+    *p++ = '\r';
+    *p++ = '\n';
   }
-  luaL_pushresult(&b);
+  luaL_pushresultsize(&b, total);
   return 1;
 }
 
@@ -79,15 +213,18 @@ static int resp_reader(lua_State *L) {
   reader_box *box;
   lx_checktype(L, 1, LUA_TFUNCTION);
   if (lua_isnone(L, 2)) lx_argerror(L, 2, "value expected");
-  box = (reader_box *)lua_newuserdatauv(L, sizeof *box, 2);
-  box->r = NULL;
+  box = (reader_box *)lua_newuserdatauv(L, sizeof *box, 3);
+  memset(box, 0, sizeof *box);
   luaL_setmetatable(L, READER_MT);
-  box->r = redisReaderCreate();
-  if (box->r == NULL) return luaL_error(L, "not enough memory");
   lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
+  lua_setiuservalue(L, -2, UV_MAKE_ERROR);
   lua_pushvalue(L, 2);
-  lua_setiuservalue(L, -2, 2);
+  lua_setiuservalue(L, -2, UV_NULL);
+  lua_createtable(L, 8, 1);
+  lua_setiuservalue(L, -2, UV_FRAMES);
+  box->r = redisReaderCreateWithFunctions(&reply_functions);
+  if (box->r == NULL) return luaL_error(L, "not enough memory");
+  box->r->privdata = box;
   return 1;
 }
 
@@ -98,41 +235,10 @@ static reader_box *check_reader(lua_State *L, const char *fname) {
     luaL_error(L, "%s: expected a lasync.redis.reader as self (got %s)",
                fname, luaL_typename(L, 1));
   if (box->r == NULL) luaL_error(L, "%s: the reader is closed", fname);
+  if (box->broken || box->L != NULL)
+    luaL_error(L, "%s: the reader is broken (an error while it parsed)",
+               fname);
   return box;
-}
-
-/* [-0, +1] one reply as a Lua value; top: true at the top level (where a
-   nil reply is nil) */
-static void push_reply(lua_State *L, redisReply *rep, int top) {
-  size_t i;
-  luaL_checkstack(L, 4, "reply nested too deeply");
-  switch (rep->type) {
-  case REDIS_REPLY_STRING:
-  case REDIS_REPLY_STATUS:
-    lua_pushlstring(L, rep->str, rep->len);
-    break;
-  case REDIS_REPLY_INTEGER:
-    lua_pushinteger(L, (lua_Integer)rep->integer);
-    break;
-  case REDIS_REPLY_NIL:
-    if (top) lua_pushnil(L);
-    else lua_getiuservalue(L, 1, 2);
-    break;
-  case REDIS_REPLY_ERROR:
-    lua_getiuservalue(L, 1, 1);
-    lua_pushlstring(L, rep->str, rep->len);
-    lua_call(L, 1, 1);
-    break;
-  case REDIS_REPLY_ARRAY:
-    lua_createtable(L, (int)rep->elements, 0);
-    for (i = 0; i < rep->elements; i++) {
-      push_reply(L, rep->element[i], 0);
-      lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    break;
-  default:
-    lua_pushnil(L);
-  }
 }
 
 /* rd:feed(data) */
@@ -145,35 +251,90 @@ static int reader_feed(lua_State *L) {
   return 0;
 }
 
-/* [-0, +1] under lua_pcall: (reader, reply) -> the reply as a value */
-static int convert(lua_State *L) {
-  push_reply(L, (redisReply *)lua_touserdata(L, 2), 1);
+/* [-0, +1|0] the next complete reply pushed: 1; none yet: 0 (nothing
+   pushed); a protocol error: -1, hiredis's message pushed. An error of
+   make_error is raised, and the reader is broken from then on. Uses
+   one more slot: the frames table, pushed first and left below. */
+static int next_reply(lua_State *L, reader_box *box) {
+  void *rep = NULL;
+  int st;
+  lua_getiuservalue(L, 1, UV_FRAMES);
+  box->frames = lua_gettop(L);
+  box->L = L; /* while set, the reader counts as broken if this unwinds */
+  st = redisReaderGetReply(box->r, &rep);
+  box->L = NULL;
+  if (st != REDIS_OK) {
+    if (box->failed) {
+      box->broken = 1;
+      lua_rawgeti(L, box->frames, -1);
+      lua_error(L);
+    }
+    lua_pushstring(L, box->r->errstr);
+    return -1;
+  }
+  if (rep == NULL) return 0;
+  lua_rawgeti(L, box->frames, 0);
+  for (; box->deepest >= 0; box->deepest--) { /* let go of the reply */
+    lua_pushnil(L);
+    lua_rawseti(L, box->frames, box->deepest);
+  }
+  box->deepest = 0;
   return 1;
 }
 
 /* rd:get() -> true, value | false: the next complete reply, if any. A
-   protocol error raises (the connection is then unusable). The reply
-   tree is converted under a pcall, because an error reply calls
-   make_error, so that it is freed whatever happens. */
+   protocol error raises (the connection is then unusable), and so does
+   an error of make_error. */
 static int reader_get(lua_State *L) {
   reader_box *box = check_reader(L, "lasync.redis.reader:get");
-  void *rep = NULL;
   int st;
-  if (redisReaderGetReply(box->r, &rep) != REDIS_OK)
+  lua_settop(L, 1);
+  st = next_reply(L, box);
+  if (st < 0)
     return luaL_error(L, "lasync.redis.reader:get: protocol error: %s",
-                      box->r->errstr);
-  if (rep == NULL) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  lua_pushboolean(L, 1);
-  lua_pushcfunction(L, convert);
-  lua_pushvalue(L, 1);
-  lua_pushlightuserdata(L, rep);
-  st = lua_pcall(L, 2, 1, 0);
-  freeReplyObject(rep);
-  if (st != LUA_OK) return lua_error(L);
+                      lua_tostring(L, -1));
+  lua_pushboolean(L, st);
+  if (st == 0) return 1;
+  lua_insert(L, -2);
   return 2;
+}
+
+/* rd:dispatch(pending, head) -> head[, err]: hands the complete replies
+   read so far to the futures pending[head], pending[head + 1], ..., in
+   order, removing them; returns the next head, and hiredis's message
+   when a protocol error stopped it. An entry that is not a pending
+   future (false, or the future of a caller cancelled meanwhile) takes
+   its reply and drops it: a reply never reaches the next caller. This is
+   lasync.redis's reader task's inner loop, in C: one call per read
+   instead of a get, a done and a set_result per reply. */
+static int reader_dispatch(lua_State *L) {
+  reader_box *box = check_reader(L, "lasync.redis.reader:dispatch");
+  lx_runtime *rt = lx_runtime_get(L);
+  lua_Integer head;
+  lx_checktype(L, 2, LUA_TTABLE);
+  head = lx_checkinteger(L, 3);
+  lua_settop(L, 3);
+  for (;;) {
+    lx_future *f;
+    int st = next_reply(L, box); /* 4: frames, 5: the reply */
+    if (st <= 0) {
+      lua_pushinteger(L, head);
+      if (st == 0) return 1;
+      lua_pushvalue(L, 5);
+      return 2;
+    }
+    lua_rawgeti(L, 2, head); /* 6: its future */
+    lua_pushnil(L);
+    lua_rawseti(L, 2, head);
+    head++;
+    f = lx_future_test(L, rt, 6);
+    if (f != NULL && f->kind == LX_KIND_FUTURE && f->state == LX_PENDING) {
+      if (f->loop == NULL && rt->loop) lx_future_bind(L, 6, rt->loop, 0);
+      lua_pushvalue(L, 5);
+      lx_future_settle(L, 6, LX_FINISHED, 1);
+    }
+    lua_settop(L, 3);
+  }
 }
 
 /* Free the hiredis reader (once); fname names the metamethod */
@@ -200,7 +361,7 @@ static int reader_close(lua_State *L) {
    the runtime, and errors must name the method */
 static void name_methods(lua_State *L) {
   static const char *const meta[] = { "__gc", "__close", NULL };
-  static const char *const methods[] = { "feed", "get", NULL };
+  static const char *const methods[] = { "feed", "get", "dispatch", NULL };
   int i;
   for (i = 0; meta[i] != NULL; i++) {
     lua_getfield(L, -1, meta[i]);
@@ -217,7 +378,8 @@ static void name_methods(lua_State *L) {
 }
 
 static const luaL_Reg reader_methods[] = {
-  {"feed", reader_feed}, {"get", reader_get}, {NULL, NULL}
+  {"feed", reader_feed}, {"get", reader_get}, {"dispatch", reader_dispatch},
+  {NULL, NULL}
 };
 
 /* lasync.core._resp = { command, reader } */

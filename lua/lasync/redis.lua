@@ -35,7 +35,14 @@ local function make_error(msg)
 end
 
 local OPTS = { host = "string", port = "number", path = "string",
-               password = "string", username = "string", db = "number" }
+               password = "string", username = "string", db = "number",
+               ssl = "ssl", server_hostname = "string" }
+
+-- ssl: true (lasync's default client context), false, or a context
+local function is_ssl(v)
+  return type(v) == "boolean" or (type(v) == "userdata" and
+    tostring(v):find("^lasync%.ssl%.Context") ~= nil)
+end
 
 local function check_opts(opts, fname)
   if type(opts) ~= "table" then
@@ -47,7 +54,12 @@ local function check_opts(opts, fname)
     if not want then
       error(("%s: unknown option '%s'"):format(fname, tostring(k)), 3)
     end
-    if type(v) ~= want or (want == "number" and math.type(v) ~= "integer")
+    if want == "ssl" then
+      if not is_ssl(v) then
+        error(("%s: option 'ssl' must be true, false or a " ..
+          "lasync.ssl.context (got %s)"):format(fname, type(v)), 3)
+      end
+    elseif type(v) ~= want or (want == "number" and math.type(v) ~= "integer")
     then
       error(("%s: option '%s' must be a%s %s (got %s)"):format(fname, k,
         want == "number" and "n" or "", want == "number" and "integer"
@@ -69,6 +81,14 @@ local function check_opts(opts, fname)
   if opts.username and not opts.password then
     error(("%s: option 'username' needs 'password'"):format(fname), 3)
   end
+  if opts.server_hostname and not opts.ssl then
+    error(("%s: option 'server_hostname' needs 'ssl'"):format(fname), 3)
+  end
+  if opts.path and opts.ssl == true and not opts.server_hostname then
+    error(("%s: options 'path' and 'ssl' = true need option " ..
+      "'server_hostname' (the name the certificate must match)")
+      :format(fname), 3)
+  end
 end
 
 -- The state of one socket: a link. A connection makes a new link when
@@ -80,7 +100,7 @@ local function fail_link(link, err)
   for i = link.head, link.tail do
     local fut = pending[i]
     pending[i] = nil
-    if not fut:done() then fut:set_exception(err) end
+    if fut and not fut:done() then fut:set_exception(err) end
   end
   link.head, link.tail = 1, 0
   link.w:abort()
@@ -97,6 +117,7 @@ end
 
 local function read_loop(link)
   local r, rd, pending = link.r, link.rd, link.pending
+  local dispatch = rd.dispatch
   while true do
     local ok, data = pcall(r.read, r, 65536)
     if not ok or data == "" then
@@ -105,25 +126,32 @@ local function read_loop(link)
       return
     end
     rd:feed(data)
-    while true do
-      local got, ok2, v = pcall(rd.get, rd)
-      if not got then
-        fail_link(link, M.ConnectionError(ok2))
+    local on_push = link.on_push
+    if on_push then -- subscribe mode: every reply is a message
+      while true do
+        local got, ok2, v = pcall(rd.get, rd)
+        if not got then
+          fail_link(link, M.ConnectionError(ok2))
+          return
+        end
+        if not ok2 then break end
+        on_push(v)
+      end
+    else
+      -- the replies to the callers' futures, in order, in C; a caller
+      -- cancelled meanwhile has its reply dropped there, never handed
+      -- to the next caller (redis-py CVE-2023-28858)
+      local ok2, head, perr = pcall(dispatch, rd, pending, link.head)
+      if not ok2 then
+        fail_link(link, M.ConnectionError(head))
         return
       end
-      if not ok2 then break end
-      if link.on_push then
-        link.on_push(v)
-        goto continue
+      link.head = head
+      if perr then
+        fail_link(link, M.ConnectionError("lasync.redis: protocol error: "
+          .. perr))
+        return
       end
-      local i = link.head
-      local fut = pending[i]
-      pending[i] = nil
-      link.head = i + 1
-      -- a caller cancelled meanwhile: its reply is dropped here, never
-      -- handed to the next caller (redis-py CVE-2023-28858)
-      if fut and not fut:done() then fut:set_result(v) end
-      ::continue::
     end
   end
 end
@@ -138,9 +166,12 @@ local function flush(link)
 end
 
 -- Queue one encoded command on link; returns the future of its reply.
+local Future = lasync.Future
+
 local function send(link, bytes)
-  local fut = lasync.Future()
-  link.out[#link.out + 1] = bytes
+  local fut = Future()
+  local out = link.out
+  out[#out + 1] = bytes
   link.tail = link.tail + 1
   link.pending[link.tail] = fut
   if not link.flushing then
@@ -150,18 +181,22 @@ local function send(link, bytes)
   return fut
 end
 
+-- An error reply raises; the others (mostly strings) skip the check
+local is_error, ResponseError = lasync.is_error, M.ResponseError
 local function reply_of(v)
-  if lasync.is_error(v, M.ResponseError) then error(v, 0) end
+  if type(v) == "table" and is_error(v, ResponseError) then error(v, 0) end
   return v
 end
 
 local function open_link(opts, fname)
   local r, w
+  local tls = opts.ssl and { ssl = opts.ssl,
+    server_hostname = opts.server_hostname } or nil
   if opts.path then
-    r, w = lasync.open_unix_connection(opts.path)
+    r, w = lasync.open_unix_connection(opts.path, tls)
   else
     r, w = lasync.open_connection(opts.host or "127.0.0.1",
-      opts.port or 6379)
+      opts.port or 6379, tls)
   end
   local link = { r = r, w = w, rd = resp.reader(make_error, M.null),
                  pending = {}, head = 1, tail = 0, out = {} }
@@ -188,9 +223,34 @@ local function open_link(opts, fname)
   return link
 end
 
+-- The commands that change a connection's state, which a pool undoes
+-- before it lends the connection again (Pool:release). Tracked when
+-- sent: a refused one only costs an extra reset.
+local STATE = {
+  MULTI = function(link) link.multi = true end,
+  EXEC = function(link) link.multi, link.watch = false, false end,
+  WATCH = function(link) link.watch = true end,
+  UNWATCH = function(link) link.watch = false end,
+  SELECT = function(link, db) link.db = math.tointeger(tonumber(db)) end,
+  SUBSCRIBE = function(link) link.pushes = true end,
+}
+STATE.DISCARD = STATE.EXEC
+STATE.PSUBSCRIBE, STATE.SSUBSCRIBE = STATE.SUBSCRIBE, STATE.SUBSCRIBE
+STATE.MONITOR = STATE.SUBSCRIBE
+-- their lengths, so that most commands (GET, SET) skip string.upper
+local STATE_LEN = {}
+for name in pairs(STATE) do STATE_LEN[#name] = true end
+
+local function track(link, name, arg)
+  if type(name) == "string" and STATE_LEN[#name] then
+    local f = STATE[name] or STATE[name:upper()]
+    if f then f(link, arg) end
+  end
+end
+
 local Redis = {}
 Redis.__index = Redis
-Redis.__name = "lasync.redis.Redis"
+Redis.__name = "lasync.redis.Connection"
 
 -- The current link, connecting again after a lost one. The tasks that
 -- call meanwhile wait each on a future of its own (cancelling one must
@@ -245,18 +305,23 @@ function M.connect(opts)
 end
 
 --- r:call(name, ...) -> the reply
-function Redis:call(...)
-  local cmd = command("lasync.redis:call", ...)
-  local link = get_link(self, "lasync.redis:call")
+function Redis:call(name, ...)
+  local cmd = command("lasync.redis:call", name, ...)
+  local link = self.link
+  if not link or link.err then link = get_link(self, "lasync.redis:call") end
+  track(link, name, ...)
   return reply_of(send(link, cmd):await())
 end
 
 -- Pipeline: commands gathered by fn(p), sent in one write.
 local Pipeline = {}
 Pipeline.__index = Pipeline
+Pipeline.__name = "lasync.redis.Pipeline"
 
-function Pipeline:call(...)
-  self.cmds[#self.cmds + 1] = command(self.fname, ...)
+function Pipeline:call(name, ...)
+  local n = #self.cmds + 1
+  self.cmds[n] = command(self.fname, name, ...)
+  self.names[n], self.args[n] = name, (...)
   return self
 end
 
@@ -265,15 +330,18 @@ local function run_batch(self, fname, fn, transaction)
     error(("%s: fn must be a function (got %s)"):format(fname, type(fn)),
       3)
   end
-  local p = setmetatable({ cmds = {}, fname = fname .. " (p:call)" },
-    Pipeline)
+  local p = setmetatable({ cmds = {}, names = {}, args = {},
+    fname = fname .. " (p:call)" }, Pipeline)
   fn(p)
   local cmds = p.cmds
   if #cmds == 0 then return { n = 0 } end
   local link = get_link(self, fname)
   local futs = {}
   if transaction then futs[0] = send(link, command(fname, "MULTI")) end
-  for i, c in ipairs(cmds) do futs[i] = send(link, c) end
+  for i, c in ipairs(cmds) do
+    track(link, p.names[i], p.args[i])
+    futs[i] = send(link, c)
+  end
   local exec = transaction and send(link, command(fname, "EXEC"))
   local res = { n = #cmds }
   if transaction then reply_of(futs[0]:await()) end
@@ -504,9 +572,14 @@ for _, name in ipairs { "get", "set", "del", "exists", "expire", "ttl",
   "publish", "ping", "flushdb", "keys", "watch", "unwatch" } do
   local cmd = name:upper()
   local fname = "lasync.redis:" .. name
+  local state = STATE[cmd]
   Redis[name] = function(self, ...)
-    local bytes = command(fname, cmd, ...)
-    return reply_of(send(get_link(self, fname), bytes):await())
+    -- encode at once; command() again only to raise naming fname
+    local bytes = encode(cmd, ...) or command(fname, cmd, ...)
+    local link = self.link -- get_link's common case, inline
+    if not link or link.err then link = get_link(self, fname) end
+    if state then state(link, ...) end
+    return reply_of(send(link, bytes):await())
   end
 end
 
@@ -568,13 +641,38 @@ function Pool:acquire()
   return red
 end
 
+-- Undo what the last borrower left on red's link (redis-py's and
+-- asyncpg's reset on release): DISCARD an open MULTI (which also
+-- unwatches), UNWATCH, SELECT the pool's db again. The commands are
+-- queued without a caller: the next borrower's commands go after them
+-- on the same link. False when red must be closed instead: its link is
+-- in subscribe mode (replies come unasked), or replies are still to
+-- come (a cancelled caller's, a blocking command's).
+local function reset(pool, red)
+  local link = red.link
+  if not link then return true end
+  if link.pushes or link.head <= link.tail then return false end
+  local fname = "lasync.redis.Pool:release"
+  local db = pool.opts.db or 0
+  local function queue(...)
+    link.tail = link.tail + 1
+    link.pending[link.tail] = false -- its reply is read and dropped
+    send_raw(link, command(fname, ...))
+  end
+  if link.multi then queue("DISCARD")
+  elseif link.watch then queue("UNWATCH") end
+  if link.db and link.db ~= db then queue("SELECT", db) end
+  link.multi, link.watch, link.db = false, false, nil
+  return true
+end
+
 --- pool:release(red): gives a connection back
 function Pool:release(red)
   if getmetatable(red) ~= Redis then
     error(("lasync.redis.Pool:release: not a connection (got %s)"):format(
       type(red)), 2)
   end
-  if self.closed or not usable(red) then
+  if self.closed or not usable(red) or not reset(self, red) then
     red:close()
     self.count = self.count - 1
   else
@@ -614,5 +712,12 @@ function Pool:close()
   end
 end
 Pool.__close = Pool.close
+
+-- The classes, public so that user code (and docs_spec) can reach their
+-- methods: getmetatable(red) == redis.Connection.
+M.Connection = Redis
+M.Pipeline = Pipeline
+M.Subscription = Subscription
+M.Pool = Pool
 
 return M
