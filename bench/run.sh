@@ -253,6 +253,7 @@ peer_cmd() {
   luv) f=$d/luv54.lua ;; lasync) f=$d/lasync.lua ;; bare) f=$d/bare.lua ;; clibuv) f=$d/clibuv.c ;; go) f=$d/go.go ;;
   cat) f=$d/cat.sh ;; pysync) f=$d/pysync.py ;; nginx) f=$d/nginx.sh ;;
   esac
+  [ -n "${f:-}" ] || { WHY="not a peer of $w"; return; } # (pg's, redis's)
   if [ ! -f "$f" ]; then WHY="no $f (not defined for this workload)"; return; fi
   case $d in echo | tls) [ "$C_OK" = yes ] || { WHY="no echo load generator: $C_WHY"; return; } ;; esac
   if [ "$d" = tls ]; then # the server's arguments after its port
