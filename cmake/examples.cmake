@@ -119,6 +119,10 @@ alice: 30 allowed, 470 refused \\(limit 30 per window\\)")
 set_tests_properties(example.redis_counter PROPERTIES
   SKIP_REGULAR_EXPRESSION "redis_counter: skipped")
 
+# pg_basics needs a PostgreSQL cluster: spec/pg_spec.lua starts one
+# (spec/pg_server.lua) and checks the example's whole output there.
+set_property(GLOBAL APPEND PROPERTY LASYNC_EXAMPLES pg_basics)
+
 # An example added without a test above is worth a warning.
 file(GLOB example_files ${CMAKE_SOURCE_DIR}/examples/*.lua)
 get_property(tested GLOBAL PROPERTY LASYNC_EXAMPLES)
