@@ -21,7 +21,8 @@
 ** pcall, with what it read a prefix of the plaintext of the valid
 ** records sent (all of it when nothing invalid was sent), and a failure
 ** that is a lasync.OSError (lasync.SSLError is one) when it failed; raw
-** bytes never make a connection. Every 32 inputs a clean connection must
+** bytes never make a connection; a clean end (EOF) only after the
+** server's close_notify, with every valid record read. Every 32 inputs a clean connection must
 ** bring the client all that a real server sent, closed by close_notify.
 */
 #include <stdint.h>
@@ -331,6 +332,12 @@ static void check_client(state *s, int task, int raw, int strict) {
                "read, %zu sent)", got_len, s->sent.len);
   if (raw && lua_toboolean(L, -3))
     tlsfz_fail("raw bytes made a connection");
+  /* a clean EOF is a close_notify after every valid record: an EOF
+     without it, or one read where a record went wrong, is a truncation */
+  if (lua_toboolean(L, -3) && (!s->closing || got_len != s->sent.len))
+    tlsfz_fail("the client took a truncated connection for a whole one "
+               "(%zu of %zu bytes read, close_notify %s)", got_len,
+               s->sent.len, s->closing ? "sent" : "never sent");
   if (!s->dirty && got_len != s->sent.len)
     tlsfz_fail("the client read %zu of %zu bytes of a valid connection: %s",
                got_len, s->sent.len, err);
