@@ -1,20 +1,21 @@
 /*
-** tls_client.c — libFuzzer target: lasync as a TLS client facing a
-** hostile server. Each input is one connection a Lua task of the
-** process's host makes (lasync.open_unix_connection with ssl, a client
-** context that trusts the harness's certificate and checks the name
-** localhost, or a plain connection, a "STARTTLS" line and w:start_tls)
-** to the harness's own socket; the task writes a line (or not), reads
-** until EOF, closes, and returns what it read and how it ended. The
-** server is the input. With the first byte's bit 2 it is raw bytes in
-** pieces the input chooses (ServerHello, certificates and records made
-** up), then a half-close. Else it is a real OpenSSL server (memory BIOs,
-** TLS 1.2 or 1.3) whose handshake messages may have one byte flipped,
-** and the rest of the input is a program of what it sends afterwards:
-** valid application records, the same with a byte flipped or their
-** tail cut off, raw bytes, a fatal alert, a KeyUpdate, a HelloRequest
-** (TLS 1.2, which lasync refuses), close_notify, in pieces the input
-** chooses, the client's task reading between them where the input says.
+** tls_client.c — libFuzzer target: lasync as a TLS client facing a hostile
+** server. Each input is one connection a Lua task of the process's host
+** makes (lasync.open_unix_connection, or with the first byte's bit 5
+** lasync.open_connection to 127.0.0.1, with ssl, a client context that
+** trusts the harness's certificate and checks the name localhost; or with
+** bit 1 a plain connection, a "STARTTLS" line and w:start_tls) to the
+** harness's own socket; the task writes a line (or not), reads until EOF,
+** closes, and returns what it read and how it ended. The server is the
+** input. With the first byte's bit 2 it is raw bytes in pieces the input
+** chooses (ServerHello, certificates and records made up), then a
+** half-close. Else it is a real OpenSSL server (memory BIOs, TLS 1.2 or
+** 1.3) whose handshake messages may have one byte flipped, and the rest of
+** the input is a program of what it sends afterwards: valid application
+** records, the same with a byte flipped or their tail cut off, raw bytes,
+** a fatal alert, a KeyUpdate, a HelloRequest (TLS 1.2, which lasync
+** refuses), close_notify, in pieces the input chooses, the client's task
+** reading between them where the input says.
 **
 ** What must hold, whatever the input: no crash, leak or hang (every wait
 ** is bounded: tls_harness.c); the task ends, without raising past its
@@ -22,8 +23,9 @@
 ** records sent (all of it when nothing invalid was sent), and a failure
 ** that is a lasync.OSError (lasync.SSLError is one) when it failed; raw
 ** bytes never make a connection; a clean end (EOF) only after the
-** server's close_notify, with every valid record read. Every 32 inputs a clean connection must
-** bring the client all that a real server sent, closed by close_notify.
+** server's close_notify, with every valid record read. Every 32 inputs
+** a clean connection must bring the client all that a real server sent,
+** closed by close_notify.
 */
 #include <stdint.h>
 #include <stdio.h>
@@ -39,22 +41,29 @@
 #define DEADLINE_MS 5000       /* as the harness's */
 #define CHECK_EVERY 32
 
-/* The client: a function of (path, starttls, line), made once. */
+/* The client: a function of (path or port, starttls, line), made
+   once. */
 static const char client_lua[] =
   "local dir = ...\n"
   "local ctx = lasync.ssl.context{cafile = dir .. '/cert.pem'}\n"
-  "return function(path, starttls, line)\n"
+  "local function connect(where, opts)\n"
+  "  if type(where) == 'number' then\n"
+  "    return lasync.open_connection('127.0.0.1', where, opts)\n"
+  "  end\n"
+  "  return lasync.open_unix_connection(where, opts)\n"
+  "end\n"
+  "return function(where, starttls, line)\n"
   "  local got, r, w = {}\n"
   "  local opts = {server_hostname = 'localhost',\n"
   "    ssl_handshake_timeout = 10, ssl_shutdown_timeout = 10}\n"
   "  local ok, err = pcall(function()\n"
   "    if starttls then\n"
-  "      r, w = lasync.open_unix_connection(path)\n"
+  "      r, w = connect(where)\n"
   "      w:write('STARTTLS\\n')\n"
   "      w:start_tls(ctx, opts)\n"
   "    else\n"
   "      opts.ssl = ctx\n"
-  "      r, w = lasync.open_unix_connection(path, opts)\n"
+  "      r, w = connect(where, opts)\n"
   "    end\n"
   "    if line then w:write('hello\\n') w:drain() end\n"
   "    while true do\n"
@@ -285,7 +294,7 @@ static void run_op(state *s, prog *p) {
 }
 
 /* Start the client's task: its id. */
-static int spawn_client(int starttls, int line) {
+static int spawn_client(int starttls, int line, int tcp) {
   lasync_host *h = tlsfz_host();
   lua_State *L = lasync_host_state(h);
   int task;
@@ -299,7 +308,10 @@ static int spawn_client(int starttls, int line) {
     client_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, client_ref);
-  lua_pushstring(L, tlsfz_listen_path());
+  if (tcp)
+    lua_pushinteger(L, tlsfz_listen_tcp());
+  else
+    lua_pushstring(L, tlsfz_listen_path());
   lua_pushboolean(L, starttls);
   lua_pushboolean(L, line);
   if ((task = lasync_host_spawn(h, 3)) == 0)
@@ -351,17 +363,18 @@ static void check_client(state *s, int task, int raw, int strict) {
   lasync_host_release(h, task);
 }
 
-/* A real server, a handshake, data, close_notify: all must arrive. */
+/* A real server, a handshake, data, close_notify: all must arrive
+   (TLS 1.3 on the Unix socket, 1.2 on TCP). */
 static void check_clean(int tls12) {
   static const uint8_t prog_clean[] = {OP_APP, 99, OP_SETTLE, OP_BIG, 3,
                                        OP_CLOSE_NOTIFY};
   state s;
   prog p = {prog_clean, sizeof prog_clean, 0};
-  int task = spawn_client(0, 1);
+  int task = spawn_client(0, 1, tls12);
   memset(&s, 0, sizeof s);
   s.tls12 = tls12;
   tlsfz_accept(&s.c, tlsfz_server_ctx(tls12 ? TLS1_2_VERSION
-                                            : TLS1_3_VERSION), 0);
+                                            : TLS1_3_VERSION), 0, tls12);
   s.c.hold = 1;
   if (handshake(&s, 0, 0) != 0)
     tlsfz_fail("the client stopped working: a real handshake failed");
@@ -381,7 +394,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   state s;
   prog p = {data, size, 0};
   unsigned flags;
-  int raw, starttls, line, task;
+  int raw, starttls, line, tcp, task;
   tlsfz_init();
   memset(&s, 0, sizeof s);
   flags = take(&p);
@@ -389,10 +402,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   starttls = flags >> 1 & 1;
   raw = flags >> 2 & 1;
   line = flags >> 3 & 1;
-  task = spawn_client(starttls, line);
+  tcp = flags >> 5 & 1;
+  task = spawn_client(starttls, line, tcp);
   tlsfz_accept(&s.c, raw ? NULL : tlsfz_server_ctx(s.tls12 ? TLS1_2_VERSION
                                                           : TLS1_3_VERSION),
-               starttls);
+               starttls, tcp);
   if (raw) { /* the input's bytes in pieces its next two bytes choose */
     uint32_t seed = take(&p) << 8;
     seed |= take(&p);

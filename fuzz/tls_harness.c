@@ -20,6 +20,8 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +41,7 @@ static lasync_host *host;
 static char dir[64];     /* the temporary directory */
 static unsigned long inputs;  /* inputs run, for CHECK_EVERY */
 static int listen_fd = -1; /* tlsfz_listen_path's socket */
+static int tcp_fd = -1;    /* tlsfz_listen_tcp's */
 
 void tlsfz_fail(const char *fmt, ...) {
   va_list ap;
@@ -471,13 +474,31 @@ const char *tlsfz_listen_path(void) {
   return path;
 }
 
-void tlsfz_accept(tlsfz_conn *c, SSL_CTX *ctx, int starttls) {
+int tlsfz_listen_tcp(void) {
+  static int port;
+  struct sockaddr_in sa;
+  socklen_t len = sizeof sa;
+  if (tcp_fd >= 0) return port;
+  tcp_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (tcp_fd < 0 || bind(tcp_fd, (struct sockaddr *)&sa, sizeof sa) ||
+      listen(tcp_fd, 16) ||
+      getsockname(tcp_fd, (struct sockaddr *)&sa, &len))
+    tlsfz_fail("listen 127.0.0.1: %s", strerror(errno));
+  port = ntohs(sa.sin_port);
+  return port;
+}
+
+void tlsfz_accept(tlsfz_conn *c, SSL_CTX *ctx, int starttls, int tcp) {
   unsigned long deadline = now_ms() + DEADLINE_MS;
   char line[9];
   size_t have = 0;
+  int fd = tcp ? (tlsfz_listen_tcp(), tcp_fd)
+               : (tlsfz_listen_path(), listen_fd);
   memset(c, 0, sizeof *c);
-  tlsfz_listen_path();
-  while ((c->fd = accept4(listen_fd, NULL, NULL,
+  while ((c->fd = accept4(fd, NULL, NULL,
                           SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
     if (errno != EAGAIN && errno != EINTR)
       tlsfz_fail("accept: %s", strerror(errno));

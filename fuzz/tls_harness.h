@@ -89,10 +89,14 @@ SSL_CTX *tlsfz_server_ctx(int max_version);
    its path. */
 const char *tlsfz_listen_path(void);
 
-/* Accept the connection a lasync client made to tlsfz_listen_path()
-   (the loop runs meanwhile); with starttls, read its "STARTTLS\n" line
-   first. ctx NULL: a raw peer, else an OpenSSL server (not started). */
-void tlsfz_accept(tlsfz_conn *c, SSL_CTX *ctx, int starttls);
+/* The same on TCP, 127.0.0.1: its port. */
+int tlsfz_listen_tcp(void);
+
+/* Accept the connection a lasync client made to tlsfz_listen_path(), or
+   with tcp to tlsfz_listen_tcp() (the loop runs meanwhile); with
+   starttls, read its "STARTTLS\n" line first. ctx NULL: a raw peer, else
+   an OpenSSL server (not started). */
+void tlsfz_accept(tlsfz_conn *c, SSL_CTX *ctx, int starttls, int tcp);
 
 /* One turn of the loop without blocking, then read: whether anything
    came; and a wait of at most ms for the loop or the socket. */
