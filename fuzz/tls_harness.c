@@ -6,7 +6,9 @@
 ** The harness drives the host's loop itself (lasync_host_run, NOWAIT,
 ** between polls of the loop's backend and of its own socket), so that
 ** each input is one connection in the same long-lived server, as a real
-** server lives through many peers.
+** server lives through many peers. For a lasync client (tls_client.c)
+** the harness is the server: sockets of its own (Unix and TCP) that a
+** task of the same host connects to.
 */
 #include "tls_harness.h"
 
@@ -506,7 +508,7 @@ void tlsfz_accept(tlsfz_conn *c, SSL_CTX *ctx, int starttls, int tcp) {
     lasync_host_run(host, UV_RUN_NOWAIT);
     wait_io(c, 1);
   }
-  /* its line, byte by byte: what follows is TLS */
+  /* its line and not a byte more: what follows is TLS */
   while (starttls && have < sizeof line) {
     ssize_t n = read(c->fd, line + have, sizeof line - have);
     if (n > 0) {

@@ -2,7 +2,9 @@
 ** tls_harness.h — what the TLS fuzz targets share: one lasync TLS echo
 ** server per fuzz process (the embedding API, lasync.h), on a Unix socket,
 ** and the harness's peer of one connection to it: raw bytes, or an
-** OpenSSL client of its own through memory BIOs. The loop runs only when
+** OpenSSL client of its own through memory BIOs; or, facing a lasync
+** client, the harness's listening sockets and its end of one connection
+** (raw bytes, or an OpenSSL server). The loop runs only when
 ** the harness drives it, and every wait is bounded: a wait past its
 ** deadline is a hang, reported as a crash (abort).
 */
