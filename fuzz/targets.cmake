@@ -19,3 +19,5 @@ lasync_fuzz_target(http_inflate fuzz/http_inflate.c bindings/http/inflate.c)
 lasync_fuzz_target(http_response fuzz/http_response.c
                    bindings/http/resp_parse.c ${LLHTTP_SOURCES})
 lasync_fuzz_target(resp_reader fuzz/resp_reader.c ${LASYNC_FUZZ_CORE})
+lasync_fuzz_target(tls_client fuzz/tls_client.c fuzz/tls_harness.c
+                   ${LASYNC_FUZZ_CORE})

@@ -6,7 +6,9 @@
 ** The harness drives the host's loop itself (lasync_host_run, NOWAIT,
 ** between polls of the loop's backend and of its own socket), so that
 ** each input is one connection in the same long-lived server, as a real
-** server lives through many peers.
+** server lives through many peers. For a lasync client (tls_client.c)
+** the harness is the server: sockets of its own (Unix and TCP) that a
+** task of the same host connects to.
 */
 #include "tls_harness.h"
 
@@ -20,6 +22,8 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +42,8 @@
 static lasync_host *host;
 static char dir[64];     /* the temporary directory */
 static unsigned long inputs;  /* inputs run, for CHECK_EVERY */
+static int listen_fd = -1; /* tlsfz_listen_path's socket */
+static int tcp_fd = -1;    /* tlsfz_listen_tcp's */
 
 void tlsfz_fail(const char *fmt, ...) {
   va_list ap;
@@ -154,7 +160,7 @@ static const char server_lua[] =
 static void remove_dir(void) {
   char path[128];
   static const char *const files[] = {"cert.pem", "key.pem", "s0", "s1",
-                                      "s2", "s3", "s4", NULL};
+                                      "s2", "s3", "s4", "c", NULL};
   int i;
   for (i = 0; files[i]; i++) {
     snprintf(path, sizeof path, "%s/%s", dir, files[i]);
@@ -422,6 +428,113 @@ void tlsfz_close(tlsfz_conn *c) {
   memset(c, 0, sizeof *c);
   c->fd = -1;
 }
+
+/* {======================================================================
+** The harness as the server of a lasync client (tls_client.c)
+** ======================================================================= */
+
+lasync_host *tlsfz_host(void) { return host; }
+
+const char *tlsfz_dir(void) { return dir; }
+
+int tlsfz_step(tlsfz_conn *c) { return step(c); }
+
+void tlsfz_wait(tlsfz_conn *c, int ms) { wait_io(c, ms); }
+
+SSL_CTX *tlsfz_server_ctx(int max_version) {
+  static SSL_CTX *ctx[2];
+  int i = max_version == TLS1_2_VERSION;
+  char cert[128], key[128];
+  if (ctx[i] == NULL) {
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    ctx[i] = SSL_CTX_new(TLS_server_method());
+    if (ctx[i] == NULL ||
+        SSL_CTX_use_certificate_file(ctx[i], cert, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx[i], key, SSL_FILETYPE_PEM) != 1)
+      tlsfz_fail("cannot make the server context");
+    SSL_CTX_set_min_proto_version(ctx[i], TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(ctx[i], max_version);
+    SSL_CTX_set_session_cache_mode(ctx[i], SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx[i], 0); /* no records of its own */
+  }
+  return ctx[i];
+}
+
+const char *tlsfz_listen_path(void) {
+  static char path[128];
+  struct sockaddr_un sa;
+  if (listen_fd >= 0) return path;
+  snprintf(path, sizeof path, "%s/c", dir);
+  listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+  if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&sa, sizeof sa) ||
+      listen(listen_fd, 16))
+    tlsfz_fail("listen %s: %s", path, strerror(errno));
+  return path;
+}
+
+int tlsfz_listen_tcp(void) {
+  static int port;
+  struct sockaddr_in sa;
+  socklen_t len = sizeof sa;
+  if (tcp_fd >= 0) return port;
+  tcp_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (tcp_fd < 0 || bind(tcp_fd, (struct sockaddr *)&sa, sizeof sa) ||
+      listen(tcp_fd, 16) ||
+      getsockname(tcp_fd, (struct sockaddr *)&sa, &len))
+    tlsfz_fail("listen 127.0.0.1: %s", strerror(errno));
+  port = ntohs(sa.sin_port);
+  return port;
+}
+
+void tlsfz_accept(tlsfz_conn *c, SSL_CTX *ctx, int starttls, int tcp) {
+  unsigned long deadline = now_ms() + DEADLINE_MS;
+  char line[9];
+  size_t have = 0;
+  int fd = tcp ? (tlsfz_listen_tcp(), tcp_fd)
+               : (tlsfz_listen_path(), listen_fd);
+  memset(c, 0, sizeof *c);
+  while ((c->fd = accept4(fd, NULL, NULL,
+                          SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
+    if (errno != EAGAIN && errno != EINTR)
+      tlsfz_fail("accept: %s", strerror(errno));
+    if (now_ms() > deadline) tlsfz_fail("the client did not connect");
+    lasync_host_run(host, UV_RUN_NOWAIT);
+    wait_io(c, 1);
+  }
+  /* its line and not a byte more: what follows is TLS */
+  while (starttls && have < sizeof line) {
+    ssize_t n = read(c->fd, line + have, sizeof line - have);
+    if (n > 0) {
+      have += (size_t)n;
+    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+      tlsfz_fail("the client closed before its STARTTLS line");
+    } else {
+      if (now_ms() > deadline) tlsfz_fail("no STARTTLS line");
+      lasync_host_run(host, UV_RUN_NOWAIT);
+      wait_io(c, 1);
+    }
+  }
+  if (starttls && memcmp(line, "STARTTLS\n", sizeof line) != 0)
+    tlsfz_fail("not a STARTTLS line");
+  if (ctx) {
+    c->ssl = SSL_new(ctx);
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL)
+      tlsfz_fail("out of memory");
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    SSL_set_accept_state(c->ssl);
+  }
+}
+
+/* }====================================================================== */
 
 /* A real client: handshake, echo, close_notify; all must work. */
 static void check_serving(int max_version) {

@@ -2,7 +2,9 @@
 ** tls_harness.h — what the TLS fuzz targets share: one lasync TLS echo
 ** server per fuzz process (the embedding API, lasync.h), on a Unix socket,
 ** and the harness's peer of one connection to it: raw bytes, or an
-** OpenSSL client of its own through memory BIOs. The loop runs only when
+** OpenSSL client of its own through memory BIOs; or, facing a lasync
+** client, the harness's listening sockets and its end of one connection
+** (raw bytes, or an OpenSSL server). The loop runs only when
 ** the harness drives it, and every wait is bounded: a wait past its
 ** deadline is a hang, reported as a crash (abort).
 */
@@ -12,6 +14,8 @@
 #include <stddef.h>
 
 #include <openssl/ssl.h>
+
+#include "lasync.h"
 
 typedef struct tlsfz_conn {
   int fd;                  /* the harness's end of the connection */
@@ -72,6 +76,34 @@ void tlsfz_close(tlsfz_conn *c);
 /* The end of an input: a full garbage collection in the server's state,
    and every so often a real handshake and echo, which must succeed. */
 void tlsfz_end_input(void);
+
+/* For a target where lasync is the client (tls_client.c): the process's
+   host and its temporary directory (cert.pem, key.pem: the certificate
+   a client context may trust, for CN localhost). */
+lasync_host *tlsfz_host(void);
+const char *tlsfz_dir(void);
+
+/* An OpenSSL server context on that certificate, capped at max_version,
+   made once. */
+SSL_CTX *tlsfz_server_ctx(int max_version);
+
+/* The harness's listening socket, tlsfz_dir()/c, made at the first call:
+   its path. */
+const char *tlsfz_listen_path(void);
+
+/* The same on TCP, 127.0.0.1: its port. */
+int tlsfz_listen_tcp(void);
+
+/* Accept the connection a lasync client made to tlsfz_listen_path(), or
+   with tcp to tlsfz_listen_tcp() (the loop runs meanwhile); with
+   starttls, read its "STARTTLS\n" line first. ctx NULL: a raw peer, else
+   an OpenSSL server (not started). */
+void tlsfz_accept(tlsfz_conn *c, SSL_CTX *ctx, int starttls, int tcp);
+
+/* One turn of the loop without blocking, then read: whether anything
+   came; and a wait of at most ms for the loop or the socket. */
+int tlsfz_step(tlsfz_conn *c);
+void tlsfz_wait(tlsfz_conn *c, int ms);
 
 /* Report a broken invariant and abort (libFuzzer keeps the input). */
 void tlsfz_fail(const char *fmt, ...);
