@@ -15,10 +15,11 @@
 #define PG_CONN "lasync.pg.RawConnection"
 
 typedef struct pg_wait pg_wait;
+typedef struct pg_poll pg_poll;
 
 typedef struct pg_conn {
   PGconn *pg;       /* NULL once closed */
-  pg_wait *wait;    /* the poll of the task waiting on the socket, or NULL */
+  pg_poll *poll;    /* the poll of the socket, made by the first wait */
   /* raw:read's results of the query being read, kept as libpq's until the
      query is complete so that only one of them is ever made a Lua table */
   PGresult *keep;   /* the last result with rows or a command tag */
@@ -29,15 +30,31 @@ typedef struct pg_conn {
 } pg_conn;
 
 /*
-** One wait for the socket, as lasync.wait_signal waits for a signal: C
-** memory freed in the close callback of its handle. The connection points
-** to it while it polls so that closing the connection stops it before
-** libpq closes the socket (libuv must never poll a closed descriptor).
+** The poll of a connection's socket, kept from its first wait to its
+** close: making a uv_poll per wait cost an ioctl and three epoll_ctl
+** calls each time (uv_poll_start and uv_poll_stop each remove the
+** descriptor from epoll). It stays started between waits, with the
+** events last asked for, and only stops when it fires with nobody
+** waiting (or fails); unreferenced while nobody waits, so that an idle
+** connection does not keep the loop running. C memory in the loop's
+** resources (closing the loop closes it), freed by its close callback.
+*/
+struct pg_poll {
+  lx_resource node;
+  uv_poll_t h;
+  pg_conn *conn;    /* NULL once detached from the connection */
+  pg_wait *wait;    /* the waiting task's wait, or NULL */
+  int fd;
+  int events;       /* what it polls for; 0 when stopped */
+};
+
+/*
+** One wait for the socket by a task: C memory owned by the task's
+** continuation (or freed by whoever ends it when nobody waits any more).
 */
 struct pg_wait {
   lx_op op;
-  uv_poll_t h;
-  pg_conn *conn;    /* while polling, else NULL */
+  pg_poll *poll;    /* while waiting, else NULL */
   int idle;         /* a wait for notifications: another wait ends it */
 };
 
@@ -48,28 +65,59 @@ struct pg_wait {
 ** Waiting for the socket
 ** ======================================================================= */
 
-static void wait_closed_cb(uv_handle_t *handle) {
+static void poll_closed_cb(uv_handle_t *handle) {
   lx_count_handles(-1);
-  free(lx_container_of((uv_poll_t *)handle, pg_wait, h));
+  free(lx_container_of((uv_poll_t *)handle, pg_poll, h));
 }
 
-static void wait_close(pg_wait *w) {
-  if (w->conn && w->conn->wait == w) w->conn->wait = NULL;
-  w->conn = NULL;
-  uv_close((uv_handle_t *)&w->h, wait_closed_cb); /* stops it */
+/* End the wait of p, if any, with status st for its task. */
+static void poll_end_wait(pg_poll *p, int st) {
+  pg_wait *w = p->wait;
+  if (w == NULL) return;
+  p->wait = NULL;
+  w->poll = NULL;
+  uv_unref((uv_handle_t *)&p->h);
+  if (lx_op_finish(&w->op, st)) free(w);
 }
 
-static void wait_abort(lx_op *op) {
-  wait_close((pg_wait *)op);
+/* Close p (its task, if any, fails as on a closed socket). */
+static void poll_close(pg_poll *p) {
+  lx_list_remove(&p->node);
+  if (p->conn && p->conn->poll == p) p->conn->poll = NULL;
+  p->conn = NULL;
+  poll_end_wait(p, UV_ECANCELED);
+  uv_close((uv_handle_t *)&p->h, poll_closed_cb); /* stops it */
 }
 
-static void wait_cb(uv_poll_t *handle, int status, int events) {
-  pg_wait *w = lx_container_of(handle, pg_wait, h);
+static void poll_close_resource(lua_State *L, lx_resource *r) {
+  (void)L;
+  poll_close(lx_container_of(r, pg_poll, node));
+}
+
+static void poll_cb(uv_poll_t *handle, int status, int events) {
+  pg_poll *p = lx_container_of(handle, pg_poll, h);
   (void)events;
-  uv_poll_stop(handle);
-  if (w->conn && w->conn->wait == w) w->conn->wait = NULL;
-  w->conn = NULL;
-  if (lx_op_finish(&w->op, status)) wait_close(w);
+  if (p->wait == NULL || status < 0) {
+    uv_poll_stop(handle);
+    p->events = 0;
+  }
+  poll_end_wait(p, status);
+}
+
+/* The task was cancelled while it waited: the poll goes on (poll_cb
+   stops it if the socket becomes ready with nobody waiting). */
+static void wait_abort(lx_op *op) {
+  pg_wait *w = (pg_wait *)op;
+  pg_poll *p = w->poll;
+  if (p) {
+    p->wait = NULL;
+    uv_unref((uv_handle_t *)&p->h);
+  }
+  free(w);
+}
+
+static void wait_dispose(lx_op *op) {
+  free(op); /* completed: its poll let go of it already */
 }
 
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
@@ -77,9 +125,9 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   pg_wait *w = (pg_wait *)lx_op_resumed(t);
   int st;
   (void)status;
-  if (w == NULL) return lx_task_raise_cancelled(L, t); /* abort closed it */
+  if (w == NULL) return lx_task_raise_cancelled(L, t); /* abort freed it */
   st = w->op.status;
-  wait_close(w);
+  free(w);
   if (t->must_cancel) return lx_task_raise_cancelled(L, t);
   /* UV_EBADF is how libuv reports POLLERR (the server reset the link):
      the socket is ready for libpq to read that and say what happened */
@@ -87,14 +135,6 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
     return lx_os_error(L, st, "pg", "the server's socket");
   lua_pushboolean(L, st != PG_PREEMPTED);
   return 1;
-}
-
-/* End the wait w of the connection (status st for its task). */
-static void wait_end(pg_conn *c, pg_wait *w, int st) {
-  uv_poll_stop(&w->h);
-  w->conn = NULL;
-  c->wait = NULL;
-  if (lx_op_finish(&w->op, st)) wait_close(w);
 }
 
 /* The raw connection at 1; errors name the method called (lx_fname). */
@@ -130,30 +170,56 @@ static int conn_wait(lua_State *L) {
   int events = (lua_toboolean(L, 2) ? UV_READABLE : 0) |
                (lua_toboolean(L, 3) ? UV_WRITABLE : 0);
   int fd = PQsocket(c->pg), r;
+  pg_poll *p = c->poll;
   pg_wait *w;
   if (fd < 0) return luaL_error(L, "lasync.pg: the connection has no socket");
-  if (c->wait && c->wait->idle) wait_end(c, c->wait, PG_PREEMPTED);
-  if (c->wait) return luaL_error(L, "lasync.pg: two tasks wait on one "
-                                    "connection");
+  if (p && p->wait && p->wait->idle) poll_end_wait(p, PG_PREEMPTED);
+  if (p && p->wait) return luaL_error(L, "lasync.pg: two tasks wait on one "
+                                         "connection");
+  /* libpq may open another socket while it connects (the next host) */
+  if (p && (p->fd != fd || p->h.loop != t->fut.loop->uv)) {
+    poll_close(p);
+    p = NULL;
+  }
   w = malloc(sizeof *w);
   if (w == NULL) return luaL_error(L, "lasync.pg: out of memory");
+  if (p == NULL) {
+    p = malloc(sizeof *p);
+    if (p == NULL) {
+      free(w);
+      return luaL_error(L, "lasync.pg: out of memory");
+    }
+    r = uv_poll_init(t->fut.loop->uv, &p->h, fd);
+    if (r < 0) {
+      free(p);
+      free(w);
+      return lx_os_error(L, r, "pg", "the server's socket");
+    }
+    lx_count_handles(1);
+    uv_unref((uv_handle_t *)&p->h);
+    p->node.close = poll_close_resource;
+    lx_list_add(&t->fut.loop->resources, &p->node);
+    p->conn = c;
+    p->wait = NULL;
+    p->fd = fd;
+    p->events = 0;
+    c->poll = p;
+  }
+  if (p->events != events) {
+    r = uv_poll_start(&p->h, events, poll_cb);
+    if (r < 0) {
+      free(w);
+      poll_close(p);
+      return lx_os_error(L, r, "pg", "the server's socket");
+    }
+    p->events = events;
+  }
   w->op.abort = wait_abort;
-  w->op.dispose = wait_abort;
-  w->conn = NULL;
+  w->op.dispose = wait_dispose;
   w->idle = lua_toboolean(L, 4);
-  r = uv_poll_init(t->fut.loop->uv, &w->h, fd);
-  if (r < 0) {
-    free(w);
-    return lx_os_error(L, r, "pg", "the server's socket");
-  }
-  lx_count_handles(1);
-  r = uv_poll_start(&w->h, events, wait_cb);
-  if (r < 0) {
-    wait_close(w);
-    return lx_os_error(L, r, "pg", "the server's socket");
-  }
-  w->conn = c;
-  c->wait = w;
+  w->poll = p;
+  p->wait = w;
+  uv_ref((uv_handle_t *)&p->h);
   return lx_op_await(L, t, &w->op, wait_k);
 }
 
@@ -163,9 +229,10 @@ static int conn_wait(lua_State *L) {
 ** Connecting and closing
 ** ======================================================================= */
 
-/* Stop a poll on the socket (its task fails as on a closed socket). */
+/* Close the connection and its poll (its task fails as on a closed
+   socket). */
 static void conn_finish(pg_conn *c) {
-  if (c->wait) wait_end(c, c->wait, UV_ECANCELED);
+  if (c->poll) poll_close(c->poll); /* before libpq closes the socket */
   if (c->keep) PQclear(c->keep);
   if (c->err) PQclear(c->err);
   c->keep = c->err = NULL;
@@ -508,11 +575,23 @@ static void push_field_string(lua_State *L, const PGresult *r, int code,
   lua_setfield(L, -2, key);
 }
 
+/* raw:read's and raw:result's positional argument: false (rows by
+   column name), true (positional rows) or PG_VALUE (the first column of
+   the first row alone, as the result's value: fetchval, which then needs
+   no table for the rows, the row, the names or the types) */
+static int row_mode(lua_State *L, int idx) {
+  if (lua_isinteger(L, idx)) return (int)lua_tointeger(L, idx) == PG_VALUE
+                                        ? PG_VALUE : 1;
+  return lua_toboolean(L, idx);
+}
+
 /*
 ** Push result r as a table:
 **   {status = "rows" | "command" | "error" | "empty" | "copy", tag =,
-**    count =, names = {...}, types = {oid...}, rows = {...}} and for an
-**   error sqlstate, message, detail, hint, position.
+**    count =, names = {...}, types = {oid...}, rows = {...}} (with
+**   positional PG_VALUE: value = the first row's first value instead of
+**   names, types and rows) and for an error sqlstate, message, detail,
+**   hint, position.
 ** pg.null is at stack index 2 and the JSON decoder at 3 (push_value).
 ** Returns LUA_OK: the status of the decoding, for the caller to free
 ** what it holds before raising an error that it left on the stack.
@@ -564,6 +643,12 @@ static int push_result(lua_State *L, PGresult *r, int positional) {
     lua_pushinteger(L, (lua_Integer)strtoll(tag, NULL, 10));
     lua_setfield(L, -2, "count");
   }
+  if (positional == PG_VALUE) { /* fetchval: the value alone, as "value" */
+    st = lx_pg_push_rows(L, r, 2, 3, PG_VALUE, -1);
+    if (st != LUA_OK) return st; /* the callers free r and raise */
+    lua_setfield(L, -2, "value");
+    return LUA_OK;
+  }
   ncols = PQnfields(r);
   lua_createtable(L, ncols, 0);
   lua_createtable(L, ncols, 0);
@@ -592,7 +677,7 @@ static int conn_result(lua_State *L) {
   PGresult *r = PQgetResult(c->pg);
   int st;
   if (r == NULL) return 0;
-  st = push_result(L, r, lua_toboolean(L, 4));
+  st = push_result(L, r, row_mode(L, 4));
   PQclear(r);
   return st == LUA_OK ? 1 : lua_error(L);
 }
@@ -697,7 +782,7 @@ done:
     lua_pushliteral(L, "COPY TO STDOUT runs through the copy functions");
     lua_setfield(L, -2, "message");
   } else if (c->keep) {
-    st = push_result(L, c->keep, lua_toboolean(L, 4));
+    st = push_result(L, c->keep, row_mode(L, 4));
   } else {
     lua_pushnil(L);
   }

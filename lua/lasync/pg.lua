@@ -335,11 +335,20 @@ M.types = core._pg.types
 
 -- }==
 
+local EMPTY = {}   -- no parameters
+
+-- The parameters as raw:pipe takes them; formats is EMPTY (all text)
+-- unless one of them is a bytea.
 local function pack_params(fname, ...)
   local n = select("#", ...)
-  local values, formats = {}, {}
+  local values, formats = {}, EMPTY
   for i = 1, n do
-    values[i], formats[i] = encode((select(i, ...)), i, fname)
+    local v, bin = encode((select(i, ...)), i, fname)
+    values[i] = v
+    if bin then
+      if formats == EMPTY then formats = {} end
+      formats[i] = true
+    end
   end
   return n, values, formats
 end
@@ -352,7 +361,9 @@ local function pg_error(res)
   return e
 end
 
-local EMPTY = {}   -- no parameters
+-- raw:read's positional argument for fetchval: the result's value field
+-- holds the first row's first value, and no table is made for the rows
+local VALUE = 2
 -- Entries of the queue of queries in flight (_q) whose results nobody
 -- waits for: a cancelled query's (the server is asked to cancel it when
 -- it reaches the head) and a DEALLOCATE's (read quietly).
@@ -832,10 +843,8 @@ function Connection:fetchval(sql, ...)
     error(("lasync.pg.Connection:fetchval: the query must be a string " ..
       "(got %s)"):format(type(sql)), 2)
   end
-  local res = query(self, "fetchval", true, sql, ...)
-  local row = res and res.rows and res.rows[1]
-  if row == nil then return nil end
-  return row[1]
+  local res = query(self, "fetchval", VALUE, sql, ...)
+  return res and res.value
 end
 
 --- conn:transaction_status() -> "idle" | "intrans" | "inerror" | ...
@@ -1158,9 +1167,8 @@ function Statement:fetchrow(...)
 end
 
 function Statement:fetchval(...)
-  local res = stmt_query(self, "fetchval", true, ...)
-  local row = res and res.rows and res.rows[1]
-  return row and row[1]
+  local res = stmt_query(self, "fetchval", VALUE, ...)
+  return res and res.value
 end
 
 --- pg.pool{dsn =, min =, max =, idle_timeout =} -> Pool
