@@ -17,6 +17,27 @@
 typedef struct pg_wait pg_wait;
 typedef struct pg_poll pg_poll;
 
+/* A server notice (NOTICE, WARNING, an error out of a query: the FATAL
+   of a terminated backend) kept for raw:notices: its fields, NUL
+   separated, in the same allocation */
+typedef struct pg_notice {
+  struct pg_notice *next;
+  char text[1];
+} pg_notice;
+
+/* the fields a notice keeps, in this order (raw:notices' keys) */
+static const struct {
+  int code;
+  const char *key;
+} notice_fields[] = {
+  {PG_DIAG_SEVERITY_NONLOCALIZED, "severity"},
+  {PG_DIAG_SQLSTATE, "sqlstate"},
+  {PG_DIAG_MESSAGE_PRIMARY, "message"},
+  {PG_DIAG_MESSAGE_DETAIL, "detail"},
+  {PG_DIAG_MESSAGE_HINT, "hint"},
+};
+#define PG_NOTICE_FIELDS (sizeof notice_fields / sizeof notice_fields[0])
+
 typedef struct pg_conn {
   PGconn *pg;       /* NULL once closed */
   pg_poll *poll;    /* the poll of the socket, made by the first wait */
@@ -27,6 +48,9 @@ typedef struct pg_conn {
   int copyout;      /* a COPY TO STDOUT's rows were dropped by raw:read */
   int nres;         /* results read so far for the query */
   int err_first;    /* the error was its first result (a failed prepare) */
+  int fatal;        /* the server sent a FATAL or PANIC: it is going away */
+  int log;          /* keep the server's notices for raw:notices */
+  pg_notice *notices, **notices_end; /* kept notices, oldest first */
 } pg_conn;
 
 /*
@@ -229,6 +253,47 @@ static int conn_wait(lua_State *L) {
 ** Connecting and closing
 ** ======================================================================= */
 
+static void notices_free(pg_conn *c) {
+  while (c->notices) {
+    pg_notice *n = c->notices;
+    c->notices = n->next;
+    free(n);
+  }
+  c->notices_end = &c->notices;
+}
+
+/*
+** libpq's notice receiver (its default prints on stderr): a FATAL or
+** PANIC marks the connection as going away (raw:status says "bad"); the
+** notice is kept for raw:notices while the Lua side wants them (log
+** listeners), else dropped. Runs inside libpq's calls: no Lua here.
+*/
+static void notice_receiver(void *arg, const PGresult *r) {
+  pg_conn *c = arg;
+  const char *f[PG_NOTICE_FIELDS];
+  size_t len[PG_NOTICE_FIELDS], total = 0, i;
+  pg_notice *n;
+  char *p;
+  for (i = 0; i < PG_NOTICE_FIELDS; i++) {
+    f[i] = PQresultErrorField(r, notice_fields[i].code);
+    len[i] = f[i] ? strlen(f[i]) : 0;
+    total += len[i] + 1;
+  }
+  if (f[0] && (strcmp(f[0], "FATAL") == 0 || strcmp(f[0], "PANIC") == 0))
+    c->fatal = 1;
+  if (!c->log) return;
+  n = malloc(sizeof *n + total);
+  if (n == NULL) return; /* a notice is not worth failing a query for */
+  n->next = NULL;
+  for (p = n->text, i = 0; i < PG_NOTICE_FIELDS; i++) {
+    if (len[i]) memcpy(p, f[i], len[i]);
+    p[len[i]] = '\0';
+    p += len[i] + 1;
+  }
+  *c->notices_end = n;
+  c->notices_end = &n->next;
+}
+
 /* Close the connection and its poll (its task fails as on a closed
    socket). */
 static void conn_finish(pg_conn *c) {
@@ -238,6 +303,7 @@ static void conn_finish(pg_conn *c) {
   c->keep = c->err = NULL;
   if (c->pg) PQfinish(c->pg);
   c->pg = NULL;
+  notices_free(c);
 }
 
 static int conn__gc(lua_State *L) {
@@ -302,6 +368,8 @@ static int pg_start(lua_State *L) {
   if (pg == NULL)
     return luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
   c->pg = pg;
+  c->notices_end = &c->notices;
+  PQsetNoticeReceiver(pg, notice_receiver, c);
   if (PQstatus(pg) == CONNECTION_BAD) {
     lua_pushnil(L);
     lua_pushstring(L, PQerrorMessage(pg));
@@ -337,7 +405,8 @@ static int conn_error_message(lua_State *L) {
 static int conn_status(lua_State *L) {
   pg_conn *c = conn_check(L, "status");
   if (c->pg == NULL) lua_pushliteral(L, "closed");
-  else if (PQstatus(c->pg) == CONNECTION_OK) lua_pushliteral(L, "ok");
+  else if (PQstatus(c->pg) == CONNECTION_OK && !c->fatal)
+    lua_pushliteral(L, "ok");
   else lua_pushliteral(L, "bad");
   return 1;
 }
@@ -561,6 +630,49 @@ static int conn_notifies(lua_State *L) {
   return i > 0;
 }
 
+/*
+** raw:log_notices(on): keep the server's notices for raw:notices (the
+** connection has log listeners) or drop them (the default); turning it
+** off drops those kept.
+*/
+static int conn_log_notices(lua_State *L) {
+  pg_conn *c = conn_open(L, "log_notices");
+  c->log = lua_toboolean(L, 2);
+  if (!c->log) notices_free(c);
+  return 0;
+}
+
+/*
+** raw:notices() -> {{severity =, sqlstate =, message =, detail =,
+** hint =}, ...} | nil: the notices kept so far (raw:log_notices), taken
+** from the connection; absent fields are absent.
+*/
+static int conn_notices(lua_State *L) {
+  pg_conn *c = conn_open(L, "notices");
+  int i = 0;
+  if (c->notices == NULL) return 0;
+  lua_newtable(L);
+  while (c->notices) {
+    pg_notice *n = c->notices;
+    const char *p = n->text;
+    size_t k;
+    lua_createtable(L, 0, PG_NOTICE_FIELDS);
+    for (k = 0; k < PG_NOTICE_FIELDS; k++) {
+      size_t len = strlen(p);
+      if (len) {
+        lua_pushlstring(L, p, len);
+        lua_setfield(L, -2, notice_fields[k].key);
+      }
+      p += len + 1;
+    }
+    lua_rawseti(L, -2, ++i);
+    c->notices = n->next;
+    free(n);
+  }
+  c->notices_end = &c->notices;
+  return 1;
+}
+
 /* }====================================================================== */
 
 /* {======================================================================
@@ -706,6 +818,30 @@ static int read_copy(pg_conn *c, PGresult *r) {
 }
 
 /*
+** raw:read's nil, message when libpq lost the connection: a FATAL error
+** the query read first (its backend was terminated) says why, which
+** libpq's message does not in pipeline mode.
+*/
+static int read_fail(lua_State *L, pg_conn *c) {
+  const char *msg = PQerrorMessage(c->pg);
+  if (c->err && c->fatal) {
+    const char *why = PQresultErrorField(c->err, PG_DIAG_MESSAGE_PRIMARY);
+    if (why && strstr(msg, why) == NULL) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "%s: %s", why, msg);
+      return 2;
+    }
+  }
+  return conn_fail(L, c);
+}
+
+/* Whether r is an error the session ends with (FATAL or PANIC). */
+static int fatal_result(const PGresult *r) {
+  const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+  return sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
+}
+
+/*
 ** raw:read(null, json_decode, positional, consume) -> true, result | false,
 ** writable | nil, message: read the query at the head of the connection
 ** to its end (its pipeline sync in pipeline mode, else PQgetResult's
@@ -714,16 +850,18 @@ static int read_copy(pg_conn *c, PGresult *r) {
 ** query's first result has first = true: a prepare that failed). false:
 ** the socket must be waited for (writable too when output is still
 ** queued), then call again with consume true. The results stay
-** libpq's until the end, so that decoding happens once.
+** libpq's until the end, so that decoding happens once. A value the
+** decoder refuses (a json text lasync.json does not take) gives true,
+** nil, its error: the query was read to its end all the same.
 */
 static int conn_read(lua_State *L) {
   pg_conn *c = conn_open(L, "read");
   int nulls = 0, st = LUA_OK;
-  if (lua_toboolean(L, 5) && !PQconsumeInput(c->pg)) return conn_fail(L, c);
+  if (lua_toboolean(L, 5) && !PQconsumeInput(c->pg)) return read_fail(L, c);
   for (;;) {
     int flushed = PQflush(c->pg);
     PGresult *r;
-    if (flushed < 0) return conn_fail(L, c);
+    if (flushed < 0) return read_fail(L, c);
     if (PQisBusy(c->pg)) {
       lua_pushboolean(L, 0);
       lua_pushboolean(L, flushed == 1);
@@ -753,6 +891,7 @@ static int conn_read(lua_State *L) {
         break;
       case PGRES_BAD_RESPONSE: case PGRES_NONFATAL_ERROR:
       case PGRES_FATAL_ERROR:
+        if (fatal_result(r)) c->fatal = 1; /* the server goes away */
         if (c->err) {
           PQclear(r);
         } else {
@@ -790,7 +929,13 @@ done:
   if (c->err) PQclear(c->err);
   c->keep = c->err = NULL;
   c->copyout = c->nres = c->err_first = 0;
-  return st == LUA_OK ? 2 : lua_error(L);
+  if (st != LUA_OK) { /* a value the decoder refused: the query is read */
+    lua_pushboolean(L, 1);
+    lua_pushnil(L);
+    lua_pushvalue(L, -3); /* the error */
+    return 3;
+  }
+  return 2;
 }
 
 /* }====================================================================== */
@@ -902,6 +1047,8 @@ void lx_open_pg(lua_State *L) {
     {"pipeline", conn_pipeline},
     {"read", conn_read},
     {"notifies", conn_notifies},
+    {"log_notices", conn_log_notices},
+    {"notices", conn_notices},
     {"flush", conn_flush},
     {"consume", conn_consume},
     {"result", conn_result},
