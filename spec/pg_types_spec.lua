@@ -70,7 +70,8 @@ describe("lasync.pg types", function()
     end)
   end)
 
-  it("reads every float8 and integer text exactly (the fast paths)",
+  it("reads every float8 and integer text exactly, sends integers " ..
+    "(the fast paths)",
     function()
       with_conn(function(c)
         -- floats the server prints with up to 17 digits, with exponents,
@@ -99,6 +100,24 @@ describe("lasync.pg types", function()
           assert.equal(math.type(i), math.type(c:fetchval(
             "SELECT $1::int8", i)))
         end
+        -- integer parameters are written as text in C: a few, and more
+        -- than fit on its stack (16), mixed with other values
+        local params, cols = {}, {}
+        for k = 1, 20 do
+          params[k] = k % 2 == 0 and (k * 1000003) * (k % 4 == 0 and -1 or 1)
+            or (k == 1 and math.mininteger or k == 3 and "x" or k == 5 and
+              pg.null or k == 7 and math.maxinteger or k + 0.5)
+          cols[k] = ("$%d::text"):format(k)
+        end
+        local row = c:fetchrow({ "SELECT " .. table.concat(cols, ", "),
+          positional = true }, table.unpack(params, 1, 20))
+        for k = 1, 20 do
+          local p = params[k]
+          local want = p == pg.null and pg.null or tostring(p)
+          assert.equal(want, row[k], "parameter " .. k)
+        end
+        assert.equal(math.mininteger, c:fetchval("SELECT $1::int8",
+          math.mininteger))
         -- fetchval: NULL is pg.null, no row is nil, the first column wins
         assert.equal(pg.null, c:fetchval("SELECT NULL::int"))
         assert.is_nil(c:fetchval("SELECT 1 WHERE false"))

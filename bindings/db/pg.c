@@ -432,15 +432,35 @@ static int conn_transaction_status(lua_State *L) {
 
 #define PG_FEW_PARAMS 16 /* as many as fit in arrays on the C stack */
 
+/* room for an integer parameter's text: 20 digits, a sign, a NUL */
+#define PG_INT_TEXT 22
+
+/* The text of integer v written at the end of buf (PG_INT_TEXT bytes):
+   its start, and its length in *len. */
+static const char *int_text(lua_Integer v, char *buf, int *len) {
+  char *p = buf + PG_INT_TEXT - 1;
+  lua_Unsigned u = v < 0 ? 0u - (lua_Unsigned)v : (lua_Unsigned)v;
+  *p = '\0';
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) *--p = '-';
+  *len = (int)(buf + PG_INT_TEXT - 1 - p);
+  return p;
+}
+
 /*
-** The n parameters at idx (strings, false: NULL) and their formats at
-** idx + 1 (true: binary) as libpq's arrays: the few arrays given, else
-** userdata pushed on the stack. The strings stay referenced by the params
-** table while libpq copies them.
+** The n parameters at idx (strings, integers, false: NULL) and their
+** formats at idx + 1 (true: binary) as libpq's arrays: the few arrays
+** given, else userdata pushed on the stack. The strings stay referenced
+** by the params table while libpq copies them; integers (pg.lua leaves
+** them to C: Lua's tostring costs a formatted print) are written into
+** ints, PG_INT_TEXT bytes per parameter (the few given, else a userdata).
 */
 static void params_collect(lua_State *L, lua_Integer n, int idx,
                            const char ***values, int **lengths,
-                           int **formats) {
+                           int **formats, char *ints) {
   lua_Integer i;
   if (n > PG_MAX_PARAMS)
     luaL_error(L, "%s: too many parameters", lx_fname(L, NULL));
@@ -448,13 +468,21 @@ static void params_collect(lua_State *L, lua_Integer n, int idx,
     *values = lua_newuserdatauv(L, (size_t)n * sizeof **values, 0);
     *lengths = lua_newuserdatauv(L, (size_t)n * sizeof **lengths, 0);
     *formats = lua_newuserdatauv(L, (size_t)n * sizeof **formats, 0);
+    ints = lua_newuserdatauv(L, (size_t)n * PG_INT_TEXT, 0);
   }
   for (i = 0; i < n; i++) {
     size_t len = 0;
-    lua_geti(L, idx, i + 1);
-    (*values)[i] = lua_type(L, -1) == LUA_TSTRING
-                       ? lua_tolstring(L, -1, &len) : NULL;
-    (*lengths)[i] = (int)len;
+    int t = lua_geti(L, idx, i + 1);
+    if (t == LUA_TSTRING) {
+      (*values)[i] = lua_tolstring(L, -1, &len);
+      (*lengths)[i] = (int)len;
+    } else if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
+      (*values)[i] = int_text(lua_tointeger(L, -1), ints + i * PG_INT_TEXT,
+                              &(*lengths)[i]);
+    } else {
+      (*values)[i] = NULL;
+      (*lengths)[i] = 0;
+    }
     lua_pop(L, 1);
     lua_geti(L, idx + 1, i + 1);
     (*formats)[i] = lua_toboolean(L, -1);
@@ -471,7 +499,7 @@ static int conn_fail(lua_State *L, pg_conn *c) {
 /*
 ** raw:send(sql, n, params, formats[, name]) -> flushed: PQsendQueryParams
 ** (or PQsendQueryPrepared with a name) with n parameters already encoded
-** as strings (false: NULL) by pg.lua; formats[i] true sends the i-th as
+** as strings or integers (false: NULL) by pg.lua; formats[i] true sends the i-th as
 ** binary (bytea). Returns true when everything went out, false when the
 ** caller must wait for the socket to be writable and call flush.
 */
@@ -482,10 +510,11 @@ static int conn_send(lua_State *L) {
   const char *few_values[PG_FEW_PARAMS], **values = few_values;
   int few_lengths[PG_FEW_PARAMS], *lengths = few_lengths;
   int few_formats[PG_FEW_PARAMS], *formats = few_formats, ok;
+  char ints[PG_FEW_PARAMS * PG_INT_TEXT];
   if (sql == NULL || !lua_istable(L, 4) || !lua_istable(L, 5) || n < 0)
     return luaL_error(L, "%s: expected a query, a count and two tables",
                       lx_fname(L, NULL));
-  params_collect(L, n, 4, &values, &lengths, &formats);
+  params_collect(L, n, 4, &values, &lengths, &formats, ints);
   if (lua_type(L, 6) == LUA_TSTRING)
     ok = PQsendQueryPrepared(c->pg, lua_tostring(L, 6), (int)n, values,
                              lengths, formats, 0);
@@ -513,11 +542,12 @@ static int conn_pipe(lua_State *L) {
   const char *few_values[PG_FEW_PARAMS], **values = few_values;
   int few_lengths[PG_FEW_PARAMS], *lengths = few_lengths;
   int few_formats[PG_FEW_PARAMS], *formats = few_formats, ok = 1;
+  char ints[PG_FEW_PARAMS * PG_INT_TEXT];
   if (sql == NULL || !lua_istable(L, 4) || !lua_istable(L, 5) ||
       (n < 0 && name == NULL))
     return luaL_error(L, "%s: expected a query, a count and two tables",
                       lx_fname(L, NULL));
-  params_collect(L, n, 4, &values, &lengths, &formats);
+  params_collect(L, n, 4, &values, &lengths, &formats, ints);
   if (PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF &&
       !PQenterPipelineMode(c->pg))
     return conn_fail(L, c);

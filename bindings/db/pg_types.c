@@ -302,14 +302,17 @@ static int push_rows(lua_State *L) {
   }
   lua_createtable(L, nrows, 0);
   for (i = 0; i < nrows; i++) {
-    lua_createtable(L, positional ? ncols : 0, positional ? 0 : ncols);
-    for (j = 0; j < ncols; j++) {
-      push_value(L, &d, r, i, j, oids[2 * j], oids[2 * j + 1]);
-      if (positional) {
+    if (positional) {
+      lua_createtable(L, ncols, 0);
+      for (j = 0; j < ncols; j++) {
+        push_value(L, &d, r, i, j, oids[2 * j], oids[2 * j + 1]);
         lua_rawseti(L, -2, j + 1);
-      } else {
-        lua_rawgeti(L, 5, j + 1); /* the column's name */
-        lua_insert(L, -2);
+      }
+    } else {
+      lua_createtable(L, 0, ncols);
+      for (j = 0; j < ncols; j++) {
+        lua_rawgeti(L, 5, j + 1); /* the column's name, then its value */
+        push_value(L, &d, r, i, j, oids[2 * j], oids[2 * j + 1]);
         lua_rawset(L, -3);
       }
     }

@@ -339,14 +339,19 @@ M.types = core._pg.types
 
 local EMPTY = {}   -- no parameters
 
--- The parameters as raw:pipe takes them; formats is EMPTY (all text)
--- unless one of them is a bytea.
+-- The parameters as raw:pipe takes them (strings, integers, false for
+-- NULL); formats is EMPTY (all text) unless one of them is a bytea.
 local function pack_params(fname, ...)
   local n = select("#", ...)
   local values, formats = {}, EMPTY
   for i = 1, n do
-    local v, bin = encode((select(i, ...)), i, fname)
-    values[i] = v
+    local v, bin = (select(i, ...)), false
+    if math_type(v) == "integer" then
+      values[i] = v -- written as text by raw:pipe (tostring costs more)
+    else
+      v, bin = encode(v, i, fname)
+      values[i] = v
+    end
     if bin then
       if formats == EMPTY then formats = {} end
       formats[i] = true
