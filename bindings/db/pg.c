@@ -499,9 +499,10 @@ static int conn_fail(lua_State *L, pg_conn *c) {
 /*
 ** raw:send(sql, n, params, formats[, name]) -> flushed: PQsendQueryParams
 ** (or PQsendQueryPrepared with a name) with n parameters already encoded
-** as strings or integers (false: NULL) by pg.lua; formats[i] true sends the i-th as
-** binary (bytea). Returns true when everything went out, false when the
-** caller must wait for the socket to be writable and call flush.
+** as strings or integers (false: NULL) by pg.lua; formats[i] true sends
+** the i-th as binary (bytea). Returns true when everything went out,
+** false when the caller must wait for the socket to be writable and call
+** flush.
 */
 static int conn_send(lua_State *L) {
   pg_conn *c = conn_open(L, "execute");
