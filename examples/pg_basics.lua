@@ -6,7 +6,10 @@
 -- string), and the calls are plain calls inside the main task. The
 -- example creates a temporary table, inserts rows with $n parameters,
 -- fetches them, and runs a transaction that commits and one that rolls
--- back on an error.
+-- back on an error. Then two things asyncpg also does: LISTEN/NOTIFY
+-- between two connections (asyncpg's add_listener; here also an
+-- iterator), and COPY of a few records into the table and of a query's
+-- rows out of it (asyncpg's copy_records_to_table / copy_from_query).
 -- Run: build/lasync examples/pg_basics.lua ["host=/run/postgresql ..."]
 -- (a libpq connection string; without one, libpq's defaults and the
 -- PG* environment variables). Expected output:
@@ -18,6 +21,10 @@
 --   transaction: 3 -> 4 users
 --   rolled back: duplicate key value violates unique constraint ... (23505)
 --   users: 4
+--   notified on "signups": grace+ada
+--   copied in: COPY 2
+--   copied out: barbara,1939|ken,1943
+--   users: 6
 local pg = require "lasync.pg"
 
 local db <close> = pg.connect(arg[1] or "")
@@ -50,4 +57,30 @@ local ok, err = pcall(db.transaction, db, function()
 end)
 assert(not ok and err.sqlstate == "23505")
 print(("rolled back: %s (%s)"):format(err.message, err.sqlstate))
+print("users: " .. db:fetchval("SELECT count(*)::int FROM users"))
+
+-- LISTEN/NOTIFY: a second connection listens, this one notifies (a
+-- notification sent in a transaction arrives at its commit)
+local listener_db <close> = pg.connect(arg[1] or "")
+local signups <close> = listener_db:listen("signups")
+db:notify("signups", "grace")
+db:transaction(function() db:notify("signups", "ada") end)
+local got = {}
+for n in signups do
+  got[#got + 1] = n.payload
+  if #got == 2 then break end
+end
+print(('notified on "%s": %s'):format(signups.channel,
+  table.concat(got, "+")))
+
+-- COPY: records in (in COPY's text format, a chunk at a time), a query's
+-- rows out, as CSV, to a function
+print("copied in: " .. db:copy_records_to_table("users", {
+  records = { { "barbara", 1939, false }, { "ken", 1943, pg.null } },
+  columns = { "name", "born", "admin" } }))
+local out = {}
+db:copy_from_query("SELECT name, born FROM users WHERE born > $1 " ..
+  "ORDER BY born", 1935, { format = "csv",
+  output = function(chunk) out[#out + 1] = chunk end })
+print("copied out: " .. table.concat(out):gsub("\n$", ""):gsub("\n", "|"))
 print("users: " .. db:fetchval("SELECT count(*)::int FROM users"))

@@ -458,7 +458,11 @@ describe("lasync.pg", function()
         "transaction: 3 -> 4 users",
         'rolled back: duplicate key value violates unique constraint ' ..
           '"users_pkey" (23505)',
-        "users: 4", "" }, "\n"),
+        "users: 4",
+        'notified on "signups": grace+ada',
+        "copied in: COPY 2",
+        "copied out: barbara,1939|ken,1943",
+        "users: 6", "" }, "\n"),
         (out:gsub("PostgreSQL (%d+)%.%d+", "PostgreSQL %1")))
     end)
   end)

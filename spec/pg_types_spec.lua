@@ -70,6 +70,65 @@ describe("lasync.pg types", function()
     end)
   end)
 
+  it("reads every float8 and integer text exactly, sends integers " ..
+    "(the fast paths)",
+    function()
+      with_conn(function(c)
+        -- floats the server prints with up to 17 digits, with exponents,
+        -- negative zero; what strtod reads from the same text is the truth
+        local fs = { 0.1, -2.5, 1 / 3, 123456.789, 1e-7, 1e300, -0.0,
+          2 ^ 53, 2 ^ 53 + 2, 0.000123, 999999999999999, 5e-324,
+          1.7976931348623157e308, 4.35, 1234567.125 }
+        for k = 1, 200 do fs[#fs + 1] = (k * 7919 % 100003) / 997 end
+        for _, f in ipairs(fs) do
+          local row = c:fetchrow("SELECT $1::float8 AS f, " ..
+            "$1::float8::text AS t", f)
+          -- as a float: tonumber("-0") is the integer 0
+          local t = tonumber(row.t:find("[.eEnN]") and row.t or
+            row.t .. ".0")
+          assert.equal(t, row.f, row.t)
+          assert.equal(1 / t, 1 / row.f, row.t) -- -0.0
+          if f == 0 or (math.abs(f) < 1e30 and math.abs(f) > 1e-30) then
+            row = c:fetchrow("SELECT $1::float4 AS g, " ..
+              "$1::float4::text AS u", f)
+            assert.equal(tonumber(row.u), row.g, row.u)
+          end
+        end
+        for _, i in ipairs { 0, -1, 7, -32768, 2147483647, -2147483648,
+            math.maxinteger, math.mininteger, 1000000007 } do
+          assert.equal(i, c:fetchval("SELECT $1::int8", i))
+          assert.equal(math.type(i), math.type(c:fetchval(
+            "SELECT $1::int8", i)))
+        end
+        -- integer parameters are written as text in C: a few, and more
+        -- than fit on its stack (16), mixed with other values
+        local params, cols = {}, {}
+        for k = 1, 20 do
+          params[k] = k % 2 == 0 and (k * 1000003) * (k % 4 == 0 and -1 or 1)
+            or (k == 1 and math.mininteger or k == 3 and "x" or k == 5 and
+              pg.null or k == 7 and math.maxinteger or k + 0.5)
+          cols[k] = ("$%d::text"):format(k)
+        end
+        local row = c:fetchrow({ "SELECT " .. table.concat(cols, ", "),
+          positional = true }, table.unpack(params, 1, 20))
+        for k = 1, 20 do
+          local p = params[k]
+          local want = p == pg.null and pg.null or tostring(p)
+          assert.equal(want, row[k], "parameter " .. k)
+        end
+        assert.equal(math.mininteger, c:fetchval("SELECT $1::int8",
+          math.mininteger))
+        -- fetchval: NULL is pg.null, no row is nil, the first column wins
+        assert.equal(pg.null, c:fetchval("SELECT NULL::int"))
+        assert.is_nil(c:fetchval("SELECT 1 WHERE false"))
+        assert.equal(3, c:fetchval("SELECT 3, 4"))
+        assert.same({ 1, 2 }, c:fetchval("SELECT ARRAY[1, 2]"))
+        local st = c:prepare("SELECT $1::float8 * 2")
+        assert.equal(0.2, st:fetchval(0.1))
+        assert.is_nil(c:prepare("SELECT 1 WHERE false"):fetchval())
+      end)
+    end)
+
   it("json and jsonb through lasync.json, both ways", function()
     with_conn(function(c)
       for _, ty in ipairs { "json", "jsonb" } do

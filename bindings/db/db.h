@@ -17,7 +17,9 @@ LX_HIDDEN void lx_open_pg(lua_State *L);
 /* pg_types.c: [-0, +1] push the rows of r decoded by column type (NULL as
    the value at nullidx, json through the function at jsonidx, each row
    by the names of the array at namesidx or positional), protected: the
-   lua_pcall status, the error pushed when it is not LUA_OK */
+   lua_pcall status, the error pushed when it is not LUA_OK; positional
+   PG_VALUE pushes the first row's first value alone (nil: no row) */
+#define PG_VALUE 2
 LX_HIDDEN int lx_pg_push_rows(lua_State *L, PGresult *r, int nullidx,
                               int jsonidx, int positional, int namesidx);
 /* pg.c: the open PGconn of the raw connection at 1, or raise naming the

@@ -15,10 +15,32 @@
 #define PG_CONN "lasync.pg.RawConnection"
 
 typedef struct pg_wait pg_wait;
+typedef struct pg_poll pg_poll;
+
+/* A server notice (NOTICE, WARNING, an error out of a query: the FATAL
+   of a terminated backend) kept for raw:notices: its fields, NUL
+   separated, in the same allocation */
+typedef struct pg_notice {
+  struct pg_notice *next;
+  char text[1];
+} pg_notice;
+
+/* the fields a notice keeps, in this order (raw:notices' keys) */
+static const struct {
+  int code;
+  const char *key;
+} notice_fields[] = {
+  {PG_DIAG_SEVERITY_NONLOCALIZED, "severity"},
+  {PG_DIAG_SQLSTATE, "sqlstate"},
+  {PG_DIAG_MESSAGE_PRIMARY, "message"},
+  {PG_DIAG_MESSAGE_DETAIL, "detail"},
+  {PG_DIAG_MESSAGE_HINT, "hint"},
+};
+#define PG_NOTICE_FIELDS (sizeof notice_fields / sizeof notice_fields[0])
 
 typedef struct pg_conn {
   PGconn *pg;       /* NULL once closed */
-  pg_wait *wait;    /* the poll of the task waiting on the socket, or NULL */
+  pg_poll *poll;    /* the poll of the socket, made by the first wait */
   /* raw:read's results of the query being read, kept as libpq's until the
      query is complete so that only one of them is ever made a Lua table */
   PGresult *keep;   /* the last result with rows or a command tag */
@@ -26,18 +48,37 @@ typedef struct pg_conn {
   int copyout;      /* a COPY TO STDOUT's rows were dropped by raw:read */
   int nres;         /* results read so far for the query */
   int err_first;    /* the error was its first result (a failed prepare) */
+  int fatal;        /* the server sent a FATAL or PANIC: it is going away */
+  int log;          /* keep the server's notices for raw:notices */
+  pg_notice *notices, **notices_end; /* kept notices, oldest first */
 } pg_conn;
 
 /*
-** One wait for the socket, as lasync.wait_signal waits for a signal: C
-** memory freed in the close callback of its handle. The connection points
-** to it while it polls so that closing the connection stops it before
-** libpq closes the socket (libuv must never poll a closed descriptor).
+** The poll of a connection's socket, kept from its first wait to its
+** close: making a uv_poll per wait cost an ioctl and three epoll_ctl
+** calls each time (uv_poll_start and uv_poll_stop each remove the
+** descriptor from epoll). It stays started between waits, with the
+** events last asked for, and only stops when it fires with nobody
+** waiting (or fails); unreferenced while nobody waits, so that an idle
+** connection does not keep the loop running. C memory in the loop's
+** resources (closing the loop closes it), freed by its close callback.
+*/
+struct pg_poll {
+  lx_resource node;
+  uv_poll_t h;
+  pg_conn *conn;    /* NULL once detached from the connection */
+  pg_wait *wait;    /* the waiting task's wait, or NULL */
+  int fd;
+  int events;       /* what it polls for; 0 when stopped */
+};
+
+/*
+** One wait for the socket by a task: C memory owned by the task's
+** continuation (or freed by whoever ends it when nobody waits any more).
 */
 struct pg_wait {
   lx_op op;
-  uv_poll_t h;
-  pg_conn *conn;    /* while polling, else NULL */
+  pg_poll *poll;    /* while waiting, else NULL */
   int idle;         /* a wait for notifications: another wait ends it */
 };
 
@@ -48,28 +89,59 @@ struct pg_wait {
 ** Waiting for the socket
 ** ======================================================================= */
 
-static void wait_closed_cb(uv_handle_t *handle) {
+static void poll_closed_cb(uv_handle_t *handle) {
   lx_count_handles(-1);
-  free(lx_container_of((uv_poll_t *)handle, pg_wait, h));
+  free(lx_container_of((uv_poll_t *)handle, pg_poll, h));
 }
 
-static void wait_close(pg_wait *w) {
-  if (w->conn && w->conn->wait == w) w->conn->wait = NULL;
-  w->conn = NULL;
-  uv_close((uv_handle_t *)&w->h, wait_closed_cb); /* stops it */
+/* End the wait of p, if any, with status st for its task. */
+static void poll_end_wait(pg_poll *p, int st) {
+  pg_wait *w = p->wait;
+  if (w == NULL) return;
+  p->wait = NULL;
+  w->poll = NULL;
+  uv_unref((uv_handle_t *)&p->h);
+  if (lx_op_finish(&w->op, st)) free(w);
 }
 
-static void wait_abort(lx_op *op) {
-  wait_close((pg_wait *)op);
+/* Close p (its task, if any, fails as on a closed socket). */
+static void poll_close(pg_poll *p) {
+  lx_list_remove(&p->node);
+  if (p->conn && p->conn->poll == p) p->conn->poll = NULL;
+  p->conn = NULL;
+  poll_end_wait(p, UV_ECANCELED);
+  uv_close((uv_handle_t *)&p->h, poll_closed_cb); /* stops it */
 }
 
-static void wait_cb(uv_poll_t *handle, int status, int events) {
-  pg_wait *w = lx_container_of(handle, pg_wait, h);
+static void poll_close_resource(lua_State *L, lx_resource *r) {
+  (void)L;
+  poll_close(lx_container_of(r, pg_poll, node));
+}
+
+static void poll_cb(uv_poll_t *handle, int status, int events) {
+  pg_poll *p = lx_container_of(handle, pg_poll, h);
   (void)events;
-  uv_poll_stop(handle);
-  if (w->conn && w->conn->wait == w) w->conn->wait = NULL;
-  w->conn = NULL;
-  if (lx_op_finish(&w->op, status)) wait_close(w);
+  if (p->wait == NULL || status < 0) {
+    uv_poll_stop(handle);
+    p->events = 0;
+  }
+  poll_end_wait(p, status);
+}
+
+/* The task was cancelled while it waited: the poll goes on (poll_cb
+   stops it if the socket becomes ready with nobody waiting). */
+static void wait_abort(lx_op *op) {
+  pg_wait *w = (pg_wait *)op;
+  pg_poll *p = w->poll;
+  if (p) {
+    p->wait = NULL;
+    uv_unref((uv_handle_t *)&p->h);
+  }
+  free(w);
+}
+
+static void wait_dispose(lx_op *op) {
+  free(op); /* completed: its poll let go of it already */
 }
 
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
@@ -77,9 +149,9 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   pg_wait *w = (pg_wait *)lx_op_resumed(t);
   int st;
   (void)status;
-  if (w == NULL) return lx_task_raise_cancelled(L, t); /* abort closed it */
+  if (w == NULL) return lx_task_raise_cancelled(L, t); /* abort freed it */
   st = w->op.status;
-  wait_close(w);
+  free(w);
   if (t->must_cancel) return lx_task_raise_cancelled(L, t);
   /* UV_EBADF is how libuv reports POLLERR (the server reset the link):
      the socket is ready for libpq to read that and say what happened */
@@ -87,14 +159,6 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
     return lx_os_error(L, st, "pg", "the server's socket");
   lua_pushboolean(L, st != PG_PREEMPTED);
   return 1;
-}
-
-/* End the wait w of the connection (status st for its task). */
-static void wait_end(pg_conn *c, pg_wait *w, int st) {
-  uv_poll_stop(&w->h);
-  w->conn = NULL;
-  c->wait = NULL;
-  if (lx_op_finish(&w->op, st)) wait_close(w);
 }
 
 /* The raw connection at 1; errors name the method called (lx_fname). */
@@ -130,30 +194,56 @@ static int conn_wait(lua_State *L) {
   int events = (lua_toboolean(L, 2) ? UV_READABLE : 0) |
                (lua_toboolean(L, 3) ? UV_WRITABLE : 0);
   int fd = PQsocket(c->pg), r;
+  pg_poll *p = c->poll;
   pg_wait *w;
   if (fd < 0) return luaL_error(L, "lasync.pg: the connection has no socket");
-  if (c->wait && c->wait->idle) wait_end(c, c->wait, PG_PREEMPTED);
-  if (c->wait) return luaL_error(L, "lasync.pg: two tasks wait on one "
-                                    "connection");
+  if (p && p->wait && p->wait->idle) poll_end_wait(p, PG_PREEMPTED);
+  if (p && p->wait) return luaL_error(L, "lasync.pg: two tasks wait on one "
+                                         "connection");
+  /* libpq may open another socket while it connects (the next host) */
+  if (p && (p->fd != fd || p->h.loop != t->fut.loop->uv)) {
+    poll_close(p);
+    p = NULL;
+  }
   w = malloc(sizeof *w);
   if (w == NULL) return luaL_error(L, "lasync.pg: out of memory");
+  if (p == NULL) {
+    p = malloc(sizeof *p);
+    if (p == NULL) {
+      free(w);
+      return luaL_error(L, "lasync.pg: out of memory");
+    }
+    r = uv_poll_init(t->fut.loop->uv, &p->h, fd);
+    if (r < 0) {
+      free(p);
+      free(w);
+      return lx_os_error(L, r, "pg", "the server's socket");
+    }
+    lx_count_handles(1);
+    uv_unref((uv_handle_t *)&p->h);
+    p->node.close = poll_close_resource;
+    lx_list_add(&t->fut.loop->resources, &p->node);
+    p->conn = c;
+    p->wait = NULL;
+    p->fd = fd;
+    p->events = 0;
+    c->poll = p;
+  }
+  if (p->events != events) {
+    r = uv_poll_start(&p->h, events, poll_cb);
+    if (r < 0) {
+      free(w);
+      poll_close(p);
+      return lx_os_error(L, r, "pg", "the server's socket");
+    }
+    p->events = events;
+  }
   w->op.abort = wait_abort;
-  w->op.dispose = wait_abort;
-  w->conn = NULL;
+  w->op.dispose = wait_dispose;
   w->idle = lua_toboolean(L, 4);
-  r = uv_poll_init(t->fut.loop->uv, &w->h, fd);
-  if (r < 0) {
-    free(w);
-    return lx_os_error(L, r, "pg", "the server's socket");
-  }
-  lx_count_handles(1);
-  r = uv_poll_start(&w->h, events, wait_cb);
-  if (r < 0) {
-    wait_close(w);
-    return lx_os_error(L, r, "pg", "the server's socket");
-  }
-  w->conn = c;
-  c->wait = w;
+  w->poll = p;
+  p->wait = w;
+  uv_ref((uv_handle_t *)&p->h);
   return lx_op_await(L, t, &w->op, wait_k);
 }
 
@@ -163,14 +253,57 @@ static int conn_wait(lua_State *L) {
 ** Connecting and closing
 ** ======================================================================= */
 
-/* Stop a poll on the socket (its task fails as on a closed socket). */
+static void notices_free(pg_conn *c) {
+  while (c->notices) {
+    pg_notice *n = c->notices;
+    c->notices = n->next;
+    free(n);
+  }
+  c->notices_end = &c->notices;
+}
+
+/*
+** libpq's notice receiver (its default prints on stderr): a FATAL or
+** PANIC marks the connection as going away (raw:status says "bad"); the
+** notice is kept for raw:notices while the Lua side wants them (log
+** listeners), else dropped. Runs inside libpq's calls: no Lua here.
+*/
+static void notice_receiver(void *arg, const PGresult *r) {
+  pg_conn *c = arg;
+  const char *f[PG_NOTICE_FIELDS];
+  size_t len[PG_NOTICE_FIELDS], total = 0, i;
+  pg_notice *n;
+  char *p;
+  for (i = 0; i < PG_NOTICE_FIELDS; i++) {
+    f[i] = PQresultErrorField(r, notice_fields[i].code);
+    len[i] = f[i] ? strlen(f[i]) : 0;
+    total += len[i] + 1;
+  }
+  if (f[0] && (strcmp(f[0], "FATAL") == 0 || strcmp(f[0], "PANIC") == 0))
+    c->fatal = 1;
+  if (!c->log) return;
+  n = malloc(sizeof *n + total);
+  if (n == NULL) return; /* a notice is not worth failing a query for */
+  n->next = NULL;
+  for (p = n->text, i = 0; i < PG_NOTICE_FIELDS; i++) {
+    if (len[i]) memcpy(p, f[i], len[i]);
+    p[len[i]] = '\0';
+    p += len[i] + 1;
+  }
+  *c->notices_end = n;
+  c->notices_end = &n->next;
+}
+
+/* Close the connection and its poll (its task fails as on a closed
+   socket). */
 static void conn_finish(pg_conn *c) {
-  if (c->wait) wait_end(c, c->wait, UV_ECANCELED);
+  if (c->poll) poll_close(c->poll); /* before libpq closes the socket */
   if (c->keep) PQclear(c->keep);
   if (c->err) PQclear(c->err);
   c->keep = c->err = NULL;
   if (c->pg) PQfinish(c->pg);
   c->pg = NULL;
+  notices_free(c);
 }
 
 static int conn__gc(lua_State *L) {
@@ -235,6 +368,8 @@ static int pg_start(lua_State *L) {
   if (pg == NULL)
     return luaL_error(L, "%s: out of memory", lx_fname(L, NULL));
   c->pg = pg;
+  c->notices_end = &c->notices;
+  PQsetNoticeReceiver(pg, notice_receiver, c);
   if (PQstatus(pg) == CONNECTION_BAD) {
     lua_pushnil(L);
     lua_pushstring(L, PQerrorMessage(pg));
@@ -270,7 +405,8 @@ static int conn_error_message(lua_State *L) {
 static int conn_status(lua_State *L) {
   pg_conn *c = conn_check(L, "status");
   if (c->pg == NULL) lua_pushliteral(L, "closed");
-  else if (PQstatus(c->pg) == CONNECTION_OK) lua_pushliteral(L, "ok");
+  else if (PQstatus(c->pg) == CONNECTION_OK && !c->fatal)
+    lua_pushliteral(L, "ok");
   else lua_pushliteral(L, "bad");
   return 1;
 }
@@ -296,15 +432,35 @@ static int conn_transaction_status(lua_State *L) {
 
 #define PG_FEW_PARAMS 16 /* as many as fit in arrays on the C stack */
 
+/* room for an integer parameter's text: 20 digits, a sign, a NUL */
+#define PG_INT_TEXT 22
+
+/* The text of integer v written at the end of buf (PG_INT_TEXT bytes):
+   its start, and its length in *len. */
+static const char *int_text(lua_Integer v, char *buf, int *len) {
+  char *p = buf + PG_INT_TEXT - 1;
+  lua_Unsigned u = v < 0 ? 0u - (lua_Unsigned)v : (lua_Unsigned)v;
+  *p = '\0';
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) *--p = '-';
+  *len = (int)(buf + PG_INT_TEXT - 1 - p);
+  return p;
+}
+
 /*
-** The n parameters at idx (strings, false: NULL) and their formats at
-** idx + 1 (true: binary) as libpq's arrays: the few arrays given, else
-** userdata pushed on the stack. The strings stay referenced by the params
-** table while libpq copies them.
+** The n parameters at idx (strings, integers, false: NULL) and their
+** formats at idx + 1 (true: binary) as libpq's arrays: the few arrays
+** given, else userdata pushed on the stack. The strings stay referenced
+** by the params table while libpq copies them; integers (pg.lua leaves
+** them to C: Lua's tostring costs a formatted print) are written into
+** ints, PG_INT_TEXT bytes per parameter (the few given, else a userdata).
 */
 static void params_collect(lua_State *L, lua_Integer n, int idx,
                            const char ***values, int **lengths,
-                           int **formats) {
+                           int **formats, char *ints) {
   lua_Integer i;
   if (n > PG_MAX_PARAMS)
     luaL_error(L, "%s: too many parameters", lx_fname(L, NULL));
@@ -312,13 +468,21 @@ static void params_collect(lua_State *L, lua_Integer n, int idx,
     *values = lua_newuserdatauv(L, (size_t)n * sizeof **values, 0);
     *lengths = lua_newuserdatauv(L, (size_t)n * sizeof **lengths, 0);
     *formats = lua_newuserdatauv(L, (size_t)n * sizeof **formats, 0);
+    ints = lua_newuserdatauv(L, (size_t)n * PG_INT_TEXT, 0);
   }
   for (i = 0; i < n; i++) {
     size_t len = 0;
-    lua_geti(L, idx, i + 1);
-    (*values)[i] = lua_type(L, -1) == LUA_TSTRING
-                       ? lua_tolstring(L, -1, &len) : NULL;
-    (*lengths)[i] = (int)len;
+    int t = lua_geti(L, idx, i + 1);
+    if (t == LUA_TSTRING) {
+      (*values)[i] = lua_tolstring(L, -1, &len);
+      (*lengths)[i] = (int)len;
+    } else if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
+      (*values)[i] = int_text(lua_tointeger(L, -1), ints + i * PG_INT_TEXT,
+                              &(*lengths)[i]);
+    } else {
+      (*values)[i] = NULL;
+      (*lengths)[i] = 0;
+    }
     lua_pop(L, 1);
     lua_geti(L, idx + 1, i + 1);
     (*formats)[i] = lua_toboolean(L, -1);
@@ -335,9 +499,10 @@ static int conn_fail(lua_State *L, pg_conn *c) {
 /*
 ** raw:send(sql, n, params, formats[, name]) -> flushed: PQsendQueryParams
 ** (or PQsendQueryPrepared with a name) with n parameters already encoded
-** as strings (false: NULL) by pg.lua; formats[i] true sends the i-th as
-** binary (bytea). Returns true when everything went out, false when the
-** caller must wait for the socket to be writable and call flush.
+** as strings or integers (false: NULL) by pg.lua; formats[i] true sends
+** the i-th as binary (bytea). Returns true when everything went out,
+** false when the caller must wait for the socket to be writable and call
+** flush.
 */
 static int conn_send(lua_State *L) {
   pg_conn *c = conn_open(L, "execute");
@@ -346,10 +511,11 @@ static int conn_send(lua_State *L) {
   const char *few_values[PG_FEW_PARAMS], **values = few_values;
   int few_lengths[PG_FEW_PARAMS], *lengths = few_lengths;
   int few_formats[PG_FEW_PARAMS], *formats = few_formats, ok;
+  char ints[PG_FEW_PARAMS * PG_INT_TEXT];
   if (sql == NULL || !lua_istable(L, 4) || !lua_istable(L, 5) || n < 0)
     return luaL_error(L, "%s: expected a query, a count and two tables",
                       lx_fname(L, NULL));
-  params_collect(L, n, 4, &values, &lengths, &formats);
+  params_collect(L, n, 4, &values, &lengths, &formats, ints);
   if (lua_type(L, 6) == LUA_TSTRING)
     ok = PQsendQueryPrepared(c->pg, lua_tostring(L, 6), (int)n, values,
                              lengths, formats, 0);
@@ -377,11 +543,12 @@ static int conn_pipe(lua_State *L) {
   const char *few_values[PG_FEW_PARAMS], **values = few_values;
   int few_lengths[PG_FEW_PARAMS], *lengths = few_lengths;
   int few_formats[PG_FEW_PARAMS], *formats = few_formats, ok = 1;
+  char ints[PG_FEW_PARAMS * PG_INT_TEXT];
   if (sql == NULL || !lua_istable(L, 4) || !lua_istable(L, 5) ||
       (n < 0 && name == NULL))
     return luaL_error(L, "%s: expected a query, a count and two tables",
                       lx_fname(L, NULL));
-  params_collect(L, n, 4, &values, &lengths, &formats);
+  params_collect(L, n, 4, &values, &lengths, &formats, ints);
   if (PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF &&
       !PQenterPipelineMode(c->pg))
     return conn_fail(L, c);
@@ -494,6 +661,49 @@ static int conn_notifies(lua_State *L) {
   return i > 0;
 }
 
+/*
+** raw:log_notices(on): keep the server's notices for raw:notices (the
+** connection has log listeners) or drop them (the default); turning it
+** off drops those kept.
+*/
+static int conn_log_notices(lua_State *L) {
+  pg_conn *c = conn_open(L, "log_notices");
+  c->log = lua_toboolean(L, 2);
+  if (!c->log) notices_free(c);
+  return 0;
+}
+
+/*
+** raw:notices() -> {{severity =, sqlstate =, message =, detail =,
+** hint =}, ...} | nil: the notices kept so far (raw:log_notices), taken
+** from the connection; absent fields are absent.
+*/
+static int conn_notices(lua_State *L) {
+  pg_conn *c = conn_open(L, "notices");
+  int i = 0;
+  if (c->notices == NULL) return 0;
+  lua_newtable(L);
+  while (c->notices) {
+    pg_notice *n = c->notices;
+    const char *p = n->text;
+    size_t k;
+    lua_createtable(L, 0, PG_NOTICE_FIELDS);
+    for (k = 0; k < PG_NOTICE_FIELDS; k++) {
+      size_t len = strlen(p);
+      if (len) {
+        lua_pushlstring(L, p, len);
+        lua_setfield(L, -2, notice_fields[k].key);
+      }
+      p += len + 1;
+    }
+    lua_rawseti(L, -2, ++i);
+    c->notices = n->next;
+    free(n);
+  }
+  c->notices_end = &c->notices;
+  return 1;
+}
+
 /* }====================================================================== */
 
 /* {======================================================================
@@ -508,11 +718,23 @@ static void push_field_string(lua_State *L, const PGresult *r, int code,
   lua_setfield(L, -2, key);
 }
 
+/* raw:read's and raw:result's positional argument: false (rows by
+   column name), true (positional rows) or PG_VALUE (the first column of
+   the first row alone, as the result's value: fetchval, which then needs
+   no table for the rows, the row, the names or the types) */
+static int row_mode(lua_State *L, int idx) {
+  if (lua_isinteger(L, idx)) return (int)lua_tointeger(L, idx) == PG_VALUE
+                                        ? PG_VALUE : 1;
+  return lua_toboolean(L, idx);
+}
+
 /*
 ** Push result r as a table:
 **   {status = "rows" | "command" | "error" | "empty" | "copy", tag =,
-**    count =, names = {...}, types = {oid...}, rows = {...}} and for an
-**   error sqlstate, message, detail, hint, position.
+**    count =, names = {...}, types = {oid...}, rows = {...}} (with
+**   positional PG_VALUE: value = the first row's first value instead of
+**   names, types and rows) and for an error sqlstate, message, detail,
+**   hint, position.
 ** pg.null is at stack index 2 and the JSON decoder at 3 (push_value).
 ** Returns LUA_OK: the status of the decoding, for the caller to free
 ** what it holds before raising an error that it left on the stack.
@@ -564,6 +786,12 @@ static int push_result(lua_State *L, PGresult *r, int positional) {
     lua_pushinteger(L, (lua_Integer)strtoll(tag, NULL, 10));
     lua_setfield(L, -2, "count");
   }
+  if (positional == PG_VALUE) { /* fetchval: the value alone, as "value" */
+    st = lx_pg_push_rows(L, r, 2, 3, PG_VALUE, -1);
+    if (st != LUA_OK) return st; /* the callers free r and raise */
+    lua_setfield(L, -2, "value");
+    return LUA_OK;
+  }
   ncols = PQnfields(r);
   lua_createtable(L, ncols, 0);
   lua_createtable(L, ncols, 0);
@@ -592,7 +820,7 @@ static int conn_result(lua_State *L) {
   PGresult *r = PQgetResult(c->pg);
   int st;
   if (r == NULL) return 0;
-  st = push_result(L, r, lua_toboolean(L, 4));
+  st = push_result(L, r, row_mode(L, 4));
   PQclear(r);
   return st == LUA_OK ? 1 : lua_error(L);
 }
@@ -621,6 +849,30 @@ static int read_copy(pg_conn *c, PGresult *r) {
 }
 
 /*
+** raw:read's nil, message when libpq lost the connection: a FATAL error
+** the query read first (its backend was terminated) says why, which
+** libpq's message does not in pipeline mode.
+*/
+static int read_fail(lua_State *L, pg_conn *c) {
+  const char *msg = PQerrorMessage(c->pg);
+  if (c->err && c->fatal) {
+    const char *why = PQresultErrorField(c->err, PG_DIAG_MESSAGE_PRIMARY);
+    if (why && strstr(msg, why) == NULL) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "%s: %s", why, msg);
+      return 2;
+    }
+  }
+  return conn_fail(L, c);
+}
+
+/* Whether r is an error the session ends with (FATAL or PANIC). */
+static int fatal_result(const PGresult *r) {
+  const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+  return sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
+}
+
+/*
 ** raw:read(null, json_decode, positional, consume) -> true, result | false,
 ** writable | nil, message: read the query at the head of the connection
 ** to its end (its pipeline sync in pipeline mode, else PQgetResult's
@@ -629,16 +881,18 @@ static int read_copy(pg_conn *c, PGresult *r) {
 ** query's first result has first = true: a prepare that failed). false:
 ** the socket must be waited for (writable too when output is still
 ** queued), then call again with consume true. The results stay
-** libpq's until the end, so that decoding happens once.
+** libpq's until the end, so that decoding happens once. A value the
+** decoder refuses (a json text lasync.json does not take) gives true,
+** nil, its error: the query was read to its end all the same.
 */
 static int conn_read(lua_State *L) {
   pg_conn *c = conn_open(L, "read");
   int nulls = 0, st = LUA_OK;
-  if (lua_toboolean(L, 5) && !PQconsumeInput(c->pg)) return conn_fail(L, c);
+  if (lua_toboolean(L, 5) && !PQconsumeInput(c->pg)) return read_fail(L, c);
   for (;;) {
     int flushed = PQflush(c->pg);
     PGresult *r;
-    if (flushed < 0) return conn_fail(L, c);
+    if (flushed < 0) return read_fail(L, c);
     if (PQisBusy(c->pg)) {
       lua_pushboolean(L, 0);
       lua_pushboolean(L, flushed == 1);
@@ -668,6 +922,7 @@ static int conn_read(lua_State *L) {
         break;
       case PGRES_BAD_RESPONSE: case PGRES_NONFATAL_ERROR:
       case PGRES_FATAL_ERROR:
+        if (fatal_result(r)) c->fatal = 1; /* the server goes away */
         if (c->err) {
           PQclear(r);
         } else {
@@ -697,7 +952,7 @@ done:
     lua_pushliteral(L, "COPY TO STDOUT runs through the copy functions");
     lua_setfield(L, -2, "message");
   } else if (c->keep) {
-    st = push_result(L, c->keep, lua_toboolean(L, 4));
+    st = push_result(L, c->keep, row_mode(L, 4));
   } else {
     lua_pushnil(L);
   }
@@ -705,7 +960,13 @@ done:
   if (c->err) PQclear(c->err);
   c->keep = c->err = NULL;
   c->copyout = c->nres = c->err_first = 0;
-  return st == LUA_OK ? 2 : lua_error(L);
+  if (st != LUA_OK) { /* a value the decoder refused: the query is read */
+    lua_pushboolean(L, 1);
+    lua_pushnil(L);
+    lua_pushvalue(L, -3); /* the error */
+    return 3;
+  }
+  return 2;
 }
 
 /* }====================================================================== */
@@ -817,6 +1078,8 @@ void lx_open_pg(lua_State *L) {
     {"pipeline", conn_pipeline},
     {"read", conn_read},
     {"notifies", conn_notifies},
+    {"log_notices", conn_log_notices},
+    {"notices", conn_notices},
     {"flush", conn_flush},
     {"consume", conn_consume},
     {"result", conn_result},

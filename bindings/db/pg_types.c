@@ -4,6 +4,7 @@
 ** arrays of the types below into Lua arrays (nested for several
 ** dimensions). The table of docs/api.md "## PostgreSQL" is this file's.
 */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,54 @@ typedef struct pg_decoding {
   int jsonidx;  /* lasync.json.decode */
 } pg_decoding;
 
+/*
+** The server's text of an integer (int2/4/8, oid: an optional '-' and
+** digits) as a lua_Integer, without strtoll's locale and base handling;
+** int8's minimum is accumulated negatively so that it does not overflow.
+*/
+static lua_Integer int_of(const char *v) {
+  int neg = *v == '-';
+  lua_Integer n = 0;
+  if (neg) v++;
+  while (*v >= '0' && *v <= '9') n = n * 10 - (*v++ - '0');
+  return neg ? n : -n;
+}
+
+/*
+** A float8/float4's text as a double: "[-]digits[.digits]" with at most
+** 15 significant digits is an exact integer divided by an exact power of
+** ten, which IEEE division rounds correctly (Clinger's fast path); any
+** other text (exponents, NaN, Infinity, more digits) goes to strtod.
+*/
+static double float_of(const char *v, size_t len) {
+  static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+                                 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
+                                 1e15};
+  const char *p = v, *end = v + len;
+  int neg = 0, digits = 0, frac = -1;
+  int64_t m = 0;
+  if (p < end && *p == '-') {
+    neg = 1;
+    p++;
+  }
+  for (; p < end; p++) {
+    if (*p >= '0' && *p <= '9') {
+      if (++digits > 15) break;
+      m = m * 10 + (*p - '0');
+      if (frac >= 0) frac++;
+    } else if (*p == '.' && frac < 0) {
+      frac = 0;
+    } else {
+      break;
+    }
+  }
+  if (p != end || digits == 0) return strtod(v, NULL);
+  {
+    double d = (double)m / pow10[frac > 0 ? frac : 0];
+    return neg ? -d : d;
+  }
+}
+
 /* [-0, +1] push the value of text v (len bytes) of type oid (not NULL) */
 static void push_scalar(lua_State *L, const pg_decoding *d, unsigned oid,
                         const char *v, size_t len) {
@@ -68,11 +117,11 @@ static void push_scalar(lua_State *L, const pg_decoding *d, unsigned oid,
       lua_pushboolean(L, v[0] == 't');
       break;
     case OID_INT2: case OID_INT4: case OID_INT8: case OID_OID:
-      lua_pushinteger(L, (lua_Integer)strtoll(v, NULL, 10));
+      lua_pushinteger(L, int_of(v));
       break;
     case OID_FLOAT4: case OID_FLOAT8:
       /* "NaN", "Infinity" and "-Infinity" are what strtod reads too */
-      lua_pushnumber(L, (lua_Number)strtod(v, NULL));
+      lua_pushnumber(L, (lua_Number)float_of(v, len));
       break;
     case OID_BYTEA: {
       size_t n;
@@ -232,12 +281,19 @@ static void push_value(lua_State *L, const pg_decoding *d, PGresult *r,
 */
 static int push_rows(lua_State *L) {
   PGresult *r = lua_touserdata(L, 1);
-  int positional = lua_toboolean(L, 4);
+  int positional = (int)lua_tointeger(L, 4);
   int nrows = PQntuples(r), ncols = PQnfields(r), i, j;
   unsigned *oids; /* per column: its type, then its element type or 0 */
   pg_decoding d;
   d.nullidx = 2;
   d.jsonidx = 3;
+  if (positional == PG_VALUE) {
+    unsigned oid;
+    if (nrows == 0 || ncols == 0) return 0;
+    oid = (unsigned)PQftype(r, 0);
+    push_value(L, &d, r, 0, 0, oid, element_oid(oid));
+    return 1;
+  }
   oids = lua_newuserdatauv(L, 2 * (size_t)(ncols ? ncols : 1) *
                                   sizeof *oids, 0);
   for (j = 0; j < ncols; j++) {
@@ -246,14 +302,17 @@ static int push_rows(lua_State *L) {
   }
   lua_createtable(L, nrows, 0);
   for (i = 0; i < nrows; i++) {
-    lua_createtable(L, positional ? ncols : 0, positional ? 0 : ncols);
-    for (j = 0; j < ncols; j++) {
-      push_value(L, &d, r, i, j, oids[2 * j], oids[2 * j + 1]);
-      if (positional) {
+    if (positional) {
+      lua_createtable(L, ncols, 0);
+      for (j = 0; j < ncols; j++) {
+        push_value(L, &d, r, i, j, oids[2 * j], oids[2 * j + 1]);
         lua_rawseti(L, -2, j + 1);
-      } else {
-        lua_rawgeti(L, 5, j + 1); /* the column's name */
-        lua_insert(L, -2);
+      }
+    } else {
+      lua_createtable(L, 0, ncols);
+      for (j = 0; j < ncols; j++) {
+        lua_rawgeti(L, 5, j + 1); /* the column's name, then its value */
+        push_value(L, &d, r, i, j, oids[2 * j], oids[2 * j + 1]);
         lua_rawset(L, -3);
       }
     }
@@ -278,9 +337,9 @@ int lx_pg_push_rows(lua_State *L, PGresult *r, int nullidx, int jsonidx,
   lua_pushlightuserdata(L, r);
   lua_pushvalue(L, nullidx);
   lua_pushvalue(L, jsonidx);
-  lua_pushboolean(L, positional);
+  lua_pushinteger(L, positional);
   lua_pushvalue(L, namesidx);
-  return lua_pcall(L, 5, 1, 0);
+  return lua_pcall(L, 5, 1, 0); /* push_rows' none is a nil */
 }
 
 /* [-0, +1] push {oid = name} of the types lasync.pg decodes (pg.types) */

@@ -144,6 +144,7 @@ function M.connect(dsn, opts)
     _cancels = 0,          -- cancel requests sent so far
     _stale = false,        -- names of statements to deallocate
     _listen = false,       -- channel -> {listener or callback = true}
+    _log = false,          -- {fn = true}: the log listeners
     _watcher = false,      -- the task reading notifications (watch)
     _idle_ev = false,      -- the Event it waits on while queries run
     _cache_size = cache_size,
@@ -176,6 +177,7 @@ function Connection:close()
   -- listeners learn it too
   local listen = self._listen
   self._listen = false
+  self._log = false
   if listen then
     for _, set in pairs(listen) do
       for l in pairs(set) do
@@ -335,15 +337,35 @@ M.types = core._pg.types
 
 -- }==
 
+local EMPTY = {}   -- no parameters
+
+-- The parameters as raw:pipe takes them (strings, integers, false for
+-- NULL); formats is EMPTY (all text) unless one of them is a bytea.
 local function pack_params(fname, ...)
   local n = select("#", ...)
-  local values, formats = {}, {}
+  local values, formats = {}, EMPTY
   for i = 1, n do
-    values[i], formats[i] = encode((select(i, ...)), i, fname)
+    local v, bin = (select(i, ...)), false
+    if math_type(v) == "integer" then
+      values[i] = v -- written as text by raw:pipe (tostring costs more)
+    else
+      v, bin = encode(v, i, fname)
+      values[i] = v
+    end
+    if bin then
+      if formats == EMPTY then formats = {} end
+      formats[i] = true
+    end
   end
   return n, values, formats
 end
 
+
+-- A FATAL or PANIC error: the server ends the session (57P01 when the
+-- backend is terminated), so the connection is closed at once.
+local function fatal(res)
+  return res.severity == "FATAL" or res.severity == "PANIC"
+end
 
 local function pg_error(res)
   local e = M.Error(res.message or "error", {
@@ -352,7 +374,9 @@ local function pg_error(res)
   return e
 end
 
-local EMPTY = {}   -- no parameters
+-- raw:read's positional argument for fetchval: the result's value field
+-- holds the first row's first value, and no table is made for the rows
+local VALUE = 2
 -- Entries of the queue of queries in flight (_q) whose results nobody
 -- waits for: a cancelled query's (the server is asked to cancel it when
 -- it reaches the head) and a DEALLOCATE's (read quietly).
@@ -379,19 +403,32 @@ local function deliver(self, raw)
   end
 end
 
+-- Hand the server's notices libpq has read (kept by raw:log_notices
+-- while there are log listeners) to the log listeners, each call in a
+-- task of its own, as add_listener's callbacks.
+local function deliver_log(self, raw)
+  local notes = raw:notices()
+  local log = self._log
+  if notes == nil or not log then return end
+  for _, n in ipairs(notes) do
+    for fn in pairs(log) do spawn(fn, self, n) end
+  end
+end
+
 -- Read the query at the head of the connection to its end (raw:read):
--- true, result | nil, message (libpq failed). Raises when the wait is
--- cancelled or the connection closes. Notifications read on the way are
--- delivered at once.
+-- true, result[, the error of a value the decoder refused] | nil, message
+-- (libpq failed). Raises when the wait is cancelled or the connection
+-- closes. Notifications and notices read on the way are delivered.
 local function read_head(self, raw, positional)
-  local done, res = raw:read(null, decode, positional, false)
+  local done, res, derr = raw:read(null, decode, positional, false)
   while not done do
     if done == nil then return nil, res end
     raw:wait(true, res)
-    done, res = raw:read(null, decode, positional, true)
+    done, res, derr = raw:read(null, decode, positional, true)
     if self._listen then deliver(self, raw) end
   end
-  return true, res
+  if self._log then deliver_log(self, raw) end
+  return true, res, derr
 end
 
 -- The connection may have become idle: wake the task that reads
@@ -594,7 +631,7 @@ local function pipelined(self, fname, positional, sql, n, values, formats,
     end
     if not v then error(closed_error(fname), 0) end
   end
-  local ok, done, res = pcall(read_head, self, raw, positional)
+  local ok, done, res, derr = pcall(read_head, self, raw, positional)
   if not ok then
     if is_cancelled(done) and self._raw == raw then
       mark_cancel(self)
@@ -605,6 +642,7 @@ local function pipelined(self, fname, positional, sql, n, values, formats,
   end
   if not done then broken(self, raw, fname, nil, res) end
   advance(self, raw)
+  if derr then error(derr, 0) end -- the connection is fine
   if res and res.sqlstate == "57014" and cancels ~= self._cancels then
     -- hit by the cancel request of another task's query: again
     return pipelined(self, fname, positional, sql, n, values, formats,
@@ -709,7 +747,7 @@ local function simple(self, fname, sql)
   local raw = self._raw
   local flushed, msg = raw:simple(sql)
   if flushed == nil then broken(self, raw, fname, nil, msg) end
-  local ok, done, res = pcall(read_head, self, raw, false)
+  local ok, done, res, derr = pcall(read_head, self, raw, false)
   if not ok then
     if is_cancelled(done) and self._raw == raw then
       mark_cancel(self)
@@ -719,6 +757,7 @@ local function simple(self, fname, sql)
     broken(self, raw, fname, done)
   end
   if not done then broken(self, raw, fname, nil, res) end
+  if derr then error(derr, 0) end -- the connection is fine
   return res
 end
 
@@ -767,6 +806,7 @@ local function run(self, fname, positional, sql, n, values, formats, name,
           true)
       end
     end
+    if fatal(res) and self._raw then self:close() end
     error(pg_error(res), 0)
   end
   return res
@@ -789,7 +829,10 @@ function Connection:execute(sql, ...)
     check_sql("execute", sql)
     check_conn(self, "execute")
     res = with_conn(self, "execute", simple, self, "execute", sql)
-    if res and res.status == "error" then error(pg_error(res), 0) end
+    if res and res.status == "error" then
+      if fatal(res) and self._raw then self:close() end
+      error(pg_error(res), 0)
+    end
   else
     res = query(self, "execute", false, sql, ...)
   end
@@ -832,10 +875,8 @@ function Connection:fetchval(sql, ...)
     error(("lasync.pg.Connection:fetchval: the query must be a string " ..
       "(got %s)"):format(type(sql)), 2)
   end
-  local res = query(self, "fetchval", true, sql, ...)
-  local row = res and res.rows and res.rows[1]
-  if row == nil then return nil end
-  return row[1]
+  local res = query(self, "fetchval", VALUE, sql, ...)
+  return res and res.value
 end
 
 --- conn:transaction_status() -> "idle" | "intrans" | "inerror" | ...
@@ -918,7 +959,7 @@ local function is_idle(self)
 end
 
 local function watch(self, raw)
-  while self._raw == raw and self._listen do
+  while self._raw == raw and (self._listen or self._log) do
     if is_idle(self) then
       local ok, woke = pcall(raw.wait, raw, true, false, true)
       if not ok then -- closed, cancelled (the last listener left), failed
@@ -932,6 +973,11 @@ local function watch(self, raw)
           break
         end
         deliver(self, raw)
+        if self._log then deliver_log(self, raw) end
+        if raw:status() ~= "ok" then -- a FATAL notice: the server left
+          self:close()
+          break
+        end
       end
     else
       local ev = Event()
@@ -951,6 +997,21 @@ local function check_channel(fname, channel)
       channel:find("\0", 1, true) then
     error(("lasync.pg.Connection:%s: the channel must be a non-empty " ..
       "string without NUL bytes (got %s)"):format(fname, type(channel)), 3)
+  end
+end
+
+-- The watcher ends (no listener and no log listener left).
+local function stop_watch(self)
+  local w = self._watcher
+  if w then
+    self._watcher = false
+    w:cancel()
+  end
+end
+
+local function start_watch(self)
+  if not self._watcher and self._raw then
+    self._watcher = spawn(watch, self, self._raw)
   end
 end
 
@@ -975,9 +1036,7 @@ local function listen_add(self, fname, channel, l)
   else
     set[l] = true
   end
-  if not self._watcher and self._raw then
-    self._watcher = spawn(watch, self, self._raw)
-  end
+  start_watch(self)
 end
 
 -- Unregister l; UNLISTEN after the channel's last one (when the
@@ -991,11 +1050,7 @@ local function listen_remove(self, channel, l)
   listen[channel] = nil
   if next(listen) == nil then
     self._listen = false
-    local w = self._watcher
-    if w then
-      self._watcher = false
-      w:cancel()
-    end
+    if not self._log then stop_watch(self) end
   end
   if self._raw and current_task() then
     pcall(self.execute, self, "UNLISTEN " .. quote_ident(channel))
@@ -1084,19 +1139,54 @@ end
 -- closed) and callback, without UNLISTEN: for the pool, whose reset sends
 -- UNLISTEN * (asyncpg's reset clears its listeners too)
 function Connection:_drop_listeners()
+  if self._log then
+    self._log = false
+    if self._raw then self._raw:log_notices(false) end
+  end
   local listen = self._listen
-  if not listen then return end
   self._listen = false
-  for _, set in pairs(listen) do
-    for l in pairs(set) do
-      if type(l) ~= "function" then l._queue:shutdown(true) end
+  if listen then
+    for _, set in pairs(listen) do
+      for l in pairs(set) do
+        if type(l) ~= "function" then l._queue:shutdown(true) end
+      end
     end
   end
-  local w = self._watcher
-  if w then
-    self._watcher = false
-    w:cancel()
+  stop_watch(self)
+end
+
+--- conn:add_log_listener(fn): fn(conn, message) runs in a task of its
+--- own for each notice the server sends (RAISE NOTICE, WARNING, the FATAL
+--- of a terminated backend): message = {severity =, sqlstate =,
+--- message =, detail =, hint =} (asyncpg's add_log_listener). Without
+--- log listeners notices are dropped.
+function Connection:add_log_listener(fn)
+  check_conn(self, "add_log_listener")
+  if type(fn) ~= "function" then
+    error("lasync.pg.Connection:add_log_listener: fn must be a function " ..
+      "(got " .. type(fn) .. ")", 2)
   end
+  if not self._log then
+    self._log = {}
+    self._raw:log_notices(true)
+  end
+  self._log[fn] = true
+  start_watch(self)
+end
+
+--- conn:remove_log_listener(fn): undoes add_log_listener
+function Connection:remove_log_listener(fn)
+  if getmetatable(self) ~= Connection then
+    error("lasync.pg.Connection:remove_log_listener: expected a " ..
+      "connection", 2)
+  end
+  local log = self._log
+  if not (log and log[fn]) then return end
+  log[fn] = nil
+  if next(log) ~= nil then return end
+  self._log = false
+  if self._raw then self._raw:log_notices(false) end
+  if not self._listen then stop_watch(self) end
 end
 
 --- conn:notify(channel[, payload]): pg_notify(channel, payload)
@@ -1158,9 +1248,8 @@ function Statement:fetchrow(...)
 end
 
 function Statement:fetchval(...)
-  local res = stmt_query(self, "fetchval", true, ...)
-  local row = res and res.rows and res.rows[1]
-  return row and row[1]
+  local res = stmt_query(self, "fetchval", VALUE, ...)
+  return res and res.value
 end
 
 --- pg.pool{dsn =, min =, max =, idle_timeout =} -> Pool
