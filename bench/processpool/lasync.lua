@@ -1,4 +1,4 @@
--- processpool: a CPU-bound map, N jobs (default 64) of pure Lua (an LCG
+-- processpool: a CPU-bound map, N jobs (default 256) of pure Lua (an LCG
 -- loop of ITERS steps, about 25 ms on the reference machine), run inline
 -- in this process one after the other, then by pool:map over
 -- lasync.ProcessPool(WORKERS) (default 2). The pool's workers are started
@@ -12,7 +12,7 @@ local lasync = rawget(_G, "lasync") or require "lasync"
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 package.path = here .. "/../lib/?.lua;" .. package.path
 local B = require "lasync_bench"
-local N = tonumber(arg and arg[1]) or 64
+local N = tonumber(arg and arg[1]) or 256
 local WORKERS = tonumber(os.getenv("WORKERS")) or 2
 local ITERS = tonumber(os.getenv("ITERS")) or 1900000
 
