@@ -11,17 +11,7 @@ local pg = require "lasync.pg"
 describe("lasync.pg with a server restarted mid-run", function()
   local srv, why
 
-  setup(function()
-    if pg_server.bindir() then
-      srv = assert(pg_server.start())
-    else
-      why = "PostgreSQL is not installed (Debian package postgresql)"
-    end
-  end)
-
-  teardown(function()
-    if srv then srv.stop() end
-  end)
+  pg_server.for_suite(setup, teardown, function(s, w) srv, why = s, w end)
 
   -- pg_ctl in a subprocess, so that the tasks go on meanwhile
   local function ctl(what)

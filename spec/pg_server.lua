@@ -88,4 +88,23 @@ function M.start()
   return server
 end
 
+--- pg_server.for_suite(setup, teardown, set): in a describe block (busted's
+--- setup and teardown are the spec file's, not globals), start one
+--- cluster in its setup and stop it in its teardown. set(srv) gets the
+--- running server, or set(nil, why) when PostgreSQL is not installed (the
+--- specs then call pending(why)).
+function M.for_suite(setup, teardown, set)
+  local srv
+  setup(function()
+    if not M.bindir() then
+      return set(nil, "PostgreSQL is not installed (Debian package postgresql)")
+    end
+    srv = assert(M.start())
+    set(srv)
+  end)
+  teardown(function()
+    if srv then srv.stop() end
+  end)
+end
+
 return M

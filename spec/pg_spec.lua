@@ -11,17 +11,7 @@ describe("lasync.pg", function()
 
   -- pending only without PostgreSQL's programs; a server that is
   -- installed but does not start fails every spec
-  setup(function()
-    if pg_server.bindir() then
-      srv = assert(pg_server.start())
-    else
-      why = "PostgreSQL is not installed (Debian package postgresql)"
-    end
-  end)
-
-  teardown(function()
-    if srv then srv.stop() end
-  end)
+  pg_server.for_suite(setup, teardown, function(s, w) srv, why = s, w end)
 
   -- run body(conn) in a task with a fresh connection, closed afterwards
   local function with_conn(body, timeout)

@@ -12,17 +12,7 @@ local pg = require "lasync.pg"
 describe("regress 0014: lasync.pg loose ends", function()
   local srv, why
 
-  setup(function()
-    if pg_server.bindir() then
-      srv = assert(pg_server.start())
-    else
-      why = "PostgreSQL is not installed (Debian package postgresql)"
-    end
-  end)
-
-  teardown(function()
-    if srv then srv.stop() end
-  end)
+  pg_server.for_suite(setup, teardown, function(s, w) srv, why = s, w end)
 
   local function with_conn(body, opts)
     if not srv then return pending(why) end
