@@ -356,7 +356,7 @@ WORKERS_PEERS = ["lasync", "node", "go"]
 WORKERS_LABEL = {"lasync": "lasync -w N", "node": "node cluster (N workers)", "go": "Go net/http (GOMAXPROCS=N)"}
 WORKLOADS += [w for w in PROC + WORKERS if w not in WORKLOADS]
 UNIT.update({"processpool": "jobs/s", "workers1": "requests/s", "workers2": "requests/s"})
-DEFAULT_N["processpool"] = 64
+DEFAULT_N["processpool"] = 256
 
 
 def proc_table(w, runs, notes):
@@ -433,7 +433,8 @@ def proc_size_warning(w, runs):
     rs = [r for p in PEERS for r in runs.get((w, p), [])]
     if w in PROC:
         ns = {r.get("n") for r in rs}
-        return "" if ns <= {"64"} else f" (sizes n={','.join(sorted(ns))}; the target assumes n=64)"
+        n = str(DEFAULT_N[w])
+        return "" if ns <= {n} else f" (sizes n={','.join(sorted(ns))}; the target assumes n={n})"
     rs += [r for p in PEERS for r in runs.get(("workers1", p), [])]
     odd = [r for r in rs if abs(float(r.get("seconds", 0)) - ECHO_DEFAULT["seconds"]) > 0.5]
     return f" (up to {max(float(r.get('seconds', 0)) for r in odd):.1f} s measured; targets assume 5 s)" if odd else ""
