@@ -6,6 +6,8 @@
 #ifndef LASYNC_SUPERVISOR_H
 #define LASYNC_SUPERVISOR_H
 
+#define SUPERVISOR_MAX_WORKERS 1024 /* the most -w takes */
+
 typedef struct supervisor_opts {
   int workers;     /* N; 0: not worker mode */
   int share;       /* LX_SHARE_REUSEPORT or LX_SHARE_SOCKET */
