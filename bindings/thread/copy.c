@@ -304,6 +304,23 @@ void lx_copy_error(lua_State *L, lx_buf *b, int idx, const char *fname) {
   lx_copy_error_to(L, b, idx, fname, "thread");
 }
 
+/*
+** After a job's protected call failed in a thread's or worker's state:
+** its error on top is either the job's {error, traceback} or the message
+** of a failed copy of its results. Leave the error and the traceback (nil
+** for a copy failure) as the two top values; return the error's index.
+*/
+int lx_job_error(lua_State *L) {
+  if (lua_istable(L, -1) && lua_rawgeti(L, -1, 2) == LUA_TSTRING) {
+    lua_rawgeti(L, -2, 1);
+    lua_insert(L, -2);
+  } else {
+    if (lua_istable(L, -1)) lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+  return lua_gettop(L) - 1;
+}
+
 /* }====================================================================== */
 
 /* {======================================================================

@@ -29,6 +29,8 @@ LX_HIDDEN void lx_copy_out_to(lua_State *L, lx_buf *b, int first, int n,
                               const char *what, int base, const char *where);
 LX_HIDDEN void lx_copy_error_to(lua_State *L, lx_buf *b, int idx,
                                 const char *fname, const char *where);
+/* a failed job's error on top -> error, traceback (nil); the error's index */
+LX_HIDDEN int lx_job_error(lua_State *L);
 
 /* to_thread.c */
 LX_HIDDEN void lx_open_to_thread(lua_State *L);

@@ -105,14 +105,7 @@ static void work_cb(uv_work_t *req) {
     int err;
     j->ok = 0;
     lx_buf_free(&j->out);
-    if (lua_istable(W, -1) && lua_rawgeti(W, -1, 2) == LUA_TSTRING) {
-      lua_rawgeti(W, -2, 1); /* from the function: {error, traceback} */
-      lua_insert(W, -2);
-    } else { /* copying the results failed: its message, no traceback */
-      if (lua_istable(W, -1)) lua_pop(W, 1);
-      lua_pushnil(W);
-    }
-    err = lua_gettop(W) - 1;
+    err = lx_job_error(W);
     lua_pushcfunction(W, copy_error);
     lua_pushlightuserdata(W, j);
     lua_pushvalue(W, err);

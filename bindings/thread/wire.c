@@ -238,14 +238,7 @@ static void job_serve(lua_State *W, lx_buf *in, lx_buf *out) {
   if (lua_pcall(W, 2, 0, 0) != LUA_OK) {
     int err;
     out->len = 0;
-    if (lua_istable(W, -1) && lua_rawgeti(W, -1, 2) == LUA_TSTRING) {
-      lua_rawgeti(W, -2, 1); /* from the function: {error, traceback} */
-      lua_insert(W, -2);
-    } else { /* copying the results failed: its message, no traceback */
-      if (lua_istable(W, -1)) lua_pop(W, 1);
-      lua_pushnil(W);
-    }
-    err = lua_gettop(W) - 1;
+    err = lx_job_error(W);
     lua_pushcfunction(W, job_failed);
     lua_pushlightuserdata(W, out);
     lua_pushvalue(W, err);
