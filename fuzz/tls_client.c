@@ -88,38 +88,12 @@ static unsigned long now_ms(void) {
 }
 static unsigned long inputs;
 
-typedef struct prog {
-  const uint8_t *data;
-  size_t size, pos;
-} prog;
 
-static unsigned take(prog *p) {
-  return p->pos < p->size ? p->data[p->pos++] : 0;
-}
-
-typedef struct buf {
-  unsigned char *p;
-  size_t len, cap;
-} buf;
-
-static void buf_add(buf *b, const void *p, size_t n) {
-  if (n == 0) return;
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    unsigned char *q;
-    while (cap < b->len + n) cap *= 2;
-    if ((q = realloc(b->p, cap)) == NULL) tlsfz_fail("out of memory");
-    b->p = q;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, p, n);
-  b->len += n;
-}
 
 typedef struct state {
   tlsfz_conn c;   /* the server's end */
-  buf out;        /* not sent yet */
-  buf sent;       /* plaintext of the valid records, in order */
+  tlsfz_buf out;        /* not sent yet */
+  tlsfz_buf sent;       /* plaintext of the valid records, in order */
   uint32_t gen;   /* the next payload byte's number */
   int tls12;
   int dirty;      /* something invalid went out */
@@ -130,7 +104,7 @@ static void take_server(state *s) {
   static unsigned char *tmp;
   static size_t cap;
   size_t n = tlsfz_take_out(&s->c, &tmp, &cap);
-  buf_add(&s->out, tmp, n);
+  tlsfz_buf_add(&s->out, tmp, n);
 }
 
 static void send_out(state *s, size_t n) {
@@ -163,7 +137,7 @@ static int app_record(state *s, size_t n, int valid, size_t *at,
     free(p);
     return 0;
   }
-  if (valid) buf_add(&s->sent, p, n);
+  if (valid) tlsfz_buf_add(&s->sent, p, n);
   free(p);
   *at = s->out.len;
   take_server(s);
@@ -223,45 +197,45 @@ static void server_alert(state *s) {
 enum { OP_APP, OP_BIG, OP_FLIP, OP_CUT, OP_RAW, OP_SPLIT, OP_SETTLE,
        OP_ALERT, OP_KEYUPDATE, OP_RENEG, OP_CLOSE_NOTIFY, OP_COUNT };
 
-static void run_op(state *s, prog *p) {
+static void run_op(state *s, tlsfz_prog *p) {
   size_t at, len;
-  switch (take(p) % OP_COUNT) {
+  switch (tlsfz_take(p) % OP_COUNT) {
   case OP_APP:
-    app_record(s, 1 + take(p), 1, &at, &len);
+    app_record(s, 1 + tlsfz_take(p), 1, &at, &len);
     break;
   case OP_BIG:
-    app_record(s, (1 + take(p)) * 1021, 1, &at, &len);
+    app_record(s, (1 + tlsfz_take(p)) * 1021, 1, &at, &len);
     break;
   case OP_FLIP: {
-    unsigned where = take(p) << 8, x;
-    where |= take(p);
-    x = take(p);
-    if (app_record(s, 1 + take(p), 0, &at, &len)) {
+    unsigned where = tlsfz_take(p) << 8, x;
+    where |= tlsfz_take(p);
+    x = tlsfz_take(p);
+    if (app_record(s, 1 + tlsfz_take(p), 0, &at, &len)) {
       s->out.p[at + where % len] ^= (unsigned char)(x ? x : 0x80);
       s->dirty = 1;
     }
     break;
   }
   case OP_CUT: { /* the record's tail never comes */
-    unsigned keep = take(p);
-    if (app_record(s, 1 + take(p), 0, &at, &len)) {
+    unsigned keep = tlsfz_take(p);
+    if (app_record(s, 1 + tlsfz_take(p), 0, &at, &len)) {
       s->out.len = at + keep % len;
       s->dirty = 1;
     }
     break;
   }
   case OP_RAW: {
-    size_t n = take(p) % 64;
+    size_t n = tlsfz_take(p) % 64;
     if (n > p->size - p->pos) n = p->size - p->pos;
     take_server(s);
-    buf_add(&s->out, p->data + p->pos, n);
+    tlsfz_buf_add(&s->out, p->data + p->pos, n);
     p->pos += n;
     if (n > 0) s->dirty = 1;
     break;
   }
   case OP_SPLIT: { /* a piece, which the client reads on its own */
-    unsigned k = take(p) << 8;
-    k |= take(p);
+    unsigned k = tlsfz_take(p) << 8;
+    k |= tlsfz_take(p);
     take_server(s);
     if (s->out.len > 0) send_out(s, 1 + k % s->out.len);
     tlsfz_settle(&s->c);
@@ -278,7 +252,7 @@ static void run_op(state *s, prog *p) {
   case OP_KEYUPDATE: /* TLS 1.3; the client must update too when asked */
     take_server(s);
     if (usable(s) && !s->tls12 &&
-        SSL_key_update(s->c.ssl, take(p) & 1 ? SSL_KEY_UPDATE_REQUESTED
+        SSL_key_update(s->c.ssl, tlsfz_take(p) & 1 ? SSL_KEY_UPDATE_REQUESTED
                                              : SSL_KEY_UPDATE_NOT_REQUESTED)) {
       SSL_do_handshake(s->c.ssl);
       take_server(s);
@@ -382,7 +356,7 @@ static void check_clean(int tls12) {
   static const uint8_t prog_clean[] = {OP_APP, 99, OP_SETTLE, OP_BIG, 3,
                                        OP_CLOSE_NOTIFY};
   state s;
-  prog p = {prog_clean, sizeof prog_clean, 0};
+  tlsfz_prog p = {prog_clean, sizeof prog_clean, 0};
   int task = spawn_client(0, 1, tls12);
   memset(&s, 0, sizeof s);
   s.tls12 = tls12;
@@ -405,12 +379,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const char hello[] = "hello\n";
   state s;
-  prog p = {data, size, 0};
+  tlsfz_prog p = {data, size, 0};
   unsigned flags;
   int raw, starttls, line, tcp, task;
   tlsfz_init();
   memset(&s, 0, sizeof s);
-  flags = take(&p);
+  flags = tlsfz_take(&p);
   s.tls12 = flags & 1;
   starttls = flags >> 1 & 1;
   raw = flags >> 2 & 1;
@@ -421,8 +395,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                                           : TLS1_3_VERSION),
                starttls, tcp);
   if (raw) { /* the input's bytes in pieces its next two bytes choose */
-    uint32_t seed = take(&p) << 8;
-    seed |= take(&p);
+    uint32_t seed = tlsfz_take(&p) << 8;
+    seed |= tlsfz_take(&p);
     while (p.pos < p.size && !s.c.closed) {
       size_t n;
       seed = seed * 1103515245u + 12345u;
@@ -439,9 +413,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned x = 0;
     s.c.hold = 1;
     if (flags >> 4 & 1) { /* one byte of the handshake flipped */
-      where = take(&p) << 8;
-      where |= take(&p);
-      x = take(&p);
+      where = tlsfz_take(&p) << 8;
+      where |= tlsfz_take(&p);
+      x = tlsfz_take(&p);
       x = x ? x : 0x80;
     }
     if (handshake(&s, where, x) == 0) {

@@ -10,6 +10,7 @@
 ** the harness is the server: sockets of its own (Unix and TCP) that a
 ** task of the same host connects to.
 */
+#define _GNU_SOURCE /* accept4 */
 #include "tls_harness.h"
 
 #include <errno.h>
@@ -568,3 +569,21 @@ void tlsfz_end_input(void) {
 }
 
 /* }====================================================================== */
+
+unsigned tlsfz_take(tlsfz_prog *p) {
+  return p->pos < p->size ? p->data[p->pos++] : 0;
+}
+
+void tlsfz_buf_add(tlsfz_buf *b, const void *p, size_t n) {
+  if (n == 0) return;
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    unsigned char *q;
+    while (cap < b->len + n) cap *= 2;
+    if ((q = realloc(b->p, cap)) == NULL) tlsfz_fail("out of memory");
+    b->p = q;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, p, n);
+  b->len += n;
+}

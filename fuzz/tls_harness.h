@@ -12,6 +12,7 @@
 #define LASYNC_TLS_HARNESS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 
@@ -104,6 +105,21 @@ void tlsfz_accept(tlsfz_conn *c, SSL_CTX *ctx, int starttls, int tcp);
    came; and a wait of at most ms for the loop or the socket. */
 int tlsfz_step(tlsfz_conn *c);
 void tlsfz_wait(tlsfz_conn *c, int ms);
+
+/* The fuzz input read as a program: one byte at a time, 0 past its end. */
+typedef struct tlsfz_prog {
+  const uint8_t *data;
+  size_t size, pos;
+} tlsfz_prog;
+unsigned tlsfz_take(tlsfz_prog *p);
+
+/* A growing byte buffer (records to send, plaintext sent or read). */
+typedef struct tlsfz_buf {
+  unsigned char *p;
+  size_t len, cap;
+} tlsfz_buf;
+void tlsfz_buf_add(tlsfz_buf *b, const void *p, size_t n);
+
 
 /* Report a broken invariant and abort (libFuzzer keeps the input). */
 void tlsfz_fail(const char *fmt, ...);

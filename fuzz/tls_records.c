@@ -35,39 +35,12 @@
 #define MAX_PLAIN (256u << 10)
 #define MAX_PLAIN_MODE2 (16u << 10)
 
-typedef struct prog {
-  const uint8_t *data;
-  size_t size, pos;
-} prog;
 
-static unsigned take(prog *p) {
-  return p->pos < p->size ? p->data[p->pos++] : 0;
-}
-
-/* The bytes the client will send, in order: records, pieces, garbage. */
-typedef struct buf {
-  unsigned char *p;
-  size_t len, cap;
-} buf;
-
-static void buf_add(buf *b, const void *p, size_t n) {
-  if (n == 0) return;
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    unsigned char *q;
-    while (cap < b->len + n) cap *= 2;
-    if ((q = realloc(b->p, cap)) == NULL) tlsfz_fail("out of memory");
-    b->p = q;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, p, n);
-  b->len += n;
-}
 
 typedef struct state {
   tlsfz_conn c;
-  buf out;        /* not sent yet */
-  buf sent;       /* plaintext of the valid records, in order */
+  tlsfz_buf out;        /* not sent yet */
+  tlsfz_buf sent;       /* plaintext of the valid records, in order */
   uint32_t gen;   /* the next payload byte's number: every byte differs
                      from its neighbours, so a record out of place shows */
   int tls12;
@@ -82,7 +55,7 @@ static void take_client(state *s) {
   static unsigned char *tmp;
   static size_t cap;
   size_t n = tlsfz_take_out(&s->c, &tmp, &cap);
-  buf_add(&s->out, tmp, n);
+  tlsfz_buf_add(&s->out, tmp, n);
 }
 
 static void send_out(state *s, size_t n) {
@@ -123,7 +96,7 @@ static int app_record(state *s, size_t n, int valid, size_t *at,
     free(p);
     return 0;
   }
-  if (valid) buf_add(&s->sent, p, n);
+  if (valid) tlsfz_buf_add(&s->sent, p, n);
   free(p);
   *at = s->out.len;
   take_client(s);
@@ -149,46 +122,46 @@ enum { OP_APP, OP_BIG, OP_FLIP, OP_CUT, OP_RAW, OP_SPLIT, OP_SETTLE,
        OP_ALERT, OP_KEYUPDATE, OP_RENEG, OP_CLOSE_NOTIFY, OP_STALL,
        OP_COUNT };
 
-static void run_op(state *s, prog *p) {
+static void run_op(state *s, tlsfz_prog *p) {
   size_t at, len;
-  unsigned op = take(p) % OP_COUNT;
+  unsigned op = tlsfz_take(p) % OP_COUNT;
   switch (op) {
   case OP_APP:
-    app_record(s, 1 + take(p), 1, &at, &len);
+    app_record(s, 1 + tlsfz_take(p), 1, &at, &len);
     break;
   case OP_BIG: /* several records in one write */
-    app_record(s, (1 + take(p)) * 1021, 1, &at, &len);
+    app_record(s, (1 + tlsfz_take(p)) * 1021, 1, &at, &len);
     break;
   case OP_FLIP: {
-    unsigned where = take(p) << 8, x;
-    where |= take(p);
-    x = take(p);
-    if (app_record(s, 1 + take(p), 0, &at, &len)) {
+    unsigned where = tlsfz_take(p) << 8, x;
+    where |= tlsfz_take(p);
+    x = tlsfz_take(p);
+    if (app_record(s, 1 + tlsfz_take(p), 0, &at, &len)) {
       s->out.p[at + where % len] ^= (unsigned char)(x ? x : 0x80);
       s->dirty = 1;
     }
     break;
   }
   case OP_CUT: { /* the record's tail never comes */
-    unsigned keep = take(p);
-    if (app_record(s, 1 + take(p), 0, &at, &len)) {
+    unsigned keep = tlsfz_take(p);
+    if (app_record(s, 1 + tlsfz_take(p), 0, &at, &len)) {
       s->out.len = at + keep % len;
       s->dirty = 1;
     }
     break;
   }
   case OP_RAW: {
-    size_t n = take(p) % 64;
+    size_t n = tlsfz_take(p) % 64;
     if (n > p->size - p->pos) n = p->size - p->pos;
     take_client(s);
-    buf_add(&s->out, p->data + p->pos, n);
+    tlsfz_buf_add(&s->out, p->data + p->pos, n);
     p->pos += n;
     if (n > 0) s->dirty = 1;
     break;
   }
   case OP_SPLIT: { /* send a piece, which the server reads on its own */
-    unsigned k = take(p) << 8;
-    k |= take(p);
+    unsigned k = tlsfz_take(p) << 8;
+    k |= tlsfz_take(p);
     take_client(s);
     if (s->out.len > 0) send_out(s, 1 + k % s->out.len);
     tlsfz_settle(&s->c);
@@ -215,7 +188,7 @@ static void run_op(state *s, prog *p) {
                         when asked */
     take_client(s);
     if (usable(s) && !s->tls12 &&
-        SSL_key_update(s->c.ssl, take(p) & 1 ? SSL_KEY_UPDATE_REQUESTED
+        SSL_key_update(s->c.ssl, tlsfz_take(p) & 1 ? SSL_KEY_UPDATE_REQUESTED
                                              : SSL_KEY_UPDATE_NOT_REQUESTED)) {
       SSL_do_handshake(s->c.ssl); /* sends it now */
       take_client(s);
@@ -248,13 +221,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const unsigned char probe[] = "probe\n"; /* a line (mode 1) */
   state s;
-  prog p = {data, size, 0};
+  tlsfz_prog p = {data, size, 0};
   int starttls;
   size_t raw0;
   tlsfz_init();
   memset(&s, 0, sizeof s);
   {
-    unsigned flags = take(&p);
+    unsigned flags = tlsfz_take(&p);
     s.tls12 = flags & 1;
     s.mode = flags >> 1 & 3;
     s.answer = flags >> 3 & 1;
@@ -281,7 +254,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     take_client(&s);
     if (SSL_write(s.c.ssl, probe, sizeof probe - 1) != sizeof probe - 1)
       tlsfz_fail("cannot write the probe");
-    buf_add(&s.sent, probe, sizeof probe - 1);
+    tlsfz_buf_add(&s.sent, probe, sizeof probe - 1);
     take_client(&s);
     send_out(&s, s.out.len);
     if (tlsfz_await_got(&s.c, s.sent.p, s.sent.len, "probe") != 0)
