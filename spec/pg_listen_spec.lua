@@ -195,6 +195,8 @@ describe("lasync.pg LISTEN/NOTIFY", function()
         a.notify, a, "c", 5)
       helper.raises_msg("lasync.pg.Connection:add_listener: fn must be",
         a.add_listener, a, "c", 5)
+      helper.raises_msg("lasync.pg.Connection:add_log_listener: fn must " ..
+        "be a function (got string)", a.add_log_listener, a, "x")
     end)
   end)
 end)

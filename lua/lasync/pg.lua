@@ -1114,15 +1114,25 @@ function Listener:close()
 end
 Listener.__close = Listener.close
 
+local function check_fn(fname, fn)
+  if type(fn) ~= "function" then
+    error(("lasync.pg.Connection:%s: fn must be a function (got %s)")
+      :format(fname, type(fn)), 3)
+  end
+end
+
+-- The last log listener is gone: libpq's notices are dropped again.
+local function stop_log(self)
+  self._log = false
+  if self._raw then self._raw:log_notices(false) end
+end
+
 --- conn:add_listener(channel, fn): fn(conn, pid, channel, payload) runs
 --- in a task of its own for each notification (asyncpg's add_listener)
 function Connection:add_listener(channel, fn)
   check_conn(self, "add_listener")
   check_channel("add_listener", channel)
-  if type(fn) ~= "function" then
-    error("lasync.pg.Connection:add_listener: fn must be a function (got " ..
-      type(fn) .. ")", 2)
-  end
+  check_fn("add_listener", fn)
   listen_add(self, "add_listener", channel, fn)
 end
 
@@ -1139,10 +1149,7 @@ end
 -- closed) and callback, without UNLISTEN: for the pool, whose reset sends
 -- UNLISTEN * (asyncpg's reset clears its listeners too)
 function Connection:_drop_listeners()
-  if self._log then
-    self._log = false
-    if self._raw then self._raw:log_notices(false) end
-  end
+  if self._log then stop_log(self) end
   local listen = self._listen
   self._listen = false
   if listen then
@@ -1162,10 +1169,7 @@ end
 --- log listeners notices are dropped.
 function Connection:add_log_listener(fn)
   check_conn(self, "add_log_listener")
-  if type(fn) ~= "function" then
-    error("lasync.pg.Connection:add_log_listener: fn must be a function " ..
-      "(got " .. type(fn) .. ")", 2)
-  end
+  check_fn("add_log_listener", fn)
   if not self._log then
     self._log = {}
     self._raw:log_notices(true)
@@ -1184,8 +1188,7 @@ function Connection:remove_log_listener(fn)
   if not (log and log[fn]) then return end
   log[fn] = nil
   if next(log) ~= nil then return end
-  self._log = false
-  if self._raw then self._raw:log_notices(false) end
+  stop_log(self)
   if not self._listen then stop_watch(self) end
 end
 
