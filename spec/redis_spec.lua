@@ -67,6 +67,10 @@ describe_if("lasync.redis", function()
       helper.raises_msg("lasync.redis.connect: options 'path' and " ..
         "'host'/'port' exclude each other", redis.connect,
         { path = "/x", port = 1 })
+      helper.raises_msg("lasync.redis.connect: option 'path' contains a " ..
+        "NUL byte", redis.connect, { path = "/tmp/x\0y" })
+      helper.raises_msg("lasync.redis.connect: option 'host' contains a " ..
+        "NUL byte", redis.connect, { host = "localhost\0.evil" })
       local r <close> = redis.connect { path = srv.path }
       helper.raises_msg("lasync.redis:call: argument 2 must be a string " ..
         "or a number (got table)", r.call, r, "GET", {})

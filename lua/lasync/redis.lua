@@ -37,6 +37,9 @@ end
 local OPTS = { host = "string", port = "number", path = "string",
                password = "string", username = "string", db = "number",
                ssl = "ssl", server_hostname = "string" }
+-- the options that reach C APIs reading C strings (a socket path, a name
+-- to resolve, SNI); password and username go out as binary-safe RESP
+local CSTRING = { host = true, path = true, server_hostname = true }
 
 -- ssl: true (lasync's default client context), false, or a context
 local function is_ssl(v)
@@ -64,6 +67,8 @@ local function check_opts(opts, fname)
       error(("%s: option '%s' must be a%s %s (got %s)"):format(fname, k,
         want == "number" and "n" or "", want == "number" and "integer"
         or want, math.type(v) or type(v)), 3)
+    elseif CSTRING[k] and v:find("\0", 1, true) then
+      error(("%s: option '%s' contains a NUL byte"):format(fname, k), 3)
     end
   end
   if opts.path and (opts.host or opts.port) then
